@@ -1,0 +1,618 @@
+package spoc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Defaults of the decoder's options.
+const (
+	DefaultBatchSize      = 65536
+	DefaultMaxBodyBytes   = 2 << 30
+	DefaultMaxStringBytes = 1 << 20
+)
+
+var (
+	// ErrBodyTooLarge means the body went past the decoder's size cap.
+	ErrBodyTooLarge = errors.New("response body too large")
+	// ErrValueTooLong means one string or number went past the value cap.
+	ErrValueTooLong = errors.New("JSON value too long")
+	// ErrNoResults means the body is valid JSON but has no data.results array.
+	ErrNoResults = errors.New("no data.results array in the body")
+)
+
+// SyntaxError is malformed or truncated JSON.
+type SyntaxError struct {
+	Offset    int64 // input byte offset where the problem was found
+	Msg       string
+	Truncated bool // the input ended cleanly in the middle of the document
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
+}
+
+// DecoderOption configures a Decoder.
+type DecoderOption func(*decoderConfig)
+
+type decoderConfig struct {
+	batchSize      int
+	maxBodyBytes   int64
+	maxStringBytes int
+	mem            memory.Allocator
+}
+
+// WithBatchSize sets the number of rows per record batch (default
+// DefaultBatchSize). Larger batches mean fewer, larger Parquet row groups
+// and more memory held at once.
+func WithBatchSize(n int) DecoderOption {
+	return func(c *decoderConfig) { c.batchSize = n }
+}
+
+// WithMaxBodyBytes caps the number of bytes read from the body (default
+// DefaultMaxBodyBytes); past it, decoding fails with ErrBodyTooLarge.
+// It counts bytes after any decompression, so it also stops gzip bombs.
+func WithMaxBodyBytes(n int64) DecoderOption {
+	return func(c *decoderConfig) { c.maxBodyBytes = n }
+}
+
+// WithMaxStringBytes caps one string or number (default
+// DefaultMaxStringBytes); past it, decoding fails with ErrValueTooLong.
+// Values of unknown fields are skipped without being held, whatever
+// their length.
+func WithMaxStringBytes(n int) DecoderOption {
+	return func(c *decoderConfig) { c.maxStringBytes = n }
+}
+
+// WithAllocator sets the Arrow allocator of the record batches.
+func WithAllocator(mem memory.Allocator) DecoderOption {
+	return func(c *decoderConfig) { c.mem = mem }
+}
+
+type docState uint8
+
+const (
+	stateStart   docState = iota // before data.results
+	stateRecords                 // inside data.results, before an element
+	stateDone
+)
+
+// Decoder reads an SPOC response body as a stream and emits its records as
+// Arrow record batches of Schema, converting each field by the rules in the
+// package documentation. It holds one batch and a fixed read buffer, never
+// the whole body, so its memory does not grow with the number of records
+// (the Stats key sets aside, which take a few bits per record).
+//
+// Decoder implements array.RecordReader. As with other record readers, the
+// batch returned by RecordBatch is valid until the next call to Next;
+// Retain it to keep it longer.
+type Decoder struct {
+	cfg      decoderConfig
+	sc       *scanner
+	state    docState
+	seenData bool
+	bld      *array.RecordBuilder
+	rec      arrow.RecordBatch
+	err      error
+	row      row
+	stats    *collector
+	refs     atomic.Int64
+}
+
+// NewDecoder returns a Decoder reading r. It does not close r.
+func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
+	cfg := decoderConfig{
+		batchSize:      DefaultBatchSize,
+		maxBodyBytes:   DefaultMaxBodyBytes,
+		maxStringBytes: DefaultMaxStringBytes,
+		mem:            memory.DefaultAllocator,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.batchSize < 1 {
+		cfg.batchSize = 1
+	}
+	d := &Decoder{
+		cfg:   cfg,
+		sc:    newScanner(r, cfg.maxBodyBytes, cfg.maxStringBytes),
+		bld:   array.NewRecordBuilder(cfg.mem, Schema),
+		stats: newCollector(),
+	}
+	d.refs.Store(1)
+	return d
+}
+
+// Schema returns the schema of the emitted batches: always Schema.
+func (d *Decoder) Schema() *arrow.Schema { return Schema }
+
+// Next decodes the next batch of records. It returns false at the end of
+// the body or on error; Err tells which.
+func (d *Decoder) Next() bool {
+	if d.rec != nil {
+		d.rec.Release()
+		d.rec = nil
+	}
+	if d.err != nil || d.state == stateDone {
+		return false
+	}
+	if err := d.fillBatch(); err != nil {
+		d.err = err
+		// Drop the rows of the failed batch: nothing of a broken body is emitted.
+		d.bld.NewRecordBatch().Release()
+		return false
+	}
+	if d.bld.Field(colID).Len() == 0 {
+		return false
+	}
+	d.rec = d.bld.NewRecordBatch()
+	return true
+}
+
+func (d *Decoder) fillBatch() error {
+	if d.state == stateStart {
+		if err := d.seekResults(); err != nil {
+			return err
+		}
+	}
+	for d.state == stateRecords && d.bld.Field(colID).Len() < d.cfg.batchSize {
+		if err := d.readElement(); err != nil {
+			return err
+		}
+		more, err := d.sc.next(']', "in data.results")
+		if err != nil {
+			return err
+		}
+		if !more {
+			if err := d.finishDocument(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RecordBatch returns the batch decoded by the last call to Next.
+func (d *Decoder) RecordBatch() arrow.RecordBatch { return d.rec }
+
+// Record returns the batch decoded by the last call to Next.
+//
+// Deprecated: Use RecordBatch instead.
+func (d *Decoder) Record() arrow.RecordBatch { return d.rec }
+
+// Err returns the error that stopped decoding, or nil at a clean end.
+func (d *Decoder) Err() error { return d.err }
+
+// Stats returns the data-quality statistics of the records decoded so far;
+// after Next has returned false with a nil Err, those of the whole body.
+func (d *Decoder) Stats() Stats { return d.stats.stats() }
+
+// Retain increases the reference count of the decoder.
+func (d *Decoder) Retain() { d.refs.Add(1) }
+
+// Release decreases the reference count and frees the current batch and
+// the builders when it reaches zero.
+func (d *Decoder) Release() {
+	if d.refs.Add(-1) == 0 {
+		if d.rec != nil {
+			d.rec.Release()
+			d.rec = nil
+		}
+		d.bld.Release()
+	}
+}
+
+var _ array.RecordReader = (*Decoder)(nil)
+
+// seekResults walks from the start of the body to the first element of
+// data.results, skipping every other key whatever its shape.
+func (d *Decoder) seekResults() error {
+	sc := d.sc
+	more, err := sc.openObject("at the start of the body")
+	if err != nil {
+		return err
+	}
+	for more {
+		key, err := sc.key("in the top-level object")
+		if err != nil {
+			return err
+		}
+		if string(key) == "data" {
+			if d.seenData {
+				return sc.syntaxError("duplicate key \"data\"")
+			}
+			d.seenData = true
+			found, err := d.seekResultsInData()
+			if err != nil || found {
+				return err
+			}
+		} else if err := sc.skipValue(1); err != nil {
+			return err
+		}
+		if more, err = sc.next('}', "in the top-level object"); err != nil {
+			return err
+		}
+	}
+	if err := d.expectEOF(); err != nil {
+		return err
+	}
+	return ErrNoResults
+}
+
+// seekResultsInData walks the value of "data". It returns true positioned
+// inside data.results, or false after the whole value when it has none.
+func (d *Decoder) seekResultsInData() (bool, error) {
+	sc := d.sc
+	c, err := sc.peek("after \"data\"")
+	if err != nil {
+		return false, err
+	}
+	if c != '{' {
+		return false, sc.skipValue(1)
+	}
+	more, err := sc.openObject("in data")
+	if err != nil {
+		return false, err
+	}
+	for more {
+		key, err := sc.key("in data")
+		if err != nil {
+			return false, err
+		}
+		if string(key) == "results" {
+			return true, d.openResults()
+		}
+		if err := sc.skipValue(2); err != nil {
+			return false, err
+		}
+		if more, err = sc.next('}', "in data"); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+func (d *Decoder) openResults() error {
+	sc := d.sc
+	c, err := sc.peek("after \"results\"")
+	if err != nil {
+		return err
+	}
+	if c != '[' {
+		return fmt.Errorf("%w: data.results is not an array (found %s at byte %d)", ErrNoResults, quoteByte(c), sc.offset())
+	}
+	sc.pos++
+	if c, err = sc.peek("in data.results"); err != nil {
+		return err
+	}
+	if c == ']' {
+		sc.pos++
+		return d.finishDocument()
+	}
+	d.state = stateRecords
+	return nil
+}
+
+// finishDocument reads what follows data.results: the rest of data, the
+// rest of the top-level object and the end of input. Keys after the array
+// are checked, so a second "results" or "data" is an error rather than
+// silently ignored.
+func (d *Decoder) finishDocument() error {
+	sc := d.sc
+	for level, closing := range []string{"data", "the top-level object"} {
+		for {
+			more, err := sc.next('}', "in "+closing)
+			if err != nil {
+				return err
+			}
+			if !more {
+				break
+			}
+			key, err := sc.key("in " + closing)
+			if err != nil {
+				return err
+			}
+			if (level == 0 && string(key) == "results") || (level == 1 && string(key) == "data") {
+				return sc.syntaxError("duplicate key %q", key)
+			}
+			if err := sc.skipValue(level + 1); err != nil {
+				return err
+			}
+		}
+	}
+	d.state = stateDone
+	return d.expectEOF()
+}
+
+func (d *Decoder) expectEOF() error {
+	eof, err := d.sc.atEOF()
+	if err != nil {
+		return err
+	}
+	if !eof {
+		return d.sc.syntaxError("unexpected data after the top-level object")
+	}
+	return nil
+}
+
+// colKind is how a column converts JSON values.
+type colKind uint8
+
+const (
+	kindString colKind = iota
+	kindID
+	kindInt32
+	kindFloat
+	kindLatitude
+	kindLongitude
+	kindBool
+	kindTimestamp
+)
+
+var columnKinds = [numColumns]colKind{
+	colID:            kindID,
+	colPlantedArea:   kindFloat,
+	colCertifiedArea: kindFloat,
+	colLat:           kindLatitude,
+	colLong:          kindLongitude,
+	colStateID:       kindInt32,
+	colDaerahID:      kindInt32,
+	colMukimID:       kindInt32,
+	colZoneID:        kindInt32,
+	colDeleted:       kindBool,
+	colCreatedAt:     kindTimestamp,
+	colUpdatedAt:     kindTimestamp,
+}
+
+type cellState uint8
+
+const (
+	cellAbsent  cellState = iota // the field was not in the record
+	cellNull                     // JSON null
+	cellValue                    // a usable value
+	cellInvalid                  // present but unusable: stored as null, counted
+)
+
+// cell holds one converted field of the record being decoded.
+type cell struct {
+	state      cellState
+	num        int64   // ids, timestamps (µs), booleans (0/1)
+	f          float64 // areas, coordinates
+	start, end int     // string value: arena[start:end]
+	reason     string  // why the value is invalid
+}
+
+// row stages one record: fields arrive in any order and the record may
+// still be dropped at its end, so nothing reaches the builders before '}'.
+type row struct {
+	cells [numColumns]cell
+	arena []byte
+}
+
+// readElement reads one element of data.results into the current batch,
+// or counts it as dropped.
+func (d *Decoder) readElement() error {
+	sc := d.sc
+	d.stats.read++
+	c, err := sc.peek("in data.results")
+	if err != nil {
+		return err
+	}
+	if c != '{' {
+		if err := sc.skipValue(3); err != nil {
+			return err
+		}
+		d.stats.dropped[DropNotAnObject]++
+		return nil
+	}
+	d.row.cells = [numColumns]cell{}
+	d.row.arena = d.row.arena[:0]
+	more, err := sc.openObject("in a record")
+	if err != nil {
+		return err
+	}
+	for more {
+		key, err := sc.key("in a record")
+		if err != nil {
+			return err
+		}
+		if col, ok := jsonFieldColumn(key); ok {
+			err = d.readField(col)
+		} else {
+			err = sc.skipValue(4)
+		}
+		if err != nil {
+			return err
+		}
+		if more, err = sc.next('}', "in a record"); err != nil {
+			return err
+		}
+	}
+	d.commitRow()
+	return nil
+}
+
+// readField converts the next JSON value into the row's cell for col. A
+// repeated key overwrites the earlier value, as in encoding/json.
+func (d *Decoder) readField(col int) error {
+	sc := d.sc
+	cl := &d.row.cells[col]
+	*cl = cell{}
+	c, err := sc.peek("before a value")
+	if err != nil {
+		return err
+	}
+	switch {
+	case c == '"':
+		s, err := sc.readString()
+		if err != nil {
+			return err
+		}
+		d.setText(col, s, true)
+	case c == '-' || isDigit(c):
+		n, err := sc.readNumber()
+		if err != nil {
+			return err
+		}
+		d.setText(col, n, false)
+	case c == 't' || c == 'f' || c == 'n':
+		lit, err := sc.readLiteral()
+		if err != nil {
+			return err
+		}
+		d.setLiteral(col, lit)
+	case c == '{' || c == '[':
+		if err := sc.skipValue(5); err != nil {
+			return err
+		}
+		cl.invalid(ReasonWrongType)
+	default:
+		return sc.syntaxError("invalid character %s looking for a value", quoteByte(c))
+	}
+	return nil
+}
+
+func (cl *cell) invalid(reason string) {
+	cl.state = cellInvalid
+	cl.reason = reason
+}
+
+// setText converts a string's contents (quoted) or a number's text.
+func (d *Decoder) setText(col int, text []byte, quoted bool) {
+	cl := &d.row.cells[col]
+	var reason string
+	switch columnKinds[col] {
+	case kindString:
+		cl.start = len(d.row.arena)
+		d.row.arena = append(d.row.arena, text...)
+		cl.end = len(d.row.arena)
+	case kindID:
+		cl.num, reason = parseInt(text, 64)
+	case kindInt32:
+		cl.num, reason = parseInt(text, 32)
+	case kindFloat:
+		cl.f, reason = parseFloat(text)
+	case kindLatitude:
+		cl.f, reason = parseFloat(text)
+		if reason == "" && (cl.f < -90 || cl.f > 90) {
+			reason = ReasonOutOfRange
+		}
+	case kindLongitude:
+		cl.f, reason = parseFloat(text)
+		if reason == "" && (cl.f < -180 || cl.f > 180) {
+			reason = ReasonOutOfRange
+		}
+	case kindTimestamp:
+		if !quoted {
+			reason = ReasonWrongType
+			break
+		}
+		cl.num, reason = parseTimestamp(text)
+	case kindBool:
+		switch t := trimSpace(text); {
+		case !quoted:
+			reason = ReasonBadBoolean
+		case len(t) == 0:
+			reason = ReasonEmpty
+		case bytes.EqualFold(t, []byte("true")):
+			cl.num = 1
+		case bytes.EqualFold(t, []byte("false")):
+			cl.num = 0
+		default:
+			reason = ReasonBadBoolean
+		}
+	}
+	if reason != "" {
+		cl.invalid(reason)
+		return
+	}
+	cl.state = cellValue
+}
+
+// setLiteral converts true, false or null (given by its first byte).
+func (d *Decoder) setLiteral(col int, lit byte) {
+	cl := &d.row.cells[col]
+	if lit == 'n' {
+		cl.state = cellNull
+		return
+	}
+	switch columnKinds[col] {
+	case kindBool:
+		cl.state = cellValue
+		if lit == 't' {
+			cl.num = 1
+		}
+	case kindString: // keep what was sent, as text
+		word := "false"
+		if lit == 't' {
+			word = "true"
+		}
+		cl.start = len(d.row.arena)
+		d.row.arena = append(d.row.arena, word...)
+		cl.end = len(d.row.arena)
+		cl.state = cellValue
+	default:
+		cl.invalid(ReasonWrongType)
+	}
+}
+
+// commitRow appends the staged record to the builders, or drops it when
+// its id is unusable, and updates the statistics.
+func (d *Decoder) commitRow() {
+	st := d.stats
+	cells := &d.row.cells
+	switch id := &cells[colID]; id.state {
+	case cellAbsent:
+		st.dropped[DropMissingID]++
+		return
+	case cellNull:
+		st.dropped[DropNullID]++
+		return
+	case cellInvalid:
+		st.dropped[DropInvalidID]++
+		return
+	}
+	st.written++
+	for col := range numColumns {
+		cl := &cells[col]
+		b := d.bld.Field(col)
+		if cl.state != cellValue {
+			if cl.state == cellInvalid {
+				st.countInvalid(col, cl.reason)
+			}
+			st.nulls[col]++
+			b.AppendNull()
+			continue
+		}
+		switch columnKinds[col] {
+		case kindString:
+			b.(*array.StringBuilder).BinaryBuilder.Append(d.row.arena[cl.start:cl.end])
+		case kindID:
+			b.(*array.Int64Builder).Append(cl.num)
+		case kindInt32:
+			b.(*array.Int32Builder).Append(int32(cl.num))
+		case kindFloat, kindLatitude, kindLongitude:
+			b.(*array.Float64Builder).Append(cl.f)
+		case kindBool:
+			b.(*array.BooleanBuilder).Append(cl.num == 1)
+		case kindTimestamp:
+			b.(*array.TimestampBuilder).Append(arrow.Timestamp(cl.num))
+		}
+	}
+	st.countID(cells[colID].num)
+	if mp := &cells[colMPOBNo]; mp.state == cellValue {
+		st.mpob.add(d.row.arena[mp.start:mp.end])
+	}
+	cs := &cells[colCertStatus]
+	st.countStatus(d.row.arena[cs.start:cs.end], cs.state != cellValue)
+	if del := &cells[colDeleted]; del.state == cellValue && del.num == 1 {
+		st.deleted++
+	}
+}

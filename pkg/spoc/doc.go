@@ -1,0 +1,54 @@
+// Package spoc reads the MSPO list of certified independent oil-palm
+// smallholders (SPOC) from its public endpoint and turns it into tidy Arrow
+// record batches.
+//
+// The endpoint returns every plot (about 306,000) in one JSON body of 80 MB
+// or more. This package never holds that body: Fetch (or OpenFile, for a
+// saved body) returns a stream, and a Decoder turns the stream into
+// batches of Schema while it is read, with a fixed buffer and one batch in
+// memory.
+//
+// # Conversion rules
+//
+// The records are the elements of data.results; the array may stand
+// anywhere in the top-level object, beside other keys of any shape, and
+// record fields may come in any order. Unknown fields are skipped, and
+// "geolocation" too (it repeats the two coordinates). Each field is
+// converted as follows; a value that cannot be converted is stored as null
+// and counted in Stats by column and reason (the Reason* constants), never
+// fatal:
+//
+//   - Areas and coordinates accept a JSON number or a string holding a
+//     decimal number, surrounding spaces trimmed ("2.4300", " 5.551060 ",
+//     2.43). "" is invalid (ReasonEmpty); text that is not a number ("-",
+//     "N/A", "NaN") is ReasonNotANumber; a latitude outside [-90, 90] or a
+//     longitude outside [-180, 180] is ReasonOutOfRange.
+//   - The ids stateId, daerahId, mukimId and zoneId (renamed state_id,
+//     daerah_id, mukim_id, zone_id) accept integers and integer strings (3,
+//     "3"); anything else is ReasonNotAnInteger, beyond int32 ReasonOutOfRange.
+//   - created_at and updated_at accept RFC 3339 date-times with "Z" or an
+//     offset, with or without fractional seconds, and are stored as the UTC
+//     instant in microseconds (finer digits are truncated). Anything else
+//     is ReasonBadTimestamp.
+//   - deleted accepts true and false, and the strings "true" and "false".
+//   - Strings are kept exactly, escapes decoded ("mpob_no" keeps its
+//     leading zeros); a number or boolean sent for a string column is kept
+//     as its JSON text. Invalid UTF-8 becomes U+FFFD, as in encoding/json.
+//   - JSON null, and a missing field, is a null; it is counted in
+//     ColumnStats.Nulls but is not invalid.
+//   - An object or array where a scalar belongs is ReasonWrongType.
+//
+// A record without a usable entity_smallholder_id (missing, null, not an
+// integer) is dropped and counted in Stats.DroppedByReason; so is an element
+// of data.results that is not an object. Deciding how many drops are too
+// many is the caller's business (the job fails above 1%).
+//
+// # Errors
+//
+// Malformed or truncated JSON is a *SyntaxError. A body with no
+// data.results array is ErrNoResults. The decoder's limits surface as
+// ErrBodyTooLarge and ErrValueTooLong. An error of the underlying reader
+// (a connection reset, a stalled download) is returned wrapped, so
+// errors.Is and errors.As see through it; IsRetryable tells the errors
+// worth another attempt from those that are not.
+package spoc

@@ -1,0 +1,582 @@
+package spoc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// scanner is a pull tokenizer for JSON over an io.Reader. It keeps one
+// fixed-size buffer and returns strings and numbers as slices into that
+// buffer (or into a reusable scratch slice when a token crosses a buffer
+// boundary or holds escapes), so reading a value allocates nothing. A
+// returned slice is valid only until the next call on the scanner.
+//
+// It enforces the decoder's limits as it goes: the total input size, the
+// length of one string or number, and the nesting depth of skipped values.
+type scanner struct {
+	r        io.Reader
+	buf      []byte
+	pos, end int
+	base     int64 // input offset of buf[0]
+	err      error // sticky error from r; io.EOF once the input is drained
+
+	maxInput  int64
+	maxString int
+	scratch   []byte
+}
+
+const (
+	scanBufferSize = 256 << 10
+	// maxSkipDepth bounds recursion when skipping unknown values, so that
+	// a hostile "[[[[..." body yields an error instead of a huge stack.
+	maxSkipDepth = 512
+)
+
+func newScanner(r io.Reader, maxInput int64, maxString int) *scanner {
+	return &scanner{
+		r:         r,
+		buf:       make([]byte, scanBufferSize),
+		maxInput:  maxInput,
+		maxString: maxString,
+	}
+}
+
+// offset is the input offset of the next unread byte.
+func (s *scanner) offset() int64 { return s.base + int64(s.pos) }
+
+// fill replaces the consumed buffer with fresh input. It must only be
+// called when every buffered byte has been consumed (pos == end).
+func (s *scanner) fill() bool {
+	if s.err != nil {
+		return false
+	}
+	s.base += int64(s.end)
+	s.pos, s.end = 0, 0
+	for empty := 0; s.end == 0; empty++ {
+		if empty == 100 {
+			s.err = io.ErrNoProgress
+			return false
+		}
+		n, err := s.r.Read(s.buf)
+		s.end = n
+		if s.maxInput > 0 && s.base+int64(n) > s.maxInput {
+			s.end = 0
+			s.err = fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, s.maxInput)
+			return false
+		}
+		if err != nil {
+			s.err = err
+			return n > 0
+		}
+	}
+	return true
+}
+
+// more reports whether at least one unread byte is buffered, reading if needed.
+func (s *scanner) more() bool {
+	return s.pos < s.end || s.fill()
+}
+
+// endError explains why input ended where a byte was expected: a clean end
+// of input is a truncated document; anything else is the reader's error.
+func (s *scanner) endError(where string) error {
+	if s.err == nil || errors.Is(s.err, io.EOF) {
+		return &SyntaxError{Offset: s.offset(), Msg: "unexpected end of input " + where, Truncated: true}
+	}
+	if errors.Is(s.err, ErrBodyTooLarge) {
+		return s.err
+	}
+	return fmt.Errorf("read body at offset %d: %w", s.offset(), s.err)
+}
+
+func (s *scanner) syntaxError(format string, args ...any) error {
+	return &SyntaxError{Offset: s.offset(), Msg: fmt.Sprintf(format, args...)}
+}
+
+// peek skips white space and returns the next byte without consuming it.
+func (s *scanner) peek(where string) (byte, error) {
+	for {
+		for s.pos < s.end {
+			switch c := s.buf[s.pos]; c {
+			case ' ', '\t', '\n', '\r':
+				s.pos++
+			default:
+				return c, nil
+			}
+		}
+		if !s.fill() {
+			return 0, s.endError(where)
+		}
+	}
+}
+
+// atEOF skips white space and reports whether the input ends there.
+func (s *scanner) atEOF() (bool, error) {
+	_, err := s.peek("")
+	var se *SyntaxError
+	if errors.As(err, &se) && se.Truncated {
+		return true, nil
+	}
+	return false, err
+}
+
+// expect consumes the next non-space byte, which must be want.
+func (s *scanner) expect(want byte, where string) error {
+	c, err := s.peek(where)
+	if err != nil {
+		return err
+	}
+	if c != want {
+		return s.syntaxError("expected %q %s, found %s", want, where, quoteByte(c))
+	}
+	s.pos++
+	return nil
+}
+
+// next returns whether the container goes on after a member: it consumes
+// the ',' or the closing byte and reports which it was.
+func (s *scanner) next(closing byte, where string) (bool, error) {
+	c, err := s.peek(where)
+	if err != nil {
+		return false, err
+	}
+	switch c {
+	case ',':
+		s.pos++
+		return true, nil
+	case closing:
+		s.pos++
+		return false, nil
+	}
+	return false, s.syntaxError("expected ',' or %q %s, found %s", closing, where, quoteByte(c))
+}
+
+// openObject consumes '{' and reports whether the object has members
+// (false means it was "{}" and the '}' is consumed too).
+func (s *scanner) openObject(where string) (bool, error) {
+	if err := s.expect('{', where); err != nil {
+		return false, err
+	}
+	c, err := s.peek(where)
+	if err != nil {
+		return false, err
+	}
+	if c == '}' {
+		s.pos++
+		return false, nil
+	}
+	return true, nil
+}
+
+// key reads an object key and the ':' after it.
+func (s *scanner) key(where string) ([]byte, error) {
+	c, err := s.peek(where)
+	if err != nil {
+		return nil, err
+	}
+	if c != '"' {
+		return nil, s.syntaxError("expected object key %s, found %s", where, quoteByte(c))
+	}
+	k, err := s.readString()
+	if err != nil {
+		return nil, err
+	}
+	// The key may live in the buffer that peek is about to refill, so look
+	// for ':' without refilling when it is already there.
+	if s.pos < s.end && s.buf[s.pos] == ':' {
+		s.pos++
+		return k, nil
+	}
+	// Rare: white space or a buffer boundary between key and ':'. Keep a
+	// copy of the key, because refilling overwrites the buffer.
+	k = append(s.scratch[:0:0], k...)
+	if err := s.expect(':', where); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// readString consumes a JSON string (the next byte must be '"') and returns
+// its decoded bytes. Invalid UTF-8 and lone surrogates become U+FFFD, as in
+// encoding/json.
+func (s *scanner) readString() ([]byte, error) {
+	s.pos++ // opening quote
+	start := s.pos
+	var high byte
+	for i := start; i < s.end; i++ {
+		c := s.buf[i]
+		if c == '"' {
+			str := s.buf[start:i]
+			if len(str) > s.maxString {
+				return nil, s.stringTooLong()
+			}
+			if high >= utf8.RuneSelf && !utf8.Valid(str) {
+				break
+			}
+			s.pos = i + 1
+			return str, nil
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+		high |= c
+	}
+	return s.readStringSlow(start)
+}
+
+// readStringSlow handles strings with escapes, control bytes, invalid UTF-8
+// or a buffer boundary inside them, copying into the scratch slice.
+func (s *scanner) readStringSlow(start int) ([]byte, error) {
+	out := s.scratch[:0]
+	s.pos = start
+	for {
+		if !s.more() {
+			return nil, s.endError("in string")
+		}
+		switch c := s.buf[s.pos]; {
+		case c == '"':
+			s.pos++
+			if !utf8.Valid(out) {
+				out = replaceInvalidUTF8(out)
+			}
+			s.scratch = out
+			return out, nil
+		case c == '\\':
+			s.pos++
+			var err error
+			if out, err = s.readEscape(out); err != nil {
+				return nil, err
+			}
+		case c < 0x20:
+			return nil, s.syntaxError("control character %s in string", quoteByte(c))
+		default:
+			j := s.pos + 1
+			for j < s.end {
+				if c := s.buf[j]; c == '"' || c == '\\' || c < 0x20 {
+					break
+				}
+				j++
+			}
+			out = append(out, s.buf[s.pos:j]...)
+			s.pos = j
+		}
+		if len(out) > s.maxString {
+			return nil, s.stringTooLong()
+		}
+	}
+}
+
+func (s *scanner) stringTooLong() error {
+	return fmt.Errorf("%w: value at offset %d is longer than %d bytes", ErrValueTooLong, s.offset(), s.maxString)
+}
+
+// readEscape decodes one escape sequence; the backslash is consumed.
+func (s *scanner) readEscape(out []byte) ([]byte, error) {
+	if !s.more() {
+		return nil, s.endError("in string escape")
+	}
+	c := s.buf[s.pos]
+	s.pos++
+	switch c {
+	case '"', '\\', '/':
+		return append(out, c), nil
+	case 'b':
+		return append(out, '\b'), nil
+	case 'f':
+		return append(out, '\f'), nil
+	case 'n':
+		return append(out, '\n'), nil
+	case 'r':
+		return append(out, '\r'), nil
+	case 't':
+		return append(out, '\t'), nil
+	case 'u':
+	default:
+		return nil, s.syntaxError("invalid escape '\\%c' in string", c)
+	}
+	r, err := s.readHex4()
+	for {
+		if err != nil {
+			return nil, err
+		}
+		if !utf16.IsSurrogate(r) {
+			return utf8.AppendRune(out, r), nil
+		}
+		if r >= 0xDC00 { // a low surrogate with no high one before it
+			return utf8.AppendRune(out, utf8.RuneError), nil
+		}
+		// A high surrogate must be followed by "\u" and a low surrogate.
+		if !s.more() {
+			return nil, s.endError("in string")
+		}
+		if s.buf[s.pos] != '\\' {
+			return utf8.AppendRune(out, utf8.RuneError), nil
+		}
+		s.pos++
+		if !s.more() {
+			return nil, s.endError("in string escape")
+		}
+		if s.buf[s.pos] != 'u' {
+			return s.readEscape(utf8.AppendRune(out, utf8.RuneError))
+		}
+		s.pos++
+		low, lowErr := s.readHex4()
+		if lowErr == nil && low >= 0xDC00 && low < 0xE000 {
+			return utf8.AppendRune(out, utf16.DecodeRune(r, low)), nil
+		}
+		out = utf8.AppendRune(out, utf8.RuneError)
+		r, err = low, lowErr
+	}
+}
+
+func (s *scanner) readHex4() (rune, error) {
+	var r rune
+	for range 4 {
+		if !s.more() {
+			return 0, s.endError("in string escape")
+		}
+		c := s.buf[s.pos]
+		var v byte
+		switch {
+		case '0' <= c && c <= '9':
+			v = c - '0'
+		case 'a' <= c && c <= 'f':
+			v = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			return 0, s.syntaxError("invalid character %s in \\u escape", quoteByte(c))
+		}
+		s.pos++
+		r = r<<4 | rune(v)
+	}
+	return r, nil
+}
+
+// skipString consumes a string without decoding or keeping it, so an
+// unknown field of any length costs no memory.
+func (s *scanner) skipString() error {
+	s.pos++
+	for {
+		if !s.more() {
+			return s.endError("in string")
+		}
+		c := s.buf[s.pos]
+		s.pos++
+		switch {
+		case c == '"':
+			return nil
+		case c == '\\':
+			if _, err := s.readEscape(s.scratch[:0]); err != nil {
+				return err
+			}
+		case c < 0x20:
+			s.pos--
+			return s.syntaxError("control character %s in string", quoteByte(c))
+		}
+	}
+}
+
+// readNumber consumes a JSON number and returns its text.
+func (s *scanner) readNumber() ([]byte, error) {
+	start := s.pos
+	i := start
+	for i < s.end && isNumberByte(s.buf[i]) {
+		i++
+	}
+	var num []byte
+	if i < s.end {
+		num = s.buf[start:i]
+		s.pos = i
+	} else { // the number may go on in the next buffer
+		num = append(s.scratch[:0], s.buf[start:s.end]...)
+		s.pos = s.end
+		for s.more() && isNumberByte(s.buf[s.pos]) {
+			num = append(num, s.buf[s.pos])
+			s.pos++
+			if len(num) > s.maxString {
+				return nil, s.stringTooLong()
+			}
+		}
+		s.scratch = num
+	}
+	if len(num) > s.maxString {
+		return nil, s.stringTooLong()
+	}
+	if s.pos == s.end && !s.fill() {
+		// A number is never the last byte of a valid body.
+		return nil, s.endError("after a number")
+	}
+	if !isJSONNumber(num) {
+		return nil, &SyntaxError{Offset: s.offset() - int64(len(num)), Msg: fmt.Sprintf("invalid number %q", truncateForError(num))}
+	}
+	return num, nil
+}
+
+func isNumberByte(c byte) bool {
+	return '0' <= c && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+}
+
+// isJSONNumber checks the JSON number grammar:
+// -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+func isJSONNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i == len(b) || !isDigit(b[i]) {
+			return false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i == len(b) || !isDigit(b[i]) {
+			return false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	return i == len(b)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// readLiteral consumes true, false or null (the first byte is known).
+func (s *scanner) readLiteral() (byte, error) {
+	var lit string
+	switch first := s.buf[s.pos]; first {
+	case 't':
+		lit = "true"
+	case 'f':
+		lit = "false"
+	default:
+		lit = "null"
+	}
+	for i := range len(lit) {
+		if !s.more() {
+			return 0, s.endError("in literal " + lit)
+		}
+		if s.buf[s.pos] != lit[i] {
+			return 0, s.syntaxError("invalid literal, expected %q", lit)
+		}
+		s.pos++
+	}
+	return lit[0], nil
+}
+
+// skipValue consumes one JSON value of any shape.
+func (s *scanner) skipValue(depth int) error {
+	if depth > maxSkipDepth {
+		return s.syntaxError("values nested deeper than %d levels", maxSkipDepth)
+	}
+	c, err := s.peek("before value")
+	if err != nil {
+		return err
+	}
+	switch {
+	case c == '"':
+		return s.skipString()
+	case c == '{':
+		more, err := s.openObject("in object")
+		for more && err == nil {
+			if err = s.skipKey(); err == nil {
+				if err = s.skipValue(depth + 1); err == nil {
+					more, err = s.next('}', "in object")
+				}
+			}
+		}
+		return err
+	case c == '[':
+		s.pos++
+		c, err := s.peek("in array")
+		if err != nil {
+			return err
+		}
+		if c == ']' {
+			s.pos++
+			return nil
+		}
+		for more := true; more; {
+			if err := s.skipValue(depth + 1); err != nil {
+				return err
+			}
+			if more, err = s.next(']', "in array"); err != nil {
+				return err
+			}
+		}
+		return nil
+	case c == 't' || c == 'f' || c == 'n':
+		_, err := s.readLiteral()
+		return err
+	case c == '-' || isDigit(c):
+		_, err := s.readNumber()
+		return err
+	}
+	return s.syntaxError("invalid character %s looking for a value", quoteByte(c))
+}
+
+func (s *scanner) skipKey() error {
+	c, err := s.peek("in object")
+	if err != nil {
+		return err
+	}
+	if c != '"' {
+		return s.syntaxError("expected object key, found %s", quoteByte(c))
+	}
+	if err := s.skipString(); err != nil {
+		return err
+	}
+	return s.expect(':', "after object key")
+}
+
+// replaceInvalidUTF8 replaces every byte that is not part of a valid UTF-8
+// sequence with U+FFFD, one replacement per bad byte as encoding/json does.
+func replaceInvalidUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
+}
+
+func quoteByte(c byte) string {
+	if c >= 0x20 && c < 0x7f {
+		return fmt.Sprintf("%q", rune(c))
+	}
+	return fmt.Sprintf("byte 0x%02x", c)
+}
+
+func truncateForError(b []byte) []byte {
+	if len(b) > 40 {
+		return b[:40]
+	}
+	return b
+}
