@@ -127,3 +127,14 @@ func jsonFieldColumn(key []byte) (int, bool) {
 	}
 	return 0, false
 }
+
+// DictionaryColumns names the columns with few distinct values (regions,
+// zones, codes, statuses), where dictionary encoding in Parquet pays.
+// Ids, names, licence numbers, coordinates and timestamps are nearly
+// unique per row, and a dictionary would only cost time there.
+func DictionaryColumns() []string {
+	return []string{
+		"entity_name", "state_id", "state", "daerah_id", "daerah", "mukim_id", "mukim",
+		"zone_id", "zone", "spoc_code", "cert_no", "cert_status", "record_status", "deleted",
+	}
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+// Config is every setting of the job. Each is an environment variable with
+// a default; the help tag is what -help prints and the README repeats.
+type Config struct {
+	URL                string        `env:"SPOC_URL, default=https://api.mspots.org.my/api/spoc/get-spoc-list-public" help:"Source of the list: the endpoint's URL, or a saved body as a path or file:// URL (.gz is decompressed)."`
+	Output             string        `env:"SPOC_OUTPUT, default=./data" help:"Where snapshots go: a local directory, or gs://bucket (optionally gs://bucket/path)."`
+	Prefix             string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day."`
+	Timezone           string        `env:"SPOC_TIMEZONE, default=Asia/Kuala_Lumpur" help:"Time zone that decides the date of a run's folder."`
+	MinRecords         int64         `env:"SPOC_MIN_RECORDS, default=1" help:"A body with fewer usable records fails the run, nothing is published."`
+	MaxDroppedPercent  float64       `env:"SPOC_MAX_DROPPED_PERCENT, default=1" help:"A larger share of records without a usable id fails the run, nothing is published."`
+	BatchSize          int           `env:"SPOC_BATCH_SIZE, default=65536" help:"Rows per Arrow record batch, and so per Parquet row group."`
+	ZstdLevel          int           `env:"SPOC_ZSTD_LEVEL, default=3" help:"zstd compression level of the Parquet columns (1-22)."`
+	MaxBodyBytes       ByteSize      `env:"SPOC_MAX_BODY_BYTES, default=2GiB" help:"Largest body accepted, after decompression (a number with optional KiB, MiB, GiB)."`
+	MaxStringBytes     ByteSize      `env:"SPOC_MAX_STRING_BYTES, default=1MiB" help:"Longest string or number accepted in one field."`
+	Attempts           int           `env:"SPOC_ATTEMPTS, default=4" help:"Fetch attempts in all; connection errors, 429, 5xx and cut bodies are retried."`
+	RetryInitial       time.Duration `env:"SPOC_RETRY_INITIAL, default=2s" help:"Wait before the second attempt; it doubles each time, with jitter."`
+	RetryMax           time.Duration `env:"SPOC_RETRY_MAX, default=1m" help:"Longest wait between attempts, unless the server's Retry-After asks for more."`
+	ConnectTimeout     time.Duration `env:"SPOC_CONNECT_TIMEOUT, default=30s" help:"Limit for the TCP connection and TLS handshake."`
+	FirstByteTimeout   time.Duration `env:"SPOC_FIRST_BYTE_TIMEOUT, default=5m" help:"Limit from sending the request to the response headers (the upstream builds the whole list first)."`
+	StallTimeout       time.Duration `env:"SPOC_STALL_TIMEOUT, default=1m" help:"Longest wait for the next bytes of the body before the attempt fails."`
+	Deadline           time.Duration `env:"SPOC_DEADLINE, default=45m" help:"Limit for the whole run, retries included."`
+	CAFile             string        `env:"SPOC_CA_FILE" help:"PEM file of extra CA certificates to trust for the source, beside the system's."`
+	InsecureSkipVerify bool          `env:"SPOC_INSECURE_SKIP_VERIFY, default=false" help:"Turn off TLS certificate checks for the source. Logs a warning on every run; keep it off."`
+	LogFormat          string        `env:"SPOC_LOG_FORMAT, default=auto" help:"Log format: json (Cloud Logging keys), text, or auto (text on a terminal, json otherwise)."`
+	LogLevel           string        `env:"SPOC_LOG_LEVEL, default=info" help:"Least severe log level written: debug, info, warn or error."`
+}
+
+// ConfigError is a setting that is missing or wrong. The job exits with
+// status 2 on it, before any network call.
+type ConfigError struct {
+	Var string // environment variable
+	Err error
+}
+
+func (e *ConfigError) Error() string { return e.Var + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// LoadConfig reads the configuration from env and validates it.
+func LoadConfig(ctx context.Context, env envconfig.Lookuper) (*Config, error) {
+	var c Config
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: env}); err != nil {
+		return nil, &ConfigError{Var: varInError(err), Err: err}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// varInError finds which SPOC_ variable an envconfig error is about.
+func varInError(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "SPOC_"); i >= 0 {
+		end := i
+		for end < len(msg) && (msg[end] == '_' || 'A' <= msg[end] && msg[end] <= 'Z' || '0' <= msg[end] && msg[end] <= '9') {
+			end++
+		}
+		return msg[i:end]
+	}
+	return "environment"
+}
+
+func (c *Config) validate() error {
+	bad := func(name, format string, args ...any) error {
+		return &ConfigError{Var: name, Err: fmt.Errorf(format, args...)}
+	}
+	if err := validateSource(c.URL); err != nil {
+		return &ConfigError{Var: "SPOC_URL", Err: err}
+	}
+	if strings.HasPrefix(c.Output, "gs://") {
+		if _, _, err := sink.ParseGCSURL(c.Output); err != nil {
+			return &ConfigError{Var: "SPOC_OUTPUT", Err: err}
+		}
+	} else if c.Output == "" {
+		return bad("SPOC_OUTPUT", "empty")
+	} else if strings.Contains(c.Output, "://") && !strings.HasPrefix(c.Output, "file://") {
+		return bad("SPOC_OUTPUT", "%q: only gs:// URLs and local directories are supported", c.Output)
+	} else if fi, err := os.Stat(strings.TrimPrefix(c.Output, "file://")); err == nil && !fi.IsDir() {
+		return bad("SPOC_OUTPUT", "%s exists and is not a directory", c.Output)
+	}
+	if strings.Contains(c.Prefix, "..") || strings.HasPrefix(c.Prefix, "/") {
+		return bad("SPOC_PREFIX", "%q must be a relative path without ..", c.Prefix)
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		return bad("SPOC_TIMEZONE", "%v", err)
+	}
+	switch {
+	case c.MinRecords < 0:
+		return bad("SPOC_MIN_RECORDS", "%d is negative", c.MinRecords)
+	case c.MaxDroppedPercent < 0 || c.MaxDroppedPercent > 100:
+		return bad("SPOC_MAX_DROPPED_PERCENT", "%g is not between 0 and 100", c.MaxDroppedPercent)
+	case c.BatchSize < 1 || c.BatchSize > 1<<20:
+		return bad("SPOC_BATCH_SIZE", "%d is not between 1 and %d", c.BatchSize, 1<<20)
+	case c.ZstdLevel < 1 || c.ZstdLevel > 22:
+		return bad("SPOC_ZSTD_LEVEL", "%d is not between 1 and 22", c.ZstdLevel)
+	case c.MaxBodyBytes < 1:
+		return bad("SPOC_MAX_BODY_BYTES", "must be positive")
+	case c.MaxStringBytes < 1 || c.MaxStringBytes > 1<<30:
+		return bad("SPOC_MAX_STRING_BYTES", "must be between 1 and 1GiB")
+	case c.Attempts < 1:
+		return bad("SPOC_ATTEMPTS", "%d: at least one attempt is needed", c.Attempts)
+	case c.RetryInitial < 0:
+		return bad("SPOC_RETRY_INITIAL", "negative")
+	case c.RetryMax < c.RetryInitial:
+		return bad("SPOC_RETRY_MAX", "%s is less than SPOC_RETRY_INITIAL %s", c.RetryMax, c.RetryInitial)
+	case c.ConnectTimeout < 0, c.FirstByteTimeout < 0, c.StallTimeout < 0:
+		return bad("SPOC_CONNECT_TIMEOUT", "timeouts cannot be negative")
+	case c.Deadline <= 0:
+		return bad("SPOC_DEADLINE", "must be positive")
+	}
+	if c.CAFile != "" {
+		if _, err := os.Stat(c.CAFile); err != nil {
+			return &ConfigError{Var: "SPOC_CA_FILE", Err: err}
+		}
+	}
+	switch c.LogFormat {
+	case "auto", "json", "text":
+	default:
+		return bad("SPOC_LOG_FORMAT", "%q is not auto, json or text", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return &ConfigError{Var: "SPOC_LOG_LEVEL", Err: err}
+	}
+	return nil
+}
+
+func validateSource(source string) error {
+	if source == "" {
+		return errors.New("empty")
+	}
+	if spoc.IsHTTP(source) {
+		u, _ := url.Parse(source)
+		if u.Host == "" {
+			return fmt.Errorf("%q has no host", source)
+		}
+		return nil
+	}
+	path := source
+	if strings.HasPrefix(source, "file:") {
+		u, err := url.Parse(source)
+		if err != nil {
+			return err
+		}
+		path = u.Path
+	} else if strings.Contains(source, "://") {
+		return fmt.Errorf("%q: only http(s) URLs, file:// URLs and paths are supported", source)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a directory, not a saved body", path)
+	}
+	return nil
+}
+
+// ByteSize is a size in bytes, written as a number with an optional unit
+// (B, KiB, MiB, GiB, or KB, MB, GB in powers of 1000).
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	scale  int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+// EnvDecode implements envconfig.Decoder.
+func (b *ByteSize) EnvDecode(val string) error {
+	s := strings.TrimSpace(val)
+	scale := int64(1)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, scale = strings.TrimSpace(rest), u.scale
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/scale {
+		return fmt.Errorf("%q is not a size such as 1048576, 512MiB or 2GiB", val)
+	}
+	*b = ByteSize(n * scale)
+	return nil
+}
+
+// setting is one configuration variable as -help and the docs show it.
+type setting struct {
+	Var, Default, Help string
+}
+
+// settings lists every variable of Config, read from the struct tags, so
+// the help text, the README and the deployment cannot drift from the code.
+func settings() []setting {
+	t := reflect.TypeFor[Config]()
+	out := make([]setting, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
+		s := setting{Var: strings.TrimSpace(name), Help: f.Tag.Get("help")}
+		for _, o := range strings.Split(opts, ",") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(o), "default="); ok {
+				s.Default = v
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintf(w, `mspo-spoc %s fetches the MSPO list of certified independent smallholders
+(SPOC) and publishes it as a tidy zstd Parquet snapshot, locally or in GCS:
+
+  {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.parquet
+  {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.manifest.json
+
+Usage: job [-help] [-version]
+
+Settings (environment variables):
+
+`, version)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, s := range settings() {
+		def := s.Default
+		if def == "" {
+			def = "(none)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Var, def, s.Help)
+	}
+	tw.Flush()
+	fmt.Fprint(w, `
+Exit status: 0 the snapshot was published; 1 the run failed and nothing was
+published; 2 bad configuration (nothing was fetched).
+`)
+}

@@ -1,0 +1,144 @@
+// Command job is the mspo-spoc Cloud Run job: it fetches the MSPO list of
+// certified independent smallholders (SPOC) and publishes one day's tidy
+// zstd Parquet snapshot with its manifest, on local disk or in Cloud
+// Storage. Run it with -help for every setting.
+//
+// Exit status: 0 the snapshot was published; 1 the run failed (nothing
+// was published); 2 bad configuration (nothing was fetched). SIGINT and
+// SIGTERM cancel the run, abort the open objects and exit with status 1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+	_ "time/tzdata" // SPOC_TIMEZONE must resolve in a distroless image without zoneinfo
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitConfig = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], envconfig.OsLookuper(), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole job, with its inputs passed in so tests can drive it.
+func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.Writer) int {
+	flags := flag.NewFlagSet("job", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.Usage = func() { printUsage(stderr) }
+	showVersion := flags.Bool("version", false, "print the version and exit")
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitConfig
+	}
+	if *showVersion {
+		fmt.Fprintln(stderr, "mspo-spoc", version)
+		return exitOK
+	}
+
+	cfg, err := LoadConfig(ctx, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "mspo-spoc: bad configuration: %v\n", err)
+		return exitConfig
+	}
+	log := newLogger(cfg, stderr)
+	if cfg.InsecureSkipVerify {
+		log.Warn("TLS certificate verification of the source is OFF (SPOC_INSECURE_SKIP_VERIFY=true): the body could come from anyone on the path")
+	}
+	client, err := spoc.NewClient(spoc.ClientOptions{
+		UserAgent:          "mspo-spoc/" + version,
+		ConnectTimeout:     cfg.ConnectTimeout,
+		FirstByteTimeout:   cfg.FirstByteTimeout,
+		StallTimeout:       cfg.StallTimeout,
+		CAFile:             cfg.CAFile,
+		InsecureSkipVerify: cfg.InsecureSkipVerify,
+	})
+	if err != nil {
+		log.Error("bad configuration", "error", (&ConfigError{Var: "SPOC_CA_FILE", Err: err}).Error())
+		return exitConfig
+	}
+
+	ctx, cancel := context.WithTimeoutCause(ctx, cfg.Deadline, fmt.Errorf("run deadline of %s (SPOC_DEADLINE) passed", cfg.Deadline))
+	defer cancel()
+	store, err := sink.Open(ctx, cfg.Output)
+	if err != nil {
+		log.Error("cannot open the output", "output", cfg.Output, "error", err.Error())
+		return exitConfig
+	}
+
+	loc, _ := time.LoadLocation(cfg.Timezone) // validated
+	start := time.Now()
+	day := start.In(loc)
+	log.Info("run started", "source", cfg.URL, "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version)
+	m, err := snapshot.Run(ctx, snapshot.Options{
+		Source: cfg.URL,
+		Client: client,
+		Store:  store,
+		Prefix: cfg.Prefix,
+		Day:    day,
+		Backoff: spoc.Backoff{
+			Attempts: cfg.Attempts,
+			Initial:  cfg.RetryInitial,
+			Max:      cfg.RetryMax,
+		},
+		Decoder: []spoc.DecoderOption{
+			spoc.WithBatchSize(cfg.BatchSize),
+			spoc.WithMaxBodyBytes(int64(cfg.MaxBodyBytes)),
+			spoc.WithMaxStringBytes(int(cfg.MaxStringBytes)),
+		},
+		Parquet: []sink.ParquetOption{
+			sink.WithZstdLevel(cfg.ZstdLevel),
+			sink.WithDictionary(spoc.DictionaryColumns()...),
+			sink.WithCreatedBy("mspo-spoc " + version),
+		},
+		MinRecords:        cfg.MinRecords,
+		MaxDroppedPercent: cfg.MaxDroppedPercent,
+		Version:           version,
+		Logger:            log,
+	})
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%w)", err, cause)
+		}
+		log.Error("run failed, nothing published", "error", err.Error(), "duration", time.Since(start).Round(time.Millisecond).String())
+		return exitFailed
+	}
+	log.Info("snapshot published",
+		"records", m.Stats.RecordsWritten,
+		"dropped", m.Stats.RecordsDropped,
+		"invalid_values", m.Stats.InvalidValues(),
+		"duplicate_ids", m.Stats.DuplicateIDs,
+		"body_bytes", m.Source.BodyBytes,
+		"wire_bytes", m.Source.WireBytes,
+		"parquet_bytes", m.Parquet.Size,
+		"attempts", m.Attempts,
+		"duration", time.Since(start).Round(time.Millisecond).String(),
+		"url", m.Parquet.URL,
+	)
+	return exitOK
+}

@@ -1,0 +1,134 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/googleapi"
+)
+
+// GCS is a Store in a Cloud Storage bucket, below a root prefix.
+type GCS struct {
+	client *storage.Client
+	bucket string
+	root   string
+}
+
+// NewGCS returns a Store writing with client into bucket below root.
+func NewGCS(client *storage.Client, bucket, root string) *GCS {
+	return &GCS{client: client, bucket: bucket, root: strings.Trim(root, "/")}
+}
+
+// OpenGCS creates a client with the default credentials (or for the
+// emulator named by STORAGE_EMULATOR_HOST) and returns a Store on bucket.
+func OpenGCS(ctx context.Context, bucket, root string) (*GCS, error) {
+	client, err := storage.NewClient(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gcs client: %w", err)
+	}
+	return NewGCS(client, bucket, root), nil
+}
+
+// Bucket names: 3 to 63 characters of lower-case letters, digits, "-",
+// "_" and "." (up to 222 with dots), starting and ending with a letter or
+// digit.
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
+
+// ParseGCSURL splits "gs://bucket/root" into its bucket and root.
+func ParseGCSURL(u string) (bucket, root string, err error) {
+	rest, ok := strings.CutPrefix(u, "gs://")
+	if !ok {
+		return "", "", fmt.Errorf("%q is not a gs:// URL", u)
+	}
+	bucket, root, _ = strings.Cut(rest, "/")
+	if !bucketName.MatchString(bucket) {
+		return "", "", fmt.Errorf("%q: %q is not a valid bucket name", u, bucket)
+	}
+	return bucket, strings.Trim(root, "/"), nil
+}
+
+// URL returns gs://bucket/root/name.
+func (g *GCS) URL(name string) string {
+	return "gs://" + g.bucket + "/" + joinName(g.root, name)
+}
+
+// NewObject starts a resumable upload to name. The upload carries a
+// precondition: the object must still not exist, or still be at the
+// generation seen now. That makes a rerun replace the previous object
+// atomically, turns a concurrent writer into ErrConflict instead of a
+// silent overwrite, and lets the client retry a failed chunk, which it
+// only does for uploads with a precondition.
+func (g *GCS) NewObject(ctx context.Context, name, contentType string) (*Object, error) {
+	key := joinName(g.root, name)
+	url := "gs://" + g.bucket + "/" + key
+	handle := g.client.Bucket(g.bucket).Object(key)
+	var cond storage.Conditions
+	attrs, err := handle.Attrs(ctx)
+	switch {
+	case errors.Is(err, storage.ErrObjectNotExist):
+		cond.DoesNotExist = true
+	case err != nil:
+		return nil, fmt.Errorf("stat %s: %w", url, err)
+	default:
+		cond.GenerationMatch = attrs.Generation
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w := handle.If(cond).NewWriter(wctx)
+	w.ContentType = contentType
+	return newObject(url, &gcsPending{ctx: ctx, w: w, cancel: cancel, handle: handle}), nil
+}
+
+// Delete removes the object at name.
+func (g *GCS) Delete(ctx context.Context, name string) error {
+	key := joinName(g.root, name)
+	err := g.client.Bucket(g.bucket).Object(key).Delete(ctx)
+	if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+		return fmt.Errorf("delete gs://%s/%s: %w", g.bucket, key, err)
+	}
+	return nil
+}
+
+type gcsPending struct {
+	ctx    context.Context
+	w      *storage.Writer
+	cancel context.CancelFunc
+	handle *storage.ObjectHandle
+}
+
+func (p *gcsPending) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+func (p *gcsPending) commit(crc uint32) (int64, error) {
+	defer p.cancel()
+	if err := p.w.Close(); err != nil {
+		var gerr *googleapi.Error
+		if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
+			return 0, fmt.Errorf("%w: %w", ErrConflict, err)
+		}
+		return 0, err
+	}
+	attrs := p.w.Attrs()
+	if attrs.CRC32C != crc {
+		// GCS checks the checksum the client sends, so this means the
+		// bytes were changed between this process and the client library.
+		// Take the object back rather than let it stand.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), 30*time.Second)
+		defer cancel()
+		p.handle.If(storage.Conditions{GenerationMatch: attrs.Generation}).Delete(ctx)
+		return 0, fmt.Errorf("stored CRC32C %08x differs from written %08x", attrs.CRC32C, crc)
+	}
+	return attrs.Generation, nil
+}
+
+// abort cancels the upload's context before closing the writer: a
+// storage.Writer closed with a live context would finalise the object.
+func (p *gcsPending) abort() error {
+	p.cancel()
+	p.w.Close()
+	return nil
+}

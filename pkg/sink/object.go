@@ -1,0 +1,188 @@
+// Package sink is where the job's tables go: it encodes Arrow record
+// batches as Parquet and writes objects to a local directory or a Google
+// Cloud Storage bucket, publishing each one atomically.
+//
+// # Writing objects
+//
+// A Store hands out Objects. Bytes written to an Object are not visible at
+// its name until Commit returns nil: a local object is written to a hidden
+// temporary file beside the final name, synced and renamed; a GCS object
+// streams through a resumable upload that GCS finalises only on Commit.
+// Abort, a cancelled context or any error before Commit leaves nothing at
+// the name (and a rerun's previous object stays as it was). Abort after
+// Commit does nothing, so "defer obj.Abort()" is the way to never leak a
+// half-written object.
+//
+// Every object's size and CRC32C are computed while it is written; on GCS
+// the server's CRC32C is checked against it at Commit.
+//
+// # Ownership
+//
+// The Parquet writer never closes the writer it is given (pqarrow's own
+// FileWriter would, and closing a GCS writer commits the object): the
+// caller writes the footer with ParquetWriter.Close and only then decides
+// to Commit.
+//
+// # Errors
+//
+// Errors name the operation and the object's URL. ErrConflict means the
+// object changed while this run wrote it (another run published the same
+// name first); nothing of this run was published.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"strings"
+)
+
+// ErrConflict means another writer changed the object between the start of
+// the write and its commit.
+var ErrConflict = errors.New("object changed by another writer")
+
+// ErrAborted is returned by Write and Commit on an aborted object.
+var ErrAborted = errors.New("object aborted")
+
+// Store is a place objects are written to: a local directory or a GCS
+// bucket, with a root prefix.
+type Store interface {
+	// NewObject starts a new object at name, a slash-separated path below
+	// the store's root. contentType is recorded where the store keeps it.
+	NewObject(ctx context.Context, name, contentType string) (*Object, error)
+	// Delete removes the object at name; a missing object is not an error.
+	Delete(ctx context.Context, name string) error
+	// URL is the address of name: gs://bucket/root/name or a local path.
+	URL(name string) string
+}
+
+// ObjectInfo describes a committed object.
+type ObjectInfo struct {
+	URL        string `json:"url"`
+	Size       int64  `json:"size"`
+	CRC32C     uint32 `json:"crc32c"`
+	Generation int64  `json:"generation,omitempty"` // GCS object generation; 0 for local files
+}
+
+// pending is what a backend does for one object.
+type pending interface {
+	io.Writer
+	// commit publishes the object; crc is the CRC32C of all bytes written.
+	// It returns the generation the backend gave the object, if any.
+	commit(crc uint32) (generation int64, err error)
+	abort() error
+}
+
+type objectState uint8
+
+const (
+	stateOpen objectState = iota
+	stateCommitted
+	stateAborted
+	stateFailed
+)
+
+// Object is an object being written. It is not safe for concurrent use.
+type Object struct {
+	url   string
+	p     pending
+	crc   hash.Hash32
+	size  int64
+	state objectState
+	err   error // the first write error; Commit refuses after one
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func newObject(url string, p pending) *Object {
+	return &Object{url: url, p: p, crc: crc32.New(castagnoli)}
+}
+
+// URL is the address the object gets on Commit.
+func (o *Object) URL() string { return o.url }
+
+// Write appends p to the object.
+func (o *Object) Write(p []byte) (int, error) {
+	switch {
+	case o.state == stateAborted:
+		return 0, fmt.Errorf("write %s: %w", o.url, ErrAborted)
+	case o.state != stateOpen:
+		return 0, fmt.Errorf("write %s: object already closed", o.url)
+	case o.err != nil:
+		return 0, o.err
+	}
+	n, err := o.p.Write(p)
+	o.crc.Write(p[:n])
+	o.size += int64(n)
+	if err != nil {
+		o.err = fmt.Errorf("write %s: %w", o.url, err)
+		return n, o.err
+	}
+	return n, nil
+}
+
+// Size is the number of bytes written so far.
+func (o *Object) Size() int64 { return o.size }
+
+// Commit publishes the object at its name. On error nothing is published
+// and the object is aborted.
+func (o *Object) Commit() (ObjectInfo, error) {
+	switch o.state {
+	case stateAborted:
+		return ObjectInfo{}, fmt.Errorf("commit %s: %w", o.url, ErrAborted)
+	case stateCommitted, stateFailed:
+		return ObjectInfo{}, fmt.Errorf("commit %s: object already closed", o.url)
+	}
+	if o.err != nil {
+		o.Abort()
+		return ObjectInfo{}, fmt.Errorf("commit %s after a failed write: %w", o.url, o.err)
+	}
+	crc := o.crc.Sum32()
+	gen, err := o.p.commit(crc)
+	if err != nil {
+		o.state = stateFailed
+		return ObjectInfo{}, fmt.Errorf("commit %s: %w", o.url, err)
+	}
+	o.state = stateCommitted
+	return ObjectInfo{URL: o.url, Size: o.size, CRC32C: crc, Generation: gen}, nil
+}
+
+// Abort discards the object. It does nothing after Commit or a second time.
+func (o *Object) Abort() error {
+	if o.state != stateOpen {
+		return nil
+	}
+	o.state = stateAborted
+	if err := o.p.abort(); err != nil {
+		return fmt.Errorf("abort %s: %w", o.url, err)
+	}
+	return nil
+}
+
+// Open returns the store for an output location: "gs://bucket" or
+// "gs://bucket/root" for Cloud Storage (the client is created with the
+// default credentials, or for STORAGE_EMULATOR_HOST when set), or a local
+// directory as a path or file:// URL.
+func Open(ctx context.Context, output string) (Store, error) {
+	if strings.HasPrefix(output, "gs://") {
+		bucket, root, err := ParseGCSURL(output)
+		if err != nil {
+			return nil, err
+		}
+		return OpenGCS(ctx, bucket, root)
+	}
+	return NewLocal(strings.TrimPrefix(output, "file://"))
+}
+
+// joinName joins a root and a name with one slash.
+func joinName(root, name string) string {
+	root = strings.Trim(root, "/")
+	name = strings.TrimLeft(name, "/")
+	if root == "" {
+		return name
+	}
+	return root + "/" + name
+}

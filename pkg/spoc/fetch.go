@@ -1,0 +1,458 @@
+package spoc
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode"
+)
+
+// DefaultURL is the public SPOC list endpoint.
+const DefaultURL = "https://api.mspots.org.my/api/spoc/get-spoc-list-public"
+
+// ErrStalled means the body stopped arriving for longer than the stall timeout.
+var ErrStalled = errors.New("download stalled")
+
+// StatusError is a response with a status other than 2xx.
+type StatusError struct {
+	URL         string
+	StatusCode  int
+	Status      string // "503 Service Unavailable"
+	ContentType string
+	Snippet     string        // the start of the body, cleaned for a log line
+	RetryAfter  time.Duration // from the Retry-After header; 0 if absent
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("GET %s: status %s (%s: %q)", e.URL, e.Status, orNone(e.ContentType), e.Snippet)
+}
+
+// ContentTypeError is a successful response that is not JSON, such as an
+// HTML maintenance page served with 200.
+type ContentTypeError struct {
+	URL         string
+	Status      string
+	ContentType string
+	Snippet     string
+}
+
+func (e *ContentTypeError) Error() string {
+	return fmt.Sprintf("GET %s: status %s but content type %s, not JSON (%q)", e.URL, e.Status, orNone(e.ContentType), e.Snippet)
+}
+
+// TransportError is a failure to connect or to receive the whole body: a
+// refused or reset connection, a timeout, a body cut off mid-stream.
+// Another attempt may well succeed.
+type TransportError struct {
+	Op  string // "GET url" or "read body of url"
+	Err error
+}
+
+func (e *TransportError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+func orNone(s string) string {
+	if s == "" {
+		return "no content type"
+	}
+	return s
+}
+
+// IsRetryable reports whether err is worth another attempt: a transport
+// failure, or a 429 or 5xx status. Bad JSON, a non-JSON page, a 4xx status,
+// a certificate that does not verify and the decoder's limits are not.
+func IsRetryable(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.StatusCode == http.StatusTooManyRequests || se.StatusCode >= 500
+	}
+	var te *TransportError
+	return errors.As(err, &te) && !isCertificateError(err)
+}
+
+func isCertificateError(err error) bool {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verification     *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &verification)
+}
+
+// retryAfter returns the server's requested wait carried by err, or 0.
+func retryAfter(err error) time.Duration {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.RetryAfter
+	}
+	return 0
+}
+
+// ClientOptions configures a Client. Zero durations mean no limit.
+type ClientOptions struct {
+	UserAgent        string        // sent as User-Agent
+	ConnectTimeout   time.Duration // TCP connect and TLS handshake
+	FirstByteTimeout time.Duration // from request sent to response headers
+	StallTimeout     time.Duration // longest wait for the next body bytes
+	// CAFile names a PEM file of extra CA certificates, trusted beside
+	// the system's.
+	CAFile string
+	// InsecureSkipVerify turns off TLS certificate verification. It exists
+	// for an upstream with a broken chain and should stay off.
+	InsecureSkipVerify bool
+}
+
+// Client fetches the SPOC body over HTTP.
+type Client struct {
+	http         *http.Client
+	userAgent    string
+	stallTimeout time.Duration
+}
+
+// NewClient returns a Client. It fails only if the CA file cannot be used.
+func NewClient(opts ClientOptions) (*Client, error) {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: opts.InsecureSkipVerify}
+	if opts.CAFile != "" {
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", opts.CAFile)
+		}
+		tlsConfig.RootCAs = pool
+	}
+	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsConfig,
+		TLSHandshakeTimeout:   opts.ConnectTimeout,
+		ResponseHeaderTimeout: opts.FirstByteTimeout,
+		ForceAttemptHTTP2:     true,
+		// Compression is negotiated and undone by Fetch itself, so that
+		// the bytes on the wire can be counted apart from the JSON.
+		DisableCompression: true,
+	}
+	return &Client{
+		http:         &http.Client{Transport: transport},
+		userAgent:    opts.UserAgent,
+		stallTimeout: opts.StallTimeout,
+	}, nil
+}
+
+// Body is an open SPOC body: the JSON, decompressed, and what is known of
+// where it came from. The caller must Close it.
+type Body struct {
+	// Source is the URL fetched or the file read.
+	Source string
+	// StatusCode, ETag and LastModified are the response's; zero for a file.
+	StatusCode   int
+	ETag         string
+	LastModified string
+	// ContentLength is the size on the wire announced by the server, or
+	// -1 when unknown.
+	ContentLength int64
+
+	r      io.Reader
+	wire   *countingReader
+	closer func() error
+}
+
+// Read reads the decompressed JSON.
+func (b *Body) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// WireBytes is the number of bytes received so far, before decompression.
+func (b *Body) WireBytes() int64 { return b.wire.n.Load() }
+
+// Close releases the connection or file.
+func (b *Body) Close() error { return b.closer() }
+
+// Open opens source: an http(s) URL is fetched with Fetch; a file:// URL
+// or a plain path is read with OpenFile.
+func (c *Client) Open(ctx context.Context, source string) (*Body, error) {
+	if IsHTTP(source) {
+		return c.Fetch(ctx, source)
+	}
+	return OpenFile(source)
+}
+
+// IsHTTP reports whether source is an http or https URL.
+func IsHTTP(source string) bool {
+	u, err := url.Parse(source)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https")
+}
+
+// Fetch sends the GET request and returns the body once the response
+// headers show a 2xx JSON response. The page and pageSize parameters of the
+// public endpoint are added when the URL lacks them (the endpoint ignores
+// them and returns every record). The body's read errors are
+// *TransportError, and a body that sends nothing for the stall timeout
+// fails with ErrStalled.
+func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse URL: %w", err)
+	}
+	q := u.Query()
+	if !q.Has("page") {
+		q.Set("page", "1")
+	}
+	if !q.Has("pageSize") {
+		q.Set("pageSize", "10")
+	}
+	u.RawQuery = q.Encode()
+	target := u.String()
+
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("GET %s: %w", target, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept-Encoding", "gzip")
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		cancel()
+		if parent.Err() != nil { // the run was cancelled or is out of time
+			return nil, fmt.Errorf("GET %s: %w", target, err)
+		}
+		return nil, &TransportError{Op: "GET " + target, Err: err}
+	}
+	fail := func(err error) (*Body, error) {
+		resp.Body.Close()
+		cancel()
+		return nil, err
+	}
+	contentType := resp.Header.Get("Content-Type")
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fail(&StatusError{
+			URL:         target,
+			StatusCode:  resp.StatusCode,
+			Status:      resp.Status,
+			ContentType: contentType,
+			Snippet:     snippet(resp),
+			RetryAfter:  parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		})
+	}
+	if !isJSONContentType(contentType) {
+		return fail(&ContentTypeError{URL: target, Status: resp.Status, ContentType: contentType, Snippet: snippet(resp)})
+	}
+
+	stall := &stallReader{r: resp.Body, timeout: c.stallTimeout, cancel: cancel}
+	wire := &countingReader{r: stall}
+	body := &Body{
+		Source:        target,
+		StatusCode:    resp.StatusCode,
+		ETag:          resp.Header.Get("ETag"),
+		LastModified:  resp.Header.Get("Last-Modified"),
+		ContentLength: resp.ContentLength,
+		wire:          wire,
+		closer: func() error {
+			cancel()
+			return resp.Body.Close()
+		},
+	}
+	var r io.Reader = wire
+	if enc := strings.ToLower(resp.Header.Get("Content-Encoding")); enc == "gzip" || enc == "x-gzip" {
+		r = &lazyGzipReader{r: wire}
+	}
+	body.r = &transportErrorReader{r: r, op: "read body of " + target}
+	return body, nil
+}
+
+// OpenFile opens a saved body (a path or a file:// URL). Gzip-compressed
+// files (".gz", or any file starting with the gzip magic bytes) are
+// decompressed.
+func OpenFile(source string) (*Body, error) {
+	path := source
+	if strings.HasPrefix(source, "file:") {
+		u, err := url.Parse(source)
+		if err != nil {
+			return nil, fmt.Errorf("parse file URL: %w", err)
+		}
+		path = u.Path
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open source: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	wire := &countingReader{r: f}
+	br := bufio.NewReaderSize(wire, 64<<10)
+	body := &Body{Source: "file://" + abs, ContentLength: -1, wire: wire, r: br, closer: f.Close}
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open source %s: %w", path, err)
+		}
+		body.r = zr
+	}
+	if fi, err := f.Stat(); err == nil {
+		body.ContentLength = fi.Size()
+	}
+	return body, nil
+}
+
+// isJSONContentType accepts application/json, any +json type, and a
+// missing Content-Type (the decoder still rejects a body that is not JSON).
+func isJSONContentType(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+// snippet reads the start of a rejected body for the error message,
+// folded to one printable line.
+func snippet(resp *http.Response) string {
+	var r io.Reader = io.LimitReader(resp.Body, 4<<10)
+	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return ""
+		}
+		r = io.LimitReader(zr, 4<<10)
+	}
+	b, _ := io.ReadAll(r)
+	s := strings.Join(strings.FieldsFunc(string(b), func(r rune) bool {
+		return unicode.IsSpace(r) || !unicode.IsPrint(r)
+	}), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// stallReader cancels the request when one Read waits longer than the
+// timeout. The timer runs only inside Read, so time the consumer spends
+// elsewhere (encoding, uploading) never counts as a stalled download.
+type stallReader struct {
+	r       io.Reader
+	timeout time.Duration
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if s.timeout <= 0 {
+		return s.r.Read(p)
+	}
+	if s.timer == nil {
+		s.timer = time.AfterFunc(s.timeout, s.fire)
+	} else {
+		s.timer.Reset(s.timeout)
+	}
+	n, err := s.r.Read(p)
+	s.timer.Stop()
+	if err != nil && err != io.EOF && s.stalled.Load() {
+		err = fmt.Errorf("no bytes for %s: %w", s.timeout, ErrStalled)
+	}
+	return n, err
+}
+
+func (s *stallReader) fire() {
+	s.stalled.Store(true)
+	s.cancel()
+}
+
+// lazyGzipReader starts the gzip reader on the first Read, so that reading
+// the gzip header happens in the body's read path (and its errors are
+// transport errors), not in Fetch.
+type lazyGzipReader struct {
+	r  io.Reader
+	zr *gzip.Reader
+}
+
+func (l *lazyGzipReader) Read(p []byte) (int, error) {
+	if l.zr == nil {
+		zr, err := gzip.NewReader(l.r)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		l.zr = zr
+	}
+	return l.zr.Read(p)
+}
+
+// transportErrorReader marks every read error but io.EOF as a
+// *TransportError: whatever breaks while the body streams in (a reset, a
+// cut, a stall, corrupt gzip) is the transfer's fault, not the JSON's.
+type transportErrorReader struct {
+	r  io.Reader
+	op string
+}
+
+func (t *transportErrorReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &TransportError{Op: t.op, Err: err}
+	}
+	return n, err
+}

@@ -1,0 +1,359 @@
+package spoctest
+
+import (
+	"bufio"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// GenOptions configures Generate.
+type GenOptions struct {
+	Records int    // elements of data.results
+	Seed    uint64 // the same seed gives the same body, byte for byte
+	// DropEvery, when above zero, makes every DropEvery-th record lack
+	// its entity_smallholder_id (the job drops such records).
+	DropEvery int
+}
+
+// Planted is what a generated body holds, counted while it was written,
+// so that tests can check the decoder's statistics against it.
+type Planted struct {
+	Records int // elements of data.results, dropped ones included
+	// Dropped counts records without an id (see GenOptions.DropEvery).
+	Dropped int
+	// Nulls counts, per tidy column, the JSON nulls and missing fields in
+	// records that keep their id; invalid values are not included.
+	Nulls map[string]int
+	// Invalid counts, per tidy column and reason, the values planted to be
+	// unusable ("-", "N/A", "", coordinates off the globe, bad dates).
+	Invalid map[string]map[string]int
+	// DuplicateIDs counts records that repeat an earlier record's id.
+	DuplicateIDs int
+	// MPOBWithSeveralPlots counts MPOB numbers given to more than one plot.
+	MPOBWithSeveralPlots int
+	ByCertStatus         map[string]int
+	Deleted              int
+	IDSum                int64 // sum of the ids of records that keep theirs
+}
+
+func (p *Planted) invalid(column, reason string) {
+	if p.Invalid[column] == nil {
+		p.Invalid[column] = map[string]int{}
+	}
+	p.Invalid[column][reason]++
+}
+
+// Generate writes a body of the public endpoint's shape with opts.Records
+// realistic records, and the quirks of the published data-quality notes:
+// null and junk coordinates, coordinates with a slipped decimal point,
+// districts and mukims mostly null, MPOB numbers shared by several plots,
+// all four certification statuses, deleted records, a few ids repeated,
+// and a few unparseable dates. It streams: memory does not depend on
+// opts.Records.
+func Generate(w io.Writer, opts GenOptions) (Planted, error) {
+	g := &generator{
+		rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)),
+		p: Planted{
+			Nulls:        map[string]int{},
+			Invalid:      map[string]map[string]int{},
+			ByCertStatus: map[string]int{},
+		},
+		opts: opts,
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	bw.WriteString(`{"status":"success","message":"OK","data":{"page_size":"10","results":[`)
+	var buf []byte
+	for i := range opts.Records {
+		buf = buf[:0]
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = g.record(buf, i)
+		if _, err := bw.Write(buf); err != nil {
+			return g.p, err
+		}
+	}
+	bw.WriteString(`],"total":` + strconv.Itoa(opts.Records) + `}}`)
+	return g.p, bw.Flush()
+}
+
+type generator struct {
+	rng        *rand.Rand
+	p          Planted
+	opts       GenOptions
+	lastID     int64
+	mpobSerial int64
+	mpob       []byte
+	mpobPlots  int
+}
+
+type state struct {
+	id     int
+	name   string
+	zoneID int
+	zone   string
+	lat    [2]float64
+	long   [2]float64
+}
+
+// States of Malaysia with the MSPO zone that covers them and a box that
+// holds their plots.
+var states = []state{
+	{1, "Johor", 5, "Zon Selatan 1", [2]float64{1.3, 2.8}, [2]float64{102.5, 104.3}},
+	{2, "Kedah", 1, "Zon Utara 1", [2]float64{5.1, 6.5}, [2]float64{100.1, 101.1}},
+	{3, "Kelantan", 11, "Zon Timur 2", [2]float64{4.5, 6.2}, [2]float64{101.3, 102.6}},
+	{4, "Melaka", 4, "Zon Tengah 2", [2]float64{2.1, 2.5}, [2]float64{102.0, 102.6}},
+	{5, "Negeri Sembilan", 4, "Zon Tengah 2", [2]float64{2.4, 3.3}, [2]float64{101.7, 102.6}},
+	{6, "Pahang", 7, "Zon Timur 1", [2]float64{2.5, 4.7}, [2]float64{101.3, 103.4}},
+	{7, "Pulau Pinang", 2, "Zon Utara 2", [2]float64{5.2, 5.5}, [2]float64{100.3, 100.5}},
+	{8, "Perak", 2, "Zon Utara 2", [2]float64{3.7, 5.9}, [2]float64{100.4, 101.7}},
+	{9, "Perlis", 1, "Zon Utara 1", [2]float64{6.3, 6.7}, [2]float64{100.1, 100.4}},
+	{10, "Selangor", 3, "Zon Tengah 1", [2]float64{2.6, 3.8}, [2]float64{100.8, 101.9}},
+	{11, "Terengganu", 8, "Zon Timur 2", [2]float64{3.9, 5.8}, [2]float64{102.4, 103.5}},
+	{12, "Sabah", 9, "Zon Sabah 1", [2]float64{4.2, 7.0}, [2]float64{115.5, 119.2}},
+	{13, "Sarawak", 11, "Zon Sarawak", [2]float64{1.0, 4.9}, [2]float64{109.6, 115.5}},
+}
+
+var (
+	entityNames = []string{
+		"JELI/ GUA MUSANG/ KRAI/ MACHANG", "BATU PAHAT/ KLUANG", "MUAR/ LEDANG/ SEGAMAT",
+		"KUALA LANGAT/ SEPANG", "KINABATANGAN/ SANDAKAN", "MIRI/ BINTULU", "TEMERLOH/ MARAN/ JERANTUT",
+		"KOPERASI PEKEBUN KECIL SAWIT DAERAH KOTA TINGGI BERHAD", "PERTUBUHAN PELADANG KAWASAN (PPK) KEMAMAN",
+	}
+	givenNames = []string{"ROSNANI", "AHMAD", "SITI AISYAH", "MOHD FAIZAL", "NUR HIDAYAH", "ABDUL RAHMAN",
+		"TAN AH KOW", "LIM MEI LING", "MUTHU A/L RAMASAMY", "JOSEPHINE ANAK JAWA", "ZAINAB", "ISMAIL"}
+	fatherNames = []string{"IBRAHIM", "ABDULLAH", "HASSAN", "OTHMAN", "YUSOF", "SALLEH", "MAT", "OMAR"}
+	daerahNames = []string{"JELI", "KLUANG", "MUAR", "SEPANG", "SANDAKAN", "MIRI", "TEMERLOH", "KEMAMAN"}
+	mukimNames  = []string{"KUALA BALAH", "BELIT", "SUNGAI RAYA", "TANJUNG", "BUKIT BESAR", "PADANG"}
+	certStatus  = []string{"ACTIVE", "DELAYED", "EXPIRED", "SUSPENDED"}
+	epoch       = time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	span        = time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC).UnixMilli() - epoch
+)
+
+func (g *generator) chance(p float64) bool { return g.rng.Float64() < p }
+
+func appendKey(b []byte, key string) []byte {
+	b = append(b, '"')
+	b = append(b, key...)
+	return append(b, '"', ':')
+}
+
+func appendStr(b []byte, key, v string) []byte {
+	b = appendKey(b, key)
+	b = strconv.AppendQuote(b, v)
+	return append(b, ',')
+}
+
+func (g *generator) record(b []byte, i int) []byte {
+	p := &g.p
+	p.Records++
+	dropped := g.opts.DropEvery > 0 && (i+1)%g.opts.DropEvery == 0
+	count := !dropped // a dropped record's fields are not in the table
+	null := func(col string) {
+		if count {
+			p.Nulls[col]++
+		}
+	}
+	invalid := func(col, reason string) {
+		if count {
+			p.invalid(col, reason)
+		}
+	}
+
+	b = append(b, '{')
+	id := int64(70000 + i)
+	if i > 0 && i%20011 == 0 { // a few ids come twice, as the upstream's join sometimes does
+		id = g.lastID
+		if count {
+			p.DuplicateIDs++
+		}
+	}
+	if dropped {
+		p.Dropped++
+	} else {
+		b = appendKey(b, "entity_smallholder_id")
+		b = strconv.AppendInt(b, id, 10)
+		b = append(b, ',')
+		p.IDSum += id
+		g.lastID = id
+	}
+	st := &states[g.rng.IntN(len(states))]
+	b = appendStr(b, "entity_name", entityNames[g.rng.IntN(len(entityNames))])
+
+	// MPOB licences are issued in sequence; about one in six holders has
+	// more than one plot, listed one after the other.
+	if g.mpobPlots == 0 || !g.chance(0.18) {
+		g.mpobSerial += 1 + int64(g.rng.IntN(3))
+		g.mpob = strconv.AppendInt(g.mpob[:0], 832452000000+g.mpobSerial, 10)
+		if g.mpobSerial%97 == 0 { // some licences keep a leading zero
+			g.mpob[0] = '0'
+		}
+		g.mpobPlots = 0
+	}
+	if count {
+		g.mpobPlots++
+		if g.mpobPlots == 2 {
+			p.MPOBWithSeveralPlots++
+		}
+	}
+	b = appendKey(b, "mpob_no")
+	b = append(b, '"')
+	b = append(b, g.mpob...)
+	b = append(b, '"', ',')
+
+	planted := 0.5 + g.rng.Float64()*20
+	b = appendKey(b, "planted_area")
+	b = append(b, '"')
+	b = strconv.AppendFloat(b, planted, 'f', 4, 64)
+	b = append(b, '"', ',')
+	certified := planted * (0.6 + 0.4*g.rng.Float64())
+	b = appendKey(b, "certified_area")
+	if g.chance(0.02) { // sometimes a JSON number rather than a string
+		b = strconv.AppendFloat(b, certified, 'f', 4, 64)
+	} else {
+		b = append(b, '"')
+		b = strconv.AppendFloat(b, certified, 'f', 4, 64)
+		b = append(b, '"')
+	}
+	b = append(b, ',')
+
+	lat := st.lat[0] + g.rng.Float64()*(st.lat[1]-st.lat[0])
+	long := st.long[0] + g.rng.Float64()*(st.long[1]-st.long[0])
+	var latText, longText string
+	switch r := g.rng.Float64(); {
+	case r < 0.03:
+		null("gps_coordinate_lat")
+		null("gps_coordinate_long")
+		b = append(b, `"gps_coordinate_lat":null,"gps_coordinate_long":null,"geolocation":null,`...)
+	case r < 0.04:
+		latText, longText = "-", "-"
+		invalid("gps_coordinate_lat", "not_a_number")
+		invalid("gps_coordinate_long", "not_a_number")
+	case r < 0.045:
+		latText, longText = "N/A", ""
+		invalid("gps_coordinate_lat", "not_a_number")
+		invalid("gps_coordinate_long", "empty")
+	case r < 0.05: // a slipped decimal point puts the plot off the globe
+		latText = strconv.FormatFloat(lat*100, 'f', 6, 64)
+		longText = strconv.FormatFloat(long*10, 'f', 6, 64)
+		invalid("gps_coordinate_lat", "out_of_range")
+		invalid("gps_coordinate_long", "out_of_range")
+	default:
+		latText = strconv.FormatFloat(lat, 'f', 6, 64)
+		longText = strconv.FormatFloat(long, 'f', 6, 64)
+		if g.chance(0.01) {
+			latText = " " + latText + " "
+		}
+	}
+	if latText != "" || longText != "" {
+		b = appendStr(b, "gps_coordinate_lat", latText)
+		b = appendStr(b, "gps_coordinate_long", longText)
+		b = appendStr(b, "geolocation", latText+", "+longText)
+	}
+
+	b = appendKey(b, "name")
+	b = append(b, '"')
+	b = append(b, givenNames[g.rng.IntN(len(givenNames))]...)
+	if g.chance(0.5) {
+		b = append(b, " BINTI "...)
+	} else {
+		b = append(b, " BIN "...)
+	}
+	b = append(b, fatherNames[g.rng.IntN(len(fatherNames))]...)
+	b = append(b, '"', ',')
+
+	b = appendKey(b, "stateId")
+	b = strconv.AppendInt(b, int64(st.id), 10)
+	b = append(b, ',')
+	b = appendStr(b, "state", st.name)
+	if g.chance(0.6) {
+		null("daerah_id")
+		null("daerah")
+		null("mukim_id")
+		null("mukim")
+		b = append(b, `"daerahId":null,"daerah":null,"mukimId":null,"mukim":null,`...)
+	} else {
+		d := g.rng.IntN(len(daerahNames))
+		b = appendKey(b, "daerahId")
+		b = strconv.AppendInt(b, int64(st.id*100+d), 10)
+		b = append(b, ',')
+		b = appendStr(b, "daerah", daerahNames[d])
+		if g.chance(0.3) {
+			null("mukim_id")
+			null("mukim")
+			b = append(b, `"mukimId":null,"mukim":null,`...)
+		} else {
+			m := g.rng.IntN(len(mukimNames))
+			b = appendKey(b, "mukimId")
+			b = strconv.AppendInt(b, int64(st.id*10000+d*100+m), 10)
+			b = append(b, ',')
+			b = appendStr(b, "mukim", mukimNames[m])
+		}
+	}
+	b = appendKey(b, "lot_no")
+	b = append(b, '"')
+	if g.chance(0.2) {
+		b = append(b, "PT "...)
+	}
+	b = strconv.AppendInt(b, int64(1+g.rng.IntN(99999)), 10)
+	b = append(b, '"', ',')
+
+	status := certStatus[0]
+	switch r := g.rng.Float64(); {
+	case r < 0.15:
+		status = certStatus[1]
+	case r < 0.25:
+		status = certStatus[2]
+	case r < 0.30:
+		status = certStatus[3]
+	}
+	if count {
+		p.ByCertStatus[status]++
+	}
+	b = appendStr(b, "cert_status", status)
+	b = appendKey(b, "zoneId")
+	b = strconv.AppendInt(b, int64(st.zoneID), 10)
+	b = append(b, ',')
+	b = appendStr(b, "zone", st.zone)
+	b = appendKey(b, "cert_no")
+	b = append(b, `"MSPO-`...)
+	b = strconv.AppendInt(b, int64(1+g.rng.IntN(999)), 10)
+	b = append(b, '/', '2', byte('0'+g.rng.IntN(6)), '"', ',')
+	b = appendKey(b, "spoc_code")
+	b = append(b, '"', byte('A'+g.rng.IntN(11)), byte('1'+g.rng.IntN(9)), '"', ',')
+
+	created := epoch + g.rng.Int64N(span)
+	b = appendKey(b, "created_at")
+	if g.chance(0.0005) {
+		invalid("created_at", "bad_timestamp")
+		b = append(b, `"0000-00-00 00:00:00"`...)
+	} else {
+		b = append(b, '"')
+		b = time.UnixMilli(created).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+		b = append(b, '"')
+	}
+	b = append(b, ',')
+	b = appendKey(b, "updated_at")
+	b = append(b, '"')
+	b = time.UnixMilli(created+g.rng.Int64N(span/4)).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = append(b, '"', ',')
+
+	b = appendKey(b, "track_id")
+	b = append(b, `"OPMC`...)
+	b = strconv.AppendInt(b, 100000+id, 10)
+	b = append(b, '"', ',')
+	if g.chance(0.1) {
+		b = appendStr(b, "record_status", "UPDATED")
+	} else {
+		b = appendStr(b, "record_status", "NO CHANGE")
+	}
+	deleted := g.chance(0.02)
+	if deleted && count {
+		p.Deleted++
+	}
+	b = appendKey(b, "deleted")
+	b = strconv.AppendBool(b, deleted)
+	return append(b, '}')
+}
