@@ -1,0 +1,458 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"github.com/sethvargo/go-envconfig"
+	"google.golang.org/api/iterator"
+
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
+)
+
+const testPrefix = "raw/mspo/api/spoc/get-spoc-list-public"
+
+// runJob runs the job as main does, with env on top of settings that keep
+// tests fast (short retry waits) and logs in JSON.
+func runJob(t *testing.T, ctx context.Context, env map[string]string, args ...string) (int, string) {
+	t.Helper()
+	full := map[string]string{
+		"SPOC_RETRY_INITIAL": "5ms",
+		"SPOC_RETRY_MAX":     "20ms",
+		"SPOC_LOG_FORMAT":    "json",
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	var stderr bytes.Buffer
+	code := run(ctx, args, envconfig.MapLookuper(full), &stderr)
+	return code, stderr.String()
+}
+
+func today() string {
+	loc, _ := time.LoadLocation("Asia/Kuala_Lumpur")
+	return time.Now().In(loc).Format(snapshot.DateLayout)
+}
+
+// files lists every file below dir, hidden temporary files included.
+func files(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	sort.Strings(names)
+	return names
+}
+
+// readParquet opens a Parquet file and checks what every snapshot must be:
+// exactly the tidy schema, every column chunk zstd with statistics.
+func readParquet(t *testing.T, data []byte) (arrow.Table, map[string]string) {
+	t.Helper()
+	pf, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := pf.MetaData()
+	for rg := range md.NumRowGroups() {
+		rgm := md.RowGroup(rg)
+		if n := rgm.NumRows(); n > 128*1024 {
+			t.Errorf("row group %d has %d rows, more than 128Ki", rg, n)
+		}
+		for c := range rgm.NumColumns() {
+			cc, err := rgm.ColumnChunk(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cc.Compression() != compress.Codecs.Zstd {
+				t.Errorf("row group %d column %s: compression %s, want zstd", rg, cc.PathInSchema(), cc.Compression())
+			}
+			if ok, _ := cc.StatsSet(); !ok {
+				t.Errorf("row group %d column %s: no statistics", rg, cc.PathInSchema())
+			}
+		}
+	}
+	kv := map[string]string{}
+	for _, k := range md.KeyValueMetadata().Keys() {
+		kv[k] = *md.KeyValueMetadata().FindValue(k)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tbl.Release)
+	if !sameFields(tbl.Schema(), spoc.Schema) {
+		t.Fatalf("schema\n%s\nwant\n%s", tbl.Schema(), spoc.Schema)
+	}
+	return tbl, kv
+}
+
+func sameFields(a, b *arrow.Schema) bool {
+	if len(a.Fields()) != len(b.Fields()) {
+		return false
+	}
+	for i, f := range a.Fields() {
+		g := b.Field(i)
+		if f.Name != g.Name || !arrow.TypeEqual(f.Type, g.Type) || f.Nullable != g.Nullable {
+			return false
+		}
+	}
+	return true
+}
+
+func readManifest(t *testing.T, data []byte) snapshot.Manifest {
+	t.Helper()
+	var m snapshot.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	return m
+}
+
+// checkSnapshot checks a published snapshot against the fake upstream.
+func checkSnapshot(t *testing.T, parquetData, manifestData []byte, up *spoctest.Server) {
+	t.Helper()
+	planted := up.Planted()
+	want := int64(planted.Records - planted.Dropped)
+	tbl, kv := readParquet(t, parquetData)
+	if tbl.NumRows() != want {
+		t.Errorf("Parquet has %d rows, want %d", tbl.NumRows(), want)
+	}
+	var idSum int64
+	for _, chunk := range tbl.Column(0).Data().Chunks() {
+		for _, id := range chunk.(*array.Int64).Int64Values() {
+			idSum += id
+		}
+	}
+	if idSum != planted.IDSum {
+		t.Errorf("sum of ids %d, planted %d", idSum, planted.IDSum)
+	}
+	if kv["spoc.record_count"] != strconv.FormatInt(want, 10) || !strings.HasPrefix(kv["spoc.source_url"], up.URL) || kv["spoc.job_version"] == "" {
+		t.Errorf("key-value metadata %v", kv)
+	}
+
+	m := readManifest(t, manifestData)
+	if m.Snapshot != today() || m.Parquet.Rows != want || m.Stats.RecordsWritten != want {
+		t.Errorf("manifest snapshot %s rows %d written %d; want %s and %d", m.Snapshot, m.Parquet.Rows, m.Stats.RecordsWritten, today(), want)
+	}
+	if m.Parquet.Size != int64(len(parquetData)) || m.Parquet.CRC32C != crc32.Checksum(parquetData, crc32.MakeTable(crc32.Castagnoli)) {
+		t.Errorf("manifest size %d crc %08x do not describe the %d-byte object", m.Parquet.Size, m.Parquet.CRC32C, len(parquetData))
+	}
+	if m.Source.BodyBytes != up.Size() || m.Source.HTTPStatus != 200 || m.Source.ETag == "" {
+		t.Errorf("manifest source %+v, body is %d bytes", m.Source, up.Size())
+	}
+	if m.Stats.DuplicateIDs != int64(planted.DuplicateIDs) || m.Stats.MPOBWithSeveralPlots != int64(planted.MPOBWithSeveralPlots) {
+		t.Errorf("manifest duplicates %d / MPOB %d, planted %d / %d", m.Stats.DuplicateIDs, m.Stats.MPOBWithSeveralPlots, planted.DuplicateIDs, planted.MPOBWithSeveralPlots)
+	}
+	for reason, n := range planted.Invalid["gps_coordinate_lat"] {
+		if got := m.Stats.Columns["gps_coordinate_lat"].Invalid[reason]; got != int64(n) {
+			t.Errorf("manifest gps_coordinate_lat %s = %d, planted %d", reason, got, n)
+		}
+	}
+	if !m.FinishedAt.After(m.StartedAt) || m.JobVersion == "" || m.Attempts < 1 {
+		t.Errorf("manifest times %s..%s version %q attempts %d", m.StartedAt, m.FinishedAt, m.JobVersion, m.Attempts)
+	}
+}
+
+func TestJobPublishesLocally(t *testing.T) {
+	up := spoctest.NewServer(spoctest.WithRecords(70_000), spoctest.WithSeed(11), spoctest.WithGzip())
+	defer up.Close()
+	out := t.TempDir()
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out})
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, logs)
+	}
+	dir := testPrefix + "/" + today()
+	if got, want := files(t, out), []string{dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("files %v, want %v", got, want)
+	}
+	pq, _ := os.ReadFile(filepath.Join(out, dir, "spoc-list-public.parquet"))
+	mf, _ := os.ReadFile(filepath.Join(out, dir, "spoc-list-public.manifest.json"))
+	checkSnapshot(t, pq, mf, up)
+
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	var last map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("last log line is not JSON: %v", err)
+	}
+	if last["severity"] != "INFO" || last["message"] != "snapshot published" || last["records"] != float64(70_000) || last["url"] == nil {
+		t.Errorf("summary line %v", last)
+	}
+}
+
+func TestJobPublishesToGCS(t *testing.T) {
+	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gcs.Stop()
+	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "calee-test"})
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcs.URL(), "http://"))
+	up := spoctest.NewServer(spoctest.WithRecords(20_000), spoctest.WithSeed(5))
+	defer up.Close()
+
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": "gs://calee-test"})
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, logs)
+	}
+	// Read through STORAGE_EMULATOR_HOST, as the job wrote; the emulator
+	// serves downloads on the JSON API only.
+	client, err := storage.NewClient(context.Background(), storage.WithJSONReads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	dir := testPrefix + "/" + today()
+	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
+		t.Fatalf("objects %v", got)
+	}
+	pq := readObject(t, client, "calee-test", dir+"/spoc-list-public.parquet")
+	mf := readObject(t, client, "calee-test", dir+"/spoc-list-public.manifest.json")
+	checkSnapshot(t, pq, mf, up)
+	attrs, err := client.Bucket("calee-test").Object(dir + "/spoc-list-public.parquet").Attrs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if attrs.ContentType != "application/vnd.apache.parquet" {
+		t.Errorf("content type %q", attrs.ContentType)
+	}
+	if m := readManifest(t, mf); !strings.HasPrefix(m.Parquet.URL, "gs://calee-test/"+dir) || m.Parquet.Generation == 0 {
+		t.Errorf("manifest Parquet %+v", m.Parquet)
+	}
+}
+
+func bucketObjects(t *testing.T, c *storage.Client, bucket string) []string {
+	t.Helper()
+	var names []string
+	it := c.Bucket(bucket).Objects(context.Background(), nil)
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, a.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func readObject(t *testing.T, c *storage.Client, bucket, name string) []byte {
+	t.Helper()
+	r, err := c.Bucket(bucket).Object(name).NewReader(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestJobRetriesTransientFailures(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     []spoctest.Option
+		requests int
+	}{
+		{"two 503s then success", []spoctest.Option{spoctest.FailFirst(2, 503)}, 3},
+		{"429 with Retry-After then success", []spoctest.Option{spoctest.FailFirst(1, 429), spoctest.WithRetryAfter("0")}, 2},
+		{"a body cut mid-stream then success", []spoctest.Option{spoctest.CutFirst(1, 300_000)}, 2},
+		{"a gzip body cut mid-stream then success", []spoctest.Option{spoctest.WithGzip(), spoctest.CutFirst(2, 50_000)}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := spoctest.NewServer(append([]spoctest.Option{spoctest.WithRecords(5000)}, tt.opts...)...)
+			defer up.Close()
+			out := t.TempDir()
+			code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out})
+			if code != exitOK {
+				t.Fatalf("exit %d\n%s", code, logs)
+			}
+			if up.Requests() != tt.requests {
+				t.Errorf("%d requests, want %d", up.Requests(), tt.requests)
+			}
+			if n := strings.Count(logs, "attempt failed, retrying"); n != tt.requests-1 {
+				t.Errorf("%d retry warnings, want %d\n%s", n, tt.requests-1, logs)
+			}
+			dir := filepath.Join(out, testPrefix, today())
+			pq, _ := os.ReadFile(filepath.Join(dir, "spoc-list-public.parquet"))
+			mf, _ := os.ReadFile(filepath.Join(dir, "spoc-list-public.manifest.json"))
+			checkSnapshot(t, pq, mf, up)
+			if m := readManifest(t, mf); m.Attempts != tt.requests {
+				t.Errorf("manifest attempts %d, want %d", m.Attempts, tt.requests)
+			}
+			if got := files(t, out); len(got) != 2 {
+				t.Errorf("files %v: a failed attempt left something behind", got)
+			}
+		})
+	}
+}
+
+// Every failure exits 1 with a one-line reason and publishes nothing.
+func TestJobFailuresPublishNothing(t *testing.T) {
+	var full bytes.Buffer
+	spoctest.Generate(&full, spoctest.GenOptions{Records: 3000, Seed: 2})
+	truncated := full.Bytes()[:full.Len()*2/3]
+	tests := []struct {
+		name     string
+		opts     []spoctest.Option
+		env      map[string]string
+		requests int    // requests the job should have made
+		reason   string // in the error line
+	}{
+		{"truncated JSON", []spoctest.Option{spoctest.WithBody(truncated)}, nil, 1, "unexpected end of input"},
+		{"malformed JSON", []spoctest.Option{spoctest.WithBody([]byte(`{"data":{"results":[{"entity_smallholder_id":1}}}`))}, nil, 1, "invalid JSON"},
+		{"HTML page with 200", []spoctest.Option{spoctest.ServeHTML()}, nil, 1, "text/html"},
+		{"503 on every attempt", []spoctest.Option{spoctest.FailFirst(100, 503)}, nil, 4, "503 Service Unavailable"},
+		{"404 is not retried", []spoctest.Option{spoctest.FailFirst(100, 404)}, nil, 1, "404"},
+		{"cut on every attempt", []spoctest.Option{spoctest.CutFirst(100, 10_000)}, map[string]string{"SPOC_ATTEMPTS": "2"}, 2, "unexpected EOF"},
+		{"empty list", []spoctest.Option{spoctest.WithRecords(0)}, nil, 1, "too few records"},
+		{"fewer records than SPOC_MIN_RECORDS", []spoctest.Option{spoctest.WithRecords(100)}, map[string]string{"SPOC_MIN_RECORDS": "101"}, 1, "too few records"},
+		{"more than 1% of records without id", []spoctest.Option{spoctest.WithRecords(2000), spoctest.WithDropEvery(50)}, nil, 1, "too many records dropped"},
+		{"body over SPOC_MAX_BODY_BYTES", []spoctest.Option{spoctest.WithRecords(2000)}, map[string]string{"SPOC_MAX_BODY_BYTES": "100KiB"}, 1, "too large"},
+		{"no data.results", []spoctest.Option{spoctest.WithBody([]byte(`{"data":{"message":"no list today"}}`))}, nil, 1, "no data.results"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := spoctest.NewServer(append([]spoctest.Option{spoctest.WithRecords(3000)}, tt.opts...)...)
+			defer up.Close()
+			out := t.TempDir()
+			env := map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			code, logs := runJob(t, context.Background(), env)
+			if code != exitFailed {
+				t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
+			}
+			if got := files(t, out); len(got) != 0 {
+				t.Errorf("files left after a failed run: %v", got)
+			}
+			if up.Requests() != tt.requests {
+				t.Errorf("%d requests, want %d", up.Requests(), tt.requests)
+			}
+			lines := strings.Split(strings.TrimSpace(logs), "\n")
+			var last map[string]any
+			json.Unmarshal([]byte(lines[len(lines)-1]), &last)
+			if last["severity"] != "ERROR" || !strings.Contains(last["error"].(string), tt.reason) {
+				t.Errorf("last log line %v: want an ERROR whose error mentions %q", lines[len(lines)-1], tt.reason)
+			}
+		})
+	}
+}
+
+func TestJobFailureOnGCSPublishesNothing(t *testing.T) {
+	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gcs.Stop()
+	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "calee-test"})
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcs.URL(), "http://"))
+	up := spoctest.NewServer(spoctest.WithRecords(80_000), spoctest.CutFirst(100, 30_000_000))
+	defer up.Close()
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": "gs://calee-test", "SPOC_ATTEMPTS": "2", "SPOC_BATCH_SIZE": "8192"})
+	if code != exitFailed {
+		t.Fatalf("exit %d\n%s", code, logs)
+	}
+	if got := bucketObjects(t, gcs.Client(), "calee-test"); len(got) != 0 {
+		t.Errorf("objects after a failed run: %v", got)
+	}
+}
+
+func TestJobCancelledMidRun(t *testing.T) {
+	up := spoctest.NewServer(spoctest.WithRecords(100_000), spoctest.WithThrottle(2<<20))
+	defer up.Close()
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once the download is under way and a batch has been
+		// written (the throttled body takes half a minute).
+		time.Sleep(1500 * time.Millisecond)
+		cancel()
+	}()
+	start := time.Now()
+	code, logs := runJob(t, ctx, map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_BATCH_SIZE": "1000"})
+	if code != exitFailed {
+		t.Fatalf("exit %d\n%s", code, logs)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Errorf("the run went on for %s after cancellation", time.Since(start))
+	}
+	if got := files(t, out); len(got) != 0 {
+		t.Errorf("files left after cancellation: %v", got)
+	}
+	if !strings.Contains(logs, "context canceled") {
+		t.Errorf("the error does not say the run was cancelled:\n%s", logs)
+	}
+}
+
+func TestJobRerunReplacesTheSnapshot(t *testing.T) {
+	out := t.TempDir()
+	for _, records := range []int{1000, 1500} {
+		up := spoctest.NewServer(spoctest.WithRecords(records))
+		code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out})
+		up.Close()
+		if code != exitOK {
+			t.Fatalf("exit %d\n%s", code, logs)
+		}
+	}
+	mf, _ := os.ReadFile(filepath.Join(out, testPrefix, today(), "spoc-list-public.manifest.json"))
+	if m := readManifest(t, mf); m.Parquet.Rows != 1500 {
+		t.Errorf("after a rerun the manifest says %d rows, want the second run's 1500", m.Parquet.Rows)
+	}
+	if got := files(t, out); len(got) != 2 {
+		t.Errorf("files %v", got)
+	}
+}
+
+func TestJobFromSavedBody(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spoc-list-public.json")
+	f, _ := os.Create(path)
+	spoctest.Generate(f, spoctest.GenOptions{Records: 1234, Seed: 4})
+	f.Close()
+	out := t.TempDir()
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": path, "SPOC_OUTPUT": out})
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, logs)
+	}
+	mf, _ := os.ReadFile(filepath.Join(out, testPrefix, today(), "spoc-list-public.manifest.json"))
+	if m := readManifest(t, mf); m.Parquet.Rows != 1234 || m.Source.URL != "file://"+path {
+		t.Errorf("manifest rows %d source %q", m.Parquet.Rows, m.Source.URL)
+	}
+}
