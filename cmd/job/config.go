@@ -67,15 +67,13 @@ func LoadConfig(ctx context.Context, env envconfig.Lookuper) (*Config, error) {
 	return &c, nil
 }
 
-// varInError finds which SPOC_ variable an envconfig error is about.
+// varInError finds which variable an envconfig error is about: its
+// messages start with the Go field name ("BatchSize: strconv...").
 func varInError(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "SPOC_"); i >= 0 {
-		end := i
-		for end < len(msg) && (msg[end] == '_' || 'A' <= msg[end] && msg[end] <= 'Z' || '0' <= msg[end] && msg[end] <= '9') {
-			end++
-		}
-		return msg[i:end]
+	field, _, _ := strings.Cut(err.Error(), ":")
+	if f, ok := reflect.TypeFor[Config]().FieldByName(strings.TrimSpace(field)); ok {
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		return name
 	}
 	return "environment"
 }

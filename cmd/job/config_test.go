@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := LoadConfig(context.Background(), envconfig.MapLookuper(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"SPOC_URL", cfg.URL, "https://api.mspots.org.my/api/spoc/get-spoc-list-public"},
+		{"SPOC_OUTPUT", cfg.Output, "./data"},
+		{"SPOC_PREFIX", cfg.Prefix, "raw/mspo/api/spoc/get-spoc-list-public"},
+		{"SPOC_TIMEZONE", cfg.Timezone, "Asia/Kuala_Lumpur"},
+		{"SPOC_MAX_BODY_BYTES", cfg.MaxBodyBytes, ByteSize(2 << 30)},
+		{"SPOC_MAX_STRING_BYTES", cfg.MaxStringBytes, ByteSize(1 << 20)},
+		{"SPOC_BATCH_SIZE", cfg.BatchSize, 65536},
+		{"SPOC_ATTEMPTS", cfg.Attempts, 4},
+		{"SPOC_MIN_RECORDS", cfg.MinRecords, int64(1)},
+		{"SPOC_MAX_DROPPED_PERCENT", cfg.MaxDroppedPercent, 1.0},
+		{"SPOC_INSECURE_SKIP_VERIFY", cfg.InsecureSkipVerify, false},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s default %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want ByteSize
+		ok   bool
+	}{
+		{"1048576", 1 << 20, true},
+		{"2GiB", 2 << 30, true},
+		{"512 MiB", 512 << 20, true},
+		{"100KB", 100_000, true},
+		{"7B", 7, true},
+		{"-1", 0, false},
+		{"2 GB of data", 0, false},
+		{"lots", 0, false},
+		{"99999999999GiB", 0, false},
+	}
+	for _, tt := range tests {
+		var b ByteSize
+		err := b.EnvDecode(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && b != tt.want) {
+			t.Errorf("EnvDecode(%q) = %d, %v; want %d, ok=%v", tt.in, b, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// A bad setting exits 2 with a one-line reason naming the variable, before
+// any request reaches the upstream.
+func TestBadConfigurationExits2(t *testing.T) {
+	up := spoctest.NewServer(spoctest.WithRecords(10))
+	defer up.Close()
+	aFile := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(aFile, []byte("x"), 0o644)
+	tests := []struct {
+		name, variable, value string
+	}{
+		{"source URL without host", "SPOC_URL", "https:///x"},
+		{"unsupported source scheme", "SPOC_URL", "ftp://example.org/list.json"},
+		{"missing saved body", "SPOC_URL", filepath.Join(t.TempDir(), "missing.json")},
+		{"output bucket name invalid", "SPOC_OUTPUT", "gs://Not_A_Bucket!"},
+		{"output scheme unsupported", "SPOC_OUTPUT", "s3://bucket"},
+		{"output is a file", "SPOC_OUTPUT", aFile},
+		{"prefix escapes the output", "SPOC_PREFIX", "../elsewhere"},
+		{"unknown time zone", "SPOC_TIMEZONE", "Mars/Olympus_Mons"},
+		{"batch size zero", "SPOC_BATCH_SIZE", "0"},
+		{"batch size not a number", "SPOC_BATCH_SIZE", "many"},
+		{"zstd level out of range", "SPOC_ZSTD_LEVEL", "30"},
+		{"body cap not a size", "SPOC_MAX_BODY_BYTES", "big"},
+		{"dropped percent above 100", "SPOC_MAX_DROPPED_PERCENT", "150"},
+		{"negative minimum", "SPOC_MIN_RECORDS", "-1"},
+		{"no attempts", "SPOC_ATTEMPTS", "0"},
+		{"bad duration", "SPOC_DEADLINE", "soon"},
+		{"zero deadline", "SPOC_DEADLINE", "0s"},
+		{"retry max below initial", "SPOC_RETRY_MAX", "1ms"},
+		{"missing CA file", "SPOC_CA_FILE", filepath.Join(t.TempDir(), "ca.pem")},
+		{"CA file without certificates", "SPOC_CA_FILE", aFile},
+		{"bad boolean", "SPOC_INSECURE_SKIP_VERIFY", "perhaps"},
+		{"bad log format", "SPOC_LOG_FORMAT", "xml"},
+		{"bad log level", "SPOC_LOG_LEVEL", "loud"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, tt.variable: tt.value})
+			if code != exitConfig {
+				t.Fatalf("exit %d, want %d\n%s", code, exitConfig, logs)
+			}
+			if lines := strings.Count(strings.TrimSpace(logs), "\n") + 1; lines != 1 || !strings.Contains(logs, tt.variable) {
+				t.Errorf("output %q: want one line naming %s", logs, tt.variable)
+			}
+			if up.Requests() != 0 {
+				t.Errorf("the upstream got %d requests despite the bad configuration", up.Requests())
+			}
+			if got := files(t, out); len(got) != 0 {
+				t.Errorf("files %v", got)
+			}
+		})
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	code, out := runJob(t, context.Background(), nil, "-help")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, s := range settings() {
+		if s.Help == "" {
+			t.Errorf("%s has no help text", s.Var)
+		}
+		line := ""
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, s.Var+" ") {
+				line = l
+			}
+		}
+		if line == "" || (s.Default != "" && !strings.Contains(line, s.Default)) {
+			t.Errorf("-help has no line for %s with its default %q", s.Var, s.Default)
+		}
+	}
+	if len(settings()) < 20 {
+		t.Errorf("only %d settings found by reflection", len(settings()))
+	}
+	if code, out := runJob(t, context.Background(), nil, "-version"); code != exitOK || !strings.Contains(out, version) {
+		t.Errorf("-version: exit %d, %q", code, out)
+	}
+	if code, _ := runJob(t, context.Background(), nil, "-no-such-flag"); code != exitConfig {
+		t.Errorf("unknown flag: exit %d, want %d", code, exitConfig)
+	}
+}
+
+// The README's configuration table lists every variable with its default,
+// so the documentation cannot fall behind the code.
+func TestReadmeListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings() {
+		row := fmt.Sprintf("| `%s` | ", s.Var)
+		i := strings.Index(string(readme), row)
+		if i < 0 {
+			t.Errorf("README has no table row for %s", s.Var)
+			continue
+		}
+		line, _, _ := strings.Cut(string(readme[i:]), "\n")
+		if s.Default != "" && !strings.Contains(line, "`"+s.Default+"`") {
+			t.Errorf("README row for %s does not give the default %q: %s", s.Var, s.Default, line)
+		}
+	}
+}
+
+func TestInsecureSkipVerifyWarnsEveryRun(t *testing.T) {
+	up := spoctest.NewServer(spoctest.WithRecords(10))
+	defer up.Close()
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": t.TempDir(), "SPOC_INSECURE_SKIP_VERIFY": "true"})
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, logs)
+	}
+	if !strings.Contains(logs, `"severity":"WARNING"`) || !strings.Contains(logs, "verification") {
+		t.Errorf("no warning about TLS verification:\n%s", logs)
+	}
+}

@@ -1,0 +1,168 @@
+package snapshot_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+var day = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+
+func options(t *testing.T, source string, store sink.Store) snapshot.Options {
+	t.Helper()
+	client, err := spoc.NewClient(spoc.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snapshot.Options{
+		Source:            source,
+		Client:            client,
+		Store:             store,
+		Prefix:            "raw/spoc",
+		Day:               day,
+		Backoff:           spoc.Backoff{Attempts: 1},
+		Parquet:           []sink.ParquetOption{sink.WithDictionary(spoc.DictionaryColumns()...)},
+		MinRecords:        1,
+		MaxDroppedPercent: 20,
+		Version:           "test",
+	}
+}
+
+// TestGolden decodes a small hand-written body with every quirk, writes
+// it as Parquet, reads the file back with pqarrow and compares the schema
+// and every value, and the statistics, with the golden files.
+func TestGolden(t *testing.T) {
+	out := t.TempDir()
+	store, _ := sink.NewLocal(out)
+	m, err := snapshot.Run(context.Background(), options(t, "testdata/small.json", store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "raw/spoc/20261126", snapshot.ParquetName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "testdata/small.golden", dumpParquet(t, data))
+	stats, _ := json.MarshalIndent(m.Stats, "", "  ")
+	checkGolden(t, "testdata/small.stats.golden.json", string(stats)+"\n")
+}
+
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run go test -update and review the diff):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// dumpParquet renders a Parquet file as text: the Arrow schema read back,
+// then one line per row with every value.
+func dumpParquet(t *testing.T, data []byte) string {
+	t.Helper()
+	pf, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	var b strings.Builder
+	for _, f := range tbl.Schema().Fields() {
+		fmt.Fprintf(&b, "%s: %s nullable=%v\n", f.Name, f.Type, f.Nullable)
+	}
+	tr := array.NewTableReader(tbl, 1<<20)
+	defer tr.Release()
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		for i := range int(rec.NumRows()) {
+			b.WriteString("\n")
+			for c, col := range rec.Columns() {
+				fmt.Fprintf(&b, "%s=%s ", rec.Schema().Field(c).Name, valueText(col, i))
+			}
+		}
+	}
+	return b.String() + "\n"
+}
+
+func valueText(col arrow.Array, i int) string {
+	if col.IsNull(i) {
+		return "null"
+	}
+	switch a := col.(type) {
+	case *array.Timestamp:
+		return a.Value(i).ToTime(arrow.Microsecond).Format(time.RFC3339Nano)
+	case *array.String:
+		return fmt.Sprintf("%q", a.Value(i))
+	case *array.Float64:
+		return fmt.Sprintf("%v", a.Value(i))
+	}
+	return col.ValueStr(i)
+}
+
+func TestManifestFailureRemovesTheParquetObject(t *testing.T) {
+	out := t.TempDir()
+	local, _ := sink.NewLocal(out)
+	store := &failingManifestStore{Store: local}
+	_, err := snapshot.Run(context.Background(), options(t, "testdata/small.json", store))
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("error %v, want the manifest's failure", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(out, "raw/spoc/20261126"))
+	if len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+}
+
+// failingManifestStore fails the manifest's commit.
+type failingManifestStore struct{ sink.Store }
+
+func (s *failingManifestStore) NewObject(ctx context.Context, name, contentType string) (*sink.Object, error) {
+	if strings.HasSuffix(name, snapshot.ManifestName) {
+		return nil, errors.New("create manifest: disk full")
+	}
+	return s.Store.NewObject(ctx, name, contentType)
+}
+
+func TestDir(t *testing.T) {
+	kl, _ := time.LoadLocation("Asia/Kuala_Lumpur")
+	// 20:00 UTC on the 25th is already the 26th in Kuala Lumpur.
+	got := snapshot.Dir("raw/mspo/api/spoc/get-spoc-list-public", time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC).In(kl))
+	if got != "raw/mspo/api/spoc/get-spoc-list-public/20261126" {
+		t.Errorf("Dir = %q", got)
+	}
+}
