@@ -211,13 +211,7 @@ func TestJobPublishesLocally(t *testing.T) {
 }
 
 func TestJobPublishesToGCS(t *testing.T) {
-	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gcs.Stop()
-	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "calee-test"})
-	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcs.URL(), "http://"))
+	startFakeGCS(t, "calee-test")
 	up := spoctest.NewServer(spoctest.WithRecords(20_000), spoctest.WithSeed(5))
 	defer up.Close()
 
@@ -225,13 +219,7 @@ func TestJobPublishesToGCS(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, logs)
 	}
-	// Read through STORAGE_EMULATOR_HOST, as the job wrote; the emulator
-	// serves downloads on the JSON API only.
-	client, err := storage.NewClient(context.Background(), storage.WithJSONReads())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := gcsClient(t)
 	dir := testPrefix + "/" + today()
 	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
 		t.Fatalf("objects %v", got)
@@ -249,6 +237,31 @@ func TestJobPublishesToGCS(t *testing.T) {
 	if m := readManifest(t, mf); !strings.HasPrefix(m.Parquet.URL, "gs://calee-test/"+dir) || m.Parquet.Generation == 0 {
 		t.Errorf("manifest Parquet %+v", m.Parquet)
 	}
+}
+
+// startFakeGCS starts fake-gcs-server on loopback with one bucket and
+// points the job's GCS client at it through STORAGE_EMULATOR_HOST.
+func startFakeGCS(t *testing.T, bucket string) {
+	t.Helper()
+	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gcs.Stop)
+	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcs.URL(), "http://"))
+}
+
+// gcsClient reads through STORAGE_EMULATOR_HOST, as the job writes; the
+// emulator serves downloads on the JSON API only.
+func gcsClient(t *testing.T) *storage.Client {
+	t.Helper()
+	client, err := storage.NewClient(context.Background(), storage.WithJSONReads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
 }
 
 func bucketObjects(t *testing.T, c *storage.Client, bucket string) []string {
@@ -377,20 +390,14 @@ func TestJobFailuresPublishNothing(t *testing.T) {
 }
 
 func TestJobFailureOnGCSPublishesNothing(t *testing.T) {
-	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gcs.Stop()
-	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "calee-test"})
-	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcs.URL(), "http://"))
+	startFakeGCS(t, "calee-test")
 	up := spoctest.NewServer(spoctest.WithRecords(80_000), spoctest.CutFirst(100, 30_000_000))
 	defer up.Close()
 	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": "gs://calee-test", "SPOC_ATTEMPTS": "2", "SPOC_BATCH_SIZE": "8192"})
 	if code != exitFailed {
 		t.Fatalf("exit %d\n%s", code, logs)
 	}
-	if got := bucketObjects(t, gcs.Client(), "calee-test"); len(got) != 0 {
+	if got := bucketObjects(t, gcsClient(t), "calee-test"); len(got) != 0 {
 		t.Errorf("objects after a failed run: %v", got)
 	}
 }

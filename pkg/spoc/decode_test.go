@@ -28,19 +28,7 @@ func decodeAll(t testing.TB, r io.Reader, opts ...DecoderOption) ([]map[string]a
 	var rows []map[string]any
 	for dec.Next() {
 		rec := dec.RecordBatch()
-		if !rec.Schema().Equal(Schema) {
-			t.Fatalf("batch schema %s, want %s", rec.Schema(), Schema)
-		}
-		for c, col := range rec.Columns() {
-			if col.Len() != int(rec.NumRows()) {
-				t.Fatalf("column %d has %d rows, batch %d", c, col.Len(), rec.NumRows())
-			}
-			if v, ok := col.(interface{ ValidateFull() error }); ok {
-				if err := v.ValidateFull(); err != nil {
-					t.Fatalf("column %d invalid: %v", c, err)
-				}
-			}
-		}
+		checkBatch(t, rec)
 		for i := range int(rec.NumRows()) {
 			row := make(map[string]any, numColumns)
 			for c, col := range rec.Columns() {
@@ -50,6 +38,28 @@ func decodeAll(t testing.TB, r io.Reader, opts ...DecoderOption) ([]map[string]a
 		}
 	}
 	return rows, dec.Stats(), dec.Err()
+}
+
+// checkBatch fails the test unless rec has Schema, columns of the batch's
+// length that pass Arrow's full validation, and no row without an id.
+func checkBatch(t testing.TB, rec arrow.RecordBatch) {
+	t.Helper()
+	if !rec.Schema().Equal(Schema) {
+		t.Fatalf("batch schema %s, want %s", rec.Schema(), Schema)
+	}
+	for c, col := range rec.Columns() {
+		if col.Len() != int(rec.NumRows()) {
+			t.Fatalf("column %d has %d rows, batch %d", c, col.Len(), rec.NumRows())
+		}
+		if v, ok := col.(interface{ ValidateFull() error }); ok {
+			if err := v.ValidateFull(); err != nil {
+				t.Fatalf("column %d invalid: %v", c, err)
+			}
+		}
+	}
+	if rec.Column(colID).NullN() != 0 {
+		t.Fatal("a row without id was written")
+	}
 }
 
 func goValue(col arrow.Array, i int) any {

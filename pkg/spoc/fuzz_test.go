@@ -26,22 +26,7 @@ func FuzzDecoder(f *testing.F) {
 		var rows int64
 		for dec.Next() {
 			rec := dec.RecordBatch()
-			if !rec.Schema().Equal(Schema) {
-				t.Fatalf("schema %s", rec.Schema())
-			}
-			for c, col := range rec.Columns() {
-				if col.Len() != int(rec.NumRows()) {
-					t.Fatalf("column %d: %d values in a batch of %d", c, col.Len(), rec.NumRows())
-				}
-				if v, ok := col.(interface{ ValidateFull() error }); ok {
-					if err := v.ValidateFull(); err != nil {
-						t.Fatalf("column %d: %v", c, err)
-					}
-				}
-			}
-			if rec.Column(colID).NullN() != 0 {
-				t.Fatal("a row without id was written")
-			}
+			checkBatch(t, rec)
 			rows += rec.NumRows()
 		}
 		if dec.Err() != nil {
