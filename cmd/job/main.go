@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 	_ "time/tzdata" // SPOC_TIMEZONE must resolve in a distroless image without zoneinfo
@@ -37,7 +38,17 @@ const (
 	exitConfig = 2
 )
 
+// defaultMemoryLimit is the Go runtime's soft memory limit when GOMEMLIMIT
+// is not set. The job's live heap is flat (one read buffer, one batch, one
+// row group) but with GOGC alone the heap target drifts upward over a long
+// run: peak RSS measured 158 MB at 306,000 records and 195 MB at 3,060,000.
+// With this limit the same runs peaked at 142 MB and 150 MB.
+const defaultMemoryLimit = 100 << 20
+
 func main() {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], envconfig.OsLookuper(), os.Stderr)
 	stop()
