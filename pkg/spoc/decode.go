@@ -19,6 +19,10 @@ const (
 	DefaultMaxStringBytes = 1 << 20
 )
 
+// maxIdleBytes bounds the memory the decoder keeps for reuse: about one
+// default batch.
+const maxIdleBytes = 64 << 20
+
 var (
 	// ErrBodyTooLarge means the body went past the decoder's size cap.
 	ErrBodyTooLarge = errors.New("response body too large")
@@ -92,13 +96,18 @@ const (
 //
 // Decoder implements array.RecordReader. As with other record readers, the
 // batch returned by RecordBatch is valid until the next call to Next;
-// Retain it to keep it longer.
+// Retain it to keep it longer. The decoder builds later batches in the
+// memory of released ones, so strings taken from a batch without copying
+// (array.String.Value) are valid only while the batch is.
 type Decoder struct {
 	cfg      decoderConfig
 	sc       *scanner
 	state    docState
 	seenData bool
+	alloc    *recycler
 	bld      *array.RecordBuilder
+	lastRows int             // rows of the previous batch, to size the next
+	lastData [numColumns]int // string bytes per column of the previous batch
 	rec      arrow.RecordBatch
 	err      error
 	row      row
@@ -120,10 +129,12 @@ func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 	if cfg.batchSize < 1 {
 		cfg.batchSize = 1
 	}
+	alloc := newRecycler(cfg.mem, maxIdleBytes)
 	d := &Decoder{
 		cfg:   cfg,
 		sc:    newScanner(r, cfg.maxBodyBytes, cfg.maxStringBytes),
-		bld:   array.NewRecordBuilder(cfg.mem, Schema),
+		alloc: alloc,
+		bld:   array.NewRecordBuilder(alloc, Schema),
 		stats: newCollector(),
 	}
 	d.refs.Store(1)
@@ -152,8 +163,28 @@ func (d *Decoder) Next() bool {
 	if d.bld.Field(colID).Len() == 0 {
 		return false
 	}
+	d.lastRows = d.bld.Field(colID).Len()
+	for col, f := range d.bld.Fields() {
+		if sb, ok := f.(*array.StringBuilder); ok {
+			d.lastData[col] = sb.DataLen()
+		}
+	}
 	d.rec = d.bld.NewRecordBatch()
 	return true
+}
+
+// reserve sizes the empty builders for a batch like the previous one, so
+// that they are allocated once instead of growing by doubling and copying.
+func (d *Decoder) reserve() {
+	if d.lastRows == 0 {
+		return
+	}
+	for col, f := range d.bld.Fields() {
+		f.Reserve(d.lastRows)
+		if sb, ok := f.(*array.StringBuilder); ok {
+			sb.ReserveData(d.lastData[col])
+		}
+	}
 }
 
 func (d *Decoder) fillBatch() error {
@@ -162,6 +193,7 @@ func (d *Decoder) fillBatch() error {
 			return err
 		}
 	}
+	d.reserve()
 	for d.state == stateRecords && d.bld.Field(colID).Len() < d.cfg.batchSize {
 		if err := d.readElement(); err != nil {
 			return err
@@ -206,6 +238,7 @@ func (d *Decoder) Release() {
 			d.rec = nil
 		}
 		d.bld.Release()
+		d.alloc.close()
 	}
 }
 

@@ -74,7 +74,9 @@ func goValue(col arrow.Array, i int) any {
 	case *array.Float64:
 		return a.Value(i)
 	case *array.String:
-		return a.Value(i)
+		// Value points into the batch's memory, which the decoder reuses
+		// once the batch is released.
+		return strings.Clone(a.Value(i))
 	case *array.Boolean:
 		return a.Value(i)
 	case *array.Timestamp:
