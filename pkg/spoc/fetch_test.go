@@ -202,13 +202,15 @@ func TestFetchTimeouts(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := newClient(t, spoc.ClientOptions{FirstByteTimeout: 200 * time.Millisecond, StallTimeout: 200 * time.Millisecond})
-
+	// Each case gets one short limit and one generous one, so a slow,
+	// shared machine cannot trip the limit that is not under test.
+	c := newClient(t, spoc.ClientOptions{FirstByteTimeout: 200 * time.Millisecond, StallTimeout: time.Minute})
 	_, _, err := readAll(t, c, srv.URL+"/slow-headers")
 	var te *spoc.TransportError
 	if !errors.As(err, &te) || !spoc.IsRetryable(err) {
 		t.Errorf("no headers: error %v, want a retryable *TransportError", err)
 	}
+	c = newClient(t, spoc.ClientOptions{FirstByteTimeout: time.Minute, StallTimeout: 200 * time.Millisecond})
 	_, _, err = readAll(t, c, srv.URL+"/stalled-body")
 	if !errors.Is(err, spoc.ErrStalled) || !spoc.IsRetryable(err) {
 		t.Errorf("stalled body: error %v, want retryable ErrStalled", err)
