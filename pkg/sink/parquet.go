@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 
@@ -59,8 +60,17 @@ func WithCreatedBy(s string) ParquetOption {
 // file with column statistics, one row group per batch.
 type ParquetWriter struct {
 	fw   *pqarrow.FileWriter
+	buf  *bufio.Writer
 	rows int64
 }
+
+// writeBufferSize batches the Parquet writer's many small writes (page
+// headers, levels, statistics) into few large ones: on local disk each
+// write is a system call, and on GCS a copy into the upload buffer.
+// The buffer also keeps w out of pqarrow's reach: pqarrow closes an
+// io.Closer it writes to (even after an error), and closing an Object
+// would publish it.
+const writeBufferSize = 1 << 20
 
 // NewParquetWriter starts a Parquet file on w. It never closes w, even on
 // error: w's owner decides what a finished file means (for an Object,
@@ -87,12 +97,13 @@ func NewParquetWriter(w io.Writer, schema *arrow.Schema, opts ...ParquetOption) 
 	if cfg.createdBy != "" {
 		props = append(props, parquet.WithCreatedBy(cfg.createdBy))
 	}
-	fw, err := pqarrow.NewFileWriter(schema, writeOnly{w}, parquet.NewWriterProperties(props...),
+	buf := bufio.NewWriterSize(w, writeBufferSize)
+	fw, err := pqarrow.NewFileWriter(schema, buf, parquet.NewWriterProperties(props...),
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	return &ParquetWriter{fw: fw}, nil
+	return &ParquetWriter{fw: fw, buf: buf}, nil
 }
 
 // Write writes rec as one row group (more if it exceeds the row group cap).
@@ -118,12 +129,8 @@ func (p *ParquetWriter) Close() error {
 	if err := p.fw.Close(); err != nil {
 		return fmt.Errorf("parquet: close: %w", err)
 	}
+	if err := p.buf.Flush(); err != nil {
+		return fmt.Errorf("parquet: close: %w", err)
+	}
 	return nil
 }
-
-// writeOnly hides every method of a writer but Write, so that pqarrow,
-// which closes an io.Closer it writes to (even after an error), cannot
-// close, and so commit, an object.
-type writeOnly struct{ w io.Writer }
-
-func (w writeOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
