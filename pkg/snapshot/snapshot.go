@@ -145,7 +145,11 @@ func Run(ctx context.Context, opts Options) (*Manifest, error) {
 // Parquet object, check the result and commit. Any failure aborts the
 // object.
 func publishParquet(ctx context.Context, opts Options, name string, m *Manifest) error {
-	body, err := opts.Client.Open(ctx, opts.Source)
+	// The body has its own context, so that a failed write can stop a
+	// decode that is waiting for the network.
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	body, err := opts.Client.Open(fetchCtx, opts.Source)
 	if err != nil {
 		return err
 	}
@@ -162,13 +166,25 @@ func publishParquet(ctx context.Context, opts Options, name string, m *Manifest)
 	counted := &countingReader{r: body}
 	dec := spoc.NewDecoder(counted, opts.Decoder...)
 	defer dec.Release()
+	batches := startReadAhead(dec)
+	defer func() {
+		stopFetch()
+		batches.Close()
+	}()
 	rowGroups := 0
-	for dec.Next() {
-		if err := pw.Write(dec.RecordBatch()); err != nil {
+	for {
+		rec, ok := batches.Next()
+		if !ok {
+			break
+		}
+		err := pw.Write(rec)
+		rec.Release()
+		if err != nil {
 			return fmt.Errorf("write %s: %w", obj.URL(), err)
 		}
 		rowGroups++
 	}
+	batches.Close()
 	if err := dec.Err(); err != nil {
 		return fmt.Errorf("decode %s: %w", body.Source, err)
 	}

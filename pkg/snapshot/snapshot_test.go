@@ -28,7 +28,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 var day = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 
-func options(t *testing.T, source string, store sink.Store) snapshot.Options {
+func options(t testing.TB, source string, store sink.Store) snapshot.Options {
 	t.Helper()
 	client, err := spoc.NewClient(spoc.ClientOptions{})
 	if err != nil {
