@@ -32,6 +32,7 @@ func main() {
 	throttle := flag.Int64("throttle", 0, "limit the body to this many bytes per second (0: no limit)")
 	html := flag.Bool("html", false, "serve an HTML maintenance page with status 200")
 	out := flag.String("o", "", "write the body to this file and exit instead of serving")
+	bodyFile := flag.String("body", "", "serve this file as the body instead of a generated one")
 	flag.Parse()
 
 	gen := spoctest.GenOptions{Records: *records, Seed: *seed}
@@ -50,6 +51,15 @@ func main() {
 	}
 
 	opts := []spoctest.Option{spoctest.WithRecords(*records), spoctest.WithSeed(*seed), spoctest.WithContentLength()}
+	if *bodyFile != "" {
+		// Served from memory: generating on every request would take CPU
+		// from the client being measured.
+		body, err := os.ReadFile(*bodyFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts = append(opts, spoctest.WithBody(body))
+	}
 	if *gzip {
 		opts = append(opts, spoctest.WithGzip())
 	}
@@ -67,7 +77,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Fprintf(os.Stderr, "fakespoc: serving %d records (%d bytes) on http://%s/api/spoc/get-spoc-list-public\n", *records, handler.Size(), ln.Addr())
+	fmt.Fprintf(os.Stderr, "fakespoc: serving %d bytes on http://%s/api/spoc/get-spoc-list-public\n", handler.Size(), ln.Addr())
 	srv := &http.Server{Handler: handler}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# bench/compare.sh: mspo-spoc against DuckDB on the same JSON-to-Parquet
+# work, and against curl on a throttled download. Run from anywhere in a
+# checkout:
+#
+#   bench/compare.sh            306,000 records (about 196 MB of JSON)
+#   bench/compare.sh -large     3,060,000 records as well (about 2 GB)
+#   bench/compare.sh -runs 5    median of 5 runs instead of 3
+#
+# It builds the job and the fake upstream, generates the body with the
+# project's generator, installs DuckDB from npm (@duckdb/node-api) into
+# bench/.work (ignored by git), and prints, from /usr/bin/time -v, the
+# median wall time, CPU time (user+sys), peak RSS and output size of both
+# tools with the ratios job/DuckDB, and checks that both Parquet files hold
+# the same rows. Then it serves the body at 20 MB/s on loopback and times
+# the job against `curl -o /dev/null` of the same URL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=3
+sizes=(306000)
+throttle=$((20 * 1000 * 1000))
+duckdb_version=1.5.6-r.1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -large) sizes+=(3060000) ;;
+    -runs) runs="$2"; shift ;;
+    -no-throttle) throttle=0 ;;
+    *) echo "usage: $0 [-large] [-runs N] [-no-throttle]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+work=bench/.work
+mkdir -p "$work"
+export PATH="$PATH:/usr/local/go/bin"
+
+need() { command -v "$1" >/dev/null || { echo "compare.sh: $1 is required ($2)" >&2; exit 1; }; }
+if [ ! -x /usr/bin/time ]; then
+  echo "installing GNU time" >&2
+  apt-get update -qq && apt-get install -y -qq time >/dev/null
+fi
+need go "Go 1.26"
+need node "Node.js 20 or later, for DuckDB"
+need npm "for DuckDB"
+need curl "for the download measurement"
+
+echo "building the job and the fake upstream (the container image's flags)" >&2
+CGO_ENABLED=0 go build -trimpath -o "$work/job" ./cmd/job
+CGO_ENABLED=0 go build -trimpath -o "$work/fakespoc" ./cmd/fakespoc
+
+if [ ! -d "$work/duckdb/node_modules/@duckdb/node-api" ]; then
+  echo "installing @duckdb/node-api@$duckdb_version into $work/duckdb" >&2
+  mkdir -p "$work/duckdb"
+  (cd "$work/duckdb" && npm install --silent --no-audit --no-fund "@duckdb/node-api@$duckdb_version" >/dev/null)
+fi
+cp bench/duckdb.mjs "$work/duckdb/duckdb.mjs"
+
+# measure LABEL CMD...: runs CMD under /usr/bin/time -v and appends
+# "label wall_s cpu_s rss_kb" to $work/times.
+measure() {
+  local label=$1
+  shift
+  /usr/bin/time -v -o "$work/time.txt" "$@" >"$work/out.txt" 2>&1 || {
+    echo "compare.sh: $label failed:" >&2
+    tail -20 "$work/out.txt" >&2
+    exit 1
+  }
+  awk -v label="$label" '
+    /Elapsed \(wall clock\)/ { n = split($NF, p, ":"); wall = (n == 3) ? p[1]*3600 + p[2]*60 + p[3] : p[1]*60 + p[2] }
+    /User time/ { user = $NF }
+    /System time/ { sys = $NF }
+    /Maximum resident set size/ { rss = $NF }
+    END { printf "%s %.2f %.2f %d\n", label, wall, user + sys, rss }
+  ' "$work/time.txt" >>"$work/times"
+}
+
+# median LABEL FIELD: the median of column FIELD (2 wall, 3 cpu, 4 rss).
+median() {
+  awk -v label="$1" -v f="$2" '$1 == label { print $f }' "$work/times" | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+
+verdict() { # verdict VALUE OP LIMIT
+  if awk -v v="$1" -v l="$3" "BEGIN { exit !(v $2 l) }"; then echo "met"; else echo "MISSED"; fi
+}
+
+: >"$work/times"
+declare -A job_rss
+for records in "${sizes[@]}"; do
+  body="$work/body-$records.json"
+  if [ ! -s "$body" ]; then
+    echo "generating $records records into $body" >&2
+    "$work/fakespoc" -records "$records" -o "$body"
+  fi
+  bytes=$(stat -c %s "$body")
+  echo "== $records records, $(mb "$bytes") of JSON; median of $runs runs" >&2
+  for run in $(seq "$runs"); do
+    # Alternate the tools so that a slow spell of a shared machine hits both.
+    rm -rf "$work/out-job"
+    measure "job-$records" env SPOC_URL="$body" SPOC_OUTPUT="$work/out-job" SPOC_PREFIX=bench \
+      SPOC_LOG_FORMAT=json "$work/job"
+    rm -f "$work/duck-$records.parquet"
+    measure "duckdb-$records" node "$work/duckdb/duckdb.mjs" copy "$body" "$work/duck-$records.parquet"
+    echo "  run $run: $(tail -2 "$work/times" | tr '\n' ' ')" >&2
+  done
+  job_parquet=$(find "$work/out-job" -name '*.parquet')
+  job_bytes=$(stat -c %s "$job_parquet")
+  duck_bytes=$(stat -c %s "$work/duck-$records.parquet")
+  same=$(node "$work/duckdb/duckdb.mjs" same "$job_parquet" "$work/duck-$records.parquet") || {
+    echo "compare.sh: the two Parquet files differ: $same" >&2
+    exit 1
+  }
+
+  jw=$(median "job-$records" 2) jc=$(median "job-$records" 3) jr=$(median "job-$records" 4)
+  dw=$(median "duckdb-$records" 2) dc=$(median "duckdb-$records" 3) dr=$(median "duckdb-$records" 4)
+  job_rss[$records]=$jr
+  echo
+  echo "### $records records ($(mb "$bytes") of JSON), median of $runs runs"
+  echo
+  echo "| | mspo-spoc | DuckDB | job/DuckDB |"
+  echo "| --- | --- | --- | --- |"
+  echo "| wall | ${jw} s | ${dw} s | $(ratio "$jw" "$dw") |"
+  echo "| CPU (user+sys) | ${jc} s | ${dc} s | $(ratio "$jc" "$dc") |"
+  echo "| peak RSS | $(mib "$jr") | $(mib "$dr") | $(ratio "$jr" "$dr") |"
+  echo "| Parquet output | $(mb "$job_bytes") | $(mb "$duck_bytes") | $(ratio "$job_bytes" "$duck_bytes") |"
+  echo
+  echo "Same rows: $same"
+  if [ "$records" = 306000 ]; then
+    echo
+    echo "- CPU at most 0.3x DuckDB's: $(verdict "$(awk -v a="$jc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.3)"
+    echo "- wall at most 0.5x DuckDB's: $(verdict "$(awk -v a="$jw" -v b="$dw" 'BEGIN{print a/b}')" '<=' 0.5)"
+    echo "- peak RSS at most 128 MiB: $(verdict "$jr" '<=' $((128 * 1024)))"
+    echo "- Parquet no larger than DuckDB's: $(verdict "$job_bytes" '<=' "$duck_bytes")"
+  fi
+done
+if [ -n "${job_rss[3060000]:-}" ]; then
+  growth=$(awk -v a="${job_rss[3060000]}" -v b="${job_rss[306000]}" 'BEGIN{print a/b}')
+  echo "- peak RSS at 3,060,000 at most 1.2x that at 306,000: $(verdict "$growth" '<=' 1.2) ($(ratio "${job_rss[3060000]}" "${job_rss[306000]}"))"
+fi
+
+if [ "$throttle" -gt 0 ]; then
+  body="$work/body-306000.json"
+  port=$((20000 + RANDOM % 20000))
+  url="http://127.0.0.1:$port/api/spoc/get-spoc-list-public"
+  "$work/fakespoc" -addr "127.0.0.1:$port" -body "$body" -throttle "$throttle" 2>"$work/fakespoc.log" &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do curl -s -o /dev/null --max-time 1 -r 0-0 "$url" 2>/dev/null && break; sleep 0.2; done
+  for run in $(seq "$runs"); do
+    measure curl curl -sS --fail -o /dev/null "$url"
+    rm -rf "$work/out-job"
+    measure job-throttled env SPOC_URL="$url" SPOC_OUTPUT="$work/out-job" SPOC_PREFIX=bench SPOC_LOG_FORMAT=json "$work/job"
+    echo "  throttled run $run: $(tail -2 "$work/times" | tr '\n' ' ')" >&2
+  done
+  cw=$(median curl 2) tw=$(median job-throttled 2)
+  echo
+  echo "### Download at $(mb "$throttle")/s from the fake upstream on loopback, median of $runs runs"
+  echo
+  echo "| | curl -o /dev/null | mspo-spoc | job/curl |"
+  echo "| --- | --- | --- | --- |"
+  echo "| wall | ${cw} s | ${tw} s | $(ratio "$tw" "$cw") |"
+  echo
+  echo "- job wall at most 1.05x the plain download's: $(verdict "$(awk -v a="$tw" -v b="$cw" 'BEGIN{print a/b}')" '<=' 1.05)"
+fi
+echo
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(go version | cut -d' ' -f3); node $(node --version); DuckDB $duckdb_version"
