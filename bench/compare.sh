@@ -6,6 +6,7 @@
 #   bench/compare.sh            306,000 records (about 196 MB of JSON)
 #   bench/compare.sh -large     3,060,000 records as well (about 2 GB)
 #   bench/compare.sh -runs 5    median of 5 runs instead of 3
+#   bench/compare.sh -download-only   only the throttled download
 #
 # It builds the job and the fake upstream, generates the body with the
 # project's generator, installs DuckDB from npm (@duckdb/node-api) into
@@ -26,7 +27,8 @@ while [ $# -gt 0 ]; do
     -large) sizes+=(3060000) ;;
     -runs) runs="$2"; shift ;;
     -no-throttle) throttle=0 ;;
-    *) echo "usage: $0 [-large] [-runs N] [-no-throttle]" >&2; exit 2 ;;
+    -download-only) sizes=() ;;
+    *) echo "usage: $0 [-large] [-runs N] [-no-throttle | -download-only]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -91,7 +93,7 @@ verdict() { # verdict VALUE OP LIMIT
 
 : >"$work/times"
 declare -A job_rss
-for records in "${sizes[@]}"; do
+for records in "${sizes[@]+"${sizes[@]}"}"; do
   body="$work/body-$records.json"
   if [ ! -s "$body" ]; then
     echo "generating $records records into $body" >&2
@@ -145,12 +147,15 @@ fi
 
 if [ "$throttle" -gt 0 ]; then
   body="$work/body-306000.json"
+  [ -s "$body" ] || "$work/fakespoc" -records 306000 -o "$body"
   port=$((20000 + RANDOM % 20000))
   url="http://127.0.0.1:$port/api/spoc/get-spoc-list-public"
   "$work/fakespoc" -addr "127.0.0.1:$port" -body "$body" -throttle "$throttle" 2>"$work/fakespoc.log" &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
-  for _ in $(seq 100); do curl -s -o /dev/null --max-time 1 -r 0-0 "$url" 2>/dev/null && break; sleep 0.2; done
+  # Any request would start a 10-second body, so wait for the server's
+  # own word that it listens.
+  for _ in $(seq 300); do grep -q serving "$work/fakespoc.log" && break; sleep 0.2; done
   for run in $(seq "$runs"); do
     measure curl curl -sS --fail -o /dev/null "$url"
     rm -rf "$work/out-job"
