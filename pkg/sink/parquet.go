@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet"
@@ -25,6 +27,7 @@ type ParquetOption func(*parquetConfig)
 
 type parquetConfig struct {
 	zstdLevel      int
+	columnLevels   map[string]int
 	maxRowGroupLen int64
 	dictionary     []string
 	createdBy      string
@@ -36,9 +39,25 @@ func WithZstdLevel(level int) ParquetOption {
 	return func(c *parquetConfig) { c.zstdLevel = level }
 }
 
-// WithMaxRowGroupLength caps the rows of one row group (default
-// DefaultMaxRowGroupLen). Each written batch starts a new row group, so
-// batches of 64Ki rows give row groups of 64Ki rows.
+// WithColumnZstdLevel sets the zstd level of the named columns, overriding
+// WithZstdLevel for them. Columns of nearly random bytes (coordinates)
+// shrink markedly only at high levels, which would cost too much CPU on
+// every other column.
+func WithColumnZstdLevel(level int, columns ...string) ParquetOption {
+	return func(c *parquetConfig) {
+		if c.columnLevels == nil {
+			c.columnLevels = make(map[string]int)
+		}
+		for _, col := range columns {
+			c.columnLevels[col] = level
+		}
+	}
+}
+
+// WithMaxRowGroupLength sets the rows of one row group (default
+// DefaultMaxRowGroupLen). Row groups are independent of the size of the
+// written batches: small batches keep the decoder's memory low, large row
+// groups compress better and give readers fewer, larger chunks.
 func WithMaxRowGroupLength(n int64) ParquetOption {
 	return func(c *parquetConfig) { c.maxRowGroupLen = n }
 }
@@ -57,11 +76,14 @@ func WithCreatedBy(s string) ParquetOption {
 }
 
 // ParquetWriter encodes record batches of one schema as a zstd Parquet
-// file with column statistics, one row group per batch.
+// file with column statistics. Batches are appended to the current row
+// group, which is cut at the row group length; until then its columns are
+// held in memory as compressed pages, a few MiB at the default length.
 type ParquetWriter struct {
-	fw   *pqarrow.FileWriter
-	buf  *bufio.Writer
-	rows int64
+	fw        *pqarrow.FileWriter
+	buf       *bufio.Writer
+	rows      int64
+	rowGroups int
 }
 
 // writeBufferSize batches the Parquet writer's many small writes (page
@@ -88,11 +110,20 @@ func NewParquetWriter(w io.Writer, schema *arrow.Schema, opts ...ParquetOption) 
 		parquet.WithMaxRowGroupLength(cfg.maxRowGroupLen),
 		parquet.WithDictionaryDefault(false),
 	}
+	if cfg.maxRowGroupLen < 1 {
+		return nil, fmt.Errorf("parquet: row group length %d is not positive", cfg.maxRowGroupLen)
+	}
 	for _, col := range cfg.dictionary {
 		if schema.FieldIndices(col) == nil {
 			return nil, fmt.Errorf("parquet: dictionary column %q is not in the schema", col)
 		}
 		props = append(props, parquet.WithDictionaryFor(col, true))
+	}
+	for _, col := range slices.Sorted(maps.Keys(cfg.columnLevels)) {
+		if schema.FieldIndices(col) == nil {
+			return nil, fmt.Errorf("parquet: zstd level for column %q, which is not in the schema", col)
+		}
+		props = append(props, parquet.WithCompressionLevelFor(col, cfg.columnLevels[col]))
 	}
 	if cfg.createdBy != "" {
 		props = append(props, parquet.WithCreatedBy(cfg.createdBy))
@@ -106,10 +137,10 @@ func NewParquetWriter(w io.Writer, schema *arrow.Schema, opts ...ParquetOption) 
 	return &ParquetWriter{fw: fw, buf: buf}, nil
 }
 
-// Write writes rec as one row group (more if it exceeds the row group cap).
+// Write appends the rows of rec to the file.
 func (p *ParquetWriter) Write(rec arrow.RecordBatch) error {
-	if err := p.fw.Write(rec); err != nil {
-		return fmt.Errorf("parquet: write row group: %w", err)
+	if err := p.fw.WriteBuffered(rec); err != nil {
+		return fmt.Errorf("parquet: write rows: %w", err)
 	}
 	p.rows += rec.NumRows()
 	return nil
@@ -117,6 +148,9 @@ func (p *ParquetWriter) Write(rec arrow.RecordBatch) error {
 
 // Rows is the number of rows written so far.
 func (p *ParquetWriter) Rows() int64 { return p.rows }
+
+// RowGroups is the number of row groups in the file; final after Close.
+func (p *ParquetWriter) RowGroups() int { return p.rowGroups }
 
 // SetMetadata adds a key-value pair to the file footer. It must be called
 // before Close; values known only at the end (a record count) fit here.
@@ -132,5 +166,10 @@ func (p *ParquetWriter) Close() error {
 	if err := p.buf.Flush(); err != nil {
 		return fmt.Errorf("parquet: close: %w", err)
 	}
+	md, err := p.fw.FileMetadata()
+	if err != nil {
+		return fmt.Errorf("parquet: close: %w", err)
+	}
+	p.rowGroups = md.NumRowGroups()
 	return nil
 }

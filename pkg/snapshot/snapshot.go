@@ -171,7 +171,6 @@ func publishParquet(ctx context.Context, opts Options, name string, m *Manifest)
 		stopFetch()
 		batches.Close()
 	}()
-	rowGroups := 0
 	for {
 		rec, ok := batches.Next()
 		if !ok {
@@ -182,7 +181,6 @@ func publishParquet(ctx context.Context, opts Options, name string, m *Manifest)
 		if err != nil {
 			return fmt.Errorf("write %s: %w", obj.URL(), err)
 		}
-		rowGroups++
 	}
 	batches.Close()
 	if err := dec.Err(); err != nil {
@@ -220,7 +218,7 @@ func publishParquet(ctx context.Context, opts Options, name string, m *Manifest)
 		WireBytes:    body.WireBytes(),
 		BodyBytes:    counted.n,
 	}
-	m.Parquet = ParquetInfo{ObjectInfo: info, Rows: pw.Rows(), RowGroups: rowGroups}
+	m.Parquet = ParquetInfo{ObjectInfo: info, Rows: pw.Rows(), RowGroups: pw.RowGroups()}
 	m.Stats = stats
 	return nil
 }

@@ -1,0 +1,145 @@
+package sink_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+)
+
+var testSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "lat", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	{Name: "state", Type: arrow.BinaryTypes.String, Nullable: true},
+}, nil)
+
+// batches returns rows 0..n-1 cut into batches of size rows.
+func batches(t *testing.T, n, size int) []arrow.RecordBatch {
+	t.Helper()
+	b := array.NewRecordBuilder(memory.DefaultAllocator, testSchema)
+	defer b.Release()
+	var out []arrow.RecordBatch
+	for i := range n {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		if i%7 == 0 {
+			b.Field(1).AppendNull()
+		} else {
+			b.Field(1).(*array.Float64Builder).Append(1.5 + float64(i)/1e6)
+		}
+		b.Field(2).(*array.StringBuilder).Append([]string{"JOHOR", "PAHANG", "SABAH"}[i%3])
+		if (i+1)%size == 0 || i == n-1 {
+			out = append(out, b.NewRecordBatch())
+		}
+	}
+	t.Cleanup(func() {
+		for _, r := range out {
+			r.Release()
+		}
+	})
+	return out
+}
+
+// TestParquetWriterRowGroups checks that row groups are cut at the row
+// group length whatever the size of the batches written, and that every
+// row comes back in order.
+func TestParquetWriterRowGroups(t *testing.T) {
+	cases := []struct {
+		rows, batch, rowGroup int
+		wantGroups           []int64
+	}{
+		{rows: 10, batch: 3, rowGroup: 100, wantGroups: []int64{10}},
+		{rows: 10, batch: 3, rowGroup: 4, wantGroups: []int64{4, 4, 2}},
+		{rows: 1000, batch: 64, rowGroup: 256, wantGroups: []int64{256, 256, 256, 232}},
+		{rows: 1000, batch: 500, rowGroup: 128, wantGroups: []int64{128, 128, 128, 128, 128, 128, 128, 104}},
+		{rows: 5, batch: 5, rowGroup: 5, wantGroups: []int64{5}},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("rows=%d/batch=%d/group=%d", c.rows, c.batch, c.rowGroup), func(t *testing.T) {
+			var buf bytes.Buffer
+			pw, err := sink.NewParquetWriter(&buf, testSchema,
+				sink.WithMaxRowGroupLength(int64(c.rowGroup)),
+				sink.WithDictionary("state"),
+				sink.WithColumnZstdLevel(11, "lat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range batches(t, c.rows, c.batch) {
+				if err := pw.Write(rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := pw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := pw.Rows(); got != int64(c.rows) {
+				t.Errorf("Rows() = %d, want %d", got, c.rows)
+			}
+			if got := pw.RowGroups(); got != len(c.wantGroups) {
+				t.Errorf("RowGroups() = %d, want %d", got, len(c.wantGroups))
+			}
+
+			pf, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var groups []int64
+			for i := range pf.NumRowGroups() {
+				groups = append(groups, pf.RowGroup(i).NumRows())
+			}
+			if fmt.Sprint(groups) != fmt.Sprint(c.wantGroups) {
+				t.Errorf("row groups of %v rows, want %v", groups, c.wantGroups)
+			}
+			fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tbl, err := fr.ReadTable(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tbl.Release()
+			want := array.NewTableFromRecords(testSchema, batches(t, c.rows, c.rows))
+			defer want.Release()
+			for i := range testSchema.NumFields() {
+				if !array.ChunkedEqual(tbl.Column(i).Data(), want.Column(i).Data()) {
+					t.Errorf("column %s read back differs from the one written", testSchema.Field(i).Name)
+				}
+			}
+		})
+	}
+}
+
+// TestParquetWriterBadOptions checks that options naming columns outside
+// the schema, or a row group length below one, fail at construction.
+func TestParquetWriterBadOptions(t *testing.T) {
+	cases := []struct {
+		name string
+		opt  sink.ParquetOption
+		want string
+	}{
+		{"dictionary", sink.WithDictionary("state", "county"), `dictionary column "county"`},
+		{"level", sink.WithColumnZstdLevel(9, "altitude"), `column "altitude"`},
+		{"row group", sink.WithMaxRowGroupLength(0), "row group length 0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			_, err := sink.NewParquetWriter(&buf, testSchema, c.opt)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+			if buf.Len() != 0 {
+				t.Errorf("%d bytes written before the error", buf.Len())
+			}
+		})
+	}
+}
