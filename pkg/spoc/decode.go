@@ -14,14 +14,15 @@ import (
 
 // Defaults of the decoder's options.
 const (
-	DefaultBatchSize      = 65536
+	DefaultBatchSize      = 16384
 	DefaultMaxBodyBytes   = 2 << 30
 	DefaultMaxStringBytes = 1 << 20
 )
 
-// maxIdleBytes bounds the memory the decoder keeps for reuse: about one
-// default batch.
-const maxIdleBytes = 64 << 20
+// idleBytesPerRow bounds the memory the decoder keeps for reuse, per row
+// of a batch: one batch's buffers (a few hundred bytes a row in Arrow,
+// rounded up to powers of two) fit, a second one's mostly do not.
+const idleBytesPerRow = 1 << 10
 
 var (
 	// ErrBodyTooLarge means the body went past the decoder's size cap.
@@ -54,8 +55,8 @@ type decoderConfig struct {
 }
 
 // WithBatchSize sets the number of rows per record batch (default
-// DefaultBatchSize). Larger batches mean fewer, larger Parquet row groups
-// and more memory held at once.
+// DefaultBatchSize). Larger batches hold more memory at once; beyond a few
+// thousand rows they hardly save time.
 func WithBatchSize(n int) DecoderOption {
 	return func(c *decoderConfig) { c.batchSize = n }
 }
@@ -129,7 +130,7 @@ func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 	if cfg.batchSize < 1 {
 		cfg.batchSize = 1
 	}
-	alloc := newRecycler(cfg.mem, maxIdleBytes)
+	alloc := newRecycler(cfg.mem, cfg.batchSize*idleBytesPerRow)
 	d := &Decoder{
 		cfg:   cfg,
 		sc:    newScanner(r, cfg.maxBodyBytes, cfg.maxStringBytes),
