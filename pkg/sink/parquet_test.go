@@ -54,7 +54,7 @@ func batches(t *testing.T, n, size int) []arrow.RecordBatch {
 func TestParquetWriterRowGroups(t *testing.T) {
 	cases := []struct {
 		rows, batch, rowGroup int
-		wantGroups           []int64
+		wantGroups            []int64
 	}{
 		{rows: 10, batch: 3, rowGroup: 100, wantGroups: []int64{10}},
 		{rows: 10, batch: 3, rowGroup: 4, wantGroups: []int64{4, 4, 2}},
