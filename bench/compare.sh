@@ -7,6 +7,7 @@
 #   bench/compare.sh -large     3,060,000 records as well (about 2 GB)
 #   bench/compare.sh -runs 5    median of 5 runs instead of 3
 #   bench/compare.sh -download-only   only the throttled download
+#   bench/compare.sh -throttle 2      serve the download at 2 MB/s, not 20
 #
 # It builds the job and the fake upstream, generates the body with the
 # project's generator, installs DuckDB from npm (@duckdb/node-api) into
@@ -27,8 +28,9 @@ while [ $# -gt 0 ]; do
     -large) sizes+=(3060000) ;;
     -runs) runs="$2"; shift ;;
     -no-throttle) throttle=0 ;;
+    -throttle) throttle=$(awk -v mb="$2" 'BEGIN { printf "%d", mb * 1000 * 1000 }'); shift ;;
     -download-only) sizes=() ;;
-    *) echo "usage: $0 [-large] [-runs N] [-no-throttle | -download-only]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-large] [-runs N] [-throttle MB_PER_S | -no-throttle] [-download-only]" >&2; exit 2 ;;
   esac
   shift
 done
