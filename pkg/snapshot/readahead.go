@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -22,11 +24,21 @@ type readAhead struct {
 	once    sync.Once
 }
 
-func startReadAhead(src array.RecordReader) *readAhead {
+// busy, if not nil, accumulates the nanoseconds spent in src.Next, the
+// time the source itself took apart from waiting for the consumer.
+func startReadAhead(src array.RecordReader, busy *atomic.Int64) *readAhead {
 	r := &readAhead{batches: make(chan arrow.RecordBatch), stop: make(chan struct{})}
 	r.wg.Go(func() {
 		defer close(r.batches)
-		for src.Next() {
+		for {
+			start := time.Now()
+			more := src.Next()
+			if busy != nil {
+				busy.Add(int64(time.Since(start)))
+			}
+			if !more {
+				return
+			}
 			rec := src.RecordBatch()
 			rec.Retain()
 			select {

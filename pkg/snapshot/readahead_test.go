@@ -50,7 +50,7 @@ func TestReadAheadDeliversEveryBatchInOrder(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	src := &countingSource{mem: mem, n: 50}
 	defer src.Release()
-	r := startReadAhead(src)
+	r := startReadAhead(src, nil)
 	defer r.Close()
 	want := int64(1)
 	for {
@@ -75,7 +75,7 @@ func TestReadAheadDeliversEveryBatchInOrder(t *testing.T) {
 func TestReadAheadCloseStopsEarly(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	src := &countingSource{mem: mem, n: 1000}
-	r := startReadAhead(src)
+	r := startReadAhead(src, nil)
 	rec, ok := r.Next()
 	if !ok {
 		t.Fatal("no first batch")

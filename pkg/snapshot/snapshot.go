@@ -21,6 +21,13 @@
 // result fails a check (too few records, too many dropped), nothing new is
 // published and a previous snapshot of the same day is left as it was. If
 // the manifest cannot be written, the new Parquet object is deleted again.
+//
+// # Telemetry
+//
+// Run reports to the OpenTelemetry providers in its Options: the Metric*
+// instruments, whose snapshot figures are read from the manifest so that
+// the two always agree, and a span per attempt with a span per phase. A
+// Progress gives a live view for a progress bar.
 package snapshot
 
 import (
@@ -31,7 +38,12 @@ import (
 	"log/slog"
 	"path"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -74,6 +86,14 @@ type Options struct {
 
 	Version string       // job version, recorded in the manifest and the Parquet footer
 	Logger  *slog.Logger // nil: no logs
+
+	// MeterProvider and TracerProvider receive the run's metrics (the
+	// Metric* names) and its spans: one per attempt, with its phases as
+	// children, under the span of ctx. Nil means none.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+	// Progress, if not nil, is kept up to date while the run goes on.
+	Progress *Progress
 }
 
 // Manifest describes a published snapshot.
@@ -107,6 +127,28 @@ type ParquetInfo struct {
 
 // Run publishes the snapshot of opts.Day and returns its manifest.
 func Run(ctx context.Context, opts Options) (*Manifest, error) {
+	in, err := newInstruments(opts.MeterProvider, opts.TracerProvider)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot metrics: %w", err)
+	}
+	start := time.Now()
+	t := &attemptFigures{}
+	m, manifestBytes, err := run(ctx, opts, in, &t)
+	outcome := OutcomeSuccess
+	if err != nil {
+		outcome = OutcomeFailure
+	}
+	in.phases(ctx, outcome, t, time.Since(start))
+	if err != nil {
+		return nil, err
+	}
+	in.published(ctx, m, manifestBytes)
+	return m, nil
+}
+
+// run is Run without the run's metrics. It leaves the figures of the last
+// attempt in *t.
+func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures) (*Manifest, int64, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -118,42 +160,73 @@ func Run(ctx context.Context, opts Options) (*Manifest, error) {
 	}
 	dir := Dir(opts.Prefix, opts.Day)
 	parquetName := path.Join(dir, ParquetName)
+	parent := trace.SpanFromContext(ctx)
 	err := opts.Backoff.Do(ctx, func(ctx context.Context, attempt int) error {
 		m.Attempts = attempt
-		return publishParquet(ctx, opts, parquetName, m)
+		*t = &attemptFigures{}
+		opts.Progress.start(attempt)
+		ctx, span := in.tracer.Start(ctx, "attempt", trace.WithAttributes(attribute.Int("spoc.attempt", attempt)))
+		err := publishParquet(ctx, opts, in, *t, parquetName, m)
+		outcome := attemptOutcome(err)
+		in.attempt(ctx, outcome, (*t).wireBytes, (*t).bodyBytes)
+		span.SetAttributes(attribute.String("spoc.outcome", outcome))
+		endSpan(span, err)
+		if err != nil {
+			parent.AddEvent("attempt failed", trace.WithAttributes(
+				attribute.Int("spoc.attempt", attempt),
+				attribute.String("spoc.outcome", outcome),
+				attribute.String("exception.message", err.Error())))
+		}
+		return err
 	}, func(attempt int, err error, wait time.Duration) {
-		log.Warn("attempt failed, retrying", "attempt", attempt, "error", err.Error(), "retry_in", wait.Round(time.Millisecond).String())
+		log.WarnContext(ctx, "attempt failed, retrying", "attempt", attempt, "error", err.Error(), "retry_in", wait.Round(time.Millisecond).String())
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	m.FinishedAt = time.Now().UTC()
-	if err := writeManifest(ctx, opts.Store, path.Join(dir, ManifestName), m); err != nil {
+	start := time.Now()
+	mctx, span := in.tracer.Start(ctx, "manifest")
+	manifestBytes, err := writeManifest(mctx, opts.Store, path.Join(dir, ManifestName), m)
+	endSpan(span, err)
+	(*t).publish += time.Since(start)
+	if err != nil {
 		// Without its manifest the snapshot is incomplete: take the
 		// Parquet object back, even if the run's context is done.
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if derr := opts.Store.Delete(cleanup, parquetName); derr != nil {
-			log.Error("could not remove the Parquet object of an incomplete snapshot", "url", m.Parquet.URL, "error", derr.Error())
+			log.ErrorContext(ctx, "could not remove the Parquet object of an incomplete snapshot", "url", m.Parquet.URL, "error", derr.Error())
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	return m, nil
+	return m, manifestBytes, nil
 }
 
 // publishParquet is one attempt: open the source, stream it into a new
 // Parquet object, check the result and commit. Any failure aborts the
-// object.
-func publishParquet(ctx context.Context, opts Options, name string, m *Manifest) error {
+// object. It fills t with the attempt's bytes and phase durations.
+func publishParquet(ctx context.Context, opts Options, in *instruments, t *attemptFigures, name string, m *Manifest) error {
 	// The body has its own context, so that a failed write can stop a
 	// decode that is waiting for the network.
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
+	start := time.Now()
+	_, fetchSpan := in.tracer.Start(ctx, PhaseFetch)
 	body, err := opts.Client.Open(fetchCtx, opts.Source)
+	t.fetch = time.Since(start)
+	endSpan(fetchSpan, err)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
+	counted := &countingReader{r: body}
+	if p := opts.Progress; p != nil {
+		p.body.Store(body)
+		counted.progress = &p.decoded
+	}
+	defer func() { t.wireBytes, t.bodyBytes = body.WireBytes(), counted.n }()
+
 	obj, err := opts.Store.NewObject(ctx, name, sink.ParquetContentType)
 	if err != nil {
 		return err
@@ -163,50 +236,25 @@ func publishParquet(ctx context.Context, opts Options, name string, m *Manifest)
 	if err != nil {
 		return err
 	}
-	counted := &countingReader{r: body}
 	dec := spoc.NewDecoder(counted, opts.Decoder...)
 	defer dec.Release()
-	batches := startReadAhead(dec)
-	defer func() {
-		stopFetch()
-		batches.Close()
-	}()
-	for {
-		rec, ok := batches.Next()
-		if !ok {
-			break
-		}
-		err := pw.Write(rec)
-		rec.Release()
-		if err != nil {
-			return fmt.Errorf("write %s: %w", obj.URL(), err)
-		}
-	}
+	_, decodeSpan := in.tracer.Start(ctx, PhaseDecode)
+	batches := startReadAhead(dec, &t.decode)
+	_, writeSpan := in.tracer.Start(ctx, PhaseWrite)
+	stats, err := writeBatches(opts, pw, obj, batches, dec, body.Source, m, t)
+	stopFetch()
 	batches.Close()
-	if err := dec.Err(); err != nil {
-		return fmt.Errorf("decode %s: %w", body.Source, err)
+	endSpan(writeSpan, err)
+	endSpan(decodeSpan, dec.Err())
+	if err != nil {
+		return err
 	}
-	stats := dec.Stats()
-	if stats.RecordsWritten < opts.MinRecords {
-		return fmt.Errorf("%w: the body holds %d usable records, the minimum is %d", ErrTooFewRecords, stats.RecordsWritten, opts.MinRecords)
-	}
-	if p := stats.DroppedPercent(); p > opts.MaxDroppedPercent {
-		return fmt.Errorf("%w: %d of %d records (%.2f%%) have no usable id, the limit is %g%%", ErrTooManyDropped, stats.RecordsDropped, stats.RecordsRead, p, opts.MaxDroppedPercent)
-	}
-	for _, kv := range [][2]string{
-		{"spoc.source_url", body.Source},
-		{"spoc.fetched_at", m.StartedAt.Format(time.RFC3339)},
-		{"spoc.job_version", opts.Version},
-		{"spoc.record_count", strconv.FormatInt(stats.RecordsWritten, 10)},
-	} {
-		if err := pw.SetMetadata(kv[0], kv[1]); err != nil {
-			return fmt.Errorf("write %s: %w", obj.URL(), err)
-		}
-	}
-	if err := pw.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", obj.URL(), err)
-	}
+
+	start = time.Now()
+	_, publishSpan := in.tracer.Start(ctx, PhasePublish)
 	info, err := obj.Commit()
+	t.publish = time.Since(start)
+	endSpan(publishSpan, err)
 	if err != nil {
 		return err
 	}
@@ -223,30 +271,90 @@ func publishParquet(ctx context.Context, opts Options, name string, m *Manifest)
 	return nil
 }
 
-func writeManifest(ctx context.Context, store sink.Store, name string, m *Manifest) error {
+// writeBatches encodes every batch of the decoder into pw, checks the
+// decoder's statistics against the run's limits and closes pw.
+func writeBatches(opts Options, pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, source string, m *Manifest, t *attemptFigures) (spoc.Stats, error) {
+	var records *atomic.Int64
+	if opts.Progress != nil {
+		records = &opts.Progress.records
+	}
+	for {
+		rec, ok := batches.Next()
+		if !ok {
+			break
+		}
+		start := time.Now()
+		err := pw.Write(rec)
+		t.write += time.Since(start)
+		if records != nil {
+			records.Add(rec.NumRows())
+		}
+		rec.Release()
+		if err != nil {
+			return spoc.Stats{}, fmt.Errorf("write %s: %w", obj.URL(), err)
+		}
+	}
+	batches.Close()
+	if err := dec.Err(); err != nil {
+		return spoc.Stats{}, fmt.Errorf("decode %s: %w", source, err)
+	}
+	stats := dec.Stats()
+	if stats.RecordsWritten < opts.MinRecords {
+		return stats, fmt.Errorf("%w: the body holds %d usable records, the minimum is %d", ErrTooFewRecords, stats.RecordsWritten, opts.MinRecords)
+	}
+	if p := stats.DroppedPercent(); p > opts.MaxDroppedPercent {
+		return stats, fmt.Errorf("%w: %d of %d records (%.2f%%) have no usable id, the limit is %g%%", ErrTooManyDropped, stats.RecordsDropped, stats.RecordsRead, p, opts.MaxDroppedPercent)
+	}
+	for _, kv := range [][2]string{
+		{"spoc.source_url", source},
+		{"spoc.fetched_at", m.StartedAt.Format(time.RFC3339)},
+		{"spoc.job_version", opts.Version},
+		{"spoc.record_count", strconv.FormatInt(stats.RecordsWritten, 10)},
+	} {
+		if err := pw.SetMetadata(kv[0], kv[1]); err != nil {
+			return stats, fmt.Errorf("write %s: %w", obj.URL(), err)
+		}
+	}
+	start := time.Now()
+	err := pw.Close()
+	t.write += time.Since(start)
+	if err != nil {
+		return stats, fmt.Errorf("write %s: %w", obj.URL(), err)
+	}
+	return stats, nil
+}
+
+// writeManifest writes m as the object name and returns its size.
+func writeManifest(ctx context.Context, store sink.Store, name string, m *Manifest) (int64, error) {
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode manifest: %w", err)
+		return 0, fmt.Errorf("encode manifest: %w", err)
 	}
 	obj, err := store.NewObject(ctx, name, "application/json")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer obj.Abort()
 	if _, err := obj.Write(append(data, '\n')); err != nil {
-		return err
+		return 0, err
 	}
-	_, err = obj.Commit()
-	return err
+	info, err := obj.Commit()
+	return info.Size, err
 }
 
+// countingReader counts the bytes read, and mirrors the count into
+// progress (if not nil) for readers in other goroutines.
 type countingReader struct {
-	r interface{ Read([]byte) (int, error) }
-	n int64
+	r        interface{ Read([]byte) (int, error) }
+	n        int64
+	progress *atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.progress != nil {
+		c.progress.Store(c.n)
+	}
 	return n, err
 }

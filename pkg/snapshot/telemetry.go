@@ -1,0 +1,235 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+// instrumentationName names the meter and the tracer of this package.
+const instrumentationName = "github.com/calee-data/mspo-spoc/pkg/snapshot"
+
+// Metric names, as a data engineer would search for them in a backend.
+const (
+	MetricRecords       = "spoc.records"
+	MetricInvalidValues = "spoc.invalid_values"
+	MetricDuplicateIDs  = "spoc.duplicate_ids"
+	MetricDownloadBytes = "spoc.download.bytes"
+	MetricOutputBytes   = "spoc.output.bytes"
+	MetricFetchAttempts = "spoc.fetch.attempts"
+	MetricRunDuration   = "spoc.run.duration"
+	MetricLastSuccess   = "spoc.last_success"
+)
+
+// Phases of spoc.run.duration. Decode and write overlap: the decoder fills
+// the next batch while the writer encodes the current one.
+const (
+	PhaseFetch   = "fetch"   // from the request to the response headers
+	PhaseDecode  = "decode"  // time the decoder spent producing batches
+	PhaseWrite   = "write"   // time spent encoding Parquet and writing the object
+	PhasePublish = "publish" // committing the Parquet object and writing the manifest
+	PhaseTotal   = "total"   // the whole run, retries and their waits included
+)
+
+// Outcomes of a run, and of an attempt besides the spoc.Failure* kinds.
+const (
+	OutcomeSuccess  = "success"
+	OutcomeFailure  = "failure"
+	OutcomeOK       = "ok"
+	OutcomeRejected = "rejected" // too few records or too many dropped
+)
+
+// instruments are the run's metrics. Every figure they record is taken
+// from the manifest or from the attempt's body, the same figures the
+// manifest reports, so the two cannot drift apart.
+type instruments struct {
+	records       metric.Int64Counter
+	invalidValues metric.Int64Counter
+	duplicateIDs  metric.Int64Gauge
+	downloadBytes metric.Int64Counter
+	outputBytes   metric.Int64Counter
+	fetchAttempts metric.Int64Counter
+	runDuration   metric.Float64Histogram
+	lastSuccess   metric.Int64Gauge
+	tracer        trace.Tracer
+}
+
+func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider) (*instruments, error) {
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	m := mp.Meter(instrumentationName)
+	in := &instruments{tracer: tp.Tracer(instrumentationName)}
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	var err error
+	in.records, err = m.Int64Counter(MetricRecords, metric.WithUnit("{record}"),
+		metric.WithDescription("Records of a published snapshot: written (by cert_status) and dropped (by reason)."))
+	add(err)
+	in.invalidValues, err = m.Int64Counter(MetricInvalidValues, metric.WithUnit("{value}"),
+		metric.WithDescription("Values present in the source but unusable, stored as null, by column and reason."))
+	add(err)
+	in.duplicateIDs, err = m.Int64Gauge(MetricDuplicateIDs, metric.WithUnit("{record}"),
+		metric.WithDescription("Written rows whose entity_smallholder_id repeats an earlier row's, in the last published snapshot."))
+	add(err)
+	in.downloadBytes, err = m.Int64Counter(MetricDownloadBytes, metric.WithUnit("By"),
+		metric.WithDescription("Bytes of the source received: on the wire (stage=wire) and after decompression (stage=body), every attempt included."))
+	add(err)
+	in.outputBytes, err = m.Int64Counter(MetricOutputBytes, metric.WithUnit("By"),
+		metric.WithDescription("Bytes of the objects published, by kind (parquet, manifest)."))
+	add(err)
+	in.fetchAttempts, err = m.Int64Counter(MetricFetchAttempts, metric.WithUnit("{attempt}"),
+		metric.WithDescription("Attempts to fetch, decode and write the snapshot, by outcome."))
+	add(err)
+	in.runDuration, err = m.Float64Histogram(MetricRunDuration, metric.WithUnit("s"),
+		metric.WithDescription("Duration of the run and of its phases (of the last attempt), by phase and outcome."),
+		metric.WithExplicitBucketBoundaries(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 2700))
+	add(err)
+	in.lastSuccess, err = m.Int64Gauge(MetricLastSuccess, metric.WithUnit("s"),
+		metric.WithDescription("Unix time of the last published snapshot; alert when it is too old."))
+	add(err)
+	return in, errors.Join(errs...)
+}
+
+// attempt records one attempt's outcome and the bytes it received.
+func (in *instruments) attempt(ctx context.Context, outcome string, wireBytes, bodyBytes int64) {
+	in.fetchAttempts.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+	in.downloadBytes.Add(ctx, wireBytes, metric.WithAttributes(attribute.String("stage", "wire")))
+	in.downloadBytes.Add(ctx, bodyBytes, metric.WithAttributes(attribute.String("stage", "body")))
+}
+
+// published records the figures of a published snapshot's manifest.
+func (in *instruments) published(ctx context.Context, m *Manifest, manifestBytes int64) {
+	s := m.Stats
+	for _, status := range sortedKeys(s.RecordsByCertStatus) {
+		in.records.Add(ctx, s.RecordsByCertStatus[status], metric.WithAttributes(
+			attribute.String("outcome", "written"), attribute.String("cert_status", status)))
+	}
+	for _, reason := range sortedKeys(s.DroppedByReason) {
+		in.records.Add(ctx, s.DroppedByReason[reason], metric.WithAttributes(
+			attribute.String("outcome", "dropped"), attribute.String("reason", reason)))
+	}
+	for _, column := range sortedKeys(s.Columns) {
+		invalid := s.Columns[column].Invalid
+		for _, reason := range sortedKeys(invalid) {
+			in.invalidValues.Add(ctx, invalid[reason], metric.WithAttributes(
+				attribute.String("column", column), attribute.String("reason", reason)))
+		}
+	}
+	in.duplicateIDs.Record(ctx, s.DuplicateIDs)
+	in.outputBytes.Add(ctx, m.Parquet.Size, metric.WithAttributes(attribute.String("kind", "parquet")))
+	in.outputBytes.Add(ctx, manifestBytes, metric.WithAttributes(attribute.String("kind", "manifest")))
+	in.lastSuccess.Record(ctx, m.FinishedAt.Unix())
+}
+
+// phases records the durations of a run that ended with outcome.
+func (in *instruments) phases(ctx context.Context, outcome string, t *attemptFigures, total time.Duration) {
+	for _, p := range []struct {
+		phase string
+		d     time.Duration
+	}{
+		{PhaseFetch, t.fetch},
+		{PhaseDecode, time.Duration(t.decode.Load())},
+		{PhaseWrite, t.write},
+		{PhasePublish, t.publish},
+		{PhaseTotal, total},
+	} {
+		in.runDuration.Record(ctx, p.d.Seconds(), metric.WithAttributes(
+			attribute.String("phase", p.phase), attribute.String("outcome", outcome)))
+	}
+}
+
+// attemptFigures are the bytes received and the phase durations of one
+// attempt. decode is written by the read-ahead goroutine.
+type attemptFigures struct {
+	wireBytes, bodyBytes  int64
+	fetch, write, publish time.Duration
+	decode                atomic.Int64
+}
+
+// attemptOutcome is the outcome label of an attempt that ended with err.
+func attemptOutcome(err error) string {
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case errors.Is(err, ErrTooFewRecords), errors.Is(err, ErrTooManyDropped):
+		return OutcomeRejected
+	}
+	return spoc.FailureKind(err)
+}
+
+// endSpan ends span with err as its status.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Progress is a live view of a run for a progress bar or a periodic log
+// line. Its methods are safe to call from any goroutine while Run runs.
+type Progress struct {
+	attempt atomic.Int64
+	body    atomic.Pointer[spoc.Body]
+	decoded atomic.Int64 // JSON bytes read by the decoder
+	records atomic.Int64 // rows handed to the Parquet writer
+}
+
+// ProgressSnapshot is the state of a run at one moment.
+type ProgressSnapshot struct {
+	Attempt       int
+	WireBytes     int64 // received so far, before decompression
+	ContentLength int64 // of the response on the wire, -1 if unknown
+	BodyBytes     int64 // JSON bytes decoded
+	Records       int64 // rows written
+}
+
+// Snapshot returns the current state. Before the first response it is
+// all zeroes, with ContentLength -1.
+func (p *Progress) Snapshot() ProgressSnapshot {
+	s := ProgressSnapshot{
+		Attempt:       int(p.attempt.Load()),
+		ContentLength: -1,
+		BodyBytes:     p.decoded.Load(),
+		Records:       p.records.Load(),
+	}
+	if b := p.body.Load(); b != nil {
+		s.WireBytes = b.WireBytes()
+		s.ContentLength = b.ContentLength
+	}
+	return s
+}
+
+func (p *Progress) start(attempt int) {
+	if p == nil {
+		return
+	}
+	p.attempt.Store(int64(attempt))
+	p.body.Store(nil)
+	p.decoded.Store(0)
+	p.records.Store(0)
+}
