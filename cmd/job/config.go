@@ -45,6 +45,8 @@ type Config struct {
 	InsecureSkipVerify  bool          `env:"SPOC_INSECURE_SKIP_VERIFY, default=false" help:"Turn off TLS certificate checks for the source. Logs a warning on every run; keep it off."`
 	LogFormat           string        `env:"SPOC_LOG_FORMAT, default=auto" help:"Log format: json (Cloud Logging keys), text, or auto (text on a terminal, json otherwise)."`
 	LogLevel            string        `env:"SPOC_LOG_LEVEL, default=info" help:"Least severe log level written: debug, info, warn or error."`
+	ProgressInterval    time.Duration `env:"SPOC_PROGRESS_INTERVAL, default=10s" help:"Off a terminal, how often a progress line is logged (0: never). On a terminal a progress bar is drawn instead."`
+	TelemetryTimeout    time.Duration `env:"SPOC_TELEMETRY_TIMEOUT, default=10s" help:"Longest wait, at exit, to export the last metrics and spans. Exporters are chosen by the OTEL_* variables."`
 }
 
 // ConfigError is a setting that is missing or wrong. The job exits with
@@ -131,6 +133,10 @@ func (c *Config) validate() error {
 		return bad("SPOC_CONNECT_TIMEOUT", "timeouts cannot be negative")
 	case c.Deadline <= 0:
 		return bad("SPOC_DEADLINE", "must be positive")
+	case c.ProgressInterval < 0:
+		return bad("SPOC_PROGRESS_INTERVAL", "negative")
+	case c.TelemetryTimeout <= 0:
+		return bad("SPOC_TELEMETRY_TIMEOUT", "must be positive")
 	}
 	if c.CAFile != "" {
 		if _, err := os.Stat(c.CAFile); err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -36,6 +37,8 @@ func TestConfigDefaults(t *testing.T) {
 		{"SPOC_MIN_RECORDS", cfg.MinRecords, int64(1)},
 		{"SPOC_MAX_DROPPED_PERCENT", cfg.MaxDroppedPercent, 1.0},
 		{"SPOC_INSECURE_SKIP_VERIFY", cfg.InsecureSkipVerify, false},
+		{"SPOC_PROGRESS_INTERVAL", cfg.ProgressInterval, 10 * time.Second},
+		{"SPOC_TELEMETRY_TIMEOUT", cfg.TelemetryTimeout, 10 * time.Second},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -90,6 +93,10 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"batch size zero", "SPOC_BATCH_SIZE", "0"},
 		{"batch size not a number", "SPOC_BATCH_SIZE", "many"},
 		{"zstd level out of range", "SPOC_ZSTD_LEVEL", "30"},
+		{"coordinate zstd level out of range", "SPOC_ZSTD_LEVEL_COORDINATES", "0"},
+		{"row groups too large", "SPOC_ROW_GROUP_ROWS", "99999999"},
+		{"negative progress interval", "SPOC_PROGRESS_INTERVAL", "-1s"},
+		{"zero telemetry timeout", "SPOC_TELEMETRY_TIMEOUT", "0s"},
 		{"body cap not a size", "SPOC_MAX_BODY_BYTES", "big"},
 		{"dropped percent above 100", "SPOC_MAX_DROPPED_PERCENT", "150"},
 		{"negative minimum", "SPOC_MIN_RECORDS", "-1"},

@@ -1,17 +1,24 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // newLogger logs JSON with Cloud Logging's keys ("severity", "message")
 // when not on a terminal, so Cloud Run's log agent parses levels, and
-// plain text on a terminal.
-func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+// plain text on a terminal. A record logged with a context that holds a
+// span carries the span's trace: Cloud Logging's
+// "logging.googleapis.com/trace" (as projects/PROJECT/traces/ID when
+// project is known) and "logging.googleapis.com/spanId" in JSON, trace_id
+// and span_id in text.
+func newLogger(cfg *Config, w io.Writer, project string) *slog.Logger {
 	level, _ := parseLevel(cfg.LogLevel) // validated
 	format := cfg.LogFormat
 	if format == "auto" {
@@ -21,9 +28,43 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 		}
 	}
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+		return slog.New(&traceHandler{Handler: slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}), traceKey: "trace_id", spanKey: "span_id"})
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: cloudLoggingKeys}))
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: cloudLoggingKeys})
+	th := &traceHandler{Handler: h, traceKey: "logging.googleapis.com/trace", spanKey: "logging.googleapis.com/spanId", sampledKey: "logging.googleapis.com/trace_sampled"}
+	if project != "" {
+		th.tracePrefix = "projects/" + project + "/traces/"
+	}
+	return slog.New(th)
+}
+
+// traceHandler adds the trace and span IDs of the record's context.
+type traceHandler struct {
+	slog.Handler
+	traceKey, spanKey, sampledKey string
+	tracePrefix                   string
+}
+
+func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String(h.traceKey, h.tracePrefix+sc.TraceID().String()), slog.String(h.spanKey, sc.SpanID().String()))
+		if h.sampledKey != "" {
+			r.AddAttrs(slog.Bool(h.sampledKey, sc.IsSampled()))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithAttrs(attrs)
+	return &c
+}
+
+func (h *traceHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithGroup(name)
+	return &c
 }
 
 // cloudLoggingKeys renames slog's keys to those of Cloud Logging's

@@ -6,6 +6,8 @@
 // Exit status: 0 the snapshot was published; 1 the run failed (nothing
 // was published); 2 bad configuration (nothing was fetched). SIGINT and
 // SIGTERM cancel the run, abort the open objects and exit with status 1.
+// On every exit after the configuration is read, the metrics and spans
+// still held are exported first, for at most SPOC_TELEMETRY_TIMEOUT.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -22,10 +25,15 @@ import (
 	_ "time/tzdata" // SPOC_TIMEZONE must resolve in a distroless image without zoneinfo
 
 	"github.com/sethvargo/go-envconfig"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/resource"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -79,9 +87,45 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 		fmt.Fprintf(stderr, "mspo-spoc: bad configuration: %v\n", err)
 		return exitConfig
 	}
-	log := newLogger(cfg, stderr)
+	// The OTEL_* variables are read from the process environment, by the
+	// OpenTelemetry exporters themselves.
+	providers, err := telemetry.Setup(ctx, telemetry.Options{
+		ServiceName:      "mspo-spoc",
+		ServiceNamespace: "mspo",
+		ServiceVersion:   version,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "mspo-spoc: bad configuration: %v\n", err)
+		return exitConfig
+	}
+	log := newLogger(cfg, stderr, gcpProject(providers.Resource))
+	for _, w := range providers.Warnings {
+		log.Warn("telemetry set up with a warning", "error", w.Error())
+	}
+	code := execute(ctx, cfg, providers, log, stderr)
+	// Export what is left on every exit path, SIGTERM included: the run's
+	// context may be cancelled, the flush gets its own bounded one.
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TelemetryTimeout)
+	defer cancel()
+	if err := providers.Shutdown(flushCtx); err != nil {
+		log.Warn("metrics or spans not exported", "error", err.Error())
+	}
+	return code
+}
+
+// execute runs one configured job under a root span and returns the exit
+// status.
+func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (code int) {
+	ctx, span := providers.Tracer.Tracer("github.com/calee-data/mspo-spoc/cmd/job").Start(ctx, "spoc.run")
+	defer func() {
+		span.SetAttributes(attribute.Int("spoc.exit_code", code))
+		if code != exitOK {
+			span.SetStatus(codes.Error, fmt.Sprintf("exit status %d", code))
+		}
+		span.End()
+	}()
 	if cfg.InsecureSkipVerify {
-		log.Warn("TLS certificate verification of the source is OFF (SPOC_INSECURE_SKIP_VERIFY=true): the body could come from anyone on the path")
+		log.WarnContext(ctx, "TLS certificate verification of the source is OFF (SPOC_INSECURE_SKIP_VERIFY=true): the body could come from anyone on the path")
 	}
 	client, err := spoc.NewClient(spoc.ClientOptions{
 		UserAgent:          "mspo-spoc/" + version,
@@ -92,7 +136,7 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 		InsecureSkipVerify: cfg.InsecureSkipVerify,
 	})
 	if err != nil {
-		log.Error("bad configuration", "error", (&ConfigError{Var: "SPOC_CA_FILE", Err: err}).Error())
+		log.ErrorContext(ctx, "bad configuration", "error", (&ConfigError{Var: "SPOC_CA_FILE", Err: err}).Error())
 		return exitConfig
 	}
 
@@ -100,14 +144,17 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	defer cancel()
 	store, err := sink.Open(ctx, cfg.Output)
 	if err != nil {
-		log.Error("cannot open the output", "output", cfg.Output, "error", err.Error())
+		log.ErrorContext(ctx, "cannot open the output", "output", cfg.Output, "error", err.Error())
 		return exitConfig
 	}
 
 	loc, _ := time.LoadLocation(cfg.Timezone) // validated
 	start := time.Now()
 	day := start.In(loc)
-	log.Info("run started", "source", cfg.URL, "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version)
+	log.InfoContext(ctx, "run started", "source", cfg.URL, "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version,
+		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
+	progress := &snapshot.Progress{}
+	stopProgress := startProgress(ctx, progress, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
 	m, err := snapshot.Run(ctx, snapshot.Options{
 		Source: cfg.URL,
 		Client: client,
@@ -135,15 +182,19 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 		MaxDroppedPercent: cfg.MaxDroppedPercent,
 		Version:           version,
 		Logger:            log,
+		MeterProvider:     providers.Meter,
+		TracerProvider:    providers.Tracer,
+		Progress:          progress,
 	})
+	stopProgress()
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
-		log.Error("run failed, nothing published", "error", err.Error(), "duration", time.Since(start).Round(time.Millisecond).String())
+		log.ErrorContext(ctx, "run failed, nothing published", "error", err.Error(), "reason", spoc.FailureKind(err), "duration", time.Since(start).Round(time.Millisecond).String())
 		return exitFailed
 	}
-	log.Info("snapshot published",
+	log.InfoContext(ctx, "snapshot published",
 		"records", m.Stats.RecordsWritten,
 		"dropped", m.Stats.RecordsDropped,
 		"invalid_values", m.Stats.InvalidValues(),
@@ -156,4 +207,14 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 		"url", m.Parquet.URL,
 	)
 	return exitOK
+}
+
+// gcpProject is the Google Cloud project the job runs in, for the trace
+// links of Cloud Logging: from the GCP resource detector, or
+// GOOGLE_CLOUD_PROJECT; empty off Google Cloud.
+func gcpProject(res *resource.Resource) string {
+	if v, ok := res.Set().Value(semconv.CloudAccountIDKey); ok && v.AsString() != "" {
+		return v.AsString()
+	}
+	return os.Getenv("GOOGLE_CLOUD_PROJECT")
 }
