@@ -45,7 +45,7 @@ func TestSetupResource(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, kv := range p.Resource.Attributes() {
-		got[string(kv.Key)] = kv.Value.Emit()
+		got[string(kv.Key)] = kv.Value.String()
 	}
 	for k, want := range map[string]string{
 		"service.name":                "mspo-spoc",
