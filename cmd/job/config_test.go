@@ -152,7 +152,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 	if len(settings()) < 20 {
 		t.Errorf("only %d settings found by reflection", len(settings()))
 	}
-	if code, out := runJob(t, context.Background(), nil, "-version"); code != exitOK || !strings.Contains(out, version) {
+	if code, out := runJob(t, context.Background(), nil, "-version"); code != exitOK || !strings.Contains(out, version+" "+commit) {
 		t.Errorf("-version: exit %d, %q", code, out)
 	}
 	if code, _ := runJob(t, context.Background(), nil, "-no-such-flag"); code != exitConfig {

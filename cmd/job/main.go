@@ -36,8 +36,12 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/telemetry"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time, by the Dockerfile and .ci/run:
+// -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
 
 // Exit statuses.
 const (
@@ -78,7 +82,7 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 		return exitConfig
 	}
 	if *showVersion {
-		fmt.Fprintln(stderr, "mspo-spoc", version)
+		fmt.Fprintln(stderr, "mspo-spoc", version, commit)
 		return exitOK
 	}
 
@@ -151,7 +155,7 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 	loc, _ := time.LoadLocation(cfg.Timezone) // validated
 	start := time.Now()
 	day := start.In(loc)
-	log.InfoContext(ctx, "run started", "source", cfg.URL, "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version,
+	log.InfoContext(ctx, "run started", "source", cfg.URL, "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version, "commit", commit,
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
 	progress := &snapshot.Progress{}
 	stopProgress := startProgress(ctx, progress, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
