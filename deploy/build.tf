@@ -1,0 +1,65 @@
+# Cloud Build runs cloudbuild.yaml as its own service account, with only
+# what the pipeline does: read the uploaded source, push images to the one
+# repository, update the one job (which runs as the runtime account), and
+# write its build logs.
+
+resource "google_service_account" "build" {
+  account_id   = "${var.job_name}-build"
+  display_name = "mspo-spoc Cloud Build"
+  description  = "Identity of cloudbuild.yaml: tests, pushes the image, updates the mspo-spoc job."
+}
+
+# gcloud builds submit uploads the source here
+# (--gcs-source-staging-dir), instead of a project-wide default bucket the
+# build account would need broad access to.
+resource "google_storage_bucket" "build_source" {
+  name                        = "${var.project_id}-${var.job_name}-build"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+
+  lifecycle_rule {
+    condition {
+      age = 7
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_storage_bucket_iam_member" "build_reads_source" {
+  bucket = google_storage_bucket.build_source.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.build.member
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_pushes" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.build.member
+}
+
+resource "google_cloud_run_v2_job_iam_member" "build_updates_job" {
+  name     = google_cloud_run_v2_job.spoc.name
+  location = google_cloud_run_v2_job.spoc.location
+  role     = "roles/run.developer"
+  member   = google_service_account.build.member
+}
+
+# Updating a job that runs as the runtime account needs actAs on it.
+resource "google_service_account_iam_member" "build_acts_as_runtime" {
+  service_account_id = google_service_account.runtime.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.build.member
+}
+
+resource "google_project_iam_member" "build_logs" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.build.member
+}

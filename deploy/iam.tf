@@ -1,0 +1,67 @@
+# Two identities, each with only what it needs:
+#   runtime   - the job itself: objects under the output prefix, metrics, traces;
+#   scheduler - Cloud Scheduler's caller: may start this one job, nothing else.
+
+resource "google_service_account" "runtime" {
+  account_id   = "${var.job_name}-run"
+  display_name = "mspo-spoc job runtime"
+  description  = "Identity of the mspo-spoc Cloud Run job: writes snapshots under one prefix of one bucket."
+}
+
+resource "google_service_account" "scheduler" {
+  account_id   = "${var.job_name}-sched"
+  display_name = "mspo-spoc scheduler"
+  description  = "Identity Cloud Scheduler uses to start the mspo-spoc Cloud Run job."
+}
+
+# Create, overwrite (a rerun of a day replaces its objects, which GCS counts
+# as a delete) and read objects, only under the prefix: the condition keeps
+# the rest of the bucket out of reach.
+resource "google_storage_bucket_iam_member" "runtime_objects" {
+  bucket = local.bucket_name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.runtime.member
+
+  condition {
+    title       = "only-${var.job_name}-prefix"
+    description = "Objects under the job's output prefix."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${local.bucket_name}/objects/${local.output_prefix}/\")"
+  }
+}
+
+# Finding the previous day's manifest needs storage.objects.list, which IAM
+# checks against the bucket, not an object: a prefix condition would never
+# match it. This binding allows the list call (object names) and nothing
+# else: object reads stay under the condition above.
+resource "google_storage_bucket_iam_member" "runtime_list" {
+  bucket = local.bucket_name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.runtime.member
+
+  condition {
+    title       = "list-only"
+    description = "Listing the bucket; no object access."
+    expression  = "resource.type == \"storage.googleapis.com/Bucket\""
+  }
+}
+
+resource "google_project_iam_member" "runtime_metrics" {
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = google_service_account.runtime.member
+}
+
+resource "google_project_iam_member" "runtime_traces" {
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
+  member  = google_service_account.runtime.member
+}
+
+# Bound on the job, not the project: the scheduler can run this job and no
+# other (run.jobs.run), not invoke services or change anything.
+resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_job" {
+  name     = google_cloud_run_v2_job.spoc.name
+  location = google_cloud_run_v2_job.spoc.location
+  role     = "roles/run.jobsExecutor"
+  member   = google_service_account.scheduler.member
+}

@@ -1,0 +1,101 @@
+locals {
+  # Every setting the job reads (cmd/job/config.go), at the job's own
+  # defaults. cmd/job/deploy_test.go checks that these names are exactly
+  # the job's and these values its defaults, so the two cannot drift.
+  # Change a value with var.job_settings, not here.
+  job_defaults = {
+    SPOC_URL                    = "https://api.mspots.org.my/api/spoc/get-spoc-list-public"
+    SPOC_OUTPUT                 = "./data"
+    SPOC_PREFIX                 = "raw/mspo/api/spoc/get-spoc-list-public"
+    SPOC_TIMEZONE               = "Asia/Kuala_Lumpur"
+    SPOC_MIN_RECORDS            = "1"
+    SPOC_MAX_DROPPED_PERCENT    = "1"
+    SPOC_BATCH_SIZE             = "16384"
+    SPOC_ROW_GROUP_ROWS         = "131072"
+    SPOC_ZSTD_LEVEL             = "3"
+    SPOC_ZSTD_LEVEL_COORDINATES = "3"
+    SPOC_MAX_BODY_BYTES         = "2GiB"
+    SPOC_MAX_STRING_BYTES       = "1MiB"
+    SPOC_ATTEMPTS               = "4"
+    SPOC_RETRY_INITIAL          = "2s"
+    SPOC_RETRY_MAX              = "1m"
+    SPOC_CONNECT_TIMEOUT        = "30s"
+    SPOC_FIRST_BYTE_TIMEOUT     = "5m"
+    SPOC_STALL_TIMEOUT          = "1m"
+    SPOC_DEADLINE               = "45m"
+    SPOC_CA_FILE                = ""
+    SPOC_INSECURE_SKIP_VERIFY   = "false"
+    SPOC_LOG_FORMAT             = "auto"
+    SPOC_LOG_LEVEL              = "info"
+    SPOC_PROGRESS_INTERVAL      = "10s"
+    SPOC_TELEMETRY_TIMEOUT      = "10s"
+  }
+
+  # What the deployment decides, whatever job_settings says.
+  job_fixed = {
+    SPOC_OUTPUT   = "gs://${local.bucket_name}"
+    SPOC_PREFIX   = local.output_prefix
+    SPOC_TIMEZONE = var.time_zone
+    # Cloud Logging reads JSON lines on stderr; "auto" would pick it too,
+    # but say it.
+    SPOC_LOG_FORMAT = "json"
+  }
+
+  job_env = merge(local.job_defaults, var.job_settings, local.job_fixed)
+
+  unknown_job_settings = setsubtract(keys(var.job_settings), keys(local.job_defaults))
+}
+
+resource "google_cloud_run_v2_job" "spoc" {
+  name     = var.job_name
+  location = var.region
+  # A destroy of the deployment should be deliberate.
+  deletion_protection = true
+
+  template {
+    task_count  = 1
+    parallelism = 1
+
+    template {
+      service_account = google_service_account.runtime.email
+      timeout         = var.task_timeout
+      max_retries     = var.max_retries
+
+      containers {
+        image = var.image
+
+        resources {
+          limits = {
+            cpu    = var.cpu
+            memory = var.memory
+          }
+        }
+
+        dynamic "env" {
+          for_each = local.job_env
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    # Cloud Build deploys images (gcloud run jobs update --image); a later
+    # terraform apply must not roll them back to var.image.
+    ignore_changes = [
+      template[0].template[0].containers[0].image,
+      client,
+      client_version,
+    ]
+
+    precondition {
+      condition     = length(local.unknown_job_settings) == 0
+      error_message = "job_settings has names the job does not read: ${join(", ", local.unknown_job_settings)}."
+    }
+  }
+
+  depends_on = [google_project_service.required]
+}

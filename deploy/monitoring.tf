@@ -1,0 +1,75 @@
+# Two alerts, which between them catch a job that fails loudly and one that
+# quietly stops publishing (the scheduler paused, the job deleted, runs that
+# hang until their timeout).
+
+resource "google_monitoring_alert_policy" "execution_failed" {
+  display_name = "${var.job_name}: execution failed"
+  combiner     = "OR"
+
+  conditions {
+    display_name = "A ${var.job_name} execution ended failed"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_job\" AND resource.labels.job_name = \"${google_cloud_run_v2_job.spoc.name}\" AND metric.type = \"run.googleapis.com/job/completed_execution_count\" AND metric.labels.result = \"failed\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      The ${var.job_name} Cloud Run job failed: no snapshot was published by that execution (the job never publishes part of one).
+      Its logs say why: `gcloud logging read 'resource.type="cloud_run_job" AND resource.labels.job_name="${var.job_name}" AND severity>=ERROR' --limit 20`.
+      Exit status 2 is a configuration error, 1 a failed run (upstream down, bad body, publish guard).
+    EOT
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  notification_channels = var.notification_channels
+  depends_on            = [google_project_service.required]
+}
+
+# spoc.last_success (exported by the job with the gcp exporter as
+# workload.googleapis.com/spoc.last_success) is only recorded by a run that
+# published, so its absence over the window means no successful run.
+resource "google_monitoring_alert_policy" "stale_snapshot" {
+  display_name = "${var.job_name}: no snapshot for ${var.staleness_hours} h"
+  combiner     = "OR"
+
+  conditions {
+    display_name = "No successful ${var.job_name} run for ${var.staleness_hours} hours"
+    condition_prometheus_query_language {
+      query               = "absent_over_time(workload_googleapis_com:spoc_last_success{monitored_resource=\"generic_task\"}[${var.staleness_hours}h])"
+      duration            = "0s"
+      evaluation_interval = "300s"
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      No ${var.job_name} run has published a snapshot for ${var.staleness_hours} hours.
+      Check that the scheduler job ${var.job_name}-daily is enabled and that recent executions ran: `gcloud run jobs executions list --job ${var.job_name} --region ${var.region}`.
+    EOT
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  notification_channels = var.notification_channels
+  depends_on            = [google_project_service.required]
+}

@@ -1,0 +1,144 @@
+variable "project_id" {
+  description = "GCP project that runs the job."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the Cloud Run job, the Artifact Registry repository, the scheduler and (when created) the bucket."
+  type        = string
+  default     = "asia-southeast1"
+}
+
+variable "job_name" {
+  description = "Name of the Cloud Run job (also of its service accounts' prefix)."
+  type        = string
+  default     = "mspo-spoc"
+}
+
+variable "repository_id" {
+  description = "Artifact Registry Docker repository that holds the job's images."
+  type        = string
+  default     = "mspo-spoc"
+}
+
+variable "image" {
+  description = <<-EOT
+    Image the job is created with. Cloud Build (cloudbuild.yaml) deploys new
+    images with `gcloud run jobs update --image`, and Terraform leaves the
+    image alone after creation, so this only matters on the first apply.
+    The default is Google's sample job image, which exits at once: the first
+    Cloud Build run replaces it.
+  EOT
+  type        = string
+  default     = "us-docker.pkg.dev/cloudrun/container/job:latest"
+}
+
+variable "bucket_name" {
+  description = "Bucket the snapshots are written to."
+  type        = string
+}
+
+variable "create_bucket" {
+  description = "Create the bucket (true), or use an existing one of that name (false)."
+  type        = bool
+  default     = true
+}
+
+variable "bucket_location" {
+  description = "Location of the bucket when it is created; empty means var.region."
+  type        = string
+  default     = ""
+}
+
+variable "snapshot_retention_days" {
+  description = "When the bucket is created: delete objects older than this many days (0 keeps them forever)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.snapshot_retention_days >= 0
+    error_message = "snapshot_retention_days cannot be negative."
+  }
+}
+
+variable "output_prefix" {
+  description = "Folder in the bucket that holds one YYYYMMDD folder per day (SPOC_PREFIX)."
+  type        = string
+  default     = "raw/mspo/api/spoc/get-spoc-list-public"
+
+  validation {
+    condition     = length(var.output_prefix) > 0 && !startswith(var.output_prefix, "/") && !endswith(var.output_prefix, "/") && !strcontains(var.output_prefix, "..")
+    error_message = "output_prefix must be a relative path without .., and without a leading or trailing slash."
+  }
+}
+
+variable "schedule" {
+  description = "When the job runs, in cron syntax, in var.time_zone."
+  type        = string
+  default     = "0 3 * * *"
+}
+
+variable "time_zone" {
+  description = "Time zone of the schedule and of the job's date folders (SPOC_TIMEZONE)."
+  type        = string
+  default     = "Asia/Kuala_Lumpur"
+}
+
+variable "job_settings" {
+  description = <<-EOT
+    SPOC_* settings that differ from the job's defaults, e.g.
+    { SPOC_MIN_RECORDS = "250000" }. Only names the job reads are accepted
+    (see the README's configuration table). SPOC_OUTPUT, SPOC_PREFIX and
+    SPOC_TIMEZONE come from bucket_name, output_prefix and time_zone.
+  EOT
+  type        = map(string)
+  default     = {}
+}
+
+variable "cpu" {
+  description = "vCPUs of the job's task. Decoding and Parquet encoding run on two goroutines, so a second vCPU shortens the run when the download is fast."
+  type        = string
+  default     = "1"
+}
+
+variable "memory" {
+  description = "Memory of the job's task. Measured peak RSS is 113 MiB at 306,000 records and stays flat as the body grows; 512Mi leaves room for a higher zstd level and the runtime."
+  type        = string
+  default     = "512Mi"
+}
+
+variable "task_timeout" {
+  description = "Limit of one task. Keep it above SPOC_DEADLINE (45m by default) plus SPOC_TELEMETRY_TIMEOUT, so the job ends itself cleanly first."
+  type        = string
+  default     = "3600s"
+}
+
+variable "max_retries" {
+  description = "Times Cloud Run retries a failed task. The job already retries the download itself (SPOC_ATTEMPTS), so one retry only covers a lost instance."
+  type        = number
+  default     = 1
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel IDs (projects/P/notificationChannels/N) the alerts go to. Empty: alerts are raised but notify no one."
+  type        = list(string)
+  default     = []
+}
+
+variable "staleness_hours" {
+  description = "Alert when no run has published a snapshot for this many hours."
+  type        = number
+  default     = 36
+}
+
+variable "bigquery_dataset" {
+  description = "When set, create this BigQuery dataset with an external table over every day's Parquet snapshot, and a view with the snapshot date."
+  type        = string
+  default     = ""
+}
+
+variable "bigquery_location" {
+  description = "Location of the BigQuery dataset; it must match the bucket's. Empty means var.region."
+  type        = string
+  default     = ""
+}
