@@ -1,0 +1,655 @@
+package main
+
+// The deployment files are checked here, beside the Config struct, because
+// the main thing to check is that they agree with it: Terraform providers
+// cannot be downloaded and Docker has no engine on the CI machines, so
+// these tests parse the files instead of applying or building them.
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"go.yaml.in/yaml/v3"
+)
+
+const repoRoot = "../.."
+
+// configEnv returns the environment variables Config reads, with their
+// defaults ("" when there is none), from the struct's env tags.
+func configEnv(t *testing.T) map[string]string {
+	t.Helper()
+	vars := map[string]string{}
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		tag, ok := typ.Field(i).Tag.Lookup("env")
+		if !ok {
+			t.Fatalf("Config.%s has no env tag", typ.Field(i).Name)
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		def := ""
+		if _, after, found := strings.Cut(opts, "default="); found {
+			def = after
+		}
+		vars[strings.TrimSpace(name)] = def
+	}
+	return vars
+}
+
+// nameDiff says which names are in want and not in got, and the reverse.
+func nameDiff(want, got []string) error {
+	var missing, extra []string
+	for _, n := range want {
+		if !slices.Contains(got, n) {
+			missing = append(missing, n)
+		}
+	}
+	for _, n := range got {
+		if !slices.Contains(want, n) {
+			extra = append(extra, n)
+		}
+	}
+	if len(missing)+len(extra) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	return fmt.Errorf("missing %v, unknown %v", missing, extra)
+}
+
+func TestNameDiff(t *testing.T) {
+	tests := []struct {
+		name      string
+		want, got []string
+		err       string
+	}{
+		{"same names in another order", []string{"A", "B"}, []string{"B", "A"}, ""},
+		{"one missing", []string{"A", "B"}, []string{"A"}, "missing [B], unknown []"},
+		{"one unknown", []string{"A"}, []string{"A", "C"}, "missing [], unknown [C]"},
+		{"renamed", []string{"SPOC_X"}, []string{"SPOC_Y"}, "missing [SPOC_X], unknown [SPOC_Y]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := nameDiff(tt.want, tt.got)
+			if got := fmt.Sprint(err); (err == nil) != (tt.err == "") || (err != nil && got != tt.err) {
+				t.Errorf("nameDiff = %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// terraform is the parsed deploy/ folder.
+type terraform struct {
+	blocks []*hclsyntax.Block // every top-level block of every file
+	locals map[string]hcl.Expression
+}
+
+func parseTerraform(t *testing.T) *terraform {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot, "deploy", "*.tf"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no deploy/*.tf files (%v)", err)
+	}
+	parser := hclparse.NewParser()
+	tf := &terraform{locals: map[string]hcl.Expression{}}
+	for _, name := range files {
+		f, diags := parser.ParseHCLFile(name)
+		if diags.HasErrors() {
+			t.Fatalf("parse %s: %s", name, diags.Error())
+		}
+		body := f.Body.(*hclsyntax.Body)
+		if len(body.Attributes) > 0 {
+			t.Errorf("%s: top-level attributes are not Terraform", name)
+		}
+		for _, b := range body.Blocks {
+			tf.blocks = append(tf.blocks, b)
+			if b.Type == "locals" {
+				for n, a := range b.Body.Attributes {
+					if _, dup := tf.locals[n]; dup {
+						t.Errorf("local.%s defined twice", n)
+					}
+					tf.locals[n] = a.Expr
+				}
+			}
+		}
+	}
+	return tf
+}
+
+// block returns the top-level block of that type and labels, or nil.
+func (tf *terraform) block(typ string, labels ...string) *hclsyntax.Block {
+	for _, b := range tf.blocks {
+		if b.Type == typ && slices.Equal(b.Labels, labels) {
+			return b
+		}
+	}
+	return nil
+}
+
+// resources returns the resources of one type, by name.
+func (tf *terraform) resources(typ string) map[string]*hclsyntax.Block {
+	out := map[string]*hclsyntax.Block{}
+	for _, b := range tf.blocks {
+		if b.Type == "resource" && b.Labels[0] == typ {
+			out[b.Labels[1]] = b
+		}
+	}
+	return out
+}
+
+// child returns the nested blocks of that type, dynamic ones included
+// under the name "dynamic <type>".
+func child(b *hclsyntax.Block, typ string) []*hclsyntax.Block {
+	var out []*hclsyntax.Block
+	for _, c := range b.Body.Blocks {
+		if c.Type == typ || (typ == "dynamic "+firstLabel(c) && c.Type == "dynamic") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func firstLabel(b *hclsyntax.Block) string {
+	if len(b.Labels) == 0 {
+		return ""
+	}
+	return b.Labels[0]
+}
+
+// path follows nested blocks, one of each type, failing the test when one
+// is missing.
+func path(t *testing.T, b *hclsyntax.Block, types ...string) *hclsyntax.Block {
+	t.Helper()
+	for _, typ := range types {
+		c := child(b, typ)
+		if len(c) != 1 {
+			t.Fatalf("%s %v: want one %q block, have %d", b.Type, b.Labels, typ, len(c))
+		}
+		b = c[0]
+	}
+	return b
+}
+
+// source is the text of an attribute's expression as written, or "" when
+// the attribute is absent.
+func source(b *hclsyntax.Block, attr string) string {
+	a, ok := b.Body.Attributes[attr]
+	if !ok {
+		return ""
+	}
+	return exprSource(a.Expr)
+}
+
+// exprSource is an expression's text as written.
+func exprSource(e hcl.Expression) string {
+	r := e.Range()
+	src, err := os.ReadFile(r.Filename)
+	if err != nil {
+		return ""
+	}
+	return string(src[r.Start.Byte:r.End.Byte])
+}
+
+// literal evaluates an attribute that must be a constant.
+func literal(t *testing.T, b *hclsyntax.Block, attr string) cty.Value {
+	t.Helper()
+	a, ok := b.Body.Attributes[attr]
+	if !ok {
+		t.Fatalf("%s %v: no attribute %s", b.Type, b.Labels, attr)
+	}
+	v, diags := a.Expr.Value(nil)
+	if diags.HasErrors() {
+		t.Fatalf("%s %v: %s is not a constant: %s", b.Type, b.Labels, attr, diags.Error())
+	}
+	return v
+}
+
+// objectKeys returns the keys of an object written as { KEY = ... }.
+func objectKeys(t *testing.T, name string, e hcl.Expression) []string {
+	t.Helper()
+	obj, ok := e.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		t.Fatalf("%s is not an object literal", name)
+	}
+	var keys []string
+	for _, item := range obj.Items {
+		k := hcl.ExprAsKeyword(item.KeyExpr)
+		if k == "" {
+			t.Fatalf("%s has a key that is not a bare name", name)
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func TestTerraformResources(t *testing.T) {
+	tf := parseTerraform(t)
+	want := map[string]int{ // resource type: how many at least
+		"google_project_service":              1,
+		"google_artifact_registry_repository": 1,
+		"google_storage_bucket":               1,
+		"google_service_account":              2,
+		"google_storage_bucket_iam_member":    1,
+		"google_project_iam_member":           2,
+		"google_cloud_run_v2_job":             1,
+		"google_cloud_run_v2_job_iam_member":  1,
+		"google_cloud_scheduler_job":          1,
+		"google_monitoring_alert_policy":      2,
+		"google_bigquery_table":               1,
+	}
+	for typ, n := range want {
+		if got := len(tf.resources(typ)); got < n {
+			t.Errorf("resource %s: %d, want at least %d", typ, got, n)
+		}
+	}
+	for _, name := range []string{"project_id", "region", "bucket_name", "create_bucket", "output_prefix", "schedule", "time_zone", "image", "notification_channels", "bigquery_dataset", "job_settings"} {
+		if tf.block("variable", name) == nil {
+			t.Errorf("no variable %q", name)
+		}
+	}
+	for _, name := range []string{"job_name", "bucket", "image_repository", "execute_command"} {
+		if tf.block("output", name) == nil {
+			t.Errorf("no output %q", name)
+		}
+	}
+	defaults := []struct{ variable, want string }{
+		{"schedule", "0 3 * * *"},
+		{"time_zone", "Asia/Kuala_Lumpur"},
+		{"output_prefix", configEnv(t)["SPOC_PREFIX"]},
+	}
+	for _, d := range defaults {
+		if v := tf.block("variable", d.variable); v != nil {
+			if got := literal(t, v, "default").AsString(); got != d.want {
+				t.Errorf("variable %s defaults to %q, want %q", d.variable, got, d.want)
+			}
+		}
+	}
+	if _, err := time.LoadLocation(literal(t, tf.block("variable", "time_zone"), "default").AsString()); err != nil {
+		t.Errorf("time_zone default: %v", err)
+	}
+
+	services, ok := tf.locals["services"]
+	if !ok {
+		t.Fatal("no local.services (the APIs to enable)")
+	}
+	v, diags := services.Value(nil)
+	if diags.HasErrors() {
+		t.Fatalf("local.services: %s", diags.Error())
+	}
+	var enabled []string
+	for _, s := range v.AsValueSlice() {
+		enabled = append(enabled, s.AsString())
+	}
+	for _, api := range []string{"run.googleapis.com", "cloudscheduler.googleapis.com", "artifactregistry.googleapis.com", "monitoring.googleapis.com", "cloudtrace.googleapis.com", "storage.googleapis.com"} {
+		if !slices.Contains(enabled, api) {
+			t.Errorf("API %s is not enabled by local.services", api)
+		}
+	}
+}
+
+func TestTerraformProviderPinnedToMajor(t *testing.T) {
+	tf := parseTerraform(t)
+	block := tf.block("terraform")
+	if block == nil {
+		t.Fatal("no terraform block")
+	}
+	providers := literal(t, path(t, block, "required_providers"), "google")
+	if src := providers.GetAttr("source").AsString(); src != "hashicorp/google" {
+		t.Errorf("google provider source %q", src)
+	}
+	if v := providers.GetAttr("version").AsString(); !regexp.MustCompile(`^~> \d+\.0$`).MatchString(v) {
+		t.Errorf("google provider version %q: want a major pin like \"~> 6.0\"", v)
+	}
+}
+
+func TestTerraformBucketIsPrivate(t *testing.T) {
+	tf := parseTerraform(t)
+	buckets := tf.resources("google_storage_bucket")
+	if buckets["snapshots"] == nil {
+		t.Fatal("no google_storage_bucket.snapshots")
+	}
+	for name, bucket := range buckets {
+		if !literal(t, bucket, "uniform_bucket_level_access").True() {
+			t.Errorf("bucket %s: uniform_bucket_level_access is not true", name)
+		}
+		if got := literal(t, bucket, "public_access_prevention").AsString(); got != "enforced" {
+			t.Errorf("bucket %s: public_access_prevention = %q", name, got)
+		}
+	}
+	if tf.block("data", "google_storage_bucket", "existing") == nil {
+		t.Error("no data source for an existing bucket (create_bucket = false)")
+	}
+}
+
+func TestTerraformLeastPrivilege(t *testing.T) {
+	tf := parseTerraform(t)
+	// Project-wide grants are only the telemetry and log writers.
+	projectWide := map[string]string{
+		"roles/monitoring.metricWriter": "google_service_account.runtime.member",
+		"roles/cloudtrace.agent":        "google_service_account.runtime.member",
+		"roles/logging.logWriter":       "google_service_account.build.member",
+	}
+	for name, b := range tf.resources("google_project_iam_member") {
+		role, member := literal(t, b, "role").AsString(), source(b, "member")
+		if want, ok := projectWide[role]; !ok || member != want {
+			t.Errorf("google_project_iam_member.%s grants %s project-wide to %s", name, role, member)
+		}
+	}
+	// Object access only under the prefix.
+	objects := tf.resources("google_storage_bucket_iam_member")["runtime_objects"]
+	if objects == nil {
+		t.Fatal("no google_storage_bucket_iam_member.runtime_objects")
+	}
+	cond := path(t, objects, "condition")
+	if expr := source(cond, "expression"); !strings.Contains(expr, "resource.name.startsWith") || !strings.Contains(expr, "${local.output_prefix}/") {
+		t.Errorf("runtime object access is not limited to the prefix: %s", expr)
+	}
+	// The scheduler may run the one job.
+	run := tf.resources("google_cloud_run_v2_job_iam_member")["scheduler_runs_job"]
+	if run == nil {
+		t.Fatal("no google_cloud_run_v2_job_iam_member.scheduler_runs_job")
+	}
+	if role := literal(t, run, "role").AsString(); role != "roles/run.jobsExecutor" {
+		t.Errorf("scheduler role %s, want roles/run.jobsExecutor", role)
+	}
+	if got := source(run, "name"); got != "google_cloud_run_v2_job.spoc.name" {
+		t.Errorf("scheduler's role is bound on %s, not the job", got)
+	}
+	if got := source(run, "member"); got != "google_service_account.scheduler.member" {
+		t.Errorf("job executor is %s, not the scheduler account", got)
+	}
+}
+
+func TestTerraformSchedulerRunsJob(t *testing.T) {
+	tf := parseTerraform(t)
+	jobs := tf.resources("google_cloud_scheduler_job")
+	if len(jobs) != 1 {
+		t.Fatalf("%d scheduler jobs, want 1", len(jobs))
+	}
+	for _, s := range jobs {
+		if got := source(s, "schedule"); got != "var.schedule" {
+			t.Errorf("schedule = %s", got)
+		}
+		if got := source(s, "time_zone"); got != "var.time_zone" {
+			t.Errorf("time_zone = %s", got)
+		}
+		if source(s, "attempt_deadline") == "" {
+			t.Error("no attempt_deadline")
+		}
+		path(t, s, "retry_config")
+		target := path(t, s, "http_target")
+		if got := literal(t, target, "http_method").AsString(); got != "POST" {
+			t.Errorf("http_method %s", got)
+		}
+		uri := source(target, "uri")
+		if !regexp.MustCompile(`^"https://run\.googleapis\.com/v2/projects/\$\{var\.project_id\}/locations/\$\{var\.region\}/jobs/\$\{google_cloud_run_v2_job\.spoc\.name\}:run"$`).MatchString(uri) {
+			t.Errorf("uri %s is not the job's :run URL", uri)
+		}
+		token := path(t, target, "oauth_token")
+		if got := source(token, "service_account_email"); got != "google_service_account.scheduler.email" {
+			t.Errorf("oauth_token account %s", got)
+		}
+		if len(child(target, "oidc_token")) > 0 {
+			t.Error("oidc_token: the target is a Google API, it takes an OAuth token")
+		}
+	}
+}
+
+func TestTerraformJobEnvMatchesConfig(t *testing.T) {
+	tf := parseTerraform(t)
+	want := configEnv(t)
+	job := tf.resources("google_cloud_run_v2_job")["spoc"]
+	if job == nil {
+		t.Fatal("no google_cloud_run_v2_job.spoc")
+	}
+	container := path(t, job, "template", "template", "containers")
+	if got := source(path(t, job, "template", "template"), "service_account"); got != "google_service_account.runtime.email" {
+		t.Errorf("job runs as %s, not the runtime account", got)
+	}
+	if envs := child(container, "env"); len(envs) > 0 {
+		t.Fatalf("%d static env blocks: the job's env must all come from local.job_env", len(envs))
+	}
+	env := path(t, container, "dynamic env")
+	if got := source(env, "for_each"); got != "local.job_env" {
+		t.Fatalf("env for_each = %s, want local.job_env", got)
+	}
+	if tf.locals["job_env"] == nil {
+		t.Fatal("no local.job_env")
+	}
+	if got := strings.Join(strings.Fields(exprSource(tf.locals["job_env"])), " "); got != "merge(local.job_defaults, var.job_settings, local.job_fixed)" {
+		t.Fatalf("local.job_env = %s", got)
+	}
+
+	defaults := tf.locals["job_defaults"]
+	names := objectKeys(t, "local.job_defaults", defaults)
+	if err := nameDiff(slices.Collect(maps.Keys(want)), names); err != nil {
+		t.Errorf("local.job_defaults against Config's env tags: %v", err)
+	}
+	values, diags := defaults.Value(nil)
+	if diags.HasErrors() {
+		t.Fatalf("local.job_defaults is not constant: %s", diags.Error())
+	}
+	for name, v := range values.AsValueMap() {
+		if def, ok := want[name]; ok && v.AsString() != def {
+			t.Errorf("local.job_defaults.%s = %q, the job's default is %q", name, v.AsString(), def)
+		}
+	}
+	for _, name := range objectKeys(t, "local.job_fixed", tf.locals["job_fixed"]) {
+		if _, ok := want[name]; !ok {
+			t.Errorf("local.job_fixed sets %s, which the job does not read", name)
+		}
+	}
+
+	// The task must outlive the job's own deadline, so the job ends itself
+	// (and flushes its telemetry) before Cloud Run kills it.
+	timeout, err := time.ParseDuration(literal(t, tf.block("variable", "task_timeout"), "default").AsString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline, _ := time.ParseDuration(want["SPOC_DEADLINE"])
+	flush, _ := time.ParseDuration(want["SPOC_TELEMETRY_TIMEOUT"])
+	if timeout <= deadline+flush {
+		t.Errorf("task_timeout %s is not above SPOC_DEADLINE %s + SPOC_TELEMETRY_TIMEOUT %s", timeout, deadline, flush)
+	}
+}
+
+// cloudBuild is the part of a Cloud Build config the tests read.
+type cloudBuild struct {
+	Substitutions map[string]string `yaml:"substitutions"`
+	Options       map[string]any    `yaml:"options"`
+	Steps         []struct {
+		ID         string   `yaml:"id"`
+		Name       string   `yaml:"name"`
+		Entrypoint string   `yaml:"entrypoint"`
+		Args       []string `yaml:"args"`
+		Env        []string `yaml:"env"`
+	} `yaml:"steps"`
+	Images []string `yaml:"images"`
+}
+
+func TestCloudBuild(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "cloudbuild.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cb cloudBuild
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cb); err != nil {
+		t.Fatalf("cloudbuild.yaml: %v", err)
+	}
+
+	var ids []string
+	for _, s := range cb.Steps {
+		ids = append(ids, s.ID)
+	}
+	if !slices.Equal(ids, []string{"test", "build", "push", "deploy"}) {
+		t.Fatalf("steps %v, want test, build, push, deploy", ids)
+	}
+	const image = "${_REGION}-docker.pkg.dev/${PROJECT_ID}/${_REPOSITORY}/${_IMAGE}:${COMMIT_SHA}"
+	test, build, push, deploy := cb.Steps[0], cb.Steps[1], cb.Steps[2], cb.Steps[3]
+	if script := strings.Join(test.Args, " "); !strings.Contains(script, "go test ./...") {
+		t.Errorf("test step runs %q, not the README's go test ./...", script)
+	}
+	if !slices.Contains(test.Env, "CGO_ENABLED=0") {
+		t.Errorf("test step env %v: not the image's CGO_ENABLED=0", test.Env)
+	}
+	if build.Args[0] != "build" || !slices.Contains(build.Args, "--tag="+image) || build.Args[len(build.Args)-1] != "." {
+		t.Errorf("build step %v does not build . tagged %s", build.Args, image)
+	}
+	for _, arg := range []string{"--build-arg=COMMIT=${COMMIT_SHA}", "--build-arg=VERSION=${SHORT_SHA}"} {
+		if !slices.Contains(build.Args, arg) {
+			t.Errorf("build step does not pass %s", arg)
+		}
+	}
+	if !slices.Equal(push.Args, []string{"push", image}) {
+		t.Errorf("push step %v", push.Args)
+	}
+	if got := strings.Join(deploy.Args, " "); deploy.Entrypoint != "gcloud" || !strings.HasPrefix(got, "run jobs update ${_JOB} ") ||
+		!slices.Contains(deploy.Args, "--image="+image) || !slices.Contains(deploy.Args, "--region=${_REGION}") {
+		t.Errorf("deploy step: %s %s", deploy.Entrypoint, got)
+	}
+	if !slices.Equal(cb.Images, []string{image}) {
+		t.Errorf("images %v", cb.Images)
+	}
+
+	// Every user substitution used is declared with a default, and the
+	// defaults are the ones deploy/ creates.
+	for _, used := range regexp.MustCompile(`\$\{(_[A-Z0-9_]+)\}`).FindAllStringSubmatch(string(raw), -1) {
+		if cb.Substitutions[used[1]] == "" {
+			t.Errorf("substitution %s is used but has no default", used[1])
+		}
+	}
+	tf := parseTerraform(t)
+	for sub, variable := range map[string]string{"_REGION": "region", "_REPOSITORY": "repository_id", "_JOB": "job_name"} {
+		if want := literal(t, tf.block("variable", variable), "default").AsString(); cb.Substitutions[sub] != want {
+			t.Errorf("substitution %s = %q, Terraform's %s defaults to %q", sub, cb.Substitutions[sub], variable, want)
+		}
+	}
+	if cb.Options["dynamicSubstitutions"] != true {
+		t.Error("dynamicSubstitutions is off: ${_REGION} inside longer strings would not expand")
+	}
+	if goImage, from := cb.Substitutions["_GO_IMAGE"], dockerfileStages(t)[0].image; goImage != from {
+		t.Errorf("tests run on %s, the image is built on %s", goImage, from)
+	}
+}
+
+type dockerStage struct {
+	image, name string
+	lines       []string // instructions of the stage, continuation lines joined
+}
+
+func dockerfileStages(t *testing.T) []dockerStage {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(raw), "\\\n", " ")
+	var stages []dockerStage
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if f := strings.Fields(line); f[0] == "FROM" {
+			s := dockerStage{image: f[1]}
+			if len(f) == 4 && strings.EqualFold(f[2], "AS") {
+				s.name = f[3]
+			}
+			stages = append(stages, s)
+			continue
+		}
+		if len(stages) == 0 {
+			if !strings.HasPrefix(line, "ARG ") {
+				t.Fatalf("Dockerfile: %q before the first FROM", line)
+			}
+			continue
+		}
+		stages[len(stages)-1].lines = append(stages[len(stages)-1].lines, line)
+	}
+	if len(stages) != 2 {
+		t.Fatalf("Dockerfile has %d stages, want a builder and the final image", len(stages))
+	}
+	return stages
+}
+
+func TestDockerfile(t *testing.T) {
+	stages := dockerfileStages(t)
+	build, final := stages[0], stages[1]
+
+	goMod, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(goMod)
+	if goVersion == nil {
+		t.Fatal("no go line in go.mod")
+	}
+	if !regexp.MustCompile(`^golang:` + regexp.QuoteMeta(string(goVersion[1])) + `\.\d+(-[a-z]+)?(@sha256:[0-9a-f]{64})?$`).MatchString(build.image) {
+		t.Errorf("builder %s is not Go %s pinned to a patch release", build.image, goVersion[1])
+	}
+
+	index := func(s dockerStage, prefix string) int {
+		return slices.IndexFunc(s.lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
+	}
+	modules, download, source := index(build, "COPY go.mod go.sum"), index(build, "RUN go mod download"), index(build, "COPY . .")
+	if modules < 0 || download < modules || source < download {
+		t.Errorf("builder does not download modules in a layer before copying the source: %q", build.lines)
+	}
+	if index(build, "ENV CGO_ENABLED=0") < 0 {
+		t.Error("builder does not set CGO_ENABLED=0")
+	}
+	for _, arg := range []string{"ARG VERSION", "ARG COMMIT"} {
+		if index(build, arg) < 0 {
+			t.Errorf("no %s", arg)
+		}
+	}
+	var goBuild []string
+	for _, l := range build.lines {
+		if strings.HasPrefix(l, "RUN go build ") {
+			goBuild = append(goBuild, l)
+		}
+	}
+	// .ci/run runs this line: one line, so its sed finds it whole.
+	if len(goBuild) != 1 {
+		t.Fatalf("%d 'RUN go build' lines, want 1", len(goBuild))
+	}
+	for _, flag := range []string{"-trimpath", "-X main.version=${VERSION}", "-X main.commit=${COMMIT}", "-o /out/job", "./cmd/job"} {
+		if !strings.Contains(goBuild[0], flag) {
+			t.Errorf("go build line lacks %q: %s", flag, goBuild[0])
+		}
+	}
+	// The -X targets must exist, or the linker drops them silently.
+	_, _ = version, commit
+
+	if !regexp.MustCompile(`^gcr\.io/distroless/static-debian\d+:nonroot(@sha256:[0-9a-f]{64})?$`).MatchString(final.image) {
+		t.Errorf("final image %s is not distroless static nonroot", final.image)
+	}
+	want := []string{"COPY --from=" + build.name + " /out/job /job", "USER nonroot:nonroot", `ENTRYPOINT ["/job"]`}
+	if !slices.Equal(final.lines, want) {
+		t.Errorf("final stage\n%q\nwant\n%q", final.lines, want)
+	}
+
+	ignore, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, entry := range []string{".git", "data/"} {
+		if !slices.Contains(strings.Fields(string(ignore)), entry) {
+			t.Errorf(".dockerignore does not leave out %s", entry)
+		}
+	}
+}
