@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
 	"regexp"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
 )
 
 // GCS is a Store in a Cloud Storage bucket, below a root prefix.
@@ -90,6 +93,79 @@ func (g *GCS) Delete(ctx context.Context, name string) error {
 	err := g.client.Bucket(g.bucket).Object(key).Delete(ctx)
 	if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
 		return fmt.Errorf("delete gs://%s/%s: %w", g.bucket, key, err)
+	}
+	return nil
+}
+
+// NewReader reads the object at name.
+func (g *GCS) NewReader(ctx context.Context, name string) (io.ReadCloser, error) {
+	r, err := g.client.Bucket(g.bucket).Object(joinName(g.root, name)).NewReader(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", g.URL(name), err)
+	}
+	return r, nil
+}
+
+// List lists the bucket below root+prefix. Objects being written are not
+// listed: GCS shows an upload only once it is finalised.
+func (g *GCS) List(ctx context.Context, prefix string) ([]string, error) {
+	q := &storage.Query{Prefix: joinName(g.root, prefix)}
+	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
+		return nil, err
+	}
+	var names []string
+	it := g.client.Bucket(g.bucket).Objects(ctx, q)
+	for {
+		attrs, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", g.URL(prefix), err)
+		}
+		name := attrs.Name
+		if g.root != "" {
+			name = strings.TrimPrefix(name, g.root+"/")
+		}
+		names = append(names, name)
+	}
+	return names, nil // GCS lists in lexicographic order
+}
+
+// Rename copies from to to inside the bucket, then deletes from. The copy
+// carries the same precondition as an upload: to must still be absent or
+// at the generation seen before, so a concurrent writer gets ErrConflict.
+func (g *GCS) Rename(ctx context.Context, from, to string) error {
+	bucket := g.client.Bucket(g.bucket)
+	src := bucket.Object(joinName(g.root, from))
+	dst := bucket.Object(joinName(g.root, to))
+	srcAttrs, err := src.Attrs(ctx)
+	if err != nil {
+		return fmt.Errorf("rename %s: %w", g.URL(from), err)
+	}
+	var cond storage.Conditions
+	dstAttrs, err := dst.Attrs(ctx)
+	switch {
+	case errors.Is(err, storage.ErrObjectNotExist):
+		cond.DoesNotExist = true
+	case err != nil:
+		return fmt.Errorf("stat %s: %w", g.URL(to), err)
+	default:
+		cond.GenerationMatch = dstAttrs.Generation
+	}
+	src = src.If(storage.Conditions{GenerationMatch: srcAttrs.Generation})
+	if _, err := dst.If(cond).CopierFrom(src).Run(ctx); err != nil {
+		var gerr *googleapi.Error
+		if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
+			err = fmt.Errorf("%w: %w", ErrConflict, err)
+		}
+		return fmt.Errorf("rename %s to %s: %w", g.URL(from), g.URL(to), err)
+	}
+	if err := src.Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+		return fmt.Errorf("rename %s: delete the source: %w", g.URL(from), err)
 	}
 	return nil
 }

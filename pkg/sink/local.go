@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -78,6 +80,78 @@ func (l *Local) Delete(_ context.Context, name string) error {
 	return nil
 }
 
+// NewReader opens the file at name.
+func (l *Local) NewReader(_ context.Context, name string) (io.ReadCloser, error) {
+	p, err := l.path(name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	return f, nil
+}
+
+// List walks the directory below the output root, skipping the temporary
+// files of objects being written.
+func (l *Local) List(_ context.Context, prefix string) ([]string, error) {
+	// Walk only the deepest directory the prefix names.
+	dir := l.root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		p, err := l.path(prefix[:i])
+		if err != nil {
+			return nil, err
+		}
+		dir = p
+	}
+	var names []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == dir {
+			return fs.SkipAll
+		}
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || isTemporary(d.Name()) {
+			return nil
+		}
+		rel, err := filepath.Rel(l.root, p)
+		if err != nil {
+			return err
+		}
+		if name := filepath.ToSlash(rel); strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", l.URL(prefix), err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Rename renames the file; the rename is atomic on one file system.
+func (l *Local) Rename(_ context.Context, from, to string) error {
+	src, err := l.path(from)
+	if err != nil {
+		return err
+	}
+	dst, err := l.path(to)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("rename %s: %w", src, err)
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return fmt.Errorf("rename %s: %w", src, err)
+	}
+	syncDir(filepath.Dir(dst))
+	return nil
+}
+
 type localPending struct {
 	ctx   context.Context
 	f     *os.File
@@ -110,12 +184,16 @@ func (p *localPending) commit(uint32) (int64, error) {
 		os.Remove(tmp)
 		return 0, err
 	}
-	// Sync the directory so the rename survives a crash.
-	if d, err := os.Open(filepath.Dir(p.final)); err == nil {
+	syncDir(filepath.Dir(p.final))
+	return 0, nil
+}
+
+// syncDir syncs a directory so a rename in it survives a crash.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return 0, nil
 }
 
 func (p *localPending) abort() error {

@@ -55,6 +55,16 @@ type Store interface {
 	NewObject(ctx context.Context, name, contentType string) (*Object, error)
 	// Delete removes the object at name; a missing object is not an error.
 	Delete(ctx context.Context, name string) error
+	// NewReader reads the committed object at name. A missing object is
+	// an error that wraps fs.ErrNotExist.
+	NewReader(ctx context.Context, name string) (io.ReadCloser, error)
+	// List returns the names of the committed objects whose names start
+	// with prefix, sorted. Objects being written are not listed.
+	List(ctx context.Context, prefix string) ([]string, error)
+	// Rename moves the committed object at from to the name to, replacing
+	// what is there (with the same check against a concurrent writer as
+	// Commit), then removes from.
+	Rename(ctx context.Context, from, to string) error
 	// URL is the address of name: gs://bucket/root/name or a local path.
 	URL(name string) string
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -267,6 +268,62 @@ func TestStores(t *testing.T) {
 				}
 				if err := b.store.Delete(context.Background(), "d/x"); err != nil {
 					t.Errorf("deleting a missing object: %v", err)
+				}
+			})
+			t.Run("read back", func(t *testing.T) {
+				b := be.make(t)
+				writeObject(t, b.store, context.Background(), "d/x", big)
+				r, err := b.store.NewReader(context.Background(), "d/x")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(r)
+				r.Close()
+				if err != nil || !bytes.Equal(got, big) {
+					t.Errorf("read %d bytes (%v), want %d", len(got), err, len(big))
+				}
+				if _, err := b.store.NewReader(context.Background(), "d/missing"); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("reading a missing object: %v, want fs.ErrNotExist", err)
+				}
+			})
+			t.Run("list shows committed objects under the prefix", func(t *testing.T) {
+				b := be.make(t)
+				for _, name := range []string{"p/20261125/a", "p/20261126/a", "p/20261126/b", "q/20261126/a", "p2/x"} {
+					writeObject(t, b.store, context.Background(), name, []byte(name))
+				}
+				pending, err := b.store.NewObject(context.Background(), "p/20261126/c", "text/plain")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pending.Abort()
+				pending.Write([]byte("not yet"))
+				for prefix, want := range map[string][]string{
+					"p/":          {"p/20261125/a", "p/20261126/a", "p/20261126/b"},
+					"p/2026112":   {"p/20261125/a", "p/20261126/a", "p/20261126/b"},
+					"p/20261126/": {"p/20261126/a", "p/20261126/b"},
+					"none/":       nil,
+				} {
+					got, err := b.store.List(context.Background(), prefix)
+					if err != nil || !slices.Equal(got, want) {
+						t.Errorf("List(%q) = %q, %v; want %q", prefix, got, err, want)
+					}
+				}
+			})
+			t.Run("rename replaces the target", func(t *testing.T) {
+				b := be.make(t)
+				writeObject(t, b.store, context.Background(), "d/staged", []byte("new"))
+				writeObject(t, b.store, context.Background(), "e/final", []byte("old"))
+				if err := b.store.Rename(context.Background(), "d/staged", "e/final"); err != nil {
+					t.Fatal(err)
+				}
+				if got, _ := b.read(t, "e/final"); string(got) != "new" {
+					t.Errorf("target holds %q after rename", got)
+				}
+				if names := b.list(t); !slices.Equal(names, []string{"e/final"}) {
+					t.Errorf("objects %v after rename, want only e/final", names)
+				}
+				if err := b.store.Rename(context.Background(), "d/staged", "e/final"); err == nil {
+					t.Error("renaming a missing object succeeded")
 				}
 			})
 		})
