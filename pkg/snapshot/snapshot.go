@@ -32,9 +32,12 @@ package snapshot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
 	"strconv"
@@ -53,6 +56,8 @@ import (
 const (
 	ParquetName  = "spoc-list-public.parquet"
 	ManifestName = "spoc-list-public.manifest.json"
+	ArchiveName  = "spoc-list-public.json.gz" // the raw body, gzip-compressed
+	RejectedDir  = "rejected"                 // where a refused run's raw body goes
 )
 
 // DateLayout is the layout of a day's folder name.
@@ -84,6 +89,18 @@ type Options struct {
 	MinRecords        int64   // fewer written records fail the run
 	MaxDroppedPercent float64 // a larger share of dropped records fails the run
 
+	// MaxDropPercent refuses a body with that many percent fewer records
+	// than the previous snapshot (ErrRecordsFell); Force publishes anyway.
+	MaxDropPercent float64
+	Force          bool
+	// ArchiveRaw keeps the body as received (after transfer decoding),
+	// gzip-compressed, as ArchiveName beside the snapshot, or under
+	// RejectedDir when the run is refused.
+	ArchiveRaw bool
+	// SkipIfUnchanged makes a rerun of a day whose manifest records the
+	// same body SHA-256 publish nothing and return ErrUnchanged.
+	SkipIfUnchanged bool
+
 	Version string       // job version, recorded in the manifest and the Parquet footer
 	Logger  *slog.Logger // nil: no logs
 
@@ -98,14 +115,20 @@ type Options struct {
 
 // Manifest describes a published snapshot.
 type Manifest struct {
-	Snapshot   string      `json:"snapshot"` // YYYYMMDD
-	Source     Source      `json:"source"`
-	Parquet    ParquetInfo `json:"parquet"`
-	Stats      spoc.Stats  `json:"stats"`
-	Attempts   int         `json:"attempts"`
-	StartedAt  time.Time   `json:"started_at"`
-	FinishedAt time.Time   `json:"finished_at"`
-	JobVersion string      `json:"job_version"`
+	Snapshot string      `json:"snapshot"` // YYYYMMDD
+	Source   Source      `json:"source"`
+	Parquet  ParquetInfo `json:"parquet"`
+	Stats    spoc.Stats  `json:"stats"`
+	// Archive is the raw body (ArchiveName), when Options.ArchiveRaw.
+	Archive *sink.ObjectInfo `json:"archive,omitempty"`
+	// Previous is the snapshot the publish guard compared with; nil on
+	// the first run ever. Forced says the guard was overridden.
+	Previous   *Previous `json:"previous,omitempty"`
+	Forced     bool      `json:"forced,omitempty"`
+	Attempts   int       `json:"attempts"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	JobVersion string    `json:"job_version"`
 }
 
 // Source describes where the body came from.
@@ -116,6 +139,7 @@ type Source struct {
 	LastModified string `json:"last_modified,omitempty"`
 	WireBytes    int64  `json:"wire_bytes"` // received, before decompression
 	BodyBytes    int64  `json:"body_bytes"` // JSON bytes decoded
+	SHA256       string `json:"sha256"`     // of the body bytes, after transfer decoding
 }
 
 // ParquetInfo describes the published Parquet object.
@@ -135,7 +159,10 @@ func Run(ctx context.Context, opts Options) (*Manifest, error) {
 	t := &attemptFigures{}
 	m, manifestBytes, err := run(ctx, opts, in, &t)
 	outcome := OutcomeSuccess
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrUnchanged):
+		outcome = OutcomeUnchanged
+	case err != nil:
 		outcome = OutcomeFailure
 	}
 	in.phases(ctx, outcome, t, time.Since(start))
@@ -160,13 +187,29 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 	}
 	dir := Dir(opts.Prefix, opts.Day)
 	parquetName := path.Join(dir, ParquetName)
+	h := history{}
+	var err error
+	if h.previous, err = findPrevious(ctx, opts.Store, opts.Prefix, opts.Day); err != nil {
+		return nil, 0, err
+	}
+	if h.previous != nil {
+		m.Previous = &Previous{Snapshot: h.previous.Snapshot, Records: h.previous.Stats.RecordsWritten, SHA256: h.previous.Source.SHA256}
+		log.InfoContext(ctx, "previous snapshot", "snapshot", h.previous.Snapshot, "records", h.previous.Stats.RecordsWritten)
+	} else {
+		log.InfoContext(ctx, "no previous snapshot under the prefix: the first run, no publish guard against an earlier day")
+	}
+	if opts.SkipIfUnchanged {
+		if h.sameDay, err = readManifest(ctx, opts.Store, path.Join(dir, ManifestName)); err != nil {
+			return nil, 0, err
+		}
+	}
 	parent := trace.SpanFromContext(ctx)
-	err := opts.Backoff.Do(ctx, func(ctx context.Context, attempt int) error {
+	err = opts.Backoff.Do(ctx, func(ctx context.Context, attempt int) error {
 		m.Attempts = attempt
 		*t = &attemptFigures{}
 		opts.Progress.start(attempt)
 		ctx, span := in.tracer.Start(ctx, "attempt", trace.WithAttributes(attribute.Int("spoc.attempt", attempt)))
-		err := publishParquet(ctx, opts, in, *t, parquetName, m)
+		err := publishParquet(ctx, opts, in, *t, parquetName, m, h)
 		outcome := attemptOutcome(err)
 		in.attempt(ctx, outcome, (*t).wireBytes, (*t).bodyBytes)
 		span.SetAttributes(attribute.String("spoc.outcome", outcome))
@@ -192,21 +235,31 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 	(*t).publish += time.Since(start)
 	if err != nil {
 		// Without its manifest the snapshot is incomplete: take the
-		// Parquet object back, even if the run's context is done.
+		// Parquet object and the archive back, even if the run's context
+		// is done.
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if derr := opts.Store.Delete(cleanup, parquetName); derr != nil {
-			log.ErrorContext(ctx, "could not remove the Parquet object of an incomplete snapshot", "url", m.Parquet.URL, "error", derr.Error())
+		for _, name := range []string{parquetName, path.Join(dir, ArchiveName)} {
+			if derr := opts.Store.Delete(cleanup, name); derr != nil {
+				log.ErrorContext(ctx, "could not remove an object of an incomplete snapshot", "url", opts.Store.URL(name), "error", derr.Error())
+			}
 		}
 		return nil, 0, err
 	}
 	return m, manifestBytes, nil
 }
 
+// history is what a run is checked against: the newest earlier snapshot
+// and the manifest already published for the same day, if any.
+type history struct {
+	previous, sameDay *Manifest
+}
+
 // publishParquet is one attempt: open the source, stream it into a new
-// Parquet object, check the result and commit. Any failure aborts the
-// object. It fills t with the attempt's bytes and phase durations.
-func publishParquet(ctx context.Context, opts Options, in *instruments, t *attemptFigures, name string, m *Manifest) error {
+// Parquet object (and the raw archive), check the result and commit. Any
+// failure aborts the objects. It fills t with the attempt's bytes and
+// phase durations.
+func publishParquet(ctx context.Context, opts Options, in *instruments, t *attemptFigures, name string, m *Manifest, h history) error {
 	// The body has its own context, so that a failed write can stop a
 	// decode that is waiting for the network.
 	fetchCtx, stopFetch := context.WithCancel(ctx)
@@ -227,6 +280,20 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 	}
 	defer func() { t.wireBytes, t.bodyBytes = body.WireBytes(), counted.n }()
 
+	// Every byte the decoder reads is also hashed and, with ArchiveRaw,
+	// compressed into the archive: one download, no second pass.
+	digest := sha256.New()
+	var archive *rawArchive
+	tee := io.Writer(digest)
+	if opts.ArchiveRaw {
+		if archive, err = newRawArchive(ctx, opts.Store, path.Dir(name)); err != nil {
+			return err
+		}
+		defer archive.abort()
+		tee = io.MultiWriter(digest, archive)
+	}
+	source := io.TeeReader(counted, tee)
+
 	obj, err := opts.Store.NewObject(ctx, name, sink.ParquetContentType)
 	if err != nil {
 		return err
@@ -236,7 +303,7 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 	if err != nil {
 		return err
 	}
-	dec := spoc.NewDecoder(counted, opts.Decoder...)
+	dec := spoc.NewDecoder(source, opts.Decoder...)
 	defer dec.Release()
 	_, decodeSpan := in.tracer.Start(ctx, PhaseDecode)
 	batches := startReadAhead(dec, &t.decode)
@@ -246,8 +313,34 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 	batches.Close()
 	endSpan(writeSpan, err)
 	endSpan(decodeSpan, dec.Err())
+	refused := errors.Is(err, ErrTooFewRecords) || errors.Is(err, ErrTooManyDropped)
+	if err != nil && !refused {
+		return err
+	}
+	// The decoder stops at the end of the JSON value: whatever follows
+	// (a final newline) still belongs to the body and its archive.
+	if _, derr := io.Copy(io.Discard, source); derr != nil {
+		return fmt.Errorf("read %s: %w", body.Source, derr)
+	}
+	sum := hex.EncodeToString(digest.Sum(nil))
+	if err == nil {
+		err = checkHistory(opts, stats.RecordsWritten, sum, h.sameDay, h.previous)
+		refused = errors.Is(err, ErrRecordsFell)
+	}
+	if refused && archive != nil {
+		// Keep the refused body for inspection, never at the final names.
+		rejected := path.Join(path.Dir(name), RejectedDir, ArchiveName)
+		if info, aerr := archive.publish(ctx, rejected); aerr != nil {
+			err = fmt.Errorf("%w (and keeping its raw body failed: %v)", err, aerr)
+		} else {
+			err = fmt.Errorf("%w; the raw body is kept at %s", err, info.URL)
+		}
+	}
 	if err != nil {
 		return err
+	}
+	if opts.Force && h.previous != nil {
+		m.Forced = checkHistory(Options{MaxDropPercent: opts.MaxDropPercent}, stats.RecordsWritten, sum, nil, h.previous) != nil
 	}
 
 	start = time.Now()
@@ -258,7 +351,16 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 	if err != nil {
 		return err
 	}
+	if archive != nil {
+		info, err := archive.publish(ctx, path.Join(path.Dir(name), ArchiveName))
+		if err != nil {
+			opts.Store.Delete(context.WithoutCancel(ctx), name)
+			return err
+		}
+		m.Archive = &info
+	}
 	m.Source = Source{
+		SHA256:       sum,
 		URL:          body.Source,
 		HTTPStatus:   body.StatusCode,
 		ETag:         body.ETag,

@@ -44,10 +44,11 @@ const (
 
 // Outcomes of a run, and of an attempt besides the spoc.Failure* kinds.
 const (
-	OutcomeSuccess  = "success"
-	OutcomeFailure  = "failure"
-	OutcomeOK       = "ok"
-	OutcomeRejected = "rejected" // too few records or too many dropped
+	OutcomeSuccess   = "success"
+	OutcomeFailure   = "failure"
+	OutcomeOK        = "ok"
+	OutcomeRejected  = "rejected"  // too few records, too many dropped, or fell against the previous day
+	OutcomeUnchanged = "unchanged" // a rerun from the same body: nothing published
 )
 
 // instruments are the run's metrics. Every figure they record is taken
@@ -166,8 +167,10 @@ func attemptOutcome(err error) string {
 	switch {
 	case err == nil:
 		return OutcomeOK
-	case errors.Is(err, ErrTooFewRecords), errors.Is(err, ErrTooManyDropped):
+	case errors.Is(err, ErrTooFewRecords), errors.Is(err, ErrTooManyDropped), errors.Is(err, ErrRecordsFell):
 		return OutcomeRejected
+	case errors.Is(err, ErrUnchanged):
+		return OutcomeUnchanged
 	}
 	return spoc.FailureKind(err)
 }

@@ -1,0 +1,240 @@
+package snapshot_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
+)
+
+// generated returns a generated body of n records.
+func generated(t testing.TB, n int, seed uint64) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := spoctest.Generate(&b, spoctest.GenOptions{Records: n, Seed: seed}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// serve starts a fake upstream serving body gzip-compressed on the wire.
+func serve(t testing.TB, body []byte) string {
+	up := spoctest.NewServer(spoctest.WithBody(body), spoctest.WithGzip())
+	t.Cleanup(up.Close)
+	return up.URL
+}
+
+// files lists the files below dir, as slash paths relative to it.
+func files(t testing.TB, dir string) []string {
+	t.Helper()
+	var names []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return names
+}
+
+func gunzipFile(t testing.TB, name string) []byte {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func TestRawArchiveHoldsTheBodyAndReplaysToTheSameTable(t *testing.T) {
+	body := generated(t, 700, 1)
+	out := t.TempDir()
+	store, _ := sink.NewLocal(out)
+	opts := options(t, serve(t, body), store)
+	opts.ArchiveRaw = true
+	m, err := snapshot.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(out, "raw/spoc/20261126")
+	if got, want := files(t, dir), []string{snapshot.ArchiveName, snapshot.ManifestName, snapshot.ParquetName}; !slices.Equal(got, want) {
+		t.Fatalf("day folder holds %v, want %v", got, want)
+	}
+	archive := filepath.Join(dir, snapshot.ArchiveName)
+	if !bytes.Equal(gunzipFile(t, archive), body) {
+		t.Fatal("the archive is not the body served (after transfer decoding)")
+	}
+	if m.Source.SHA256 != sha256Hex(body) {
+		t.Errorf("manifest SHA-256 %s, body's %s", m.Source.SHA256, sha256Hex(body))
+	}
+	if fi, _ := os.Stat(archive); m.Archive == nil || m.Archive.URL != archive || m.Archive.Size != fi.Size() {
+		t.Errorf("manifest archive %+v, file %s of %d bytes", m.Archive, archive, fi.Size())
+	}
+
+	// A replay of the archive into another output, under the same day,
+	// gives the same table value for value. (The bytes differ: the footer
+	// records the fetch time.)
+	replayOut := t.TempDir()
+	replayStore, _ := sink.NewLocal(replayOut)
+	replay := options(t, archive, replayStore)
+	replay.ArchiveRaw = true
+	rm, err := snapshot.Run(context.Background(), replay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	original, _ := os.ReadFile(filepath.Join(dir, snapshot.ParquetName))
+	replayed, _ := os.ReadFile(filepath.Join(replayOut, "raw/spoc/20261126", snapshot.ParquetName))
+	if dumpParquet(t, original) != dumpParquet(t, replayed) {
+		t.Error("the replayed table differs from the original")
+	}
+	if rm.Source.SHA256 != m.Source.SHA256 || !reflect.DeepEqual(rm.Stats, m.Stats) {
+		t.Errorf("replay: SHA-256 %s, stats %+v; original %s, %+v", rm.Source.SHA256, rm.Stats, m.Source.SHA256, m.Stats)
+	}
+}
+
+func TestPublishGuards(t *testing.T) {
+	tests := []struct {
+		name      string
+		records   int // day 2; day 1 has 200
+		force     bool
+		wantErr   error
+		wantFiles []string
+	}{
+		{"a small fall publishes", 185, false, nil, []string{snapshot.ArchiveName, snapshot.ManifestName, snapshot.ParquetName}},
+		{"half the records is refused", 100, false, snapshot.ErrRecordsFell, []string{"rejected/" + snapshot.ArchiveName}},
+		{"forced, half the records publishes", 100, true, nil, []string{snapshot.ArchiveName, snapshot.ManifestName, snapshot.ParquetName}},
+		{"below the minimum is refused", 20, true, snapshot.ErrTooFewRecords, []string{"rejected/" + snapshot.ArchiveName}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			store, _ := sink.NewLocal(out)
+			day1 := options(t, serve(t, generated(t, 200, 1)), store)
+			day1.Day = day.AddDate(0, 0, -1)
+			if _, err := snapshot.Run(context.Background(), day1); err != nil {
+				t.Fatal(err)
+			}
+
+			body := generated(t, tt.records, 2)
+			day2 := options(t, serve(t, body), store)
+			day2.ArchiveRaw, day2.MaxDropPercent, day2.Force, day2.MinRecords = true, 10, tt.force, 50
+			m, err := snapshot.Run(context.Background(), day2)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("day 2: %v, want %v", err, tt.wantErr)
+			}
+			dir := filepath.Join(out, "raw/spoc/20261126")
+			if got := files(t, dir); !slices.Equal(got, tt.wantFiles) {
+				t.Errorf("day 2 folder holds %v, want %v", got, tt.wantFiles)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), filepath.Join(dir, "rejected", snapshot.ArchiveName)) {
+					t.Errorf("the error does not say where the raw body is: %v", err)
+				}
+				if !bytes.Equal(gunzipFile(t, filepath.Join(dir, "rejected", snapshot.ArchiveName)), body) {
+					t.Error("the rejected archive is not the body")
+				}
+				return
+			}
+			if m.Previous == nil || m.Previous.Snapshot != "20261125" || m.Previous.Records != 200 {
+				t.Errorf("manifest previous %+v, want 20261125 with 200 records", m.Previous)
+			}
+			if m.Forced != (tt.records < 180) {
+				t.Errorf("manifest forced = %v", m.Forced)
+			}
+		})
+	}
+}
+
+func TestFirstRunHasNoPrevious(t *testing.T) {
+	store, _ := sink.NewLocal(t.TempDir())
+	opts := options(t, serve(t, generated(t, 50, 1)), store)
+	opts.MaxDropPercent = 10
+	m, err := snapshot.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Previous != nil {
+		t.Errorf("first run's manifest names a previous snapshot: %+v", m.Previous)
+	}
+	// A later day finds it; an earlier day (a backfill) does not.
+	later := options(t, serve(t, generated(t, 50, 2)), store)
+	later.Day = day.AddDate(0, 0, 3)
+	if m, err := snapshot.Run(context.Background(), later); err != nil || m.Previous == nil || m.Previous.Snapshot != "20261126" {
+		t.Errorf("three days later: previous %+v, %v", m, err)
+	}
+	earlier := options(t, serve(t, generated(t, 50, 3)), store)
+	earlier.Day = day.AddDate(0, 0, -30)
+	if m, err := snapshot.Run(context.Background(), earlier); err != nil || m.Previous != nil {
+		t.Errorf("a backfill before every snapshot: previous %+v, %v", m, err)
+	}
+}
+
+func TestRerunWithTheSameBodyIsSkipped(t *testing.T) {
+	body := generated(t, 300, 1)
+	out := t.TempDir()
+	store, _ := sink.NewLocal(out)
+	opts := options(t, serve(t, body), store)
+	opts.ArchiveRaw, opts.SkipIfUnchanged = true, true
+	first, err := snapshot.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(out, "raw/spoc/20261126")
+	manifest, _ := os.ReadFile(filepath.Join(dir, snapshot.ManifestName))
+	before := files(t, dir)
+
+	if _, err := snapshot.Run(context.Background(), opts); !errors.Is(err, snapshot.ErrUnchanged) {
+		t.Fatalf("rerun with the same body: %v, want ErrUnchanged", err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, snapshot.ManifestName)); !bytes.Equal(again, manifest) {
+		t.Error("the skipped rerun rewrote the manifest")
+	}
+	if got := files(t, dir); !slices.Equal(got, before) {
+		t.Errorf("after the skipped rerun the folder holds %v, before %v", got, before)
+	}
+
+	// A changed body, or the skip turned off, publishes again.
+	changed := options(t, serve(t, generated(t, 300, 2)), store)
+	changed.SkipIfUnchanged = true
+	if m, err := snapshot.Run(context.Background(), changed); err != nil || m.Source.SHA256 == first.Source.SHA256 {
+		t.Fatalf("rerun with a changed body: %v", err)
+	}
+	opts.SkipIfUnchanged = false
+	if _, err := snapshot.Run(context.Background(), opts); err != nil {
+		t.Fatalf("rerun without the skip: %v", err)
+	}
+	var m snapshot.Manifest
+	data, _ := os.ReadFile(filepath.Join(dir, snapshot.ManifestName))
+	if err := json.Unmarshal(data, &m); err != nil || m.Source.SHA256 != first.Source.SHA256 {
+		t.Errorf("manifest after the forced rerun: %v, SHA-256 %s", err, m.Source.SHA256)
+	}
+}
