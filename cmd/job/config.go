@@ -16,6 +16,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
@@ -28,6 +29,11 @@ type Config struct {
 	Timezone            string        `env:"SPOC_TIMEZONE, default=Asia/Kuala_Lumpur" help:"Time zone that decides the date of a run's folder."`
 	MinRecords          int64         `env:"SPOC_MIN_RECORDS, default=1" help:"A body with fewer usable records fails the run, nothing is published."`
 	MaxDroppedPercent   float64       `env:"SPOC_MAX_DROPPED_PERCENT, default=1" help:"A larger share of records without a usable id fails the run, nothing is published."`
+	MaxDropPercent      float64       `env:"SPOC_MAX_DROP_PERCENT, default=10" help:"Publish guard: a body with this many percent fewer records than the previous snapshot fails the run, nothing is published (its raw body goes under rejected/)."`
+	Force               bool          `env:"SPOC_FORCE, default=false" help:"Publish even when the record count fell more than SPOC_MAX_DROP_PERCENT (for one run)."`
+	ArchiveRaw          bool          `env:"SPOC_ARCHIVE_RAW, default=true" help:"Also keep the body as received, gzip-compressed, beside the snapshot (spoc-list-public.json.gz), for replays."`
+	SkipIfUnchanged     bool          `env:"SPOC_SKIP_IF_UNCHANGED, default=true" help:"A rerun of a day whose snapshot came from the same body bytes (SHA-256) publishes nothing and exits 0."`
+	Date                string        `env:"SPOC_DATE" help:"Publish under this day (YYYYMMDD) instead of today in SPOC_TIMEZONE: for backfills and replays of a raw archive."`
 	BatchSize           int           `env:"SPOC_BATCH_SIZE, default=16384" help:"Rows per Arrow record batch: two batches are in memory at once, about 5 MiB each at the default."`
 	RowGroupRows        int           `env:"SPOC_ROW_GROUP_ROWS, default=131072" help:"Rows per Parquet row group: larger groups compress better and hold a few more MiB of compressed pages in memory."`
 	ZstdLevel           int           `env:"SPOC_ZSTD_LEVEL, default=3" help:"zstd compression level of the Parquet columns (1-22)."`
@@ -111,6 +117,8 @@ func (c *Config) validate() error {
 		return bad("SPOC_MIN_RECORDS", "%d is negative", c.MinRecords)
 	case c.MaxDroppedPercent < 0 || c.MaxDroppedPercent > 100:
 		return bad("SPOC_MAX_DROPPED_PERCENT", "%g is not between 0 and 100", c.MaxDroppedPercent)
+	case c.MaxDropPercent < 0 || c.MaxDropPercent > 100:
+		return bad("SPOC_MAX_DROP_PERCENT", "%g is not between 0 and 100", c.MaxDropPercent)
 	case c.BatchSize < 1 || c.BatchSize > 1<<20:
 		return bad("SPOC_BATCH_SIZE", "%d is not between 1 and %d", c.BatchSize, 1<<20)
 	case c.RowGroupRows < 1 || c.RowGroupRows > 1<<24:
@@ -137,6 +145,11 @@ func (c *Config) validate() error {
 		return bad("SPOC_PROGRESS_INTERVAL", "negative")
 	case c.TelemetryTimeout <= 0:
 		return bad("SPOC_TELEMETRY_TIMEOUT", "must be positive")
+	}
+	if c.Date != "" {
+		if _, err := time.Parse(snapshot.DateLayout, c.Date); err != nil {
+			return bad("SPOC_DATE", "%q is not a date as YYYYMMDD", c.Date)
+		}
 	}
 	if c.CAFile != "" {
 		if _, err := os.Stat(c.CAFile); err != nil {

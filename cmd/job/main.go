@@ -155,6 +155,9 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 	loc, _ := time.LoadLocation(cfg.Timezone) // validated
 	start := time.Now()
 	day := start.In(loc)
+	if cfg.Date != "" {
+		day, _ = time.ParseInLocation(snapshot.DateLayout, cfg.Date, loc) // validated
+	}
 	log.InfoContext(ctx, "run started", "source", cfg.URL, "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version, "commit", commit,
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
 	progress := &snapshot.Progress{}
@@ -184,6 +187,10 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		},
 		MinRecords:        cfg.MinRecords,
 		MaxDroppedPercent: cfg.MaxDroppedPercent,
+		MaxDropPercent:    cfg.MaxDropPercent,
+		Force:             cfg.Force,
+		ArchiveRaw:        cfg.ArchiveRaw,
+		SkipIfUnchanged:   cfg.SkipIfUnchanged,
 		Version:           version,
 		Logger:            log,
 		MeterProvider:     providers.Meter,
@@ -191,6 +198,10 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		Progress:          progress,
 	})
 	stopProgress()
+	if errors.Is(err, snapshot.ErrUnchanged) {
+		log.InfoContext(ctx, "snapshot unchanged, nothing published", "reason", err.Error(), "duration", time.Since(start).Round(time.Millisecond).String())
+		return exitOK
+	}
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", err, cause)
@@ -209,6 +220,8 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		"attempts", m.Attempts,
 		"duration", time.Since(start).Round(time.Millisecond).String(),
 		"url", m.Parquet.URL,
+		"previous", previousSummary(m.Previous),
+		"forced", m.Forced,
 	)
 	return exitOK
 }
@@ -221,4 +234,12 @@ func gcpProject(res *resource.Resource) string {
 		return v.AsString()
 	}
 	return os.Getenv("GOOGLE_CLOUD_PROJECT")
+}
+
+// previousSummary is the previous snapshot for a log line.
+func previousSummary(p *snapshot.Previous) string {
+	if p == nil {
+		return "none (first run)"
+	}
+	return fmt.Sprintf("%s, %d records", p.Snapshot, p.Records)
 }
