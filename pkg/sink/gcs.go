@@ -170,6 +170,21 @@ func (g *GCS) Rename(ctx context.Context, from, to string) error {
 	return nil
 }
 
+// Create uploads data with a does-not-exist precondition.
+func (g *GCS) Create(ctx context.Context, name, contentType string, data []byte) error {
+	w := g.client.Bucket(g.bucket).Object(joinName(g.root, name)).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
+	w.ContentType = contentType
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		var gerr *googleapi.Error
+		if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
+			err = ErrConflict
+		}
+		return fmt.Errorf("create %s: %w", g.URL(name), err)
+	}
+	return nil
+}
+
 type gcsPending struct {
 	ctx    context.Context
 	w      *storage.Writer

@@ -152,6 +152,41 @@ func (l *Local) Rename(_ context.Context, from, to string) error {
 	return nil
 }
 
+// Create writes a temporary file and links it to name: link(2) fails if
+// name exists, which makes the creation exclusive.
+func (l *Local) Create(_ context.Context, name, _ string, data []byte) error {
+	final, err := l.path(name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", final, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create %s: %w", final, err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", final, err)
+	}
+	if err := os.Link(f.Name(), final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", final, ErrConflict)
+		}
+		return fmt.Errorf("create %s: %w", final, err)
+	}
+	syncDir(filepath.Dir(final))
+	return nil
+}
+
 type localPending struct {
 	ctx   context.Context
 	f     *os.File

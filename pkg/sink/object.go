@@ -61,6 +61,10 @@ type Store interface {
 	// List returns the names of the committed objects whose names start
 	// with prefix, sorted. Objects being written are not listed.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// Create writes a small object at name only if no object is there:
+	// otherwise it returns an error that wraps ErrConflict. Of two
+	// concurrent Creates of one name, one succeeds.
+	Create(ctx context.Context, name, contentType string, data []byte) error
 	// Rename moves the committed object at from to the name to, replacing
 	// what is there (with the same check against a concurrent writer as
 	// Commit), then removes from.

@@ -309,6 +309,21 @@ func TestStores(t *testing.T) {
 					}
 				}
 			})
+			t.Run("create only if absent", func(t *testing.T) {
+				b := be.make(t)
+				if err := b.store.Create(context.Background(), "d/lock", "text/plain", []byte("first")); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.store.Create(context.Background(), "d/lock", "text/plain", []byte("second")); !errors.Is(err, ErrConflict) {
+					t.Errorf("second create: %v, want ErrConflict", err)
+				}
+				if got, _ := b.read(t, "d/lock"); string(got) != "first" {
+					t.Errorf("object holds %q, want the first create's", got)
+				}
+				if names := b.list(t); !slices.Equal(names, []string{"d/lock"}) {
+					t.Errorf("objects %v, want only d/lock", names)
+				}
+			})
 			t.Run("rename replaces the target", func(t *testing.T) {
 				b := be.make(t)
 				writeObject(t, b.store, context.Background(), "d/staged", []byte("new"))
