@@ -257,6 +257,7 @@ func printUsage(w io.Writer) {
 (SPOC) and publishes it as a tidy zstd Parquet snapshot, locally or in GCS:
 
   {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.parquet
+  {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.json.gz (the raw body)
   {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.manifest.json
 
 Usage: job [-help] [-version]
@@ -274,7 +275,8 @@ Settings (environment variables):
 	}
 	tw.Flush()
 	fmt.Fprint(w, `
-Exit status: 0 the snapshot was published; 1 the run failed and nothing was
-published; 2 bad configuration (nothing was fetched).
+Exit status: 0 the snapshot was published (or already was, from the same
+body); 1 the run failed or was refused and nothing was published (a refused
+body is kept under rejected/); 2 bad configuration (nothing was fetched).
 `)
 }

@@ -99,6 +99,8 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"zero telemetry timeout", "SPOC_TELEMETRY_TIMEOUT", "0s"},
 		{"body cap not a size", "SPOC_MAX_BODY_BYTES", "big"},
 		{"dropped percent above 100", "SPOC_MAX_DROPPED_PERCENT", "150"},
+		{"drop guard percent negative", "SPOC_MAX_DROP_PERCENT", "-5"},
+		{"date not YYYYMMDD", "SPOC_DATE", "2025-01-01"},
 		{"negative minimum", "SPOC_MIN_RECORDS", "-1"},
 		{"no attempts", "SPOC_ATTEMPTS", "0"},
 		{"bad duration", "SPOC_DEADLINE", "soon"},
@@ -141,7 +143,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 		}
 		line := ""
 		for _, l := range strings.Split(out, "\n") {
-			if strings.Contains(l, s.Var+" ") {
+			if strings.HasPrefix(strings.TrimSpace(l), s.Var+" ") {
 				line = l
 			}
 		}

@@ -193,7 +193,7 @@ func TestJobPublishesLocally(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, logs)
 	}
 	dir := testPrefix + "/" + today()
-	if got, want := files(t, out), []string{dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if got, want := files(t, out), []string{dir + "/spoc-list-public.json.gz", dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("files %v, want %v", got, want)
 	}
 	pq, _ := os.ReadFile(filepath.Join(out, dir, "spoc-list-public.parquet"))
@@ -221,7 +221,7 @@ func TestJobPublishesToGCS(t *testing.T) {
 	}
 	client := gcsClient(t)
 	dir := testPrefix + "/" + today()
-	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
+	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/spoc-list-public.json.gz,"+dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
 		t.Fatalf("objects %v", got)
 	}
 	pq := readObject(t, client, "calee-test", dir+"/spoc-list-public.parquet")
@@ -329,7 +329,7 @@ func TestJobRetriesTransientFailures(t *testing.T) {
 			if m := readManifest(t, mf); m.Attempts != tt.requests {
 				t.Errorf("manifest attempts %d, want %d", m.Attempts, tt.requests)
 			}
-			if got := files(t, out); len(got) != 2 {
+			if got := files(t, out); len(got) != 3 {
 				t.Errorf("files %v: a failed attempt left something behind", got)
 			}
 		})
@@ -373,8 +373,11 @@ func TestJobFailuresPublishNothing(t *testing.T) {
 			if code != exitFailed {
 				t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
 			}
-			if got := files(t, out); len(got) != 0 {
-				t.Errorf("files left after a failed run: %v", got)
+			// A refused body is kept for inspection, only under rejected/.
+			for _, name := range files(t, out) {
+				if !strings.Contains(name, "/rejected/") {
+					t.Errorf("file left at a final name after a failed run: %s", name)
+				}
 			}
 			if up.Requests() != tt.requests {
 				t.Errorf("%d requests, want %d", up.Requests(), tt.requests)
@@ -443,8 +446,34 @@ func TestJobRerunReplacesTheSnapshot(t *testing.T) {
 	if m := readManifest(t, mf); m.Parquet.Rows != 1500 {
 		t.Errorf("after a rerun the manifest says %d rows, want the second run's 1500", m.Parquet.Rows)
 	}
-	if got := files(t, out); len(got) != 2 {
+	if got := files(t, out); len(got) != 3 {
 		t.Errorf("files %v", got)
+	}
+
+	// The same body again: nothing is rewritten, exit 0.
+	up := spoctest.NewServer(spoctest.WithRecords(1500))
+	defer up.Close()
+	before, _ := os.Stat(filepath.Join(out, testPrefix, today(), "spoc-list-public.parquet"))
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out})
+	if code != exitOK || !strings.Contains(logs, "snapshot unchanged, nothing published") {
+		t.Fatalf("rerun with the same body: exit %d\n%s", code, logs)
+	}
+	if after, _ := os.Stat(filepath.Join(out, testPrefix, today(), "spoc-list-public.parquet")); !after.ModTime().Equal(before.ModTime()) {
+		t.Error("the unchanged rerun rewrote the Parquet file")
+	}
+}
+
+func TestJobPublishesUnderSPOCDate(t *testing.T) {
+	up := spoctest.NewServer(spoctest.WithRecords(500))
+	defer up.Close()
+	out := t.TempDir()
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_DATE": "20250101", "SPOC_ARCHIVE_RAW": "false"})
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, logs)
+	}
+	dir := testPrefix + "/20250101"
+	if got, want := files(t, out), []string{dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("files %v, want %v", got, want)
 	}
 }
 

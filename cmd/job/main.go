@@ -191,11 +191,14 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		Force:             cfg.Force,
 		ArchiveRaw:        cfg.ArchiveRaw,
 		SkipIfUnchanged:   cfg.SkipIfUnchanged,
-		Version:           version,
-		Logger:            log,
-		MeterProvider:     providers.Meter,
-		TracerProvider:    providers.Tracer,
-		Progress:          progress,
+		// A run ends itself at its deadline; a lock older than that was
+		// left by a killed one.
+		LockTTL:        cfg.Deadline + cfg.TelemetryTimeout + time.Minute,
+		Version:        version,
+		Logger:         log,
+		MeterProvider:  providers.Meter,
+		TracerProvider: providers.Tracer,
+		Progress:       progress,
 	})
 	stopProgress()
 	if errors.Is(err, snapshot.ErrUnchanged) {

@@ -8,13 +8,19 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
@@ -237,4 +243,123 @@ func TestRerunWithTheSameBodyIsSkipped(t *testing.T) {
 	if err := json.Unmarshal(data, &m); err != nil || m.Source.SHA256 != first.Source.SHA256 {
 		t.Errorf("manifest after the forced rerun: %v, SHA-256 %s", err, m.Source.SHA256)
 	}
+}
+
+func TestDayLock(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		expires time.Time
+		wantErr error
+	}{
+		{"a live lock refuses the run", time.Now().Add(time.Hour), snapshot.ErrBusy},
+		{"a stale lock is taken over", time.Now().Add(-time.Minute), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			store, _ := sink.NewLocal(out)
+			lock := path.Join("raw/spoc/20261126", snapshot.LockName)
+			data, _ := json.Marshal(map[string]any{"holder": "other/1", "started": time.Now().Add(-2 * time.Hour), "expires": tt.expires})
+			if err := store.Create(context.Background(), lock, "application/json", data); err != nil {
+				t.Fatal(err)
+			}
+			_, err := snapshot.Run(context.Background(), options(t, serve(t, generated(t, 50, 1)), store))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("run: %v, want %v", err, tt.wantErr)
+			}
+			want := []string{snapshot.ManifestName, snapshot.ParquetName}
+			if err != nil {
+				if !strings.Contains(err.Error(), "other/1") {
+					t.Errorf("the error does not name the holder: %v", err)
+				}
+				want = []string{snapshot.LockName}
+			}
+			if got := files(t, filepath.Join(out, "raw/spoc/20261126")); !slices.Equal(got, want) {
+				t.Errorf("day folder holds %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// Two runs of one day at the same time, with different bodies, on both
+// stores: whatever the interleaving, the day ends with one complete
+// snapshot whose manifest describes the objects beside it.
+func TestConcurrentRunsLeaveOneConsistentSnapshot(t *testing.T) {
+	for _, backend := range []string{"local", "gcs"} {
+		t.Run(backend, func(t *testing.T) {
+			var store sink.Store
+			if backend == "local" {
+				store, _ = sink.NewLocal(t.TempDir())
+			} else {
+				srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(srv.Stop)
+				srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "spoc"})
+				store = sink.NewGCS(srv.Client(), "spoc", "root")
+			}
+			bodies := [][]byte{generated(t, 400, 1), generated(t, 400, 2)}
+			errs := make([]error, len(bodies))
+			var wg sync.WaitGroup
+			for i, body := range bodies {
+				opts := options(t, serve(t, body), store)
+				opts.ArchiveRaw = true
+				wg.Go(func() { _, errs[i] = snapshot.Run(context.Background(), opts) })
+			}
+			wg.Wait()
+			published := 0
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					published++
+				case !errors.Is(err, snapshot.ErrBusy):
+					t.Errorf("run %d: %v, want success or ErrBusy", i, err)
+				}
+			}
+			if published == 0 {
+				t.Fatal("neither run published")
+			}
+
+			dir := "raw/spoc/20261126/"
+			m := readManifest(t, store, dir+snapshot.ManifestName)
+			parquet, archive := readAll(t, store, dir+snapshot.ParquetName), readAll(t, store, dir+snapshot.ArchiveName)
+			if crc := crc32.Checksum(parquet, crc32.MakeTable(crc32.Castagnoli)); m.Parquet.CRC32C != crc || m.Parquet.Size != int64(len(parquet)) {
+				t.Errorf("manifest's Parquet %+v, object's CRC32C %08x and size %d", m.Parquet.ObjectInfo, crc, len(parquet))
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(archive))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(zr)
+			if m.Source.SHA256 != sha256Hex(raw) || (!bytes.Equal(raw, bodies[0]) && !bytes.Equal(raw, bodies[1])) {
+				t.Error("the archive is not the body the manifest describes")
+			}
+			if names, _ := store.List(context.Background(), dir); len(names) != 3 {
+				t.Errorf("day folder holds %v, want the three objects of one snapshot", names)
+			}
+		})
+	}
+}
+
+func readAll(t *testing.T, store sink.Store, name string) []byte {
+	t.Helper()
+	r, err := store.NewReader(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readManifest(t *testing.T, store sink.Store, name string) snapshot.Manifest {
+	t.Helper()
+	var m snapshot.Manifest
+	if err := json.Unmarshal(readAll(t, store, name), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -100,6 +100,10 @@ type Options struct {
 	// SkipIfUnchanged makes a rerun of a day whose manifest records the
 	// same body SHA-256 publish nothing and return ErrUnchanged.
 	SkipIfUnchanged bool
+	// LockTTL is how long the day's lock (LockName) holds against other
+	// runs if this one dies without releasing it; zero means an hour. Keep
+	// it above the run's deadline.
+	LockTTL time.Duration
 
 	Version string       // job version, recorded in the manifest and the Parquet footer
 	Logger  *slog.Logger // nil: no logs
@@ -187,8 +191,12 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 	}
 	dir := Dir(opts.Prefix, opts.Day)
 	parquetName := path.Join(dir, ParquetName)
+	release, err := lockDay(ctx, opts.Store, dir, opts.LockTTL, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
 	h := history{}
-	var err error
 	if h.previous, err = findPrevious(ctx, opts.Store, opts.Prefix, opts.Day); err != nil {
 		return nil, 0, err
 	}
