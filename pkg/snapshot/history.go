@@ -92,21 +92,24 @@ func readManifest(ctx context.Context, store sink.Store, name string) (*Manifest
 
 // checkHistory applies the checks that compare this run with earlier ones:
 // an unchanged rerun of the day, and the fall of the record count against
-// the previous day.
-func checkHistory(opts Options, records int64, sum string, sameDay, previous *Manifest) error {
+// the previous day. forced reports a fall that opts.Force let through.
+func checkHistory(opts Options, records int64, sum string, sameDay, previous *Manifest) (forced bool, err error) {
 	if opts.SkipIfUnchanged && sameDay != nil && sameDay.Source.SHA256 != "" && sameDay.Source.SHA256 == sum {
-		return fmt.Errorf("%w: %s was published from the same body (SHA-256 %s)", ErrUnchanged, sameDay.Snapshot, sum)
+		return false, fmt.Errorf("%w: %s was published from the same body (SHA-256 %s)", ErrUnchanged, sameDay.Snapshot, sum)
 	}
-	if previous == nil || previous.Stats.RecordsWritten == 0 || opts.Force {
-		return nil
+	if previous == nil || previous.Stats.RecordsWritten == 0 {
+		return false, nil
 	}
 	before := previous.Stats.RecordsWritten
 	fell := 100 * float64(before-records) / float64(before)
-	if fell > opts.MaxDropPercent {
-		return fmt.Errorf("%w: %d records, %d in %s (%.1f%% fewer, the limit is %g%%; SPOC_FORCE=true publishes anyway)",
-			ErrRecordsFell, records, before, previous.Snapshot, fell, opts.MaxDropPercent)
+	switch {
+	case fell <= opts.MaxDropPercent:
+		return false, nil
+	case opts.Force:
+		return true, nil
 	}
-	return nil
+	return false, fmt.Errorf("%w: %d records, %d in %s (%.1f%% fewer, the limit is %g%%; SPOC_FORCE=true publishes anyway)",
+		ErrRecordsFell, records, before, previous.Snapshot, fell, opts.MaxDropPercent)
 }
 
 // rawArchive is the gzip copy of the body, written while the body streams

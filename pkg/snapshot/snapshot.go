@@ -332,7 +332,7 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 	}
 	sum := hex.EncodeToString(digest.Sum(nil))
 	if err == nil {
-		err = checkHistory(opts, stats.RecordsWritten, sum, h.sameDay, h.previous)
+		m.Forced, err = checkHistory(opts, stats.RecordsWritten, sum, h.sameDay, h.previous)
 		refused = errors.Is(err, ErrRecordsFell)
 	}
 	if refused && archive != nil {
@@ -346,9 +346,6 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 	}
 	if err != nil {
 		return err
-	}
-	if opts.Force && h.previous != nil {
-		m.Forced = checkHistory(Options{MaxDropPercent: opts.MaxDropPercent}, stats.RecordsWritten, sum, nil, h.previous) != nil
 	}
 
 	start = time.Now()
