@@ -71,15 +71,9 @@ func (g *GCS) NewObject(ctx context.Context, name, contentType string) (*Object,
 	key := joinName(g.root, name)
 	url := "gs://" + g.bucket + "/" + key
 	handle := g.client.Bucket(g.bucket).Object(key)
-	var cond storage.Conditions
-	attrs, err := handle.Attrs(ctx)
-	switch {
-	case errors.Is(err, storage.ErrObjectNotExist):
-		cond.DoesNotExist = true
-	case err != nil:
-		return nil, fmt.Errorf("stat %s: %w", url, err)
-	default:
-		cond.GenerationMatch = attrs.Generation
+	cond, err := replaceCondition(ctx, handle, url)
+	if err != nil {
+		return nil, err
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	w := handle.If(cond).NewWriter(wctx)
@@ -146,23 +140,13 @@ func (g *GCS) Rename(ctx context.Context, from, to string) error {
 	if err != nil {
 		return fmt.Errorf("rename %s: %w", g.URL(from), err)
 	}
-	var cond storage.Conditions
-	dstAttrs, err := dst.Attrs(ctx)
-	switch {
-	case errors.Is(err, storage.ErrObjectNotExist):
-		cond.DoesNotExist = true
-	case err != nil:
-		return fmt.Errorf("stat %s: %w", g.URL(to), err)
-	default:
-		cond.GenerationMatch = dstAttrs.Generation
+	cond, err := replaceCondition(ctx, dst, g.URL(to))
+	if err != nil {
+		return err
 	}
 	src = src.If(storage.Conditions{GenerationMatch: srcAttrs.Generation})
 	if _, err := dst.If(cond).CopierFrom(src).Run(ctx); err != nil {
-		var gerr *googleapi.Error
-		if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
-			err = fmt.Errorf("%w: %w", ErrConflict, err)
-		}
-		return fmt.Errorf("rename %s to %s: %w", g.URL(from), g.URL(to), err)
+		return fmt.Errorf("rename %s to %s: %w", g.URL(from), g.URL(to), asConflict(err))
 	}
 	if err := src.Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
 		return fmt.Errorf("rename %s: delete the source: %w", g.URL(from), err)
@@ -176,11 +160,7 @@ func (g *GCS) Create(ctx context.Context, name, contentType string, data []byte)
 	w.ContentType = contentType
 	w.Write(data)
 	if err := w.Close(); err != nil {
-		var gerr *googleapi.Error
-		if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
-			err = ErrConflict
-		}
-		return fmt.Errorf("create %s: %w", g.URL(name), err)
+		return fmt.Errorf("create %s: %w", g.URL(name), asConflict(err))
 	}
 	return nil
 }
@@ -197,11 +177,7 @@ func (p *gcsPending) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p *gcsPending) commit(crc uint32) (int64, error) {
 	defer p.cancel()
 	if err := p.w.Close(); err != nil {
-		var gerr *googleapi.Error
-		if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
-			return 0, fmt.Errorf("%w: %w", ErrConflict, err)
-		}
-		return 0, err
+		return 0, asConflict(err)
 	}
 	attrs := p.w.Attrs()
 	if attrs.CRC32C != crc {
@@ -222,4 +198,26 @@ func (p *gcsPending) abort() error {
 	p.cancel()
 	p.w.Close()
 	return nil
+}
+
+// replaceCondition is the precondition of a write that replaces the object
+// at handle: still absent, or still at the generation seen now.
+func replaceCondition(ctx context.Context, handle *storage.ObjectHandle, url string) (storage.Conditions, error) {
+	attrs, err := handle.Attrs(ctx)
+	switch {
+	case errors.Is(err, storage.ErrObjectNotExist):
+		return storage.Conditions{DoesNotExist: true}, nil
+	case err != nil:
+		return storage.Conditions{}, fmt.Errorf("stat %s: %w", url, err)
+	}
+	return storage.Conditions{GenerationMatch: attrs.Generation}, nil
+}
+
+// asConflict marks a failed precondition (HTTP 412) as ErrConflict.
+func asConflict(err error) error {
+	var gerr *googleapi.Error
+	if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return err
 }
