@@ -81,7 +81,16 @@ func (l *Local) Delete(_ context.Context, name string) error {
 }
 
 // NewReader opens the file at name.
-func (l *Local) NewReader(_ context.Context, name string) (io.ReadCloser, error) {
+func (l *Local) NewReader(ctx context.Context, name string) (io.ReadCloser, error) {
+	r, err := l.NewReaderAt(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return r.(localReaderAt).File, nil
+}
+
+// NewReaderAt opens the file at name for random access.
+func (l *Local) NewReaderAt(_ context.Context, name string) (ReaderAt, error) {
 	p, err := l.path(name)
 	if err != nil {
 		return nil, err
@@ -90,8 +99,20 @@ func (l *Local) NewReader(_ context.Context, name string) (io.ReadCloser, error)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	return f, nil
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	return localReaderAt{f, fi.Size()}, nil
 }
+
+type localReaderAt struct {
+	*os.File
+	size int64
+}
+
+func (r localReaderAt) Size() int64 { return r.size }
 
 // List walks the directory below the output root, skipping the temporary
 // files of objects being written.

@@ -58,6 +58,10 @@ type Store interface {
 	// NewReader reads the committed object at name. A missing object is
 	// an error that wraps fs.ErrNotExist.
 	NewReader(ctx context.Context, name string) (io.ReadCloser, error)
+	// NewReaderAt opens the committed object at name for reads at any
+	// offset, as a Parquet reader needs, without downloading it whole. A
+	// missing object is an error that wraps fs.ErrNotExist.
+	NewReaderAt(ctx context.Context, name string) (ReaderAt, error)
 	// List returns the names of the committed objects whose names start
 	// with prefix, sorted. Objects being written are not listed.
 	List(ctx context.Context, prefix string) ([]string, error)
@@ -71,6 +75,16 @@ type Store interface {
 	Rename(ctx context.Context, from, to string) error
 	// URL is the address of name: gs://bucket/root/name or a local path.
 	URL(name string) string
+}
+
+// ReaderAt reads one version of a committed object at any offset. Seek
+// exists for readers that find the size with Seek(0, io.SeekEnd); it
+// does not move ReadAt.
+type ReaderAt interface {
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+	Size() int64
 }
 
 // ObjectInfo describes a committed object.

@@ -286,6 +286,35 @@ func TestStores(t *testing.T) {
 					t.Errorf("reading a missing object: %v, want fs.ErrNotExist", err)
 				}
 			})
+			t.Run("read at offsets", func(t *testing.T) {
+				b := be.make(t)
+				writeObject(t, b.store, context.Background(), "d/x", big)
+				r, err := b.store.NewReaderAt(context.Background(), "d/x")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				if r.Size() != int64(len(big)) {
+					t.Errorf("Size = %d, want %d", r.Size(), len(big))
+				}
+				if end, err := r.Seek(0, io.SeekEnd); end != int64(len(big)) || err != nil {
+					t.Errorf("Seek(0, io.SeekEnd) = %d, %v; want %d", end, err, len(big))
+				}
+				for _, tc := range []struct {
+					off, n int64
+					eof    bool
+				}{{0, 10, false}, {12345, 1000, false}, {int64(len(big)) - 8, 8, false}, {int64(len(big)) - 3, 8, true}, {int64(len(big)), 1, true}} {
+					p := make([]byte, tc.n)
+					n, err := r.ReadAt(p, tc.off)
+					want := big[min(tc.off, int64(len(big))):min(tc.off+tc.n, int64(len(big)))]
+					if !bytes.Equal(p[:n], want) || (err == io.EOF) != tc.eof || (err != nil && err != io.EOF) {
+						t.Errorf("ReadAt(%d bytes, %d) = %d, %v; want %d bytes, EOF %v", tc.n, tc.off, n, err, len(want), tc.eof)
+					}
+				}
+				if _, err := b.store.NewReaderAt(context.Background(), "d/missing"); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("opening a missing object: %v, want fs.ErrNotExist", err)
+				}
+			})
 			t.Run("list shows committed objects under the prefix", func(t *testing.T) {
 				b := be.make(t)
 				for _, name := range []string{"p/20261125/a", "p/20261126/a", "p/20261126/b", "q/20261126/a", "p2/x"} {
