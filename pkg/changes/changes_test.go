@@ -1,0 +1,364 @@
+package changes_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+// plot is a row of a snapshot with the columns the tests vary; the others
+// are null. A zero area or an empty status or time is null.
+type plot struct {
+	id      int64
+	name    string
+	status  string
+	area    float64
+	updated string // RFC 3339
+}
+
+// batch builds a record batch with spoc.Schema.
+func batch(t testing.TB, plots ...plot) arrow.RecordBatch {
+	t.Helper()
+	b := array.NewRecordBuilder(memory.DefaultAllocator, spoc.Schema)
+	defer b.Release()
+	for _, p := range plots {
+		for i, f := range spoc.Schema.Fields() {
+			fb := b.Field(i)
+			switch f.Name {
+			case "entity_smallholder_id":
+				fb.(*array.Int64Builder).Append(p.id)
+			case "name":
+				appendString(fb, p.name)
+			case "cert_status":
+				appendString(fb, p.status)
+			case "certified_area":
+				if p.area == 0 {
+					fb.AppendNull()
+				} else {
+					fb.(*array.Float64Builder).Append(p.area)
+				}
+			case "updated_at":
+				if p.updated == "" {
+					fb.AppendNull()
+				} else {
+					ts, err := time.Parse(time.RFC3339, p.updated)
+					if err != nil {
+						t.Fatal(err)
+					}
+					fb.(*array.TimestampBuilder).Append(arrow.Timestamp(ts.UnixMicro()))
+				}
+			default:
+				fb.AppendNull()
+			}
+		}
+	}
+	return b.NewRecordBatch()
+}
+
+func appendString(b array.Builder, s string) {
+	if s == "" {
+		b.AppendNull()
+		return
+	}
+	b.(*array.StringBuilder).Append(s)
+}
+
+// parquetFile writes plots as a snapshot Parquet file, rowGroup rows to a
+// row group.
+func parquetFile(t testing.TB, rowGroup int64, plots ...plot) *bytes.Reader {
+	t.Helper()
+	var buf bytes.Buffer
+	pw, err := sink.NewParquetWriter(&buf, spoc.Schema, sink.WithMaxRowGroupLength(rowGroup), sink.WithDictionary(spoc.DictionaryColumns()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := batch(t, plots...)
+	defer rec.Release()
+	if err := pw.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(buf.Bytes())
+}
+
+// compare runs a whole comparison of current (fed in batches of
+// batchSize) against previous.
+func compare(t testing.TB, previous *bytes.Reader, batchSize int, current ...plot) (*changes.Result, error) {
+	t.Helper()
+	base, err := changes.ReadBaseline(context.Background(), "20261125", previous)
+	if err != nil {
+		return nil, err
+	}
+	c := base.NewComparison()
+	for chunk := range slices.Chunk(current, batchSize) {
+		rec := batch(t, chunk...)
+		err := c.Add(rec)
+		rec.Release()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c.Finish(context.Background(), previous)
+}
+
+// table is the change table as text, one line per row.
+type table []string
+
+func (tb *table) Write(rec arrow.RecordBatch) error {
+	for i := range int(rec.NumRows()) {
+		var cells []string
+		for c, col := range rec.Columns() {
+			cells = append(cells, rec.Schema().Field(c).Name+"="+cellText(col, i))
+		}
+		*tb = append(*tb, strings.Join(cells, " "))
+	}
+	return nil
+}
+
+func cellText(col arrow.Array, i int) string {
+	if col.IsNull(i) {
+		return "null"
+	}
+	switch a := col.(type) {
+	case *array.Timestamp:
+		return a.Value(i).ToTime(arrow.Microsecond).Format(time.RFC3339)
+	case *array.List:
+		start, end := a.ValueOffsets(i)
+		names := a.ListValues().(*array.String)
+		var s []string
+		for j := start; j < end; j++ {
+			s = append(s, names.Value(int(j)))
+		}
+		return "[" + strings.Join(s, ",") + "]"
+	}
+	return col.ValueStr(i)
+}
+
+func rowsOf(t testing.TB, r *changes.Result, batchSize int) table {
+	t.Helper()
+	var tb table
+	if err := r.WriteTo(&tb, memory.DefaultAllocator, batchSize); err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// day1 and day2 differ by planted changes: 3 added (101-103), 2 removed
+// (4, 5), 4 status changes (three ACTIVE -> EXPIRED, one EXPIRED ->
+// ACTIVE, one of them with a new updated_at), 1 changed area, 1 changed
+// name, and 3 plots unchanged. Day 1 repeats id 2, day 2 repeats ids 1
+// and 101: the first row of each stands.
+var (
+	day1 = []plot{
+		{1, "ALI", "ACTIVE", 1.5, "2026-01-01T00:00:00Z"},
+		{2, "BAKAR", "ACTIVE", 2.0, "2026-01-02T00:00:00Z"},
+		{2, "BAKAR LAMA", "EXPIRED", 9.9, "2020-01-01T00:00:00Z"},
+		{3, "CHONG", "ACTIVE", 3.0, "2026-01-03T00:00:00Z"},
+		{4, "DEVI", "ACTIVE", 4.0, "2026-01-04T00:00:00Z"},
+		{5, "EMBONG", "", 0, ""},
+		{6, "FATIMAH", "EXPIRED", 6.0, "2026-01-06T00:00:00Z"},
+		{7, "GOPAL", "ACTIVE", 7.0, "2026-01-07T00:00:00Z"},
+		{8, "HASSAN", "ACTIVE", 8.0, "2026-01-08T00:00:00Z"},
+		{9, "IBRAHIM", "ACTIVE", 9.0, "2026-01-09T00:00:00Z"},
+		{10, "JAMAL", "ACTIVE", 10.0, "2026-01-10T00:00:00Z"},
+	}
+	day2 = []plot{
+		{103, "ZAKI", "ACTIVE", 1.0, "2026-02-03T00:00:00Z"},
+		{1, "ALI", "EXPIRED", 1.5, "2026-01-01T00:00:00Z"},
+		{2, "BAKAR", "ACTIVE", 2.0, "2026-01-02T00:00:00Z"},
+		{3, "CHONG", "EXPIRED", 3.0, "2026-02-01T00:00:00Z"},
+		{6, "FATIMAH", "ACTIVE", 6.0, "2026-01-06T00:00:00Z"},
+		{1, "ALI DUA", "ACTIVE", 1.0, "2026-03-01T00:00:00Z"},
+		{7, "GOPAL", "EXPIRED", 7.0, "2026-01-07T00:00:00Z"},
+		{8, "HASSAN", "ACTIVE", 8.25, "2026-01-08T00:00:00Z"},
+		{9, "IBRAHIM BIN ABU", "ACTIVE", 9.0, "2026-01-09T00:00:00Z"},
+		{10, "JAMAL", "ACTIVE", 10.0, "2026-01-10T00:00:00Z"},
+		{101, "XAVIER", "", 0, ""},
+		{102, "YUSOF", "ACTIVE", 2.5, "2026-02-02T00:00:00Z"},
+		{101, "XAVIER DUA", "ACTIVE", 5.0, ""},
+	}
+)
+
+func TestPlantedChanges(t *testing.T) {
+	want := table{
+		"entity_smallholder_id=1 change=changed changed_columns=[cert_status] cert_status_before=ACTIVE cert_status_after=EXPIRED certified_area_before=1.5 certified_area_after=1.5 updated_at_before=2026-01-01T00:00:00Z updated_at_after=2026-01-01T00:00:00Z",
+		"entity_smallholder_id=3 change=changed changed_columns=[cert_status,updated_at] cert_status_before=ACTIVE cert_status_after=EXPIRED certified_area_before=3 certified_area_after=3 updated_at_before=2026-01-03T00:00:00Z updated_at_after=2026-02-01T00:00:00Z",
+		"entity_smallholder_id=4 change=removed changed_columns=null cert_status_before=ACTIVE cert_status_after=null certified_area_before=4 certified_area_after=null updated_at_before=2026-01-04T00:00:00Z updated_at_after=null",
+		"entity_smallholder_id=5 change=removed changed_columns=null cert_status_before=null cert_status_after=null certified_area_before=null certified_area_after=null updated_at_before=null updated_at_after=null",
+		"entity_smallholder_id=6 change=changed changed_columns=[cert_status] cert_status_before=EXPIRED cert_status_after=ACTIVE certified_area_before=6 certified_area_after=6 updated_at_before=2026-01-06T00:00:00Z updated_at_after=2026-01-06T00:00:00Z",
+		"entity_smallholder_id=7 change=changed changed_columns=[cert_status] cert_status_before=ACTIVE cert_status_after=EXPIRED certified_area_before=7 certified_area_after=7 updated_at_before=2026-01-07T00:00:00Z updated_at_after=2026-01-07T00:00:00Z",
+		"entity_smallholder_id=8 change=changed changed_columns=[certified_area] cert_status_before=ACTIVE cert_status_after=ACTIVE certified_area_before=8 certified_area_after=8.25 updated_at_before=2026-01-08T00:00:00Z updated_at_after=2026-01-08T00:00:00Z",
+		"entity_smallholder_id=9 change=changed changed_columns=[name] cert_status_before=ACTIVE cert_status_after=ACTIVE certified_area_before=9 certified_area_after=9 updated_at_before=2026-01-09T00:00:00Z updated_at_after=2026-01-09T00:00:00Z",
+		"entity_smallholder_id=101 change=added changed_columns=null cert_status_before=null cert_status_after=null certified_area_before=null certified_area_after=null updated_at_before=null updated_at_after=null",
+		"entity_smallholder_id=102 change=added changed_columns=null cert_status_before=null cert_status_after=ACTIVE certified_area_before=null certified_area_after=2.5 updated_at_before=null updated_at_after=2026-02-02T00:00:00Z",
+		"entity_smallholder_id=103 change=added changed_columns=null cert_status_before=null cert_status_after=ACTIVE certified_area_before=null certified_area_after=1 updated_at_before=null updated_at_after=2026-02-03T00:00:00Z",
+	}
+	wantSummary := changes.Summary{
+		Previous: "20261125",
+		Added:    3, Removed: 2, Changed: 6, Unchanged: 2,
+		Columns: map[string]int64{"cert_status": 4, "updated_at": 1, "certified_area": 1, "name": 1},
+		StatusTransitions: []changes.Transition{
+			{From: "ACTIVE", To: "EXPIRED", Count: 3},
+			{From: "EXPIRED", To: "ACTIVE", Count: 1},
+		},
+		IgnoredDuplicates: changes.Duplicates{Previous: 1, Current: 2},
+	}
+	// The same two files, whatever the batches and row groups.
+	for _, tc := range []struct{ rowGroup, batch, out int }{{1 << 20, 1 << 20, 0}, {3, 1, 2}, {4, 5, 1}} {
+		t.Run(fmt.Sprintf("row groups of %d, batches of %d", tc.rowGroup, tc.batch), func(t *testing.T) {
+			r, err := compare(t, parquetFile(t, int64(tc.rowGroup), day1...), tc.batch, day2...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprintf("%+v", r.Summary); got != fmt.Sprintf("%+v", wantSummary) {
+				t.Errorf("summary\n got %s\nwant %+v", got, wantSummary)
+			}
+			if r.Summary.Rows() != int64(r.Len()) {
+				t.Errorf("Rows() = %d, Len() = %d", r.Summary.Rows(), r.Len())
+			}
+			got := rowsOf(t, r, tc.out)
+			if !slices.Equal(got, want) {
+				t.Errorf("change table\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+			}
+		})
+	}
+}
+
+func TestNothingChanged(t *testing.T) {
+	prev := parquetFile(t, 4, day1...)
+	base, err := changes.ReadBaseline(context.Background(), "20261125", prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.Len() != 10 {
+		t.Errorf("baseline of %d ids, want 10", base.Len())
+	}
+	c := base.NewComparison()
+	rec := batch(t, day1...)
+	defer rec.Release()
+	if err := c.Add(rec); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing changed or went: Finish has no reason to read the file.
+	r, err := c.Finish(context.Background(), failingFile{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Summary
+	if s.Added+s.Removed+s.Changed != 0 || s.Unchanged != 10 || s.IgnoredDuplicates.Current != 1 || r.Len() != 0 {
+		t.Errorf("summary %+v, %d rows; want 10 unchanged and nothing else", s, r.Len())
+	}
+	got := rowsOf(t, r, 0)
+	if len(got) != 0 {
+		t.Errorf("change table has %d rows, want none", len(got))
+	}
+	// A fresh comparison from the same baseline starts over (a retry).
+	again := base.NewComparison()
+	r, err = again.Finish(context.Background(), prev)
+	if err != nil || r.Summary.Removed != 10 {
+		t.Errorf("an empty current snapshot: %v, %+v; want 10 removed", err, r.Summary)
+	}
+}
+
+func TestPreviousSnapshotUnusable(t *testing.T) {
+	wrongType := func() *bytes.Reader {
+		schema := arrow.NewSchema([]arrow.Field{
+			{Name: "entity_smallholder_id", Type: arrow.PrimitiveTypes.Int64},
+			{Name: "certified_area", Type: arrow.BinaryTypes.String, Nullable: true},
+		}, nil)
+		var buf bytes.Buffer
+		pw, err := sink.NewParquetWriter(&buf, schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		b.Field(0).(*array.Int64Builder).Append(1)
+		b.Field(1).(*array.StringBuilder).Append("1.5")
+		rec := b.NewRecordBatch()
+		if err := pw.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		b.Release()
+		if err := pw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.NewReader(buf.Bytes())
+	}
+	for _, tc := range []struct {
+		name string
+		file changes.File
+		is   error
+	}{
+		{"a column of another type", wrongType(), changes.ErrSchema},
+		{"not Parquet", bytes.NewReader([]byte("{\"data\": []}")), nil},
+		{"unreadable", failingFile{}, errRead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := changes.ReadBaseline(context.Background(), "20261125", tc.file)
+			if err == nil || !strings.Contains(err.Error(), "20261125") || (tc.is != nil && !errors.Is(err, tc.is)) {
+				t.Errorf("ReadBaseline: %v; want an error naming the snapshot, wrapping %v", err, tc.is)
+			}
+		})
+	}
+}
+
+// A previous snapshot replaced between the two reads must not give a
+// half-filled change table.
+func TestPreviousSnapshotChangedBetweenReads(t *testing.T) {
+	base, err := changes.ReadBaseline(context.Background(), "20261125", parquetFile(t, 4, day1...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := base.NewComparison()
+	rec := batch(t, day2...)
+	defer rec.Release()
+	if err := c.Add(rec); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Finish(context.Background(), parquetFile(t, 4, day2...))
+	if err == nil || !strings.Contains(err.Error(), "again") {
+		t.Errorf("Finish against another file: %v, want an error", err)
+	}
+}
+
+func TestCurrentBatchWithoutIDs(t *testing.T) {
+	base, err := changes.ReadBaseline(context.Background(), "20261125", parquetFile(t, 4, day1...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "name", Type: arrow.BinaryTypes.String}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	b.Field(0).(*array.StringBuilder).Append("x")
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	if err := base.NewComparison().Add(rec); !errors.Is(err, changes.ErrSchema) {
+		t.Errorf("Add of a batch without ids: %v, want ErrSchema", err)
+	}
+}
+
+var errRead = errors.New("read refused")
+
+type failingFile struct{}
+
+func (failingFile) ReadAt([]byte, int64) (int, error) { return 0, errRead }
+func (failingFile) Seek(int64, int) (int64, error)    { return 0, errRead }
+
+var _ io.ReaderAt = failingFile{}
