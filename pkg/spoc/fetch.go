@@ -117,13 +117,21 @@ type ClientOptions struct {
 	// InsecureSkipVerify turns off TLS certificate verification. It exists
 	// for an upstream with a broken chain and should stay off.
 	InsecureSkipVerify bool
+	// Openers read saved bodies from other places than the local disk,
+	// by URL scheme (e.g. "gs"); see Opener.
+	Openers map[string]Opener
 }
+
+// Opener opens a saved body at a URL of its scheme. It returns the bytes
+// as stored (gzip or not) and their size, or -1 when unknown.
+type Opener func(ctx context.Context, url string) (r io.ReadCloser, size int64, err error)
 
 // Client fetches the SPOC body over HTTP.
 type Client struct {
 	http         *http.Client
 	userAgent    string
 	stallTimeout time.Duration
+	openers      map[string]Opener
 }
 
 // NewClient returns a Client. It fails only if the CA file cannot be used.
@@ -159,6 +167,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		http:         &http.Client{Transport: transport},
 		userAgent:    opts.UserAgent,
 		stallTimeout: opts.StallTimeout,
+		openers:      opts.Openers,
 	}, nil
 }
 
@@ -189,11 +198,23 @@ func (b *Body) WireBytes() int64 { return b.wire.n.Load() }
 // Close releases the connection or file.
 func (b *Body) Close() error { return b.closer() }
 
-// Open opens source: an http(s) URL is fetched with Fetch; a file:// URL
-// or a plain path is read with OpenFile.
+// Open opens source: an http(s) URL is fetched with Fetch; a URL whose
+// scheme has an Opener in the ClientOptions is read with it; a file:// URL
+// or a plain path is read with OpenFile. Saved bodies may be gzip-compressed.
 func (c *Client) Open(ctx context.Context, source string) (*Body, error) {
 	if IsHTTP(source) {
 		return c.Fetch(ctx, source)
+	}
+	if u, err := url.Parse(source); err == nil && u.Scheme != "" && u.Scheme != "file" {
+		open, ok := c.openers[u.Scheme]
+		if !ok {
+			return nil, fmt.Errorf("open source %s: no way to read %s:// URLs", source, u.Scheme)
+		}
+		r, size, err := open(ctx, source)
+		if err != nil {
+			return nil, fmt.Errorf("open source: %w", err)
+		}
+		return savedBody(source, r, size)
 	}
 	return OpenFile(source)
 }
@@ -307,19 +328,26 @@ func OpenFile(source string) (*Body, error) {
 	if err != nil {
 		abs = path
 	}
-	wire := &countingReader{r: f}
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	return savedBody("file://"+abs, f, size)
+}
+
+// savedBody reads a saved body from r, decompressing it if it starts with
+// the gzip magic bytes. It closes r on error.
+func savedBody(source string, r io.ReadCloser, size int64) (*Body, error) {
+	wire := &countingReader{r: r}
 	br := bufio.NewReaderSize(wire, 64<<10)
-	body := &Body{Source: "file://" + abs, ContentLength: -1, wire: wire, r: br, closer: f.Close}
+	body := &Body{Source: source, ContentLength: size, wire: wire, r: br, closer: r.Close}
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("open source %s: %w", path, err)
+			r.Close()
+			return nil, fmt.Errorf("open source %s: %w", source, err)
 		}
 		body.r = zr
-	}
-	if fi, err := f.Stat(); err == nil {
-		body.ContentLength = fi.Size()
 	}
 	return body, nil
 }

@@ -296,6 +296,48 @@ func TestOpenFile(t *testing.T) {
 	}
 }
 
+// Saved bodies elsewhere (a gs:// archive) are read through the Opener of
+// their scheme, and decompressed like files.
+func TestOpeners(t *testing.T) {
+	var raw, zipped bytes.Buffer
+	if _, err := spoctest.Generate(&raw, spoctest.GenOptions{Records: 50, Seed: 4}); err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(&zipped)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	objects := map[string][]byte{"mem://b/plain.json": raw.Bytes(), "mem://b/body.json.gz": zipped.Bytes(), "mem://b/bad.json.gz": {0x1f, 0x8b, 0}}
+	errMissing := errors.New("no such object")
+	c := newClient(t, spoc.ClientOptions{Openers: map[string]spoc.Opener{
+		"mem": func(_ context.Context, u string) (io.ReadCloser, int64, error) {
+			data, ok := objects[u]
+			if !ok {
+				return nil, 0, errMissing
+			}
+			return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
+		},
+	}})
+	for _, src := range []string{"mem://b/plain.json", "mem://b/body.json.gz"} {
+		data, b, err := readAll(t, c, src)
+		if err != nil || !bytes.Equal(data, raw.Bytes()) {
+			t.Errorf("%s: %d bytes, %v; want the %d of the body", src, len(data), err, raw.Len())
+			continue
+		}
+		if b.Source != src || b.ContentLength != int64(len(objects[src])) || b.WireBytes() != int64(len(objects[src])) {
+			t.Errorf("%s: source %q, length %d, wire bytes %d", src, b.Source, b.ContentLength, b.WireBytes())
+		}
+	}
+	for src, want := range map[string]string{
+		"mem://b/missing.json":  errMissing.Error(),
+		"mem://b/bad.json.gz":   "mem://b/bad.json.gz",
+		"s3://bucket/body.json": "no way to read s3:// URLs",
+	} {
+		if _, _, err := readAll(t, c, src); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error containing %q", src, err, want)
+		}
+	}
+}
+
 func TestBackoff(t *testing.T) {
 	transient := &spoc.StatusError{StatusCode: 503, Status: "503 Service Unavailable"}
 	tests := []struct {
