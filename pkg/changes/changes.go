@@ -67,7 +67,9 @@ const (
 var Schema = arrow.NewSchema([]arrow.Field{
 	{Name: "entity_smallholder_id", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "change", Type: arrow.BinaryTypes.String},
-	{Name: "changed_columns", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+	// "element", as Parquet names a list's values, so that the schema read
+	// back from the file is this one.
+	{Name: "changed_columns", Type: arrow.ListOfField(arrow.Field{Name: "element", Type: arrow.BinaryTypes.String, Nullable: true}), Nullable: true},
 	{Name: "cert_status_before", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "cert_status_after", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "certified_area_before", Type: arrow.PrimitiveTypes.Float64, Nullable: true},

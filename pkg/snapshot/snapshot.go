@@ -7,11 +7,22 @@
 //
 // A snapshot lives in one folder per day below the store's prefix:
 //
-//	{prefix}/{YYYYMMDD}/spoc-list-public.parquet
-//	{prefix}/{YYYYMMDD}/spoc-list-public.manifest.json
+//	{prefix}/{YYYYMMDD}/spoc-list-public.parquet           the snapshot
+//	{prefix}/{YYYYMMDD}/spoc-list-public.changes.parquet   changes since the previous snapshot
+//	{prefix}/{YYYYMMDD}/spoc-list-public.json.gz           the raw body
+//	{prefix}/{YYYYMMDD}/spoc-list-public.manifest.json     written last
+//	{prefix}/{YYYYMMDD}/rejected/spoc-list-public.json.gz  the body of a refused run
 //
-// The manifest is written last. Its presence means the Parquet object
-// beside it is complete, and it holds that object's size and CRC32C.
+// The manifest is written last. Its presence means the objects beside it
+// are complete, and it holds their sizes and CRC32Cs.
+//
+// # Changes
+//
+// With Options.DetectChanges, a run compares its records with the
+// previous snapshot (the newest earlier day with a manifest) using package
+// changes, and writes the change table beside the snapshot. The first run
+// under a prefix writes an empty change table and says so in the
+// manifest (changes.first_run).
 //
 // # Failure
 //
@@ -44,10 +55,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
@@ -57,7 +70,8 @@ const (
 	ParquetName  = "spoc-list-public.parquet"
 	ManifestName = "spoc-list-public.manifest.json"
 	ArchiveName  = "spoc-list-public.json.gz" // the raw body, gzip-compressed
-	RejectedDir  = "rejected"                 // where a refused run's raw body goes
+	ChangesName  = "spoc-list-public.changes.parquet"
+	RejectedDir  = "rejected" // where a refused run's raw body goes
 )
 
 // DateLayout is the layout of a day's folder name.
@@ -97,6 +111,9 @@ type Options struct {
 	// gzip-compressed, as ArchiveName beside the snapshot, or under
 	// RejectedDir when the run is refused.
 	ArchiveRaw bool
+	// DetectChanges compares the records with the previous snapshot and
+	// writes the change table (ChangesName) beside the snapshot.
+	DetectChanges bool
 	// SkipIfUnchanged makes a rerun of a day whose manifest records the
 	// same body SHA-256 publish nothing and return ErrUnchanged.
 	SkipIfUnchanged bool
@@ -125,6 +142,9 @@ type Manifest struct {
 	Stats    spoc.Stats  `json:"stats"`
 	// Archive is the raw body (ArchiveName), when Options.ArchiveRaw.
 	Archive *sink.ObjectInfo `json:"archive,omitempty"`
+	// Changes is the change table (ChangesName) and its summary, when
+	// Options.DetectChanges.
+	Changes *ChangesInfo `json:"changes,omitempty"`
 	// Previous is the snapshot the publish guard compared with; nil on
 	// the first run ever. Forced says the guard was overridden.
 	Previous   *Previous `json:"previous,omitempty"`
@@ -153,6 +173,13 @@ type ParquetInfo struct {
 	RowGroups int   `json:"row_groups"`
 }
 
+// ChangesInfo describes the published change table.
+type ChangesInfo struct {
+	sink.ObjectInfo
+	Rows int64 `json:"rows"`
+	changes.Summary
+}
+
 // Run publishes the snapshot of opts.Day and returns its manifest.
 func Run(ctx context.Context, opts Options) (*Manifest, error) {
 	in, err := newInstruments(opts.MeterProvider, opts.TracerProvider)
@@ -169,7 +196,7 @@ func Run(ctx context.Context, opts Options) (*Manifest, error) {
 	case err != nil:
 		outcome = OutcomeFailure
 	}
-	in.phases(ctx, outcome, t, time.Since(start))
+	in.phases(ctx, outcome, t, time.Since(start), opts.DetectChanges)
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +233,21 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 	} else {
 		log.InfoContext(ctx, "no previous snapshot under the prefix: the first run, no publish guard against an earlier day")
 	}
+	var baselineTime time.Duration
+	if opts.DetectChanges && h.previous != nil {
+		start := time.Now()
+		bctx, span := in.tracer.Start(ctx, "baseline")
+		var prev sink.ReaderAt
+		h.baseline, prev, err = readBaseline(bctx, opts.Store, opts.Prefix, h.previous)
+		endSpan(span, err)
+		baselineTime = time.Since(start)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer prev.Close()
+		h.previousFile = prev
+		log.InfoContext(ctx, "read the previous snapshot's digest", "snapshot", h.previous.Snapshot, "ids", h.baseline.Len(), "seconds", baselineTime.Seconds())
+	}
 	if opts.SkipIfUnchanged {
 		if h.sameDay, err = readManifest(ctx, opts.Store, path.Join(dir, ManifestName)); err != nil {
 			return nil, 0, err
@@ -232,8 +274,17 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 	}, func(attempt int, err error, wait time.Duration) {
 		log.WarnContext(ctx, "attempt failed, retrying", "attempt", attempt, "error", err.Error(), "retry_in", wait.Round(time.Millisecond).String())
 	})
+	(*t).changes += baselineTime
 	if err != nil {
 		return nil, 0, err
+	}
+	if c := m.Changes; c != nil {
+		if c.FirstRun {
+			log.InfoContext(ctx, "no previous snapshot: the change table is empty")
+		} else {
+			log.InfoContext(ctx, "changes since the previous snapshot", "previous", c.Previous,
+				"added", c.Added, "removed", c.Removed, "changed", c.Changed, "unchanged", c.Unchanged)
+		}
 	}
 	m.FinishedAt = time.Now().UTC()
 	start := time.Now()
@@ -242,12 +293,19 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 	endSpan(span, err)
 	(*t).publish += time.Since(start)
 	if err != nil {
-		// Without its manifest the snapshot is incomplete: take the
-		// Parquet object and the archive back, even if the run's context
-		// is done.
+		// Without its manifest the snapshot is incomplete: take back what
+		// this run committed (only that: with ArchiveRaw off, an earlier
+		// run's archive stays), even if the run's context is done.
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		for _, name := range []string{parquetName, path.Join(dir, ArchiveName)} {
+		names := []string{parquetName}
+		if m.Changes != nil {
+			names = append(names, path.Join(dir, ChangesName))
+		}
+		if m.Archive != nil {
+			names = append(names, path.Join(dir, ArchiveName))
+		}
+		for _, name := range names {
 			if derr := opts.Store.Delete(cleanup, name); derr != nil {
 				log.ErrorContext(ctx, "could not remove an object of an incomplete snapshot", "url", opts.Store.URL(name), "error", derr.Error())
 			}
@@ -258,9 +316,12 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 }
 
 // history is what a run is checked against: the newest earlier snapshot
-// and the manifest already published for the same day, if any.
+// and the manifest already published for the same day, if any; with
+// Options.DetectChanges, the digest of the previous snapshot and its file.
 type history struct {
 	previous, sameDay *Manifest
+	baseline          *changes.Baseline
+	previousFile      sink.ReaderAt
 }
 
 // publishParquet is one attempt: open the source, stream it into a new
@@ -311,12 +372,16 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 	if err != nil {
 		return err
 	}
+	var cmp *changes.Comparison
+	if h.baseline != nil {
+		cmp = h.baseline.NewComparison()
+	}
 	dec := spoc.NewDecoder(source, opts.Decoder...)
 	defer dec.Release()
 	_, decodeSpan := in.tracer.Start(ctx, PhaseDecode)
 	batches := startReadAhead(dec, &t.decode)
 	_, writeSpan := in.tracer.Start(ctx, PhaseWrite)
-	stats, err := writeBatches(opts, pw, obj, batches, dec, body.Source, m, t)
+	stats, err := writeBatches(opts, pw, obj, batches, dec, cmp, body.Source, m, t)
 	stopFetch()
 	batches.Close()
 	endSpan(writeSpan, err)
@@ -347,22 +412,26 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 	if err != nil {
 		return err
 	}
+	var changeTable *sink.Object
+	if opts.DetectChanges {
+		start := time.Now()
+		cctx, span := in.tracer.Start(ctx, PhaseChanges)
+		changeTable, m.Changes, err = writeChanges(cctx, opts, cmp, h, path.Join(path.Dir(name), ChangesName))
+		endSpan(span, err)
+		t.changes += time.Since(start)
+		if err != nil {
+			return err
+		}
+		defer changeTable.Abort()
+	}
 
 	start = time.Now()
 	_, publishSpan := in.tracer.Start(ctx, PhasePublish)
-	info, err := obj.Commit()
+	err = commitAll(ctx, opts.Store, path.Dir(name), obj, changeTable, archive, m)
 	t.publish = time.Since(start)
 	endSpan(publishSpan, err)
 	if err != nil {
 		return err
-	}
-	if archive != nil {
-		info, err := archive.publish(ctx, path.Join(path.Dir(name), ArchiveName))
-		if err != nil {
-			opts.Store.Delete(context.WithoutCancel(ctx), name)
-			return err
-		}
-		m.Archive = &info
 	}
 	m.Source = Source{
 		SHA256:       sum,
@@ -373,14 +442,111 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 		WireBytes:    body.WireBytes(),
 		BodyBytes:    counted.n,
 	}
-	m.Parquet = ParquetInfo{ObjectInfo: info, Rows: pw.Rows(), RowGroups: pw.RowGroups()}
+	m.Parquet.Rows, m.Parquet.RowGroups = pw.Rows(), pw.RowGroups()
 	m.Stats = stats
 	return nil
 }
 
+// commitAll commits the snapshot, then the change table and the archive
+// (either may be nil), and records them in m. If one fails, those already
+// committed are deleted again.
+func commitAll(ctx context.Context, store sink.Store, dir string, snapshot, changeTable *sink.Object, archive *rawArchive, m *Manifest) error {
+	var done []string
+	undo := func(err error) error {
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		for _, name := range done {
+			if derr := store.Delete(cleanup, name); derr != nil {
+				err = fmt.Errorf("%w (and removing %s failed: %v)", err, store.URL(name), derr)
+			}
+		}
+		return err
+	}
+	info, err := snapshot.Commit()
+	if err != nil {
+		return err
+	}
+	m.Parquet.ObjectInfo = info
+	name := path.Join(dir, ParquetName)
+	done = append(done, name)
+	if changeTable != nil {
+		info, err := changeTable.Commit()
+		if err != nil {
+			return undo(err)
+		}
+		m.Changes.ObjectInfo = info
+		done = append(done, path.Join(dir, ChangesName))
+	}
+	if archive != nil {
+		info, err := archive.publish(ctx, path.Join(dir, ArchiveName))
+		if err != nil {
+			return undo(err)
+		}
+		m.Archive = &info
+	}
+	return nil
+}
+
+// readBaseline opens the previous snapshot's Parquet object, checks it is
+// the one its manifest describes, and reads its digest.
+func readBaseline(ctx context.Context, store sink.Store, prefix string, previous *Manifest) (*changes.Baseline, sink.ReaderAt, error) {
+	name := path.Join(prefix, previous.Snapshot, ParquetName)
+	f, err := store.NewReaderAt(ctx, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compare with the previous snapshot: %w", err)
+	}
+	if f.Size() != previous.Parquet.Size {
+		f.Close()
+		return nil, nil, fmt.Errorf("compare with the previous snapshot: %s holds %d bytes, its manifest says %d", store.URL(name), f.Size(), previous.Parquet.Size)
+	}
+	base, err := changes.ReadBaseline(ctx, previous.Snapshot, f)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("compare with the previous snapshot %s: %w", store.URL(name), err)
+	}
+	return base, f, nil
+}
+
+// writeChanges finishes the comparison cmp (nil on the first run: an empty
+// change table) and writes the change table to a new object at name,
+// which it returns uncommitted.
+func writeChanges(ctx context.Context, opts Options, cmp *changes.Comparison, h history, name string) (*sink.Object, *ChangesInfo, error) {
+	result := &changes.Result{Summary: changes.Summary{FirstRun: true}}
+	if cmp != nil {
+		var err error
+		if result, err = cmp.Finish(ctx, h.previousFile); err != nil {
+			return nil, nil, fmt.Errorf("compare with the previous snapshot: %w", err)
+		}
+	}
+	obj, err := opts.Store.NewObject(ctx, name, sink.ParquetContentType)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*sink.Object, *ChangesInfo, error) {
+		obj.Abort()
+		return nil, nil, fmt.Errorf("write %s: %w", obj.URL(), err)
+	}
+	// Not opts.Parquet: its options name the snapshot's columns.
+	pw, err := sink.NewParquetWriter(obj, changes.Schema,
+		sink.WithDictionary("change", "cert_status_before", "cert_status_after"), sink.WithCreatedBy("mspo-spoc "+opts.Version))
+	if err != nil {
+		return fail(err)
+	}
+	if err := result.WriteTo(pw, memory.DefaultAllocator, 64<<10); err != nil {
+		return fail(err)
+	}
+	if err := pw.SetMetadata("spoc.previous_snapshot", result.Summary.Previous); err != nil {
+		return fail(err)
+	}
+	if err := pw.Close(); err != nil {
+		return fail(err)
+	}
+	return obj, &ChangesInfo{Rows: pw.Rows(), Summary: result.Summary}, nil
+}
+
 // writeBatches encodes every batch of the decoder into pw, checks the
 // decoder's statistics against the run's limits and closes pw.
-func writeBatches(opts Options, pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, source string, m *Manifest, t *attemptFigures) (spoc.Stats, error) {
+func writeBatches(opts Options, pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, cmp *changes.Comparison, source string, m *Manifest, t *attemptFigures) (spoc.Stats, error) {
 	var records *atomic.Int64
 	if opts.Progress != nil {
 		records = &opts.Progress.records
@@ -396,9 +562,18 @@ func writeBatches(opts Options, pw *sink.ParquetWriter, obj *sink.Object, batche
 		if records != nil {
 			records.Add(rec.NumRows())
 		}
+		if err != nil {
+			err = fmt.Errorf("write %s: %w", obj.URL(), err)
+		} else if cmp != nil {
+			start := time.Now()
+			if err = cmp.Add(rec); err != nil {
+				err = fmt.Errorf("compare with the previous snapshot: %w", err)
+			}
+			t.changes += time.Since(start)
+		}
 		rec.Release()
 		if err != nil {
-			return spoc.Stats{}, fmt.Errorf("write %s: %w", obj.URL(), err)
+			return spoc.Stats{}, err
 		}
 	}
 	batches.Close()

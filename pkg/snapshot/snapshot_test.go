@@ -35,13 +35,16 @@ func options(t testing.TB, source string, store sink.Store) snapshot.Options {
 		t.Fatal(err)
 	}
 	return snapshot.Options{
-		Source:            source,
-		Client:            client,
-		Store:             store,
-		Prefix:            "raw/spoc",
-		Day:               day,
-		Backoff:           spoc.Backoff{Attempts: 1},
-		Parquet:           []sink.ParquetOption{sink.WithDictionary(spoc.DictionaryColumns()...)},
+		Source:  source,
+		Client:  client,
+		Store:   store,
+		Prefix:  "raw/spoc",
+		Day:     day,
+		Backoff: spoc.Backoff{Attempts: 1},
+		Parquet: []sink.ParquetOption{
+			sink.WithDictionary(spoc.DictionaryColumns()...),
+			sink.WithColumnZstdLevel(3, spoc.CoordinateColumns()...),
+		},
 		MinRecords:        1,
 		MaxDroppedPercent: 20,
 		Version:           "test",
@@ -138,7 +141,9 @@ func TestManifestFailureRemovesTheParquetObject(t *testing.T) {
 	out := t.TempDir()
 	local, _ := sink.NewLocal(out)
 	store := &failingManifestStore{Store: local}
-	_, err := snapshot.Run(context.Background(), options(t, "testdata/small.json", store))
+	opts := options(t, "testdata/small.json", store)
+	opts.DetectChanges, opts.ArchiveRaw = true, true
+	_, err := snapshot.Run(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("error %v, want the manifest's failure", err)
 	}
@@ -156,6 +161,36 @@ func (s *failingManifestStore) NewObject(ctx context.Context, name, contentType 
 		return nil, errors.New("create manifest: disk full")
 	}
 	return s.Store.NewObject(ctx, name, contentType)
+}
+
+// renameFailingStore cannot move the staged archive into place, the last
+// object a run commits before its manifest.
+type renameFailingStore struct{ sink.Store }
+
+func (s *renameFailingStore) Rename(ctx context.Context, from, to string) error {
+	return fmt.Errorf("rename %s: permission denied", to)
+}
+
+// A run whose archive cannot be published takes back the snapshot and the
+// change table it had committed, and the staged archive: the day's
+// folder ends as it was before the run.
+func TestArchiveFailureTakesBackTheSnapshot(t *testing.T) {
+	out := t.TempDir()
+	local, _ := sink.NewLocal(out)
+	opts := options(t, "testdata/small.json", &renameFailingStore{Store: local})
+	opts.DetectChanges, opts.ArchiveRaw = true, true
+	_, err := snapshot.Run(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("error %v, want the rename's failure", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(out, "raw/spoc/20261126"))
+	if len(entries) != 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("left behind: %v", names)
+	}
 }
 
 func TestDir(t *testing.T) {

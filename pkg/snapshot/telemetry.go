@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
@@ -30,6 +31,9 @@ const (
 	MetricFetchAttempts = "spoc.fetch.attempts"
 	MetricRunDuration   = "spoc.run.duration"
 	MetricLastSuccess   = "spoc.last_success"
+	// Changes since the previous snapshot (Options.DetectChanges).
+	MetricChanges           = "spoc.changes"
+	MetricStatusTransitions = "spoc.status_transitions"
 )
 
 // Phases of spoc.run.duration. Decode and write overlap: the decoder fills
@@ -38,7 +42,8 @@ const (
 	PhaseFetch   = "fetch"   // from the request to the response headers
 	PhaseDecode  = "decode"  // time the decoder spent producing batches
 	PhaseWrite   = "write"   // time spent encoding Parquet and writing the object
-	PhasePublish = "publish" // committing the Parquet object and writing the manifest
+	PhasePublish = "publish" // committing the objects and writing the manifest
+	PhaseChanges = "changes" // reading the previous snapshot, comparing and writing the change table
 	PhaseTotal   = "total"   // the whole run, retries and their waits included
 )
 
@@ -63,6 +68,8 @@ type instruments struct {
 	fetchAttempts metric.Int64Counter
 	runDuration   metric.Float64Histogram
 	lastSuccess   metric.Int64Gauge
+	changes       metric.Int64Counter
+	transitions   metric.Int64Counter
 	tracer        trace.Tracer
 }
 
@@ -103,6 +110,12 @@ func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider) (*instrume
 	in.lastSuccess, err = m.Int64Gauge(MetricLastSuccess, metric.WithUnit("s"),
 		metric.WithDescription("Unix time of the last published snapshot; alert when it is too old."))
 	add(err)
+	in.changes, err = m.Int64Counter(MetricChanges, metric.WithUnit("{record}"),
+		metric.WithDescription("Plots added, removed or changed since the previous snapshot, by kind."))
+	add(err)
+	in.transitions, err = m.Int64Counter(MetricStatusTransitions, metric.WithUnit("{record}"),
+		metric.WithDescription("Changed plots whose cert_status differs from the previous snapshot's, by from and to."))
+	add(err)
 	return in, errors.Join(errs...)
 }
 
@@ -134,21 +147,42 @@ func (in *instruments) published(ctx context.Context, m *Manifest, manifestBytes
 	in.duplicateIDs.Record(ctx, s.DuplicateIDs)
 	in.outputBytes.Add(ctx, m.Parquet.Size, metric.WithAttributes(attribute.String("kind", "parquet")))
 	in.outputBytes.Add(ctx, manifestBytes, metric.WithAttributes(attribute.String("kind", "manifest")))
+	if m.Archive != nil {
+		in.outputBytes.Add(ctx, m.Archive.Size, metric.WithAttributes(attribute.String("kind", "archive")))
+	}
+	if c := m.Changes; c != nil {
+		in.outputBytes.Add(ctx, c.Size, metric.WithAttributes(attribute.String("kind", "changes")))
+		for _, k := range []struct {
+			kind string
+			n    int64
+		}{{changes.Added, c.Added}, {changes.Removed, c.Removed}, {changes.Changed, c.Changed}} {
+			in.changes.Add(ctx, k.n, metric.WithAttributes(attribute.String("kind", k.kind)))
+		}
+		for _, tr := range c.StatusTransitions {
+			in.transitions.Add(ctx, tr.Count, metric.WithAttributes(attribute.String("from", tr.From), attribute.String("to", tr.To)))
+		}
+	}
 	in.lastSuccess.Record(ctx, m.FinishedAt.Unix())
 }
 
-// phases records the durations of a run that ended with outcome.
-func (in *instruments) phases(ctx context.Context, outcome string, t *attemptFigures, total time.Duration) {
-	for _, p := range []struct {
+// phases records the durations of a run that ended with outcome; the
+// changes phase only if the run detected changes.
+func (in *instruments) phases(ctx context.Context, outcome string, t *attemptFigures, total time.Duration, detectChanges bool) {
+	type phase struct {
 		phase string
 		d     time.Duration
-	}{
+	}
+	list := []phase{
 		{PhaseFetch, t.fetch},
 		{PhaseDecode, time.Duration(t.decode.Load())},
 		{PhaseWrite, t.write},
 		{PhasePublish, t.publish},
 		{PhaseTotal, total},
-	} {
+	}
+	if detectChanges {
+		list = append(list, phase{PhaseChanges, t.changes})
+	}
+	for _, p := range list {
 		in.runDuration.Record(ctx, p.d.Seconds(), metric.WithAttributes(
 			attribute.String("phase", p.phase), attribute.String("outcome", outcome)))
 	}
@@ -159,6 +193,7 @@ func (in *instruments) phases(ctx context.Context, outcome string, t *attemptFig
 type attemptFigures struct {
 	wireBytes, bodyBytes  int64
 	fetch, write, publish time.Duration
+	changes               time.Duration // with the previous snapshot's digest, read once per run
 	decode                atomic.Int64
 }
 
