@@ -106,13 +106,13 @@ for records in "${sizes[@]+"${sizes[@]}"}"; do
   for run in $(seq "$runs"); do
     # Alternate the tools so that a slow spell of a shared machine hits both.
     rm -rf "$work/out-job"
-    measure "job-$records" env SPOC_URL="$body" SPOC_OUTPUT="$work/out-job" SPOC_PREFIX=bench SPOC_ARCHIVE_RAW=false SPOC_SKIP_IF_UNCHANGED=false \
+    measure "job-$records" env SPOC_URL="$body" SPOC_OUTPUT="$work/out-job" SPOC_PREFIX=bench SPOC_ARCHIVE_RAW=false SPOC_DETECT_CHANGES=false SPOC_SKIP_IF_UNCHANGED=false \
       SPOC_LOG_FORMAT=json "$work/job"
     rm -f "$work/duck-$records.parquet"
     measure "duckdb-$records" node "$work/duckdb/duckdb.mjs" copy "$body" "$work/duck-$records.parquet"
     echo "  run $run: $(tail -2 "$work/times" | tr '\n' ' ')" >&2
   done
-  job_parquet=$(find "$work/out-job" -name '*.parquet')
+  job_parquet=$(find "$work/out-job" -name spoc-list-public.parquet)
   job_bytes=$(stat -c %s "$job_parquet")
   duck_bytes=$(stat -c %s "$work/duck-$records.parquet")
   same=$(node "$work/duckdb/duckdb.mjs" same "$job_parquet" "$work/duck-$records.parquet") || {
@@ -161,7 +161,7 @@ if [ "$throttle" -gt 0 ]; then
   for run in $(seq "$runs"); do
     measure curl curl -sS --fail -o /dev/null "$url"
     rm -rf "$work/out-job"
-    measure job-throttled env SPOC_URL="$url" SPOC_OUTPUT="$work/out-job" SPOC_PREFIX=bench SPOC_ARCHIVE_RAW=false SPOC_SKIP_IF_UNCHANGED=false SPOC_LOG_FORMAT=json "$work/job"
+    measure job-throttled env SPOC_URL="$url" SPOC_OUTPUT="$work/out-job" SPOC_PREFIX=bench SPOC_ARCHIVE_RAW=false SPOC_DETECT_CHANGES=false SPOC_SKIP_IF_UNCHANGED=false SPOC_LOG_FORMAT=json "$work/job"
     echo "  throttled run $run: $(tail -2 "$work/times" | tr '\n' ' ')" >&2
   done
   cw=$(median curl 2) tw=$(median job-throttled 2)

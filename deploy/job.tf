@@ -13,6 +13,7 @@ locals {
     SPOC_MAX_DROP_PERCENT       = "10"
     SPOC_FORCE                  = "false"
     SPOC_ARCHIVE_RAW            = "true"
+    SPOC_DETECT_CHANGES         = "true"
     SPOC_SKIP_IF_UNCHANGED      = "true"
     SPOC_DATE                   = ""
     SPOC_BATCH_SIZE             = "16384"

@@ -23,7 +23,7 @@ import (
 // Config is every setting of the job. Each is an environment variable with
 // a default; the help tag is what -help prints and the README repeats.
 type Config struct {
-	URL                 string        `env:"SPOC_URL, default=https://api.mspots.org.my/api/spoc/get-spoc-list-public" help:"Source of the list: the endpoint's URL, or a saved body as a path or file:// URL (.gz is decompressed)."`
+	URL                 string        `env:"SPOC_URL, default=https://api.mspots.org.my/api/spoc/get-spoc-list-public" help:"Source of the list: the endpoint's URL, or a saved body (a raw archive) as a path, file:// or gs:// URL (.gz is decompressed)."`
 	Output              string        `env:"SPOC_OUTPUT, default=./data" help:"Where snapshots go: a local directory, or gs://bucket (optionally gs://bucket/path)."`
 	Prefix              string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day."`
 	Timezone            string        `env:"SPOC_TIMEZONE, default=Asia/Kuala_Lumpur" help:"Time zone that decides the date of a run's folder."`
@@ -32,6 +32,7 @@ type Config struct {
 	MaxDropPercent      float64       `env:"SPOC_MAX_DROP_PERCENT, default=10" help:"Publish guard: a body with this many percent fewer records than the previous snapshot fails the run, nothing is published (its raw body goes under rejected/)."`
 	Force               bool          `env:"SPOC_FORCE, default=false" help:"Publish even when the record count fell more than SPOC_MAX_DROP_PERCENT (for one run)."`
 	ArchiveRaw          bool          `env:"SPOC_ARCHIVE_RAW, default=true" help:"Also keep the body as received, gzip-compressed, beside the snapshot (spoc-list-public.json.gz), for replays."`
+	DetectChanges       bool          `env:"SPOC_DETECT_CHANGES, default=true" help:"Compare with the previous snapshot and write the plots added, removed and changed beside the snapshot (spoc-list-public.changes.parquet)."`
 	SkipIfUnchanged     bool          `env:"SPOC_SKIP_IF_UNCHANGED, default=true" help:"A rerun of a day whose snapshot came from the same body bytes (SHA-256) publishes nothing and exits 0."`
 	Date                string        `env:"SPOC_DATE" help:"Publish under this day (YYYYMMDD) instead of today in SPOC_TIMEZONE: for backfills and replays of a raw archive."`
 	BatchSize           int           `env:"SPOC_BATCH_SIZE, default=16384" help:"Rows per Arrow record batch: two batches are in memory at once, about 5 MiB each at the default."`
@@ -178,6 +179,13 @@ func validateSource(source string) error {
 		}
 		return nil
 	}
+	if strings.HasPrefix(source, "gs://") {
+		_, name, err := sink.ParseGCSURL(source)
+		if err == nil && name == "" {
+			err = fmt.Errorf("%q names a bucket, not a saved body", source)
+		}
+		return err
+	}
 	path := source
 	if strings.HasPrefix(source, "file:") {
 		u, err := url.Parse(source)
@@ -186,7 +194,7 @@ func validateSource(source string) error {
 		}
 		path = u.Path
 	} else if strings.Contains(source, "://") {
-		return fmt.Errorf("%q: only http(s) URLs, file:// URLs and paths are supported", source)
+		return fmt.Errorf("%q: only http(s), gs:// and file:// URLs and paths are supported", source)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {

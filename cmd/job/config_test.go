@@ -85,6 +85,8 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"source URL without host", "SPOC_URL", "https:///x"},
 		{"unsupported source scheme", "SPOC_URL", "ftp://example.org/list.json"},
 		{"missing saved body", "SPOC_URL", filepath.Join(t.TempDir(), "missing.json")},
+		{"source bucket without object", "SPOC_URL", "gs://calee-test/"},
+		{"source bucket name invalid", "SPOC_URL", "gs://Not_A_Bucket!/x.json.gz"},
 		{"output bucket name invalid", "SPOC_OUTPUT", "gs://Not_A_Bucket!"},
 		{"output scheme unsupported", "SPOC_OUTPUT", "s3://bucket"},
 		{"output is a file", "SPOC_OUTPUT", aFile},

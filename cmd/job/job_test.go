@@ -193,7 +193,7 @@ func TestJobPublishesLocally(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, logs)
 	}
 	dir := testPrefix + "/" + today()
-	if got, want := files(t, out), []string{dir + "/spoc-list-public.json.gz", dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if got, want := files(t, out), []string{dir + "/spoc-list-public.changes.parquet", dir + "/spoc-list-public.json.gz", dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("files %v, want %v", got, want)
 	}
 	pq, _ := os.ReadFile(filepath.Join(out, dir, "spoc-list-public.parquet"))
@@ -221,7 +221,7 @@ func TestJobPublishesToGCS(t *testing.T) {
 	}
 	client := gcsClient(t)
 	dir := testPrefix + "/" + today()
-	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/spoc-list-public.json.gz,"+dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
+	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/spoc-list-public.changes.parquet,"+dir+"/spoc-list-public.json.gz,"+dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
 		t.Fatalf("objects %v", got)
 	}
 	pq := readObject(t, client, "calee-test", dir+"/spoc-list-public.parquet")
@@ -234,8 +234,26 @@ func TestJobPublishesToGCS(t *testing.T) {
 	if attrs.ContentType != "application/vnd.apache.parquet" {
 		t.Errorf("content type %q", attrs.ContentType)
 	}
-	if m := readManifest(t, mf); !strings.HasPrefix(m.Parquet.URL, "gs://calee-test/"+dir) || m.Parquet.Generation == 0 {
+	m := readManifest(t, mf)
+	if !strings.HasPrefix(m.Parquet.URL, "gs://calee-test/"+dir) || m.Parquet.Generation == 0 {
 		t.Errorf("manifest Parquet %+v", m.Parquet)
+	}
+
+	// The raw archive replays straight from the bucket.
+	out := t.TempDir()
+	archive := "gs://calee-test/" + dir + "/spoc-list-public.json.gz"
+	code, logs = runJob(t, context.Background(), map[string]string{"SPOC_URL": archive, "SPOC_OUTPUT": out, "SPOC_DATE": "20250101"})
+	if code != exitOK {
+		t.Fatalf("replay from %s: exit %d\n%s", archive, code, logs)
+	}
+	replayed, _ := os.ReadFile(filepath.Join(out, testPrefix, "20250101", "spoc-list-public.manifest.json"))
+	r := readManifest(t, replayed)
+	if r.Source.URL != archive || r.Source.SHA256 != m.Source.SHA256 || r.Stats.RecordsWritten != m.Stats.RecordsWritten || r.Parquet.Rows != m.Parquet.Rows {
+		t.Errorf("replay manifest: source %+v, %d records; original %+v, %d records", r.Source, r.Stats.RecordsWritten, m.Source, m.Stats.RecordsWritten)
+	}
+	code, logs = runJob(t, context.Background(), map[string]string{"SPOC_URL": "gs://calee-test/missing.json.gz", "SPOC_OUTPUT": out, "SPOC_DATE": "20250102", "SPOC_ATTEMPTS": "1"})
+	if code == exitOK || !strings.Contains(logs, "missing.json.gz") {
+		t.Errorf("replay of a missing object: exit %d\n%s", code, logs)
 	}
 }
 
@@ -329,7 +347,7 @@ func TestJobRetriesTransientFailures(t *testing.T) {
 			if m := readManifest(t, mf); m.Attempts != tt.requests {
 				t.Errorf("manifest attempts %d, want %d", m.Attempts, tt.requests)
 			}
-			if got := files(t, out); len(got) != 3 {
+			if got := files(t, out); len(got) != 4 {
 				t.Errorf("files %v: a failed attempt left something behind", got)
 			}
 		})
@@ -446,7 +464,7 @@ func TestJobRerunReplacesTheSnapshot(t *testing.T) {
 	if m := readManifest(t, mf); m.Parquet.Rows != 1500 {
 		t.Errorf("after a rerun the manifest says %d rows, want the second run's 1500", m.Parquet.Rows)
 	}
-	if got := files(t, out); len(got) != 3 {
+	if got := files(t, out); len(got) != 4 {
 		t.Errorf("files %v", got)
 	}
 
@@ -467,7 +485,7 @@ func TestJobPublishesUnderSPOCDate(t *testing.T) {
 	up := spoctest.NewServer(spoctest.WithRecords(500))
 	defer up.Close()
 	out := t.TempDir()
-	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_DATE": "20250101", "SPOC_ARCHIVE_RAW": "false"})
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_DATE": "20250101", "SPOC_ARCHIVE_RAW": "false", "SPOC_DETECT_CHANGES": "false"})
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, logs)
 	}

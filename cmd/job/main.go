@@ -117,6 +117,28 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	return code
 }
 
+// openGCSObject reads a saved body (a raw archive) from a gs:// URL with
+// the default credentials, or from the emulator STORAGE_EMULATOR_HOST names.
+func openGCSObject(ctx context.Context, u string) (io.ReadCloser, int64, error) {
+	bucket, name, err := sink.ParseGCSURL(u)
+	if err != nil {
+		return nil, 0, err
+	}
+	store, err := sink.OpenGCS(ctx, bucket, "")
+	if err != nil {
+		return nil, 0, err
+	}
+	r, err := store.NewReader(ctx, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	size := int64(-1)
+	if s, ok := r.(interface{ Size() int64 }); ok {
+		size = s.Size()
+	}
+	return r, size, nil
+}
+
 // execute runs one configured job under a root span and returns the exit
 // status.
 func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (code int) {
@@ -132,6 +154,7 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		log.WarnContext(ctx, "TLS certificate verification of the source is OFF (SPOC_INSECURE_SKIP_VERIFY=true): the body could come from anyone on the path")
 	}
 	client, err := spoc.NewClient(spoc.ClientOptions{
+		Openers:            map[string]spoc.Opener{"gs": openGCSObject},
 		UserAgent:          "mspo-spoc/" + version,
 		ConnectTimeout:     cfg.ConnectTimeout,
 		FirstByteTimeout:   cfg.FirstByteTimeout,
@@ -190,6 +213,7 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		MaxDropPercent:    cfg.MaxDropPercent,
 		Force:             cfg.Force,
 		ArchiveRaw:        cfg.ArchiveRaw,
+		DetectChanges:     cfg.DetectChanges,
 		SkipIfUnchanged:   cfg.SkipIfUnchanged,
 		// A run ends itself at its deadline; a lock older than that was
 		// left by a killed one.
