@@ -30,8 +30,10 @@ func NewGCS(client *storage.Client, bucket, root string) *GCS {
 
 // OpenGCS creates a client with the default credentials (or for the
 // emulator named by STORAGE_EMULATOR_HOST) and returns a Store on bucket.
+// The client reads through the JSON API, as it writes: emulators serve
+// downloads only there.
 func OpenGCS(ctx context.Context, bucket, root string) (*GCS, error) {
-	client, err := storage.NewClient(ctx)
+	client, err := storage.NewClient(ctx, storage.WithJSONReads())
 	if err != nil {
 		return nil, fmt.Errorf("gcs client: %w", err)
 	}
