@@ -539,7 +539,9 @@ func idColumn(rec arrow.RecordBatch) (*array.Int64, error) {
 // the columns of spoc.Schema that f has. It tells sized, if not nil, the
 // number of rows first.
 func readRows(ctx context.Context, f File, fn func(rec arrow.RecordBatch, ids *array.Int64) error, sized func(rows int64)) error {
-	pf, err := file.NewParquetReader(f)
+	// Hide f's Close, if it has one: the Parquet reader's Close would
+	// close it, and Finish reads f again.
+	pf, err := file.NewParquetReader(struct{ File }{f})
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func parquetFile(t testing.TB, rowGroup int64, plots ...plot) *bytes.Reader {
 
 // compare runs a whole comparison of current (fed in batches of
 // batchSize) against previous.
-func compare(t testing.TB, previous *bytes.Reader, batchSize int, current ...plot) (*changes.Result, error) {
+func compare(t testing.TB, previous changes.File, batchSize int, current ...plot) (*changes.Result, error) {
 	t.Helper()
 	base, err := changes.ReadBaseline(context.Background(), "20261125", previous)
 	if err != nil {
@@ -222,7 +222,7 @@ func TestPlantedChanges(t *testing.T) {
 	// The same two files, whatever the batches and row groups.
 	for _, tc := range []struct{ rowGroup, batch, out int }{{1 << 20, 1 << 20, 0}, {3, 1, 2}, {4, 5, 1}} {
 		t.Run(fmt.Sprintf("row groups of %d, batches of %d", tc.rowGroup, tc.batch), func(t *testing.T) {
-			r, err := compare(t, parquetFile(t, int64(tc.rowGroup), day1...), tc.batch, day2...)
+			r, err := compare(t, &closableFile{Reader: parquetFile(t, int64(tc.rowGroup), day1...)}, tc.batch, day2...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -352,6 +352,22 @@ func TestCurrentBatchWithoutIDs(t *testing.T) {
 	if err := base.NewComparison().Add(rec); !errors.Is(err, changes.ErrSchema) {
 		t.Errorf("Add of a batch without ids: %v, want ErrSchema", err)
 	}
+}
+
+// closableFile is a previous snapshot that, like an *os.File, cannot be
+// read after Close: the two reads of it must not close it.
+type closableFile struct {
+	*bytes.Reader
+	closed bool
+}
+
+func (f *closableFile) Close() error { f.closed = true; return nil }
+
+func (f *closableFile) ReadAt(p []byte, off int64) (int, error) {
+	if f.closed {
+		return 0, errors.New("file already closed")
+	}
+	return f.Reader.ReadAt(p, off)
 }
 
 var errRead = errors.New("read refused")
