@@ -296,8 +296,6 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 		// Without its manifest the snapshot is incomplete: take back what
 		// this run committed (only that: with ArchiveRaw off, an earlier
 		// run's archive stays), even if the run's context is done.
-		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
 		names := []string{parquetName}
 		if m.Changes != nil {
 			names = append(names, path.Join(dir, ChangesName))
@@ -305,10 +303,8 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 		if m.Archive != nil {
 			names = append(names, path.Join(dir, ArchiveName))
 		}
-		for _, name := range names {
-			if derr := opts.Store.Delete(cleanup, name); derr != nil {
-				log.ErrorContext(ctx, "could not remove an object of an incomplete snapshot", "url", opts.Store.URL(name), "error", derr.Error())
-			}
+		if derr := removeAll(ctx, opts.Store, names); derr != nil {
+			log.ErrorContext(ctx, "could not remove an object of an incomplete snapshot", "error", derr.Error())
 		}
 		return nil, 0, err
 	}
@@ -453,12 +449,8 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 func commitAll(ctx context.Context, store sink.Store, dir string, snapshot, changeTable *sink.Object, archive *rawArchive, m *Manifest) error {
 	var done []string
 	undo := func(err error) error {
-		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		for _, name := range done {
-			if derr := store.Delete(cleanup, name); derr != nil {
-				err = fmt.Errorf("%w (and removing %s failed: %v)", err, store.URL(name), derr)
-			}
+		if derr := removeAll(ctx, store, done); derr != nil {
+			err = fmt.Errorf("%w (and %v)", err, derr)
 		}
 		return err
 	}
@@ -485,6 +477,19 @@ func commitAll(ctx context.Context, store sink.Store, dir string, snapshot, chan
 		m.Archive = &info
 	}
 	return nil
+}
+
+// removeAll deletes the objects names, even when ctx is done.
+func removeAll(ctx context.Context, store sink.Store, names []string) error {
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var errs []error
+	for _, name := range names {
+		if err := store.Delete(cleanup, name); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s failed: %w", store.URL(name), err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // readBaseline opens the previous snapshot's Parquet object, checks it is
