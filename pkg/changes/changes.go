@@ -47,8 +47,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
@@ -126,6 +124,9 @@ const (
 	maxTransitions = 64
 )
 
+// idColumnName is the key of the comparison.
+const idColumnName = "entity_smallholder_id"
+
 // ErrSchema means the previous snapshot's file cannot be compared: a
 // column has another type than in spoc.Schema, or the id is missing.
 var ErrSchema = errors.New("previous snapshot has an incompatible schema")
@@ -162,22 +163,47 @@ func (b *Baseline) find(id int64) (int, bool) {
 // Parquet file f.
 func ReadBaseline(ctx context.Context, snapshot string, f File) (*Baseline, error) {
 	b := &Baseline{snapshot: snapshot, h: newHasher()}
-	var rows rowHashes
-	err := readRows(ctx, f, func(rec arrow.RecordBatch, ids *array.Int64) error {
-		if err := rows.compute(b.h, rec); err != nil {
-			return err
-		}
-		for i := range ids.Len() {
-			b.entries = append(b.entries, entry{ids.Value(i), rows.row[i]})
-		}
-		return nil
-	}, func(rows int64) { b.entries = make([]entry, 0, rows) })
-	if err != nil {
+	if err := b.read(ctx, f); err != nil {
 		return nil, fmt.Errorf("read snapshot %s: %w", snapshot, err)
 	}
 	b.entries, b.duplicates = firstOfEachID(b.entries, func(e entry) int64 { return e.id })
 	b.entries = slices.Clip(b.entries)
 	return b, nil
+}
+
+func (b *Baseline) read(ctx context.Context, f File) error {
+	s, err := openSnapshot(f, b.h)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	b.entries = make([]entry, 0, s.pf.NumRows())
+	var row, col []uint64
+	return s.eachRowGroup(ctx, func(g *rowGroup) error {
+		row, col = resize(row, len(g.ids)), resize(col, len(g.ids))
+		for i := range row {
+			row[i] = b.h.key
+		}
+		for k, leaf := range s.leaves {
+			if err := g.hashColumn(b.h, leaf, col); err != nil {
+				return err
+			}
+			for i, v := range col {
+				row[i] = fold(row[i], v, k)
+			}
+		}
+		for i, id := range g.ids {
+			b.entries = append(b.entries, entry{id, row[i]})
+		}
+		return nil
+	})
+}
+
+func resize(s []uint64, n int) []uint64 {
+	if cap(s) < n {
+		return make([]uint64, n)
+	}
+	return s[:n]
 }
 
 // firstOfEachID sorts s by id, keeping only the first element of each id
@@ -358,13 +384,29 @@ func (c *Comparison) readBefore(ctx context.Context, f File) error {
 		return nil
 	}
 	slices.SortFunc(wanted, func(a, b int) int { return cmp.Compare(c.rows[a].prev, c.rows[b].prev) })
-	var hashes rowHashes
+	err := c.fillBefore(ctx, f, wanted)
+	if err != nil {
+		return fmt.Errorf("read snapshot %s again: %w", c.base.snapshot, err)
+	}
+	return nil
+}
+
+func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error {
+	s, err := openSnapshot(f, c.base.h)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	h := c.base.h
+	statusLeaf, areaLeaf, updatedLeaf := s.leaf(h, "cert_status"), s.leaf(h, "certified_area"), s.leaf(h, "updated_at")
 	statuses, filled := map[string]string{}, 0
-	err := readRows(ctx, f, func(rec arrow.RecordBatch, ids *array.Int64) error {
-		hashed := false
-		get := newValueReader(rec)
-		for i := range ids.Len() {
-			j, found := c.base.find(ids.Value(i))
+	var picks rowPicks
+	var col []uint64
+	err = s.eachRowGroup(ctx, func(g *rowGroup) error {
+		picks.rows, picks.changes = picks.rows[:0], picks.changes[:0]
+		anyChanged := false
+		for i, id := range g.ids {
+			j, found := c.base.find(id)
 			if !found || c.flags[j]&visited != 0 {
 				continue
 			}
@@ -374,33 +416,83 @@ func (c *Comparison) readBefore(ctx context.Context, f File) error {
 				continue
 			}
 			r := &c.rows[wanted[w]]
-			r.before = get.at(i, statuses)
-			filled++
-			if r.kind != changed {
-				continue
-			}
-			if !hashed {
-				if err := hashes.compute(c.base.h, rec); err != nil {
-					return err
+			picks.rows, picks.changes = append(picks.rows, i), append(picks.changes, r)
+			anyChanged = anyChanged || r.kind == changed
+		}
+		if len(picks.rows) == 0 {
+			return nil
+		}
+		filled += len(picks.rows)
+		picks.reset()
+		err := g.strings(statusLeaf, func(row int, v []byte) {
+			if r := picks.at(row); r != nil {
+				s, ok := statuses[string(v)]
+				if !ok {
+					s = string(v)
+					statuses[s] = s
 				}
-				hashed = true
+				r.before.status, r.before.hasStatus = s, true
 			}
-			for k, col := range hashes.columns {
-				if col[i] != r.columns[k] {
+		})
+		if err == nil {
+			picks.reset()
+			err = g.float64s(areaLeaf, func(row int, v float64) {
+				if r := picks.at(row); r != nil {
+					r.before.area, r.before.hasArea = v, true
+				}
+			})
+		}
+		if err == nil {
+			picks.reset()
+			err = g.int64s(updatedLeaf, func(row int, v int64) {
+				if r := picks.at(row); r != nil {
+					r.before.updated, r.before.hasUpdated = v, true
+				}
+			})
+		}
+		if err != nil || !anyChanged {
+			return err
+		}
+		col = resize(col, len(g.ids))
+		for k, leaf := range s.leaves {
+			if err := g.hashColumn(h, leaf, col); err != nil {
+				return err
+			}
+			for p, row := range picks.rows {
+				if r := picks.changes[p]; r.kind == changed && col[row] != r.columns[k] {
 					r.mask |= 1 << k
 				}
 			}
 		}
 		return nil
-	}, nil)
+	})
 	if err == nil && filled < len(wanted) {
 		err = errors.New("it no longer holds every id it held when first read")
 	}
-	if err != nil {
-		return fmt.Errorf("read snapshot %s again: %w", c.base.snapshot, err)
+	return err
+}
+
+// rowPicks are the rows of a row group that fill changes, ascending, and
+// a cursor for reading them off a column in row order.
+type rowPicks struct {
+	rows    []int
+	changes []*change
+	next    int
+}
+
+// at is the change that row fills, or nil. Between two resets, calls ask
+// for ascending rows, as a column is read.
+func (p *rowPicks) at(row int) *change {
+	for p.next < len(p.rows) && p.rows[p.next] < row {
+		p.next++
+	}
+	if p.next < len(p.rows) && p.rows[p.next] == row {
+		return p.changes[p.next]
 	}
 	return nil
 }
+
+func (p *rowPicks) reset() { p.next = 0 }
 
 func statusName(v values) string {
 	if !v.hasStatus {
@@ -528,53 +620,11 @@ func column(rec arrow.RecordBatch, name string) arrow.Array {
 }
 
 func idColumn(rec arrow.RecordBatch) (*array.Int64, error) {
-	ids, ok := column(rec, "entity_smallholder_id").(*array.Int64)
+	ids, ok := column(rec, idColumnName).(*array.Int64)
 	if !ok || ids.NullN() > 0 {
 		return nil, fmt.Errorf("%w: entity_smallholder_id is missing, not int64, or has nulls", ErrSchema)
 	}
 	return ids, nil
-}
-
-// readRows calls fn with every batch of the Parquet file f, projected on
-// the columns of spoc.Schema that f has. It tells sized, if not nil, the
-// number of rows first.
-func readRows(ctx context.Context, f File, fn func(rec arrow.RecordBatch, ids *array.Int64) error, sized func(rows int64)) error {
-	// Hide f's Close, if it has one: the Parquet reader's Close would
-	// close it, and Finish reads f again.
-	pf, err := file.NewParquetReader(struct{ File }{f})
-	if err != nil {
-		return err
-	}
-	defer pf.Close()
-	if sized != nil {
-		sized(pf.NumRows())
-	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 16 << 10}, memory.DefaultAllocator)
-	if err != nil {
-		return err
-	}
-	var leaves []int
-	for _, field := range spoc.Schema.Fields() {
-		if idx := pf.MetaData().Schema.ColumnIndexByName(field.Name); idx >= 0 {
-			leaves = append(leaves, idx)
-		}
-	}
-	rr, err := fr.GetRecordReader(ctx, leaves, nil)
-	if err != nil {
-		return err
-	}
-	defer rr.Release()
-	for rr.Next() {
-		rec := rr.RecordBatch()
-		ids, err := idColumn(rec)
-		if err != nil {
-			return err
-		}
-		if err := fn(rec, ids); err != nil {
-			return err
-		}
-	}
-	return rr.Err()
 }
 
 // hasher hashes the columns of spoc.Schema but the id.
@@ -593,6 +643,22 @@ func newHasher() hasher {
 	}
 	return h
 }
+
+// bytes hashes a string value, as maphash.String would.
+func (h hasher) bytes(b []byte) uint64 { return maphash.Bytes(h.seed, b) }
+
+// num hashes the bits of a number, time or boolean.
+func (h hasher) num(bits uint64) uint64 { return mix(bits ^ h.key) }
+
+func boolBits(v bool) uint64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// fold adds the hash v of compared column k to a row's hash.
+func fold(row, v uint64, k int) uint64 { return mix(row ^ v + uint64(k)) }
 
 // nullHash stands for a null value in every column.
 const nullHash = 0x9e3779b97f4a7c15
@@ -637,7 +703,7 @@ func (r *rowHashes) compute(h hasher, rec arrow.RecordBatch) error {
 			return err
 		}
 		for i, v := range out {
-			r.row[i] = mix(r.row[i] ^ v + uint64(k))
+			r.row[i] = fold(r.row[i], v, k)
 		}
 	}
 	return nil
@@ -659,7 +725,7 @@ func (h hasher) column(arr arrow.Array, want arrow.DataType, name string, out []
 		if arr.IsNull(i) {
 			out[i] = nullHash
 		} else {
-			out[i] = mix(bits ^ h.key)
+			out[i] = h.num(bits)
 		}
 	}
 	switch a := arr.(type) {
@@ -689,11 +755,7 @@ func (h hasher) column(arr arrow.Array, want arrow.DataType, name string, out []
 		}
 	case *array.Boolean:
 		for i := range out {
-			var bit uint64
-			if a.Value(i) {
-				bit = 1
-			}
-			num(i, bit)
+			num(i, boolBits(a.Value(i)))
 		}
 	default:
 		return fmt.Errorf("%w: column %s has type %s, which cannot be compared", ErrSchema, name, arr.DataType())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -277,19 +278,16 @@ func TestNothingChanged(t *testing.T) {
 }
 
 func TestPreviousSnapshotUnusable(t *testing.T) {
-	wrongType := func() *bytes.Reader {
-		schema := arrow.NewSchema([]arrow.Field{
-			{Name: "entity_smallholder_id", Type: arrow.PrimitiveTypes.Int64},
-			{Name: "certified_area", Type: arrow.BinaryTypes.String, Nullable: true},
-		}, nil)
+	// fileOf writes one row of fields as a Parquet file.
+	fileOf := func(fill func(b *array.RecordBuilder), fields ...arrow.Field) *bytes.Reader {
+		schema := arrow.NewSchema(fields, nil)
 		var buf bytes.Buffer
 		pw, err := sink.NewParquetWriter(&buf, schema)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-		b.Field(0).(*array.Int64Builder).Append(1)
-		b.Field(1).(*array.StringBuilder).Append("1.5")
+		fill(b)
 		rec := b.NewRecordBatch()
 		if err := pw.Write(rec); err != nil {
 			t.Fatal(err)
@@ -301,12 +299,27 @@ func TestPreviousSnapshotUnusable(t *testing.T) {
 		}
 		return bytes.NewReader(buf.Bytes())
 	}
+	id := arrow.Field{Name: "entity_smallholder_id", Type: arrow.PrimitiveTypes.Int64}
+	nullableID := arrow.Field{Name: "entity_smallholder_id", Type: arrow.PrimitiveTypes.Int64, Nullable: true}
+	area := arrow.Field{Name: "certified_area", Type: arrow.PrimitiveTypes.Float64, Nullable: true}
+	areaAsText := arrow.Field{Name: "certified_area", Type: arrow.BinaryTypes.String, Nullable: true}
+	wrongType := fileOf(func(b *array.RecordBuilder) {
+		b.Field(0).(*array.Int64Builder).Append(1)
+		b.Field(1).(*array.StringBuilder).Append("1.5")
+	}, id, areaAsText)
+	noID := fileOf(func(b *array.RecordBuilder) { b.Field(0).(*array.Float64Builder).Append(1.5) }, area)
+	nullID := fileOf(func(b *array.RecordBuilder) {
+		b.Field(0).(*array.Int64Builder).AppendNull()
+		b.Field(1).(*array.Float64Builder).Append(1.5)
+	}, nullableID, area)
 	for _, tc := range []struct {
 		name string
 		file changes.File
 		is   error
 	}{
-		{"a column of another type", wrongType(), changes.ErrSchema},
+		{"a column of another type", wrongType, changes.ErrSchema},
+		{"no id column", noID, changes.ErrSchema},
+		{"a null id", nullID, changes.ErrSchema},
 		{"not Parquet", bytes.NewReader([]byte("{\"data\": []}")), nil},
 		{"unreadable", failingFile{}, errRead},
 	} {
@@ -378,3 +391,70 @@ func (failingFile) ReadAt([]byte, int64) (int, error) { return 0, errRead }
 func (failingFile) Seek(int64, int) (int64, error)    { return 0, errRead }
 
 var _ io.ReaderAt = failingFile{}
+
+// TestGeneratedDay compares a generated day, with every column and the
+// generator's nulls, invalid values and repeated ids, with its own
+// snapshot file: the file is hashed from Parquet pages and the day from
+// Arrow arrays, so any column hashed differently on the two paths shows
+// up as changed.
+func TestGeneratedDay(t *testing.T) {
+	batches, file, err := generatedDay(5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, rec := range batches {
+			rec.Release()
+		}
+	})
+	for _, nth := range []int{0, 7} {
+		t.Run(fmt.Sprintf("certified_area changed on every %dth row", nth), func(t *testing.T) {
+			day2 := batches
+			if nth > 0 {
+				day2 = changedAreas(t, batches, nth)
+			}
+			// The expected changes: the first row of each id decides.
+			firsts, wantChanged := map[int64]bool{}, int64(0)
+			row := 0
+			for _, rec := range batches {
+				ids := rec.Column(0).(*array.Int64)
+				area := rec.Column(spoc.Schema.FieldIndices("certified_area")[0]).(*array.Float64)
+				for i := range ids.Len() {
+					if !firsts[ids.Value(i)] {
+						firsts[ids.Value(i)] = true
+						if nth > 0 && row%nth == 0 && (area.IsNull(i) || area.Value(i) != 99.75) {
+							wantChanged++
+						}
+					}
+					row++
+				}
+			}
+			base, err := changes.ReadBaseline(context.Background(), "20261125", bytes.NewReader(file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := base.NewComparison()
+			for _, rec := range day2 {
+				if err := c.Add(rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := c.Finish(context.Background(), bytes.NewReader(file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := res.Summary
+			wantColumns := map[string]int64{}
+			if wantChanged > 0 {
+				wantColumns["certified_area"] = wantChanged
+			}
+			if s.Added != 0 || s.Removed != 0 || s.Changed != wantChanged || s.Unchanged != int64(len(firsts))-wantChanged ||
+				!maps.Equal(s.Columns, wantColumns) || len(s.StatusTransitions) != 0 {
+				t.Errorf("summary %+v; want %d changed in certified_area only, of %d ids", s, wantChanged, len(firsts))
+			}
+			if s.IgnoredDuplicates.Previous != int64(row-len(firsts)) || s.IgnoredDuplicates.Current != s.IgnoredDuplicates.Previous {
+				t.Errorf("ignored duplicates %+v, want %d in each", s.IgnoredDuplicates, row-len(firsts))
+			}
+		})
+	}
+}

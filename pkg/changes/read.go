@@ -1,0 +1,251 @@
+package changes
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// The previous snapshot is read with arrow-go's column chunk readers, not
+// as Arrow record batches: a value is hashed where the decoder leaves it
+// (a string in the page or the dictionary), so reading a file allocates
+// little beyond its pages. Read through pqarrow, every batch copied each
+// string into freshly grown builders: 130 MB allocated per 131,072 rows,
+// and on a small machine the time went to zeroing and faulting in that
+// memory (BenchmarkReadBaseline).
+
+// snapshotFile is a previous snapshot's Parquet file opened for reading,
+// with the leaf of each compared column (-1 for one the file lacks, read
+// as all null).
+type snapshotFile struct {
+	pf     *file.Reader
+	idLeaf int
+	leaves []int // by compared column, in the order of hasher.names
+}
+
+// openSnapshot opens f and checks that its columns have the types of
+// spoc.Schema.
+func openSnapshot(f File, h hasher) (*snapshotFile, error) {
+	// Hide f's Close, if it has one: the Parquet reader's Close would
+	// close it, and Finish reads f again.
+	pf, err := file.NewParquetReader(struct{ File }{f})
+	if err != nil {
+		return nil, err
+	}
+	s := &snapshotFile{pf: pf}
+	if err := s.resolve(h); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *snapshotFile) resolve(h hasher) error {
+	md := s.pf.MetaData()
+	// The Arrow schema as pqarrow reads the file (from the stored Arrow
+	// schema if there is one) is what a reader of the snapshot sees.
+	schema, err := pqarrow.FromParquet(md.Schema, nil, md.KeyValueMetadata())
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSchema, err)
+	}
+	leaf := func(name string, want arrow.DataType) (int, error) {
+		idx := schema.FieldIndices(name)
+		if len(idx) == 0 {
+			return -1, nil
+		}
+		if got := schema.Field(idx[0]).Type; !arrow.TypeEqual(got, want) {
+			return -1, fmt.Errorf("%w: column %s is %s, want %s", ErrSchema, name, got, want)
+		}
+		return md.Schema.ColumnIndexByName(name), nil
+	}
+	if s.idLeaf, err = leaf(idColumnName, arrow.PrimitiveTypes.Int64); err != nil || s.idLeaf < 0 {
+		return fmt.Errorf("%w: %s is missing, not int64, or has nulls", ErrSchema, idColumnName)
+	}
+	s.leaves = make([]int, len(h.names))
+	for k, name := range h.names {
+		if s.leaves[k], err = leaf(name, h.types[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *snapshotFile) Close() error { return s.pf.Close() }
+
+// leaf is the leaf of the compared column name, or -1.
+func (s *snapshotFile) leaf(h hasher, name string) int {
+	if k := slices.Index(h.names, name); k >= 0 {
+		return s.leaves[k]
+	}
+	return -1
+}
+
+// rowGroup is one row group of a snapshotFile being read, with its ids.
+type rowGroup struct {
+	rg   *file.RowGroupReader
+	ids  []int64
+	bufs *readBuffers
+}
+
+// readBuffers are the value and level buffers of the column readers,
+// reused from column to column.
+type readBuffers struct {
+	defs    []int16
+	bytes   []parquet.ByteArray
+	float64 []float64
+	int32   []int32
+	int64   []int64
+	bool    []bool
+}
+
+const readBatch = 4096
+
+// eachRowGroup calls fn with every row group of s in file order.
+func (s *snapshotFile) eachRowGroup(ctx context.Context, fn func(g *rowGroup) error) error {
+	bufs := &readBuffers{defs: make([]int16, readBatch)}
+	var ids []int64
+	for i := range s.pf.NumRowGroups() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		g := &rowGroup{rg: s.pf.RowGroup(i), bufs: bufs}
+		n := int(g.rg.NumRows())
+		if cap(ids) < n {
+			ids = make([]int64, n)
+		}
+		g.ids = ids[:n]
+		seen := 0
+		err := g.int64s(s.idLeaf, func(row int, v int64) { g.ids[row] = v; seen++ })
+		if err == nil && seen < n {
+			err = fmt.Errorf("%w: %s has nulls", ErrSchema, idColumnName)
+		}
+		if err != nil {
+			return fmt.Errorf("row group %d: %w", i, err)
+		}
+		if err := fn(g); err != nil {
+			return fmt.Errorf("row group %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// hashColumn sets out[i] to the hash of row i's value of the compared
+// column k, as hasher.column hashes the same value in an Arrow array.
+func (g *rowGroup) hashColumn(h hasher, leaf int, out []uint64) error {
+	for i := range out {
+		out[i] = nullHash
+	}
+	if leaf < 0 {
+		return nil
+	}
+	cr, err := g.rg.Column(leaf)
+	if err != nil {
+		return err
+	}
+	defer closeReader(cr)
+	maxDef := cr.Descriptor().MaxDefinitionLevel()
+	b := g.bufs
+	switch cr := cr.(type) {
+	case *file.ByteArrayColumnChunkReader:
+		return visit(cr, maxDef, len(out), &b.bytes, b.defs, func(row int, v parquet.ByteArray) { out[row] = h.bytes(v) })
+	case *file.Float64ColumnChunkReader:
+		return visit(cr, maxDef, len(out), &b.float64, b.defs, func(row int, v float64) { out[row] = h.num(math.Float64bits(v)) })
+	case *file.Int32ColumnChunkReader:
+		return visit(cr, maxDef, len(out), &b.int32, b.defs, func(row int, v int32) { out[row] = h.num(uint64(v)) })
+	case *file.Int64ColumnChunkReader:
+		return visit(cr, maxDef, len(out), &b.int64, b.defs, func(row int, v int64) { out[row] = h.num(uint64(v)) })
+	case *file.BooleanColumnChunkReader:
+		return visit(cr, maxDef, len(out), &b.bool, b.defs, func(row int, v bool) { out[row] = h.num(boolBits(v)) })
+	}
+	return fmt.Errorf("%w: column %s has physical type %s", ErrSchema, cr.Descriptor().Name(), cr.Type())
+}
+
+// strings calls fn with every non-null value of a string column; v is
+// valid only during the call.
+func (g *rowGroup) strings(leaf int, fn func(row int, v []byte)) error {
+	return readTyped(g, leaf, func(cr *file.ByteArrayColumnChunkReader, maxDef int16) error {
+		return visit(cr, maxDef, len(g.ids), &g.bufs.bytes, g.bufs.defs, func(row int, v parquet.ByteArray) { fn(row, v) })
+	})
+}
+
+func (g *rowGroup) float64s(leaf int, fn func(row int, v float64)) error {
+	return readTyped(g, leaf, func(cr *file.Float64ColumnChunkReader, maxDef int16) error {
+		return visit(cr, maxDef, len(g.ids), &g.bufs.float64, g.bufs.defs, fn)
+	})
+}
+
+func (g *rowGroup) int64s(leaf int, fn func(row int, v int64)) error {
+	return readTyped(g, leaf, func(cr *file.Int64ColumnChunkReader, maxDef int16) error {
+		return visit(cr, maxDef, len(g.ids), &g.bufs.int64, g.bufs.defs, fn)
+	})
+}
+
+// readTyped opens the column chunk of leaf (nothing to read if leaf < 0)
+// and hands it to read as a reader of type R.
+func readTyped[R file.ColumnChunkReader](g *rowGroup, leaf int, read func(cr R, maxDef int16) error) error {
+	if leaf < 0 {
+		return nil
+	}
+	cr, err := g.rg.Column(leaf)
+	if err != nil {
+		return err
+	}
+	defer closeReader(cr)
+	typed, ok := cr.(R)
+	if !ok {
+		return fmt.Errorf("%w: column %s has physical type %s", ErrSchema, cr.Descriptor().Name(), cr.Type())
+	}
+	return read(typed, cr.Descriptor().MaxDefinitionLevel())
+}
+
+func closeReader(cr file.ColumnChunkReader) {
+	if c, ok := cr.(io.Closer); ok {
+		c.Close()
+	}
+}
+
+// pageReader is a typed column chunk reader of arrow-go.
+type pageReader[T any] interface {
+	ReadBatchInPage(batchSize int64, values []T, defLvls, repLvls []int16) (total int64, valuesRead int, err error)
+}
+
+// visit reads the rows values of a flat column chunk and calls fn with
+// each non-null one and its row. It reads a page at a time, so that a
+// string is still the decoder's slice of the page when fn sees it.
+func visit[T any](cr pageReader[T], maxDef int16, rows int, buf *[]T, defs []int16, fn func(row int, v T)) error {
+	if len(*buf) < len(defs) {
+		*buf = make([]T, len(defs))
+	}
+	vals := *buf
+	for row := 0; row < rows; {
+		levels, n, err := cr.ReadBatchInPage(int64(min(len(defs), rows-row)), vals, defs, nil)
+		if err != nil {
+			return err
+		}
+		if levels == 0 {
+			return fmt.Errorf("column chunk ends after %d of %d rows", row, rows)
+		}
+		if maxDef == 0 {
+			for i := range n {
+				fn(row+i, vals[i])
+			}
+		} else {
+			v := 0
+			for i := range int(levels) {
+				if defs[i] == maxDef {
+					fn(row+i, vals[v])
+					v++
+				}
+			}
+		}
+		row += int(levels)
+	}
+	return nil
+}
