@@ -162,8 +162,7 @@ func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo,
 		return sink.ObjectInfo{}, err
 	}
 	if err := a.store.Rename(ctx, a.staging, name); err != nil {
-		a.remove(ctx)
-		return sink.ObjectInfo{}, err
+		return sink.ObjectInfo{}, errors.Join(err, removeAll(ctx, a.store, []string{a.staging}))
 	}
 	info.URL, info.Generation = a.store.URL(name), 0
 	return info, nil
@@ -173,13 +172,6 @@ func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo,
 func (a *rawArchive) abort() {
 	a.async.Close()
 	a.obj.Abort()
-}
-
-// remove deletes the staged object, even when ctx is done.
-func (a *rawArchive) remove(ctx context.Context) {
-	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	a.store.Delete(cleanup, a.staging)
 }
 
 // LockName is the object that marks a day's folder as being published. It
