@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 	_ "time/tzdata" // SPOC_TIMEZONE must resolve in a distroless image without zoneinfo
@@ -117,14 +118,27 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	return code
 }
 
-// openGCSObject reads a saved body (a raw archive) from a gs:// URL with
-// the default credentials, or from the emulator STORAGE_EMULATOR_HOST names.
-func openGCSObject(ctx context.Context, u string) (io.ReadCloser, int64, error) {
+// gcsSource reads saved bodies (raw archives) from gs:// URLs with the
+// default credentials, or from the emulator STORAGE_EMULATOR_HOST names.
+// Every attempt of a run reads through the one client it makes first.
+type gcsSource struct {
+	mu     sync.Mutex
+	stores map[string]*sink.GCS // by bucket
+}
+
+func (g *gcsSource) open(ctx context.Context, u string) (io.ReadCloser, int64, error) {
 	bucket, name, err := sink.ParseGCSURL(u)
 	if err != nil {
 		return nil, 0, err
 	}
-	store, err := sink.OpenGCS(ctx, bucket, "")
+	g.mu.Lock()
+	store, ok := g.stores[bucket]
+	if !ok {
+		if store, err = sink.OpenGCS(ctx, bucket, ""); err == nil {
+			g.stores[bucket] = store
+		}
+	}
+	g.mu.Unlock()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -154,7 +168,7 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		log.WarnContext(ctx, "TLS certificate verification of the source is OFF (SPOC_INSECURE_SKIP_VERIFY=true): the body could come from anyone on the path")
 	}
 	client, err := spoc.NewClient(spoc.ClientOptions{
-		Openers:            map[string]spoc.Opener{"gs": openGCSObject},
+		Openers:            map[string]spoc.Opener{"gs": (&gcsSource{stores: map[string]*sink.GCS{}}).open},
 		UserAgent:          "mspo-spoc/" + version,
 		ConnectTimeout:     cfg.ConnectTimeout,
 		FirstByteTimeout:   cfg.FirstByteTimeout,
