@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -180,6 +182,11 @@ func TestJobExportsOTLP(t *testing.T) {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.wantCode, stderr)
 			}
 			got, res := recv.points()
+			// With -v, what the run exported: the evidence a reader can compare
+			// with the manifest by eye.
+			for _, k := range slices.Sorted(maps.Keys(got)) {
+				t.Logf("exported %s = %d", k, got[k])
+			}
 			if res["service.name"] != "mspo-spoc" || res["service.namespace"] != "mspo" || res["service.instance.id"] == "" || res["deployment.environment.name"] != "test" {
 				t.Errorf("resource %v", res)
 			}
