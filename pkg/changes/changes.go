@@ -426,12 +426,12 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 		picks.reset()
 		err := g.strings(statusLeaf, func(row int, v []byte) {
 			if r := picks.at(row); r != nil {
-				s, ok := statuses[string(v)]
+				status, ok := statuses[string(v)]
 				if !ok {
-					s = string(v)
-					statuses[s] = s
+					status = string(v)
+					statuses[status] = status
 				}
-				r.before.status, r.before.hasStatus = s, true
+				r.before.status, r.before.hasStatus = status, true
 			}
 		})
 		if err == nil {
