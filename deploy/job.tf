@@ -30,6 +30,7 @@ locals {
     SPOC_STALL_TIMEOUT          = "1m"
     SPOC_DEADLINE               = "45m"
     SPOC_CA_FILE                = ""
+    SPOC_TLS_PIN_SHA256         = ""
     SPOC_INSECURE_SKIP_VERIFY   = "false"
     SPOC_LOG_FORMAT             = "auto"
     SPOC_LOG_LEVEL              = "info"

@@ -49,7 +49,8 @@ type Config struct {
 	StallTimeout        time.Duration `env:"SPOC_STALL_TIMEOUT, default=1m" help:"Longest wait for the next bytes of the body before the attempt fails."`
 	Deadline            time.Duration `env:"SPOC_DEADLINE, default=45m" help:"Limit for the whole run, retries included."`
 	CAFile              string        `env:"SPOC_CA_FILE" help:"PEM file of extra CA certificates to trust for the source, beside the system's."`
-	InsecureSkipVerify  bool          `env:"SPOC_INSECURE_SKIP_VERIFY, default=false" help:"Turn off TLS certificate checks for the source. Logs a warning on every run; keep it off."`
+	TLSPins             []string      `env:"SPOC_TLS_PIN_SHA256" help:"For a source whose certificate chain can never verify (self-signed, expired, a private CA): comma-separated SHA-256 digests of the accepted leaf keys (SubjectPublicKeyInfo, base64 as in sha256/..., or hex). Only those keys are accepted, the host name is still checked; logs a warning on every run. The way out instead of SPOC_INSECURE_SKIP_VERIFY."`
+	InsecureSkipVerify  bool          `env:"SPOC_INSECURE_SKIP_VERIFY, default=false" help:"Turn off TLS certificate checks for the source. Logs a warning on every run; keep it off (see SPOC_CA_FILE and SPOC_TLS_PIN_SHA256)."`
 	LogFormat           string        `env:"SPOC_LOG_FORMAT, default=auto" help:"Log format: json (Cloud Logging keys), text, or auto (text on a terminal, json otherwise)."`
 	LogLevel            string        `env:"SPOC_LOG_LEVEL, default=info" help:"Least severe log level written: debug, info, warn or error."`
 	ProgressInterval    time.Duration `env:"SPOC_PROGRESS_INTERVAL, default=10s" help:"Off a terminal, how often a progress line is logged (0: never). On a terminal a progress bar is drawn instead."`
@@ -157,6 +158,12 @@ func (c *Config) validate() error {
 			return &ConfigError{Var: "SPOC_CA_FILE", Err: err}
 		}
 	}
+	if _, err := c.pinnedKeys(); err != nil {
+		return &ConfigError{Var: "SPOC_TLS_PIN_SHA256", Err: err}
+	}
+	if len(c.TLSPins) > 0 && c.InsecureSkipVerify {
+		return bad("SPOC_TLS_PIN_SHA256", "set together with SPOC_INSECURE_SKIP_VERIFY=true, which would ignore it: choose one")
+	}
 	switch c.LogFormat {
 	case "auto", "json", "text":
 	default:
@@ -166,6 +173,22 @@ func (c *Config) validate() error {
 		return &ConfigError{Var: "SPOC_LOG_LEVEL", Err: err}
 	}
 	return nil
+}
+
+// pinnedKeys parses SPOC_TLS_PIN_SHA256.
+func (c *Config) pinnedKeys() ([][32]byte, error) {
+	var pins [][32]byte
+	for _, s := range c.TLSPins {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		p, err := spoc.ParsePin(s)
+		if err != nil {
+			return nil, err
+		}
+		pins = append(pins, p)
+	}
+	return pins, nil
 }
 
 func validateSource(source string) error {

@@ -111,6 +111,7 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"missing CA file", "SPOC_CA_FILE", filepath.Join(t.TempDir(), "ca.pem")},
 		{"CA file without certificates", "SPOC_CA_FILE", aFile},
 		{"bad boolean", "SPOC_INSECURE_SKIP_VERIFY", "perhaps"},
+		{"pin not a SHA-256 digest", "SPOC_TLS_PIN_SHA256", "sha256/abc"},
 		{"bad log format", "SPOC_LOG_FORMAT", "xml"},
 		{"bad log level", "SPOC_LOG_LEVEL", "loud"},
 	}

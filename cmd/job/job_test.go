@@ -324,6 +324,7 @@ func TestJobRetriesTransientFailures(t *testing.T) {
 		{"429 with Retry-After then success", []spoctest.Option{spoctest.FailFirst(1, 429), spoctest.WithRetryAfter("0")}, 2},
 		{"a body cut mid-stream then success", []spoctest.Option{spoctest.CutFirst(1, 300_000)}, 2},
 		{"a gzip body cut mid-stream then success", []spoctest.Option{spoctest.WithGzip(), spoctest.CutFirst(2, 50_000)}, 3},
+		{"a body ended cleanly mid-JSON then success", []spoctest.Option{spoctest.EndFirst(1, 300_000)}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

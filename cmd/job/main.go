@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -167,7 +168,13 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 	if cfg.InsecureSkipVerify {
 		log.WarnContext(ctx, "TLS certificate verification of the source is OFF (SPOC_INSECURE_SKIP_VERIFY=true): the body could come from anyone on the path")
 	}
+	pins, _ := cfg.pinnedKeys() // validated
+	if len(pins) > 0 {
+		log.WarnContext(ctx, "TLS chain verification of the source is replaced by key pins (SPOC_TLS_PIN_SHA256): only the pinned keys are accepted, whatever their issuer or validity dates; remove the pins once the server's chain verifies", "pins", len(pins))
+	}
 	client, err := spoc.NewClient(spoc.ClientOptions{
+		Logger:             log,
+		PinnedKeys:         pins,
 		Openers:            map[string]spoc.Opener{"gs": (&gcsSource{stores: map[string]*sink.GCS{}}).open},
 		UserAgent:          "mspo-spoc/" + version,
 		ConnectTimeout:     cfg.ConnectTimeout,
@@ -247,7 +254,11 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
-		log.ErrorContext(ctx, "run failed, nothing published", "error", err.Error(), "reason", spoc.FailureKind(err), "duration", time.Since(start).Round(time.Millisecond).String())
+		attrs := []any{"error", err.Error(), "reason", spoc.FailureKind(err), "duration", time.Since(start).Round(time.Millisecond).String()}
+		if fix := tlsFix(err); fix != "" {
+			attrs = append(attrs, "fix", fix)
+		}
+		log.ErrorContext(ctx, "run failed, nothing published", attrs...)
 		return exitFailed
 	}
 	log.InfoContext(ctx, "snapshot published",
@@ -265,6 +276,30 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		"forced", m.Forced,
 	)
 	return exitOK
+}
+
+// tlsFix says which setting fixes a certificate that did not verify, or ""
+// for other errors.
+func tlsFix(err error) string {
+	var ce *spoc.CertificateError
+	if !errors.As(err, &ce) {
+		return ""
+	}
+	pin := "SPOC_TLS_PIN_SHA256=" + ce.Pin + " accepts this key for this host (check it out of band first)"
+	switch ce.Check {
+	case spoc.CheckUnknownAuthority:
+		if strings.Contains(ce.Issuers, "fetched") {
+			return "the chain's root is not trusted here: put the root CA certificate (PEM) in SPOC_CA_FILE; for a server that can never verify, " + pin
+		}
+		return "put the missing intermediate and root CA certificates (PEM) in SPOC_CA_FILE; for a server that can never verify, " + pin
+	case spoc.CheckExpired:
+		return "the server's certificate is expired or not yet valid (check the machine's clock); until the server is fixed, " + pin
+	case spoc.CheckHostname:
+		return "the certificate is not for this host: check the host in SPOC_URL; no setting turns the host name check off"
+	case spoc.CheckPin:
+		return "the server's key is not one of SPOC_TLS_PIN_SHA256: if the new key (sha256/" + ce.Pin + ") is genuine, pin it, or unset SPOC_TLS_PIN_SHA256 to verify the chain instead"
+	}
+	return "SPOC_CA_FILE adds trusted CA certificates; " + pin
 }
 
 // gcpProject is the Google Cloud project the job runs in, for the trace

@@ -2,6 +2,8 @@ package spoc
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -9,7 +11,7 @@ import (
 	"syscall"
 )
 
-// Failure kinds returned by FailureKind. They are few and fixed, so they
+// Failure kinds, the Kind of a Failure. They are few and fixed, so they
 // can label metrics without growing their cardinality.
 const (
 	FailureHTTP4xx    = "http_4xx"
@@ -17,22 +19,63 @@ const (
 	FailureHTTP5xx    = "http_5xx"
 	FailureNotJSON    = "not_json"    // a 2xx page that is not JSON
 	FailureTimeout    = "timeout"     // a connect, first-byte or stall timeout, or the run's deadline
-	FailureReset      = "reset"       // the connection was reset or the body cut off
+	FailureReset      = "reset"       // the connection was reset or the body cut off, JSON incomplete
 	FailureRefused    = "refused"     // nothing listened
 	FailureTLS        = "tls"         // the certificate did not verify
 	FailureTransport  = "transport"   // any other network failure
-	FailureBadJSON    = "bad_json"    // malformed or truncated JSON
-	FailureTooLarge   = "too_large"   // past SPOC_MAX_BODY_BYTES or SPOC_MAX_STRING_BYTES
+	FailureBadJSON    = "bad_json"    // malformed JSON
+	FailureTooLarge   = "too_large"   // past the decoder's body or value limit
 	FailureNoResults  = "no_results"  // valid JSON without data.results
 	FailureCanceled   = "canceled"    // the run was cancelled (SIGTERM)
 	FailureNotFound   = "not_found"   // a source file that does not exist
 	FailureOtherError = "other_error" // anything else, such as a failed write
 )
 
-// FailureKind sorts an error of Fetch, Open or the Decoder into one of the
-// Failure* kinds, for metrics and logs. Errors of other packages are
-// FailureOtherError unless they wrap a context or network error.
-func FailureKind(err error) string {
+// Failure is what Classify makes of an error: a kind for metrics and logs,
+// and whether another attempt may succeed.
+type Failure struct {
+	Kind      string // one of the Failure* constants
+	Retryable bool
+}
+
+// retryable says, per kind, whether another attempt is worth it: the
+// network and an overloaded upstream fail for a while, a certificate, a
+// 404 or bad JSON fail the same way every time. The run's own deadline
+// and cancellation are "timeout" and "canceled", and Backoff.Do stops on
+// them through the context whatever this says.
+var retryable = map[string]bool{
+	FailureHTTP429:   true,
+	FailureHTTP5xx:   true,
+	FailureTimeout:   true,
+	FailureReset:     true,
+	FailureRefused:   true,
+	FailureTransport: true,
+}
+
+// Classify sorts an error of Fetch, Open or the Decoder into one Failure.
+// It is the only place that does: the metric label and the retry decision
+// come from the same case, so they cannot disagree. Errors of other
+// packages are FailureOtherError (not retried) unless they wrap a context
+// or network error.
+//
+// A body that ends cleanly before its JSON does (a proxy or the upstream
+// closing a chunked response early) is FailureReset and retried, like a
+// connection reset: the decoder cannot tell it from a cut transfer.
+func Classify(err error) Failure {
+	kind := failureKind(err)
+	return Failure{Kind: kind, Retryable: retryable[kind]}
+}
+
+// FailureKind is Classify(err).Kind.
+func FailureKind(err error) string { return Classify(err).Kind }
+
+// IsRetryable is Classify(err).Retryable: a transport failure (reset,
+// refused, timeout, a body cut short), or a 429 or 5xx status. Bad JSON,
+// a non-JSON page, a 4xx status, a certificate that does not verify and
+// the decoder's limits are not.
+func IsRetryable(err error) bool { return Classify(err).Retryable }
+
+func failureKind(err error) string {
 	var (
 		status *StatusError
 		ctype  *ContentTypeError
@@ -40,6 +83,8 @@ func FailureKind(err error) string {
 		netErr net.Error
 	)
 	switch {
+	case err == nil:
+		return ""
 	case errors.As(err, &status):
 		switch {
 		case status.StatusCode == http.StatusTooManyRequests:
@@ -51,21 +96,19 @@ func FailureKind(err error) string {
 		}
 	case errors.As(err, &ctype):
 		return FailureNotJSON
+	case isCertificateError(err):
+		return FailureTLS
 	case errors.Is(err, ErrStalled), errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
 		return FailureTimeout
 	case errors.Is(err, context.Canceled):
 		return FailureCanceled
-	case isCertificateError(err):
-		return FailureTLS
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return FailureRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE):
 		return FailureReset
 	case errors.As(err, &syntax):
 		if syntax.Truncated {
-			// A body that ends mid-document is a cut transfer as often
-			// as bad JSON; the decoder cannot tell which.
 			return FailureReset
 		}
 		return FailureBadJSON
@@ -81,4 +124,16 @@ func FailureKind(err error) string {
 		return FailureTransport
 	}
 	return FailureOtherError
+}
+
+func isCertificateError(err error) bool {
+	var (
+		certificate      *CertificateError
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verification     *tls.CertificateVerificationError
+	)
+	return errors.As(err, &certificate) || errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &verification)
 }

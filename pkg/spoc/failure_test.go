@@ -2,6 +2,7 @@ package spoc
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -9,31 +10,42 @@ import (
 	"testing"
 )
 
-func TestFailureKind(t *testing.T) {
+// TestClassify checks the one table of failures: each error's metric label
+// and whether it is retried, from the same case.
+func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
-		err  error
-		want string
+		err       error
+		kind      string
+		retryable bool
 	}{
-		{&StatusError{StatusCode: 503}, FailureHTTP5xx},
-		{fmt.Errorf("attempt 2 of 2: %w", &StatusError{StatusCode: 429}), FailureHTTP429},
-		{&StatusError{StatusCode: 404}, FailureHTTP4xx},
-		{&ContentTypeError{ContentType: "text/html"}, FailureNotJSON},
-		{&TransportError{Op: "read body", Err: fmt.Errorf("no bytes for 1m: %w", ErrStalled)}, FailureTimeout},
-		{fmt.Errorf("decode: %w", context.DeadlineExceeded), FailureTimeout},
-		{fmt.Errorf("decode: %w", context.Canceled), FailureCanceled},
-		{&TransportError{Op: "GET", Err: syscall.ECONNREFUSED}, FailureRefused},
-		{&TransportError{Op: "read body", Err: syscall.ECONNRESET}, FailureReset},
-		{&TransportError{Op: "read body", Err: io.ErrUnexpectedEOF}, FailureReset},
-		{&TransportError{Op: "GET", Err: errors.New("no route")}, FailureTransport},
-		{&SyntaxError{Msg: "unexpected end", Truncated: true}, FailureReset},
-		{&SyntaxError{Msg: "invalid character"}, FailureBadJSON},
-		{fmt.Errorf("decode: %w", ErrBodyTooLarge), FailureTooLarge},
-		{ErrNoResults, FailureNoResults},
-		{fmt.Errorf("open body.json: %w", syscall.ENOENT), FailureNotFound},
-		{errors.New("write gs://b/o: quota exceeded"), FailureOtherError},
+		{&StatusError{StatusCode: 503}, FailureHTTP5xx, true},
+		{fmt.Errorf("attempt 2 of 2: %w", &StatusError{StatusCode: 429}), FailureHTTP429, true},
+		{&StatusError{StatusCode: 404}, FailureHTTP4xx, false},
+		{&ContentTypeError{ContentType: "text/html"}, FailureNotJSON, false},
+		{&TransportError{Op: "read body", Err: fmt.Errorf("no bytes for 1m: %w", ErrStalled)}, FailureTimeout, true},
+		{fmt.Errorf("decode: %w", context.DeadlineExceeded), FailureTimeout, true},
+		{fmt.Errorf("decode: %w", context.Canceled), FailureCanceled, false},
+		{&TransportError{Op: "GET", Err: syscall.ECONNREFUSED}, FailureRefused, true},
+		{&TransportError{Op: "read body", Err: syscall.ECONNRESET}, FailureReset, true},
+		{&TransportError{Op: "read body", Err: io.ErrUnexpectedEOF}, FailureReset, true},
+		{&TransportError{Op: "GET", Err: errors.New("no route")}, FailureTransport, true},
+		// A body that ended cleanly before its JSON did: as transient as a reset.
+		{fmt.Errorf("decode: %w", &SyntaxError{Msg: "unexpected end", Truncated: true}), FailureReset, true},
+		{&SyntaxError{Msg: "invalid character"}, FailureBadJSON, false},
+		{fmt.Errorf("decode: %w", ErrBodyTooLarge), FailureTooLarge, false},
+		{ErrValueTooLong, FailureTooLarge, false},
+		{ErrNoResults, FailureNoResults, false},
+		{&TransportError{Op: "GET", Err: x509.UnknownAuthorityError{}}, FailureTLS, false},
+		{&TransportError{Op: "GET", Err: &CertificateError{Check: CheckExpired}}, FailureTLS, false},
+		{fmt.Errorf("open body.json: %w", syscall.ENOENT), FailureNotFound, false},
+		{errors.New("write gs://b/o: quota exceeded"), FailureOtherError, false},
 	} {
-		if got := FailureKind(tc.err); got != tc.want {
-			t.Errorf("FailureKind(%v) = %q, want %q", tc.err, got, tc.want)
+		got := Classify(tc.err)
+		if got.Kind != tc.kind || got.Retryable != tc.retryable {
+			t.Errorf("Classify(%v) = %+v, want {Kind:%s Retryable:%v}", tc.err, got, tc.kind, tc.retryable)
+		}
+		if FailureKind(tc.err) != got.Kind || IsRetryable(tc.err) != got.Retryable {
+			t.Errorf("FailureKind and IsRetryable disagree with Classify on %v", tc.err)
 		}
 	}
 }

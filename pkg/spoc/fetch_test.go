@@ -182,6 +182,37 @@ func TestFetchCutBodyIsRetryable(t *testing.T) {
 	}
 }
 
+// A body that ends cleanly (the chunked response terminated) before the
+// JSON does is only seen by the decoder, and is retried like a reset.
+func TestBodyEndedEarlyIsRetryable(t *testing.T) {
+	srv := spoctest.NewServer(spoctest.WithRecords(5000), spoctest.EndFirst(1, 100_000))
+	defer srv.Close()
+	c := newClient(t, spoc.ClientOptions{})
+	decode := func() error {
+		b, err := c.Open(context.Background(), srv.URL)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		dec := spoc.NewDecoder(b)
+		defer dec.Release()
+		for dec.Next() {
+		}
+		return dec.Err()
+	}
+	err := decode()
+	var se *spoc.SyntaxError
+	if !errors.As(err, &se) || !se.Truncated {
+		t.Fatalf("error %v: want a truncated *SyntaxError", err)
+	}
+	if f := spoc.Classify(err); f.Kind != spoc.FailureReset || !f.Retryable {
+		t.Errorf("Classify = %+v, want a retryable %s", f, spoc.FailureReset)
+	}
+	if err := decode(); err != nil {
+		t.Fatalf("second request: %v", err)
+	}
+}
+
 func TestFetchTimeouts(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)

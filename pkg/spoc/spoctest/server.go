@@ -9,6 +9,7 @@ package spoctest
 
 import (
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,6 +31,7 @@ type config struct {
 	retryAfter    string
 	cutFirst      int
 	cutAfter      int64
+	cutCleanly    bool
 	html          bool
 	gzip          bool
 	contentLength bool
@@ -62,6 +64,15 @@ func WithRetryAfter(v string) Option { return func(c *config) { c.retryAfter = v
 // afterBytes bytes by dropping the connection, as a reset mid-download does.
 func CutFirst(n int, afterBytes int64) Option {
 	return func(c *config) { c.cutFirst, c.cutAfter = n, afterBytes }
+}
+
+// EndFirst ends the body of the first n successful responses after
+// afterBytes bytes cleanly: the chunked response is terminated as if it
+// were complete, but the JSON is not, as a proxy or an upstream that
+// closes early does. No Content-Length is announced, so only the JSON
+// tells that the body is short.
+func EndFirst(n int, afterBytes int64) Option {
+	return func(c *config) { c.cutFirst, c.cutAfter, c.cutCleanly = n, afterBytes, true }
 }
 
 // ServeHTML answers every request with an HTML maintenance page and status 200.
@@ -149,11 +160,12 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("ETag", fmt.Sprintf(`"spoc-%d-%d"`, s.cfg.gen.Seed, s.cfg.gen.Records))
 	w.Header().Set("Last-Modified", time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC).Format(http.TimeFormat))
 
+	cut := n-s.cfg.failFirst <= s.cfg.cutFirst
 	var out io.Writer = w
 	if s.cfg.bytesPerSec > 0 {
 		out = &throttledWriter{w: out, bytesPerSec: s.cfg.bytesPerSec, start: time.Now()}
 	}
-	if n-s.cfg.failFirst <= s.cfg.cutFirst {
+	if cut {
 		out = &cuttingWriter{w: out, left: s.cfg.cutAfter}
 	}
 	var zw *gzip.Writer
@@ -161,7 +173,7 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Encoding", "gzip")
 		zw, _ = gzip.NewWriterLevel(out, gzip.BestSpeed)
 		out = zw
-	} else if s.cfg.contentLength || s.cfg.body != nil {
+	} else if (s.cfg.contentLength || s.cfg.body != nil) && !(cut && s.cfg.cutCleanly) {
 		w.Header().Set("Content-Length", strconv.FormatInt(s.size, 10))
 	}
 
@@ -173,6 +185,9 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil && zw != nil {
 		err = zw.Close()
+	}
+	if errors.Is(err, errCut) && s.cfg.cutCleanly {
+		return // the handler returns: net/http ends the chunked body properly
 	}
 	if err != nil {
 		// Drop the connection without ending the body properly, so the
