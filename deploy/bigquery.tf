@@ -27,8 +27,9 @@ resource "google_bigquery_table" "snapshots" {
   external_data_configuration {
     source_format = "PARQUET"
     autodetect    = true
-    # One wildcard; it matches the YYYYMMDD/ folder. The changes files
-    # (*.changes.parquet) do not end with this name.
+    # One wildcard (BigQuery allows one), which also matches "/": here
+    # the YYYYMMDD/ folder. The change tables, in YYYYMMDD/changes/, end
+    # with another name.
     source_uris = ["gs://${local.bucket_name}/${local.output_prefix}/*spoc-list-public.parquet"]
   }
 }
@@ -49,5 +50,20 @@ resource "google_bigquery_table" "snapshots_by_date" {
         *
       FROM `${var.project_id}.${var.bigquery_dataset}.${google_bigquery_table.snapshots[0].table_id}`
     EOT
+  }
+}
+
+resource "google_bigquery_table" "changes" {
+  count = local.bigquery
+
+  dataset_id          = google_bigquery_dataset.spoc[0].dataset_id
+  table_id            = "spoc_changes_external"
+  description         = "Every day's change table (plots added, removed, changed) under gs://${local.bucket_name}/${local.output_prefix}/*/changes/."
+  deletion_protection = false
+
+  external_data_configuration {
+    source_format = "PARQUET"
+    autodetect    = true
+    source_uris   = ["gs://${local.bucket_name}/${local.output_prefix}/*/changes/spoc-list-public.changes.parquet"]
   }
 }

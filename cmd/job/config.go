@@ -32,7 +32,7 @@ type Config struct {
 	MaxDropPercent      float64       `env:"SPOC_MAX_DROP_PERCENT, default=10" help:"Publish guard: a body with this many percent fewer records than the previous snapshot fails the run, nothing is published (its raw body goes under rejected/)."`
 	Force               bool          `env:"SPOC_FORCE, default=false" help:"Publish even when the record count fell more than SPOC_MAX_DROP_PERCENT (for one run)."`
 	ArchiveRaw          bool          `env:"SPOC_ARCHIVE_RAW, default=true" help:"Also keep the body as received, gzip-compressed, beside the snapshot (spoc-list-public.json.gz), for replays."`
-	DetectChanges       bool          `env:"SPOC_DETECT_CHANGES, default=true" help:"Compare with the previous snapshot and write the plots added, removed and changed beside the snapshot (spoc-list-public.changes.parquet)."`
+	DetectChanges       bool          `env:"SPOC_DETECT_CHANGES, default=true" help:"Compare with the previous snapshot and write the plots added, removed and changed in the day's changes/ folder (changes/spoc-list-public.changes.parquet)."`
 	SkipIfUnchanged     bool          `env:"SPOC_SKIP_IF_UNCHANGED, default=true" help:"A rerun of a day whose snapshot came from the same body bytes (SHA-256) publishes nothing and exits 0."`
 	Date                string        `env:"SPOC_DATE" help:"Publish under this day (YYYYMMDD) instead of today in SPOC_TIMEZONE: for backfills and replays of a raw archive."`
 	BatchSize           int           `env:"SPOC_BATCH_SIZE, default=16384" help:"Rows per Arrow record batch: two batches are in memory at once, about 5 MiB each at the default."`
@@ -290,6 +290,7 @@ func printUsage(w io.Writer) {
   {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.parquet
   {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.json.gz (the raw body)
   {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.manifest.json
+  {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/changes/spoc-list-public.changes.parquet
 
 Usage: job [-help] [-version]
 

@@ -23,6 +23,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 )
 
 const repoRoot = "../.."
@@ -650,6 +652,41 @@ func TestDockerfile(t *testing.T) {
 	for _, entry := range []string{".git", "data/"} {
 		if !slices.Contains(strings.Fields(string(ignore)), entry) {
 			t.Errorf(".dockerignore does not leave out %s", entry)
+		}
+	}
+}
+
+// TestBigQueryTablesMatchOneTableEach reads the BigQuery external tables'
+// source URIs as BigQuery does (one "*" that also matches "/") and checks
+// that the snapshot table reads the snapshots only and the change table
+// the change tables only.
+func TestBigQueryTablesMatchOneTableEach(t *testing.T) {
+	tf := parseTerraform(t)
+	prefix := configEnv(t)["SPOC_PREFIX"]
+	objects := map[string]string{
+		"snapshot": prefix + "/20261127/" + snapshot.ParquetName,
+		"changes":  prefix + "/20261127/" + snapshot.ChangesName,
+		"archive":  prefix + "/20261127/" + snapshot.ArchiveName,
+		"manifest": prefix + "/20261127/" + snapshot.ManifestName,
+		"rejected": prefix + "/20261127/" + snapshot.RejectedDir + "/" + snapshot.ArchiveName,
+	}
+	for table, want := range map[string]string{"snapshots": "snapshot", "changes": "changes"} {
+		b := tf.resources("google_bigquery_table")[table]
+		if b == nil {
+			t.Errorf("no google_bigquery_table.%s", table)
+			continue
+		}
+		uris := source(path(t, b, "external_data_configuration"), "source_uris")
+		uri := strings.Trim(uris, `[]" `)
+		if strings.Count(uri, "*") != 1 {
+			t.Errorf("%s: %s: BigQuery allows one wildcard", table, uri)
+		}
+		name := strings.TrimPrefix(uri, "gs://${local.bucket_name}/${local.output_prefix}/")
+		re := regexp.MustCompile("^" + regexp.QuoteMeta(prefix+"/"+name[:strings.Index(name, "*")]) + ".*" + regexp.QuoteMeta(name[strings.Index(name, "*")+1:]) + "$")
+		for kind, object := range objects {
+			if got := re.MatchString(object); got != (kind == want) {
+				t.Errorf("%s: %s matches %s (%s): %v", table, uri, object, kind, got)
+			}
 		}
 	}
 }

@@ -193,7 +193,7 @@ func TestJobPublishesLocally(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, logs)
 	}
 	dir := testPrefix + "/" + today()
-	if got, want := files(t, out), []string{dir + "/spoc-list-public.changes.parquet", dir + "/spoc-list-public.json.gz", dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if got, want := files(t, out), []string{dir + "/changes/spoc-list-public.changes.parquet", dir + "/spoc-list-public.json.gz", dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("files %v, want %v", got, want)
 	}
 	pq, _ := os.ReadFile(filepath.Join(out, dir, "spoc-list-public.parquet"))
@@ -221,7 +221,7 @@ func TestJobPublishesToGCS(t *testing.T) {
 	}
 	client := gcsClient(t)
 	dir := testPrefix + "/" + today()
-	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/spoc-list-public.changes.parquet,"+dir+"/spoc-list-public.json.gz,"+dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
+	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/changes/spoc-list-public.changes.parquet,"+dir+"/spoc-list-public.json.gz,"+dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
 		t.Fatalf("objects %v", got)
 	}
 	pq := readObject(t, client, "calee-test", dir+"/spoc-list-public.parquet")
@@ -367,7 +367,7 @@ func TestJobFailuresPublishNothing(t *testing.T) {
 		requests int    // requests the job should have made
 		reason   string // in the error line
 	}{
-		{"truncated JSON", []spoctest.Option{spoctest.WithBody(truncated)}, nil, 1, "unexpected end of input"},
+		{"truncated JSON on every attempt (retried like a cut body)", []spoctest.Option{spoctest.WithBody(truncated)}, nil, 4, "unexpected end of input"},
 		{"malformed JSON", []spoctest.Option{spoctest.WithBody([]byte(`{"data":{"results":[{"entity_smallholder_id":1}}}`))}, nil, 1, "invalid JSON"},
 		{"HTML page with 200", []spoctest.Option{spoctest.ServeHTML()}, nil, 1, "text/html"},
 		{"503 on every attempt", []spoctest.Option{spoctest.FailFirst(100, 503)}, nil, 4, "503 Service Unavailable"},

@@ -68,7 +68,9 @@ func (l *Local) NewObject(ctx context.Context, name, _ string) (*Object, error) 
 	return newObject(final, &localPending{ctx: ctx, f: f, final: final}), nil
 }
 
-// Delete removes the file at name.
+// Delete removes the file at name, and the folders above it that this
+// leaves empty (below the root), as a GCS "folder" goes with its last
+// object.
 func (l *Local) Delete(_ context.Context, name string) error {
 	p, err := l.path(name)
 	if err != nil {
@@ -77,7 +79,20 @@ func (l *Local) Delete(_ context.Context, name string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", p, err)
 	}
+	l.removeEmptyFolders(filepath.Dir(p))
 	return nil
+}
+
+// removeEmptyFolders removes dir and its parents below the root while
+// they are empty; rmdir(2) refuses a folder that is not, so a concurrent
+// writer's folder stays.
+func (l *Local) removeEmptyFolders(dir string) {
+	for dir != l.root && strings.HasPrefix(dir, l.root+string(filepath.Separator)) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
 }
 
 // NewReader opens the file at name.

@@ -7,14 +7,20 @@
 //
 // A snapshot lives in one folder per day below the store's prefix:
 //
-//	{prefix}/{YYYYMMDD}/spoc-list-public.parquet           the snapshot
-//	{prefix}/{YYYYMMDD}/spoc-list-public.changes.parquet   changes since the previous snapshot
-//	{prefix}/{YYYYMMDD}/spoc-list-public.json.gz           the raw body
-//	{prefix}/{YYYYMMDD}/spoc-list-public.manifest.json     written last
-//	{prefix}/{YYYYMMDD}/rejected/spoc-list-public.json.gz  the body of a refused run
+//	{prefix}/{YYYYMMDD}/spoc-list-public.parquet                   the snapshot
+//	{prefix}/{YYYYMMDD}/spoc-list-public.json.gz                   the raw body
+//	{prefix}/{YYYYMMDD}/spoc-list-public.manifest.json             written last
+//	{prefix}/{YYYYMMDD}/changes/spoc-list-public.changes.parquet   changes since the previous snapshot
+//	{prefix}/{YYYYMMDD}/rejected/spoc-list-public.json.gz          the body of a refused run
 //
 // The manifest is written last. Its presence means the objects beside it
 // are complete, and it holds their sizes and CRC32Cs.
+//
+// One glob, one table: "{prefix}/*/*.parquet" matches the snapshots and
+// nothing else, whatever the number of days, so that queries written
+// against it keep working; "{prefix}/*/changes/*.parquet" matches the
+// change tables. Partial objects are hidden (a dot and a ".tmp-" suffix)
+// or, on GCS, not visible until committed.
 //
 // # Changes
 //
@@ -70,8 +76,9 @@ const (
 	ParquetName  = "spoc-list-public.parquet"
 	ManifestName = "spoc-list-public.manifest.json"
 	ArchiveName  = "spoc-list-public.json.gz" // the raw body, gzip-compressed
-	ChangesName  = "spoc-list-public.changes.parquet"
-	RejectedDir  = "rejected" // where a refused run's raw body goes
+	// ChangesName is in a folder of its own, out of the snapshots' glob.
+	ChangesName = "changes/spoc-list-public.changes.parquet"
+	RejectedDir = "rejected" // where a refused run's raw body goes
 )
 
 // DateLayout is the layout of a day's folder name.
