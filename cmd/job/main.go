@@ -108,7 +108,8 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	for _, w := range providers.Warnings {
 		log.Warn("telemetry set up with a warning", "error", w.Error())
 	}
-	code := execute(ctx, cfg, providers, log, stderr)
+	execution, _ := env.Lookup("CLOUD_RUN_EXECUTION")
+	code := execute(ctx, cfg, execution, providers, log, stderr)
 	// Export what is left on every exit path, SIGTERM included: the run's
 	// context may be cancelled, the flush gets its own bounded one.
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TelemetryTimeout)
@@ -156,7 +157,7 @@ func (g *gcsSource) open(ctx context.Context, u string) (io.ReadCloser, int64, e
 
 // execute runs one configured job under a root span and returns the exit
 // status.
-func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (code int) {
+func execute(ctx context.Context, cfg *Config, execution string, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (code int) {
 	ctx, span := providers.Tracer.Tracer("github.com/calee-data/mspo-spoc/cmd/job").Start(ctx, "spoc.run")
 	defer func() {
 		span.SetAttributes(attribute.Int("spoc.exit_code", code))
@@ -236,9 +237,9 @@ func execute(ctx context.Context, cfg *Config, providers *telemetry.Providers, l
 		ArchiveRaw:        cfg.ArchiveRaw,
 		DetectChanges:     cfg.DetectChanges,
 		SkipIfUnchanged:   cfg.SkipIfUnchanged,
-		// A run ends itself at its deadline; a lock older than that was
-		// left by a killed one.
-		LockTTL:        cfg.Deadline + cfg.TelemetryTimeout + time.Minute,
+		// Cloud Run starts a task's retry in the same execution only
+		// after the earlier attempt ended: its lock is taken over at once.
+		Execution:      execution,
 		Version:        version,
 		Logger:         log,
 		MeterProvider:  providers.Meter,

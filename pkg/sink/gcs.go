@@ -117,20 +117,22 @@ func (g *GCS) NewReaderAt(ctx context.Context, name string) (ReaderAt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", g.URL(name), err)
 	}
-	return &gcsReaderAt{ctx: ctx, handle: handle.Generation(attrs.Generation), url: g.URL(name), size: attrs.Size}, nil
+	return &gcsReaderAt{ctx: ctx, handle: handle.Generation(attrs.Generation), url: g.URL(name), size: attrs.Size, generation: attrs.Generation}, nil
 }
 
 // gcsReaderAt makes one ranged GET per ReadAt; Parquet readers ask for a
 // whole column chunk at a time, so there are few.
 type gcsReaderAt struct {
-	ctx    context.Context
-	handle *storage.ObjectHandle
-	url    string
-	size   int64
-	pos    int64 // for Seek only
+	ctx        context.Context
+	handle     *storage.ObjectHandle
+	url        string
+	size       int64
+	generation int64
+	pos        int64 // for Seek only
 }
 
-func (r *gcsReaderAt) Size() int64 { return r.size }
+func (r *gcsReaderAt) Size() int64       { return r.size }
+func (r *gcsReaderAt) Generation() int64 { return r.generation }
 
 func (r *gcsReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
@@ -226,12 +228,45 @@ func (g *GCS) Rename(ctx context.Context, from, to string) error {
 }
 
 // Create uploads data with a does-not-exist precondition.
-func (g *GCS) Create(ctx context.Context, name, contentType string, data []byte) error {
-	w := g.client.Bucket(g.bucket).Object(joinName(g.root, name)).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
+func (g *GCS) Create(ctx context.Context, name, contentType string, data []byte) (ObjectInfo, error) {
+	info, err := g.upload(ctx, name, contentType, data, storage.Conditions{DoesNotExist: true})
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("create %s: %w", g.URL(name), err)
+	}
+	return info, nil
+}
+
+// Replace uploads data with a generation-match precondition.
+func (g *GCS) Replace(ctx context.Context, name, contentType string, data []byte, generation int64) (ObjectInfo, error) {
+	if generation <= 0 {
+		return ObjectInfo{}, fmt.Errorf("replace %s: no generation to match", g.URL(name))
+	}
+	info, err := g.upload(ctx, name, contentType, data, storage.Conditions{GenerationMatch: generation})
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("replace %s: %w", g.URL(name), err)
+	}
+	return info, nil
+}
+
+// upload writes a small object in one request under cond.
+func (g *GCS) upload(ctx context.Context, name, contentType string, data []byte, cond storage.Conditions) (ObjectInfo, error) {
+	w := g.client.Bucket(g.bucket).Object(joinName(g.root, name)).If(cond).NewWriter(ctx)
 	w.ContentType = contentType
+	w.ChunkSize = 0 // one request: these objects are small
 	w.Write(data)
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("create %s: %w", g.URL(name), asConflict(err))
+		return ObjectInfo{}, asConflict(err)
+	}
+	a := w.Attrs()
+	return ObjectInfo{URL: g.URL(name), Size: a.Size, CRC32C: a.CRC32C, Generation: a.Generation}, nil
+}
+
+// DeleteGeneration deletes that generation of the object: GCS answers
+// 404 when it is not the live one (or is gone), which is left alone.
+func (g *GCS) DeleteGeneration(ctx context.Context, name string, generation int64) error {
+	err := g.client.Bucket(g.bucket).Object(joinName(g.root, name)).Generation(generation).Delete(ctx)
+	if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+		return fmt.Errorf("delete %s generation %d: %w", g.URL(name), generation, err)
 	}
 	return nil
 }

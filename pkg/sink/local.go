@@ -2,14 +2,19 @@ package sink
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"hash/fnv"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // Local is a Store in a local directory.
@@ -119,15 +124,30 @@ func (l *Local) NewReaderAt(_ context.Context, name string) (ReaderAt, error) {
 		f.Close()
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	return localReaderAt{f, fi.Size()}, nil
+	return localReaderAt{f, fi.Size(), localGeneration(fi)}, nil
 }
 
 type localReaderAt struct {
 	*os.File
-	size int64
+	size       int64
+	generation int64
 }
 
-func (r localReaderAt) Size() int64 { return r.size }
+func (r localReaderAt) Size() int64       { return r.size }
+func (r localReaderAt) Generation() int64 { return r.generation }
+
+// localGeneration stands in for a GCS generation: every write makes a
+// new file (a temporary one renamed into place), so the inode number with
+// the modification time and size tells one version from the next.
+func localGeneration(fi fs.FileInfo) int64 {
+	h := fnv.New64a()
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = uint64(st.Ino)
+	}
+	binary.Write(h, binary.LittleEndian, [3]int64{int64(ino), fi.ModTime().UnixNano(), fi.Size()})
+	return int64(h.Sum64()&math.MaxInt64) | 1
+}
 
 // List walks the directory below the output root, skipping the temporary
 // files of objects being written.
@@ -190,19 +210,72 @@ func (l *Local) Rename(_ context.Context, from, to string) error {
 
 // Create writes a temporary file and links it to name: link(2) fails if
 // name exists, which makes the creation exclusive.
-func (l *Local) Create(_ context.Context, name, _ string, data []byte) error {
-	final, err := l.path(name)
+func (l *Local) Create(_ context.Context, name, _ string, data []byte) (ObjectInfo, error) {
+	final, tmp, err := l.writeTemporary(name, data)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("create %s: %w", final, err)
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return ObjectInfo{}, fmt.Errorf("create %s: %w", final, ErrConflict)
+		}
+		return ObjectInfo{}, fmt.Errorf("create %s: %w", final, err)
+	}
+	syncDir(filepath.Dir(final))
+	return l.info(final, data)
+}
+
+// Replace renames a new file over name if the file there is still at
+// generation.
+func (l *Local) Replace(_ context.Context, name, _ string, data []byte, generation int64) (ObjectInfo, error) {
+	final, tmp, err := l.writeTemporary(name, data)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("replace %s: %w", final, err)
+	}
+	defer os.Remove(tmp)
+	fi, err := os.Stat(final)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return ObjectInfo{}, fmt.Errorf("replace %s: %w: it was deleted", final, ErrConflict)
+	case err != nil:
+		return ObjectInfo{}, fmt.Errorf("replace %s: %w", final, err)
+	case localGeneration(fi) != generation:
+		return ObjectInfo{}, fmt.Errorf("replace %s: %w", final, ErrConflict)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return ObjectInfo{}, fmt.Errorf("replace %s: %w", final, err)
+	}
+	syncDir(filepath.Dir(final))
+	return l.info(final, data)
+}
+
+// DeleteGeneration removes the file at name if it is still at generation.
+func (l *Local) DeleteGeneration(ctx context.Context, name string, generation int64) error {
+	p, err := l.path(name)
 	if err != nil {
 		return err
 	}
+	fi, err := os.Stat(p)
+	if err != nil || localGeneration(fi) != generation {
+		return nil
+	}
+	return l.Delete(ctx, name)
+}
+
+// writeTemporary writes data to a hidden temporary file beside name's
+// final path, readable by all as a committed object is.
+func (l *Local) writeTemporary(name string, data []byte) (final, tmp string, err error) {
+	if final, err = l.path(name); err != nil {
+		return name, "", err
+	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", final, err)
+		return final, "", err
 	}
 	f, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("create %s: %w", final, err)
+		return final, "", err
 	}
-	defer os.Remove(f.Name())
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -211,16 +284,53 @@ func (l *Local) Create(_ context.Context, name, _ string, data []byte) error {
 		err = os.Chmod(f.Name(), 0o644)
 	}
 	if err != nil {
-		return fmt.Errorf("create %s: %w", final, err)
+		os.Remove(f.Name())
+		return final, "", err
 	}
-	if err := os.Link(f.Name(), final); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("create %s: %w", final, ErrConflict)
+	return final, f.Name(), nil
+}
+
+// info describes the file at p, just written with data.
+func (l *Local) info(p string, data []byte) (ObjectInfo, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	return ObjectInfo{URL: p, Size: fi.Size(), CRC32C: crc32.Checksum(data, castagnoli), Generation: localGeneration(fi)}, nil
+}
+
+// RemoveTemporary removes the hidden temporary files below the folder
+// dir (".NAME.tmp-*", in subfolders too) and returns their names. They
+// are what a writer killed before Commit or Abort leaves behind (a
+// crashed process runs no deferred Abort): call it only while no other
+// writer can be writing below dir.
+func (l *Local) RemoveTemporary(_ context.Context, dir string) ([]string, error) {
+	root, err := l.path(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == root {
+			return fs.SkipAll
 		}
-		return fmt.Errorf("create %s: %w", final, err)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !isTemporary(d.Name()) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		rel, _ := filepath.Rel(l.root, p)
+		removed = append(removed, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("remove temporary files below %s: %w", root, err)
 	}
-	syncDir(filepath.Dir(final))
-	return nil
+	return removed, nil
 }
 
 type localPending struct {

@@ -67,8 +67,21 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 	// Create writes a small object at name only if no object is there:
 	// otherwise it returns an error that wraps ErrConflict. Of two
-	// concurrent Creates of one name, one succeeds.
-	Create(ctx context.Context, name, contentType string, data []byte) error
+	// concurrent Creates of one name, one succeeds. The info's Generation
+	// identifies this version for Replace and DeleteGeneration.
+	Create(ctx context.Context, name, contentType string, data []byte) (ObjectInfo, error)
+	// Replace writes a small object at name only if the object there is
+	// still at generation (as Create, Replace or ReaderAt.Generation gave
+	// it); if it was replaced or deleted meanwhile, it returns an error
+	// that wraps ErrConflict. On GCS this is a generation precondition;
+	// locally the generation is checked just before the rename, which
+	// tells a writer that came before from one that came after, but not
+	// two writers within that instant.
+	Replace(ctx context.Context, name, contentType string, data []byte, generation int64) (ObjectInfo, error)
+	// DeleteGeneration removes the object at name if it is still at
+	// generation; an object that is gone or was replaced is left as it
+	// is, without an error.
+	DeleteGeneration(ctx context.Context, name string, generation int64) error
 	// Rename moves the committed object at from to the name to, replacing
 	// what is there (with the same check against a concurrent writer as
 	// Commit), then removes from.
@@ -85,6 +98,9 @@ type ReaderAt interface {
 	io.Seeker
 	io.Closer
 	Size() int64
+	// Generation identifies the version read, for Replace and
+	// DeleteGeneration.
+	Generation() int64
 }
 
 // ObjectInfo describes a committed object.
@@ -92,7 +108,7 @@ type ObjectInfo struct {
 	URL        string `json:"url"`
 	Size       int64  `json:"size"`
 	CRC32C     uint32 `json:"crc32c"`
-	Generation int64  `json:"generation,omitempty"` // GCS object generation; 0 for local files
+	Generation int64  `json:"generation,omitempty"` // GCS object generation; 0 for local files but from Create and Replace
 }
 
 // pending is what a backend does for one object.

@@ -340,10 +340,10 @@ func TestStores(t *testing.T) {
 			})
 			t.Run("create only if absent", func(t *testing.T) {
 				b := be.make(t)
-				if err := b.store.Create(context.Background(), "d/lock", "text/plain", []byte("first")); err != nil {
+				if _, err := b.store.Create(context.Background(), "d/lock", "text/plain", []byte("first")); err != nil {
 					t.Fatal(err)
 				}
-				if err := b.store.Create(context.Background(), "d/lock", "text/plain", []byte("second")); !errors.Is(err, ErrConflict) {
+				if _, err := b.store.Create(context.Background(), "d/lock", "text/plain", []byte("second")); !errors.Is(err, ErrConflict) {
 					t.Errorf("second create: %v, want ErrConflict", err)
 				}
 				if got, _ := b.read(t, "d/lock"); string(got) != "first" {
@@ -351,6 +351,47 @@ func TestStores(t *testing.T) {
 				}
 				if names := b.list(t); !slices.Equal(names, []string{"d/lock"}) {
 					t.Errorf("objects %v, want only d/lock", names)
+				}
+			})
+			t.Run("replace and delete only the generation seen", func(t *testing.T) {
+				b := be.make(t)
+				ctx := context.Background()
+				first, err := b.store.Create(ctx, "d/lease", "text/plain", []byte("v1"))
+				if err != nil || first.Generation == 0 {
+					t.Fatalf("create: %+v, %v; want a generation", first, err)
+				}
+				second, err := b.store.Replace(ctx, "d/lease", "text/plain", []byte("v2"), first.Generation)
+				if err != nil || second.Generation == first.Generation {
+					t.Fatalf("replace at the generation created: %+v, %v; want a new generation", second, err)
+				}
+				if _, err := b.store.Replace(ctx, "d/lease", "text/plain", []byte("stale"), first.Generation); !errors.Is(err, ErrConflict) {
+					t.Errorf("replace at an old generation: %v, want ErrConflict", err)
+				}
+				r, err := b.store.NewReaderAt(ctx, "d/lease")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g := r.Generation(); g != second.Generation {
+					t.Errorf("reader's generation %d, want the replace's %d", g, second.Generation)
+				}
+				r.Close()
+				if err := b.store.DeleteGeneration(ctx, "d/lease", first.Generation); err != nil {
+					t.Errorf("delete at an old generation: %v", err)
+				}
+				if got, _ := b.read(t, "d/lease"); string(got) != "v2" {
+					t.Errorf("after a delete at an old generation the object holds %q, want v2", got)
+				}
+				if err := b.store.DeleteGeneration(ctx, "d/lease", second.Generation); err != nil {
+					t.Fatal(err)
+				}
+				if names := b.list(t); len(names) != 0 {
+					t.Errorf("objects %v after deleting the live generation", names)
+				}
+				if _, err := b.store.Replace(ctx, "d/lease", "text/plain", []byte("v3"), second.Generation); !errors.Is(err, ErrConflict) {
+					t.Errorf("replace of a deleted object: %v, want ErrConflict", err)
+				}
+				if names := b.list(t); len(names) != 0 {
+					t.Errorf("objects %v after a refused replace", names)
 				}
 			})
 			t.Run("rename replaces the target", func(t *testing.T) {
@@ -393,6 +434,40 @@ func TestGCSConcurrentWritersConflict(t *testing.T) {
 	}
 	if got, _ := b.read(t, "d/x"); string(got) != "second" {
 		t.Errorf("object holds %q, want the winner's %q", got, "second")
+	}
+}
+
+// A killed writer runs no Abort: RemoveTemporary takes away its
+// temporary files below a folder, and nothing else.
+func TestLocalRemoveTemporary(t *testing.T) {
+	b := localBackend(t)
+	local := b.store.(*Local)
+	ctx := context.Background()
+	writeObject(t, local, ctx, "p/d/kept", []byte("committed"))
+	writeObject(t, local, ctx, "p/other/kept", []byte("committed"))
+	for _, name := range []string{"p/d/x", "p/d/sub/y", "p/other/z"} {
+		obj, err := local.NewObject(ctx, name, "text/plain")
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj.Write([]byte("partial"))
+		// not aborted: as if the process had been killed
+	}
+	removed, err := local.RemoveTemporary(ctx, "p/d")
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("RemoveTemporary = %v, %v; want the two partial files below p/d", removed, err)
+	}
+	var left []string
+	for _, name := range b.list(t) {
+		if strings.Contains(name, ".tmp-") {
+			left = append(left, name)
+		}
+	}
+	if len(left) != 1 || !strings.HasPrefix(left[0], "p/other/") {
+		t.Errorf("temporary files left: %v, want only p/other's", left)
+	}
+	if got, ok := b.read(t, "p/d/kept"); !ok || string(got) != "committed" {
+		t.Error("a committed file was removed")
 	}
 }
 

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
-	"os"
 	"path"
 	"regexp"
 	"time"
@@ -172,78 +170,4 @@ func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo,
 func (a *rawArchive) abort() {
 	a.async.Close()
 	a.obj.Abort()
-}
-
-// LockName is the object that marks a day's folder as being published. It
-// keeps two runs of one day (a manual run during the scheduled one, two
-// backfills) from each publishing part of a snapshot: GCS preconditions
-// guard each object, not the set of them.
-const LockName = ".spoc-list-public.lock"
-
-// ErrBusy means another run holds the day's lock: nothing was fetched or
-// published.
-var ErrBusy = errors.New("another run is publishing this day")
-
-// lockInfo is the content of the lock object.
-type lockInfo struct {
-	Holder  string    `json:"holder"`
-	Started time.Time `json:"started"`
-	Expires time.Time `json:"expires"`
-}
-
-// lockDay takes the day's lock and returns its release. A lock past its
-// expiry was left by a run that died (a killed task): it is removed and
-// taken over.
-func lockDay(ctx context.Context, store sink.Store, dir string, ttl time.Duration, log *slog.Logger) (release func(), err error) {
-	if ttl <= 0 {
-		ttl = time.Hour
-	}
-	name := path.Join(dir, LockName)
-	host, _ := os.Hostname()
-	now := time.Now().UTC()
-	data, _ := json.Marshal(lockInfo{Holder: fmt.Sprintf("%s/%d", host, os.Getpid()), Started: now, Expires: now.Add(ttl)})
-	for range 2 {
-		err := store.Create(ctx, name, "application/json", data)
-		if err == nil {
-			return func() {
-				cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				defer cancel()
-				if err := store.Delete(cleanup, name); err != nil {
-					log.ErrorContext(ctx, "could not release the day's lock", "url", store.URL(name), "error", err.Error())
-				}
-			}, nil
-		}
-		if !errors.Is(err, sink.ErrConflict) {
-			return nil, fmt.Errorf("lock %s: %w", store.URL(name), err)
-		}
-		held, rerr := readLock(ctx, store, name)
-		if errors.Is(rerr, fs.ErrNotExist) {
-			continue // released in between
-		}
-		if rerr != nil || held == nil || now.Before(held.Expires) {
-			holder := "another run"
-			if held != nil {
-				holder = fmt.Sprintf("%s since %s, until %s", held.Holder, held.Started.Format(time.RFC3339), held.Expires.Format(time.RFC3339))
-			}
-			return nil, fmt.Errorf("%w: %s is held by %s", ErrBusy, store.URL(name), holder)
-		}
-		log.WarnContext(ctx, "removing a stale lock left by a run that did not finish", "url", store.URL(name), "holder", held.Holder, "expired", held.Expires)
-		if err := store.Delete(ctx, name); err != nil {
-			return nil, fmt.Errorf("lock %s: %w", store.URL(name), err)
-		}
-	}
-	return nil, fmt.Errorf("%w: %s was taken again at once", ErrBusy, store.URL(name))
-}
-
-func readLock(ctx context.Context, store sink.Store, name string) (*lockInfo, error) {
-	r, err := store.NewReader(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	var l lockInfo
-	if err := json.NewDecoder(r).Decode(&l); err != nil {
-		return nil, err
-	}
-	return &l, nil
 }

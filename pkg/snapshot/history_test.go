@@ -11,14 +11,12 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
@@ -242,41 +240,6 @@ func TestRerunWithTheSameBodyIsSkipped(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, snapshot.ManifestName))
 	if err := json.Unmarshal(data, &m); err != nil || m.Source.SHA256 != first.Source.SHA256 {
 		t.Errorf("manifest after the forced rerun: %v, SHA-256 %s", err, m.Source.SHA256)
-	}
-}
-
-func TestDayLock(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		expires time.Time
-		wantErr error
-	}{
-		{"a live lock refuses the run", time.Now().Add(time.Hour), snapshot.ErrBusy},
-		{"a stale lock is taken over", time.Now().Add(-time.Minute), nil},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			out := t.TempDir()
-			store, _ := sink.NewLocal(out)
-			lock := path.Join("raw/spoc/20261126", snapshot.LockName)
-			data, _ := json.Marshal(map[string]any{"holder": "other/1", "started": time.Now().Add(-2 * time.Hour), "expires": tt.expires})
-			if err := store.Create(context.Background(), lock, "application/json", data); err != nil {
-				t.Fatal(err)
-			}
-			_, err := snapshot.Run(context.Background(), options(t, serve(t, generated(t, 50, 1)), store))
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("run: %v, want %v", err, tt.wantErr)
-			}
-			want := []string{snapshot.ManifestName, snapshot.ParquetName}
-			if err != nil {
-				if !strings.Contains(err.Error(), "other/1") {
-					t.Errorf("the error does not name the holder: %v", err)
-				}
-				want = []string{snapshot.LockName}
-			}
-			if got := files(t, filepath.Join(out, "raw/spoc/20261126")); !slices.Equal(got, want) {
-				t.Errorf("day folder holds %v, want %v", got, want)
-			}
-		})
 	}
 }
 

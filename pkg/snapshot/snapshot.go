@@ -124,10 +124,15 @@ type Options struct {
 	// SkipIfUnchanged makes a rerun of a day whose manifest records the
 	// same body SHA-256 publish nothing and return ErrUnchanged.
 	SkipIfUnchanged bool
-	// LockTTL is how long the day's lock (LockName) holds against other
-	// runs if this one dies without releasing it; zero means an hour. Keep
-	// it above the run's deadline.
-	LockTTL time.Duration
+	// LockLease is how long the day's lock (LockName) holds against
+	// other runs without being renewed; the run renews it every third of
+	// that. Zero means DefaultLockLease.
+	LockLease time.Duration
+	// Execution identifies the execution this run is an attempt of, the
+	// same for its retries (on Cloud Run, CLOUD_RUN_EXECUTION): a lock
+	// held under the same Execution was left by an earlier attempt that
+	// is over, and is taken over at once. Empty outside such a platform.
+	Execution string
 
 	Version string       // job version, recorded in the manifest and the Parquet footer
 	Logger  *slog.Logger // nil: no logs
@@ -213,7 +218,7 @@ func Run(ctx context.Context, opts Options) (*Manifest, error) {
 
 // run is Run without the run's metrics. It leaves the figures of the last
 // attempt in *t.
-func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures) (*Manifest, int64, error) {
+func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures) (_ *Manifest, _ int64, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -225,11 +230,17 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 	}
 	dir := Dir(opts.Prefix, opts.Day)
 	parquetName := path.Join(dir, ParquetName)
-	release, err := lockDay(ctx, opts.Store, dir, opts.LockTTL, log)
+	ctx, release, err := lockDay(ctx, opts, dir, log)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer release()
+	defer func() {
+		// A lost lock cancels the run: say so rather than "context canceled".
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrLockLost) && !errors.Is(err, ErrLockLost) {
+			err = fmt.Errorf("%w (%w)", err, cause)
+		}
+	}()
 	h := history{}
 	if h.previous, err = findPrevious(ctx, opts.Store, opts.Prefix, opts.Day); err != nil {
 		return nil, 0, err
