@@ -26,7 +26,7 @@
 //
 // With Options.DetectChanges, a run compares its records with the
 // previous snapshot (the newest earlier day with a manifest) using package
-// changes, and writes the change table beside the snapshot. The first run
+// changes, and writes the change table in the day's changes/ folder. The first run
 // under a prefix writes an empty change table and says so in the
 // manifest (changes.first_run).
 //
@@ -38,6 +38,16 @@
 // result fails a check (too few records, too many dropped), nothing new is
 // published and a previous snapshot of the same day is left as it was. If
 // the manifest cannot be written, the new Parquet object is deleted again.
+//
+// # Lock
+//
+// A run holds the day's lock (LockName), a lease it renews while it runs,
+// so that two runs of one day never mix their objects; a second run fails
+// with ErrBusy before fetching. A run killed outright leaves its lock: a
+// rerun takes it over once the lease runs out, or at once when the holder
+// is known to be gone (Options.Execution, a dead process of this host),
+// and first removes what the killed run left in the day's folder. A run
+// that loses its lock stops with ErrLockLost.
 //
 // # Telemetry
 //
