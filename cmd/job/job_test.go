@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -385,9 +386,7 @@ func TestJobFailuresPublishNothing(t *testing.T) {
 			defer up.Close()
 			out := t.TempDir()
 			env := map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out}
-			for k, v := range tt.env {
-				env[k] = v
-			}
+			maps.Copy(env, tt.env)
 			code, logs := runJob(t, context.Background(), env)
 			if code != exitFailed {
 				t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)

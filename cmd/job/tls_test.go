@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,9 +112,7 @@ func TestJobTLS(t *testing.T) {
 			defer up.Close()
 			out := t.TempDir()
 			env := map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out}
-			for k, v := range tc.env {
-				env[k] = v
-			}
+			maps.Copy(env, tc.env)
 			code, logs := runJob(t, context.Background(), env)
 			if tc.fail == "" {
 				if code != exitOK {
