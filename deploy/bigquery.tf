@@ -1,9 +1,32 @@
 # Optional: every day's snapshot queryable from BigQuery without loading it.
 # The date folders are not hive-style (key=value), so the table reads all
 # snapshots with one wildcard, and the view takes the date from the file name.
+#
+# A Parquet external table takes no schema of its own (the provider refuses
+# external_data_configuration.schema for Parquet), and autodetect needs a
+# file to look at, which an empty bucket does not have. So each table reads
+# its schema from a reference file: a zero-row Parquet file written by the
+# job's own writer (deploy/schema/, checked against the job's schemas by
+# cmd/job's TestBigQuerySchemaFiles), uploaded here under the prefix's
+# _schema/ folder, three levels deep so that no snapshot or change-table
+# glob matches it. Its MD5 is in its name: a new schema makes new tables.
 
 locals {
   bigquery = var.bigquery_dataset != "" ? 1 : 0
+
+  schema_files = {
+    snapshots = "spoc-list-public.schema.parquet"
+    changes   = "spoc-list-public.changes.schema.parquet"
+  }
+}
+
+resource "google_storage_bucket_object" "schema" {
+  for_each = local.bigquery == 1 ? local.schema_files : {}
+
+  bucket       = local.bucket_name
+  name         = "${local.output_prefix}/_schema/${substr(filemd5("${path.module}/schema/${each.value}"), 0, 12)}/${each.value}"
+  source       = "${path.module}/schema/${each.value}"
+  content_type = "application/vnd.apache.parquet"
 }
 
 resource "google_bigquery_dataset" "spoc" {
@@ -25,8 +48,9 @@ resource "google_bigquery_table" "snapshots" {
   deletion_protection = false
 
   external_data_configuration {
-    source_format = "PARQUET"
-    autodetect    = true
+    source_format             = "PARQUET"
+    autodetect                = false
+    reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.schema["snapshots"].name}"
     # One wildcard (BigQuery allows one), which also matches "/": here
     # the YYYYMMDD/ folder. The change tables, in YYYYMMDD/changes/, end
     # with another name.
@@ -62,8 +86,9 @@ resource "google_bigquery_table" "changes" {
   deletion_protection = false
 
   external_data_configuration {
-    source_format = "PARQUET"
-    autodetect    = true
-    source_uris   = ["gs://${local.bucket_name}/${local.output_prefix}/*/changes/spoc-list-public.changes.parquet"]
+    source_format             = "PARQUET"
+    autodetect                = false
+    reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.schema["changes"].name}"
+    source_uris               = ["gs://${local.bucket_name}/${local.output_prefix}/*/changes/spoc-list-public.changes.parquet"]
   }
 }

@@ -7,6 +7,8 @@ resource "google_service_account" "build" {
   account_id   = "${var.job_name}-build"
   display_name = "mspo-spoc Cloud Build"
   description  = "Identity of cloudbuild.yaml: tests, pushes the image, updates the mspo-spoc job."
+
+  depends_on = [google_project_service.required]
 }
 
 # gcloud builds submit uploads the source here
@@ -35,6 +37,8 @@ resource "google_storage_bucket_iam_member" "build_reads_source" {
   bucket = google_storage_bucket.build_source.name
   role   = "roles/storage.objectViewer"
   member = google_service_account.build.member
+
+  depends_on = [google_project_service.required]
 }
 
 resource "google_artifact_registry_repository_iam_member" "build_pushes" {
@@ -62,4 +66,6 @@ resource "google_project_iam_member" "build_logs" {
   project = var.project_id
   role    = "roles/logging.logWriter"
   member  = google_service_account.build.member
+
+  depends_on = [google_project_service.required]
 }

@@ -6,12 +6,16 @@ resource "google_service_account" "runtime" {
   account_id   = "${var.job_name}-run"
   display_name = "mspo-spoc job runtime"
   description  = "Identity of the mspo-spoc Cloud Run job: writes snapshots under one prefix of one bucket."
+
+  depends_on = [google_project_service.required]
 }
 
 resource "google_service_account" "scheduler" {
   account_id   = "${var.job_name}-sched"
   display_name = "mspo-spoc scheduler"
   description  = "Identity Cloud Scheduler uses to start the mspo-spoc Cloud Run job."
+
+  depends_on = [google_project_service.required]
 }
 
 # Create, overwrite (a rerun of a day replaces its objects, which GCS counts
@@ -27,6 +31,8 @@ resource "google_storage_bucket_iam_member" "runtime_objects" {
     description = "Objects under the job's output prefix."
     expression  = "resource.name.startsWith(\"projects/_/buckets/${local.bucket_name}/objects/${local.output_prefix}/\")"
   }
+
+  depends_on = [google_project_service.required]
 }
 
 # Finding the previous day's manifest needs storage.objects.list, which IAM
@@ -43,18 +49,24 @@ resource "google_storage_bucket_iam_member" "runtime_list" {
     description = "Listing the bucket; no object access."
     expression  = "resource.type == \"storage.googleapis.com/Bucket\""
   }
+
+  depends_on = [google_project_service.required]
 }
 
 resource "google_project_iam_member" "runtime_metrics" {
   project = var.project_id
   role    = "roles/monitoring.metricWriter"
   member  = google_service_account.runtime.member
+
+  depends_on = [google_project_service.required]
 }
 
 resource "google_project_iam_member" "runtime_traces" {
   project = var.project_id
   role    = "roles/cloudtrace.agent"
   member  = google_service_account.runtime.member
+
+  depends_on = [google_project_service.required]
 }
 
 # Bound on the job, not the project: the scheduler can run this job and no

@@ -3,12 +3,15 @@ locals {
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
     "cloudbuild.googleapis.com",
+    # The project and project-IAM calls go through it.
+    "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
     "cloudtrace.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "run.googleapis.com",
+    "serviceusage.googleapis.com",
     "storage.googleapis.com",
   ]
 
@@ -31,21 +34,24 @@ resource "google_artifact_registry_repository" "images" {
   format        = "DOCKER"
   description   = "Container images of the mspo-spoc job, tagged with the commit SHA."
 
-  # Old images are what a rollback needs: keep the last 30, delete the
-  # untagged layers of interrupted pushes.
+  # Old images are what a rollback needs. Artifact Registry deletes what a
+  # DELETE policy matches unless a KEEP policy matches it too: so every
+  # version older than image_retention_days goes, tagged or not, except
+  # the newest image_keep_count versions, which stay whatever their age.
   cleanup_policy_dry_run = false
   cleanup_policies {
     id     = "keep-recent"
     action = "KEEP"
     most_recent_versions {
-      keep_count = 30
+      keep_count = var.image_keep_count
     }
   }
   cleanup_policies {
-    id     = "delete-untagged"
+    id     = "delete-old"
     action = "DELETE"
     condition {
-      tag_state = "UNTAGGED"
+      tag_state  = "ANY"
+      older_than = "${var.image_retention_days}d"
     }
   }
 

@@ -45,6 +45,16 @@ resource "google_monitoring_alert_policy" "execution_failed" {
 # spoc.last_success (exported by the job with the gcp exporter as
 # workload.googleapis.com/spoc.last_success) is only recorded by a run that
 # published, so its absence over the window means no successful run.
+#
+# On a new deployment the metric has no history at all, and absent_over_time
+# would be true from the first apply until the first successful run: every
+# deployment would start with an incident. So the condition also requires
+# the deployment to be older than the window (time_static.deployed is the
+# time of the first apply and never changes): on day one nothing fires
+# unless an execution fails (the policy above), and from then on a day
+# without a published snapshot does.
+resource "time_static" "deployed" {}
+
 resource "google_monitoring_alert_policy" "stale_snapshot" {
   display_name = "${var.job_name}: no snapshot for ${var.staleness_hours} h"
   combiner     = "OR"
@@ -52,9 +62,12 @@ resource "google_monitoring_alert_policy" "stale_snapshot" {
   conditions {
     display_name = "No successful ${var.job_name} run for ${var.staleness_hours} hours"
     condition_prometheus_query_language {
-      query               = "absent_over_time(workload_googleapis_com:spoc_last_success{monitored_resource=\"generic_task\"}[${var.staleness_hours}h])"
+      query               = "absent_over_time(workload_googleapis_com:spoc_last_success{monitored_resource=\"generic_task\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed.unix + var.staleness_hours * 3600})"
       duration            = "0s"
       evaluation_interval = "300s"
+      # The metric does not exist until the job has published once;
+      # without this, Cloud Monitoring refuses the policy on a new project.
+      disable_metric_validation = true
     }
   }
 

@@ -29,6 +29,6 @@ output "execute_command" {
 }
 
 output "build_command" {
-  description = "Test, build and deploy the current checkout (run at the repository's top)."
-  value       = "gcloud builds submit --project ${var.project_id} --region ${var.region} --config cloudbuild.yaml --service-account ${google_service_account.build.id} --gcs-source-staging-dir gs://${google_storage_bucket.build_source.name}/source --substitutions COMMIT_SHA=$(git rev-parse HEAD),SHORT_SHA=$(git rev-parse --short HEAD),_REGION=${var.region},_REPOSITORY=${var.repository_id},_JOB=${var.job_name},_IMAGE=${var.job_name}"
+  description = "Test, build and deploy the current checkout (run at the repository's top). The build runs in var.build_region; the image and the job stay in var.region."
+  value       = "gcloud builds submit --project ${var.project_id} --region ${var.build_region} --config cloudbuild.yaml --service-account ${google_service_account.build.id} --gcs-source-staging-dir gs://${google_storage_bucket.build_source.name}/source --substitutions COMMIT_SHA=$(git rev-parse HEAD),SHORT_SHA=$(git rev-parse --short HEAD),_REGION=${var.region},_REPOSITORY=${var.repository_id},_JOB=${var.job_name},_IMAGE=${var.job_name}"
 }

@@ -142,3 +142,32 @@ variable "bigquery_location" {
   type        = string
   default     = ""
 }
+
+variable "build_region" {
+  description = <<-EOT
+    Region Cloud Build runs the build in (gcloud builds submit --region),
+    apart from the job's region: Google restricts Cloud Build in some
+    projects to us-central1, us-west2, europe-west1, asia-east1,
+    australia-southeast1 and southamerica-east1 (asia-southeast1 is not one
+    of them). The build still pushes to the repository in var.region.
+  EOT
+  type        = string
+  default     = "asia-east1"
+}
+
+variable "image_keep_count" {
+  description = "Artifact Registry keeps at least this many of the newest image versions, whatever their age."
+  type        = number
+  default     = 30
+}
+
+variable "image_retention_days" {
+  description = "Image versions older than this many days are deleted, tagged or not, unless among the newest image_keep_count."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.image_retention_days >= 1
+    error_message = "image_retention_days must be at least 1."
+  }
+}

@@ -3,8 +3,14 @@ terraform {
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = "~> 6.0"
+      source = "hashicorp/google"
+      # 6.13.0 added disable_metric_validation (monitoring.tf), which the
+      # first apply needs; 7.0 may break the attributes used here.
+      version = "~> 6.13"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.12"
     }
   }
 

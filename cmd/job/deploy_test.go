@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -301,18 +303,164 @@ func TestTerraformResources(t *testing.T) {
 	}
 }
 
-func TestTerraformProviderPinnedToMajor(t *testing.T) {
+// The google provider is pinned to a major version, at or above the
+// release that has every attribute deploy/ uses (6.13.0 added
+// disable_metric_validation); so is the time provider.
+func TestTerraformProvidersPinned(t *testing.T) {
 	tf := parseTerraform(t)
 	block := tf.block("terraform")
 	if block == nil {
 		t.Fatal("no terraform block")
 	}
-	providers := literal(t, path(t, block, "required_providers"), "google")
-	if src := providers.GetAttr("source").AsString(); src != "hashicorp/google" {
-		t.Errorf("google provider source %q", src)
+	for _, p := range []struct {
+		name, source    string
+		major, minMinor int
+	}{
+		{"google", "hashicorp/google", 6, 13},
+		{"time", "hashicorp/time", 0, 12},
+	} {
+		provider := literal(t, path(t, block, "required_providers"), p.name)
+		if src := provider.GetAttr("source").AsString(); src != p.source {
+			t.Errorf("%s provider source %q, want %s", p.name, src, p.source)
+		}
+		v := provider.GetAttr("version").AsString()
+		m := regexp.MustCompile(`^~> (\d+)\.(\d+)$`).FindStringSubmatch(v)
+		if m == nil {
+			t.Errorf("%s provider version %q: want a pin like \"~> %d.%d\" (this major, at least this minor)", p.name, v, p.major, p.minMinor)
+			continue
+		}
+		major, _ := strconv.Atoi(m[1])
+		minor, _ := strconv.Atoi(m[2])
+		if major != p.major || minor < p.minMinor {
+			t.Errorf("%s provider version %q admits releases without the attributes used: want \"~> %d.%d\" or a later minor", p.name, v, p.major, p.minMinor)
+		}
 	}
-	if v := providers.GetAttr("version").AsString(); !regexp.MustCompile(`^~> \d+\.0$`).MatchString(v) {
-		t.Errorf("google provider version %q: want a major pin like \"~> 6.0\"", v)
+}
+
+// On an empty project nothing may race the enabling of the APIs it calls:
+// the resources of these types wait for google_project_service.required,
+// and the APIs that IAM and the project calls go through are enabled.
+func TestTerraformWaitsForTheAPIs(t *testing.T) {
+	tf := parseTerraform(t)
+	for _, typ := range []string{"google_service_account", "google_project_iam_member", "google_storage_bucket_iam_member",
+		"google_storage_bucket", "google_artifact_registry_repository", "google_cloud_run_v2_job", "google_cloud_scheduler_job",
+		"google_monitoring_alert_policy", "google_bigquery_dataset"} {
+		for name, b := range tf.resources(typ) {
+			if !strings.Contains(source(b, "depends_on"), "google_project_service.required") {
+				t.Errorf("%s.%s does not depend on google_project_service.required", typ, name)
+			}
+		}
+	}
+	v, diags := tf.locals["services"].Value(nil)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	var enabled []string
+	for _, s := range v.AsValueSlice() {
+		enabled = append(enabled, s.AsString())
+	}
+	for _, api := range []string{"iam.googleapis.com", "cloudresourcemanager.googleapis.com", "serviceusage.googleapis.com", "cloudbuild.googleapis.com", "bigquery.googleapis.com"} {
+		if !slices.Contains(enabled, api) {
+			t.Errorf("API %s is not enabled by local.services", api)
+		}
+	}
+}
+
+// The "no snapshot" alert can be created before its metric exists, and
+// does not fire on a new deployment before the job could have published.
+func TestTerraformStalenessAlert(t *testing.T) {
+	tf := parseTerraform(t)
+	policy := tf.resources("google_monitoring_alert_policy")["stale_snapshot"]
+	if policy == nil {
+		t.Fatal("no google_monitoring_alert_policy.stale_snapshot")
+	}
+	promql := path(t, policy, "conditions", "condition_prometheus_query_language")
+	if !literal(t, promql, "disable_metric_validation").True() {
+		t.Error("disable_metric_validation is not true: Cloud Monitoring refuses a PromQL condition on a metric that does not exist yet")
+	}
+	query := source(promql, "query")
+	if !strings.Contains(query, "absent_over_time(workload_googleapis_com:spoc_last_success") || !strings.Contains(query, "time_static.deployed.unix") {
+		t.Errorf("query %s: want absent_over_time of spoc.last_success, only once the deployment is older than the window", query)
+	}
+	if tf.resources("time_static")["deployed"] == nil {
+		t.Error("no time_static.deployed")
+	}
+}
+
+// Cloud Build runs in a region of its own, from the list that projects
+// restricted by Google may use; the image and the job stay in var.region.
+func TestTerraformBuildRegion(t *testing.T) {
+	tf := parseTerraform(t)
+	v := tf.block("variable", "build_region")
+	if v == nil {
+		t.Fatal("no variable build_region")
+	}
+	restricted := []string{"us-central1", "us-west2", "europe-west1", "asia-east1", "australia-southeast1", "southamerica-east1"}
+	if def := literal(t, v, "default").AsString(); !slices.Contains(restricted, def) {
+		t.Errorf("build_region defaults to %q, not one of %v", def, restricted)
+	}
+	cmd := source(tf.block("output", "build_command"), "value")
+	if !strings.Contains(cmd, "--region ${var.build_region}") || !strings.Contains(cmd, "_REGION=${var.region}") {
+		t.Errorf("build_command %s: want the build in var.build_region and _REGION=${var.region}", cmd)
+	}
+	for _, sub := range []string{"_REPOSITORY=", "_JOB=", "_IMAGE="} {
+		if !strings.Contains(cmd, sub) {
+			t.Errorf("build_command does not pass %s", sub)
+		}
+	}
+}
+
+// The image cleanup bounds tagged versions too: a DELETE for any tag
+// state, a KEEP for the newest few.
+func TestTerraformImageCleanup(t *testing.T) {
+	tf := parseTerraform(t)
+	repo := tf.resources("google_artifact_registry_repository")["images"]
+	if repo == nil {
+		t.Fatal("no google_artifact_registry_repository.images")
+	}
+	var deletesTagged, keepsNewest bool
+	for _, p := range child(repo, "cleanup_policies") {
+		action := literal(t, p, "action").AsString()
+		if c := child(p, "condition"); action == "DELETE" && len(c) == 1 && source(c[0], "older_than") != "" {
+			if state := source(c[0], "tag_state"); state == `"ANY"` || state == `"TAGGED"` {
+				deletesTagged = true
+			}
+		}
+		if action == "KEEP" && len(child(p, "most_recent_versions")) == 1 {
+			keepsNewest = true
+		}
+	}
+	if !deletesTagged || !keepsNewest {
+		t.Errorf("cleanup policies: DELETE of tagged versions by age %v, KEEP of the newest %v; want both", deletesTagged, keepsNewest)
+	}
+}
+
+// The BigQuery tables take their schema from the reference files that
+// TestBigQuerySchemaFiles keeps equal to the job's, uploaded by Terraform,
+// so that they can be created on an empty bucket.
+func TestTerraformBigQuerySchemas(t *testing.T) {
+	tf := parseTerraform(t)
+	for table, key := range map[string]string{"snapshots": "snapshots", "changes": "changes"} {
+		b := tf.resources("google_bigquery_table")[table]
+		if b == nil {
+			t.Fatalf("no google_bigquery_table.%s", table)
+		}
+		ext := path(t, b, "external_data_configuration")
+		if literal(t, ext, "autodetect").True() {
+			t.Errorf("%s: autodetect needs a Parquet file, which an empty bucket does not have", table)
+		}
+		if ref := source(ext, "reference_file_schema_uri"); !strings.Contains(ref, `google_storage_bucket_object.schema["`+key+`"].name`) {
+			t.Errorf("%s: reference_file_schema_uri = %s, want the uploaded schema file %q", table, ref, key)
+		}
+	}
+	files, diags := tf.locals["schema_files"].Value(nil)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	for key, name := range files.AsValueMap() {
+		if _, err := os.Stat(filepath.Join(repoRoot, "deploy", "schema", name.AsString())); err != nil {
+			t.Errorf("schema file of %s: %v", key, err)
+		}
 	}
 }
 
@@ -688,5 +836,49 @@ func TestBigQueryTablesMatchOneTableEach(t *testing.T) {
 				t.Errorf("%s: %s matches %s (%s): %v", table, uri, object, kind, got)
 			}
 		}
+	}
+}
+
+// TestIgnoreFiles checks, with git's own matcher, that neither `gcloud
+// builds submit` (.gcloudignore, gitignore syntax) nor git (.gitignore)
+// takes Terraform's providers, state, plans or variable files, and that
+// the build still gets what it needs.
+func TestIgnoreFiles(t *testing.T) {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git is not installed")
+	}
+	secret := []string{"deploy/.terraform/providers/registry.terraform.io/hashicorp/google/6.50.0/linux_amd64/terraform-provider-google",
+		"deploy/terraform.tfvars", "deploy/prod.auto.tfvars", "deploy/plan.tfplan", "deploy/terraform.tfstate", "deploy/terraform.tfstate.backup"}
+	needed := []string{"go.mod", "go.sum", "Dockerfile", "cloudbuild.yaml", "cmd/job/main.go", "deploy/main.tf", "deploy/schema/spoc-list-public.schema.parquet",
+		"deploy/terraform.tfvars.example", "pkg/spoc/testdata/issuers.p7c", "pkg/snapshot/testdata/small.json"}
+	for _, ignoreFile := range []string{".gcloudignore", ".gitignore"} {
+		t.Run(ignoreFile, func(t *testing.T) {
+			rules, err := os.ReadFile(filepath.Join(repoRoot, ignoreFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if out, err := exec.Command(git, "init", "-q", dir).CombinedOutput(); err != nil {
+				t.Fatalf("git init: %v\n%s", err, out)
+			}
+			if err := os.WriteFile(filepath.Join(dir, ".gitignore"), rules, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ignored := func(p string) bool {
+				cmd := exec.Command(git, "-C", dir, "check-ignore", "-q", "--no-index", p)
+				return cmd.Run() == nil
+			}
+			for _, p := range secret {
+				if !ignored(p) {
+					t.Errorf("%s does not ignore %s", ignoreFile, p)
+				}
+			}
+			for _, p := range needed {
+				if ignored(p) {
+					t.Errorf("%s ignores %s", ignoreFile, p)
+				}
+			}
+		})
 	}
 }
