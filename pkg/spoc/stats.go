@@ -1,9 +1,9 @@
 package spoc
 
 import (
+	"container/heap"
 	"hash/maphash"
-
-	"github.com/RoaringBitmap/roaring/v2/roaring64"
+	"slices"
 )
 
 // Stats is the data-quality report of one decoded body. It is gathered
@@ -75,21 +75,23 @@ const (
 // collector accumulates Stats with fixed-size arrays on the hot path and
 // builds the map form only when asked.
 type collector struct {
-	read, written, deleted, duplicateIDs int64
-	dropped                              map[string]int64
-	nulls                                [numColumns]int64
-	invalid                              [numColumns]map[string]int64
-	byStatus                             map[string]int64
-	ids                                  *roaring64.Bitmap
-	mpob                                 mpobCounter
+	read, written, deleted int64
+	dropped                map[string]int64
+	nulls                  [numColumns]int64
+	invalid                [numColumns]map[string]int64
+	// byStatus points at the counts, so that counting a status seen
+	// before is a lookup (which converts the bytes without allocating)
+	// and no map assignment.
+	byStatus map[string]*int64
+	ids      duplicateCounter
+	mpob     mpobCounter
 }
 
 func newCollector() *collector {
 	return &collector{
 		dropped:  map[string]int64{},
-		byStatus: map[string]int64{},
-		ids:      roaring64.New(),
-		mpob:     newMPOBCounter(),
+		byStatus: map[string]*int64{},
+		mpob:     mpobCounter{seed: maphash.MakeSeed()},
 	}
 }
 
@@ -101,37 +103,38 @@ func (c *collector) countInvalid(col int, reason string) {
 }
 
 func (c *collector) countStatus(status []byte, isNull bool) {
-	if isNull {
-		c.byStatus[nullStatus]++
-		return
+	key := nullStatus
+	if !isNull {
+		if n, ok := c.byStatus[string(status)]; ok {
+			*n++
+			return
+		}
+		key = string(status)
+		if len(c.byStatus) >= maxStatusValues {
+			key = otherStatus
+		}
 	}
-	if _, ok := c.byStatus[string(status)]; ok {
-		c.byStatus[string(status)]++
-		return
+	n, ok := c.byStatus[key]
+	if !ok {
+		n = new(int64)
+		c.byStatus[key] = n
 	}
-	if len(c.byStatus) >= maxStatusValues {
-		c.byStatus[otherStatus]++
-		return
-	}
-	c.byStatus[string(status)] = 1
+	*n++
 }
 
-// countID records a written id; ids are tracked in a compressed bitmap,
-// which for the upstream's dense numeric ids costs a few bits per record.
-func (c *collector) countID(id int64) {
-	if !c.ids.CheckedAdd(uint64(id)) {
-		c.duplicateIDs++
-	}
-}
+// countID records a written id.
+func (c *collector) countID(id int64) { c.ids.add(uint64(id)) }
 
 func (c *collector) stats() Stats {
+	duplicateIDs, _ := c.ids.counts()
+	_, mpobSeveral := c.mpob.keys.counts()
 	s := Stats{
 		RecordsRead:          c.read,
 		RecordsWritten:       c.written,
 		DroppedByReason:      make(map[string]int64, len(c.dropped)),
 		Columns:              make(map[string]ColumnStats, numColumns),
-		DuplicateIDs:         c.duplicateIDs,
-		MPOBWithSeveralPlots: c.mpob.several,
+		DuplicateIDs:         duplicateIDs,
+		MPOBWithSeveralPlots: mpobSeveral,
 		RecordsByCertStatus:  make(map[string]int64, len(c.byStatus)),
 		DeletedRecords:       c.deleted,
 	}
@@ -150,39 +153,103 @@ func (c *collector) stats() Stats {
 		s.Columns[Schema.Field(i).Name] = cs
 	}
 	for k, v := range c.byStatus {
-		s.RecordsByCertStatus[k] = v
+		s.RecordsByCertStatus[k] = *v
 	}
 	return s
+}
+
+// duplicateCounter counts repeated 64-bit keys, exactly, in 8 bytes a
+// key and time linear in the keys (times a log of the few chunks),
+// whatever the keys look like: a compressed bitmap degrades to a sorted
+// insert per key for sparse ones such as 12-digit MPOB numbers, and a
+// hash set takes twice the memory. Keys go into fixed chunks, each
+// sorted when full, so memory grows without the copies of a growing
+// slice; counting merges the sorted chunks.
+type duplicateCounter struct {
+	full    [][]uint64 // sorted chunks of duplicateChunk keys
+	current []uint64
+}
+
+const duplicateChunk = 1 << 16 // keys: 512 KiB a chunk
+
+func (d *duplicateCounter) add(key uint64) {
+	if d.current == nil {
+		d.current = make([]uint64, 0, duplicateChunk)
+	}
+	d.current = append(d.current, key)
+	if len(d.current) == duplicateChunk {
+		slices.Sort(d.current)
+		d.full = append(d.full, d.current)
+		d.current = nil
+	}
+}
+
+// counts returns the number of keys that repeat an earlier one, and the
+// number of distinct keys added more than once.
+func (d *duplicateCounter) counts() (repeats, several int64) {
+	chunks := slices.Clone(d.full)
+	if len(d.current) > 0 {
+		last := slices.Clone(d.current)
+		slices.Sort(last)
+		chunks = append(chunks, last)
+	}
+	// Merge the sorted chunks through a heap of their heads.
+	h := chunkHeap(slices.DeleteFunc(chunks, func(c []uint64) bool { return len(c) == 0 }))
+	heap.Init(&h)
+	var (
+		prev uint64
+		run  int
+	)
+	for len(h) > 0 {
+		key := h[0][0]
+		if h[0] = h[0][1:]; len(h[0]) == 0 {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
+		if run > 0 && key == prev {
+			repeats++
+			if run++; run == 2 {
+				several++
+			}
+			continue
+		}
+		prev, run = key, 1
+	}
+	return repeats, several
+}
+
+// chunkHeap orders sorted, non-empty chunks by their first key.
+type chunkHeap [][]uint64
+
+func (h chunkHeap) Len() int           { return len(h) }
+func (h chunkHeap) Less(i, j int) bool { return h[i][0] < h[j][0] }
+func (h chunkHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *chunkHeap) Push(x any)        { *h = append(*h, x.([]uint64)) }
+func (h *chunkHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
 }
 
 // mpobCounter counts MPOB numbers seen on more than one plot without
 // keeping the numbers as strings. A number of up to 15 digits (the
 // registry's are 12) is packed with its length into one uint64, so
-// "012345678901" and "12345678901" stay distinct and the key set
-// compresses well in a roaring bitmap. Anything else (letters, longer
-// numbers) is keyed by a 64-bit hash in a separate space; a collision
-// there is possible in theory but needs billions of distinct odd values.
+// "012345678901" and "12345678901" stay distinct. Anything else (letters,
+// longer numbers) is keyed by a 64-bit hash in a separate space; a
+// collision there is possible in theory but needs billions of distinct
+// odd values.
 type mpobCounter struct {
-	once, twice *roaring64.Bitmap
-	seed        maphash.Seed
-	several     int64
-}
-
-func newMPOBCounter() mpobCounter {
-	return mpobCounter{once: roaring64.New(), twice: roaring64.New(), seed: maphash.MakeSeed()}
+	keys duplicateCounter
+	seed maphash.Seed
 }
 
 func (m *mpobCounter) add(v []byte) {
 	if len(v) == 0 {
 		return
 	}
-	key := mpobKey(v, m.seed)
-	if m.once.CheckedAdd(key) {
-		return
-	}
-	if m.twice.CheckedAdd(key) {
-		m.several++
-	}
+	m.keys.add(mpobKey(v, m.seed))
 }
 
 func mpobKey(v []byte, seed maphash.Seed) uint64 {
