@@ -9,13 +9,21 @@
 #   bench/compare.sh -download-only   only the throttled download
 #   bench/compare.sh -throttle 2      serve the download at 2 MB/s, not 20
 #
-# It builds the job and the fake upstream, generates the body with the
-# project's generator, installs DuckDB from npm (@duckdb/node-api) into
-# bench/.work (ignored by git), and prints, from /usr/bin/time -v, the
-# median wall time, CPU time (user+sys), peak RSS and output size of both
-# tools with the ratios job/DuckDB, and checks that both Parquet files hold
-# the same rows. Then it serves the body at 20 MB/s on loopback and times
-# the job against `curl -o /dev/null` of the same URL.
+# It builds the job and the fake upstream, generates a body and its next
+# day with the project's generator, installs DuckDB from npm
+# (@duckdb/node-api) into bench/.work (ignored by git), and prints, from
+# /usr/bin/time -v, the median wall time, CPU time (user+sys), peak RSS
+# and output size of:
+#   - DuckDB's typed query (bench/duckdb.mjs typed), the baseline;
+#   - DuckDB with the job's exact conversion rules (306,000 only);
+#   - the job's core work, with the archive, change detection and the
+#     unchanged-skip off (306,000 only);
+#   - the job as it runs every day, every default on, publishing day 2
+#     against a day 1 published just before (not measured);
+# with the ratios to the baseline and the targets of issue 16, and checks
+# that the job's snapshot and DuckDB's exact-rules output hold the same
+# rows. Then it serves the body at 20 MB/s on loopback and times the job
+# against `curl -o /dev/null` of the same URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -94,57 +102,88 @@ verdict() { # verdict VALUE OP LIMIT
 }
 
 : >"$work/times"
-declare -A job_rss
+declare -A default_rss default_wall
+core_env=(SPOC_ARCHIVE_RAW=false SPOC_DETECT_CHANGES=false SPOC_SKIP_IF_UNCHANGED=false)
 for records in "${sizes[@]+"${sizes[@]}"}"; do
   body="$work/body-$records.json"
-  if [ ! -s "$body" ]; then
-    echo "generating $records records into $body" >&2
+  day2="$work/body-$records-day2.json"
+  if [ ! -s "$body" ] || [ ! -s "$day2" ]; then
+    echo "generating $records records into $body, and its next day into $day2" >&2
     "$work/fakespoc" -records "$records" -o "$body"
+    # The next day: 1 in 306 plots gone, 1 in 383 with another status,
+    # 1 in 1020 with another area, and 0.5% new plots (at 306,000: 1,000
+    # removed, 1,500 added, about 1,100 changed).
+    "$work/fakespoc" -records "$records" -o "$day2" -remove-every 306 -status-every 383 -area-every 1020 -add $((records / 204))
   fi
   bytes=$(stat -c %s "$body")
   echo "== $records records, $(mb "$bytes") of JSON; median of $runs runs" >&2
+  # The core work only at 306,000 records; at every size the configuration
+  # that runs every day (every default on) and DuckDB's typed query.
   for run in $(seq "$runs"); do
-    # Alternate the tools so that a slow spell of a shared machine hits both.
-    rm -rf "$work/out-job"
-    measure "job-$records" env SPOC_URL="$body" SPOC_OUTPUT="$work/out-job" SPOC_PREFIX=bench SPOC_ARCHIVE_RAW=false SPOC_DETECT_CHANGES=false SPOC_SKIP_IF_UNCHANGED=false \
-      SPOC_LOG_FORMAT=json "$work/job"
+    # Alternate the tools so that a slow spell of a shared machine hits all.
     rm -f "$work/duck-$records.parquet"
-    measure "duckdb-$records" node "$work/duckdb/duckdb.mjs" copy "$body" "$work/duck-$records.parquet"
-    echo "  run $run: $(tail -2 "$work/times" | tr '\n' ' ')" >&2
+    measure "duckdb-$records" node "$work/duckdb/duckdb.mjs" typed "$body" "$work/duck-$records.parquet"
+    if [ "$records" = 306000 ]; then
+      rm -rf "$work/out-core"
+      measure "core-$records" env SPOC_URL="$body" SPOC_OUTPUT="$work/out-core" SPOC_PREFIX=bench "${core_env[@]}" SPOC_LOG_FORMAT=json "$work/job"
+      rm -f "$work/duck-exact-$records.parquet"
+      measure "exact-$records" node "$work/duckdb/duckdb.mjs" copy "$body" "$work/duck-exact-$records.parquet"
+    fi
+    # Day 2 against a published day 1, with every default: archive,
+    # change detection, unchanged-skip.
+    rm -rf "$work/out-default"
+    SPOC_URL="$body" SPOC_OUTPUT="$work/out-default" SPOC_PREFIX=bench SPOC_DATE=20261125 SPOC_LOG_FORMAT=json "$work/job" >/dev/null 2>&1 || {
+      echo "compare.sh: publishing day 1 failed" >&2
+      exit 1
+    }
+    measure "default-$records" env SPOC_URL="$day2" SPOC_OUTPUT="$work/out-default" SPOC_PREFIX=bench SPOC_DATE=20261126 SPOC_LOG_FORMAT=json "$work/job"
+    echo "  run $run: $(grep -c . "$work/times") measurements so far; last: $(tail -1 "$work/times")" >&2
   done
-  job_parquet=$(find "$work/out-job" -name spoc-list-public.parquet)
-  job_bytes=$(stat -c %s "$job_parquet")
-  duck_bytes=$(stat -c %s "$work/duck-$records.parquet")
-  same=$(node "$work/duckdb/duckdb.mjs" same "$job_parquet" "$work/duck-$records.parquet") || {
-    echo "compare.sh: the two Parquet files differ: $same" >&2
-    exit 1
-  }
-
-  jw=$(median "job-$records" 2) jc=$(median "job-$records" 3) jr=$(median "job-$records" 4)
   dw=$(median "duckdb-$records" 2) dc=$(median "duckdb-$records" 3) dr=$(median "duckdb-$records" 4)
-  job_rss[$records]=$jr
+  fw=$(median "default-$records" 2) fc=$(median "default-$records" 3) fr=$(median "default-$records" 4)
+  default_rss[$records]=$fr default_wall[$records]=$fw
+  duck_bytes=$(stat -c %s "$work/duck-$records.parquet")
   echo
   echo "### $records records ($(mb "$bytes") of JSON), median of $runs runs"
   echo
-  echo "| | mspo-spoc | DuckDB | job/DuckDB |"
-  echo "| --- | --- | --- | --- |"
-  echo "| wall | ${jw} s | ${dw} s | $(ratio "$jw" "$dw") |"
-  echo "| CPU (user+sys) | ${jc} s | ${dc} s | $(ratio "$jc" "$dc") |"
-  echo "| peak RSS | $(mib "$jr") | $(mib "$dr") | $(ratio "$jr" "$dr") |"
-  echo "| Parquet output | $(mb "$job_bytes") | $(mb "$duck_bytes") | $(ratio "$job_bytes" "$duck_bytes") |"
-  echo
-  echo "Same rows: $same"
+  echo "| | wall | CPU (user+sys) | peak RSS | Parquet | wall / DuckDB typed | CPU / DuckDB typed |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  echo "| DuckDB, typed query | ${dw} s | ${dc} s | $(mib "$dr") | $(mb "$duck_bytes") | 1 | 1 |"
   if [ "$records" = 306000 ]; then
+    ew=$(median "exact-$records" 2) ec=$(median "exact-$records" 3) er=$(median "exact-$records" 4)
+    cw=$(median "core-$records" 2) cc=$(median "core-$records" 3) cr=$(median "core-$records" 4)
+    core_parquet=$(find "$work/out-core" -name spoc-list-public.parquet)
+    core_bytes=$(stat -c %s "$core_parquet")
+    exact_bytes=$(stat -c %s "$work/duck-exact-$records.parquet")
+    echo "| DuckDB, the job's exact rules (all VARCHAR, TRY_CAST(trim(...))) | ${ew} s | ${ec} s | $(mib "$er") | $(mb "$exact_bytes") | $(ratio "$ew" "$dw") | $(ratio "$ec" "$dc") |"
+    echo "| mspo-spoc, core (archive, changes, unchanged-skip off) | ${cw} s | ${cc} s | $(mib "$cr") | $(mb "$core_bytes") | $(ratio "$cw" "$dw") | $(ratio "$cc" "$dc") |"
+  fi
+  default_parquet=$(find "$work/out-default" -path '*20261126*' -name spoc-list-public.parquet)
+  echo "| mspo-spoc, every default, day 2 against a published day 1 | ${fw} s | ${fc} s | $(mib "$fr") | $(mb "$(stat -c %s "$default_parquet")") | $(ratio "$fw" "$dw") | $(ratio "$fc" "$dc") |"
+  echo
+  changes=$(grep -o '"message":"changes since the previous snapshot"[^}]*' "$work/out.txt" | grep -o '"added":[0-9]*,"removed":[0-9]*,"changed":[0-9]*' || true)
+  echo "Day 2 against day 1: ${changes:-(no change summary found)}."
+  if [ "$records" = 306000 ]; then
+    same=$(node "$work/duckdb/duckdb.mjs" same "$core_parquet" "$work/duck-exact-$records.parquet") || {
+      echo "compare.sh: the job's Parquet and DuckDB's exact-rules Parquet differ: $same" >&2
+      exit 1
+    }
+    echo "The job's snapshot and DuckDB's exact-rules output hold the same rows: $same."
     echo
-    echo "- CPU at most 0.3x DuckDB's: $(verdict "$(awk -v a="$jc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.3)"
-    echo "- wall at most 0.5x DuckDB's: $(verdict "$(awk -v a="$jw" -v b="$dw" 'BEGIN{print a/b}')" '<=' 0.5)"
-    echo "- peak RSS at most 128 MiB: $(verdict "$jr" '<=' $((128 * 1024)))"
-    echo "- Parquet no larger than DuckDB's: $(verdict "$job_bytes" '<=' "$duck_bytes")"
+    echo "Targets (issue 16), against the typed query:"
+    echo "- core CPU at most 0.3x: $(verdict "$(awk -v a="$cc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.3) ($(ratio "$cc" "$dc"))"
+    echo "- core wall at most 0.35x: $(verdict "$(awk -v a="$cw" -v b="$dw" 'BEGIN{print a/b}')" '<=' 0.35) ($(ratio "$cw" "$dw"))"
+    echo "- default (day 2) CPU at most 0.5x: $(verdict "$(awk -v a="$fc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.5) ($(ratio "$fc" "$dc"))"
+    echo "- default (day 2) wall at most 0.5x: $(verdict "$(awk -v a="$fw" -v b="$dw" 'BEGIN{print a/b}')" '<=' 0.5) ($(ratio "$fw" "$dw"))"
+    echo "- peak RSS at most 256 MiB, core and default: $(verdict "$(awk -v a="$cr" -v b="$fr" 'BEGIN{print (a > b ? a : b)}')" '<=' $((256 * 1024))) ($(mib "$cr"), $(mib "$fr"))"
+    echo "- Parquet no larger than DuckDB's: $(verdict "$core_bytes" '<=' "$duck_bytes") ($(ratio "$core_bytes" "$duck_bytes"))"
   fi
 done
-if [ -n "${job_rss[3060000]:-}" ]; then
-  growth=$(awk -v a="${job_rss[3060000]}" -v b="${job_rss[306000]}" 'BEGIN{print a/b}')
-  echo "- peak RSS at 3,060,000 at most 1.2x that at 306,000: $(verdict "$growth" '<=' 1.2) ($(ratio "${job_rss[3060000]}" "${job_rss[306000]}"))"
+if [ -n "${default_rss[3060000]:-}" ]; then
+  echo
+  echo "At 3,060,000 records, every default, against 306,000:"
+  echo "- peak RSS at most 1.2x: $(verdict "$(awk -v a="${default_rss[3060000]}" -v b="${default_rss[306000]}" 'BEGIN{print a/b}')" '<=' 1.2) ($(ratio "${default_rss[3060000]}" "${default_rss[306000]}"))"
+  echo "- wall at most 11x: $(verdict "$(awk -v a="${default_wall[3060000]}" -v b="${default_wall[306000]}" 'BEGIN{print a/b}')" '<=' 11) ($(ratio "${default_wall[3060000]}" "${default_wall[306000]}"))"
 fi
 
 if [ "$throttle" -gt 0 ]; then

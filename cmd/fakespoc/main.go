@@ -33,9 +33,14 @@ func main() {
 	html := flag.Bool("html", false, "serve an HTML maintenance page with status 200")
 	out := flag.String("o", "", "write the body to this file and exit instead of serving")
 	bodyFile := flag.String("body", "", "serve this file as the body instead of a generated one")
+	var next spoctest.Changes
+	flag.IntVar(&next.RemoveEvery, "remove-every", 0, "a next day's body (with -o): every N-th record removed")
+	flag.IntVar(&next.StatusEvery, "status-every", 0, "a next day's body (with -o): every N-th record's cert_status changed")
+	flag.IntVar(&next.AreaEvery, "area-every", 0, "a next day's body (with -o): every N-th record's certified_area changed")
+	flag.IntVar(&next.Added, "add", 0, "a next day's body (with -o): this many records with new ids added")
 	flag.Parse()
 
-	gen := spoctest.GenOptions{Records: *records, Seed: *seed}
+	gen := spoctest.GenOptions{Records: *records, Seed: *seed, NextDay: next}
 	if *out != "" {
 		f, err := os.Create(*out)
 		if err != nil {

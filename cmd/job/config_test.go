@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
@@ -195,5 +196,33 @@ func TestInsecureSkipVerifyWarnsEveryRun(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"severity":"WARNING"`) || !strings.Contains(logs, "verification") {
 		t.Errorf("no warning about TLS verification:\n%s", logs)
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	env := func(vars map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	}
+	cgroup := func(limit uint64, err error) func() (uint64, error) {
+		return func() (uint64, error) { return limit, err }
+	}
+	for _, tc := range []struct {
+		name   string
+		env    map[string]string
+		cgroup func() (uint64, error)
+		limit  int64
+		source string
+	}{
+		{"Cloud Run, 512 MiB", nil, cgroup(512<<20, nil), 483183820, "cgroup"},
+		{"GOMEMLIMIT wins", map[string]string{"GOMEMLIMIT": "100MiB"}, cgroup(512<<20, nil), -1, "GOMEMLIMIT"},
+		{"an empty GOMEMLIMIT does not", map[string]string{"GOMEMLIMIT": ""}, cgroup(1<<30, nil), 966367641, "cgroup"},
+		{"no cgroup limit", nil, cgroup(0, memlimit.ErrNoLimit), fallbackMemoryLimit, "default"},
+		{"no cgroups at all", nil, cgroup(0, memlimit.ErrNoCgroup), fallbackMemoryLimit, "default"},
+		{"cgroup v1's 'unlimited'", nil, cgroup(1<<63-4096, nil), fallbackMemoryLimit, "default"},
+	} {
+		limit, source := memoryLimit(env(tc.env), tc.cgroup)
+		if limit != tc.limit || source != tc.source {
+			t.Errorf("%s: %d from %s, want %d from %s", tc.name, limit, source, tc.limit, tc.source)
+		}
 	}
 }

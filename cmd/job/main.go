@@ -26,6 +26,7 @@ import (
 	"time"
 	_ "time/tzdata" // SPOC_TIMEZONE must resolve in a distroless image without zoneinfo
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/sethvargo/go-envconfig"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -52,18 +53,33 @@ const (
 	exitConfig = 2
 )
 
-// defaultMemoryLimit is the Go runtime's soft memory limit when GOMEMLIMIT
-// is not set. The job's live heap is flat, about 60 MiB at the defaults
-// (two batches, the current row group's compressed pages, one zstd
-// encoder per level), but with GOGC alone the heap target drifts upward
-// over a long run. At 306,000 records peak RSS measured 135-150 MiB with
-// a 100 MiB limit and 115 MiB with this one. A higher zstd level for the
-// coordinates adds a 35 MiB encoder: raise GOMEMLIMIT with it.
-const defaultMemoryLimit = 80 << 20
+// The Go runtime's soft memory limit, unless GOMEMLIMIT is set: a share
+// of the memory the container really has (the cgroup limit, which Cloud
+// Run sets from the job's memory), or fallbackMemoryLimit where there is
+// none (a laptop, CI). The job's live heap is flat at about 70-80 MiB at
+// the defaults; a limit close to it (80 MiB before) makes the collector
+// run back to back, about a third of the CPU time, so the limit is there
+// to keep the heap from outgrowing the container, not to squeeze it.
+const (
+	memoryLimitShare    = 0.9
+	fallbackMemoryLimit = 256 << 20
+)
+
+// memoryLimit returns the soft memory limit to set and where it comes
+// from, or -1 when GOMEMLIMIT is set (the runtime read it already).
+func memoryLimit(lookupEnv func(string) (string, bool), cgroupLimit func() (uint64, error)) (int64, string) {
+	if v, ok := lookupEnv("GOMEMLIMIT"); ok && v != "" {
+		return -1, "GOMEMLIMIT"
+	}
+	if limit, err := cgroupLimit(); err == nil && limit > 0 && limit < 1<<62 {
+		return int64(float64(limit) * memoryLimitShare), "cgroup"
+	}
+	return fallbackMemoryLimit, "default"
+}
 
 func main() {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-		debug.SetMemoryLimit(defaultMemoryLimit)
+	if limit, _ := memoryLimit(os.LookupEnv, memlimit.FromCgroup); limit > 0 {
+		debug.SetMemoryLimit(limit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], envconfig.OsLookuper(), os.Stderr)
@@ -204,6 +220,7 @@ func execute(ctx context.Context, cfg *Config, execution string, providers *tele
 		day, _ = time.ParseInLocation(snapshot.DateLayout, cfg.Date, loc) // validated
 	}
 	log.InfoContext(ctx, "run started", "source", cfg.URL, "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version, "commit", commit,
+		"memory_limit_mib", debug.SetMemoryLimit(-1)>>20,
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
 	progress := &snapshot.Progress{}
 	stopProgress := startProgress(ctx, progress, stderr, isTerminal(stderr), cfg.ProgressInterval, log)

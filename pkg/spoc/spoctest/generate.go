@@ -15,6 +15,20 @@ type GenOptions struct {
 	// DropEvery, when above zero, makes every DropEvery-th record lack
 	// its entity_smallholder_id (the job drops such records).
 	DropEvery int
+	// NextDay makes the body of a later day: the same records as the same
+	// Seed gives, changed as it says. Planted then describes the records
+	// written, but for DuplicateIDs and MPOBWithSeveralPlots, which are
+	// those of the day before.
+	NextDay Changes
+}
+
+// Changes is how a next day's body differs from the day before. Every
+// n-th record (counting from 1) is affected; zero means none.
+type Changes struct {
+	RemoveEvery int // the record is gone
+	StatusEvery int // its cert_status is the next of the four
+	AreaEvery   int // its certified_area is one hectare more
+	Added       int // records with new ids after the last one
 }
 
 // Planted is what a generated body holds, counted while it was written,
@@ -65,17 +79,25 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	bw.WriteString(`{"status":"success","message":"OK","data":{"page_size":"10","results":[`)
 	var buf []byte
-	for i := range opts.Records {
+	written := 0
+	for i := range opts.Records + opts.NextDay.Added {
+		removed := every(opts.NextDay.RemoveEvery, i) && i < opts.Records
 		buf = buf[:0]
-		if i > 0 {
+		if written > 0 {
 			buf = append(buf, ',')
 		}
-		buf = g.record(buf, i)
+		// A removed record is still generated, unwritten, so that the
+		// records after it are those of the day before.
+		buf = g.record(buf, i, removed)
+		if removed {
+			continue
+		}
+		written++
 		if _, err := bw.Write(buf); err != nil {
 			return g.p, err
 		}
 	}
-	bw.WriteString(`],"total":` + strconv.Itoa(opts.Records) + `}}`)
+	bw.WriteString(`],"total":` + strconv.Itoa(written) + `}}`)
 	return g.p, bw.Flush()
 }
 
@@ -134,6 +156,9 @@ var (
 
 func (g *generator) chance(p float64) bool { return g.rng.Float64() < p }
 
+// every reports whether record i (from 0) is an n-th one.
+func every(n, i int) bool { return n > 0 && (i+1)%n == 0 }
+
 func appendKey(b []byte, key string) []byte {
 	b = append(b, '"')
 	b = append(b, key...)
@@ -146,8 +171,13 @@ func appendStr(b []byte, key, v string) []byte {
 	return append(b, ',')
 }
 
-func (g *generator) record(b []byte, i int) []byte {
+func (g *generator) record(b []byte, i int, removed bool) []byte {
+	var unwritten Planted // counts of a removed record go nowhere
 	p := &g.p
+	if removed {
+		unwritten = Planted{Nulls: map[string]int{}, Invalid: map[string]map[string]int{}, ByCertStatus: map[string]int{}}
+		p = &unwritten
+	}
 	p.Records++
 	dropped := g.opts.DropEvery > 0 && (i+1)%g.opts.DropEvery == 0
 	count := !dropped // a dropped record's fields are not in the table
@@ -209,6 +239,9 @@ func (g *generator) record(b []byte, i int) []byte {
 	b = strconv.AppendFloat(b, planted, 'f', 4, 64)
 	b = append(b, '"', ',')
 	certified := planted * (0.6 + 0.4*g.rng.Float64())
+	if every(g.opts.NextDay.AreaEvery, i) {
+		certified++
+	}
 	b = appendKey(b, "certified_area")
 	if g.chance(0.02) { // sometimes a JSON number rather than a string
 		b = strconv.AppendFloat(b, certified, 'f', 4, 64)
@@ -308,6 +341,14 @@ func (g *generator) record(b []byte, i int) []byte {
 		status = certStatus[2]
 	case r < 0.30:
 		status = certStatus[3]
+	}
+	if every(g.opts.NextDay.StatusEvery, i) {
+		for k, s := range certStatus {
+			if s == status {
+				status = certStatus[(k+1)%len(certStatus)]
+				break
+			}
+		}
 	}
 	if count {
 		p.ByCertStatus[status]++
