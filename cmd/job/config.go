@@ -292,7 +292,7 @@ func printUsage(w io.Writer) {
   {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.manifest.json
   {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/changes/spoc-list-public.changes.parquet
 
-Usage: job [-help] [-version]
+Usage: job [-help] [-version] [-cpuprofile FILE]
 
 Settings (environment variables):
 

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,6 +94,7 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	flags.SetOutput(stderr)
 	flags.Usage = func() { printUsage(stderr) }
 	showVersion := flags.Bool("version", false, "print the version and exit")
+	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -102,6 +104,20 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	if *showVersion {
 		fmt.Fprintln(stderr, "mspo-spoc", version, commit)
 		return exitOK
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "mspo-spoc: -cpuprofile: %v\n", err)
+			return exitConfig
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 
 	cfg, err := LoadConfig(ctx, env)
