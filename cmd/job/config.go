@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -192,39 +190,28 @@ func (c *Config) pinnedKeys() ([][32]byte, error) {
 }
 
 func validateSource(source string) error {
-	if source == "" {
-		return errors.New("empty")
+	src, err := spoc.ParseSource(source)
+	if err != nil {
+		return err
 	}
-	if spoc.IsHTTP(source) {
-		u, _ := url.Parse(source)
-		if u.Host == "" {
-			return fmt.Errorf("%q has no host", source)
-		}
+	switch {
+	case src.Kind == spoc.SourceHTTP:
 		return nil
-	}
-	if strings.HasPrefix(source, "gs://") {
+	case src.Kind == spoc.SourceOther && src.URL.Scheme == "gs":
 		_, name, err := sink.ParseGCSURL(source)
 		if err == nil && name == "" {
 			err = fmt.Errorf("%q names a bucket, not a saved body", source)
 		}
 		return err
-	}
-	path := source
-	if strings.HasPrefix(source, "file:") {
-		u, err := url.Parse(source)
-		if err != nil {
-			return err
-		}
-		path = u.Path
-	} else if strings.Contains(source, "://") {
+	case src.Kind == spoc.SourceOther:
 		return fmt.Errorf("%q: only http(s), gs:// and file:// URLs and paths are supported", source)
 	}
-	fi, err := os.Stat(path)
+	fi, err := os.Stat(src.Path)
 	if err != nil {
 		return err
 	}
 	if fi.IsDir() {
-		return fmt.Errorf("%s is a directory, not a saved body", path)
+		return fmt.Errorf("%s is a directory, not a saved body", src.Path)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
@@ -223,6 +226,36 @@ func TestMemoryLimit(t *testing.T) {
 		limit, source := memoryLimit(env(tc.env), tc.cgroup)
 		if limit != tc.limit || source != tc.source {
 			t.Errorf("%s: %d from %s, want %d from %s", tc.name, limit, source, tc.limit, tc.source)
+		}
+	}
+}
+
+// The endpoint is the source package's knowledge; the job's default is it.
+func TestDefaultURLIsTheEndpoint(t *testing.T) {
+	cfg, err := LoadConfig(context.Background(), envconfig.MapLookuper(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.URL != spoc.DefaultURL {
+		t.Errorf("SPOC_URL defaults to %s, the endpoint is %s", cfg.URL, spoc.DefaultURL)
+	}
+}
+
+func TestFixNamesTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("attempt 1: %w", snapshot.ErrRecordsFell), "SPOC_FORCE=true"},
+		{snapshot.ErrTooFewRecords, "SPOC_MIN_RECORDS"},
+		{snapshot.ErrTooManyDropped, "SPOC_MAX_DROPPED_PERCENT"},
+		{fmt.Errorf("decode: %w", spoc.ErrBodyTooLarge), "SPOC_MAX_BODY_BYTES"},
+		{spoc.ErrValueTooLong, "SPOC_MAX_STRING_BYTES"},
+		{&spoc.CertificateError{Check: spoc.CheckExpired, Pin: "abc="}, "SPOC_TLS_PIN_SHA256=abc="},
+		{errors.New("quota exceeded"), ""},
+	} {
+		if got := fixFor(tc.err); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("fixFor(%v) = %q, want it to name %q", tc.err, got, tc.want)
 		}
 	}
 }

@@ -289,7 +289,7 @@ func execute(ctx context.Context, cfg *Config, execution string, providers *tele
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
 		attrs := []any{"error", err.Error(), "reason", spoc.FailureKind(err), "duration", time.Since(start).Round(time.Millisecond).String()}
-		if fix := tlsFix(err); fix != "" {
+		if fix := fixFor(err); fix != "" {
 			attrs = append(attrs, "fix", fix)
 		}
 		log.ErrorContext(ctx, "run failed, nothing published", attrs...)
@@ -310,6 +310,25 @@ func execute(ctx context.Context, cfg *Config, execution string, providers *tele
 		"forced", m.Forced,
 	)
 	return exitOK
+}
+
+// fixFor says which setting changes the outcome of a failed run, or ""
+// when none does: the library packages say what happened, the job which
+// of its settings answers it.
+func fixFor(err error) string {
+	switch {
+	case errors.Is(err, snapshot.ErrRecordsFell):
+		return "if the fall is real, SPOC_FORCE=true publishes it (for one run); SPOC_MAX_DROP_PERCENT sets the limit"
+	case errors.Is(err, snapshot.ErrTooFewRecords):
+		return "SPOC_MIN_RECORDS sets the minimum"
+	case errors.Is(err, snapshot.ErrTooManyDropped):
+		return "SPOC_MAX_DROPPED_PERCENT sets the limit"
+	case errors.Is(err, spoc.ErrBodyTooLarge):
+		return "SPOC_MAX_BODY_BYTES sets the limit"
+	case errors.Is(err, spoc.ErrValueTooLong):
+		return "SPOC_MAX_STRING_BYTES sets the limit"
+	}
+	return tlsFix(err)
 }
 
 // tlsFix says which setting fixes a certificate that did not verify, or ""

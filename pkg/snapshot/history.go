@@ -106,7 +106,7 @@ func checkHistory(opts Options, records int64, sum string, sameDay, previous *Ma
 	case opts.Force:
 		return true, nil
 	}
-	return false, fmt.Errorf("%w: %d records, %d in %s (%.1f%% fewer, the limit is %g%%; SPOC_FORCE=true publishes anyway)",
+	return false, fmt.Errorf("%w: %d records, %d in %s (%.1f%% fewer, the limit is %g%%; Options.Force publishes anyway)",
 		ErrRecordsFell, records, before, previous.Snapshot, fell, opts.MaxDropPercent)
 }
 

@@ -232,31 +232,84 @@ func (b *Body) WireBytes() int64 { return b.wire.n.Load() }
 // Close releases the connection or file.
 func (b *Body) Close() error { return b.closer() }
 
-// Open opens source: an http(s) URL is fetched with Fetch; a URL whose
-// scheme has an Opener in the ClientOptions is read with it; a file:// URL
-// or a plain path is read with OpenFile. Saved bodies may be gzip-compressed.
+// Source kinds, the Kind of a Source.
+const (
+	SourceHTTP  = "http"  // an http or https URL: fetched
+	SourceFile  = "file"  // a saved body on disk: a path or a file:// URL
+	SourceOther = "other" // a URL of another scheme: read by an Opener
+)
+
+// Source is a body's address as ParseSource reads it.
+type Source struct {
+	Kind string
+	URL  *url.URL // the URL, for SourceHTTP and SourceOther
+	Path string   // the path on disk, for SourceFile
+}
+
+// ParseSource tells what kind of source s is: an http(s) URL (which must
+// name a host), a saved body on disk (a path, or a file: URL), or another
+// scheme's URL such as gs://bucket/object. It is the one place sources
+// are told apart: Open goes by it, and a caller can check a source with
+// it before a run. Only a string with "://" or a "file:" prefix is read
+// as a URL, so a path with a colon stays a path.
+func ParseSource(s string) (Source, error) {
+	if s == "" {
+		return Source{}, errors.New("empty source")
+	}
+	if !strings.Contains(s, "://") && !strings.HasPrefix(s, "file:") {
+		return Source{Kind: SourceFile, Path: s}, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return Source{}, fmt.Errorf("source %q: %w", s, err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return Source{}, fmt.Errorf("source %q has no host", s)
+		}
+		return Source{Kind: SourceHTTP, URL: u}, nil
+	case "file":
+		if u.Path == "" {
+			return Source{}, fmt.Errorf("source %q has no path", s)
+		}
+		return Source{Kind: SourceFile, URL: u, Path: u.Path}, nil
+	case "":
+		return Source{}, fmt.Errorf("source %q has no scheme", s)
+	}
+	return Source{Kind: SourceOther, URL: u}, nil
+}
+
+// Open opens source (see ParseSource): an http(s) URL is fetched with
+// Fetch; a URL whose scheme has an Opener in the ClientOptions is read
+// with it; a saved body on disk is read with OpenFile. Saved bodies may
+// be gzip-compressed.
 func (c *Client) Open(ctx context.Context, source string) (*Body, error) {
-	if IsHTTP(source) {
+	src, err := ParseSource(source)
+	if err != nil {
+		return nil, fmt.Errorf("open source: %w", err)
+	}
+	switch src.Kind {
+	case SourceHTTP:
 		return c.Fetch(ctx, source)
+	case SourceFile:
+		return openPath(src.Path)
 	}
-	if u, err := url.Parse(source); err == nil && u.Scheme != "" && u.Scheme != "file" {
-		open, ok := c.openers[u.Scheme]
-		if !ok {
-			return nil, fmt.Errorf("open source %s: no way to read %s:// URLs", source, u.Scheme)
-		}
-		r, size, err := open(ctx, source)
-		if err != nil {
-			return nil, fmt.Errorf("open source: %w", err)
-		}
-		return savedBody(source, r, size)
+	open, ok := c.openers[src.URL.Scheme]
+	if !ok {
+		return nil, fmt.Errorf("open source %s: no way to read %s:// URLs", source, src.URL.Scheme)
 	}
-	return OpenFile(source)
+	r, size, err := open(ctx, source)
+	if err != nil {
+		return nil, fmt.Errorf("open source: %w", err)
+	}
+	return savedBody(source, r, size)
 }
 
 // IsHTTP reports whether source is an http or https URL.
 func IsHTTP(source string) bool {
-	u, err := url.Parse(source)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https")
+	src, err := ParseSource(source)
+	return err == nil && src.Kind == SourceHTTP
 }
 
 // Fetch sends the GET request and returns the body once the response
@@ -346,14 +399,17 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 // files (".gz", or any file starting with the gzip magic bytes) are
 // decompressed.
 func OpenFile(source string) (*Body, error) {
-	path := source
-	if strings.HasPrefix(source, "file:") {
-		u, err := url.Parse(source)
-		if err != nil {
-			return nil, fmt.Errorf("parse file URL: %w", err)
-		}
-		path = u.Path
+	src, err := ParseSource(source)
+	if err != nil {
+		return nil, fmt.Errorf("open source: %w", err)
 	}
+	if src.Kind != SourceFile {
+		return nil, fmt.Errorf("open source %s: not a file", source)
+	}
+	return openPath(src.Path)
+}
+
+func openPath(path string) (*Body, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)

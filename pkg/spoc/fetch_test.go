@@ -435,3 +435,33 @@ func TestBackoffDoesNotWaitPastTheDeadline(t *testing.T) {
 		t.Errorf("%d attempts, error %v: want one attempt and an error saying there is no time for the hour-long Retry-After", n, err)
 	}
 }
+
+func TestParseSource(t *testing.T) {
+	for _, tc := range []struct {
+		source, kind, path string
+		bad                bool
+	}{
+		{source: "https://api.mspots.org.my/api/spoc/get-spoc-list-public", kind: spoc.SourceHTTP},
+		{source: "http://127.0.0.1:8080/x", kind: spoc.SourceHTTP},
+		{source: "body.json", kind: spoc.SourceFile, path: "body.json"},
+		{source: "data/raw/20261126/spoc-list-public.json.gz", kind: spoc.SourceFile, path: "data/raw/20261126/spoc-list-public.json.gz"},
+		{source: "backup:2026.json", kind: spoc.SourceFile, path: "backup:2026.json"}, // a colon is not a scheme
+		{source: "file:///tmp/body.json", kind: spoc.SourceFile, path: "/tmp/body.json"},
+		{source: "gs://bucket/raw/x.json.gz", kind: spoc.SourceOther},
+		{source: "", bad: true},
+		{source: "https:///no-host", bad: true},
+		{source: "file://", bad: true},
+		{source: "://x", bad: true},
+	} {
+		src, err := spoc.ParseSource(tc.source)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("ParseSource(%q) = %+v, want an error", tc.source, src)
+			}
+			continue
+		}
+		if err != nil || src.Kind != tc.kind || src.Path != tc.path {
+			t.Errorf("ParseSource(%q) = %+v, %v; want kind %s, path %q", tc.source, src, err, tc.kind, tc.path)
+		}
+	}
+}

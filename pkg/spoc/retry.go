@@ -15,9 +15,6 @@ type Backoff struct {
 	Max      time.Duration // longest wait between two attempts, before Retry-After
 }
 
-// DefaultBackoff is the policy of the job unless configured otherwise.
-var DefaultBackoff = Backoff{Attempts: 4, Initial: 2 * time.Second, Max: 60 * time.Second}
-
 // Do calls attempt until it succeeds, returns an error that IsRetryable
 // rejects, or the attempts run out; it returns the last error. Between
 // attempts it waits a random time between half and all of
