@@ -24,10 +24,10 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/api/iterator"
 
+	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
@@ -262,12 +262,7 @@ func TestJobPublishesToGCS(t *testing.T) {
 // points the job's GCS client at it through STORAGE_EMULATOR_HOST.
 func startFakeGCS(t *testing.T, bucket string) {
 	t.Helper()
-	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gcs.Stop)
-	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
+	gcs := sinktest.NewFakeGCS(t, bucket)
 	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcs.URL(), "http://"))
 }
 

@@ -180,11 +180,7 @@ func (g *gcsSource) open(ctx context.Context, u string) (io.ReadCloser, int64, e
 	if err != nil {
 		return nil, 0, err
 	}
-	size := int64(-1)
-	if s, ok := r.(interface{ Size() int64 }); ok {
-		size = s.Size()
-	}
-	return r, size, nil
+	return r, r.Size(), nil
 }
 
 // execute runs one configured job under a root span and returns the exit

@@ -94,15 +94,32 @@ func (g *GCS) Delete(ctx context.Context, name string) error {
 }
 
 // NewReader reads the object at name.
-func (g *GCS) NewReader(ctx context.Context, name string) (io.ReadCloser, error) {
+func (g *GCS) NewReader(ctx context.Context, name string) (Reader, error) {
 	r, err := g.client.Bucket(g.bucket).Object(joinName(g.root, name)).NewReader(ctx)
-	if errors.Is(err, storage.ErrObjectNotExist) {
-		err = fs.ErrNotExist
-	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", g.URL(name), err)
+		return nil, gcsError("read", g.URL(name), err)
 	}
-	return r, nil
+	return gcsReader{r}, nil
+}
+
+type gcsReader struct{ *storage.Reader }
+
+func (r gcsReader) Size() int64 { return r.Attrs.Size }
+
+// gcsError is where GCS errors become the Store's: a missing object wraps
+// fs.ErrNotExist, a failed precondition (HTTP 412) ErrConflict.
+func gcsError(op, url string, err error) error {
+	if url != "" {
+		op += " " + url
+	}
+	var gerr *googleapi.Error
+	switch {
+	case errors.Is(err, storage.ErrObjectNotExist):
+		return fmt.Errorf("%s: %w (%w)", op, fs.ErrNotExist, err)
+	case errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed:
+		return fmt.Errorf("%s: %w (%w)", op, ErrConflict, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // NewReaderAt opens the object at name for ranged reads. The reads are
@@ -111,11 +128,8 @@ func (g *GCS) NewReader(ctx context.Context, name string) (io.ReadCloser, error)
 func (g *GCS) NewReaderAt(ctx context.Context, name string) (ReaderAt, error) {
 	handle := g.client.Bucket(g.bucket).Object(joinName(g.root, name))
 	attrs, err := handle.Attrs(ctx)
-	if errors.Is(err, storage.ErrObjectNotExist) {
-		err = fs.ErrNotExist
-	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", g.URL(name), err)
+		return nil, gcsError("read", g.URL(name), err)
 	}
 	return &gcsReaderAt{ctx: ctx, handle: handle.Generation(attrs.Generation), url: g.URL(name), size: attrs.Size, generation: attrs.Generation}, nil
 }
@@ -211,7 +225,7 @@ func (g *GCS) Rename(ctx context.Context, from, to string) error {
 	dst := bucket.Object(joinName(g.root, to))
 	srcAttrs, err := src.Attrs(ctx)
 	if err != nil {
-		return fmt.Errorf("rename %s: %w", g.URL(from), err)
+		return gcsError("rename", g.URL(from), err)
 	}
 	cond, err := replaceCondition(ctx, dst, g.URL(to))
 	if err != nil {
@@ -219,7 +233,7 @@ func (g *GCS) Rename(ctx context.Context, from, to string) error {
 	}
 	src = src.If(storage.Conditions{GenerationMatch: srcAttrs.Generation})
 	if _, err := dst.If(cond).CopierFrom(src).Run(ctx); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", g.URL(from), g.URL(to), asConflict(err))
+		return gcsError("rename "+g.URL(from)+" to", g.URL(to), err)
 	}
 	if err := src.Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
 		return fmt.Errorf("rename %s: delete the source: %w", g.URL(from), err)
@@ -231,7 +245,7 @@ func (g *GCS) Rename(ctx context.Context, from, to string) error {
 func (g *GCS) Create(ctx context.Context, name, contentType string, data []byte) (ObjectInfo, error) {
 	info, err := g.upload(ctx, name, contentType, data, storage.Conditions{DoesNotExist: true})
 	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("create %s: %w", g.URL(name), err)
+		return ObjectInfo{}, gcsError("create", g.URL(name), err)
 	}
 	return info, nil
 }
@@ -243,7 +257,7 @@ func (g *GCS) Replace(ctx context.Context, name, contentType string, data []byte
 	}
 	info, err := g.upload(ctx, name, contentType, data, storage.Conditions{GenerationMatch: generation})
 	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("replace %s: %w", g.URL(name), err)
+		return ObjectInfo{}, gcsError("replace", g.URL(name), err)
 	}
 	return info, nil
 }
@@ -255,7 +269,7 @@ func (g *GCS) upload(ctx context.Context, name, contentType string, data []byte,
 	w.ChunkSize = 0 // one request: these objects are small
 	w.Write(data)
 	if err := w.Close(); err != nil {
-		return ObjectInfo{}, asConflict(err)
+		return ObjectInfo{}, err
 	}
 	a := w.Attrs()
 	return ObjectInfo{URL: g.URL(name), Size: a.Size, CRC32C: a.CRC32C, Generation: a.Generation}, nil
@@ -283,7 +297,7 @@ func (p *gcsPending) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p *gcsPending) commit(crc uint32) (int64, error) {
 	defer p.cancel()
 	if err := p.w.Close(); err != nil {
-		return 0, asConflict(err)
+		return 0, gcsError("finalise the upload", "", err)
 	}
 	attrs := p.w.Attrs()
 	if attrs.CRC32C != crc {
@@ -317,13 +331,4 @@ func replaceCondition(ctx context.Context, handle *storage.ObjectHandle, url str
 		return storage.Conditions{}, fmt.Errorf("stat %s: %w", url, err)
 	}
 	return storage.Conditions{GenerationMatch: attrs.Generation}, nil
-}
-
-// asConflict marks a failed precondition (HTTP 412) as ErrConflict.
-func asConflict(err error) error {
-	var gerr *googleapi.Error
-	if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
-		return fmt.Errorf("%w: %w", ErrConflict, err)
-	}
-	return err
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/fnv"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -70,7 +69,17 @@ func (l *Local) NewObject(ctx context.Context, name, _ string) (*Object, error) 
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", final, err)
 	}
-	return newObject(final, &localPending{ctx: ctx, f: f, final: final}), nil
+	return newObject(final, &localPending{ctx: ctx, f: f, final: final, seen: currentGeneration(final)}), nil
+}
+
+// currentGeneration is the generation of the file at p, or 0 if there is
+// none: the view a commit checks again, as GCS's precondition does.
+func currentGeneration(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return localGeneration(fi)
 }
 
 // Delete removes the file at name, and the folders above it that this
@@ -101,12 +110,12 @@ func (l *Local) removeEmptyFolders(dir string) {
 }
 
 // NewReader opens the file at name.
-func (l *Local) NewReader(ctx context.Context, name string) (io.ReadCloser, error) {
+func (l *Local) NewReader(ctx context.Context, name string) (Reader, error) {
 	r, err := l.NewReaderAt(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return r.(localReaderAt).File, nil
+	return r.(localReaderAt), nil
 }
 
 // NewReaderAt opens the file at name for random access.
@@ -337,6 +346,7 @@ type localPending struct {
 	ctx   context.Context
 	f     *os.File
 	final string
+	seen  int64 // the final name's generation when the object was started; 0: absent
 }
 
 func (p *localPending) Write(b []byte) (int, error) {
@@ -357,6 +367,9 @@ func (p *localPending) commit(uint32) (int64, error) {
 	}
 	if err == nil {
 		err = os.Chmod(tmp, 0o644) // CreateTemp makes the file private
+	}
+	if err == nil && currentGeneration(p.final) != p.seen {
+		err = fmt.Errorf("%w: %s was replaced or deleted since this object was started", ErrConflict, p.final)
 	}
 	if err == nil {
 		err = os.Rename(tmp, p.final)

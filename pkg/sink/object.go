@@ -25,9 +25,20 @@
 //
 // # Errors
 //
-// Errors name the operation and the object's URL. ErrConflict means the
-// object changed while this run wrote it (another run published the same
-// name first); nothing of this run was published.
+// Errors name the operation and the object's URL, and both stores map
+// their own errors to the same sentinels, each in one place (gcsError,
+// localError): a missing object wraps fs.ErrNotExist, and ErrConflict
+// means the object changed while this writer wrote it (another writer
+// committed the same name first, or replaced the generation a Replace or
+// Commit expected); nothing of this writer was published.
+//
+// GCS checks its preconditions atomically on the server. Local checks
+// them just before the rename that publishes, which tells a writer that
+// committed before from one that commits after, but not two commits
+// within that instant; the job's day lock keeps two of its runs from
+// writing one day at once, so that instant is never contested.
+//
+// Package sinktest holds the conformance suite both stores pass.
 package sink
 
 import (
@@ -55,9 +66,9 @@ type Store interface {
 	NewObject(ctx context.Context, name, contentType string) (*Object, error)
 	// Delete removes the object at name; a missing object is not an error.
 	Delete(ctx context.Context, name string) error
-	// NewReader reads the committed object at name. A missing object is
-	// an error that wraps fs.ErrNotExist.
-	NewReader(ctx context.Context, name string) (io.ReadCloser, error)
+	// NewReader reads the committed object at name from its start. A
+	// missing object is an error that wraps fs.ErrNotExist.
+	NewReader(ctx context.Context, name string) (Reader, error)
 	// NewReaderAt opens the committed object at name for reads at any
 	// offset, as a Parquet reader needs, without downloading it whole. A
 	// missing object is an error that wraps fs.ErrNotExist.
@@ -83,11 +94,20 @@ type Store interface {
 	// is, without an error.
 	DeleteGeneration(ctx context.Context, name string, generation int64) error
 	// Rename moves the committed object at from to the name to, replacing
-	// what is there (with the same check against a concurrent writer as
-	// Commit), then removes from.
+	// what is there, then removes from. A missing from is an error that
+	// wraps fs.ErrNotExist. On GCS the copy carries a precondition on the
+	// target's generation seen at the start of the call, so a writer that
+	// replaced the target within the call gets ErrConflict; locally
+	// rename(2) is atomic and the call has no earlier view to check.
 	Rename(ctx context.Context, from, to string) error
 	// URL is the address of name: gs://bucket/root/name or a local path.
 	URL(name string) string
+}
+
+// Reader reads a committed object from its start.
+type Reader interface {
+	io.ReadCloser
+	Size() int64 // the object's size in bytes
 }
 
 // ReaderAt reads one version of a committed object at any offset. Seek

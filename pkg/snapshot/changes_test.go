@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -15,24 +14,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 )
 
-// fakeGCS starts an in-process GCS emulator on loopback with one bucket.
-func fakeGCS(t testing.TB) sink.Store {
-	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "spoc"})
-	return sink.NewGCS(srv.Client(), "spoc", "root")
-}
+// fakeGCS is a GCS store on an in-process emulator on loopback.
+func fakeGCS(t testing.TB) sink.Store { return sinktest.GCSStore(t, "root") }
 
 // plantedDay2 is day 1's body with planted changes: the records at
 // removed gone, added copies of the first record under new ids, the

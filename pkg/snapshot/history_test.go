@@ -18,7 +18,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
@@ -253,13 +252,7 @@ func TestConcurrentRunsLeaveOneConsistentSnapshot(t *testing.T) {
 			if backend == "local" {
 				store, _ = sink.NewLocal(t.TempDir())
 			} else {
-				srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(srv.Stop)
-				srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "spoc"})
-				store = sink.NewGCS(srv.Client(), "spoc", "root")
+				store = fakeGCS(t)
 			}
 			bodies := [][]byte{generated(t, 400, 1), generated(t, 400, 2)}
 			errs := make([]error, len(bodies))
