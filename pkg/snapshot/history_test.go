@@ -18,7 +18,6 @@ import (
 	"sync"
 	"testing"
 
-
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
