@@ -94,7 +94,7 @@ func BenchmarkComparison(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		res, err := cmp.Finish(context.Background(), bytes.NewReader(file))
+		res, err := cmp.Finish(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}

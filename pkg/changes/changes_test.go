@@ -115,7 +115,7 @@ func compare(t testing.TB, previous changes.File, batchSize int, current ...plot
 			return nil, err
 		}
 	}
-	return c.Finish(context.Background(), previous)
+	return c.Finish(context.Background())
 }
 
 // table is the change table as text, one line per row.
@@ -154,7 +154,7 @@ func cellText(col arrow.Array, i int) string {
 func rowsOf(t testing.TB, r *changes.Result, batchSize int) table {
 	t.Helper()
 	var tb table
-	if err := r.WriteTo(&tb, memory.DefaultAllocator, batchSize); err != nil {
+	if err := r.WriteBatches(&tb, memory.DefaultAllocator, batchSize); err != nil {
 		t.Fatal(err)
 	}
 	return tb
@@ -243,7 +243,8 @@ func TestPlantedChanges(t *testing.T) {
 
 func TestNothingChanged(t *testing.T) {
 	prev := parquetFile(t, 4, day1...)
-	base, err := changes.ReadBaseline(context.Background(), "20261125", prev)
+	file := &swappableFile{prev}
+	base, err := changes.ReadBaseline(context.Background(), "20261125", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,8 @@ func TestNothingChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nothing changed or went: Finish has no reason to read the file.
-	r, err := c.Finish(context.Background(), failingFile{})
+	file.File = failingFile{}
+	r, err := c.Finish(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +273,8 @@ func TestNothingChanged(t *testing.T) {
 	}
 	// A fresh comparison from the same baseline starts over (a retry).
 	again := base.NewComparison()
-	r, err = again.Finish(context.Background(), prev)
+	file.File = prev
+	r, err = again.Finish(context.Background())
 	if err != nil || r.Summary.Removed != 10 {
 		t.Errorf("an empty current snapshot: %v, %+v; want 10 removed", err, r.Summary)
 	}
@@ -335,7 +338,8 @@ func TestPreviousSnapshotUnusable(t *testing.T) {
 // A previous snapshot replaced between the two reads must not give a
 // half-filled change table.
 func TestPreviousSnapshotChangedBetweenReads(t *testing.T) {
-	base, err := changes.ReadBaseline(context.Background(), "20261125", parquetFile(t, 4, day1...))
+	file := &swappableFile{parquetFile(t, 4, day1...)}
+	base, err := changes.ReadBaseline(context.Background(), "20261125", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +349,8 @@ func TestPreviousSnapshotChangedBetweenReads(t *testing.T) {
 	if err := c.Add(rec); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Finish(context.Background(), parquetFile(t, 4, day2...))
+	file.File = parquetFile(t, 4, day2...)
+	_, err = c.Finish(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "again") {
 		t.Errorf("Finish against another file: %v, want an error", err)
 	}
@@ -382,6 +387,10 @@ func (f *closableFile) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return f.Reader.ReadAt(p, off)
 }
+
+// swappableFile reads from whichever File it holds now: a test swaps it
+// between ReadBaseline and Finish, as a replaced or broken file would.
+type swappableFile struct{ changes.File }
 
 var errRead = errors.New("read refused")
 
@@ -439,7 +448,7 @@ func TestGeneratedDay(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res, err := c.Finish(context.Background(), bytes.NewReader(file))
+			res, err := c.Finish(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -272,8 +272,9 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 		if err != nil {
 			return nil, 0, err
 		}
+		// The Baseline reads it again in Finish; it is closed here, at
+		// the end of the run, after the last attempt.
 		defer prev.Close()
-		h.previousFile = prev
 		log.InfoContext(ctx, "read the previous snapshot's digest", "snapshot", h.previous.Snapshot, "ids", h.baseline.Len(), "seconds", baselineTime.Seconds())
 	}
 	if opts.SkipIfUnchanged {
@@ -341,11 +342,10 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 
 // history is what a run is checked against: the newest earlier snapshot
 // and the manifest already published for the same day, if any; with
-// Options.DetectChanges, the digest of the previous snapshot and its file.
+// Options.DetectChanges, the digest of the previous snapshot.
 type history struct {
 	previous, sameDay *Manifest
 	baseline          *changes.Baseline
-	previousFile      sink.ReaderAt
 }
 
 // publishParquet is one attempt: open the source, stream it into a new
@@ -547,7 +547,7 @@ func writeChanges(ctx context.Context, opts Options, cmp *changes.Comparison, h 
 	result := &changes.Result{Summary: changes.Summary{FirstRun: true}}
 	if cmp != nil {
 		var err error
-		if result, err = cmp.Finish(ctx, h.previousFile); err != nil {
+		if result, err = cmp.Finish(ctx); err != nil {
 			return nil, nil, fmt.Errorf("compare with the previous snapshot: %w", err)
 		}
 	}
@@ -565,7 +565,7 @@ func writeChanges(ctx context.Context, opts Options, cmp *changes.Comparison, h 
 	if err != nil {
 		return fail(err)
 	}
-	if err := result.WriteTo(pw, memory.DefaultAllocator, 64<<10); err != nil {
+	if err := result.WriteBatches(pw, memory.DefaultAllocator, 64<<10); err != nil {
 		return fail(err)
 	}
 	if err := pw.SetMetadata("spoc.previous_snapshot", result.Summary.Previous); err != nil {

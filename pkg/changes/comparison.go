@@ -1,0 +1,335 @@
+package changes
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// Comparison compares the current snapshot, fed to Add batch by batch,
+// with a Baseline. It is not safe for concurrent use.
+type Comparison struct {
+	base       *Baseline
+	flags      []uint8
+	rows       []change // added and changed, in the order seen
+	duplicates int64
+	hashes     rowHashes
+	statuses   map[string]string // interned cert_status values
+}
+
+// change is one row of the change table, and for a changed plot the hash
+// of each of its current columns until Finish names the ones that differ.
+type change struct {
+	id            int64
+	prev          int32 // index into the Baseline; -1 for an added plot
+	kind          kind
+	mask          uint32 // bit k: compared column k changed
+	before, after values
+	columns       []uint64
+}
+
+type kind uint8
+
+const (
+	added kind = iota
+	removed
+	changed
+)
+
+var kindNames = [...]string{added: Added, removed: Removed, changed: Changed}
+
+// values are the columns of the change table that come from a snapshot.
+type values struct {
+	status                         string
+	area                           float64
+	updated                        int64
+	hasStatus, hasArea, hasUpdated bool
+}
+
+// NewComparison starts the comparison of one attempt.
+func (b *Baseline) NewComparison() *Comparison {
+	return &Comparison{base: b, flags: make([]uint8, len(b.entries)), statuses: map[string]string{}}
+}
+
+// Add compares the rows of rec, a batch with spoc.Schema, with the
+// Baseline.
+func (c *Comparison) Add(rec arrow.RecordBatch) error {
+	ids, err := idColumn(rec)
+	if err != nil {
+		return err
+	}
+	if err := c.hashes.compute(c.base.h, rec); err != nil {
+		return err
+	}
+	get := newValueReader(rec)
+	for i := range ids.Len() {
+		id := ids.Value(i)
+		j, found := c.base.find(id)
+		switch {
+		case !found:
+			c.rows = append(c.rows, change{id: id, prev: -1, kind: added, after: get.at(i, c.statuses)})
+		case c.flags[j]&seen != 0:
+			c.duplicates++
+		default:
+			c.flags[j] |= seen
+			if c.base.entries[j].hash == c.hashes.row[i] {
+				continue
+			}
+			cols := make([]uint64, len(c.hashes.columns))
+			for k, col := range c.hashes.columns {
+				cols[k] = col[i]
+			}
+			c.rows = append(c.rows, change{id: id, prev: int32(j), kind: changed, after: get.at(i, c.statuses), columns: cols})
+		}
+	}
+	return nil
+}
+
+// Finish reads the previous snapshot's file (the Baseline's) again for
+// the before-values of the plots that changed or were removed, and
+// returns the result. Unless something changed or went, the file is not
+// read.
+func (c *Comparison) Finish(ctx context.Context) (*Result, error) {
+	f := c.base.file
+	// Added rows of an id seen twice: keep the first, as for the others.
+	var dropped int64
+	c.rows, dropped = firstOfEachID(c.rows, func(r change) int64 { return r.id })
+	c.duplicates += dropped
+	var matched int64
+	for j, fl := range c.flags {
+		if fl&seen == 0 {
+			c.rows = append(c.rows, change{id: c.base.entries[j].id, prev: int32(j), kind: removed})
+		} else {
+			matched++
+		}
+	}
+	if err := c.readBefore(ctx, f); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(c.rows, func(a, b change) int { return cmp.Compare(a.id, b.id) })
+
+	s := Summary{Previous: c.base.snapshot, Columns: map[string]int64{}}
+	s.IgnoredDuplicates = Duplicates{Previous: c.base.duplicates, Current: c.duplicates}
+	transitions := map[[2]string]int64{}
+	for i := range c.rows {
+		r := &c.rows[i]
+		r.columns = nil
+		switch r.kind {
+		case added:
+			s.Added++
+		case removed:
+			s.Removed++
+		case changed:
+			s.Changed++
+			for k, name := range c.base.h.names {
+				if r.mask&(1<<k) != 0 {
+					s.Columns[name]++
+				}
+			}
+			from, to := statusName(r.before), statusName(r.after)
+			if from != to {
+				key := [2]string{from, to}
+				if _, ok := transitions[key]; !ok && len(transitions) >= maxTransitions {
+					key = [2]string{OtherStatus, OtherStatus}
+				}
+				transitions[key]++
+			}
+		}
+	}
+	s.Unchanged = matched - s.Changed
+	for k, n := range transitions {
+		s.StatusTransitions = append(s.StatusTransitions, Transition{From: k[0], To: k[1], Count: n})
+	}
+	slices.SortFunc(s.StatusTransitions, func(a, b Transition) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
+	})
+	return &Result{Summary: s, rows: c.rows, names: c.base.h.names}, nil
+}
+
+// readBefore fills the before-values of the changed and removed rows from
+// the first row of their id in f, and the mask of the columns that changed.
+func (c *Comparison) readBefore(ctx context.Context, f File) error {
+	// Changed and removed rows by their index into the Baseline.
+	var wanted []int
+	for i, r := range c.rows {
+		if r.prev >= 0 {
+			wanted = append(wanted, i)
+		}
+	}
+	if len(wanted) == 0 {
+		return nil
+	}
+	slices.SortFunc(wanted, func(a, b int) int { return cmp.Compare(c.rows[a].prev, c.rows[b].prev) })
+	err := c.fillBefore(ctx, f, wanted)
+	if err != nil {
+		return fmt.Errorf("read snapshot %s again: %w", c.base.snapshot, err)
+	}
+	return nil
+}
+
+func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error {
+	s, err := openSnapshot(f, c.base.h)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	h := c.base.h
+	statusLeaf, areaLeaf, updatedLeaf := s.leaf(h, "cert_status"), s.leaf(h, "certified_area"), s.leaf(h, "updated_at")
+	statuses, filled := map[string]string{}, 0
+	var picks rowPicks
+	var col []uint64
+	err = s.eachRowGroup(ctx, func(g *rowGroup) error {
+		picks.rows, picks.changes = picks.rows[:0], picks.changes[:0]
+		anyChanged := false
+		for i, id := range g.ids {
+			j, found := c.base.find(id)
+			if !found || c.flags[j]&visited != 0 {
+				continue
+			}
+			c.flags[j] |= visited
+			w, ok := slices.BinarySearchFunc(wanted, int32(j), func(w int, j int32) int { return cmp.Compare(c.rows[w].prev, j) })
+			if !ok {
+				continue
+			}
+			r := &c.rows[wanted[w]]
+			picks.rows, picks.changes = append(picks.rows, i), append(picks.changes, r)
+			anyChanged = anyChanged || r.kind == changed
+		}
+		if len(picks.rows) == 0 {
+			return nil
+		}
+		filled += len(picks.rows)
+		picks.reset()
+		err := g.strings(statusLeaf, func(row int, v []byte) {
+			if r := picks.at(row); r != nil {
+				status, ok := statuses[string(v)]
+				if !ok {
+					status = string(v)
+					statuses[status] = status
+				}
+				r.before.status, r.before.hasStatus = status, true
+			}
+		})
+		if err == nil {
+			picks.reset()
+			err = g.float64s(areaLeaf, func(row int, v float64) {
+				if r := picks.at(row); r != nil {
+					r.before.area, r.before.hasArea = v, true
+				}
+			})
+		}
+		if err == nil {
+			picks.reset()
+			err = g.int64s(updatedLeaf, func(row int, v int64) {
+				if r := picks.at(row); r != nil {
+					r.before.updated, r.before.hasUpdated = v, true
+				}
+			})
+		}
+		if err != nil || !anyChanged {
+			return err
+		}
+		col = resize(col, len(g.ids))
+		for k, leaf := range s.leaves {
+			if err := g.hashColumn(h, leaf, col); err != nil {
+				return err
+			}
+			for p, row := range picks.rows {
+				if r := picks.changes[p]; r.kind == changed && col[row] != r.columns[k] {
+					r.mask |= 1 << k
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && filled < len(wanted) {
+		err = errors.New("it no longer holds every id it held when first read")
+	}
+	return err
+}
+
+// rowPicks are the rows of a row group that fill changes, ascending, and
+// a cursor for reading them off a column in row order.
+type rowPicks struct {
+	rows    []int
+	changes []*change
+	next    int
+}
+
+// at is the change that row fills, or nil. Between two resets, calls ask
+// for ascending rows, as a column is read.
+func (p *rowPicks) at(row int) *change {
+	for p.next < len(p.rows) && p.rows[p.next] < row {
+		p.next++
+	}
+	if p.next < len(p.rows) && p.rows[p.next] == row {
+		return p.changes[p.next]
+	}
+	return nil
+}
+
+func (p *rowPicks) reset() { p.next = 0 }
+
+func statusName(v values) string {
+	if !v.hasStatus {
+		return NullStatus
+	}
+	return v.status
+}
+
+// valueReader reads the values of the change table from a snapshot batch.
+type valueReader struct {
+	status  *array.String
+	area    *array.Float64
+	updated *array.Timestamp
+}
+
+func newValueReader(rec arrow.RecordBatch) valueReader {
+	var v valueReader
+	v.status, _ = column(rec, "cert_status").(*array.String)
+	v.area, _ = column(rec, "certified_area").(*array.Float64)
+	v.updated, _ = column(rec, "updated_at").(*array.Timestamp)
+	return v
+}
+
+func (v valueReader) at(i int, intern map[string]string) values {
+	var out values
+	if v.status != nil && v.status.IsValid(i) {
+		s := v.status.Value(i)
+		if in, ok := intern[s]; ok {
+			s = in
+		} else {
+			s = string([]byte(s)) // not the batch's memory, which is reused
+			intern[s] = s
+		}
+		out.status, out.hasStatus = s, true
+	}
+	if v.area != nil && v.area.IsValid(i) {
+		out.area, out.hasArea = v.area.Value(i), true
+	}
+	if v.updated != nil && v.updated.IsValid(i) {
+		out.updated, out.hasUpdated = int64(v.updated.Value(i)), true
+	}
+	return out
+}
+
+// column is the column of rec named name, or nil.
+func column(rec arrow.RecordBatch, name string) arrow.Array {
+	if idx := rec.Schema().FieldIndices(name); len(idx) > 0 {
+		return rec.Column(idx[0])
+	}
+	return nil
+}
+
+func idColumn(rec arrow.RecordBatch) (*array.Int64, error) {
+	ids, ok := column(rec, idColumnName).(*array.Int64)
+	if !ok || ids.NullN() > 0 {
+		return nil, fmt.Errorf("%w: entity_smallholder_id is missing, not int64, or has nulls", ErrSchema)
+	}
+	return ids, nil
+}

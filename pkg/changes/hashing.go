@@ -1,0 +1,149 @@
+package changes
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math"
+	"math/rand/v2"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+// hasher hashes the columns of spoc.Schema but the id.
+type hasher struct {
+	seed  maphash.Seed
+	key   uint64
+	names []string
+	types []arrow.DataType
+}
+
+func newHasher() hasher {
+	h := hasher{seed: maphash.MakeSeed(), key: rand.Uint64()}
+	for _, f := range spoc.Schema.Fields()[1:] {
+		h.names = append(h.names, f.Name)
+		h.types = append(h.types, f.Type)
+	}
+	return h
+}
+
+// bytes hashes a string value, as maphash.String would.
+func (h hasher) bytes(b []byte) uint64 { return maphash.Bytes(h.seed, b) }
+
+// num hashes the bits of a number, time or boolean.
+func (h hasher) num(bits uint64) uint64 { return mix(bits ^ h.key) }
+
+func boolBits(v bool) uint64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// fold adds the hash v of compared column k to a row's hash.
+func fold(row, v uint64, k int) uint64 { return mix(row ^ v + uint64(k)) }
+
+// nullHash stands for a null value in every column.
+const nullHash = 0x9e3779b97f4a7c15
+
+// mix is the finaliser of SplitMix64: every input bit affects every output
+// bit.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// rowHashes holds, for one batch, the hash of every compared column of
+// every row and the hash of each row; its slices are reused batch after
+// batch.
+type rowHashes struct {
+	columns [][]uint64
+	row     []uint64
+}
+
+func (r *rowHashes) compute(h hasher, rec arrow.RecordBatch) error {
+	n := int(rec.NumRows())
+	if len(r.columns) != len(h.names) {
+		r.columns = make([][]uint64, len(h.names))
+	}
+	if cap(r.row) < n {
+		r.row = make([]uint64, n)
+	}
+	r.row = r.row[:n]
+	for i := range r.row {
+		r.row[i] = h.key
+	}
+	for k, name := range h.names {
+		if cap(r.columns[k]) < n {
+			r.columns[k] = make([]uint64, n)
+		}
+		out := r.columns[k][:n]
+		r.columns[k] = out
+		if err := h.column(column(rec, name), h.types[k], name, out); err != nil {
+			return err
+		}
+		for i, v := range out {
+			r.row[i] = fold(r.row[i], v, k)
+		}
+	}
+	return nil
+}
+
+// column hashes the values of arr, a column of type want (nil: a column
+// the file does not have, all null), into out.
+func (h hasher) column(arr arrow.Array, want arrow.DataType, name string, out []uint64) error {
+	if arr == nil {
+		for i := range out {
+			out[i] = nullHash
+		}
+		return nil
+	}
+	if !arrow.TypeEqual(arr.DataType(), want) {
+		return fmt.Errorf("%w: column %s is %s, want %s", ErrSchema, name, arr.DataType(), want)
+	}
+	num := func(i int, bits uint64) {
+		if arr.IsNull(i) {
+			out[i] = nullHash
+		} else {
+			out[i] = h.num(bits)
+		}
+	}
+	switch a := arr.(type) {
+	case *array.String:
+		for i := range out {
+			if a.IsNull(i) {
+				out[i] = nullHash
+			} else {
+				out[i] = maphash.String(h.seed, a.Value(i))
+			}
+		}
+	case *array.Float64:
+		for i, v := range a.Float64Values() {
+			num(i, math.Float64bits(v))
+		}
+	case *array.Int32:
+		for i, v := range a.Int32Values() {
+			num(i, uint64(v))
+		}
+	case *array.Int64:
+		for i, v := range a.Int64Values() {
+			num(i, uint64(v))
+		}
+	case *array.Timestamp:
+		for i, v := range a.TimestampValues() {
+			num(i, uint64(v))
+		}
+	case *array.Boolean:
+		for i := range out {
+			num(i, boolBits(a.Value(i)))
+		}
+	default:
+		return fmt.Errorf("%w: column %s has type %s, which cannot be compared", ErrSchema, name, arr.DataType())
+	}
+	return nil
+}
