@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -32,22 +31,16 @@ import (
 const repoRoot = "../.."
 
 // configEnv returns the environment variables Config reads, with their
-// defaults ("" when there is none), from the struct's env tags.
+// defaults ("" when there is none), as settings() reads them from the
+// struct's env tags.
 func configEnv(t *testing.T) map[string]string {
 	t.Helper()
 	vars := map[string]string{}
-	typ := reflect.TypeFor[Config]()
-	for i := range typ.NumField() {
-		tag, ok := typ.Field(i).Tag.Lookup("env")
-		if !ok {
-			t.Fatalf("Config.%s has no env tag", typ.Field(i).Name)
+	for _, s := range settings() {
+		if s.Var == "" {
+			t.Fatalf("a Config field has no env tag: %+v", s)
 		}
-		name, opts, _ := strings.Cut(tag, ",")
-		def := ""
-		if _, after, found := strings.Cut(opts, "default="); found {
-			def = after
-		}
-		vars[strings.TrimSpace(name)] = def
+		vars[s.Var] = s.Default
 	}
 	return vars
 }

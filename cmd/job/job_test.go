@@ -7,7 +7,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -20,13 +19,11 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/api/iterator"
 
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -58,29 +55,13 @@ func today() string {
 }
 
 // files lists every file below dir, hidden temporary files included.
-func files(t *testing.T, dir string) []string {
-	t.Helper()
-	var names []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(dir, p)
-			names = append(names, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	sort.Strings(names)
-	return names
-}
+func files(t testing.TB, dir string) []string { return sinktest.Files(t, dir) }
 
 // readParquet opens a Parquet file and checks what every snapshot must be:
 // exactly the tidy schema, every column chunk zstd with statistics.
 func readParquet(t *testing.T, data []byte) (arrow.Table, map[string]string) {
 	t.Helper()
-	pf, err := file.NewParquetReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md := pf.MetaData()
+	md := parquettest.Open(t, data).MetaData()
 	for rg := range md.NumRowGroups() {
 		rgm := md.RowGroup(rg)
 		if n := rgm.NumRows(); n > 128*1024 {
@@ -103,15 +84,7 @@ func readParquet(t *testing.T, data []byte) (arrow.Table, map[string]string) {
 	for _, k := range md.KeyValueMetadata().Keys() {
 		kv[k] = *md.KeyValueMetadata().FindValue(k)
 	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := fr.ReadTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tbl.Release)
+	tbl := parquettest.ReadTable(t, data)
 	if !sameFields(tbl.Schema(), spoc.Schema) {
 		t.Fatalf("schema\n%s\nwant\n%s", tbl.Schema(), spoc.Schema)
 	}
@@ -133,11 +106,11 @@ func sameFields(a, b *arrow.Schema) bool {
 
 func readManifest(t *testing.T, data []byte) snapshot.Manifest {
 	t.Helper()
-	var m snapshot.Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatalf("manifest: %v", err)
+	m, err := snapshot.ParseManifest(data)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return m
+	return *m
 }
 
 // checkSnapshot checks a published snapshot against the fake upstream.

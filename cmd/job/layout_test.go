@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	pathpkg "path"
@@ -9,34 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
-
-// parquetSchema is the Arrow schema of a Parquet file.
-func parquetSchema(t *testing.T, data []byte) *arrow.Schema {
-	t.Helper()
-	pf, err := file.NewParquetReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := fr.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // TestOneGlobOneTable publishes several days with changes and checks the
 // contract with every query already written: the seed's glob
@@ -89,12 +66,12 @@ func TestOneGlobOneTable(t *testing.T) {
 				t.Fatalf("the snapshot glob matches %v, the change glob %v; want %d each", snapshots, changeTables, len(days))
 			}
 			for _, name := range snapshots {
-				if s := parquetSchema(t, read(name)); !sameFields(s, spoc.Schema) {
+				if s := parquettest.Schema(t, read(name)); !sameFields(s, spoc.Schema) {
 					t.Errorf("%s matches the snapshots' glob with the schema\n%s", name, s)
 				}
 			}
 			for _, name := range changeTables {
-				if s := parquetSchema(t, read(name)); !sameFields(s, changes.Schema) {
+				if s := parquettest.Schema(t, read(name)); !sameFields(s, changes.Schema) {
 					t.Errorf("%s matches the change tables' glob with the schema\n%s", name, s)
 				}
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -47,7 +48,7 @@ func TestBigQuerySchemaFiles(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (go test ./cmd/job -run TestBigQuerySchemaFiles -update writes it)", err)
 			}
-			if got := parquetSchema(t, data); !sameFields(got, schema) {
+			if got := parquettest.Schema(t, data); !sameFields(got, schema) {
 				t.Errorf("%s holds the schema\n%s\nthe job writes\n%s", file, got, schema)
 			}
 		})

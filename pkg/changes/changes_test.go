@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -125,30 +126,11 @@ func (tb *table) Write(rec arrow.RecordBatch) error {
 	for i := range int(rec.NumRows()) {
 		var cells []string
 		for c, col := range rec.Columns() {
-			cells = append(cells, rec.Schema().Field(c).Name+"="+cellText(col, i))
+			cells = append(cells, rec.Schema().Field(c).Name+"="+parquettest.CellText(col, i))
 		}
 		*tb = append(*tb, strings.Join(cells, " "))
 	}
 	return nil
-}
-
-func cellText(col arrow.Array, i int) string {
-	if col.IsNull(i) {
-		return "null"
-	}
-	switch a := col.(type) {
-	case *array.Timestamp:
-		return a.Value(i).ToTime(arrow.Microsecond).Format(time.RFC3339)
-	case *array.List:
-		start, end := a.ValueOffsets(i)
-		names := a.ListValues().(*array.String)
-		var s []string
-		for j := start; j < end; j++ {
-			s = append(s, names.Value(int(j)))
-		}
-		return "[" + strings.Join(s, ",") + "]"
-	}
-	return col.ValueStr(i)
 }
 
 func rowsOf(t testing.TB, r *changes.Result, batchSize int) table {

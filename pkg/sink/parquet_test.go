@@ -2,7 +2,6 @@ package sink_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,9 +9,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 )
 
@@ -87,10 +85,7 @@ func TestParquetWriterRowGroups(t *testing.T) {
 				t.Errorf("RowGroups() = %d, want %d", got, len(c.wantGroups))
 			}
 
-			pf, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
-			if err != nil {
-				t.Fatal(err)
-			}
+			pf := parquettest.Open(t, buf.Bytes())
 			var groups []int64
 			for i := range pf.NumRowGroups() {
 				groups = append(groups, pf.RowGroup(i).NumRows())
@@ -98,15 +93,7 @@ func TestParquetWriterRowGroups(t *testing.T) {
 			if fmt.Sprint(groups) != fmt.Sprint(c.wantGroups) {
 				t.Errorf("row groups of %v rows, want %v", groups, c.wantGroups)
 			}
-			fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tbl, err := fr.ReadTable(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tbl.Release()
+			tbl := parquettest.ReadTable(t, buf.Bytes())
 			want := array.NewTableFromRecords(testSchema, batches(t, c.rows, c.rows))
 			defer want.Release()
 			for i := range testSchema.NumFields() {

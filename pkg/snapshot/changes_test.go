@@ -11,10 +11,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
@@ -91,19 +89,7 @@ func plantedDay2(t *testing.T, day1 []byte, removed, statuses []int, added []int
 // "id change [columns] status_before -> status_after", "-" for a null.
 func changeRows(t *testing.T, data []byte) []string {
 	t.Helper()
-	pf, err := file.NewParquetReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := fr.ReadTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tbl.Release()
+	tbl := parquettest.ReadTable(t, data)
 	for i, f := range tbl.Schema().Fields() {
 		if want := changes.Schema.Field(i); f.Name != want.Name || !arrow.TypeEqual(f.Type, want.Type) || f.Nullable != want.Nullable {
 			t.Errorf("change table column %d: %s, want %s", i, f, want)

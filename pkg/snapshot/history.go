@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -68,11 +69,13 @@ func findPrevious(ctx context.Context, store sink.Store, prefix string, day time
 	if newest == "" {
 		return nil, nil
 	}
-	return readManifest(ctx, store, newest)
+	return ReadManifest(ctx, store, newest)
 }
 
-// readManifest reads the manifest at name; a missing one is nil, nil.
-func readManifest(ctx context.Context, store sink.Store, name string) (*Manifest, error) {
+// ReadManifest reads the manifest at name in store, such as
+// path.Join(Dir(prefix, day), ManifestName); a missing one is nil, nil:
+// that day has no complete snapshot.
+func ReadManifest(ctx context.Context, store sink.Store, name string) (*Manifest, error) {
 	r, err := store.NewReader(ctx, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -81,9 +84,22 @@ func readManifest(ctx context.Context, store sink.Store, name string) (*Manifest
 		return nil, err
 	}
 	defer r.Close()
-	var m Manifest
-	if err := json.NewDecoder(r).Decode(&m); err != nil {
+	data, err := io.ReadAll(r)
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", store.URL(name), err)
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", store.URL(name), err)
+	}
+	return m, nil
+}
+
+// ParseManifest decodes a manifest.
+func ParseManifest(data []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return &m, nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
@@ -40,19 +40,8 @@ func serve(t testing.TB, body []byte) string {
 	return up.URL
 }
 
-// files lists the files below dir, as slash paths relative to it.
-func files(t testing.TB, dir string) []string {
-	t.Helper()
-	var names []string
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(dir, p)
-			names = append(names, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	return names
-}
+// files lists every file below dir, hidden temporary files included.
+func files(t testing.TB, dir string) []string { return sinktest.Files(t, dir) }
 
 func gunzipFile(t testing.TB, name string) []byte {
 	t.Helper()
@@ -234,10 +223,9 @@ func TestRerunWithTheSameBodyIsSkipped(t *testing.T) {
 	if _, err := snapshot.Run(context.Background(), opts); err != nil {
 		t.Fatalf("rerun without the skip: %v", err)
 	}
-	var m snapshot.Manifest
 	data, _ := os.ReadFile(filepath.Join(dir, snapshot.ManifestName))
-	if err := json.Unmarshal(data, &m); err != nil || m.Source.SHA256 != first.Source.SHA256 {
-		t.Errorf("manifest after the forced rerun: %v, SHA-256 %s", err, m.Source.SHA256)
+	if m, err := snapshot.ParseManifest(data); err != nil || m.Source.SHA256 != first.Source.SHA256 {
+		t.Errorf("manifest after the forced rerun: %v, %+v", err, m)
 	}
 }
 
@@ -312,9 +300,9 @@ func readAll(t *testing.T, store sink.Store, name string) []byte {
 
 func readManifest(t *testing.T, store sink.Store, name string) snapshot.Manifest {
 	t.Helper()
-	var m snapshot.Manifest
-	if err := json.Unmarshal(readAll(t, store, name), &m); err != nil {
-		t.Fatal(err)
+	m, err := snapshot.ReadManifest(context.Background(), store, name)
+	if err != nil || m == nil {
+		t.Fatalf("manifest %s: %v (present: %v)", name, err, m != nil)
 	}
-	return m
+	return *m
 }

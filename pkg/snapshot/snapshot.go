@@ -278,7 +278,7 @@ func run(ctx context.Context, opts Options, in *instruments, t **attemptFigures)
 		log.InfoContext(ctx, "read the previous snapshot's digest", "snapshot", h.previous.Snapshot, "ids", h.baseline.Len(), "seconds", baselineTime.Seconds())
 	}
 	if opts.SkipIfUnchanged {
-		if h.sameDay, err = readManifest(ctx, opts.Store, path.Join(dir, ManifestName)); err != nil {
+		if h.sameDay, err = ReadManifest(ctx, opts.Store, path.Join(dir, ManifestName)); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -366,12 +366,10 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 		return err
 	}
 	defer body.Close()
-	counted := &countingReader{r: body}
 	if p := opts.Progress; p != nil {
 		p.body.Store(body)
-		counted.progress = &p.decoded
 	}
-	defer func() { t.wireBytes, t.bodyBytes = body.WireBytes(), counted.n }()
+	defer func() { t.wireBytes, t.bodyBytes = body.WireBytes(), body.BodyBytes() }()
 
 	// Every byte the decoder reads is also hashed and, with ArchiveRaw,
 	// compressed into the archive: one download, no second pass.
@@ -385,7 +383,7 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 		defer archive.abort()
 		tee = io.MultiWriter(digest, archive)
 	}
-	source := io.TeeReader(counted, tee)
+	source := io.TeeReader(body, tee)
 
 	obj, err := opts.Store.NewObject(ctx, name, sink.ParquetContentType)
 	if err != nil {
@@ -464,7 +462,7 @@ func publishParquet(ctx context.Context, opts Options, in *instruments, t *attem
 		ETag:         body.ETag,
 		LastModified: body.LastModified,
 		WireBytes:    body.WireBytes(),
-		BodyBytes:    counted.n,
+		BodyBytes:    body.BodyBytes(),
 	}
 	m.Parquet.Rows, m.Parquet.RowGroups = pw.Rows(), pw.RowGroups()
 	m.Stats = stats
@@ -655,21 +653,4 @@ func writeManifest(ctx context.Context, store sink.Store, name string, m *Manife
 	}
 	info, err := obj.Commit()
 	return info.Size, err
-}
-
-// countingReader counts the bytes read, and mirrors the count into
-// progress (if not nil) for readers in other goroutines.
-type countingReader struct {
-	r        interface{ Read([]byte) (int, error) }
-	n        int64
-	progress *atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.progress != nil {
-		c.progress.Store(c.n)
-	}
-	return n, err
 }

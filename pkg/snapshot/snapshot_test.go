@@ -1,7 +1,6 @@
 package snapshot_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,10 +14,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -91,19 +88,7 @@ func checkGolden(t *testing.T, path, got string) {
 // then one line per row with every value.
 func dumpParquet(t *testing.T, data []byte) string {
 	t.Helper()
-	pf, err := file.NewParquetReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := fr.ReadTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tbl.Release()
+	tbl := parquettest.ReadTable(t, data)
 	var b strings.Builder
 	for _, f := range tbl.Schema().Fields() {
 		fmt.Fprintf(&b, "%s: %s nullable=%v\n", f.Name, f.Type, f.Nullable)
@@ -122,19 +107,13 @@ func dumpParquet(t *testing.T, data []byte) string {
 	return b.String() + "\n"
 }
 
+// valueText is parquettest.CellText with strings quoted, as the golden
+// files have them.
 func valueText(col arrow.Array, i int) string {
-	if col.IsNull(i) {
-		return "null"
+	if s, ok := col.(*array.String); ok && !s.IsNull(i) {
+		return fmt.Sprintf("%q", s.Value(i))
 	}
-	switch a := col.(type) {
-	case *array.Timestamp:
-		return a.Value(i).ToTime(arrow.Microsecond).Format(time.RFC3339Nano)
-	case *array.String:
-		return fmt.Sprintf("%q", a.Value(i))
-	case *array.Float64:
-		return fmt.Sprintf("%v", a.Value(i))
-	}
-	return col.ValueStr(i)
+	return parquettest.CellText(col, i)
 }
 
 func TestManifestFailureRemovesTheParquetObject(t *testing.T) {

@@ -3,7 +3,8 @@ package snapshot
 import (
 	"context"
 	"errors"
-	"sort"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -129,17 +130,17 @@ func (in *instruments) attempt(ctx context.Context, outcome string, wireBytes, b
 // published records the figures of a published snapshot's manifest.
 func (in *instruments) published(ctx context.Context, m *Manifest, manifestBytes int64) {
 	s := m.Stats
-	for _, status := range sortedKeys(s.RecordsByCertStatus) {
+	for _, status := range slices.Sorted(maps.Keys(s.RecordsByCertStatus)) {
 		in.records.Add(ctx, s.RecordsByCertStatus[status], metric.WithAttributes(
 			attribute.String("outcome", "written"), attribute.String("cert_status", status)))
 	}
-	for _, reason := range sortedKeys(s.DroppedByReason) {
+	for _, reason := range slices.Sorted(maps.Keys(s.DroppedByReason)) {
 		in.records.Add(ctx, s.DroppedByReason[reason], metric.WithAttributes(
 			attribute.String("outcome", "dropped"), attribute.String("reason", reason)))
 	}
-	for _, column := range sortedKeys(s.Columns) {
+	for _, column := range slices.Sorted(maps.Keys(s.Columns)) {
 		invalid := s.Columns[column].Invalid
-		for _, reason := range sortedKeys(invalid) {
+		for _, reason := range slices.Sorted(maps.Keys(invalid)) {
 			in.invalidValues.Add(ctx, invalid[reason], metric.WithAttributes(
 				attribute.String("column", column), attribute.String("reason", reason)))
 		}
@@ -219,21 +220,11 @@ func endSpan(span trace.Span, err error) {
 	span.End()
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // Progress is a live view of a run for a progress bar or a periodic log
 // line. Its methods are safe to call from any goroutine while Run runs.
 type Progress struct {
 	attempt atomic.Int64
 	body    atomic.Pointer[spoc.Body]
-	decoded atomic.Int64 // JSON bytes read by the decoder
 	records atomic.Int64 // rows handed to the Parquet writer
 }
 
@@ -252,11 +243,10 @@ func (p *Progress) Snapshot() ProgressSnapshot {
 	s := ProgressSnapshot{
 		Attempt:       int(p.attempt.Load()),
 		ContentLength: -1,
-		BodyBytes:     p.decoded.Load(),
 		Records:       p.records.Load(),
 	}
 	if b := p.body.Load(); b != nil {
-		s.WireBytes = b.WireBytes()
+		s.WireBytes, s.BodyBytes = b.WireBytes(), b.BodyBytes()
 		s.ContentLength = b.ContentLength
 	}
 	return s
@@ -268,6 +258,5 @@ func (p *Progress) start(attempt int) {
 	}
 	p.attempt.Store(int64(attempt))
 	p.body.Store(nil)
-	p.decoded.Store(0)
 	p.records.Store(0)
 }

@@ -220,14 +220,23 @@ type Body struct {
 
 	r      io.Reader
 	wire   *countingReader
+	read   atomic.Int64 // decompressed bytes read
 	closer func() error
 }
 
 // Read reads the decompressed JSON.
-func (b *Body) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *Body) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read.Add(int64(n))
+	return n, err
+}
 
 // WireBytes is the number of bytes received so far, before decompression.
 func (b *Body) WireBytes() int64 { return b.wire.n.Load() }
+
+// BodyBytes is the number of bytes of JSON read so far, after
+// decompression. Like WireBytes, it may be read from any goroutine.
+func (b *Body) BodyBytes() int64 { return b.read.Load() }
 
 // Close releases the connection or file.
 func (b *Body) Close() error { return b.closer() }

@@ -61,19 +61,24 @@ func Local(t *testing.T) Harness {
 			}
 			return b, true
 		},
-		List: func(t *testing.T) []string {
-			var names []string
-			filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-				if err == nil && !d.IsDir() {
-					rel, _ := filepath.Rel(root, p)
-					names = append(names, filepath.ToSlash(rel))
-				}
-				return nil
-			})
-			sort.Strings(names)
-			return names
-		},
+		List: func(t *testing.T) []string { return Files(t, root) },
 	}
+}
+
+// Files lists every file below dir, hidden temporary ones included, as
+// sorted slash paths relative to dir.
+func Files(t testing.TB, dir string) []string {
+	t.Helper()
+	var names []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	sort.Strings(names)
+	return names
 }
 
 // NewFakeGCS starts fake-gcs-server in process on loopback with one

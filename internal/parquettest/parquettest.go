@@ -1,0 +1,81 @@
+// Package parquettest reads Parquet files back in tests: the file with its
+// metadata, its Arrow table, and one text form of a value, so that tests
+// and golden files across the packages compare the same rendering.
+package parquettest
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// Open opens data as a Parquet file, for its metadata.
+func Open(t testing.TB, data []byte) *file.Reader {
+	t.Helper()
+	pf, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pf
+}
+
+func arrowReader(t testing.TB, data []byte) *pqarrow.FileReader {
+	t.Helper()
+	fr, err := pqarrow.NewFileReader(Open(t, data), pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fr
+}
+
+// ReadTable reads data back as an Arrow table, released when the test
+// ends.
+func ReadTable(t testing.TB, data []byte) arrow.Table {
+	t.Helper()
+	tbl, err := arrowReader(t, data).ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tbl.Release)
+	return tbl
+}
+
+// Schema is the Arrow schema data holds.
+func Schema(t testing.TB, data []byte) *arrow.Schema {
+	t.Helper()
+	s, err := arrowReader(t, data).Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// CellText is value i of col as text: "null" for a null, a timestamp in
+// RFC 3339 (with its fraction, if any), a list of strings as [a,b], and
+// any other value as Arrow's ValueStr gives it (strings unquoted, floats
+// in their shortest form).
+func CellText(col arrow.Array, i int) string {
+	if col.IsNull(i) {
+		return "null"
+	}
+	switch a := col.(type) {
+	case *array.Timestamp:
+		return a.Value(i).ToTime(arrow.Microsecond).Format(time.RFC3339Nano)
+	case *array.List:
+		start, end := a.ValueOffsets(i)
+		var s []string
+		for j := start; j < end; j++ {
+			s = append(s, CellText(a.ListValues(), int(j)))
+		}
+		return "[" + strings.Join(s, ",") + "]"
+	}
+	return col.ValueStr(i)
+}
