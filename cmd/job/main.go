@@ -247,25 +247,22 @@ func execute(ctx context.Context, cfg *Config, execution string, providers *tele
 			Initial:  cfg.RetryInitial,
 			Max:      cfg.RetryMax,
 		},
-		Decoder: []spoc.DecoderOption{
-			spoc.WithBatchSize(cfg.BatchSize),
-			spoc.WithMaxBodyBytes(int64(cfg.MaxBodyBytes)),
-			spoc.WithMaxStringBytes(int(cfg.MaxStringBytes)),
+		BatchSize:      cfg.BatchSize,
+		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
+		MaxStringBytes: int(cfg.MaxStringBytes),
+		SnapshotLayout: snapshot.Layout{
+			RowGroupRows:     int64(cfg.RowGroupRows),
+			ZstdLevel:        cfg.ZstdLevel,
+			ColumnZstdLevels: coordinateLevels(cfg.CoordinateZstdLevel),
+			Dictionary:       spoc.DictionaryColumns(),
 		},
-		Parquet: []sink.ParquetOption{
-			sink.WithZstdLevel(cfg.ZstdLevel),
-			sink.WithColumnZstdLevel(cfg.CoordinateZstdLevel, spoc.CoordinateColumns()...),
-			sink.WithMaxRowGroupLength(int64(cfg.RowGroupRows)),
-			sink.WithDictionary(spoc.DictionaryColumns()...),
-			sink.WithCreatedBy("mspo-spoc " + version),
-		},
-		MinRecords:        cfg.MinRecords,
-		MaxDroppedPercent: cfg.MaxDroppedPercent,
-		MaxDropPercent:    cfg.MaxDropPercent,
-		Force:             cfg.Force,
-		ArchiveRaw:        cfg.ArchiveRaw,
-		DetectChanges:     cfg.DetectChanges,
-		SkipIfUnchanged:   cfg.SkipIfUnchanged,
+		MinRecords:          cfg.MinRecords,
+		MaxWithoutIDPercent: cfg.MaxDroppedPercent,
+		MaxFallPercent:      cfg.MaxDropPercent,
+		Force:               cfg.Force,
+		ArchiveRaw:          cfg.ArchiveRaw,
+		DetectChanges:       cfg.DetectChanges,
+		SkipIfUnchanged:     cfg.SkipIfUnchanged,
 		// Cloud Run starts a task's retry in the same execution only
 		// after the earlier attempt ended: its lock is taken over at once.
 		Execution:      execution,
@@ -349,6 +346,15 @@ func tlsFix(err error) string {
 		return "the server's key is not one of SPOC_TLS_PIN_SHA256: if the new key (sha256/" + ce.Pin + ") is genuine, pin it, or unset SPOC_TLS_PIN_SHA256 to verify the chain instead"
 	}
 	return "SPOC_CA_FILE adds trusted CA certificates; " + pin
+}
+
+// coordinateLevels is the zstd level of each GPS column.
+func coordinateLevels(level int) map[string]int {
+	levels := map[string]int{}
+	for _, col := range spoc.CoordinateColumns() {
+		levels[col] = level
+	}
+	return levels
 }
 
 // gcpProject is the Google Cloud project the job runs in, for the trace

@@ -137,7 +137,7 @@ func TestPublishGuards(t *testing.T) {
 
 			body := generated(t, tt.records, 2)
 			day2 := options(t, serve(t, body), store)
-			day2.ArchiveRaw, day2.MaxDropPercent, day2.Force, day2.MinRecords = true, 10, tt.force, 50
+			day2.ArchiveRaw, day2.MaxFallPercent, day2.Force, day2.MinRecords = true, 10, tt.force, 50
 			m, err := snapshot.Run(context.Background(), day2)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("day 2: %v, want %v", err, tt.wantErr)
@@ -168,7 +168,7 @@ func TestPublishGuards(t *testing.T) {
 func TestFirstRunHasNoPrevious(t *testing.T) {
 	store, _ := sink.NewLocal(t.TempDir())
 	opts := options(t, serve(t, generated(t, 50, 1)), store)
-	opts.MaxDropPercent = 10
+	opts.MaxFallPercent = 10
 	m, err := snapshot.Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -38,13 +38,13 @@ func options(t testing.TB, source string, store sink.Store) snapshot.Options {
 		Prefix:  "raw/spoc",
 		Day:     day,
 		Backoff: spoc.Backoff{Attempts: 1},
-		Parquet: []sink.ParquetOption{
-			sink.WithDictionary(spoc.DictionaryColumns()...),
-			sink.WithColumnZstdLevel(3, spoc.CoordinateColumns()...),
+		SnapshotLayout: snapshot.Layout{
+			Dictionary:       spoc.DictionaryColumns(),
+			ColumnZstdLevels: map[string]int{"gps_coordinate_lat": 3, "gps_coordinate_long": 3},
 		},
-		MinRecords:        1,
-		MaxDroppedPercent: 20,
-		Version:           "test",
+		MinRecords:          1,
+		MaxWithoutIDPercent: 20,
+		Version:             "test",
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -189,15 +188,6 @@ func (in *instruments) phases(ctx context.Context, outcome string, t *attemptFig
 	}
 }
 
-// attemptFigures are the bytes received and the phase durations of one
-// attempt. decode is written by the read-ahead goroutine.
-type attemptFigures struct {
-	wireBytes, bodyBytes  int64
-	fetch, write, publish time.Duration
-	changes               time.Duration // with the previous snapshot's digest, read once per run
-	decode                atomic.Int64
-}
-
 // attemptOutcome is the outcome label of an attempt that ended with err.
 func attemptOutcome(err error) string {
 	switch {
@@ -211,6 +201,17 @@ func attemptOutcome(err error) string {
 	return spoc.FailureKind(err)
 }
 
+// phase runs f as a phase named name: a span under ctx (f gets the
+// span's context), its duration added to *d, its error the span's status.
+func (in *instruments) phase(ctx context.Context, name string, d *time.Duration, f func(ctx context.Context) error) error {
+	start := time.Now()
+	ctx, span := in.tracer.Start(ctx, name)
+	err := f(ctx)
+	*d += time.Since(start)
+	endSpan(span, err)
+	return err
+}
+
 // endSpan ends span with err as its status.
 func endSpan(span trace.Span, err error) {
 	if err != nil {
@@ -218,45 +219,4 @@ func endSpan(span trace.Span, err error) {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
-}
-
-// Progress is a live view of a run for a progress bar or a periodic log
-// line. Its methods are safe to call from any goroutine while Run runs.
-type Progress struct {
-	attempt atomic.Int64
-	body    atomic.Pointer[spoc.Body]
-	records atomic.Int64 // rows handed to the Parquet writer
-}
-
-// ProgressSnapshot is the state of a run at one moment.
-type ProgressSnapshot struct {
-	Attempt       int
-	WireBytes     int64 // received so far, before decompression
-	ContentLength int64 // of the response on the wire, -1 if unknown
-	BodyBytes     int64 // JSON bytes decoded
-	Records       int64 // rows written
-}
-
-// Snapshot returns the current state. Before the first response it is
-// all zeroes, with ContentLength -1.
-func (p *Progress) Snapshot() ProgressSnapshot {
-	s := ProgressSnapshot{
-		Attempt:       int(p.attempt.Load()),
-		ContentLength: -1,
-		Records:       p.records.Load(),
-	}
-	if b := p.body.Load(); b != nil {
-		s.WireBytes, s.BodyBytes = b.WireBytes(), b.BodyBytes()
-		s.ContentLength = b.ContentLength
-	}
-	return s
-}
-
-func (p *Progress) start(attempt int) {
-	if p == nil {
-		return
-	}
-	p.attempt.Store(int64(attempt))
-	p.body.Store(nil)
-	p.records.Store(0)
 }

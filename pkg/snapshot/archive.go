@@ -1,0 +1,76 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+)
+
+// rawArchive is the gzip copy of the body, written while the body streams
+// into the decoder. It goes to a hidden staging name first: whether it
+// ends as the day's archive or under rejected/ is known only at the end
+// of the body.
+type rawArchive struct {
+	store   sink.Store
+	staging string
+	obj     *sink.Object
+	gz      *gzip.Writer
+	async   *asyncWriter // feeds gz on a goroutine of its own
+}
+
+func newRawArchive(ctx context.Context, store sink.Store, dir string) (*rawArchive, error) {
+	var id [8]byte
+	rand.Read(id[:])
+	// Hidden and not ending in .json.gz, like the local store's temporary
+	// files, so globs over the snapshots never pick it up.
+	staging := path.Join(dir, "."+ArchiveName+".tmp-"+hex.EncodeToString(id[:]))
+	obj, err := store.NewObject(ctx, staging, "application/gzip")
+	if err != nil {
+		return nil, err
+	}
+	// Fastest level: compressing 200 MB takes tens of CPU seconds on a
+	// small machine even so, and this JSON still shrinks fivefold.
+	gz, err := gzip.NewWriterLevel(obj, gzip.BestSpeed)
+	if err != nil {
+		obj.Abort()
+		return nil, err
+	}
+	// 4 x 256 KiB: the decoder's reads are 64 KiB.
+	return &rawArchive{store: store, staging: staging, obj: obj, gz: gz, async: newAsyncWriter(gz, 4, 256<<10)}, nil
+}
+
+func (a *rawArchive) Write(p []byte) (int, error) { return a.async.Write(p) }
+
+// publish finishes the archive and moves it to name.
+func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo, error) {
+	if err := a.async.Close(); err != nil {
+		a.obj.Abort()
+		return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
+	}
+	if err := a.gz.Close(); err != nil {
+		a.obj.Abort()
+		return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
+	}
+	info, err := a.obj.Commit()
+	if err != nil {
+		return sink.ObjectInfo{}, err
+	}
+	if err := a.store.Rename(ctx, a.staging, name); err != nil {
+		return sink.ObjectInfo{}, errors.Join(err, removeAll(ctx, a.store, []string{a.staging}))
+	}
+	info.URL, info.Generation = a.store.URL(name), 0
+	return info, nil
+}
+
+// abort drops an archive that was not published.
+func (a *rawArchive) abort() {
+	a.async.Close()
+	a.obj.Abort()
+}

@@ -1,0 +1,283 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+// attempt is one try at publishing the day: open the source, stream it
+// through the decoder into the Parquet object (and the raw archive),
+// check the result and commit. Any failure aborts its objects, so a
+// retry starts from nothing. Its figures are its own; Run turns the last
+// attempt's into metrics.
+type attempt struct {
+	*run
+	number int
+	fig    *attemptFigures
+}
+
+// attemptFigures are the bytes received and the phase durations of one
+// attempt. decode is written by the read-ahead goroutine.
+type attemptFigures struct {
+	wireBytes, bodyBytes  int64
+	fetch, write, publish time.Duration
+	changes               time.Duration // with the previous snapshot's digest, read once per run
+	decode                atomic.Int64
+}
+
+// attemptResult is what a successful attempt published, from which Run
+// builds the manifest.
+type attemptResult struct {
+	source    Source
+	parquet   ParquetInfo
+	stats     spoc.Stats
+	archive   *sink.ObjectInfo
+	changes   *ChangesInfo
+	forced    bool
+	committed []string // the names committed, to take back if the manifest fails
+}
+
+// publish runs the attempt.
+func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
+	opts := a.opts
+	// The body has its own context, so that a failed write can stop a
+	// decode that is waiting for the network.
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	var body *spoc.Body
+	err := a.in.phase(fetchCtx, PhaseFetch, &a.fig.fetch, func(ctx context.Context) (err error) {
+		body, err = opts.Client.Open(ctx, opts.Source)
+		return err
+	})
+	if err != nil {
+		return attemptResult{}, err
+	}
+	defer body.Close()
+	opts.Progress.bodyOpened(body)
+	defer func() { a.fig.wireBytes, a.fig.bodyBytes = body.WireBytes(), body.BodyBytes() }()
+
+	// Every byte the decoder reads is also hashed and, with ArchiveRaw,
+	// compressed into the archive: one download, no second pass.
+	digest := sha256.New()
+	var archive *rawArchive
+	tee := io.Writer(digest)
+	if opts.ArchiveRaw {
+		if archive, err = newRawArchive(ctx, opts.Store, a.dir); err != nil {
+			return attemptResult{}, err
+		}
+		defer archive.abort()
+		tee = io.MultiWriter(digest, archive)
+	}
+	source := io.TeeReader(body, tee)
+
+	obj, err := opts.Store.NewObject(ctx, path.Join(a.dir, ParquetName), sink.ParquetContentType)
+	if err != nil {
+		return attemptResult{}, err
+	}
+	defer obj.Abort()
+	pw, err := sink.NewParquetWriter(obj, spoc.Schema, opts.SnapshotLayout.orDefault(DefaultSnapshotLayout()).options(opts.Version)...)
+	if err != nil {
+		return attemptResult{}, err
+	}
+	var cmp *changes.Comparison
+	if a.h.baseline != nil {
+		cmp = a.h.baseline.NewComparison()
+	}
+	dec := spoc.NewDecoder(source, decoderOptions(opts)...)
+	defer dec.Release()
+	_, decodeSpan := a.in.tracer.Start(ctx, PhaseDecode)
+	batches := startReadAhead(dec, &a.fig.decode)
+	_, writeSpan := a.in.tracer.Start(ctx, PhaseWrite)
+	stats, err := a.writeBatches(pw, obj, batches, dec, cmp, body.Source)
+	stopFetch()
+	batches.Close()
+	endSpan(writeSpan, err)
+	endSpan(decodeSpan, dec.Err())
+	refused := errors.Is(err, ErrTooFewRecords) || errors.Is(err, ErrTooManyDropped)
+	if err != nil && !refused {
+		return attemptResult{}, err
+	}
+	// The decoder stops at the end of the JSON value: whatever follows
+	// (a final newline) still belongs to the body and its archive.
+	if _, derr := io.Copy(io.Discard, source); derr != nil {
+		return attemptResult{}, fmt.Errorf("read %s: %w", body.Source, derr)
+	}
+	res := attemptResult{stats: stats}
+	sum := hex.EncodeToString(digest.Sum(nil))
+	if err == nil {
+		res.forced, err = checkHistory(opts, stats.RecordsWritten, sum, a.h.sameDay, a.h.previous)
+		refused = errors.Is(err, ErrRecordsFell)
+	}
+	if refused && archive != nil {
+		// Keep the refused body for inspection, never at the final names.
+		rejected := path.Join(a.dir, RejectedDir, ArchiveName)
+		if info, aerr := archive.publish(ctx, rejected); aerr != nil {
+			err = fmt.Errorf("%w (and keeping its raw body failed: %v)", err, aerr)
+		} else {
+			err = fmt.Errorf("%w; the raw body is kept at %s", err, info.URL)
+		}
+	}
+	if err != nil {
+		return attemptResult{}, err
+	}
+	var changeTable *sink.Object
+	if opts.DetectChanges {
+		err := a.in.phase(ctx, PhaseChanges, &a.fig.changes, func(ctx context.Context) (err error) {
+			changeTable, res.changes, err = writeChanges(ctx, opts, cmp, path.Join(a.dir, ChangesName))
+			return err
+		})
+		if err != nil {
+			return attemptResult{}, err
+		}
+		defer changeTable.Abort()
+	}
+	err = a.in.phase(ctx, PhasePublish, &a.fig.publish, func(ctx context.Context) error {
+		return a.commitAll(ctx, obj, changeTable, archive, &res)
+	})
+	if err != nil {
+		return attemptResult{}, err
+	}
+	res.source = Source{
+		SHA256:       sum,
+		URL:          body.Source,
+		HTTPStatus:   body.StatusCode,
+		ETag:         body.ETag,
+		LastModified: body.LastModified,
+		WireBytes:    body.WireBytes(),
+		BodyBytes:    body.BodyBytes(),
+	}
+	res.parquet.Rows, res.parquet.RowGroups = pw.Rows(), pw.RowGroups()
+	return res, nil
+}
+
+// decoderOptions are the decoder's settings of opts; zero ones keep
+// spoc's defaults.
+func decoderOptions(opts Options) []spoc.DecoderOption {
+	var o []spoc.DecoderOption
+	if opts.BatchSize > 0 {
+		o = append(o, spoc.WithBatchSize(opts.BatchSize))
+	}
+	if opts.MaxBodyBytes > 0 {
+		o = append(o, spoc.WithMaxBodyBytes(opts.MaxBodyBytes))
+	}
+	if opts.MaxStringBytes > 0 {
+		o = append(o, spoc.WithMaxStringBytes(opts.MaxStringBytes))
+	}
+	return o
+}
+
+// commitAll commits the snapshot, then the change table and the archive
+// (either may be nil), and records them in res. If one fails, those
+// already committed are deleted again.
+func (a *attempt) commitAll(ctx context.Context, snapshot, changeTable *sink.Object, archive *rawArchive, res *attemptResult) error {
+	store := a.opts.Store
+	undo := func(err error) error {
+		if derr := removeAll(ctx, store, res.committed); derr != nil {
+			err = fmt.Errorf("%w (and %v)", err, derr)
+		}
+		res.committed = nil
+		return err
+	}
+	info, err := snapshot.Commit()
+	if err != nil {
+		return err
+	}
+	res.parquet.ObjectInfo = info
+	res.committed = append(res.committed, path.Join(a.dir, ParquetName))
+	if changeTable != nil {
+		info, err := changeTable.Commit()
+		if err != nil {
+			return undo(err)
+		}
+		res.changes.ObjectInfo = info
+		res.committed = append(res.committed, path.Join(a.dir, ChangesName))
+	}
+	if archive != nil {
+		info, err := archive.publish(ctx, path.Join(a.dir, ArchiveName))
+		if err != nil {
+			return undo(err)
+		}
+		res.archive = &info
+		res.committed = append(res.committed, path.Join(a.dir, ArchiveName))
+	}
+	return nil
+}
+
+// removeAll deletes the objects names, even when ctx is done.
+func removeAll(ctx context.Context, store sink.Store, names []string) error {
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var errs []error
+	for _, name := range names {
+		if err := store.Delete(cleanup, name); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s failed: %w", store.URL(name), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeBatches encodes every batch of the decoder into pw, checks the
+// decoder's statistics against the run's limits and closes pw.
+func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, cmp *changes.Comparison, source string) (spoc.Stats, error) {
+	opts := a.opts
+	for {
+		rec, ok := batches.Next()
+		if !ok {
+			break
+		}
+		start := time.Now()
+		err := pw.Write(rec)
+		a.fig.write += time.Since(start)
+		opts.Progress.wrote(rec.NumRows())
+		if err != nil {
+			err = fmt.Errorf("write %s: %w", obj.URL(), err)
+		} else if cmp != nil {
+			start := time.Now()
+			if err = cmp.Add(rec); err != nil {
+				err = fmt.Errorf("compare with the previous snapshot: %w", err)
+			}
+			a.fig.changes += time.Since(start)
+		}
+		rec.Release()
+		if err != nil {
+			return spoc.Stats{}, err
+		}
+	}
+	batches.Close()
+	if err := dec.Err(); err != nil {
+		return spoc.Stats{}, fmt.Errorf("decode %s: %w", source, err)
+	}
+	stats := dec.Stats()
+	if err := checkStats(opts, stats); err != nil {
+		return stats, err
+	}
+	for _, kv := range [][2]string{
+		{"spoc.source_url", source},
+		{"spoc.fetched_at", a.startedAt.Format(time.RFC3339)},
+		{"spoc.job_version", opts.Version},
+		{"spoc.record_count", strconv.FormatInt(stats.RecordsWritten, 10)},
+	} {
+		if err := pw.SetMetadata(kv[0], kv[1]); err != nil {
+			return stats, fmt.Errorf("write %s: %w", obj.URL(), err)
+		}
+	}
+	start := time.Now()
+	err := pw.Close()
+	a.fig.write += time.Since(start)
+	if err != nil {
+		return stats, fmt.Errorf("write %s: %w", obj.URL(), err)
+	}
+	return stats, nil
+}

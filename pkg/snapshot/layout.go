@@ -1,0 +1,57 @@
+package snapshot
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+// Layout is how a table is laid out in Parquet: plain settings, which
+// the snapshot and the change table each have. Zero fields take sink's
+// defaults.
+type Layout struct {
+	RowGroupRows     int64          // rows per row group
+	ZstdLevel        int            // zstd level of every column
+	ColumnZstdLevels map[string]int // zstd levels of some columns, by name
+	Dictionary       []string       // the columns dictionary-encoded; none else is
+}
+
+// DefaultSnapshotLayout is the snapshot's layout unless Options says
+// otherwise: dictionary encoding for the columns whose values repeat.
+func DefaultSnapshotLayout() Layout {
+	return Layout{Dictionary: spoc.DictionaryColumns()}
+}
+
+// DefaultChangesLayout is the change table's layout unless Options says
+// otherwise.
+func DefaultChangesLayout() Layout {
+	return Layout{Dictionary: []string{"change", "cert_status_before", "cert_status_after"}}
+}
+
+// orDefault is l, or def when l is the zero Layout.
+func (l Layout) orDefault(def Layout) Layout {
+	if l.RowGroupRows == 0 && l.ZstdLevel == 0 && len(l.ColumnZstdLevels) == 0 && len(l.Dictionary) == 0 {
+		return def
+	}
+	return l
+}
+
+// options are the sink options of l, for a file written by version.
+func (l Layout) options(version string) []sink.ParquetOption {
+	opts := []sink.ParquetOption{sink.WithCreatedBy("mspo-spoc " + version)}
+	if l.RowGroupRows > 0 {
+		opts = append(opts, sink.WithMaxRowGroupLength(l.RowGroupRows))
+	}
+	if l.ZstdLevel > 0 {
+		opts = append(opts, sink.WithZstdLevel(l.ZstdLevel))
+	}
+	for _, col := range slices.Sorted(maps.Keys(l.ColumnZstdLevels)) {
+		opts = append(opts, sink.WithColumnZstdLevel(l.ColumnZstdLevels[col], col))
+	}
+	if len(l.Dictionary) > 0 {
+		opts = append(opts, sink.WithDictionary(l.Dictionary...))
+	}
+	return opts
+}

@@ -1,0 +1,119 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+// Manifest describes a published snapshot.
+type Manifest struct {
+	Snapshot string      `json:"snapshot"` // YYYYMMDD
+	Source   Source      `json:"source"`
+	Parquet  ParquetInfo `json:"parquet"`
+	Stats    spoc.Stats  `json:"stats"`
+	// Archive is the raw body (ArchiveName), when Options.ArchiveRaw.
+	Archive *sink.ObjectInfo `json:"archive,omitempty"`
+	// Changes is the change table (ChangesName) and its summary, when
+	// Options.DetectChanges.
+	Changes *ChangesInfo `json:"changes,omitempty"`
+	// Previous is the snapshot the publish guard compared with; nil on
+	// the first run ever. Forced says the guard was overridden.
+	Previous   *Previous `json:"previous,omitempty"`
+	Forced     bool      `json:"forced,omitempty"`
+	Attempts   int       `json:"attempts"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	JobVersion string    `json:"job_version"`
+}
+
+// Source describes where the body came from.
+type Source struct {
+	URL          string `json:"url"`
+	HTTPStatus   int    `json:"http_status,omitempty"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	WireBytes    int64  `json:"wire_bytes"` // received, before decompression
+	BodyBytes    int64  `json:"body_bytes"` // JSON bytes decoded
+	SHA256       string `json:"sha256"`     // of the body bytes, after transfer decoding
+}
+
+// ParquetInfo describes the published Parquet object.
+type ParquetInfo struct {
+	sink.ObjectInfo
+	Rows      int64 `json:"rows"`
+	RowGroups int   `json:"row_groups"`
+}
+
+// ChangesInfo describes the published change table.
+type ChangesInfo struct {
+	sink.ObjectInfo
+	Rows int64 `json:"rows"`
+	changes.Summary
+}
+
+// Previous is the snapshot a run is compared with: the newest earlier day
+// under the same prefix that has a manifest.
+type Previous struct {
+	Snapshot string `json:"snapshot"` // YYYYMMDD
+	Records  int64  `json:"records"`
+	SHA256   string `json:"sha256,omitempty"`
+}
+
+// ReadManifest reads the manifest at name in store, such as
+// path.Join(Dir(prefix, day), ManifestName); a missing one is nil, nil:
+// that day has no complete snapshot.
+func ReadManifest(ctx context.Context, store sink.Store, name string) (*Manifest, error) {
+	r, err := store.NewReader(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", store.URL(name), err)
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", store.URL(name), err)
+	}
+	return m, nil
+}
+
+// ParseManifest decodes a manifest.
+func ParseManifest(data []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	return &m, nil
+}
+
+// writeManifest writes m as the object name and returns its size.
+func writeManifest(ctx context.Context, store sink.Store, name string, m *Manifest) (int64, error) {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return 0, fmt.Errorf("encode manifest: %w", err)
+	}
+	obj, err := store.NewObject(ctx, name, "application/json")
+	if err != nil {
+		return 0, err
+	}
+	defer obj.Abort()
+	if _, err := obj.Write(append(data, '\n')); err != nil {
+		return 0, err
+	}
+	info, err := obj.Commit()
+	return info.Size, err
+}
