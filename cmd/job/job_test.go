@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/crc32"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
+	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -271,16 +271,7 @@ func bucketObjects(t *testing.T, c *storage.Client, bucket string) []string {
 
 func readObject(t *testing.T, c *storage.Client, bucket, name string) []byte {
 	t.Helper()
-	r, err := c.Bucket(bucket).Object(name).NewReader(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return sinktest.ReadAll(t, sink.NewGCS(c, bucket, ""), name)
 }
 
 func TestJobRetriesTransientFailures(t *testing.T) {

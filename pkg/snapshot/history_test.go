@@ -285,17 +285,7 @@ func TestConcurrentRunsLeaveOneConsistentSnapshot(t *testing.T) {
 }
 
 func readAll(t *testing.T, store sink.Store, name string) []byte {
-	t.Helper()
-	r, err := store.NewReader(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return sinktest.ReadAll(t, store, name)
 }
 
 func readManifest(t *testing.T, store sink.Store, name string) snapshot.Manifest {

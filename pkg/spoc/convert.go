@@ -60,19 +60,7 @@ func isDecimal(b []byte) bool {
 	if digits == 0 {
 		return false
 	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i == len(b) || !isDigit(b[i]) {
-			return false
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	}
-	return i == len(b)
+	return exponentToEnd(b, i)
 }
 
 // parseFloat converts decimal text; reason is "" on success.

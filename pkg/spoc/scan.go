@@ -446,6 +446,15 @@ func isJSONNumber(b []byte) bool {
 			i++
 		}
 	}
+	return exponentToEnd(b, i)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// exponentToEnd reports whether b[i:] is an optional exponent ([eE],
+// an optional sign, digits) and nothing after it: the common tail of
+// the JSON number grammar and of isDecimal.
+func exponentToEnd(b []byte, i int) bool {
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
@@ -460,8 +469,6 @@ func isJSONNumber(b []byte) bool {
 	}
 	return i == len(b)
 }
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // readLiteral consumes true, false or null (the first byte is known).
 func (s *scanner) readLiteral() (byte, error) {

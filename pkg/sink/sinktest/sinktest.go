@@ -108,19 +108,12 @@ func GCS(t *testing.T) Harness {
 	return Harness{
 		Store: sink.NewGCS(client, bucket, root),
 		Read: func(t *testing.T, name string) ([]byte, bool) {
-			r, err := client.Bucket(bucket).Object(root + "/" + name).NewReader(context.Background())
-			if errors.Is(err, storage.ErrObjectNotExist) {
+			// Another store on the same bucket, without the root.
+			whole := sink.NewGCS(client, bucket, "")
+			if _, err := client.Bucket(bucket).Object(root + "/" + name).Attrs(context.Background()); errors.Is(err, storage.ErrObjectNotExist) {
 				return nil, false
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			b, err := io.ReadAll(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b, true
+			return ReadAll(t, whole, root+"/"+name), true
 		},
 		List: func(t *testing.T) []string {
 			var names []string
@@ -139,6 +132,22 @@ func GCS(t *testing.T) Harness {
 			return names
 		},
 	}
+}
+
+// ReadAll reads the committed object at name, failing the test if it
+// cannot.
+func ReadAll(t testing.TB, s sink.Store, name string) []byte {
+	t.Helper()
+	r, err := s.NewReader(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // Write writes data as a new object at name and commits it.
