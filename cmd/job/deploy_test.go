@@ -277,6 +277,17 @@ func TestTerraformResources(t *testing.T) {
 		t.Errorf("time_zone default: %v", err)
 	}
 
+	enabled := enabledAPIs(t, tf)
+	for _, api := range []string{"run.googleapis.com", "cloudscheduler.googleapis.com", "artifactregistry.googleapis.com", "monitoring.googleapis.com", "cloudtrace.googleapis.com", "storage.googleapis.com"} {
+		if !slices.Contains(enabled, api) {
+			t.Errorf("API %s is not enabled by local.services", api)
+		}
+	}
+}
+
+// enabledAPIs is local.services: the APIs the deployment enables.
+func enabledAPIs(t *testing.T, tf *terraform) []string {
+	t.Helper()
 	services, ok := tf.locals["services"]
 	if !ok {
 		t.Fatal("no local.services (the APIs to enable)")
@@ -289,11 +300,7 @@ func TestTerraformResources(t *testing.T) {
 	for _, s := range v.AsValueSlice() {
 		enabled = append(enabled, s.AsString())
 	}
-	for _, api := range []string{"run.googleapis.com", "cloudscheduler.googleapis.com", "artifactregistry.googleapis.com", "monitoring.googleapis.com", "cloudtrace.googleapis.com", "storage.googleapis.com"} {
-		if !slices.Contains(enabled, api) {
-			t.Errorf("API %s is not enabled by local.services", api)
-		}
-	}
+	return enabled
 }
 
 // The google provider is pinned to a major version, at or above the
@@ -344,14 +351,7 @@ func TestTerraformWaitsForTheAPIs(t *testing.T) {
 			}
 		}
 	}
-	v, diags := tf.locals["services"].Value(nil)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	var enabled []string
-	for _, s := range v.AsValueSlice() {
-		enabled = append(enabled, s.AsString())
-	}
+	enabled := enabledAPIs(t, tf)
 	for _, api := range []string{"iam.googleapis.com", "cloudresourcemanager.googleapis.com", "serviceusage.googleapis.com", "cloudbuild.googleapis.com", "bigquery.googleapis.com"} {
 		if !slices.Contains(enabled, api) {
 			t.Errorf("API %s is not enabled by local.services", api)

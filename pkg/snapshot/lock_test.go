@@ -166,17 +166,26 @@ func slowBody(t *testing.T, d time.Duration) string {
 	return up.URL
 }
 
+// startRun starts a run on backend that holds the day's lock with lease
+// for about d, and returns its store, a lister of the day's folder, and
+// where the run's error arrives.
+func startRun(t *testing.T, backend string, lease, d time.Duration) (sink.Store, func() []string, <-chan error) {
+	store, list := storeFor(t, backend)
+	opts := options(t, slowBody(t, d), store)
+	opts.LockLease = lease
+	done := make(chan error, 1)
+	go func() { _, err := snapshot.Run(context.Background(), opts); done <- err }()
+	return store, list, done
+}
+
 // The holder renews its lease while it runs, a second run meanwhile is
 // kept out, and the lock goes when the run ends.
 func TestLockIsRenewedWhileTheRunLasts(t *testing.T) {
 	for _, backend := range []string{"local", "gcs"} {
 		t.Run(backend, func(t *testing.T) {
-			store, _ := storeFor(t, backend)
+			lease := 300 * time.Millisecond
+			store, _, done := startRun(t, backend, lease, 1500*time.Millisecond)
 			ctx := context.Background()
-			opts := options(t, slowBody(t, 1500*time.Millisecond), store)
-			opts.LockLease = 300 * time.Millisecond
-			done := make(chan error, 1)
-			go func() { _, err := snapshot.Run(ctx, opts); done <- err }()
 
 			name := path.Join(lockDir, snapshot.LockName)
 			renewals := map[string]bool{}
@@ -192,7 +201,7 @@ func TestLockIsRenewedWhileTheRunLasts(t *testing.T) {
 				renewals[l.Renewed.String()] = true
 				if busy == nil && len(renewals) >= 2 {
 					second := options(t, slowBody(t, time.Second), store)
-					second.LockLease = opts.LockLease
+					second.LockLease = lease
 					_, busy = snapshot.Run(ctx, second)
 				}
 			}
@@ -217,12 +226,8 @@ func TestLockIsRenewedWhileTheRunLasts(t *testing.T) {
 func TestLockLostStopsTheRun(t *testing.T) {
 	for _, backend := range []string{"local", "gcs"} {
 		t.Run(backend, func(t *testing.T) {
-			store, list := storeFor(t, backend)
+			store, list, done := startRun(t, backend, 600*time.Millisecond, 3*time.Second)
 			ctx := context.Background()
-			opts := options(t, slowBody(t, 3*time.Second), store)
-			opts.LockLease = 600 * time.Millisecond
-			done := make(chan error, 1)
-			go func() { _, err := snapshot.Run(ctx, opts); done <- err }()
 
 			name := path.Join(lockDir, snapshot.LockName)
 			time.Sleep(300 * time.Millisecond)
