@@ -183,8 +183,10 @@ func startRun(t *testing.T, backend string, lease, d time.Duration) (sink.Store,
 func TestLockIsRenewedWhileTheRunLasts(t *testing.T) {
 	for _, backend := range []string{"local", "gcs"} {
 		t.Run(backend, func(t *testing.T) {
-			lease := 300 * time.Millisecond
-			store, _, done := startRun(t, backend, lease, 1500*time.Millisecond)
+			// A lease of 900 ms is renewed every 300 ms: several renewals
+			// in a run of 2.5 s, with room for a slow, shared machine.
+			lease := 900 * time.Millisecond
+			store, _, done := startRun(t, backend, lease, 2500*time.Millisecond)
 			ctx := context.Background()
 
 			name := path.Join(lockDir, snapshot.LockName)
