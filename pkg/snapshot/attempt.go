@@ -24,8 +24,7 @@ import (
 // attempt's into metrics.
 type attempt struct {
 	*run
-	number int
-	fig    *attemptFigures
+	fig *attemptFigures
 }
 
 // attemptFigures are the bytes received and the phase durations of one

@@ -248,7 +248,7 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 	parent := trace.SpanFromContext(ctx)
 	err = opts.Backoff.Do(ctx, func(ctx context.Context, n int) error {
 		attempts = n
-		a := &attempt{run: r, number: n, fig: &attemptFigures{}}
+		a := &attempt{run: r, fig: &attemptFigures{}}
 		opts.Progress.attemptStarted(n)
 		ctx, span := r.in.tracer.Start(ctx, "attempt", trace.WithAttributes(attribute.Int("spoc.attempt", n)))
 		var err error

@@ -43,13 +43,12 @@ type Failure struct {
 // 404 or bad JSON fail the same way every time. The run's own deadline
 // and cancellation are "timeout" and "canceled", and Backoff.Do stops on
 // them through the context whatever this says.
-var retryable = map[string]bool{
-	FailureHTTP429:   true,
-	FailureHTTP5xx:   true,
-	FailureTimeout:   true,
-	FailureReset:     true,
-	FailureRefused:   true,
-	FailureTransport: true,
+func retryable(kind string) bool {
+	switch kind {
+	case FailureHTTP429, FailureHTTP5xx, FailureTimeout, FailureReset, FailureRefused, FailureTransport:
+		return true
+	}
+	return false
 }
 
 // Classify sorts an error of Fetch, Open or the Decoder into one Failure.
@@ -63,7 +62,7 @@ var retryable = map[string]bool{
 // connection reset: the decoder cannot tell it from a cut transfer.
 func Classify(err error) Failure {
 	kind := failureKind(err)
-	return Failure{Kind: kind, Retryable: retryable[kind]}
+	return Failure{Kind: kind, Retryable: retryable(kind)}
 }
 
 // FailureKind is Classify(err).Kind.

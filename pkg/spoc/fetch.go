@@ -315,12 +315,6 @@ func (c *Client) Open(ctx context.Context, source string) (*Body, error) {
 	return savedBody(source, r, size)
 }
 
-// IsHTTP reports whether source is an http or https URL.
-func IsHTTP(source string) bool {
-	src, err := ParseSource(source)
-	return err == nil && src.Kind == SourceHTTP
-}
-
 // Fetch sends the GET request and returns the body once the response
 // headers show a 2xx JSON response. The page and pageSize parameters of the
 // public endpoint are added when the URL lacks them (the endpoint ignores

@@ -158,7 +158,7 @@ func (v *verifier) verify(ctx context.Context, host string, certs []*x509.Certif
 		return fail(checkOf(err), err)
 	}
 	// The usual cause: the server sends its leaf without the intermediate.
-	fetched, note := v.issuers.complete(ctx, leaf, certs[1:], func(found []*x509.Certificate) bool {
+	fetched, note := v.issuers.complete(ctx, leaf, func(found []*x509.Certificate) bool {
 		for _, c := range found {
 			opts.Intermediates.AddCert(c)
 		}
@@ -169,7 +169,7 @@ func (v *verifier) verify(ctx context.Context, host string, certs []*x509.Certif
 		for _, f := range fetched {
 			v.log.InfoContext(ctx, "TLS: fetched a missing intermediate certificate from the CA Issuers URL; put it in the CA file to skip the fetch",
 				"host", host, "subject", f.cert.Subject.String(), "issuer", f.cert.Issuer.String(), "url", f.url,
-				"sha256", hex.EncodeToString(sha256Sum(f.cert.Raw)), "not_after", f.cert.NotAfter.UTC().Format(time.RFC3339))
+				"sha256", fmt.Sprintf("%x", sha256.Sum256(f.cert.Raw)), "not_after", f.cert.NotAfter.UTC().Format(time.RFC3339))
 		}
 		return nil
 	}
@@ -177,8 +177,6 @@ func (v *verifier) verify(ctx context.Context, host string, certs []*x509.Certif
 	e.IssuersTried, e.Issuers = true, note
 	return e
 }
-
-func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 
 // checkOf names the check an x509 error failed.
 func checkOf(err error) string {
@@ -249,7 +247,7 @@ func newIssuerFetcher() *issuerFetcher {
 // fetched at each hop until it reports a verified chain. It returns the
 // certificates fetched and, for a chain that stays unverified, one
 // phrase on what the fetch gave.
-func (f *issuerFetcher) complete(ctx context.Context, leaf *x509.Certificate, sent []*x509.Certificate, verified func([]*x509.Certificate) bool) ([]fetchedIssuer, string) {
+func (f *issuerFetcher) complete(ctx context.Context, leaf *x509.Certificate, verified func([]*x509.Certificate) bool) ([]fetchedIssuer, string) {
 	var (
 		fetched []fetchedIssuer
 		notes   []string
