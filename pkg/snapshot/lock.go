@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -68,9 +67,9 @@ type lease struct {
 	generation int64
 	log        *slog.Logger
 
-	stop    context.CancelFunc
+	// done is closed when renew returns; release waits for it, so that
+	// generation and renewed are never used by two goroutines at once.
 	done    chan struct{}
-	mu      sync.Mutex // guards generation against release
 	renewed time.Time
 }
 
@@ -141,7 +140,7 @@ func lockDay(ctx context.Context, opts Options, dir string, log *slog.Logger) (c
 	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	l.stop, l.done = stop, make(chan struct{})
+	l.done = make(chan struct{})
 	go l.renew(renewCtx, cancel)
 	return runCtx, func() {
 		stop()
@@ -191,12 +190,10 @@ func (l *lease) renew(ctx context.Context, cancelRun context.CancelCauseFunc) {
 		l.info.Renewed, l.info.Expires = now, now.Add(l.lease)
 		data, _ := json.Marshal(l.info)
 		wctx, cancel := context.WithTimeout(ctx, l.lease/3)
-		l.mu.Lock()
 		info, err := l.store.Replace(wctx, l.name, "application/json", data, l.generation)
 		if err == nil {
 			l.generation, l.renewed = info.Generation, now
 		}
-		l.mu.Unlock()
 		cancel()
 		switch {
 		case err == nil:
@@ -218,8 +215,6 @@ func (l *lease) renew(ctx context.Context, cancelRun context.CancelCauseFunc) {
 func (l *lease) release(ctx context.Context) {
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if err := l.store.DeleteGeneration(cleanup, l.name, l.generation); err != nil {
 		l.log.ErrorContext(ctx, "could not release the day's lock", "url", l.store.URL(l.name), "error", err.Error())
 	}
