@@ -835,16 +835,20 @@ func TestBigQueryTablesMatchOneTableEach(t *testing.T) {
 // TestIgnoreFiles checks, with git's own matcher, that neither `gcloud
 // builds submit` (.gcloudignore, gitignore syntax) nor git (.gitignore)
 // takes Terraform's providers, state, plans or variable files, and that
-// the build still gets what it needs.
+// the build still gets what it needs, the files its tests read included:
+// cloudbuild.yaml runs them on the upload (.ci/run too).
 func TestIgnoreFiles(t *testing.T) {
 	git, err := exec.LookPath("git")
 	if err != nil {
 		t.Skip("git is not installed")
 	}
 	secret := []string{"deploy/.terraform/providers/registry.terraform.io/hashicorp/google/6.50.0/linux_amd64/terraform-provider-google",
-		"deploy/terraform.tfvars", "deploy/prod.auto.tfvars", "deploy/plan.tfplan", "deploy/terraform.tfstate", "deploy/terraform.tfstate.backup"}
+		"deploy/terraform.tfvars", "deploy/prod.auto.tfvars", "deploy/terraform.tfvars.json", "deploy/prod.auto.tfvars.json",
+		"deploy/plan.tfplan", "deploy/terraform.tfstate", "deploy/terraform.tfstate.backup"}
 	needed := []string{"go.mod", "go.sum", "Dockerfile", "cloudbuild.yaml", "cmd/job/main.go", "deploy/main.tf", "deploy/schema/spoc-list-public.schema.parquet",
-		"deploy/terraform.tfvars.example", "pkg/spoc/testdata/issuers.p7c", "pkg/snapshot/testdata/small.json"}
+		"deploy/terraform.tfvars.example", "deploy/tests/defaults.tftest.hcl", "pkg/spoc/testdata/issuers.p7c", "pkg/snapshot/testdata/small.json",
+		// Read by cmd/job's tests, which Cloud Build runs on the upload.
+		".gcloudignore", ".gitignore", ".dockerignore", "README.md", "deploy/README.md"}
 	for _, ignoreFile := range []string{".gcloudignore", ".gitignore"} {
 		t.Run(ignoreFile, func(t *testing.T) {
 			rules, err := os.ReadFile(filepath.Join(repoRoot, ignoreFile))
