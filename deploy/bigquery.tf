@@ -9,7 +9,11 @@
 # job's own writer (deploy/schema/, checked against the job's schemas by
 # cmd/job's TestBigQuerySchemaFiles), uploaded here under the prefix's
 # _schema/ folder, three levels deep so that no snapshot or change-table
-# glob matches it. Its MD5 is in its name: a new schema makes new tables.
+# glob matches it. Its MD5 is in its name, so a new schema file is a new
+# object; and since BigQuery reads the reference file only when it creates
+# an external table (the provider updates reference_file_schema_uri in
+# place, it is not ForceNew), each table is replaced with its schema object
+# (replace_triggered_by), or it would keep the old schema.
 
 locals {
   bigquery = var.bigquery_dataset != "" ? 1 : 0
@@ -36,7 +40,7 @@ resource "google_bigquery_dataset" "spoc" {
   location    = var.bigquery_location != "" ? var.bigquery_location : var.region
   description = "MSPO SPOC smallholder snapshots written by ${var.job_name}."
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_bigquery_table" "snapshots" {
@@ -55,6 +59,10 @@ resource "google_bigquery_table" "snapshots" {
     # the YYYYMMDD/ folder. The change tables, in YYYYMMDD/changes/, end
     # with another name.
     source_uris = ["gs://${local.bucket_name}/${local.output_prefix}/*spoc-list-public.parquet"]
+  }
+
+  lifecycle {
+    replace_triggered_by = [google_storage_bucket_object.schema["snapshots"]]
   }
 }
 
@@ -90,5 +98,15 @@ resource "google_bigquery_table" "changes" {
     autodetect                = false
     reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.schema["changes"].name}"
     source_uris               = ["gs://${local.bucket_name}/${local.output_prefix}/*/changes/spoc-list-public.changes.parquet"]
+
+    # changed_columns is a Parquet LIST: without list inference BigQuery
+    # shows it as a record of list.element instead of ARRAY<STRING>.
+    parquet_options {
+      enable_list_inference = true
+    }
+  }
+
+  lifecycle {
+    replace_triggered_by = [google_storage_bucket_object.schema["changes"]]
   }
 }

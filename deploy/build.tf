@@ -8,7 +8,7 @@ resource "google_service_account" "build" {
   display_name = "mspo-spoc Cloud Build"
   description  = "Identity of cloudbuild.yaml: tests, pushes the image, updates the mspo-spoc job."
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # gcloud builds submit uploads the source here
@@ -30,7 +30,7 @@ resource "google_storage_bucket" "build_source" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_storage_bucket_iam_member" "build_reads_source" {
@@ -38,7 +38,7 @@ resource "google_storage_bucket_iam_member" "build_reads_source" {
   role   = "roles/storage.objectViewer"
   member = google_service_account.build.member
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_artifact_registry_repository_iam_member" "build_pushes" {
@@ -67,5 +67,5 @@ resource "google_project_iam_member" "build_logs" {
   role    = "roles/logging.logWriter"
   member  = google_service_account.build.member
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }

@@ -7,7 +7,7 @@ resource "google_service_account" "runtime" {
   display_name = "mspo-spoc job runtime"
   description  = "Identity of the mspo-spoc Cloud Run job: writes snapshots under one prefix of one bucket."
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_service_account" "scheduler" {
@@ -15,7 +15,7 @@ resource "google_service_account" "scheduler" {
   display_name = "mspo-spoc scheduler"
   description  = "Identity Cloud Scheduler uses to start the mspo-spoc Cloud Run job."
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # Create, overwrite (a rerun of a day replaces its objects, which GCS counts
@@ -32,7 +32,7 @@ resource "google_storage_bucket_iam_member" "runtime_objects" {
     expression  = "resource.name.startsWith(\"projects/_/buckets/${local.bucket_name}/objects/${local.output_prefix}/\")"
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # Finding the previous day's manifest needs storage.objects.list, which IAM
@@ -50,7 +50,7 @@ resource "google_storage_bucket_iam_member" "runtime_list" {
     expression  = "resource.type == \"storage.googleapis.com/Bucket\""
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_project_iam_member" "runtime_metrics" {
@@ -58,7 +58,7 @@ resource "google_project_iam_member" "runtime_metrics" {
   role    = "roles/monitoring.metricWriter"
   member  = google_service_account.runtime.member
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_project_iam_member" "runtime_traces" {
@@ -66,7 +66,7 @@ resource "google_project_iam_member" "runtime_traces" {
   role    = "roles/cloudtrace.agent"
   member  = google_service_account.runtime.member
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # Bound on the job, not the project: the scheduler can run this job and no

@@ -46,11 +46,17 @@ locals {
     # Cloud Logging reads JSON lines on stderr; "auto" would pick it too,
     # but say it.
     SPOC_LOG_FORMAT = "json"
+    # The job's own default (1) suits a laptop; in production the drop
+    # guard needs a previous snapshot, so on the first day only this floor
+    # stops a body that suddenly honours pageSize=10 from being published
+    # as the whole list.
+    SPOC_MIN_RECORDS = tostring(var.min_records)
   }
 
   job_env = merge(local.job_defaults, var.job_settings, local.job_fixed)
 
   unknown_job_settings = setsubtract(keys(var.job_settings), keys(local.job_defaults))
+  fixed_job_settings   = setintersection(keys(var.job_settings), keys(local.job_fixed))
 }
 
 resource "google_cloud_run_v2_job" "spoc" {
@@ -102,7 +108,11 @@ resource "google_cloud_run_v2_job" "spoc" {
       condition     = length(local.unknown_job_settings) == 0
       error_message = "job_settings has names the job does not read: ${join(", ", local.unknown_job_settings)}."
     }
+    precondition {
+      condition     = length(local.fixed_job_settings) == 0
+      error_message = "job_settings sets ${join(", ", local.fixed_job_settings)}, which the deployment decides: set bucket_name, output_prefix, time_zone or min_records instead."
+    }
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }

@@ -28,6 +28,23 @@ resource "google_project_service" "required" {
   disable_on_destroy = false
 }
 
+# Enabling an API is eventually consistent: the provider's
+# google_project_service guide says the API may still answer "has not been
+# used in project ... or it is disabled" for a while after the resource is
+# done, most of all in a new project. Every resource that calls one of
+# these APIs depends on this pause instead, so that the first apply on an
+# empty project goes through in one run. It waits again only when the list
+# of APIs changes (triggers); later applies do not wait.
+resource "time_sleep" "apis_ready" {
+  create_duration = "90s"
+
+  triggers = {
+    services = join(",", sort(local.services))
+  }
+
+  depends_on = [google_project_service.required]
+}
+
 resource "google_artifact_registry_repository" "images" {
   location      = var.region
   repository_id = var.repository_id
@@ -55,7 +72,7 @@ resource "google_artifact_registry_repository" "images" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_storage_bucket" "snapshots" {
@@ -80,10 +97,12 @@ resource "google_storage_bucket" "snapshots" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 data "google_storage_bucket" "existing" {
   count = var.create_bucket ? 0 : 1
   name  = var.bucket_name
+
+  depends_on = [time_sleep.apis_ready]
 }

@@ -39,12 +39,18 @@ resource "google_monitoring_alert_policy" "execution_failed" {
   }
 
   notification_channels = var.notification_channels
-  depends_on            = [google_project_service.required]
+  depends_on            = [time_sleep.apis_ready]
 }
 
 # spoc.last_success (exported by the job with the gcp exporter as
 # workload.googleapis.com/spoc.last_success) is only recorded by a run that
 # published, so its absence over the window means no successful run.
+#
+# The exporter writes it on the generic_task resource, whose job label is
+# the job's service.name: the Cloud Run job's name (CLOUD_RUN_JOB, or
+# OTEL_SERVICE_NAME when set; cmd/job). The query selects this job's, so
+# another deployment's successes in the same project cannot hide this
+# one's silence.
 #
 # On a new deployment the metric has no history at all, and absent_over_time
 # would be true from the first apply until the first successful run: every
@@ -62,7 +68,7 @@ resource "google_monitoring_alert_policy" "stale_snapshot" {
   conditions {
     display_name = "No successful ${var.job_name} run for ${var.staleness_hours} hours"
     condition_prometheus_query_language {
-      query               = "absent_over_time(workload_googleapis_com:spoc_last_success{monitored_resource=\"generic_task\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed.unix + var.staleness_hours * 3600})"
+      query               = "absent_over_time(workload_googleapis_com:spoc_last_success{monitored_resource=\"generic_task\",job=\"${google_cloud_run_v2_job.spoc.name}\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed.unix + var.staleness_hours * 3600})"
       duration            = "0s"
       evaluation_interval = "300s"
       # The metric does not exist until the job has published once;
@@ -84,5 +90,5 @@ resource "google_monitoring_alert_policy" "stale_snapshot" {
   }
 
   notification_channels = var.notification_channels
-  depends_on            = [google_project_service.required]
+  depends_on            = [time_sleep.apis_ready]
 }

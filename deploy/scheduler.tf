@@ -28,7 +28,7 @@ resource "google_cloud_scheduler_job" "daily" {
   }
 
   depends_on = [
-    google_project_service.required,
+    time_sleep.apis_ready,
     google_cloud_run_v2_job_iam_member.scheduler_runs_job,
   ]
 }

@@ -84,12 +84,31 @@ variable "time_zone" {
   default     = "Asia/Kuala_Lumpur"
 }
 
+variable "min_records" {
+  description = <<-EOT
+    The fewest records a run may publish (SPOC_MIN_RECORDS). The list has
+    about 306,000 plots; the default refuses a body far below that, such as
+    an endpoint that one day honours pageSize=10, even on the first run,
+    when there is no previous snapshot for the drop guard
+    (SPOC_MAX_DROP_PERCENT) to compare with. Lower it if the list really
+    shrinks that far.
+  EOT
+  type        = number
+  default     = 250000
+
+  validation {
+    condition     = var.min_records >= 1 && floor(var.min_records) == var.min_records
+    error_message = "min_records must be a whole number of at least 1."
+  }
+}
+
 variable "job_settings" {
   description = <<-EOT
     SPOC_* settings that differ from the job's defaults, e.g.
-    { SPOC_MIN_RECORDS = "250000" }. Only names the job reads are accepted
-    (see the README's configuration table). SPOC_OUTPUT, SPOC_PREFIX and
-    SPOC_TIMEZONE come from bucket_name, output_prefix and time_zone.
+    { SPOC_MAX_DROP_PERCENT = "5" }. Only names the job reads are accepted
+    (see the README's configuration table). SPOC_OUTPUT, SPOC_PREFIX,
+    SPOC_TIMEZONE and SPOC_MIN_RECORDS come from bucket_name,
+    output_prefix, time_zone and min_records, and are refused here.
   EOT
   type        = map(string)
   default     = {}

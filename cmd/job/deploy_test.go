@@ -8,6 +8,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/sethvargo/go-envconfig"
 	"github.com/zclconf/go-cty/cty"
 	"go.yaml.in/yaml/v3"
 
@@ -303,9 +305,9 @@ func enabledAPIs(t *testing.T, tf *terraform) []string {
 	return enabled
 }
 
-// The google provider is pinned to a major version, at or above the
-// release that has every attribute deploy/ uses (6.13.0 added
-// disable_metric_validation); so is the time provider.
+// The google provider is pinned to its current major, at or above the
+// release deploy/ was checked against (v7.45.0: its schemas, validators
+// and docs); so is the time provider (time_static, time_sleep).
 func TestTerraformProvidersPinned(t *testing.T) {
 	tf := parseTerraform(t)
 	block := tf.block("terraform")
@@ -316,7 +318,7 @@ func TestTerraformProvidersPinned(t *testing.T) {
 		name, source    string
 		major, minMinor int
 	}{
-		{"google", "hashicorp/google", 6, 13},
+		{"google", "hashicorp/google", 7, 45},
 		{"time", "hashicorp/time", 0, 12},
 	} {
 		provider := literal(t, path(t, block, "required_providers"), p.name)
@@ -338,18 +340,36 @@ func TestTerraformProvidersPinned(t *testing.T) {
 }
 
 // On an empty project nothing may race the enabling of the APIs it calls:
-// the resources of these types wait for google_project_service.required,
-// and the APIs that IAM and the project calls go through are enabled.
+// the resources of these types wait for time_sleep.apis_ready, which waits
+// for google_project_service.required and then lets the activation settle
+// (it is eventually consistent), and the APIs that IAM and the project
+// calls go through are enabled.
 func TestTerraformWaitsForTheAPIs(t *testing.T) {
 	tf := parseTerraform(t)
+	pause := tf.resources("time_sleep")["apis_ready"]
+	if pause == nil {
+		t.Fatal("no time_sleep.apis_ready")
+	}
+	if !strings.Contains(source(pause, "depends_on"), "google_project_service.required") {
+		t.Error("time_sleep.apis_ready does not wait for google_project_service.required")
+	}
+	if d, err := time.ParseDuration(literal(t, pause, "create_duration").AsString()); err != nil || d < 30*time.Second {
+		t.Errorf("time_sleep.apis_ready create_duration %v (%v): want at least the guide's 30s", d, err)
+	}
+	if got := source(pause, "triggers"); !strings.Contains(got, "local.services") {
+		t.Errorf("time_sleep.apis_ready triggers %s: want it to wait again when local.services changes", got)
+	}
 	for _, typ := range []string{"google_service_account", "google_project_iam_member", "google_storage_bucket_iam_member",
 		"google_storage_bucket", "google_artifact_registry_repository", "google_cloud_run_v2_job", "google_cloud_scheduler_job",
 		"google_monitoring_alert_policy", "google_bigquery_dataset"} {
 		for name, b := range tf.resources(typ) {
-			if !strings.Contains(source(b, "depends_on"), "google_project_service.required") {
-				t.Errorf("%s.%s does not depend on google_project_service.required", typ, name)
+			if !strings.Contains(source(b, "depends_on"), "time_sleep.apis_ready") {
+				t.Errorf("%s.%s does not depend on time_sleep.apis_ready", typ, name)
 			}
 		}
+	}
+	if existing := tf.block("data", "google_storage_bucket", "existing"); existing == nil || !strings.Contains(source(existing, "depends_on"), "time_sleep.apis_ready") {
+		t.Error("data.google_storage_bucket.existing does not depend on time_sleep.apis_ready")
 	}
 	enabled := enabledAPIs(t, tf)
 	for _, api := range []string{"iam.googleapis.com", "cloudresourcemanager.googleapis.com", "serviceusage.googleapis.com", "cloudbuild.googleapis.com", "bigquery.googleapis.com"} {
@@ -377,6 +397,73 @@ func TestTerraformStalenessAlert(t *testing.T) {
 	}
 	if tf.resources("time_static")["deployed"] == nil {
 		t.Error("no time_static.deployed")
+	}
+}
+
+// TestStalenessAlertIsThisJobs evaluates the alert's series selector on
+// the labels the job's metrics get: generic_task, with the job label set
+// to the job's service.name. Only this job's series may satisfy it, or a
+// second deployment's successes in the same project would hide this one's
+// silence.
+func TestStalenessAlertIsThisJobs(t *testing.T) {
+	tf := parseTerraform(t)
+	promql := path(t, tf.resources("google_monitoring_alert_policy")["stale_snapshot"], "conditions", "condition_prometheus_query_language")
+	jobName := literal(t, tf.block("variable", "job_name"), "default").AsString()
+	// The query as Cloud Monitoring gets it: HCL's escapes undone, the
+	// job's name in place of its reference.
+	query := strings.ReplaceAll(source(promql, "query"), `\"`, `"`)
+	query = strings.ReplaceAll(query, "${google_cloud_run_v2_job.spoc.name}", jobName)
+	selector := regexp.MustCompile(`workload_googleapis_com:spoc_last_success\{([^}]*)\}`).FindStringSubmatch(query)
+	if selector == nil {
+		t.Fatalf("query %s has no spoc_last_success{...} selector", query)
+	}
+	matchers := regexp.MustCompile(`\s*(\w+)\s*(=~|!=|!~|=)\s*"([^"]*)"\s*(,|$)`).FindAllStringSubmatch(selector[1], -1)
+	if len(matchers) == 0 {
+		t.Fatalf("selector {%s}: no label matchers", selector[1])
+	}
+	matches := func(labels map[string]string) bool {
+		for _, m := range matchers {
+			name, op, value := m[1], m[2], m[3]
+			re := regexp.MustCompile("^(?:" + value + ")$")
+			ok := map[string]bool{"=": labels[name] == value, "!=": labels[name] != value, "=~": re.MatchString(labels[name]), "!~": !re.MatchString(labels[name])}[op]
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	series := func(resource string, env map[string]string) map[string]string {
+		return map[string]string{"monitored_resource": resource, "job": serviceName(envconfig.MapLookuper(env)), "namespace": "mspo"}
+	}
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   bool
+	}{
+		{"this Cloud Run job", series("generic_task", map[string]string{"CLOUD_RUN_JOB": jobName}), true},
+		{"another job in the project", series("generic_task", map[string]string{"CLOUD_RUN_JOB": jobName + "-osh"}), false},
+		{"this job's name on another resource type", series("global", map[string]string{"CLOUD_RUN_JOB": jobName}), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := matches(tc.labels); got != tc.want {
+				t.Errorf("selector {%s} on %v: %v, want %v", selector[1], tc.labels, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestServiceName(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"CLOUD_RUN_JOB": "mspo-spoc-staging"}, "mspo-spoc-staging"},
+		{map[string]string{"CLOUD_RUN_JOB": ""}, "mspo-spoc"},
+		{nil, "mspo-spoc"},
+	} {
+		if got := serviceName(envconfig.MapLookuper(tc.env)); got != tc.want {
+			t.Errorf("serviceName(%v) = %q, want %q", tc.env, got, tc.want)
+		}
 	}
 }
 
@@ -445,6 +532,17 @@ func TestTerraformBigQuerySchemas(t *testing.T) {
 		if ref := source(ext, "reference_file_schema_uri"); !strings.Contains(ref, `google_storage_bucket_object.schema["`+key+`"].name`) {
 			t.Errorf("%s: reference_file_schema_uri = %s, want the uploaded schema file %q", table, ref, key)
 		}
+		// BigQuery reads the reference file only when it creates the
+		// table, and the provider updates the URI in place.
+		if got := strings.Join(strings.Fields(source(path(t, b, "lifecycle"), "replace_triggered_by")), ""); got != `[google_storage_bucket_object.schema["`+key+`"]]` {
+			t.Errorf("%s: replace_triggered_by = %s, want the table replaced with its schema object", table, got)
+		}
+	}
+	// changed_columns is a LIST: BigQuery makes it an ARRAY only with
+	// list inference.
+	changes := path(t, tf.resources("google_bigquery_table")["changes"], "external_data_configuration", "parquet_options")
+	if !literal(t, changes, "enable_list_inference").True() {
+		t.Error("the change table does not set parquet_options.enable_list_inference")
 	}
 	files, diags := tf.locals["schema_files"].Value(nil)
 	if diags.HasErrors() {
@@ -589,10 +687,20 @@ func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 			t.Errorf("local.job_defaults.%s = %q, the job's default is %q", name, v.AsString(), def)
 		}
 	}
-	for _, name := range objectKeys(t, "local.job_fixed", tf.locals["job_fixed"]) {
+	fixed := objectKeys(t, "local.job_fixed", tf.locals["job_fixed"])
+	for _, name := range fixed {
 		if _, ok := want[name]; !ok {
 			t.Errorf("local.job_fixed sets %s, which the job does not read", name)
 		}
+	}
+	// The deployed job refuses a first day far below the list's ~306,000
+	// plots: the floor comes from var.min_records, whose default is
+	// realistic, not from the job's laptop default of 1.
+	if !slices.Contains(fixed, "SPOC_MIN_RECORDS") {
+		t.Error("local.job_fixed does not set SPOC_MIN_RECORDS")
+	}
+	if floor := literal(t, tf.block("variable", "min_records"), "default"); floor.AsBigFloat().Cmp(big.NewFloat(200000)) < 0 || floor.AsBigFloat().Cmp(big.NewFloat(306000)) > 0 {
+		t.Errorf("min_records defaults to %s: want a floor a little below the list's ~306,000 plots", floor.AsBigFloat())
 	}
 
 	// The task must outlive the job's own deadline, so the job ends itself

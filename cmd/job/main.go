@@ -88,6 +88,19 @@ func main() {
 	os.Exit(code)
 }
 
+// serviceName is the job's OpenTelemetry service.name: the Cloud Run job's
+// name where there is one, "mspo-spoc" elsewhere (OTEL_SERVICE_NAME, read
+// by the SDK, overrides both). The GCP exporter writes the metrics on the
+// generic_task resource with service.name as its job label, so this is what
+// tells two deployments in one project apart: deploy/monitoring.tf's
+// staleness alert selects job="<the Cloud Run job's name>".
+func serviceName(env envconfig.Lookuper) string {
+	if job, ok := env.Lookup("CLOUD_RUN_JOB"); ok && job != "" {
+		return job
+	}
+	return "mspo-spoc"
+}
+
 // run is the whole job, with its inputs passed in so tests can drive it.
 func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.Writer) int {
 	flags := flag.NewFlagSet("job", flag.ContinueOnError)
@@ -128,7 +141,7 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	// The OTEL_* variables are read from the process environment, by the
 	// OpenTelemetry exporters themselves.
 	providers, err := telemetry.Setup(ctx, telemetry.Options{
-		ServiceName:      "mspo-spoc",
+		ServiceName:      serviceName(env),
 		ServiceNamespace: "mspo",
 		ServiceVersion:   version,
 	})
