@@ -34,7 +34,7 @@ run "plan_with_every_option" {
     error_message = "bigquery_dataset set: the plan must create both external tables and the view."
   }
   assert {
-    condition     = google_storage_bucket.snapshots[0].lifecycle_rule[0].condition[0].age == 400
+    condition     = one(google_storage_bucket.snapshots[0].lifecycle_rule[0].condition).age == 400
     error_message = "snapshot_retention_days does not reach the bucket's lifecycle rule."
   }
 }
@@ -43,7 +43,7 @@ run "apply_with_every_option" {
   command = apply
 
   assert {
-    condition     = google_monitoring_alert_policy.stale_snapshot.notification_channels == ["projects/my-project/notificationChannels/1234567890"] && google_monitoring_alert_policy.execution_failed.notification_channels == ["projects/my-project/notificationChannels/1234567890"]
+    condition     = google_monitoring_alert_policy.stale_snapshot.notification_channels == tolist(["projects/my-project/notificationChannels/1234567890"]) && google_monitoring_alert_policy.execution_failed.notification_channels == tolist(["projects/my-project/notificationChannels/1234567890"])
     error_message = "The alerts do not notify the channels given."
   }
   assert {
@@ -74,7 +74,7 @@ run "apply_with_every_option" {
     error_message = "The change table does not infer Parquet lists (changed_columns)."
   }
   assert {
-    condition     = google_bigquery_table.snapshots[0].external_data_configuration[0].source_uris == ["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*spoc-list-public.parquet"] && google_bigquery_table.changes[0].external_data_configuration[0].source_uris == ["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*/changes/spoc-list-public.changes.parquet"]
+    condition     = google_bigquery_table.snapshots[0].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*spoc-list-public.parquet"]) && google_bigquery_table.changes[0].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*/changes/spoc-list-public.changes.parquet"])
     error_message = "The tables do not read the snapshot and change-table objects."
   }
   assert {
