@@ -235,8 +235,7 @@ func TestJobPublishesToGCS(t *testing.T) {
 // points the job's GCS client at it through STORAGE_EMULATOR_HOST.
 func startFakeGCS(t *testing.T, bucket string) {
 	t.Helper()
-	gcs := sinktest.NewFakeGCS(t, bucket)
-	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcs.URL(), "http://"))
+	t.Setenv("STORAGE_EMULATOR_HOST", sinktest.NewEmulator(t, bucket).Host())
 }
 
 // gcsClient reads through STORAGE_EMULATOR_HOST, as the job writes; the

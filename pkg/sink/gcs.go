@@ -107,17 +107,24 @@ type gcsReader struct{ *storage.Reader }
 func (r gcsReader) Size() int64 { return r.Attrs.Size }
 
 // gcsError is where GCS errors become the Store's: a missing object wraps
-// fs.ErrNotExist, a failed precondition (HTTP 412) ErrConflict.
+// fs.ErrNotExist, a failed precondition (HTTP 412) ErrConflict, and what
+// the client library would retry (429, 5xx, a reset or cut connection)
+// ErrUnavailable.
 func gcsError(op, url string, err error) error {
 	if url != "" {
 		op += " " + url
 	}
 	var gerr *googleapi.Error
+	isAPI := errors.As(err, &gerr)
 	switch {
-	case errors.Is(err, storage.ErrObjectNotExist):
+	case errors.Is(err, storage.ErrObjectNotExist), isAPI && gerr.Code == http.StatusNotFound:
 		return fmt.Errorf("%s: %w (%w)", op, fs.ErrNotExist, err)
-	case errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed:
+	case isAPI && gerr.Code == http.StatusPreconditionFailed:
 		return fmt.Errorf("%s: %w (%w)", op, ErrConflict, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", op, err)
+	case storage.ShouldRetry(err):
+		return fmt.Errorf("%s: %w (%w)", op, ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
@@ -216,29 +223,39 @@ func (g *GCS) List(ctx context.Context, prefix string) ([]string, error) {
 	return names, nil // GCS lists in lexicographic order
 }
 
-// Rename copies from to to inside the bucket, then deletes from. The copy
-// carries the same precondition as an upload: to must still be absent or
-// at the generation seen before, so a concurrent writer gets ErrConflict.
-func (g *GCS) Rename(ctx context.Context, from, to string) error {
+// Stat reads the object's attributes.
+func (g *GCS) Stat(ctx context.Context, name string) (ObjectInfo, error) {
+	attrs, err := g.client.Bucket(g.bucket).Object(joinName(g.root, name)).Attrs(ctx)
+	if err != nil {
+		return ObjectInfo{}, gcsError("stat", g.URL(name), err)
+	}
+	return ObjectInfo{URL: g.URL(name), Size: attrs.Size, CRC32C: attrs.CRC32C, Generation: attrs.Generation}, nil
+}
+
+// Copy rewrites that generation of from to to on the server, under a
+// precondition on to: a metadata copy within one bucket, location and
+// storage class, whatever the object's size.
+func (g *GCS) Copy(ctx context.Context, from string, generation int64, to string, toGeneration int64) (ObjectInfo, error) {
+	if generation <= 0 {
+		return ObjectInfo{}, fmt.Errorf("copy %s: no generation to copy", g.URL(from))
+	}
 	bucket := g.client.Bucket(g.bucket)
-	src := bucket.Object(joinName(g.root, from))
-	dst := bucket.Object(joinName(g.root, to))
-	srcAttrs, err := src.Attrs(ctx)
+	src := bucket.Object(joinName(g.root, from)).Generation(generation)
+	dst := bucket.Object(joinName(g.root, to)).If(generationCondition(toGeneration))
+	attrs, err := dst.CopierFrom(src).Run(ctx)
 	if err != nil {
-		return gcsError("rename", g.URL(from), err)
+		return ObjectInfo{}, gcsError("copy "+g.URL(from)+" to", g.URL(to), err)
 	}
-	cond, err := replaceCondition(ctx, dst, g.URL(to))
-	if err != nil {
-		return err
+	return ObjectInfo{URL: g.URL(to), Size: attrs.Size, CRC32C: attrs.CRC32C, Generation: attrs.Generation}, nil
+}
+
+// generationCondition is the precondition "still at generation", or
+// "still absent" for 0.
+func generationCondition(generation int64) storage.Conditions {
+	if generation == 0 {
+		return storage.Conditions{DoesNotExist: true}
 	}
-	src = src.If(storage.Conditions{GenerationMatch: srcAttrs.Generation})
-	if _, err := dst.If(cond).CopierFrom(src).Run(ctx); err != nil {
-		return gcsError("rename "+g.URL(from)+" to", g.URL(to), err)
-	}
-	if err := src.Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
-		return fmt.Errorf("rename %s: delete the source: %w", g.URL(from), err)
-	}
-	return nil
+	return storage.Conditions{GenerationMatch: generation}
 }
 
 // Create uploads data with a does-not-exist precondition.

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/fnv"
+	"io"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -197,24 +200,72 @@ func (l *Local) List(_ context.Context, prefix string) ([]string, error) {
 	return names, nil
 }
 
-// Rename renames the file; the rename is atomic on one file system.
-func (l *Local) Rename(_ context.Context, from, to string) error {
+// Stat describes the file at name.
+func (l *Local) Stat(_ context.Context, name string) (ObjectInfo, error) {
+	p, err := l.path(name)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	return ObjectInfo{URL: p, Size: fi.Size(), Generation: localGeneration(fi)}, nil
+}
+
+// Copy hard-links the file at from to a temporary name beside to, checks
+// to's generation and renames the link over it. The copy shares the
+// file's inode, and so its generation; its CRC32C is read from the file.
+func (l *Local) Copy(_ context.Context, from string, generation int64, to string, toGeneration int64) (ObjectInfo, error) {
 	src, err := l.path(from)
 	if err != nil {
-		return err
+		return ObjectInfo{}, err
 	}
 	dst, err := l.path(to)
 	if err != nil {
-		return err
+		return ObjectInfo{}, err
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("copy %s: %w", src, err)
+	}
+	if localGeneration(fi) != generation {
+		return ObjectInfo{}, fmt.Errorf("copy %s: %w: generation %d is no longer there", src, fs.ErrNotExist, generation)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("rename %s: %w", src, err)
+		return ObjectInfo{}, fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
-	if err := os.Rename(src, dst); err != nil {
-		return fmt.Errorf("rename %s: %w", src, err)
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
+	if err := os.Link(src, tmp); err != nil {
+		return ObjectInfo{}, fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	defer os.Remove(tmp)
+	if currentGeneration(dst) != toGeneration {
+		return ObjectInfo{}, fmt.Errorf("copy %s to %s: %w", src, dst, ErrConflict)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return ObjectInfo{}, fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
 	syncDir(filepath.Dir(dst))
-	return nil
+	crc, err := fileCRC32C(dst)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return ObjectInfo{URL: dst, Size: fi.Size(), CRC32C: crc, Generation: generation}, nil
+}
+
+// fileCRC32C is the CRC32C of the file at p.
+func fileCRC32C(p string) (uint32, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	h := crc32.New(castagnoli)
+	if _, err := io.Copy(h, f); err != nil {
+		return 0, err
+	}
+	return h.Sum32(), nil
 }
 
 // Create writes a temporary file and links it to name: link(2) fails if
@@ -379,7 +430,9 @@ func (p *localPending) commit(uint32) (int64, error) {
 		return 0, err
 	}
 	syncDir(filepath.Dir(p.final))
-	return 0, nil
+	// The generation of what this commit put there, so that its writer
+	// can later replace or delete exactly that version and nothing else.
+	return currentGeneration(p.final), nil
 }
 
 // syncDir syncs a directory so a rename in it survives a crash.

@@ -29,8 +29,11 @@
 // their own errors to the same sentinels, each in one place (gcsError,
 // localError): a missing object wraps fs.ErrNotExist, and ErrConflict
 // means the object changed while this writer wrote it (another writer
-// committed the same name first, or replaced the generation a Replace or
-// Commit expected); nothing of this writer was published.
+// committed the same name first, or replaced the generation a Replace,
+// Copy or Commit expected); nothing of this writer was published.
+// ErrUnavailable means the store did not answer or failed transiently:
+// the write may have taken effect, so a caller reads back before it
+// retries.
 //
 // GCS checks its preconditions atomically on the server. Local checks
 // them just before the rename that publishes, which tells a writer that
@@ -57,6 +60,13 @@ var ErrConflict = errors.New("object changed by another writer")
 
 // ErrAborted is returned by Write and Commit on an aborted object.
 var ErrAborted = errors.New("object aborted")
+
+// ErrUnavailable means the store did not answer, or answered with a
+// transient failure (HTTP 429 or 5xx, a reset connection): the operation
+// may or may not have taken effect. A caller whose write carries a
+// precondition can retry it, reading the object back first to learn
+// whether the failed try went through.
+var ErrUnavailable = errors.New("store unavailable")
 
 // Store is a place objects are written to: a local directory or a GCS
 // bucket, with a root prefix.
@@ -93,13 +103,19 @@ type Store interface {
 	// generation; an object that is gone or was replaced is left as it
 	// is, without an error.
 	DeleteGeneration(ctx context.Context, name string, generation int64) error
-	// Rename moves the committed object at from to the name to, replacing
-	// what is there, then removes from. A missing from is an error that
-	// wraps fs.ErrNotExist. On GCS the copy carries a precondition on the
-	// target's generation seen at the start of the call, so a writer that
-	// replaced the target within the call gets ErrConflict; locally
-	// rename(2) is atomic and the call has no earlier view to check.
-	Rename(ctx context.Context, from, to string) error
+	// Stat describes the committed object at name: its size and
+	// generation (and its CRC32C on GCS, which keeps one; 0 locally). A
+	// missing object is an error that wraps fs.ErrNotExist.
+	Stat(ctx context.Context, name string) (ObjectInfo, error)
+	// Copy copies the version generation of the committed object at from
+	// to the name to, only if to is still at toGeneration (0: still
+	// absent): otherwise it returns an error that wraps ErrConflict and
+	// to is left as it is. If from is gone or no longer at generation, the
+	// error wraps fs.ErrNotExist. The info is the copy's. GCS copies on
+	// the server; locally the copy is a hard link (objects are never
+	// written in place, so the two names cannot diverge), which makes it
+	// instant and gives it the generation of from.
+	Copy(ctx context.Context, from string, generation int64, to string, toGeneration int64) (ObjectInfo, error)
 	// URL is the address of name: gs://bucket/root/name or a local path.
 	URL(name string) string
 }

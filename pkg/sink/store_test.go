@@ -2,6 +2,8 @@ package sink_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -46,5 +48,37 @@ func TestLocalRemoveTemporary(t *testing.T) {
 	}
 	if got, ok := b.Read(t, "p/d/kept"); !ok || string(got) != "committed" {
 		t.Error("a committed file was removed")
+	}
+}
+
+// A transient failure from GCS is ErrUnavailable, whether the write was
+// refused or went through and only its reply was lost: the caller reads
+// the object back to tell which.
+func TestGCSTransientFailure(t *testing.T) {
+	for _, applied := range []bool{false, true} {
+		t.Run(map[bool]string{false: "refused", true: "applied, reply lost"}[applied], func(t *testing.T) {
+			e := sinktest.NewEmulator(t, "spoc-test")
+			b := sinktest.GCSOn(t, e, "spoc-test", "root")
+			ctx := context.Background()
+			first, err := b.Store.Create(ctx, "d/lease", "text/plain", []byte("v1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Fail(func(r sinktest.Request) sinktest.Fault {
+				if r.Write && strings.HasSuffix(r.Object, "d/lease") {
+					return sinktest.Fault{Status: http.StatusServiceUnavailable, Applied: applied}
+				}
+				return sinktest.Fault{}
+			})
+			_, err = b.Store.Replace(ctx, "d/lease", "text/plain", []byte("v2"), first.Generation)
+			e.Fail(nil)
+			if !errors.Is(err, sink.ErrUnavailable) {
+				t.Fatalf("replace answered 503: %v, want sink.ErrUnavailable", err)
+			}
+			want := map[bool]string{false: "v1", true: "v2"}[applied]
+			if got, _ := b.Read(t, "d/lease"); string(got) != want {
+				t.Errorf("object holds %q, want %q", got, want)
+			}
+		})
 	}
 }

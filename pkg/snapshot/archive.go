@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 
 	"github.com/klauspost/compress/gzip"
@@ -62,8 +63,19 @@ func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo,
 	if err != nil {
 		return sink.ObjectInfo{}, err
 	}
-	if err := a.store.Rename(ctx, a.staging, name); err != nil {
+	// Copy, under a precondition on what is at name, then remove the
+	// staged object (by the generation committed: only this one).
+	var there int64
+	if now, err := a.store.Stat(ctx, name); err == nil {
+		there = now.Generation
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return sink.ObjectInfo{}, errors.Join(err, removeAll(ctx, a.store, []string{a.staging}))
+	}
+	if _, err := a.store.Copy(ctx, a.staging, info.Generation, name, there); err != nil {
+		return sink.ObjectInfo{}, errors.Join(err, removeAll(ctx, a.store, []string{a.staging}))
+	}
+	if err := a.store.DeleteGeneration(ctx, a.staging, info.Generation); err != nil {
+		return sink.ObjectInfo{}, err
 	}
 	info.URL, info.Generation = a.store.URL(name), 0
 	return info, nil

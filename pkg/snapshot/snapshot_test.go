@@ -142,12 +142,15 @@ func (s *failingManifestStore) NewObject(ctx context.Context, name, contentType 
 	return s.Store.NewObject(ctx, name, contentType)
 }
 
-// renameFailingStore cannot move the staged archive into place, the last
-// object a run commits before its manifest.
-type renameFailingStore struct{ sink.Store }
+// archiveCopyFailingStore cannot copy the staged archive into place, the
+// last object a run commits before its manifest.
+type archiveCopyFailingStore struct{ sink.Store }
 
-func (s *renameFailingStore) Rename(ctx context.Context, from, to string) error {
-	return fmt.Errorf("rename %s: permission denied", to)
+func (s *archiveCopyFailingStore) Copy(ctx context.Context, from string, generation int64, to string, toGeneration int64) (sink.ObjectInfo, error) {
+	if strings.HasSuffix(to, snapshot.ArchiveName) {
+		return sink.ObjectInfo{}, fmt.Errorf("copy %s: permission denied", to)
+	}
+	return s.Store.Copy(ctx, from, generation, to, toGeneration)
 }
 
 // A run whose archive cannot be published takes back the snapshot and the
@@ -156,11 +159,11 @@ func (s *renameFailingStore) Rename(ctx context.Context, from, to string) error 
 func TestArchiveFailureTakesBackTheSnapshot(t *testing.T) {
 	out := t.TempDir()
 	local, _ := sink.NewLocal(out)
-	opts := options(t, "testdata/small.json", &renameFailingStore{Store: local})
+	opts := options(t, "testdata/small.json", &archiveCopyFailingStore{Store: local})
 	opts.DetectChanges, opts.ArchiveRaw = true, true
 	_, err := snapshot.Run(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), "permission denied") {
-		t.Fatalf("error %v, want the rename's failure", err)
+		t.Fatalf("error %v, want the copy's failure", err)
 	}
 	entries, _ := os.ReadDir(filepath.Join(out, "raw/spoc/20261126"))
 	if len(entries) != 0 {

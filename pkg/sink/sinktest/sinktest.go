@@ -2,8 +2,9 @@
 // every backend keeps, run against a local directory and against Cloud
 // Storage (on fake-gcs-server, in process, on loopback). A new backend
 // passes Run before anything else relies on it. It also holds the
-// harnesses the other packages' tests use for a store: Local, GCS and
-// NewFakeGCS.
+// harnesses the other packages' tests use for a store: Local, GCS, GCSOn
+// and the Emulator (fake-gcs-server behind a handler that keeps GCS's
+// copy preconditions and injects faults).
 //
 // Where the backends differ, the difference is stated in sink's package
 // doc (# Errors), not left for a test to find: GCS checks preconditions
@@ -25,7 +26,6 @@ import (
 	"testing"
 
 	"cloud.google.com/go/storage"
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"google.golang.org/api/iterator"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
@@ -81,30 +81,25 @@ func Files(t testing.TB, dir string) []string {
 	return names
 }
 
-// NewFakeGCS starts fake-gcs-server in process on loopback with one
-// bucket, stopped at the end of the test.
-func NewFakeGCS(t testing.TB, bucket string) *fakestorage.Server {
-	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Writer: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
-	return srv
-}
-
 // GCSStore is a GCS store below root in a bucket of a new emulator.
 func GCSStore(t testing.TB, root string) *sink.GCS {
 	t.Helper()
-	return sink.NewGCS(NewFakeGCS(t, "spoc-test").Client(), "spoc-test", root)
+	return sink.NewGCS(NewEmulator(t, "spoc-test").Client(t), "spoc-test", root)
 }
 
 // GCS is a Harness on a GCS store below a root prefix, on a new emulator.
 func GCS(t *testing.T) Harness {
 	t.Helper()
-	const bucket, root = "spoc-test", "some/root"
-	client := NewFakeGCS(t, bucket).Client()
+	return GCSOn(t, NewEmulator(t, "spoc-test"), "spoc-test", "some/root")
+}
+
+// GCSOn is a Harness on a GCS store below root in bucket of e, which
+// the test may set faults on.
+func GCSOn(t *testing.T, e *Emulator, bucket, root string) Harness {
+	t.Helper()
+	client := e.Client(t)
+	// Read and List go through e too: a test that set a fault rule
+	// clears it (e.Fail(nil)) before it looks.
 	return Harness{
 		Store: sink.NewGCS(client, bucket, root),
 		Read: func(t *testing.T, name string) ([]byte, bool) {
@@ -125,7 +120,7 @@ func GCS(t *testing.T) Harness {
 		},
 		List: func(t *testing.T) []string {
 			var names []string
-			it := client.Bucket(bucket).Objects(context.Background(), nil)
+			it := client.Bucket(bucket).Objects(context.Background(), &storage.Query{Prefix: root + "/"})
 			for {
 				attrs, err := it.Next()
 				if err == iterator.Done {
@@ -430,21 +425,85 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 			t.Errorf("objects %v after a refused replace", names)
 		}
 	})
-	t.Run("rename replaces the target", func(t *testing.T) {
+	t.Run("copy replaces only the generation expected", func(t *testing.T) {
 		b := newHarness(t)
-		Write(t, b.Store, context.Background(), "d/staged", []byte("new"))
-		Write(t, b.Store, context.Background(), "e/final", []byte("old"))
-		if err := b.Store.Rename(context.Background(), "d/staged", "e/final"); err != nil {
+		ctx := context.Background()
+		staged, err := Write(t, b.Store, ctx, "d/.staged", []byte("new"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := Write(t, b.Store, ctx, "e/final", []byte("old"))
+		if err != nil || old.Generation == 0 {
+			t.Fatalf("commit: %+v, %v; want a generation", old, err)
+		}
+		if _, err := b.Store.Copy(ctx, "d/.staged", staged.Generation, "e/final", 0); !errors.Is(err, sink.ErrConflict) {
+			t.Errorf("copy over an object expected absent: %v, want ErrConflict", err)
+		}
+		if _, err := b.Store.Copy(ctx, "d/.staged", staged.Generation, "e/final", old.Generation+2); !errors.Is(err, sink.ErrConflict) {
+			t.Errorf("copy over another generation: %v, want ErrConflict", err)
+		}
+		if got, _ := b.Read(t, "e/final"); string(got) != "old" {
+			t.Fatalf("a refused copy changed the target: %q", got)
+		}
+		info, err := b.Store.Copy(ctx, "d/.staged", staged.Generation, "e/final", old.Generation)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := b.Read(t, "e/final"); string(got) != "new" {
-			t.Errorf("target holds %q after rename", got)
+			t.Errorf("target holds %q after the copy", got)
 		}
-		if names := b.List(t); !slices.Equal(names, []string{"e/final"}) {
-			t.Errorf("objects %v after rename, want only e/final", names)
+		if info.Size != 3 || info.CRC32C != staged.CRC32C || info.URL != b.Store.URL("e/final") {
+			t.Errorf("copy's info %+v, want the size and CRC32C of %+v at e/final", info, staged)
 		}
-		if err := b.Store.Rename(context.Background(), "d/staged", "e/final"); err == nil {
-			t.Error("renaming a missing object succeeded")
+		st, err := b.Store.Stat(ctx, "e/final")
+		if err != nil || st.Generation != info.Generation || st.Size != 3 {
+			t.Errorf("stat after the copy: %+v, %v; want generation %d and 3 bytes", st, err, info.Generation)
+		}
+		if _, err := b.Store.Copy(ctx, "d/.staged", staged.Generation, "e/copy2", 0); err != nil {
+			t.Errorf("copy to a new name: %v", err)
+		}
+		if names := b.List(t); !slices.Equal(names, []string{"d/.staged", "e/copy2", "e/final"}) {
+			t.Errorf("objects %v, want the source and the two copies", names)
+		}
+	})
+	t.Run("copy of a missing object or generation", func(t *testing.T) {
+		b := newHarness(t)
+		ctx := context.Background()
+		kept, _ := Write(t, b.Store, ctx, "e/final", []byte("kept"))
+		if _, err := b.Store.Copy(ctx, "d/missing", 7, "e/final", kept.Generation); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("copy of a missing object: %v, want fs.ErrNotExist", err)
+		}
+		first, _ := Write(t, b.Store, ctx, "d/src", []byte("first"))
+		if _, err := Write(t, b.Store, ctx, "d/src", []byte("second")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Store.Copy(ctx, "d/src", first.Generation, "e/final", kept.Generation); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("copy of a replaced generation: %v, want fs.ErrNotExist", err)
+		}
+		if got, _ := b.Read(t, "e/final"); string(got) != "kept" {
+			t.Errorf("the target holds %q after a failed copy", got)
+		}
+		if _, err := b.Store.Stat(ctx, "d/missing"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stat of a missing object: %v, want fs.ErrNotExist", err)
+		}
+		for _, name := range b.List(t) {
+			if strings.Contains(name, ".tmp-") {
+				t.Errorf("a failed copy left %s", name)
+			}
+		}
+	})
+	t.Run("commit gives the generation that Stat, Replace and DeleteGeneration see", func(t *testing.T) {
+		b := newHarness(t)
+		ctx := context.Background()
+		info, err := Write(t, b.Store, ctx, "d/x", []byte("v1"))
+		if err != nil || info.Generation == 0 {
+			t.Fatalf("commit: %+v, %v; want a generation", info, err)
+		}
+		if st, err := b.Store.Stat(ctx, "d/x"); err != nil || st.Generation != info.Generation {
+			t.Errorf("stat: %+v, %v; want generation %d", st, err, info.Generation)
+		}
+		if _, err := b.Store.Replace(ctx, "d/x", "text/plain", []byte("v2"), info.Generation); err != nil {
+			t.Errorf("replace at the committed generation: %v", err)
 		}
 	})
 	t.Run("a late commit conflicts with one that came first", func(t *testing.T) {
@@ -474,16 +533,6 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 			if strings.Contains(name, ".tmp-") {
 				t.Errorf("a conflicting commit left %s", name)
 			}
-		}
-	})
-	t.Run("rename of a missing object", func(t *testing.T) {
-		b := newHarness(t)
-		Write(t, b.Store, context.Background(), "e/final", []byte("kept"))
-		if err := b.Store.Rename(context.Background(), "d/missing", "e/final"); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("rename of a missing object: %v, want fs.ErrNotExist", err)
-		}
-		if got, _ := b.Read(t, "e/final"); string(got) != "kept" {
-			t.Errorf("the target holds %q after a failed rename", got)
 		}
 	})
 	t.Run("a reader knows the size", func(t *testing.T) {
