@@ -21,6 +21,18 @@ type GCS struct {
 	client *storage.Client
 	bucket string
 	root   string
+	// RetryDeadline bounds how long one write request (a small object, a
+	// chunk of an upload) is retried on transient errors; zero means the
+	// client library's default for a chunk, 32 s. The client retries a
+	// small upload until its context ends otherwise.
+	RetryDeadline time.Duration
+}
+
+func (g *GCS) retryDeadline() time.Duration {
+	if g.RetryDeadline > 0 {
+		return g.RetryDeadline
+	}
+	return 32 * time.Second
 }
 
 // NewGCS returns a Store writing with client into bucket below root.
@@ -80,7 +92,8 @@ func (g *GCS) NewObject(ctx context.Context, name, contentType string) (*Object,
 	wctx, cancel := context.WithCancel(ctx)
 	w := handle.If(cond).NewWriter(wctx)
 	w.ContentType = contentType
-	return newObject(url, &gcsPending{ctx: ctx, w: w, cancel: cancel, handle: handle}), nil
+	w.ChunkRetryDeadline = g.retryDeadline()
+	return newObject(url, &gcsPending{ctx: ctx, w: w, cancel: cancel, handle: handle, cond: cond}), nil
 }
 
 // Delete removes the object at name.
@@ -280,12 +293,20 @@ func (g *GCS) Replace(ctx context.Context, name, contentType string, data []byte
 }
 
 // upload writes a small object in one request under cond.
-func (g *GCS) upload(ctx context.Context, name, contentType string, data []byte, cond storage.Conditions) (ObjectInfo, error) {
+func (g *GCS) upload(parent context.Context, name, contentType string, data []byte, cond storage.Conditions) (ObjectInfo, error) {
+	ctx, cancel := context.WithTimeout(parent, g.retryDeadline())
+	defer cancel()
 	w := g.client.Bucket(g.bucket).Object(joinName(g.root, name)).If(cond).NewWriter(ctx)
 	w.ContentType = contentType
-	w.ChunkSize = 0 // one request: these objects are small
+	// One chunk of 256 KiB holds these small objects, so they go in one
+	// request; and unlike ChunkSize 0 a chunked upload is retried by the
+	// client on a transient error, which the precondition makes safe.
+	w.ChunkSize = googleapi.MinUploadChunkSize
 	w.Write(data)
 	if err := w.Close(); err != nil {
+		if ctx.Err() != nil && parent.Err() == nil {
+			return ObjectInfo{}, fmt.Errorf("%w: no answer in %s of retries (%w)", ErrUnavailable, g.retryDeadline(), err)
+		}
 		return ObjectInfo{}, err
 	}
 	a := w.Attrs()
@@ -307,13 +328,17 @@ type gcsPending struct {
 	w      *storage.Writer
 	cancel context.CancelFunc
 	handle *storage.ObjectHandle
+	cond   storage.Conditions // the upload's precondition
 }
 
 func (p *gcsPending) Write(b []byte) (int, error) { return p.w.Write(b) }
 
-func (p *gcsPending) commit(crc uint32) (int64, error) {
+func (p *gcsPending) commit(crc uint32, size int64) (int64, error) {
 	defer p.cancel()
 	if err := p.w.Close(); err != nil {
+		if gen, ok := p.landed(crc, size, err); ok {
+			return gen, nil
+		}
 		return 0, gcsError("finalise the upload", "", err)
 	}
 	attrs := p.w.Attrs()
@@ -327,6 +352,28 @@ func (p *gcsPending) commit(crc uint32) (int64, error) {
 		return 0, fmt.Errorf("stored CRC32C %08x differs from written %08x", attrs.CRC32C, crc)
 	}
 	return attrs.Generation, nil
+}
+
+// landed resolves a finalise that failed with a precondition failure or
+// a transient error: when GCS applied the upload but its reply was lost,
+// the client's retry meets the object it just wrote and gets 412. If the
+// object there now has exactly the bytes written (size and CRC32C) and
+// is not the generation the precondition expected, the upload landed,
+// and its generation is returned. An object of the same bytes from
+// another writer would be indistinguishable, and as good.
+func (p *gcsPending) landed(crc uint32, size int64, err error) (int64, bool) {
+	var gerr *googleapi.Error
+	if !(errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed) && !storage.ShouldRetry(err) {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), 30*time.Second)
+	defer cancel()
+	attrs, aerr := p.handle.Attrs(ctx)
+	if aerr != nil || attrs.Size != size || attrs.CRC32C != crc ||
+		(p.cond.GenerationMatch != 0 && attrs.Generation == p.cond.GenerationMatch) {
+		return 0, false
+	}
+	return attrs.Generation, true
 }
 
 // abort cancels the upload's context before closing the writer: a

@@ -407,7 +407,7 @@ func (p *localPending) Write(b []byte) (int, error) {
 	return p.f.Write(b)
 }
 
-func (p *localPending) commit(uint32) (int64, error) {
+func (p *localPending) commit(uint32, int64) (int64, error) {
 	tmp := p.f.Name()
 	err := p.ctx.Err()
 	if err == nil {

@@ -41,7 +41,28 @@
 // within that instant; the job's day lock keeps two of its runs from
 // writing one day at once, so that instant is never contested.
 //
-// Package sinktest holds the conformance suite both stores pass.
+// # Publishing a set of objects
+//
+// A Store makes one object atomic; a set of them (a snapshot, its
+// change table and its manifest) is made atomic by the caller with the
+// generation primitives, as package snapshot does: stage each object
+// under a name of its own, Copy the current version of each final name
+// to a backup, Copy each staged object over its final name under a
+// precondition on the generation seen, and write the object that marks
+// the set complete last, with Create or Replace under a precondition
+// too. Undoing is a Copy back from the backups, again under
+// preconditions, and cleaning up is DeleteGeneration, which never
+// removes a version it was not given. Delete, by name, is for callers
+// that own a name outright.
+//
+// A write whose reply was lost is resolved where it can be: a GCS
+// upload whose retry meets the very bytes it wrote (412 against its own
+// object) commits with that generation; a small write answered with a
+// transient error wraps ErrUnavailable, for the caller to read back.
+//
+// Package sinktest holds the conformance suite both stores pass, a GCS
+// emulator that injects faults into requests, and a fault-injecting
+// wrapper for any Store.
 package sink
 
 import (
@@ -150,9 +171,10 @@ type ObjectInfo struct {
 // pending is what a backend does for one object.
 type pending interface {
 	io.Writer
-	// commit publishes the object; crc is the CRC32C of all bytes written.
-	// It returns the generation the backend gave the object, if any.
-	commit(crc uint32) (generation int64, err error)
+	// commit publishes the object; crc and size are the CRC32C and
+	// length of all bytes written. It returns the generation the backend
+	// gave the object, if any.
+	commit(crc uint32, size int64) (generation int64, err error)
 	abort() error
 }
 
@@ -221,7 +243,7 @@ func (o *Object) Commit() (ObjectInfo, error) {
 		return ObjectInfo{}, fmt.Errorf("commit %s after a failed write: %w", o.url, o.err)
 	}
 	crc := o.crc.Sum32()
-	gen, err := o.p.commit(crc)
+	gen, err := o.p.commit(crc, o.size)
 	if err != nil {
 		o.state = stateFailed
 		return ObjectInfo{}, fmt.Errorf("commit %s: %w", o.url, err)

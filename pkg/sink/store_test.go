@@ -82,3 +82,75 @@ func TestGCSTransientFailure(t *testing.T) {
 		})
 	}
 }
+
+// once fails the first write to an object whose name ends in suffix with
+// a 503, applied or not, and lets the client's retries through.
+func once(e *sinktest.Emulator, suffix string, applied bool) {
+	failed := false
+	e.Fail(func(r sinktest.Request) sinktest.Fault {
+		if r.Write && strings.HasSuffix(r.Object, suffix) && !failed {
+			failed = true
+			return sinktest.Fault{Status: http.StatusServiceUnavailable, Applied: applied}
+		}
+		return sinktest.Fault{}
+	})
+}
+
+// One 503 on a small write is retried by the client (it was not, with
+// ChunkSize 0); and an upload that GCS applied but whose reply was lost
+// commits, although the client's retry meets the object it wrote (412):
+// the object there has the bytes written.
+func TestGCSRetriesAndResolvesALostReply(t *testing.T) {
+	ctx := context.Background()
+	for _, applied := range []bool{false, true} {
+		name := map[bool]string{false: "refused once", true: "applied once, reply lost"}[applied]
+		t.Run("create/"+name, func(t *testing.T) {
+			e := sinktest.NewEmulator(t, "spoc-test")
+			b := sinktest.GCSOn(t, e, "spoc-test", "root")
+			once(e, "d/lock", applied)
+			_, err := b.Store.Create(ctx, "d/lock", "text/plain", []byte("v1"))
+			e.Fail(nil)
+			switch {
+			case !applied && err != nil:
+				t.Fatalf("create after one refused request: %v, want it retried", err)
+			case applied && !errors.Is(err, sink.ErrConflict):
+				// The retry finds the object: the caller must read it back.
+				t.Fatalf("create whose reply was lost: %v, want ErrConflict from the retry", err)
+			}
+			if got, _ := b.Read(t, "d/lock"); string(got) != "v1" {
+				t.Errorf("object holds %q, want v1", got)
+			}
+		})
+		t.Run("object/"+name, func(t *testing.T) {
+			e := sinktest.NewEmulator(t, "spoc-test")
+			b := sinktest.GCSOn(t, e, "spoc-test", "root")
+			obj, err := b.Store.NewObject(ctx, "d/table.parquet", "application/octet-stream")
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj.Write([]byte("PAR1 some bytes PAR1"))
+			once(e, "d/table.parquet", applied)
+			info, err := obj.Commit()
+			e.Fail(nil)
+			if err != nil {
+				t.Fatalf("commit: %v, want the upload resolved", err)
+			}
+			now, err := b.Store.Stat(ctx, "d/table.parquet")
+			if err != nil || now.Generation != info.Generation {
+				t.Errorf("commit gave generation %d, the object has %d (%v)", info.Generation, now.Generation, err)
+			}
+		})
+	}
+	t.Run("object replaced by another writer", func(t *testing.T) {
+		e := sinktest.NewEmulator(t, "spoc-test")
+		b := sinktest.GCSOn(t, e, "spoc-test", "root")
+		obj, _ := b.Store.NewObject(ctx, "d/table.parquet", "application/octet-stream")
+		obj.Write([]byte("mine"))
+		if _, err := b.Store.Create(ctx, "d/table.parquet", "text/plain", []byte("theirs")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := obj.Commit(); !errors.Is(err, sink.ErrConflict) {
+			t.Fatalf("commit over another writer's object: %v, want ErrConflict", err)
+		}
+	})
+}

@@ -14,9 +14,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/option"
 )
 
@@ -89,6 +91,10 @@ func (e *Emulator) Client(t testing.TB) *storage.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The client retries transient failures as it does against GCS, with
+	// waits of milliseconds instead of seconds and at most 3 tries, so
+	// that a fault a test keeps up ends the operation quickly.
+	c.SetRetry(storage.WithBackoff(gax.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond}), storage.WithMaxAttempts(3))
 	t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/iterator"
@@ -81,10 +82,17 @@ func Files(t testing.TB, dir string) []string {
 	return names
 }
 
+// retryDeadline is how long the stores of the emulator retry one write:
+// long enough for the client's few quick retries, short enough that a
+// fault a test keeps up ends the write at once.
+const retryDeadline = 500 * time.Millisecond
+
 // GCSStore is a GCS store below root in a bucket of a new emulator.
 func GCSStore(t testing.TB, root string) *sink.GCS {
 	t.Helper()
-	return sink.NewGCS(NewEmulator(t, "spoc-test").Client(t), "spoc-test", root)
+	g := sink.NewGCS(NewEmulator(t, "spoc-test").Client(t), "spoc-test", root)
+	g.RetryDeadline = retryDeadline
+	return g
 }
 
 // GCS is a Harness on a GCS store below a root prefix, on a new emulator.
@@ -100,8 +108,10 @@ func GCSOn(t *testing.T, e *Emulator, bucket, root string) Harness {
 	client := e.Client(t)
 	// Read and List go through e too: a test that set a fault rule
 	// clears it (e.Fail(nil)) before it looks.
+	g := sink.NewGCS(client, bucket, root)
+	g.RetryDeadline = retryDeadline
 	return Harness{
-		Store: sink.NewGCS(client, bucket, root),
+		Store: g,
 		Read: func(t *testing.T, name string) ([]byte, bool) {
 			// The client itself, not the Store under test.
 			r, err := client.Bucket(bucket).Object(root + "/" + name).NewReader(context.Background())
