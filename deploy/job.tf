@@ -15,6 +15,7 @@ locals {
     SPOC_ARCHIVE_RAW            = "true"
     SPOC_DETECT_CHANGES         = "true"
     SPOC_SKIP_IF_UNCHANGED      = "true"
+    SPOC_LOCK_WAIT              = "2m15s"
     SPOC_DATE                   = ""
     SPOC_BATCH_SIZE             = "16384"
     SPOC_ROW_GROUP_ROWS         = "131072"

@@ -32,6 +32,7 @@ type Config struct {
 	ArchiveRaw          bool          `env:"SPOC_ARCHIVE_RAW, default=true" help:"Also keep the body as received, gzip-compressed, beside the snapshot (spoc-list-public.json.gz), for replays."`
 	DetectChanges       bool          `env:"SPOC_DETECT_CHANGES, default=true" help:"Compare with the previous snapshot and write the plots added, removed and changed in the day's changes/ folder (changes/spoc-list-public.changes.parquet)."`
 	SkipIfUnchanged     bool          `env:"SPOC_SKIP_IF_UNCHANGED, default=true" help:"A rerun of a day whose snapshot came from the same body bytes (SHA-256) publishes nothing and exits 0."`
+	LockWait            time.Duration `env:"SPOC_LOCK_WAIT, default=2m15s" help:"When another run holds the day's lock: how long to watch it before failing with 'another run is publishing this day'. A lock its holder renews fails the run at once; one left unchanged for its whole lease (2m) is taken over, so below 2m a crashed run's lock is never taken over."`
 	Date                string        `env:"SPOC_DATE" help:"Publish under this day (YYYYMMDD) instead of today in SPOC_TIMEZONE: for backfills and replays of a raw archive."`
 	BatchSize           int           `env:"SPOC_BATCH_SIZE, default=16384" help:"Rows per Arrow record batch: two batches are in memory at once, about 5 MiB each at the default."`
 	RowGroupRows        int           `env:"SPOC_ROW_GROUP_ROWS, default=131072" help:"Rows per Parquet row group: larger groups compress better and hold a few more MiB of compressed pages in memory."`

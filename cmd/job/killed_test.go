@@ -21,7 +21,8 @@ import (
 // retry or an operator would. The rerun takes over the dead run's lock
 // (locally because its process is gone, on GCS because it is a retry of
 // the same CLOUD_RUN_EXECUTION), removes what the killed run left, and
-// publishes; another execution is still kept out while the lease lasts.
+// publishes; another execution that waits less than the lease is still
+// kept out.
 func TestJobKilledMidBodyThenRerun(t *testing.T) {
 	const day = "20261202"
 	for _, backend := range []string{"local", "gcs"} {
@@ -85,6 +86,10 @@ func TestJobKilledMidBodyThenRerun(t *testing.T) {
 					other[k] = v
 				}
 				other["CLOUD_RUN_EXECUTION"] = "mspo-spoc-exec-2"
+				// Watch the lock for a second, less than its lease: the
+				// killed run's lock is not renewed, so a full wait would
+				// take it over after two minutes.
+				other["SPOC_LOCK_WAIT"] = "1s"
 				code, logs := runJob(t, context.Background(), other)
 				if code != exitFailed || !strings.Contains(logs, "another run is publishing this day") || up.Requests() != 0 {
 					t.Fatalf("another execution within the lease: exit %d, %d requests\n%s", code, up.Requests(), logs)

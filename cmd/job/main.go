@@ -153,8 +153,10 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	for _, w := range providers.Warnings {
 		log.Warn("telemetry set up with a warning", "error", w.Error())
 	}
-	execution, _ := env.Lookup("CLOUD_RUN_EXECUTION")
-	code := execute(ctx, cfg, execution, providers, log, stderr)
+	var attempt cloudRunTask
+	attempt.execution, _ = env.Lookup("CLOUD_RUN_EXECUTION")
+	attempt.index, _ = env.Lookup("CLOUD_RUN_TASK_INDEX")
+	code := execute(ctx, cfg, attempt, providers, log, stderr)
 	// Export what is left on every exit path, SIGTERM included: the run's
 	// context may be cancelled, the flush gets its own bounded one.
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TelemetryTimeout)
@@ -198,7 +200,11 @@ func (g *gcsSource) open(ctx context.Context, u string) (io.ReadCloser, int64, e
 
 // execute runs one configured job under a root span and returns the exit
 // status.
-func execute(ctx context.Context, cfg *Config, execution string, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (code int) {
+// cloudRunTask is the Cloud Run execution and task this process is an
+// attempt of; empty elsewhere.
+type cloudRunTask struct{ execution, index string }
+
+func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (code int) {
 	ctx, span := providers.Tracer.Tracer("github.com/calee-data/mspo-spoc/cmd/job").Start(ctx, "spoc.run")
 	defer func() {
 		span.SetAttributes(attribute.Int("spoc.exit_code", code))
@@ -278,7 +284,9 @@ func execute(ctx context.Context, cfg *Config, execution string, providers *tele
 		SkipIfUnchanged:     cfg.SkipIfUnchanged,
 		// Cloud Run starts a task's retry in the same execution only
 		// after the earlier attempt ended: its lock is taken over at once.
-		Execution:      execution,
+		Execution:      attempt.execution,
+		Task:           attempt.index,
+		LockWait:       cfg.LockWait,
 		Version:        version,
 		Logger:         log,
 		MeterProvider:  providers.Meter,

@@ -2,12 +2,9 @@ package snapshot
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -26,12 +23,10 @@ type rawArchive struct {
 	async   *asyncWriter // feeds gz on a goroutine of its own
 }
 
-func newRawArchive(ctx context.Context, store sink.Store, dir string) (*rawArchive, error) {
-	var id [8]byte
-	rand.Read(id[:])
-	// Hidden and not ending in .json.gz, like the local store's temporary
-	// files, so globs over the snapshots never pick it up.
-	staging := path.Join(dir, "."+ArchiveName+".tmp-"+hex.EncodeToString(id[:]))
+// newRawArchive starts the archive at the staged name staging: hidden
+// and not ending in .json.gz, so globs over the snapshots never pick it
+// up.
+func newRawArchive(ctx context.Context, store sink.Store, staging string) (*rawArchive, error) {
 	obj, err := store.NewObject(ctx, staging, "application/gzip")
 	if err != nil {
 		return nil, err
@@ -49,8 +44,8 @@ func newRawArchive(ctx context.Context, store sink.Store, dir string) (*rawArchi
 
 func (a *rawArchive) Write(p []byte) (int, error) { return a.async.Write(p) }
 
-// publish finishes the archive and moves it to name.
-func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo, error) {
+// commit finishes the archive and commits it at its staged name.
+func (a *rawArchive) commit() (sink.ObjectInfo, error) {
 	if err := a.async.Close(); err != nil {
 		a.obj.Abort()
 		return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
@@ -59,9 +54,20 @@ func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo,
 		a.obj.Abort()
 		return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
 	}
-	info, err := a.obj.Commit()
+	return a.obj.Commit()
+}
+
+// publish commits the archive and moves it to name, out of the day's
+// publish: the body of a refused run, kept under rejected/.
+func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo, error) {
+	info, err := a.commit()
 	if err != nil {
 		return sink.ObjectInfo{}, err
+	}
+	drop := func() error {
+		cctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		return a.store.DeleteGeneration(cctx, a.staging, info.Generation)
 	}
 	// Copy, under a precondition on what is at name, then remove the
 	// staged object (by the generation committed: only this one).
@@ -69,16 +75,13 @@ func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo,
 	if now, err := a.store.Stat(ctx, name); err == nil {
 		there = now.Generation
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return sink.ObjectInfo{}, errors.Join(err, removeAll(ctx, a.store, []string{a.staging}))
+		return sink.ObjectInfo{}, errors.Join(err, drop())
 	}
-	if _, err := a.store.Copy(ctx, a.staging, info.Generation, name, there); err != nil {
-		return sink.ObjectInfo{}, errors.Join(err, removeAll(ctx, a.store, []string{a.staging}))
+	copied, err := a.store.Copy(ctx, a.staging, info.Generation, name, there)
+	if err != nil {
+		return sink.ObjectInfo{}, errors.Join(err, drop())
 	}
-	if err := a.store.DeleteGeneration(ctx, a.staging, info.Generation); err != nil {
-		return sink.ObjectInfo{}, err
-	}
-	info.URL, info.Generation = a.store.URL(name), 0
-	return info, nil
+	return copied, drop()
 }
 
 // abort drops an archive that was not published.

@@ -39,18 +39,21 @@ type attemptFigures struct {
 // attemptResult is what a successful attempt published, from which Run
 // builds the manifest.
 type attemptResult struct {
-	source    Source
-	parquet   ParquetInfo
-	stats     spoc.Stats
-	archive   *sink.ObjectInfo
-	changes   *ChangesInfo
-	forced    bool
-	committed []string // the names committed, to take back if the manifest fails
+	source  Source
+	parquet ParquetInfo
+	stats   spoc.Stats
+	archive *sink.ObjectInfo
+	changes *ChangesInfo
+	forced  bool
+	run     string         // the attempt's id, in its staged names
+	staged  []stagedObject // committed under their staged names
 }
 
 // publish runs the attempt.
 func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	opts := a.opts
+	run := newRunID()
+	stage := func(name string) string { return stagedName(path.Join(a.dir, name), run) }
 	// The body has its own context, so that a failed write can stop a
 	// decode that is waiting for the network.
 	fetchCtx, stopFetch := context.WithCancel(ctx)
@@ -73,7 +76,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	var archive *rawArchive
 	tee := io.Writer(digest)
 	if opts.ArchiveRaw {
-		if archive, err = newRawArchive(ctx, opts.Store, a.dir); err != nil {
+		if archive, err = newRawArchive(ctx, opts.Store, stage(ArchiveName)); err != nil {
 			return attemptResult{}, err
 		}
 		defer archive.abort()
@@ -81,7 +84,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	}
 	source := io.TeeReader(body, tee)
 
-	obj, err := opts.Store.NewObject(ctx, path.Join(a.dir, ParquetName), sink.ParquetContentType)
+	obj, err := opts.Store.NewObject(ctx, stage(ParquetName), sink.ParquetContentType)
 	if err != nil {
 		return attemptResult{}, err
 	}
@@ -113,7 +116,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	if _, derr := io.Copy(io.Discard, source); derr != nil {
 		return attemptResult{}, fmt.Errorf("read %s: %w", body.Source, derr)
 	}
-	res := attemptResult{stats: stats}
+	res := attemptResult{stats: stats, run: run}
 	sum := hex.EncodeToString(digest.Sum(nil))
 	if err == nil {
 		res.forced, err = checkHistory(opts, stats.RecordsWritten, sum, a.h.sameDay, a.h.previous)
@@ -134,7 +137,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	var changeTable *sink.Object
 	if opts.DetectChanges {
 		err := a.in.phase(ctx, PhaseChanges, &a.fig.changes, func(ctx context.Context) (err error) {
-			changeTable, res.changes, err = writeChanges(ctx, opts, cmp, path.Join(a.dir, ChangesName))
+			changeTable, res.changes, err = writeChanges(ctx, opts, cmp, stage(ChangesName))
 			return err
 		})
 		if err != nil {
@@ -143,7 +146,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 		defer changeTable.Abort()
 	}
 	err = a.in.phase(ctx, PhasePublish, &a.fig.publish, func(ctx context.Context) error {
-		return a.commitAll(ctx, obj, changeTable, archive, &res)
+		return a.stageAll(ctx, obj, changeTable, archive, &res)
 	})
 	if err != nil {
 		return attemptResult{}, err
@@ -177,54 +180,34 @@ func decoderOptions(opts Options) []spoc.DecoderOption {
 	return o
 }
 
-// commitAll commits the snapshot, then the change table and the archive
-// (either may be nil), and records them in res. If one fails, those
-// already committed are deleted again.
-func (a *attempt) commitAll(ctx context.Context, snapshot, changeTable *sink.Object, archive *rawArchive, res *attemptResult) error {
-	store := a.opts.Store
-	undo := func(err error) error {
-		if derr := removeAll(ctx, store, res.committed); derr != nil {
-			err = fmt.Errorf("%w (and %v)", err, derr)
+// stageAll commits the snapshot, then the change table and the archive
+// (either may be nil), under their staged names, and records them in
+// res. If one fails, those already staged are deleted again.
+func (a *attempt) stageAll(ctx context.Context, snapshot, changeTable *sink.Object, archive *rawArchive, res *attemptResult) error {
+	add := func(name string, info sink.ObjectInfo, err error) error {
+		if err != nil {
+			return errors.Join(err, dropStaged(ctx, a.opts.Store, res.staged))
 		}
-		res.committed = nil
-		return err
+		res.staged = append(res.staged, stagedObject{name: path.Join(a.dir, name), staged: info, path: stagedName(path.Join(a.dir, name), res.run)})
+		return nil
 	}
 	info, err := snapshot.Commit()
-	if err != nil {
+	if err := add(ParquetName, info, err); err != nil {
 		return err
 	}
-	res.parquet.ObjectInfo = info
-	res.committed = append(res.committed, path.Join(a.dir, ParquetName))
 	if changeTable != nil {
 		info, err := changeTable.Commit()
-		if err != nil {
-			return undo(err)
+		if err := add(ChangesName, info, err); err != nil {
+			return err
 		}
-		res.changes.ObjectInfo = info
-		res.committed = append(res.committed, path.Join(a.dir, ChangesName))
 	}
 	if archive != nil {
-		info, err := archive.publish(ctx, path.Join(a.dir, ArchiveName))
-		if err != nil {
-			return undo(err)
+		info, err := archive.commit()
+		if err := add(ArchiveName, info, err); err != nil {
+			return err
 		}
-		res.archive = &info
-		res.committed = append(res.committed, path.Join(a.dir, ArchiveName))
 	}
 	return nil
-}
-
-// removeAll deletes the objects names, even when ctx is done.
-func removeAll(ctx context.Context, store sink.Store, names []string) error {
-	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	var errs []error
-	for _, name := range names {
-		if err := store.Delete(cleanup, name); err != nil {
-			errs = append(errs, fmt.Errorf("removing %s failed: %w", store.URL(name), err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // writeBatches encodes every batch of the decoder into pw, checks the

@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,13 +25,21 @@ import (
 // backfills) from each publishing part of a snapshot: GCS preconditions
 // guard each object, not the set of them.
 //
-// The lock is a lease: its holder renews it while it runs (on GCS with a
-// generation precondition, so a holder that lost it finds out), and a
-// lock not renewed for Options.LockLease is stale and taken over. A lock
-// left by a run that is known to be gone is taken over at once: one held
-// under the same Options.Execution (a retry of the same Cloud Run
-// execution starts only after the earlier attempt ended), or one held by
-// a process that no longer exists on this host.
+// The lock is a lease. Its holder rewrites it every third of
+// Options.LockLease, each time under a generation precondition, so that a
+// holder whose lock was taken over finds out. A run that finds the lock
+// held watches it on its own monotonic clock, never comparing another
+// host's clock with its own: if the lock changes, its holder is alive and
+// the run fails with ErrBusy; if it stays at one generation for a whole
+// lease, its holder stopped renewing it and the run takes it over. A lock
+// left by a run known to be gone is taken over at once: one held under
+// the same Options.Execution and Options.Task (Cloud Run starts a task's
+// retry only after the earlier attempt ended), or one held by a process
+// that no longer exists on this host, in the same PID namespace.
+//
+// While a run swaps a day's objects into place, the lock also holds its
+// publish journal: whoever takes the lock over finishes or undoes that
+// publish before anything else (see the package documentation).
 const LockName = ".spoc-list-public.lock"
 
 // DefaultLockLease is how long a lock holds without renewal unless
@@ -48,92 +59,125 @@ var (
 
 // lockInfo is the content of the lock object.
 type lockInfo struct {
-	Holder    string    `json:"holder"` // host/pid, for people
-	Host      string    `json:"host,omitempty"`
-	BootID    string    `json:"boot_id,omitempty"`
-	PID       int       `json:"pid,omitempty"`
-	Execution string    `json:"execution,omitempty"`
-	Started   time.Time `json:"started"`
-	Renewed   time.Time `json:"renewed"`
-	Expires   time.Time `json:"expires"`
+	Holder       string `json:"holder"` // host/pid, for people
+	Host         string `json:"host,omitempty"`
+	BootID       string `json:"boot_id,omitempty"`
+	PIDNamespace string `json:"pid_namespace,omitempty"`
+	PID          int    `json:"pid,omitempty"`
+	Execution    string `json:"execution,omitempty"`
+	Task         string `json:"task,omitempty"`
+	// Nonce is new for every write of the lock: a run that reads back the
+	// lock after a write whose reply was lost knows from it whether the
+	// write went through.
+	Nonce   string    `json:"nonce,omitempty"`
+	Started time.Time `json:"started"`
+	Renewed time.Time `json:"renewed"`
+	// Expires is for people reading the lock; no run compares it with
+	// its own clock.
+	Expires time.Time `json:"expires"`
+	// Publish is the journal of a publish under way (see publish.go).
+	Publish *journal `json:"publish,omitempty"`
+
+	unreadable string // why the lock object is not one this job wrote
 }
 
-// lease is a held lock.
+// clock is the time a lease is measured in. Now must carry a monotonic
+// reading: durations are never measured on the wall clock.
+type clock interface {
+	Now() time.Time
+	// Sleep waits for d, or until ctx is done (then it returns ctx's error).
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// lease is the day's lock, held or being taken.
 type lease struct {
-	store      sink.Store
-	name       string
-	info       lockInfo
-	lease      time.Duration
-	generation int64
-	log        *slog.Logger
+	store sink.Store
+	name  string
+	lease time.Duration
+	wait  time.Duration // how long to watch a lock held by another run
+	clock clock
+	log   *slog.Logger
 
-	// done is closed when renew returns; release waits for it, so that
-	// generation and renewed are never used by two goroutines at once.
-	done    chan struct{}
-	renewed time.Time
+	mu         sync.Mutex // guards what follows: the renewals run on their own goroutine
+	info       lockInfo
+	generation int64     // of this run's last write of the lock
+	renewed    time.Time // when that write was sent, on the monotonic clock
+	lost       error     // set once the lock is lost: nothing more is written
+
+	stop func()        // stops the renewals
+	done chan struct{} // closed when they have stopped
 }
 
-// lockDay takes the day's lock, removes what a killed run of the day
-// left behind, and keeps renewing the lock until release. The returned
-// context is ctx, cancelled with ErrLockLost as its cause if the lock is
-// lost.
-func lockDay(ctx context.Context, opts Options, dir string, log *slog.Logger) (context.Context, func(), error) {
-	store := opts.Store
-	name := path.Join(dir, LockName)
-	leaseTime := opts.LockLease
-	if leaseTime <= 0 {
-		leaseTime = DefaultLockLease
-	}
-	host, _ := os.Hostname()
-	me := lockInfo{
-		Holder:    fmt.Sprintf("%s/%d", host, os.Getpid()),
-		Host:      host,
-		BootID:    bootID(),
-		PID:       os.Getpid(),
-		Execution: opts.Execution,
-		Started:   time.Now().UTC(),
-	}
-	l := &lease{store: store, name: name, info: me, lease: leaseTime, log: log}
-	taken := false
+// lockDay takes the day's lock, settles a publish its earlier holder left
+// half done, removes what a killed run of the day left behind, and keeps
+// renewing the lock until release. The returned context is ctx, cancelled
+// with ErrLockLost as its cause if the lock is lost.
+func lockDay(ctx context.Context, opts Options, dir string, log *slog.Logger) (context.Context, *lease, error) {
+	l := newLease(opts, path.Join(dir, LockName), log)
+	store, url := l.store, l.store.URL(l.name)
+	var held *lockInfo
 	for range 3 {
-		now := time.Now().UTC()
-		l.info.Renewed, l.info.Expires = now, now.Add(leaseTime)
-		data, _ := json.Marshal(l.info)
-		created, err := store.Create(ctx, name, "application/json", data)
+		err := l.writeWithin(ctx)
 		if err == nil {
-			l.generation, taken = created.Generation, true
 			break
 		}
 		if !errors.Is(err, sink.ErrConflict) {
-			return nil, nil, fmt.Errorf("lock %s: %w", store.URL(name), err)
+			return nil, nil, fmt.Errorf("lock %s: %w", url, err)
 		}
-		held, generation, err := readLock(ctx, store, name)
+		h, generation, err := readLock(ctx, store, l.name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // released in between
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("lock %s: %w", store.URL(name), err)
+			return nil, nil, fmt.Errorf("lock %s: %w", url, err)
 		}
-		why := me.canTakeOver(held, now)
+		why := l.info.gone(h)
 		if why == "" {
-			return nil, nil, fmt.Errorf("%w: %s is held by %s", ErrBusy, store.URL(name), held.describe())
+			if why, err = l.watch(ctx, h, generation); err != nil {
+				return nil, nil, err
+			}
+			if why == "" {
+				continue // released while watched
+			}
 		}
-		log.WarnContext(ctx, "taking over the day's lock: "+why, "url", store.URL(name), "holder", held.Holder,
-			"execution", held.Execution, "renewed", held.Renewed, "expires", held.Expires)
-		replaced, err := store.Replace(ctx, name, "application/json", data, generation)
-		if errors.Is(err, sink.ErrConflict) {
-			continue // renewed or taken by someone else in between: look again
+		log.WarnContext(ctx, "taking over the day's lock: "+why, "url", url, "holder", h.Holder,
+			"execution", h.Execution, "task", h.Task, "renewed", h.Renewed, "publish_pending", h.Publish != nil)
+		l.generation = generation
+		l.info.Publish = h.Publish // carried until settled, should this run die too
+		if err := l.writeWithin(ctx); err != nil {
+			l.generation, l.info.Publish = 0, nil
+			if errors.Is(err, sink.ErrConflict) {
+				continue // renewed or taken by someone else in between: look again
+			}
+			return nil, nil, fmt.Errorf("lock %s: %w", url, err)
 		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("lock %s: %w", store.URL(name), err)
-		}
-		l.generation, taken = replaced.Generation, true
+		held = &h
 		break
 	}
-	if !taken {
-		return nil, nil, fmt.Errorf("%w: %s changed hands during every look", ErrBusy, store.URL(name))
+	if l.generation == 0 {
+		return nil, nil, fmt.Errorf("%w: %s changed hands during every look", ErrBusy, url)
 	}
-	l.renewed = l.info.Renewed
+	if held != nil && held.Publish != nil {
+		if err := l.settleTakenOver(ctx, held); err != nil {
+			l.release(ctx)
+			return nil, nil, err
+		}
+	}
 	if err := removeLeftovers(ctx, store, dir, log); err != nil {
 		l.release(ctx)
 		return nil, nil, err
@@ -141,24 +185,50 @@ func lockDay(ctx context.Context, opts Options, dir string, log *slog.Logger) (c
 	runCtx, cancel := context.WithCancelCause(ctx)
 	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	l.done = make(chan struct{})
+	l.stop = func() { stop(); <-l.done; cancel(nil) }
 	go l.renew(renewCtx, cancel)
-	return runCtx, func() {
-		stop()
-		<-l.done
-		cancel(nil)
-		l.release(ctx)
-	}, nil
+	return runCtx, l, nil
 }
 
-// canTakeOver says why the lock held can be taken over by me, or "" if
+func newLease(opts Options, name string, log *slog.Logger) *lease {
+	leaseTime := opts.LockLease
+	if leaseTime <= 0 {
+		leaseTime = DefaultLockLease
+	}
+	wait := opts.LockWait
+	if wait <= 0 {
+		wait = leaseTime + leaseTime/8
+	}
+	c := opts.clock
+	if c == nil {
+		c = realClock{}
+	}
+	host, _ := os.Hostname()
+	return &lease{
+		store: opts.Store, name: name, lease: leaseTime, wait: wait, clock: c, log: log,
+		info: lockInfo{
+			Holder:       fmt.Sprintf("%s/%d", host, os.Getpid()),
+			Host:         host,
+			BootID:       bootID(),
+			PIDNamespace: pidNamespace(),
+			PID:          os.Getpid(),
+			Execution:    opts.Execution,
+			Task:         opts.Task,
+			Started:      time.Now().UTC(),
+		},
+	}
+}
+
+// gone says why the lock held can be taken over by me at once, or "" if
 // its holder may still be running.
-func (me lockInfo) canTakeOver(held lockInfo, now time.Time) string {
+func (me lockInfo) gone(held lockInfo) string {
 	switch {
-	case !now.Before(held.Expires):
-		return "not renewed since " + held.Renewed.Format(time.RFC3339) + ", expired"
-	case me.Execution != "" && held.Execution == me.Execution:
-		return "left by an earlier attempt of this execution (" + me.Execution + ")"
-	case me.Execution == "" && held.Execution == "" && held.Host == me.Host && held.BootID == me.BootID &&
+	case held.unreadable != "":
+		return "it is not a lock this job wrote (" + held.unreadable + ")"
+	case me.Execution != "" && held.Execution == me.Execution && held.Task == me.Task:
+		return "left by an earlier attempt of this execution's task (" + me.Execution + ", task " + me.Task + ")"
+	case me.Execution == "" && held.Execution == "" && held.Host == me.Host && held.BootID != "" &&
+		held.BootID == me.BootID && held.PIDNamespace != "" && held.PIDNamespace == me.PIDNamespace &&
 		held.PID > 0 && !processExists(held.PID):
 		return fmt.Sprintf("its holder, process %d of this host, is gone", held.PID)
 	}
@@ -166,53 +236,205 @@ func (me lockInfo) canTakeOver(held lockInfo, now time.Time) string {
 }
 
 func (l lockInfo) describe() string {
-	s := fmt.Sprintf("%s since %s, until %s unless renewed", l.Holder, l.Started.Format(time.RFC3339), l.Expires.Format(time.RFC3339))
+	s := fmt.Sprintf("%s since %s, renewed %s", l.Holder, l.Started.Format(time.RFC3339), l.Renewed.Format(time.RFC3339))
 	if l.Execution != "" {
-		s += " (execution " + l.Execution + ")"
+		s += " (execution " + l.Execution
+		if l.Task != "" {
+			s += ", task " + l.Task
+		}
+		s += ")"
 	}
 	return s
 }
 
-// renew rewrites the lock every third of the lease until ctx is done. If
-// the lock was taken over, or could not be renewed before the lease ran
-// out, it cancels the run with ErrLockLost.
-func (l *lease) renew(ctx context.Context, cancelRun context.CancelCauseFunc) {
-	defer close(l.done)
-	t := time.NewTicker(l.lease / 3)
-	defer t.Stop()
+// watch looks at the lock held at generation for up to l.wait. It
+// returns ErrBusy as soon as the lock changes (its holder renewed it),
+// "" if the lock went (released: try again), or why it may be taken over
+// once it has stayed at generation for a whole lease by this run's clock.
+func (l *lease) watch(ctx context.Context, held lockInfo, generation int64) (string, error) {
+	url := l.store.URL(l.name)
+	busy := func(how string) error {
+		return fmt.Errorf("%w: %s is held by %s; %s", ErrBusy, url, held.describe(), how)
+	}
+	seen := l.clock.Now()
+	poll := min(l.lease/12, 10*time.Second)
+	l.log.InfoContext(ctx, "the day's lock is held: watching whether its holder renews it", "url", url,
+		"holder", held.Holder, "lease", l.lease.String(), "wait", l.wait.String())
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		unchanged := l.clock.Now().Sub(seen)
+		if unchanged >= l.lease {
+			return fmt.Sprintf("not renewed for %s (a whole lease) while this run watched", unchanged.Round(time.Millisecond)), nil
 		}
-		now := time.Now().UTC()
-		l.info.Renewed, l.info.Expires = now, now.Add(l.lease)
-		data, _ := json.Marshal(l.info)
-		wctx, cancel := context.WithTimeout(ctx, l.lease/3)
-		info, err := l.store.Replace(wctx, l.name, "application/json", data, l.generation)
-		if err == nil {
-			l.generation, l.renewed = info.Generation, now
+		if unchanged >= l.wait {
+			return "", busy(fmt.Sprintf("it was not renewed in the %s this run waited (SPOC_LOCK_WAIT), less than its lease of %s", l.wait, l.lease))
 		}
-		cancel()
+		if err := l.clock.Sleep(ctx, min(poll, l.lease-unchanged, l.wait-unchanged)); err != nil {
+			return "", fmt.Errorf("lock %s: %w", url, err)
+		}
+		now, err := l.store.Stat(ctx, l.name)
 		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, sink.ErrConflict):
-			cancelRun(fmt.Errorf("%w: %s was taken over by another run", ErrLockLost, l.store.URL(l.name)))
-			return
-		case time.Since(l.renewed) >= l.lease:
-			cancelRun(fmt.Errorf("%w: %s could not be renewed for %s: %v", ErrLockLost, l.store.URL(l.name), l.lease, err))
-			return
-		default:
-			l.log.WarnContext(ctx, "could not renew the day's lock, trying again", "url", l.store.URL(l.name), "error", err.Error())
+		case errors.Is(err, fs.ErrNotExist):
+			return "", nil
+		case errors.Is(err, sink.ErrUnavailable):
+			continue // an unanswered look proves nothing either way
+		case err != nil:
+			return "", fmt.Errorf("lock %s: %w", url, err)
+		case now.Generation != generation:
+			return "", busy("it was renewed while this run watched")
 		}
 	}
 }
 
-// release deletes the lock if it is still this run's.
+// write writes the lock with a new nonce: created if this run holds no
+// generation yet, else replacing its own generation. A write that fails
+// transiently, or whose retry meets its own earlier try (ErrConflict), is
+// resolved by reading the lock back: if it holds this write's nonce, the
+// run adopts its generation; if it is still at the old generation, the
+// write is tried again until ctx is done; otherwise another run has it
+// (ErrConflict).
+func (l *lease) write(ctx context.Context) error {
+	l.info.Nonce = newRunID()
+	sent := l.clock.Now()
+	l.info.Renewed, l.info.Expires = sent.UTC().Round(0), sent.UTC().Round(0).Add(l.lease)
+	data, err := json.Marshal(l.info)
+	if err != nil {
+		return err
+	}
+	for try := 0; ; try++ {
+		var info sink.ObjectInfo
+		if l.generation == 0 {
+			info, err = l.store.Create(ctx, l.name, "application/json", data)
+		} else {
+			info, err = l.store.Replace(ctx, l.name, "application/json", data, l.generation)
+		}
+		if err == nil {
+			l.generation, l.renewed = info.Generation, sent
+			return nil
+		}
+		if !errors.Is(err, sink.ErrUnavailable) && !errors.Is(err, sink.ErrConflict) {
+			return err
+		}
+		there, generation, rerr := readLock(ctx, l.store, l.name)
+		switch {
+		case rerr == nil && there.Nonce == l.info.Nonce:
+			l.log.InfoContext(ctx, "the day's lock was written although the store did not say so", "url", l.store.URL(l.name), "error", err.Error())
+			l.generation, l.renewed = generation, sent
+			return nil
+		case errors.Is(err, sink.ErrConflict):
+			return err
+		case rerr == nil && generation != l.generation, errors.Is(rerr, fs.ErrNotExist) && l.generation != 0:
+			return fmt.Errorf("%w: the lock changed while this run wrote it (%v)", sink.ErrConflict, err)
+		}
+		// Not written (or not known): try again, as the precondition allows.
+		if serr := l.clock.Sleep(ctx, min(50*time.Millisecond<<min(try, 6), l.lease/6)); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+}
+
+// writeWithin is write given at most a lease to succeed.
+func (l *lease) writeWithin(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, l.lease)
+	defer cancel()
+	return l.write(ctx)
+}
+
+// renew rewrites the lock every third of the lease until ctx is done; if
+// the lock is lost it cancels the run with that cause.
+func (l *lease) renew(ctx context.Context, cancelRun context.CancelCauseFunc) {
+	defer close(l.done)
+	for {
+		if l.clock.Sleep(ctx, l.lease/3) != nil {
+			return
+		}
+		if err := l.confirm(ctx); err != nil {
+			if ctx.Err() == nil {
+				cancelRun(err)
+			}
+			return
+		}
+	}
+}
+
+// confirm renews the lock now: a nil error means this run held it when
+// the write took effect, and no other run can take it for a whole lease
+// from then. The holder confirms just before it swaps the day's objects
+// into place and just before it writes the manifest.
+func (l *lease) confirm(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.confirmLocked(ctx)
+}
+
+func (l *lease) confirmLocked(ctx context.Context) error {
+	url := l.store.URL(l.name)
+	if l.lost != nil {
+		return l.lost
+	}
+	for {
+		// Keep trying until this run's lease would have run out: until
+		// then no other run takes the lock.
+		wctx, cancel := context.WithDeadline(ctx, l.renewed.Add(l.lease))
+		err := l.write(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, sink.ErrConflict):
+			l.lost = fmt.Errorf("%w: %s was taken over by another run", ErrLockLost, url)
+		case ctx.Err() != nil:
+			return fmt.Errorf("lock %s: %w", url, ctx.Err())
+		case l.clock.Now().Sub(l.renewed) >= l.lease:
+			l.lost = fmt.Errorf("%w: %s could not be renewed for %s: %v", ErrLockLost, url, l.lease, err)
+		default:
+			l.log.WarnContext(ctx, "could not renew the day's lock, trying again", "url", url, "error", err.Error())
+			if serr := l.clock.Sleep(ctx, l.lease/12); serr != nil {
+				return fmt.Errorf("lock %s: %w", url, serr)
+			}
+			continue
+		}
+		return l.lost
+	}
+}
+
+// setJournal records j (nil: none) in the lock, which also confirms it.
+func (l *lease) setJournal(ctx context.Context, j *journal) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	was := l.info.Publish
+	l.info.Publish = j
+	if err := l.confirmLocked(ctx); err != nil {
+		l.info.Publish = was
+		return err
+	}
+	return nil
+}
+
+// isLost reports whether the lock is lost: the run must touch nothing.
+func (l *lease) isLost() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
+}
+
+// release stops the renewals and deletes the lock (its own generation
+// only). It keeps the lock when it holds the journal of a publish not
+// settled, so that the next run settles it, and leaves everything as it
+// is once the lock is lost.
 func (l *lease) release(ctx context.Context) {
+	if l.stop != nil {
+		l.stop()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.lost != nil:
+		return
+	case l.info.Publish != nil:
+		l.log.ErrorContext(ctx, "keeping the day's lock: it holds a publish that could not be settled; the next run of the day settles it",
+			"url", l.store.URL(l.name))
+		return
+	}
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := l.store.DeleteGeneration(cleanup, l.name, l.generation); err != nil {
@@ -229,39 +451,34 @@ func readLock(ctx context.Context, store sink.Store, name string) (lockInfo, int
 	defer r.Close()
 	var l lockInfo
 	if err := json.NewDecoder(io.NewSectionReader(r, 0, r.Size())).Decode(&l); err != nil {
-		// Written by no run of ours (they write whole JSON objects):
-		// stale, like an expired one.
-		return lockInfo{Holder: "an unreadable lock (" + err.Error() + ")"}, r.Generation(), nil
+		// Written by no run of ours (they write whole JSON objects in
+		// one atomic write): taken over at once.
+		return lockInfo{Holder: "an unreadable lock", unreadable: err.Error()}, r.Generation(), nil
 	}
 	return l, r.Generation(), nil
 }
 
-// temporaryRemover is a store that can remove the partial files a killed
-// writer left behind (the local store: on GCS an upload that was never
-// finalised is not visible at all).
-type temporaryRemover interface {
-	RemoveTemporary(ctx context.Context, dir string) ([]string, error)
-}
-
 // removeLeftovers removes what a killed run of the day left in its
-// folder: the staged raw archive (a hidden ".tmp-" object) and, locally,
-// hidden temporary files. The caller holds the day's lock, so no live
-// run is writing them.
+// folder: hidden objects it staged or backed up (".NAME.tmp-RUN",
+// ".NAME.backup-RUN") and, locally, partial files. The caller holds the
+// day's lock and has settled any publish it recorded, so none of them is
+// anyone's any more. Each is removed at the generation seen.
 func removeLeftovers(ctx context.Context, store sink.Store, dir string, log *slog.Logger) error {
 	names, err := store.List(ctx, dir+"/")
 	if err != nil {
 		return fmt.Errorf("look for leftovers: %w", err)
 	}
-	var staged []string
+	var removed []string
 	for _, name := range names {
-		if base := path.Base(name); strings.HasPrefix(base, ".") && strings.Contains(base, ".tmp-") {
-			staged = append(staged, name)
+		if base := path.Base(name); base == LockName || !strings.HasPrefix(base, ".") ||
+			!strings.Contains(base, ".tmp-") && !strings.Contains(base, ".backup-") {
+			continue
 		}
+		if err := deleteAsSeen(ctx, store, name); err != nil {
+			return fmt.Errorf("remove leftovers: %w", err)
+		}
+		removed = append(removed, name)
 	}
-	if err := removeAll(ctx, store, staged); err != nil {
-		return fmt.Errorf("remove leftovers: %w", err)
-	}
-	removed := staged
 	if r, ok := store.(temporaryRemover); ok {
 		files, err := r.RemoveTemporary(ctx, dir)
 		removed = append(removed, files...)
@@ -275,6 +492,20 @@ func removeLeftovers(ctx context.Context, store sink.Store, dir string, log *slo
 	return nil
 }
 
+// temporaryRemover is a store that can remove the partial files a killed
+// writer left behind (the local store: on GCS an upload that was never
+// finalised is not visible at all).
+type temporaryRemover interface {
+	RemoveTemporary(ctx context.Context, dir string) ([]string, error)
+}
+
+// newRunID is 16 random hex digits.
+func newRunID() string {
+	var id [8]byte
+	rand.Read(id[:])
+	return hex.EncodeToString(id[:])
+}
+
 // bootID identifies this boot of this host's kernel, so that a process
 // number is compared only with processes of the same boot; empty where
 // the kernel does not say.
@@ -284,6 +515,18 @@ func bootID() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// pidNamespace identifies this process's PID namespace ("pid:[4026531836]"):
+// two containers can share a host name and a boot and still number their
+// processes apart. Empty where the kernel does not say, and then no
+// process number is trusted.
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return ns
 }
 
 // processExists reports whether a process with that number runs on this

@@ -1,20 +1,28 @@
 package snapshot_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
@@ -23,14 +31,69 @@ const lockDir = "raw/spoc/20261126"
 
 // lockHeld is a lock object as another run would have written it.
 type lockHeld struct {
-	Holder    string    `json:"holder"`
-	Host      string    `json:"host,omitempty"`
-	BootID    string    `json:"boot_id,omitempty"`
-	PID       int       `json:"pid,omitempty"`
-	Execution string    `json:"execution,omitempty"`
-	Started   time.Time `json:"started"`
-	Renewed   time.Time `json:"renewed"`
-	Expires   time.Time `json:"expires"`
+	Holder       string    `json:"holder"`
+	Host         string    `json:"host,omitempty"`
+	BootID       string    `json:"boot_id,omitempty"`
+	PIDNamespace string    `json:"pid_namespace,omitempty"`
+	PID          int       `json:"pid,omitempty"`
+	Execution    string    `json:"execution,omitempty"`
+	Task         string    `json:"task,omitempty"`
+	Nonce        string    `json:"nonce,omitempty"`
+	Started      time.Time `json:"started"`
+	Renewed      time.Time `json:"renewed"`
+	Expires      time.Time `json:"expires"`
+}
+
+// syncBuffer is a log destination for a run and its lease's goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// renewLock rewrites the lock at name every 50 ms, as a live holder
+// does, until the returned stop is called or the test ends.
+func renewLock(t *testing.T, store sink.Store, name string, held lockHeld) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			time.Sleep(50 * time.Millisecond)
+			r, err := store.NewReaderAt(ctx, name)
+			if err != nil {
+				continue
+			}
+			gen := r.Generation()
+			r.Close()
+			held.Nonce = fmt.Sprint("renewal-", i)
+			data, _ := json.Marshal(held)
+			store.Replace(ctx, name, "application/json", data, gen)
+		}
+	}()
+	return stop
+}
+
+func pidNamespace(t *testing.T) string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		t.Skip("no PID namespace on this system")
+	}
+	return ns
 }
 
 func thisHost(t *testing.T) (host, boot string) {
@@ -83,31 +146,46 @@ func storeFor(t *testing.T, backend string) (sink.Store, func() []string) {
 	}
 }
 
-// TestDayLock covers who may take a day's lock from whom: a live holder
-// keeps a second run out; a holder known to be gone (an earlier attempt
-// of the same execution, a dead process of this host) or silent past its
-// lease does not. The run that takes the lock removes what a killed run
-// left in the day's folder.
+// TestDayLock covers who may take a day's lock from whom: a holder that
+// renews its lock keeps a second run out, whatever its clock says; a
+// holder known to be gone (an earlier attempt of the same execution's
+// task, a dead process of this host in this PID namespace) is taken over
+// at once; any other is taken over once its lock stays unchanged for a
+// whole lease. The run that takes the lock removes what a killed run left
+// in the day's folder.
 func TestDayLock(t *testing.T) {
 	host, boot := thisHost(t)
+	ns := pidNamespace(t)
 	now := time.Now().UTC()
-	live := lockHeld{Holder: "other/1", Host: "other", PID: 1, Started: now.Add(-time.Minute), Renewed: now.Add(-10 * time.Second), Expires: now.Add(110 * time.Second)}
+	live := lockHeld{Holder: "other/1", Host: "other", PID: 1, Nonce: "n", Started: now.Add(-time.Minute), Renewed: now.Add(-10 * time.Second), Expires: now.Add(110 * time.Second)}
 	with := func(f func(*lockHeld)) lockHeld { l := live; f(&l); return l }
+	const (
+		atOnce = "at once"
+		stale  = "not renewed for"
+	)
 	for _, tc := range []struct {
-		name      string
-		held      any // the lock's content
-		execution string
-		busy      bool
-		local     bool // only meaningful on a local store
+		name            string
+		held            any // the lock's content
+		renewed         bool
+		execution, task string
+		busy            bool
+		why             string // the reason the takeover logs
+		local           bool   // only meaningful on a local store
 	}{
-		{name: "a live holder elsewhere keeps the run out", held: live, busy: true},
-		{name: "a lease not renewed in time is taken over", held: with(func(l *lockHeld) { l.Renewed, l.Expires = now.Add(-3*time.Minute), now.Add(-time.Minute) })},
-		{name: "a lock of the same execution is taken over at once", held: with(func(l *lockHeld) { l.Execution = "spoc-abc12" }), execution: "spoc-abc12"},
-		{name: "another execution's live lock keeps the run out", held: with(func(l *lockHeld) { l.Execution = "spoc-abc12" }), execution: "spoc-xyz34", busy: true},
-		{name: "a dead process of this host is taken over at once", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PID = host, boot, pidGone(t) }), local: true},
-		{name: "a live process of this host keeps the run out", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PID = host, boot, pidAlive(t) }), local: true, busy: true},
-		{name: "a process number of another boot proves nothing", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PID = host, "another-boot", pidGone(t) }), local: true, busy: true},
-		{name: "an unreadable lock is taken over", held: "not json"},
+		{name: "a live holder elsewhere keeps the run out", held: live, renewed: true, busy: true},
+		{name: "a live holder whose clock is far behind keeps the run out", held: with(func(l *lockHeld) { l.Renewed, l.Expires = now.Add(-time.Hour), now.Add(-58*time.Minute) }), renewed: true, busy: true},
+		{name: "a lease not renewed in time is taken over", held: live, why: stale},
+		{name: "a silent holder whose clock is far ahead is taken over", held: with(func(l *lockHeld) { l.Expires = now.AddDate(1, 0, 0) }), why: stale},
+		{name: "a lock of the same execution's task is taken over at once", held: with(func(l *lockHeld) { l.Execution, l.Task = "spoc-abc12", "0" }), execution: "spoc-abc12", task: "0", why: "earlier attempt of this execution's task"},
+		{name: "another task's live lock keeps the run out", held: with(func(l *lockHeld) { l.Execution, l.Task = "spoc-abc12", "1" }), renewed: true, execution: "spoc-abc12", task: "0", busy: true},
+		{name: "another execution's live lock keeps the run out", held: with(func(l *lockHeld) { l.Execution = "spoc-abc12" }), renewed: true, execution: "spoc-xyz34", busy: true},
+		{name: "a dead process of this host is taken over at once", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, boot, ns, pidGone(t) }), local: true, why: "is gone"},
+		{name: "a live process of this host keeps the run out", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, boot, ns, pidAlive(t) }), renewed: true, local: true, busy: true},
+		{name: "a process number of another boot proves nothing", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, "another-boot", ns, pidGone(t) }), local: true, why: stale},
+		{name: "a process number of another PID namespace proves nothing", held: with(func(l *lockHeld) {
+			l.Host, l.BootID, l.PIDNamespace, l.PID = host, boot, "pid:[4026532999]", pidGone(t)
+		}), local: true, why: stale},
+		{name: "an unreadable lock is taken over at once", held: "not json", why: "not a lock this job wrote"},
 	} {
 		for _, backend := range []string{"local", "gcs"} {
 			if tc.local && backend != "local" {
@@ -120,7 +198,8 @@ func TestDayLock(t *testing.T) {
 				if s, ok := tc.held.(string); ok {
 					data = []byte(s)
 				}
-				if _, err := store.Create(ctx, path.Join(lockDir, snapshot.LockName), "application/json", data); err != nil {
+				lock := path.Join(lockDir, snapshot.LockName)
+				if _, err := store.Create(ctx, lock, "application/json", data); err != nil {
 					t.Fatal(err)
 				}
 				// What a killed run leaves: its staged archive, committed
@@ -134,9 +213,18 @@ func TestDayLock(t *testing.T) {
 					obj.Write([]byte("PAR1 partial")) // never committed nor aborted
 				}
 				before := list()
+				stopRenewing := func() {}
+				if tc.renewed {
+					stopRenewing = renewLock(t, store, lock, tc.held.(lockHeld))
+				}
 				opts := options(t, serve(t, generated(t, 50, 1)), store)
-				opts.Execution = tc.execution
+				opts.Execution, opts.Task = tc.execution, tc.task
+				// A short lease: a silent lock is stale after 600 ms.
+				opts.LockLease = 600 * time.Millisecond
+				var logs syncBuffer
+				opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 				_, err := snapshot.Run(ctx, opts)
+				stopRenewing() // before listing: a renewal's partial file is no leftover
 				if tc.busy {
 					if !errors.Is(err, snapshot.ErrBusy) || !strings.Contains(err.Error(), "other/1") {
 						t.Fatalf("run: %v, want ErrBusy naming the holder", err)
@@ -148,6 +236,15 @@ func TestDayLock(t *testing.T) {
 				}
 				if err != nil {
 					t.Fatalf("run: %v, want the lock taken over", err)
+				}
+				took := regexp.MustCompile(`taking over the day's lock: ([^"]*)`).FindStringSubmatch(logs.String())
+				switch {
+				case took == nil:
+					t.Errorf("no takeover logged:\n%s", logs.String())
+				case !strings.Contains(took[1], tc.why):
+					t.Errorf("taken over because %q, want %q", took[1], tc.why)
+				case tc.why != stale && strings.Contains(logs.String(), "watching whether its holder renews it"):
+					t.Errorf("a lock whose holder is known to be gone was watched first:\n%s", logs.String())
 				}
 				want := []string{path.Join(lockDir, snapshot.ManifestName), path.Join(lockDir, snapshot.ParquetName)}
 				if got := list(); !slices.Equal(got, want) {
@@ -257,6 +354,145 @@ func TestLockLostStopsTheRun(t *testing.T) {
 			r2.Close()
 			if !strings.Contains(string(b), "usurper/2") {
 				t.Errorf("the losing run removed or changed the new holder's lock: %s", b)
+			}
+		})
+	}
+}
+
+// TestStalledHolderIsSettledByTheTaker: run A stalls in the middle of
+// its publish (a partitioned host: the write hangs, its renewals fail),
+// once halfway through moving the day's objects into place and once
+// after its manifest committed. Run B takes the lock over when it has
+// stayed unchanged for a lease, finds A's publish journal in it and
+// settles it (undoing the half-done swap, or keeping the committed
+// day), then publishes. When A wakes, the partition healed, its lock is
+// lost and it touches nothing: the day stays as B left it.
+func TestStalledHolderIsSettledByTheTaker(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		stallAt   func(sinktest.Op) bool
+		committed bool
+	}{
+		{"halfway through the swap", func(op sinktest.Op) bool {
+			return op.Kind == "copy" && path.Base(op.Name) == snapshot.ArchiveName
+		}, false},
+		{"after the manifest", func(op sinktest.Op) bool {
+			return op.Kind == "delete-generation" && strings.Contains(op.Name, ".backup-")
+		}, true},
+	} {
+		for _, backend := range []string{"local", "gcs"} {
+			t.Run(backend+"/"+tc.name, func(t *testing.T) {
+				base, list := storeFor(t, backend)
+				publishDay(t, base, day, generated(t, 300, 1))
+				a := sinktest.NewFaulty(base)
+				stalled, wake := make(chan struct{}), make(chan struct{})
+				var partitioned atomic.Bool
+				a.Fail(func(op sinktest.Op) sinktest.StoreFault {
+					if partitioned.Load() {
+						if op.Writes() {
+							return sinktest.StoreFault{Err: fmt.Errorf("%w: partitioned", sink.ErrUnavailable)}
+						}
+						return sinktest.StoreFault{}
+					}
+					if tc.stallAt(op) {
+						partitioned.Store(true)
+						close(stalled)
+						<-wake
+						// The partition heals: A's next writes go through.
+						partitioned.Store(false)
+						return sinktest.StoreFault{Err: fmt.Errorf("%w: timed out", sink.ErrUnavailable)}
+					}
+					return sinktest.StoreFault{}
+				})
+				optsA := rerunOptions(t, a, generated(t, 300, 2))
+				optsA.LockLease = 600 * time.Millisecond
+				doneA := make(chan error, 1)
+				go func() { _, err := snapshot.Run(context.Background(), optsA); doneA <- err }()
+				select {
+				case <-stalled:
+				case err := <-doneA:
+					t.Fatalf("run A ended before it stalled: %v", err)
+				}
+
+				optsB := rerunOptions(t, base, generated(t, 300, 3))
+				optsB.LockLease = 600 * time.Millisecond
+				var logs syncBuffer
+				optsB.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+				mB, err := snapshot.Run(context.Background(), optsB)
+				if err != nil {
+					close(wake)
+					t.Fatalf("run B: %v\n%s", err, logs.String())
+				}
+				if !strings.Contains(logs.String(), "settled the publish the earlier holder") ||
+					!strings.Contains(logs.String(), fmt.Sprintf("committed=%v", tc.committed)) {
+					t.Errorf("run B's logs do not say it settled A's publish (committed=%v):\n%s", tc.committed, logs.String())
+				}
+				checkPublished(t, base, rerunDir)
+				afterB := dayContents(t, base, list)
+
+				close(wake)
+				errA := <-doneA
+				if !tc.committed && !errors.Is(errA, snapshot.ErrLockLost) {
+					t.Errorf("run A: %v, want ErrLockLost", errA)
+				}
+				if d := diffContents(afterB, dayContents(t, base, list)); d != "" {
+					t.Errorf("run A changed the day after it lost its lock: %s", d)
+				}
+				if m := readManifest(t, base, path.Join(rerunDir, snapshot.ManifestName)); m.Source.SHA256 != mB.Source.SHA256 {
+					t.Errorf("the day's manifest is not run B's")
+				}
+				if names := list(); slices.Contains(names, path.Join(lockDir, snapshot.LockName)) {
+					t.Errorf("a lock is left: %v", names)
+				}
+			})
+		}
+	}
+}
+
+// TestLeaseSurvivesOneLostReplyOnGCS: one 503 on the lock's create or
+// on one of its renewals, before or after GCS carried it out, does not
+// fail a healthy run: the write is retried, or read back and adopted.
+func TestLeaseSurvivesOneLostReplyOnGCS(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		nth     int // the lock write faulted: 1 is the create
+		applied bool
+	}{
+		{"create refused", 1, false},
+		{"create applied, reply lost", 1, true},
+		{"renewal refused", 2, false},
+		{"renewal applied, reply lost", 2, true},
+		{"a later renewal applied, reply lost", 3, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := sinktest.NewEmulator(t, "spoc-test")
+			h := sinktest.GCSOn(t, e, "spoc-test", "root")
+			var mu sync.Mutex
+			writes, hit := 0, false
+			e.Fail(func(r sinktest.Request) sinktest.Fault {
+				mu.Lock()
+				defer mu.Unlock()
+				if !r.Write || path.Base(r.Object) != snapshot.LockName || r.Method == http.MethodDelete {
+					return sinktest.Fault{}
+				}
+				if writes++; writes == tc.nth {
+					hit = true
+					return sinktest.Fault{Status: http.StatusServiceUnavailable, Applied: tc.applied}
+				}
+				return sinktest.Fault{}
+			})
+			// A lease of 900 ms is renewed every 300 ms in a run of 2 s.
+			opts := options(t, slowBody(t, 2*time.Second), h.Store)
+			opts.LockLease = 900 * time.Millisecond
+			_, err := snapshot.Run(context.Background(), opts)
+			e.Fail(nil)
+			if err != nil {
+				t.Fatalf("run: %v, want the lost reply resolved", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !hit {
+				t.Fatalf("the run wrote its lock %d times, the fault was at write %d", writes, tc.nth)
 			}
 		})
 	}

@@ -100,20 +100,17 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	return &m, nil
 }
 
-// writeManifest writes m as the object name and returns its size.
-func writeManifest(ctx context.Context, store sink.Store, name string, m *Manifest) (int64, error) {
-	data, err := json.MarshalIndent(m, "", "  ")
+// writeManifest writes data as the manifest at name, under the
+// precondition that name is still at generation (0: still absent).
+func writeManifest(ctx context.Context, store sink.Store, name string, data []byte, generation int64) error {
+	var err error
+	if generation == 0 {
+		_, err = store.Create(ctx, name, "application/json", data)
+	} else {
+		_, err = store.Replace(ctx, name, "application/json", data, generation)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("encode manifest: %w", err)
+		return fmt.Errorf("write the manifest: %w", err)
 	}
-	obj, err := store.NewObject(ctx, name, "application/json")
-	if err != nil {
-		return 0, err
-	}
-	defer obj.Abort()
-	if _, err := obj.Write(append(data, '\n')); err != nil {
-		return 0, err
-	}
-	info, err := obj.Commit()
-	return info.Size, err
+	return nil
 }

@@ -33,21 +33,59 @@
 // # Failure
 //
 // The body streams straight into the object, so a failed attempt (a reset,
-// a cut body, a 503) aborts its object and a retry starts over; nothing of
+// a cut body, a 503) aborts its objects and a retry starts over; nothing of
 // a failed attempt is ever published. If every attempt fails, or the
 // result fails a check (too few records, too many dropped), nothing new is
-// published and a previous snapshot of the same day is left as it was. If
-// the manifest cannot be written, the new Parquet object is deleted again.
+// published and a previous snapshot of the same day is left as it was.
+//
+// # Publishing
+//
+// A run publishes the day's objects in steps, recorded in the day's lock
+// as a journal, so that a rerun that fails at any step, or dies, leaves
+// the day exactly as it was:
+//
+//  1. the attempt commits each object under a hidden name of its own
+//     (".NAME.tmp-RUN"), which no glob matches;
+//  2. the lock records the generation at each final name and at the
+//     manifest;
+//  3. each final object that exists is copied to a hidden backup
+//     (".NAME.backup-RUN");
+//  4. each staged object is copied to its final name under the
+//     precondition that the name still holds the recorded generation;
+//  5. the run confirms its lock and writes the manifest under the
+//     precondition that it is still at its recorded generation: the
+//     commit point;
+//  6. the backups and staged objects are deleted, the journal cleared.
+//
+// What a reader sees: until step 4 the previous snapshot, whole. During
+// step 4 and until the commit point, a reader of the objects by glob may
+// see new objects beside the previous manifest; a reader that goes by the
+// manifest and checks sizes or CRC32Cs sees that they differ. From the
+// commit point on, the new snapshot, whole.
+//
+// A failure before the commit point restores the day: each final name
+// that no longer holds its recorded generation gets its backup back, or
+// is deleted if it held nothing, under a precondition on what it holds.
+// A failure after it leaves only hidden objects, which the next run of
+// the day removes. An unknown outcome of the manifest's write (no
+// answer) is read back: a manifest at another generation was this run's.
+// Every delete and overwrite names the generation it expects, so a run
+// changes only what it wrote.
 //
 // # Lock
 //
 // A run holds the day's lock (LockName), a lease it renews while it runs,
-// so that two runs of one day never mix their objects; a second run fails
-// with ErrBusy before fetching. A run killed outright leaves its lock: a
-// rerun takes it over once the lease runs out, or at once when the holder
-// is known to be gone (Options.Execution, a dead process of this host),
-// and first removes what the killed run left in the day's folder. A run
-// that loses its lock stops with ErrLockLost.
+// so that two runs of one day never mix their objects. A run that finds
+// the lock held watches it: a holder that renews it makes the run fail
+// with ErrBusy before fetching; a lock unchanged for a whole lease on the
+// watcher's own clock is taken over, and one left by a run known to be
+// gone (Options.Execution and Options.Task, a dead process of this host
+// and PID namespace) at once. The run that takes a lock over first
+// settles the publish journal it holds (finishing a publish that reached
+// its commit point, restoring the day otherwise), then removes what a
+// killed run left in the day's folder. A run that loses its lock stops
+// with ErrLockLost and touches nothing more: the journal stays in the
+// lock for whoever takes it.
 //
 // # Telemetry
 //
@@ -133,10 +171,19 @@ type Options struct {
 	// that. Zero means DefaultLockLease.
 	LockLease time.Duration
 	// Execution identifies the execution this run is an attempt of, the
-	// same for its retries (on Cloud Run, CLOUD_RUN_EXECUTION): a lock
-	// held under the same Execution was left by an earlier attempt that
-	// is over, and is taken over at once. Empty outside such a platform.
-	Execution string
+	// same for its retries (on Cloud Run, CLOUD_RUN_EXECUTION), and Task
+	// the task of that execution (CLOUD_RUN_TASK_INDEX): a lock held
+	// under the same Execution and Task was left by an earlier attempt
+	// that is over, and is taken over at once. Empty outside such a
+	// platform.
+	Execution, Task string
+	// LockWait is how long a run that finds the day's lock held watches
+	// it before it gives up with ErrBusy: a lock renewed meanwhile gives
+	// up at once, one unchanged for a whole LockLease is taken over, so a
+	// LockWait shorter than the lease never takes over a crashed run's
+	// lock. Zero means the lease and an eighth.
+	LockWait time.Duration
+	clock    clock // the lease's clock; nil: the real one
 
 	Version string       // job version, recorded in the manifest and the Parquet footer
 	Logger  *slog.Logger // nil: no logs
@@ -186,6 +233,7 @@ type run struct {
 	dir       string
 	startedAt time.Time
 
+	lock         *lease
 	h            history
 	baselineTime time.Duration
 	last         *attemptFigures // of the last attempt, for the metrics
@@ -204,11 +252,11 @@ type history struct {
 // writes it, the last object of the day.
 func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 	opts, log := r.opts, r.log
-	ctx, release, err := lockDay(ctx, opts, r.dir, log)
+	ctx, r.lock, err = lockDay(ctx, opts, r.dir, log)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer release()
+	defer r.lock.release(ctx)
 	defer func() {
 		// A lost lock cancels the run: say so rather than "context canceled".
 		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrLockLost) && !errors.Is(err, ErrLockLost) {
@@ -279,27 +327,28 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 				"added", c.Added, "removed", c.Removed, "changed", c.Changed, "unchanged", c.Unchanged)
 		}
 	}
-	m := r.manifest(result, attempts)
+	var m *Manifest
 	var manifestBytes int64
 	err = r.in.phase(ctx, "manifest", &r.last.publish, func(ctx context.Context) (err error) {
-		manifestBytes, err = writeManifest(ctx, opts.Store, path.Join(r.dir, ManifestName), m)
+		m, manifestBytes, err = r.commit(ctx, result, attempts)
 		return err
 	})
 	if err != nil {
-		// Without its manifest the snapshot is incomplete: take back what
-		// this run committed (only that: with ArchiveRaw off, an earlier
-		// run's archive stays), even if the run's context is done.
-		if derr := removeAll(ctx, opts.Store, result.committed); derr != nil {
-			log.ErrorContext(ctx, "could not remove an object of an incomplete snapshot", "error", derr.Error())
-		}
 		return nil, 0, err
 	}
 	return m, manifestBytes, nil
 }
 
 // manifest is the manifest of a published day, built once, from the
-// successful attempt's result.
-func (r *run) manifest(res attemptResult, attempts int) *Manifest {
+// successful attempt's result and what its swap put at the final names.
+func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.ObjectInfo) *Manifest {
+	res.parquet.ObjectInfo = at[path.Join(r.dir, ParquetName)]
+	if res.changes != nil {
+		res.changes.ObjectInfo = at[path.Join(r.dir, ChangesName)]
+	}
+	if info, ok := at[path.Join(r.dir, ArchiveName)]; ok {
+		res.archive = &info
+	}
 	m := &Manifest{
 		Snapshot:   r.opts.Day.Format(DateLayout),
 		Source:     res.source,

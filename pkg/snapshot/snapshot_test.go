@@ -132,7 +132,7 @@ func TestManifestFailureRemovesTheParquetObject(t *testing.T) {
 	}
 }
 
-// failingManifestStore fails the manifest's commit.
+// failingManifestStore fails the manifest's write.
 type failingManifestStore struct{ sink.Store }
 
 func (s *failingManifestStore) NewObject(ctx context.Context, name, contentType string) (*sink.Object, error) {
@@ -140,6 +140,20 @@ func (s *failingManifestStore) NewObject(ctx context.Context, name, contentType 
 		return nil, errors.New("create manifest: disk full")
 	}
 	return s.Store.NewObject(ctx, name, contentType)
+}
+
+func (s *failingManifestStore) Create(ctx context.Context, name, contentType string, data []byte) (sink.ObjectInfo, error) {
+	if strings.HasSuffix(name, snapshot.ManifestName) {
+		return sink.ObjectInfo{}, errors.New("create manifest: disk full")
+	}
+	return s.Store.Create(ctx, name, contentType, data)
+}
+
+func (s *failingManifestStore) Replace(ctx context.Context, name, contentType string, data []byte, generation int64) (sink.ObjectInfo, error) {
+	if strings.HasSuffix(name, snapshot.ManifestName) {
+		return sink.ObjectInfo{}, errors.New("replace manifest: disk full")
+	}
+	return s.Store.Replace(ctx, name, contentType, data, generation)
 }
 
 // archiveCopyFailingStore cannot copy the staged archive into place, the

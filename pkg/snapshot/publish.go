@@ -1,0 +1,314 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"time"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+)
+
+// The publish protocol, in the order a run carries it out (the package
+// documentation says what a reader sees at each step):
+//
+//  1. stage: each object of the day is committed under a hidden name of
+//     this attempt (stagedName);
+//  2. journal: the lock records, for each object, the generation now at
+//     its final name, its staged name and generation, and the name of
+//     its backup; and the manifest's generation now;
+//  3. back up: each final object that exists is copied to its backup
+//     name, at the generation recorded;
+//  4. swap: each staged object is copied to its final name, under the
+//     precondition that the final name still holds the recorded
+//     generation;
+//  5. commit: the lock is confirmed, then the manifest is written under
+//     the precondition that it is still at the recorded generation. This
+//     is the commit point;
+//  6. settle: the backups and staged objects are deleted (at their own
+//     generations) and the journal is cleared.
+//
+// A failure before the commit undoes the swap from the backups (restore);
+// a failure after it only leaves hidden objects. A run killed anywhere
+// leaves the journal in its lock: the run that takes the lock over
+// settles it first, deciding from the manifest's generation whether the
+// commit happened.
+
+// journal is a publish under way, kept in the day's lock.
+type journal struct {
+	Run string `json:"run"`
+	// Manifest is the manifest's name and ManifestPrevious its generation
+	// before this publish (0: none): a manifest at another generation was
+	// written by this publish, the only writer while the lock is held.
+	Manifest         string         `json:"manifest"`
+	ManifestPrevious int64          `json:"manifest_previous"`
+	Objects          []journalEntry `json:"objects"`
+}
+
+// journalEntry is one object of a publish.
+type journalEntry struct {
+	Name             string `json:"name"`     // the final name
+	Previous         int64  `json:"previous"` // its generation before the swap; 0: absent
+	Staged           string `json:"staged"`
+	StagedGeneration int64  `json:"staged_generation"`
+	Backup           string `json:"backup,omitempty"` // where Previous is kept until the commit
+}
+
+// stagedObject is an object of the day committed under its staged name.
+type stagedObject struct {
+	name   string // the final name
+	staged sink.ObjectInfo
+	path   string // the staged name
+}
+
+// stagedName is the hidden name an attempt commits the object name under
+// before the swap: it matches none of the day's globs.
+func stagedName(name, run string) string {
+	return path.Join(path.Dir(name), "."+path.Base(name)+".tmp-"+run)
+}
+
+func backupName(name, run string) string {
+	return path.Join(path.Dir(name), "."+path.Base(name)+".backup-"+run)
+}
+
+// newJournal records what is at each final name now.
+func newJournal(ctx context.Context, store sink.Store, run, manifest string, staged []stagedObject) (*journal, error) {
+	j := &journal{Run: run, Manifest: manifest}
+	var err error
+	if j.ManifestPrevious, err = generationAt(ctx, store, manifest); err != nil {
+		return nil, err
+	}
+	for _, s := range staged {
+		e := journalEntry{Name: s.name, Staged: s.path, StagedGeneration: s.staged.Generation}
+		if e.Previous, err = generationAt(ctx, store, s.name); err != nil {
+			return nil, err
+		}
+		if e.Previous != 0 {
+			e.Backup = backupName(s.name, run)
+		}
+		j.Objects = append(j.Objects, e)
+	}
+	return j, nil
+}
+
+// generationAt is the generation of the object at name, 0 if none.
+func generationAt(ctx context.Context, store sink.Store, name string) (int64, error) {
+	info, err := store.Stat(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return info.Generation, nil
+}
+
+// swap backs up every final object, then copies every staged object to
+// its final name, and returns what is at the final names by name.
+func swap(ctx context.Context, store sink.Store, j *journal) (map[string]sink.ObjectInfo, error) {
+	for _, e := range j.Objects {
+		if e.Previous == 0 {
+			continue
+		}
+		if _, err := store.Copy(ctx, e.Name, e.Previous, e.Backup, 0); err != nil {
+			return nil, fmt.Errorf("back up %s: %w", store.URL(e.Name), err)
+		}
+	}
+	infos := map[string]sink.ObjectInfo{}
+	for _, e := range j.Objects {
+		info, err := store.Copy(ctx, e.Staged, e.StagedGeneration, e.Name, e.Previous)
+		if err != nil {
+			return nil, fmt.Errorf("move %s into place: %w", store.URL(e.Name), err)
+		}
+		infos[e.Name] = info
+	}
+	return infos, nil
+}
+
+// restore undoes a swap that did not commit: each final name that no
+// longer holds its recorded generation gets its backup back (or is
+// deleted, if it held nothing), under a precondition on the generation
+// it holds now. Then the backups and staged objects go. Reading the
+// final names, not remembering the swap, makes it right after a crash
+// and after a copy that took effect although it reported an error.
+func restore(ctx context.Context, store sink.Store, j *journal) error {
+	for _, e := range j.Objects {
+		now, err := generationAt(ctx, store, e.Name)
+		switch {
+		case err != nil:
+			return fmt.Errorf("restore %s: %w", store.URL(e.Name), err)
+		case now == e.Previous:
+			continue
+		case e.Previous == 0:
+			err = store.DeleteGeneration(ctx, e.Name, now)
+		default:
+			var backup int64
+			if backup, err = generationAt(ctx, store, e.Backup); err == nil && backup == 0 {
+				err = fmt.Errorf("its backup %s is gone", store.URL(e.Backup))
+			}
+			if err == nil {
+				_, err = store.Copy(ctx, e.Backup, backup, e.Name, now)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("restore %s: %w", store.URL(e.Name), err)
+		}
+	}
+	return dropJournaled(ctx, store, j)
+}
+
+// dropJournaled deletes a publish's backups and staged objects.
+func dropJournaled(ctx context.Context, store sink.Store, j *journal) error {
+	var errs []error
+	for _, e := range j.Objects {
+		if e.Backup != "" {
+			errs = append(errs, deleteAsSeen(ctx, store, e.Backup))
+		}
+		if err := store.DeleteGeneration(ctx, e.Staged, e.StagedGeneration); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dropStaged deletes an attempt's staged objects, at their generations.
+func dropStaged(ctx context.Context, store sink.Store, staged []stagedObject) error {
+	ctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	var errs []error
+	for _, s := range staged {
+		if err := store.DeleteGeneration(ctx, s.path, s.staged.Generation); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deleteAsSeen deletes the object at name at the generation it has now.
+func deleteAsSeen(ctx context.Context, store sink.Store, name string) error {
+	generation, err := generationAt(ctx, store, name)
+	if err != nil || generation == 0 {
+		return err
+	}
+	return store.DeleteGeneration(ctx, name, generation)
+}
+
+// manifestCommitted reports whether the publish of j reached its commit
+// point: the manifest is no longer at the generation it had before.
+func manifestCommitted(ctx context.Context, store sink.Store, j *journal) (bool, error) {
+	now, err := generationAt(ctx, store, j.Manifest)
+	if err != nil {
+		return false, err
+	}
+	return now != j.ManifestPrevious, nil
+}
+
+// cleanupContext is a context for undoing and settling, which must go on
+// when the run's own context is done.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// commit publishes an attempt's staged objects and the manifest built
+// from what landed at the final names: steps 2 to 6 above.
+func (r *run) commit(ctx context.Context, res attemptResult, attempts int) (*Manifest, int64, error) {
+	store, log := r.opts.Store, r.log
+	manifestName := path.Join(r.dir, ManifestName)
+	j, err := newJournal(ctx, store, res.run, manifestName, res.staged)
+	if err == nil {
+		err = r.lock.setJournal(ctx, j)
+	}
+	if err != nil {
+		// Nothing was swapped: drop what was staged, unless the lock is
+		// lost, when this run touches nothing more.
+		if r.lock.isLost() == nil {
+			if derr := dropStaged(ctx, store, res.staged); derr != nil {
+				log.ErrorContext(ctx, "could not remove a staged object", "error", derr.Error())
+			}
+		}
+		return nil, 0, err
+	}
+	infos, err := swap(ctx, store, j)
+	if err == nil {
+		err = r.lock.confirm(ctx)
+	}
+	if err != nil {
+		return nil, 0, r.undo(ctx, j, err)
+	}
+	m := r.manifest(res, attempts, infos)
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, 0, r.undo(ctx, j, fmt.Errorf("encode manifest: %w", err))
+	}
+	data = append(data, '\n')
+	if err := writeManifest(ctx, store, manifestName, data, j.ManifestPrevious); err != nil {
+		cctx, cancel := cleanupContext(ctx)
+		committed, serr := manifestCommitted(cctx, store, j)
+		cancel()
+		switch {
+		case serr != nil:
+			return nil, 0, fmt.Errorf("%w; whether it was written is not known (%v): the day's lock keeps the publish journal, and the next run of the day finishes or undoes the publish", err, serr)
+		case !committed:
+			return nil, 0, r.undo(ctx, j, err)
+		}
+		log.WarnContext(ctx, "the manifest was written although the store did not say so", "url", store.URL(manifestName), "error", err.Error())
+	}
+	// Committed: what remains only tidies hidden objects.
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := dropJournaled(cctx, store, j); err != nil {
+		log.ErrorContext(ctx, "published, but could not remove a staged object or backup; the next run of the day removes it", "error", err.Error())
+	} else if err := r.lock.setJournal(cctx, nil); err != nil {
+		log.ErrorContext(ctx, "published, but could not clear the publish journal from the day's lock", "error", err.Error())
+	}
+	return m, int64(len(data)), nil
+}
+
+// undo restores the day after a publish failed before its commit, and
+// returns cause, with the restore's own failure if any. A run whose lock
+// is lost touches nothing: the run that took the lock over settles the
+// journal it found there.
+func (r *run) undo(ctx context.Context, j *journal, cause error) error {
+	if lost := r.lock.isLost(); lost != nil {
+		if !errors.Is(cause, ErrLockLost) {
+			cause = fmt.Errorf("%w (%w)", cause, lost)
+		}
+		return cause
+	}
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := restore(cctx, r.opts.Store, j); err != nil {
+		return fmt.Errorf("%w; undoing the publish failed too (%v): the day's lock keeps the publish journal, and the next run of the day undoes it", cause, err)
+	}
+	if err := r.lock.setJournal(cctx, nil); err != nil {
+		r.log.ErrorContext(ctx, "undid the publish, but could not clear the publish journal from the day's lock", "error", err.Error())
+	}
+	return cause
+}
+
+// settleTakenOver finishes or undoes the publish a run whose lock this
+// run took over left in it.
+func (l *lease) settleTakenOver(ctx context.Context, held *lockInfo) error {
+	j, url := held.Publish, l.store.URL(l.name)
+	committed, err := manifestCommitted(ctx, l.store, j)
+	if err != nil {
+		return fmt.Errorf("settle the publish %s left in %s: %w", j.Run, url, err)
+	}
+	if committed {
+		err = dropJournaled(ctx, l.store, j)
+	} else {
+		err = restore(ctx, l.store, j)
+	}
+	if err != nil {
+		return fmt.Errorf("settle the publish %s left in %s: %w", j.Run, url, err)
+	}
+	l.log.WarnContext(ctx, "settled the publish the earlier holder of the day's lock left unfinished",
+		"run", j.Run, "committed", committed, "undone", !committed, "holder", held.Holder)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.info.Publish = nil
+	return l.confirmLocked(ctx)
+}
