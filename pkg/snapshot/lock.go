@@ -257,7 +257,7 @@ func (l *lease) watch(ctx context.Context, held lockInfo, generation int64) (str
 		return fmt.Errorf("%w: %s is held by %s; %s", ErrBusy, url, held.describe(), how)
 	}
 	seen := l.clock.Now()
-	poll := min(l.lease/12, 10*time.Second)
+	poll := min(l.lease/12, 5*time.Second)
 	l.log.InfoContext(ctx, "the day's lock is held: watching whether its holder renews it", "url", url,
 		"holder", held.Holder, "lease", l.lease.String(), "wait", l.wait.String())
 	for {

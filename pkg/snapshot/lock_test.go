@@ -181,7 +181,8 @@ func TestDayLock(t *testing.T) {
 		{name: "another execution's live lock keeps the run out", held: with(func(l *lockHeld) { l.Execution = "spoc-abc12" }), renewed: true, execution: "spoc-xyz34", busy: true},
 		{name: "a dead process of this host is taken over at once", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, boot, ns, pidGone(t) }), local: true, why: "is gone"},
 		{name: "a live process of this host keeps the run out", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, boot, ns, pidAlive(t) }), renewed: true, local: true, busy: true},
-		{name: "a process number of another boot proves nothing", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, "another-boot", ns, pidGone(t) }), local: true, why: stale},
+		{name: "a process number of another boot proves nothing", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, "another-boot", ns, pidGone(t) }), renewed: true, local: true, busy: true},
+		{name: "a process number of another boot is not taken over at once", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, "another-boot", ns, pidGone(t) }), local: true, why: stale},
 		{name: "a process number of another PID namespace proves nothing", held: with(func(l *lockHeld) {
 			l.Host, l.BootID, l.PIDNamespace, l.PID = host, boot, "pid:[4026532999]", pidGone(t)
 		}), local: true, why: stale},
