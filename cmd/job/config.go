@@ -201,11 +201,11 @@ func validateSource(source string) error {
 	case src.Kind == spoc.SourceOther && src.URL.Scheme == "gs":
 		_, name, err := sink.ParseGCSURL(source)
 		if err == nil && name == "" {
-			err = fmt.Errorf("%q names a bucket, not a saved body", source)
+			err = fmt.Errorf("%q names a bucket, not a saved body", spoc.RedactURL(source))
 		}
 		return err
 	case src.Kind == spoc.SourceOther:
-		return fmt.Errorf("%q: only http(s), gs:// and file:// URLs and paths are supported", source)
+		return fmt.Errorf("%q: only http(s), gs:// and file:// URLs and paths are supported", spoc.RedactURL(source))
 	}
 	fi, err := os.Stat(src.Path)
 	if err != nil {

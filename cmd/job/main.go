@@ -250,7 +250,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	if cfg.Date != "" {
 		day, _ = time.ParseInLocation(snapshot.DateLayout, cfg.Date, loc) // validated
 	}
-	log.InfoContext(ctx, "run started", "source", cfg.URL, "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version, "commit", commit,
+	log.InfoContext(ctx, "run started", "source", spoc.RedactURL(cfg.URL), "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version, "commit", commit,
 		"memory_limit_mib", debug.SetMemoryLimit(-1)>>20,
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
 	progress := &snapshot.Progress{}

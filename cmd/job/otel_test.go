@@ -48,6 +48,7 @@ type receiver struct {
 	mu      sync.Mutex
 	metrics []*metricspb.ResourceMetrics
 	spans   []*tracepb.ResourceSpans
+	raw     [][]byte // every export request's body, as received
 }
 
 func startReceiver(t *testing.T) *receiver {
@@ -61,6 +62,7 @@ func startReceiver(t *testing.T) *receiver {
 		var resp proto.Message
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		r.raw = append(r.raw, body)
 		switch req.URL.Path {
 		case "/v1/metrics":
 			var export collectormetrics.ExportMetricsServiceRequest

@@ -102,7 +102,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	_, decodeSpan := a.in.tracer.Start(ctx, PhaseDecode)
 	batches := startReadAhead(dec, &a.fig.decode)
 	_, writeSpan := a.in.tracer.Start(ctx, PhaseWrite)
-	stats, err := a.writeBatches(pw, obj, batches, dec, cmp, body.Source)
+	stats, err := a.writeBatches(pw, obj, batches, dec, cmp, body)
 	stopFetch()
 	batches.Close()
 	endSpan(writeSpan, err)
@@ -154,6 +154,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	res.source = Source{
 		SHA256:       sum,
 		URL:          body.Source,
+		RequestedURL: body.Requested,
 		HTTPStatus:   body.StatusCode,
 		ETag:         body.ETag,
 		LastModified: body.LastModified,
@@ -212,7 +213,8 @@ func (a *attempt) stageAll(ctx context.Context, snapshot, changeTable *sink.Obje
 
 // writeBatches encodes every batch of the decoder into pw, checks the
 // decoder's statistics against the run's limits and closes pw.
-func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, cmp *changes.Comparison, source string) (spoc.Stats, error) {
+func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, cmp *changes.Comparison, body *spoc.Body) (spoc.Stats, error) {
+	source := body.Source
 	opts := a.opts
 	for {
 		rec, ok := batches.Next()
@@ -245,12 +247,16 @@ func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches
 	if err := checkStats(opts, stats); err != nil {
 		return stats, err
 	}
-	for _, kv := range [][2]string{
+	footer := [][2]string{
 		{"spoc.source_url", source},
 		{"spoc.fetched_at", a.startedAt.Format(time.RFC3339)},
 		{"spoc.job_version", opts.Version},
 		{"spoc.record_count", strconv.FormatInt(stats.RecordsWritten, 10)},
-	} {
+	}
+	if body.Requested != "" {
+		footer = append(footer, [2]string{"spoc.requested_url", body.Requested})
+	}
+	for _, kv := range footer {
 		if err := pw.SetMetadata(kv[0], kv[1]); err != nil {
 			return stats, fmt.Errorf("write %s: %w", obj.URL(), err)
 		}

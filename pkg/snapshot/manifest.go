@@ -37,7 +37,11 @@ type Manifest struct {
 
 // Source describes where the body came from.
 type Source struct {
+	// URL is where the body came from, after redirects, and RequestedURL
+	// the URL asked for when a redirect led elsewhere; both with their
+	// credentials redacted.
 	URL          string `json:"url"`
+	RequestedURL string `json:"requested_url,omitempty"`
 	HTTPStatus   int    `json:"http_status,omitempty"`
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`

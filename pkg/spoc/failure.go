@@ -28,6 +28,7 @@ const (
 	FailureNoResults  = "no_results"  // valid JSON without data.results
 	FailureCanceled   = "canceled"    // the run was cancelled (SIGTERM)
 	FailureNotFound   = "not_found"   // a source file that does not exist
+	FailureRedirect   = "redirect"    // a redirect refused: to plain http, or too many
 	FailureOtherError = "other_error" // anything else, such as a failed write
 )
 
@@ -95,6 +96,8 @@ func failureKind(err error) string {
 		}
 	case errors.As(err, &ctype):
 		return FailureNotJSON
+	case errors.As(err, new(*RedirectError)):
+		return FailureRedirect
 	case isCertificateError(err):
 		return FailureTLS
 	case errors.Is(err, ErrStalled), errors.Is(err, context.DeadlineExceeded),

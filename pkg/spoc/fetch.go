@@ -198,18 +198,49 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		transport.DialTLSContext = v.dialTLS(dialer.DialContext, tlsConfig, opts.ConnectTimeout)
 	}
 	return &Client{
-		http:         &http.Client{Transport: transport},
+		http:         &http.Client{Transport: transport, CheckRedirect: checkRedirect},
 		userAgent:    opts.UserAgent,
 		stallTimeout: opts.StallTimeout,
 		openers:      opts.Openers,
 	}, nil
 }
 
+// MaxRedirects is how many redirects a fetch follows.
+const MaxRedirects = 5
+
+// RedirectError is a redirect the Client refused to follow: from https
+// to plain http (the body could then come from anyone on the path), or
+// past MaxRedirects. It is not retried.
+type RedirectError struct {
+	URL    string // the URL requested, redacted
+	To     string // where the refused redirect led, redacted
+	Reason string
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("GET %s: redirect to %s refused: %s", e.URL, e.To, e.Reason)
+}
+
+// checkRedirect follows at most MaxRedirects redirects, never from
+// https to another scheme.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	to := RedactURL(req.URL.String())
+	switch {
+	case len(via) > MaxRedirects:
+		return &RedirectError{To: to, Reason: fmt.Sprintf("more than %d redirects", MaxRedirects)}
+	case via[0].URL.Scheme == "https" && req.URL.Scheme != "https":
+		return &RedirectError{To: to, Reason: "it leaves https"}
+	}
+	return nil
+}
+
 // Body is an open SPOC body: the JSON, decompressed, and what is known of
 // where it came from. The caller must Close it.
 type Body struct {
-	// Source is the URL fetched or the file read.
-	Source string
+	// Source is the URL the body came from (after redirects) or the file
+	// read, and Requested the URL asked for when a redirect led
+	// elsewhere. Both have their credentials redacted (RedactURL).
+	Source, Requested string
 	// StatusCode, ETag and LastModified are the response's; zero for a file.
 	StatusCode   int
 	ETag         string
@@ -270,21 +301,21 @@ func ParseSource(s string) (Source, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return Source{}, fmt.Errorf("source %q: %w", s, err)
+		return Source{}, fmt.Errorf("source %q: %w", RedactURL(s), errors.Unwrap(err))
 	}
 	switch u.Scheme {
 	case "http", "https":
 		if u.Host == "" {
-			return Source{}, fmt.Errorf("source %q has no host", s)
+			return Source{}, fmt.Errorf("source %q has no host", RedactURL(s))
 		}
 		return Source{Kind: SourceHTTP, URL: u}, nil
 	case "file":
 		if u.Path == "" {
-			return Source{}, fmt.Errorf("source %q has no path", s)
+			return Source{}, fmt.Errorf("source %q has no path", RedactURL(s))
 		}
 		return Source{Kind: SourceFile, URL: u, Path: u.Path}, nil
 	case "":
-		return Source{}, fmt.Errorf("source %q has no scheme", s)
+		return Source{}, fmt.Errorf("source %q has no scheme", RedactURL(s))
 	}
 	return Source{Kind: SourceOther, URL: u}, nil
 }
@@ -306,13 +337,13 @@ func (c *Client) Open(ctx context.Context, source string) (*Body, error) {
 	}
 	open, ok := c.openers[src.URL.Scheme]
 	if !ok {
-		return nil, fmt.Errorf("open source %s: no way to read %s:// URLs", source, src.URL.Scheme)
+		return nil, fmt.Errorf("open source %s: no way to read %s:// URLs", RedactURL(source), src.URL.Scheme)
 	}
 	r, size, err := open(ctx, source)
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)
 	}
-	return savedBody(source, r, size)
+	return savedBody(RedactURL(source), r, size)
 }
 
 // Fetch sends the GET request and returns the body once the response
@@ -335,13 +366,16 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	}
 	u.RawQuery = q.Encode()
 	target := u.String()
+	// What errors, logs, the manifest and the footer name: the URL with
+	// its credentials hidden.
+	shown := RedactURL(target)
 
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("GET %s: %w", target, err)
+		return nil, fmt.Errorf("GET %s: %w", shown, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Accept-Encoding", "gzip")
@@ -351,10 +385,25 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		cancel()
-		if parent.Err() != nil { // the run was cancelled or is out of time
-			return nil, fmt.Errorf("GET %s: %w", target, err)
+		// A *url.Error prints the URL it was given, credentials and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
-		return nil, &TransportError{Op: "GET " + target, Err: err}
+		var redirect *RedirectError
+		switch {
+		case errors.As(err, &redirect):
+			redirect.URL = shown
+			return nil, redirect
+		case parent.Err() != nil: // the run was cancelled or is out of time
+			return nil, fmt.Errorf("GET %s: %w", shown, err)
+		}
+		return nil, &TransportError{Op: "GET " + shown, Err: err}
+	}
+	// The body's own URL, after any redirects.
+	from := shown
+	if resp.Request != nil && resp.Request.URL != nil {
+		from = RedactURL(resp.Request.URL.String())
 	}
 	fail := func(err error) (*Body, error) {
 		resp.Body.Close()
@@ -364,7 +413,7 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	contentType := resp.Header.Get("Content-Type")
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fail(&StatusError{
-			URL:         target,
+			URL:         from,
 			StatusCode:  resp.StatusCode,
 			Status:      resp.Status,
 			ContentType: contentType,
@@ -373,13 +422,13 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 		})
 	}
 	if !isJSONContentType(contentType) {
-		return fail(&ContentTypeError{URL: target, Status: resp.Status, ContentType: contentType, Snippet: snippet(resp)})
+		return fail(&ContentTypeError{URL: from, Status: resp.Status, ContentType: contentType, Snippet: snippet(resp)})
 	}
 
 	stall := &stallReader{r: resp.Body, timeout: c.stallTimeout, cancel: cancel}
 	wire := &countingReader{r: stall}
 	body := &Body{
-		Source:        target,
+		Source:        from,
 		StatusCode:    resp.StatusCode,
 		ETag:          resp.Header.Get("ETag"),
 		LastModified:  resp.Header.Get("Last-Modified"),
@@ -394,7 +443,10 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	if enc := strings.ToLower(resp.Header.Get("Content-Encoding")); enc == "gzip" || enc == "x-gzip" {
 		r = &lazyGzipReader{r: wire}
 	}
-	body.r = &transportErrorReader{r: r, op: "read body of " + target}
+	if from != shown {
+		body.Requested = shown
+	}
+	body.r = &transportErrorReader{r: r, op: "read body of " + from}
 	return body, nil
 }
 
