@@ -178,7 +178,11 @@ func NewClient(opts ClientOptions) (*Client, error) {
 			if cs.ServerName == "" {
 				return &CertificateError{Host: "(an IP address through a proxy)", Check: CheckHostname, Err: errors.New("no host name to check")}
 			}
-			return v.verify(context.Background(), cs.ServerName, cs.PeerCertificates)
+			// net/http gives this hook no context: the handshake's own
+			// limit bounds the CA Issuers fetch here too.
+			ctx, cancel := context.WithTimeout(context.Background(), handshakeLimit(opts.ConnectTimeout))
+			defer cancel()
+			return v.verify(ctx, cs.ServerName, cs.PeerCertificates)
 		}
 	}
 	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
@@ -203,6 +207,15 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		stallTimeout: opts.StallTimeout,
 		openers:      opts.Openers,
 	}, nil
+}
+
+// handshakeLimit is the time a TLS handshake may take: the connect
+// timeout, or without one the CA Issuers fetch's own.
+func handshakeLimit(connect time.Duration) time.Duration {
+	if connect > 0 {
+		return connect
+	}
+	return issuerFetchTimeout
 }
 
 // MaxRedirects is how many redirects a fetch follows.

@@ -19,8 +19,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Checks a certificate can fail, the Check of a CertificateError.
@@ -58,9 +58,18 @@ func (e *CertificateError) Error() string {
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
-	fmt.Fprintf(&b, " (subject %q, for %s, issuer %q, key pin sha256/%s)", e.Leaf, orNone(strings.Join(e.Names, " ")), e.Issuer, e.Pin)
+	names := e.Names
+	more := ""
+	if len(names) > 8 {
+		names, more = names[:8], fmt.Sprintf(" and %d more", len(names)-8)
+	}
+	shown := make([]string, len(names))
+	for i, n := range names {
+		shown[i] = truncate(n, issuerMaxShown)
+	}
+	fmt.Fprintf(&b, " (subject %q, for %s%s, issuer %q, key pin sha256/%s)", truncate(e.Leaf, issuerMaxShown), orNone(strings.Join(shown, " ")), more, truncate(e.Issuer, issuerMaxShown), e.Pin)
 	if e.IssuersTried {
-		fmt.Fprintf(&b, "; CA Issuers fetch: %s", e.Issuers)
+		fmt.Fprintf(&b, "; CA Issuers fetch: %s", truncate(e.Issuers, issuerMaxNote))
 	}
 	return b.String()
 }
@@ -107,6 +116,16 @@ const (
 	issuerMaxCerts     = 8
 	issuerMaxHops      = 4
 	issuerMaxRedirects = 3
+	// Chromium fetches at most 5 URLs of a certificate; a handshake
+	// fetches at most issuerMaxFetches in all, all hops together, within
+	// the handshake's own deadline.
+	issuerMaxURLsPerCert = 5
+	issuerMaxFetches     = 8
+	// issuerMaxNote bounds what the fetch adds to an error line, and
+	// issuerMaxShown one URL or name in it: both come from a certificate
+	// not yet trusted.
+	issuerMaxNote  = 1024
+	issuerMaxShown = 120
 )
 
 // verifier checks server certificates: the usual chain and host name
@@ -217,7 +236,7 @@ type issuerResult struct {
 }
 
 func newIssuerFetcher() *issuerFetcher {
-	dialer := &net.Dialer{Timeout: issuerFetchTimeout, Control: refuseInternalAddress}
+	dialer := &net.Dialer{Timeout: issuerFetchTimeout, ControlContext: refuseInternalAddress}
 	return &issuerFetcher{
 		cache: map[string]issuerResult{},
 		client: &http.Client{
@@ -253,6 +272,7 @@ func (f *issuerFetcher) complete(ctx context.Context, leaf *x509.Certificate, ve
 		notes   []string
 	)
 	current := leaf
+	fetches := 0
 	for range issuerMaxHops {
 		if len(current.IssuingCertificateURL) == 0 {
 			if current == leaf {
@@ -262,7 +282,17 @@ func (f *issuerFetcher) complete(ctx context.Context, leaf *x509.Certificate, ve
 			break
 		}
 		var issuer *fetchedIssuer
-		for _, u := range current.IssuingCertificateURL {
+		urls := current.IssuingCertificateURL
+		if len(urls) > issuerMaxURLsPerCert {
+			notes = append(notes, fmt.Sprintf("%d CA Issuers URLs, only the first %d tried", len(urls), issuerMaxURLsPerCert))
+			urls = urls[:issuerMaxURLsPerCert]
+		}
+		for _, u := range urls {
+			if fetches == issuerMaxFetches {
+				notes = append(notes, fmt.Sprintf("stopped after %d fetches", issuerMaxFetches))
+				break
+			}
+			fetches++
 			certs, err := f.fetch(ctx, u)
 			if err != nil {
 				notes = append(notes, err.Error())
@@ -278,7 +308,7 @@ func (f *issuerFetcher) complete(ctx context.Context, leaf *x509.Certificate, ve
 				}
 			}
 			if issuer == nil {
-				notes = append(notes, fmt.Sprintf("%s holds no certificate that signed %q", redact(u), current.Subject.String()))
+				notes = append(notes, fmt.Sprintf("%s holds no certificate that signed %q", redact(u), truncate(current.Subject.String(), issuerMaxShown)))
 				continue
 			}
 			fetched = append(fetched, *issuer)
@@ -303,14 +333,25 @@ func (f *issuerFetcher) complete(ctx context.Context, leaf *x509.Certificate, ve
 	return fetched, strings.Join(notes, "; ")
 }
 
-// redact hides a URL's password: it comes from a certificate and goes
-// into logs.
+// redact hides a URL's credentials and bounds its length: it comes from
+// a certificate and goes into logs.
 func redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
+	if _, err := url.Parse(rawURL); err != nil {
 		return "(an unparsable URL)"
 	}
-	return u.Redacted()
+	return truncate(RedactURL(rawURL), issuerMaxShown)
+}
+
+// truncate cuts s to at most n bytes (on a rune boundary), marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func isSelfSigned(c *x509.Certificate) bool {
@@ -319,8 +360,10 @@ func isSelfSigned(c *x509.Certificate) bool {
 
 // fetch gets the certificates at a CA Issuers URL, once per Client.
 func (f *issuerFetcher) fetch(ctx context.Context, rawURL string) ([]*x509.Certificate, error) {
+	// What a URL gives depends on where it may connect.
+	key := endpointClassOf(ctx).String() + " " + rawURL
 	f.mu.Lock()
-	r, ok := f.cache[rawURL]
+	r, ok := f.cache[key]
 	f.mu.Unlock()
 	if ok {
 		return r.certs, r.err
@@ -330,7 +373,7 @@ func (f *issuerFetcher) fetch(ctx context.Context, rawURL string) ([]*x509.Certi
 		err = fmt.Errorf("%s: %w", redact(rawURL), err)
 	}
 	f.mu.Lock()
-	f.cache[rawURL] = issuerResult{certs, err}
+	f.cache[key] = issuerResult{certs, err}
 	f.mu.Unlock()
 	return certs, err
 }
@@ -466,25 +509,6 @@ func isMetadataHost(host string) bool {
 	return h == "metadata.google.internal" || h == "metadata"
 }
 
-// refuseInternalAddress is a dialer's Control: it runs on the resolved
-// address before any packet is sent, so a name that resolves to a
-// link-local address (169.254.169.254 is the metadata server) is refused
-// too.
-func refuseInternalAddress(_, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return fmt.Errorf("refused: %s is not an IP address", host)
-	}
-	if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
-		return fmt.Errorf("refused: %s is a link-local or metadata address", ip)
-	}
-	return nil
-}
-
 // dialTLS connects to addr and verifies the server's certificate with v
 // for the host of addr, within timeout (0: none).
 func (v *verifier) dialTLS(dial func(ctx context.Context, network, addr string) (net.Conn, error), base *tls.Config, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -504,13 +528,20 @@ func (v *verifier) dialTLS(dial func(ctx context.Context, network, addr string) 
 		}
 		cfg := base.Clone()
 		cfg.ServerName = host
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return v.verify(ctx, host, cs.PeerCertificates)
-		}
+		cfg.VerifyConnection = nil
 		conn := tls.Client(raw, cfg)
 		if err := conn.HandshakeContext(ctx); err != nil {
 			raw.Close()
 			return nil, err
+		}
+		// Verified once the handshake is complete: the server has proved
+		// it holds the key of the certificate it sent before anything,
+		// a CA Issuers fetch included, is done on the certificate's word.
+		// Nothing is sent on the connection before this returns.
+		vctx := withEndpointClass(ctx, classOfAddr(raw.RemoteAddr()))
+		if err := v.verify(vctx, host, conn.ConnectionState().PeerCertificates); err != nil {
+			conn.Close()
+			return nil, &tls.CertificateVerificationError{UnverifiedCertificates: conn.ConnectionState().PeerCertificates, Err: err}
 		}
 		return conn, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -308,5 +309,37 @@ func TestParsePin(t *testing.T) {
 		if _, err := spoc.ParsePin(s); err == nil {
 			t.Errorf("ParsePin(%q) accepted", s)
 		}
+	}
+}
+
+// A certificate may carry thousands of CA Issuers URLs: the fetch tries
+// at most 5 of them, and the error stays one bounded line.
+func TestIssuersFetchIsBounded(t *testing.T) {
+	w := newTLSWorld(t)
+	empty := spoctest.NewIssuersServer([]byte("not a certificate"))
+	defer empty.Close()
+	var urls []string
+	for i := range 300 {
+		urls = append(urls, fmt.Sprintf("%s/%04d/%s.cer", empty.URL, i, strings.Repeat("x", 200)))
+	}
+	names := make([]string, 500)
+	for i := range names {
+		names[i] = fmt.Sprintf("host-%03d.%s.example", i, strings.Repeat("y", 40))
+	}
+	srv := spoctest.NewTLSServer(w.leaf(t, spoctest.LeafOptions{Hosts: append([]string{"127.0.0.1"}, names...), IssuersURL: urls[0], MoreIssuersURLs: urls[1:]}), spoctest.WithRecords(10))
+	defer srv.Close()
+	_, _, err := readAll(t, newClient(t, spoc.ClientOptions{CAFile: w.caFile}), srv.URL)
+	var ce *spoc.CertificateError
+	if !errors.As(err, &ce) || !ce.IssuersTried {
+		t.Fatalf("error %v, want a CertificateError after the CA Issuers fetch", err)
+	}
+	if n := empty.Requests(); n != 5 {
+		t.Errorf("%d CA Issuers URLs fetched, want 5", n)
+	}
+	if n := len(err.Error()); n >= 2048 {
+		t.Errorf("the error is %d bytes, want under 2 KB: %s", n, err)
+	}
+	if !strings.Contains(err.Error(), "300 CA Issuers URLs, only the first 5 tried") {
+		t.Errorf("the error does not say the URLs were cut: %v", err)
 	}
 }

@@ -82,6 +82,9 @@ type LeafOptions struct {
 	// IssuersURL is its CA Issuers URL, where the intermediate can be
 	// fetched; empty for none.
 	IssuersURL string
+	// MoreIssuersURLs are further CA Issuers URLs, after IssuersURL: a
+	// certificate may carry thousands.
+	MoreIssuersURLs []string
 	// SelfSigned makes a leaf that signs itself instead of one the
 	// intermediate signs.
 	SelfSigned bool
@@ -118,6 +121,7 @@ func (p *PKI) Leaf(opts LeafOptions) (tls.Certificate, error) {
 	if opts.IssuersURL != "" {
 		tmpl.IssuingCertificateURL = []string{opts.IssuersURL}
 	}
+	tmpl.IssuingCertificateURL = append(tmpl.IssuingCertificateURL, opts.MoreIssuersURLs...)
 	var leaf *x509.Certificate
 	if opts.SelfSigned {
 		tmpl.Subject.CommonName = "spoctest self-signed server"
