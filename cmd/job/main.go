@@ -269,6 +269,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		BatchSize:      cfg.BatchSize,
 		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
 		MaxStringBytes: int(cfg.MaxStringBytes),
+		MaxRecordBytes: int64(cfg.MaxRecordBytes),
 		SnapshotLayout: snapshot.Layout{
 			RowGroupRows:     int64(cfg.RowGroupRows),
 			ZstdLevel:        cfg.ZstdLevel,

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,4 +78,77 @@ func TestSecretsInTheSourceURLAreNeverPublished(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRedirectedSource: a body reached through a redirect is published
+// with the URL it came from in the manifest and the footer, and the URL
+// asked for beside it; a redirect from https to plain http fails the run
+// and publishes nothing.
+func TestRedirectedSource(t *testing.T) {
+	up := spoctest.NewServer(spoctest.WithRecords(50))
+	defer up.Close()
+	hop := httptest.NewServer(http.RedirectHandler(up.URL+"/api/spoc/list", http.StatusFound))
+	defer hop.Close()
+	out := t.TempDir()
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": hop.URL + "/old?token=tok5ecret", "SPOC_OUTPUT": out,
+		"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none"})
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, logs)
+	}
+	dir := filepath.Join(out, testPrefix, today())
+	m := readManifest(t, mustRead(t, filepath.Join(dir, "spoc-list-public.manifest.json")))
+	_, kv := readParquet(t, mustRead(t, filepath.Join(dir, "spoc-list-public.parquet")))
+	if !strings.HasPrefix(m.Source.URL, up.URL+"/api/spoc/list") || !strings.HasPrefix(kv["spoc.source_url"], up.URL+"/api/spoc/list") {
+		t.Errorf("manifest source %q, footer %q: want the URL the body came from", m.Source.URL, kv["spoc.source_url"])
+	}
+	if !strings.HasPrefix(m.Source.RequestedURL, hop.URL+"/old?") || kv["spoc.requested_url"] != m.Source.RequestedURL || !strings.Contains(m.Source.RequestedURL, "token=REDACTED") {
+		t.Errorf("manifest requested %q, footer %q: want the URL asked for, redacted", m.Source.RequestedURL, kv["spoc.requested_url"])
+	}
+
+	w := newTLSWorld(t)
+	secure := httptest.NewUnstartedServer(http.RedirectHandler(up.URL+"/api/spoc/list", http.StatusFound))
+	secure.TLS = &tls.Config{Certificates: []tls.Certificate{w.leaf}}
+	secure.StartTLS()
+	defer secure.Close()
+	out = t.TempDir()
+	code, logs = runJob(t, context.Background(), map[string]string{"SPOC_URL": secure.URL + "/list", "SPOC_OUTPUT": out, "SPOC_CA_FILE": w.caFile,
+		"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none"})
+	if code != exitFailed || !strings.Contains(logs, "it leaves https") || !strings.Contains(logs, `"reason":"redirect"`) {
+		t.Fatalf("https redirected to http: exit %d, want %d with the refusal logged:\n%s", code, exitFailed, logs)
+	}
+	if got := files(t, out); len(got) != 0 {
+		t.Errorf("a refused redirect left %v", got)
+	}
+}
+
+// tlsWorld is a CA (its PEM in caFile) and a leaf for 127.0.0.1 with its
+// chain.
+type tlsWorld struct {
+	caFile string
+	leaf   tls.Certificate
+}
+
+func newTLSWorld(t *testing.T) tlsWorld {
+	pki, err := spoctest.NewPKI("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := pki.Leaf(spoctest.LeafOptions{Hosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(caFile, pki.RootPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tlsWorld{caFile: caFile, leaf: pki.WithChain(leaf)}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

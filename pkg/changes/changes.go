@@ -105,12 +105,15 @@ type Duplicates struct {
 func (s Summary) Rows() int64 { return s.Added + s.Removed + s.Changed }
 
 // NullStatus stands for a null cert_status in StatusTransitions; OtherStatus
-// for every value after the first maxTransitions pairs, which keeps the
-// metric's attributes few whatever the upstream sends.
+// for every value after the first maxTransitions pairs, and LongStatus for
+// a value longer than maxStatusBytes, which keeps the metric's attributes
+// few and short whatever the upstream sends.
 const (
 	NullStatus     = "(null)"
 	OtherStatus    = "(other)"
+	LongStatus     = "(too long)"
 	maxTransitions = 64
+	maxStatusBytes = 32
 )
 
 // idColumnName is the key of the comparison.

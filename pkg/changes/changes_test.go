@@ -449,3 +449,19 @@ func TestGeneratedDay(t *testing.T) {
 		})
 	}
 }
+
+// A cert_status longer than a real one is one transition label, so a
+// hostile body cannot put long strings into the metric's attributes.
+func TestLongStatusesShareATransitionLabel(t *testing.T) {
+	long := strings.Repeat("S", 5000)
+	previous := []plot{{id: 1, status: "ACTIVE"}, {id: 2, status: "ACTIVE"}}
+	r, err := compare(t, &closableFile{Reader: parquetFile(t, 1<<20, previous...)}, 1<<20,
+		plot{id: 1, status: long + "1"}, plot{id: 2, status: long + "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []changes.Transition{{From: "ACTIVE", To: changes.LongStatus, Count: 2}}
+	if !slices.Equal(r.Summary.StatusTransitions, want) {
+		t.Errorf("transitions %+v, want %+v", r.Summary.StatusTransitions, want)
+	}
+}

@@ -276,8 +276,11 @@ func (p *rowPicks) at(row int) *change {
 func (p *rowPicks) reset() { p.next = 0 }
 
 func statusName(v values) string {
-	if !v.hasStatus {
+	switch {
+	case !v.hasStatus:
 		return NullStatus
+	case len(v.status) > maxStatusBytes:
+		return LongStatus
 	}
 	return v.status
 }

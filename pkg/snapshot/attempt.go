@@ -178,6 +178,9 @@ func decoderOptions(opts Options) []spoc.DecoderOption {
 	if opts.MaxStringBytes > 0 {
 		o = append(o, spoc.WithMaxStringBytes(opts.MaxStringBytes))
 	}
+	if opts.MaxRecordBytes > 0 {
+		o = append(o, spoc.WithMaxRecordBytes(opts.MaxRecordBytes))
+	}
 	return o
 }
 

@@ -144,6 +144,7 @@ type Options struct {
 	BatchSize      int   // rows per record batch
 	MaxBodyBytes   int64 // largest body, after decompression
 	MaxStringBytes int   // longest value of one field
+	MaxRecordBytes int64 // largest record: a larger one is dropped and counted
 	// The Parquet layout of the snapshot and of the change table; a zero
 	// Layout means DefaultSnapshotLayout and DefaultChangesLayout.
 	SnapshotLayout, ChangesLayout Layout

@@ -162,8 +162,21 @@ func parseTimestamp(b []byte) (int64, string) {
 		return 0, ReasonBadTimestamp
 	}
 	t := time.Date(year, time.Month(month), day, hour, minute, sec, nanos, time.UTC)
-	return t.Add(-time.Duration(offset) * time.Second).UnixMicro(), ""
+	us := t.Add(-time.Duration(offset) * time.Second).UnixMicro()
+	if us < minTimestamp || us > maxTimestamp {
+		// Parquet readers (BigQuery among them) refuse instants outside
+		// years 1 to 9999: one such value would break every query.
+		return 0, ReasonBadTimestamp
+	}
+	return us, ""
 }
+
+// The range of a stored timestamp, in microseconds since the epoch: the
+// UTC instants 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z.
+const (
+	minTimestamp = -62135596800_000000
+	maxTimestamp = 253402300799_999999
+)
 
 func digits(b []byte) (int, bool) {
 	n := 0

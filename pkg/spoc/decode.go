@@ -17,6 +17,7 @@ const (
 	DefaultBatchSize      = 16384
 	DefaultMaxBodyBytes   = 2 << 30
 	DefaultMaxStringBytes = 1 << 20
+	DefaultMaxRecordBytes = 4 << 20
 )
 
 // idleBytesPerRow bounds the memory the decoder keeps for reuse, per row
@@ -51,6 +52,7 @@ type decoderConfig struct {
 	batchSize      int
 	maxBodyBytes   int64
 	maxStringBytes int
+	maxRecordBytes int64
 	mem            memory.Allocator
 }
 
@@ -74,6 +76,17 @@ func WithMaxBodyBytes(n int64) DecoderOption {
 // their length.
 func WithMaxStringBytes(n int) DecoderOption {
 	return func(c *decoderConfig) { c.maxStringBytes = n }
+}
+
+// WithMaxRecordBytes caps the bytes of one record of data.results as
+// they stand in the body (default DefaultMaxRecordBytes). A record past
+// it is dropped and counted (DropTooLarge), not held: the rest of it is
+// skipped. It is dropped rather than failing the run because the cap is
+// about memory, far above any real plot's few hundred bytes, and one
+// such record says nothing of the others; the drop counts go through
+// the same guard as records without an id.
+func WithMaxRecordBytes(n int64) DecoderOption {
+	return func(c *decoderConfig) { c.maxRecordBytes = n }
 }
 
 // WithAllocator sets the Arrow allocator of the record batches.
@@ -122,6 +135,7 @@ func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 		batchSize:      DefaultBatchSize,
 		maxBodyBytes:   DefaultMaxBodyBytes,
 		maxStringBytes: DefaultMaxStringBytes,
+		maxRecordBytes: DefaultMaxRecordBytes,
 		mem:            memory.DefaultAllocator,
 	}
 	for _, o := range opts {
@@ -428,6 +442,42 @@ type cell struct {
 type row struct {
 	cells [numColumns]cell
 	arena []byte
+	// dead is the bytes of arena that overwritten values (a repeated
+	// key) no longer use; spare is the buffer a compaction copies the
+	// live values into.
+	dead  int
+	spare []byte
+}
+
+// release gives back the arena bytes of the value in cl, which is about
+// to be overwritten.
+func (r *row) release(cl *cell) {
+	if cl.end <= cl.start {
+		return
+	}
+	if cl.end == len(r.arena) {
+		r.arena = r.arena[:cl.start]
+		return
+	}
+	r.dead += cl.end - cl.start
+}
+
+// compact copies the live values into the spare buffer once most of the
+// arena is dead, so that a record repeating a key holds its last value,
+// not every one.
+func (r *row) compact() {
+	if r.dead < 64<<10 || 2*r.dead < len(r.arena) {
+		return
+	}
+	live := r.spare[:0]
+	for i := range r.cells {
+		if cl := &r.cells[i]; cl.end > cl.start {
+			start := len(live)
+			live = append(live, r.arena[cl.start:cl.end]...)
+			cl.start, cl.end = start, len(live)
+		}
+	}
+	r.spare, r.arena, r.dead = r.arena[:0], live, 0
 }
 
 // readElement reads one element of data.results into the current batch,
@@ -447,7 +497,9 @@ func (d *Decoder) readElement() error {
 		return nil
 	}
 	d.row.cells = [numColumns]cell{}
-	d.row.arena = d.row.arena[:0]
+	d.row.arena, d.row.dead = d.row.arena[:0], 0
+	start := sc.offset()
+	tooLarge := false
 	more, err := sc.openObject("in a record")
 	if err != nil {
 		return err
@@ -457,7 +509,12 @@ func (d *Decoder) readElement() error {
 		if err != nil {
 			return err
 		}
-		if col, ok := jsonFieldColumn(key); ok {
+		if !tooLarge && sc.offset()-start > d.cfg.maxRecordBytes {
+			tooLarge = true
+			d.row.cells = [numColumns]cell{}
+			d.row.arena, d.row.dead = d.row.arena[:0], 0
+		}
+		if col, ok := jsonFieldColumn(key); ok && !tooLarge {
 			err = d.readField(col)
 		} else {
 			err = sc.skipValue(4)
@@ -469,6 +526,10 @@ func (d *Decoder) readElement() error {
 			return err
 		}
 	}
+	if tooLarge || sc.offset()-start > d.cfg.maxRecordBytes {
+		d.stats.dropped[DropTooLarge]++
+		return nil
+	}
 	d.commitRow()
 	return nil
 }
@@ -476,9 +537,19 @@ func (d *Decoder) readElement() error {
 // readField converts the next JSON value into the row's cell for col. A
 // repeated key overwrites the earlier value, as in encoding/json.
 func (d *Decoder) readField(col int) error {
-	sc := d.sc
 	cl := &d.row.cells[col]
+	d.row.release(cl)
 	*cl = cell{}
+	err := d.readValue(col, cl)
+	if d.row.dead != 0 {
+		d.row.compact()
+	}
+	return err
+}
+
+// readValue converts the next JSON value into cl, the cell of col.
+func (d *Decoder) readValue(col int, cl *cell) error {
+	sc := d.sc
 	c, err := sc.peek("before a value")
 	if err != nil {
 		return err

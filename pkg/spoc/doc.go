@@ -28,8 +28,9 @@
 //     "3"); anything else is ReasonNotAnInteger, beyond int32 ReasonOutOfRange.
 //   - created_at and updated_at accept RFC 3339 date-times with "Z" or an
 //     offset, with or without fractional seconds, and are stored as the UTC
-//     instant in microseconds (finer digits are truncated). Anything else
-//     is ReasonBadTimestamp.
+//     instant in microseconds (finer digits are truncated). Anything else,
+//     and an instant outside 0001-01-01..9999-12-31 UTC, which Parquet
+//     readers refuse, is ReasonBadTimestamp.
 //   - deleted accepts true and false, and the strings "true" and "false".
 //   - Strings are kept exactly, escapes decoded ("mpob_no" keeps its
 //     leading zeros); a number or boolean sent for a string column is kept
@@ -40,8 +41,14 @@
 //
 // A record without a usable entity_smallholder_id (missing, null, not an
 // integer) is dropped and counted in Stats.DroppedByReason; so is an element
-// of data.results that is not an object. Deciding how many drops are too
-// many is the caller's business (the job fails above 1%).
+// of data.results that is not an object, and a record larger than
+// WithMaxRecordBytes (DropTooLarge). Deciding how many drops are too many
+// is the caller's business (the job fails above 1%).
+//
+// A key repeated in a record keeps its last value, and the memory of the
+// earlier ones is reused, so a record's memory is bounded by its live
+// values whatever it repeats. cert_status values longer than a real status
+// are counted together in Stats.RecordsByCertStatus, as "(too long)".
 //
 // # Errors
 //

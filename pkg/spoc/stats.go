@@ -64,12 +64,18 @@ const (
 	DropNullID      = "null_id"
 	DropInvalidID   = "invalid_id"
 	DropNotAnObject = "not_an_object"
+	DropTooLarge    = "too_large" // past the record byte cap (WithMaxRecordBytes)
 )
 
 const (
 	maxStatusValues = 64
-	nullStatus      = "(null)"
-	otherStatus     = "(other)"
+	// maxStatusBytes bounds a status value counted by name: longer ones
+	// (no real status is) are counted together, so that a hostile body
+	// cannot put long strings into the manifest and metric labels.
+	maxStatusBytes = 32
+	nullStatus     = "(null)"
+	otherStatus    = "(other)"
+	longStatus     = "(too long)"
 )
 
 // collector accumulates Stats with fixed-size arrays on the hot path and
@@ -104,7 +110,9 @@ func (c *collector) countInvalid(col int, reason string) {
 
 func (c *collector) countStatus(status []byte, isNull bool) {
 	key := nullStatus
-	if !isNull {
+	if !isNull && len(status) > maxStatusBytes {
+		key = longStatus
+	} else if !isNull {
 		if n, ok := c.byStatus[string(status)]; ok {
 			*n++
 			return
