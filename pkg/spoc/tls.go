@@ -83,7 +83,13 @@ func ParsePin(s string) ([sha256.Size]byte, error) {
 	var pin [sha256.Size]byte
 	v := strings.TrimSpace(s)
 	if rest, ok := strings.CutPrefix(v, "sha256/"); ok {
-		v = strings.TrimPrefix(rest, "/")
+		v = rest
+		// curl writes "sha256//<base64>"; a base64 digest (44 characters)
+		// may itself start with "/", so only a 45th character is the
+		// separator's.
+		if len(v) == base64.StdEncoding.EncodedLen(sha256.Size)+1 && v[0] == '/' {
+			v = v[1:]
+		}
 	}
 	var (
 		b   []byte

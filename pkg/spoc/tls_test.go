@@ -3,6 +3,7 @@ package spoc_test
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -303,6 +304,14 @@ func TestParsePin(t *testing.T) {
 	for _, s := range []string{pin, "sha256/" + pin, "sha256//" + pin, " " + pin + " ", hexPin} {
 		if got, err := spoc.ParsePin(s); err != nil || got != want {
 			t.Errorf("ParsePin(%q) = %x, %v; want %x", s, got, err, want)
+		}
+	}
+	// A digest whose base64 starts with "/" keeps it, in every form.
+	slash := "/" + pin[1:]
+	slashWant, _ := base64.StdEncoding.DecodeString(slash)
+	for _, s := range []string{slash, "sha256/" + slash, "sha256//" + slash} {
+		if got, err := spoc.ParsePin(s); err != nil || !bytes.Equal(got[:], slashWant) {
+			t.Errorf("ParsePin(%q) = %x, %v; want %x", s, got, err, slashWant)
 		}
 	}
 	for _, s := range []string{"", "abc", pin[:20], "md5/" + pin, hexPin[:62] + "zz"} {
