@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -30,8 +31,9 @@ var (
 	ErrBodyTooLarge = errors.New("response body too large")
 	// ErrValueTooLong means one string or number went past the value cap.
 	ErrValueTooLong = errors.New("JSON value too long")
-	// ErrNoResults means the body is valid JSON but has no data.results array.
-	ErrNoResults = errors.New("no data.results array in the body")
+	// ErrNoResults means the body is valid JSON but has no records array
+	// where the dataset has it (data.results for SPOC).
+	ErrNoResults = errors.New("no records array in the body")
 )
 
 // SyntaxError is malformed or truncated JSON.
@@ -49,11 +51,18 @@ func (e *SyntaxError) Error() string {
 type DecoderOption func(*decoderConfig)
 
 type decoderConfig struct {
+	dataset        *Dataset
 	batchSize      int
 	maxBodyBytes   int64
 	maxStringBytes int
 	maxRecordBytes int64
 	mem            memory.Allocator
+}
+
+// WithDataset sets the dataset the body is decoded as (default SPOC):
+// where its records are and how each field converts.
+func WithDataset(d *Dataset) DecoderOption {
+	return func(c *decoderConfig) { c.dataset = d }
 }
 
 // WithBatchSize sets the number of rows per record batch (default
@@ -115,23 +124,27 @@ const (
 // (array.String.Value) are valid only while the batch is.
 type Decoder struct {
 	cfg      decoderConfig
+	ds       *Dataset
 	sc       *scanner
 	state    docState
 	seenData bool
 	alloc    *recycler
 	bld      *array.RecordBuilder
-	lastRows int             // rows of the previous batch, to size the next
-	lastData [numColumns]int // string bytes per column of the previous batch
+	lastRows int   // rows of the previous batch, to size the next
+	lastData []int // string bytes per column of the previous batch
 	rec      arrow.RecordBatch
 	err      error
 	row      row
 	stats    *collector
 	refs     atomic.Int64
+	// inRecords is where an element of the records array is, for errors.
+	inRecords string
 }
 
 // NewDecoder returns a Decoder reading r. It does not close r.
 func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 	cfg := decoderConfig{
+		dataset:        SPOC,
 		batchSize:      DefaultBatchSize,
 		maxBodyBytes:   DefaultMaxBodyBytes,
 		maxStringBytes: DefaultMaxStringBytes,
@@ -145,19 +158,24 @@ func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 		cfg.batchSize = 1
 	}
 	alloc := newRecycler(cfg.mem, cfg.batchSize*idleBytesPerRow)
+	ds := cfg.dataset
 	d := &Decoder{
-		cfg:   cfg,
-		sc:    newScanner(r, cfg.maxBodyBytes, cfg.maxStringBytes),
-		alloc: alloc,
-		bld:   array.NewRecordBuilder(alloc, Schema),
-		stats: newCollector(),
+		cfg:       cfg,
+		ds:        ds,
+		sc:        newScanner(r, cfg.maxBodyBytes, cfg.maxStringBytes),
+		alloc:     alloc,
+		bld:       array.NewRecordBuilder(alloc, ds.schema),
+		lastData:  make([]int, len(ds.Columns)),
+		row:       row{cells: make([]cell, len(ds.Columns))},
+		inRecords: "in " + ds.RecordsPath(),
+		stats:     newCollector(ds),
 	}
 	d.refs.Store(1)
 	return d
 }
 
-// Schema returns the schema of the emitted batches: always Schema.
-func (d *Decoder) Schema() *arrow.Schema { return Schema }
+// Schema returns the schema of the emitted batches: the dataset's.
+func (d *Decoder) Schema() *arrow.Schema { return d.ds.schema }
 
 // Next decodes the next batch of records. It returns false at the end of
 // the body or on error; Err tells which.
@@ -175,10 +193,10 @@ func (d *Decoder) Next() bool {
 		d.bld.NewRecordBatch().Release()
 		return false
 	}
-	if d.bld.Field(colID).Len() == 0 {
+	if d.bld.Field(keyColumn).Len() == 0 {
 		return false
 	}
-	d.lastRows = d.bld.Field(colID).Len()
+	d.lastRows = d.bld.Field(keyColumn).Len()
 	for col, f := range d.bld.Fields() {
 		if sb, ok := f.(*array.StringBuilder); ok {
 			d.lastData[col] = sb.DataLen()
@@ -209,11 +227,11 @@ func (d *Decoder) fillBatch() error {
 		}
 	}
 	d.reserve()
-	for d.state == stateRecords && d.bld.Field(colID).Len() < d.cfg.batchSize {
+	for d.state == stateRecords && d.bld.Field(keyColumn).Len() < d.cfg.batchSize {
 		if err := d.readElement(); err != nil {
 			return err
 		}
-		more, err := d.sc.next(']', "in data.results")
+		more, err := d.sc.next(']', d.inRecords)
 		if err != nil {
 			return err
 		}
@@ -272,9 +290,9 @@ func (d *Decoder) seekResults() error {
 		if err != nil {
 			return err
 		}
-		if string(key) == "data" {
+		if string(key) == d.ds.Records[0] {
 			if d.seenData {
-				return sc.syntaxError("duplicate key \"data\"")
+				return sc.syntaxError("duplicate key %q", d.ds.Records[0])
 			}
 			d.seenData = true
 			found, err := d.seekResultsInData()
@@ -291,36 +309,37 @@ func (d *Decoder) seekResults() error {
 	if err := d.expectEOF(); err != nil {
 		return err
 	}
-	return ErrNoResults
+	return fmt.Errorf("%w: no %s array, where the %s dataset has its records", ErrNoResults, d.ds.RecordsPath(), d.ds.Name)
 }
 
 // seekResultsInData walks the value of "data". It returns true positioned
 // inside data.results, or false after the whole value when it has none.
 func (d *Decoder) seekResultsInData() (bool, error) {
 	sc := d.sc
-	c, err := sc.peek("after \"data\"")
+	c, err := sc.peek("after " + strconv.Quote(d.ds.Records[0]))
 	if err != nil {
 		return false, err
 	}
 	if c != '{' {
 		return false, sc.skipValue(1)
 	}
-	more, err := sc.openObject("in data")
+	in := "in " + d.ds.Records[0]
+	more, err := sc.openObject(in)
 	if err != nil {
 		return false, err
 	}
 	for more {
-		key, err := sc.key("in data")
+		key, err := sc.key(in)
 		if err != nil {
 			return false, err
 		}
-		if string(key) == "results" {
+		if string(key) == d.ds.Records[1] {
 			return true, d.openResults()
 		}
 		if err := sc.skipValue(2); err != nil {
 			return false, err
 		}
-		if more, err = sc.next('}', "in data"); err != nil {
+		if more, err = sc.next('}', in); err != nil {
 			return false, err
 		}
 	}
@@ -329,15 +348,15 @@ func (d *Decoder) seekResultsInData() (bool, error) {
 
 func (d *Decoder) openResults() error {
 	sc := d.sc
-	c, err := sc.peek("after \"results\"")
+	c, err := sc.peek("after " + strconv.Quote(d.ds.Records[1]))
 	if err != nil {
 		return err
 	}
 	if c != '[' {
-		return fmt.Errorf("%w: data.results is not an array (found %s at byte %d)", ErrNoResults, quoteByte(c), sc.offset())
+		return fmt.Errorf("%w: %s is not an array (found %s at byte %d)", ErrNoResults, d.ds.RecordsPath(), quoteByte(c), sc.offset())
 	}
 	sc.pos++
-	if c, err = sc.peek("in data.results"); err != nil {
+	if c, err = sc.peek("in " + d.ds.RecordsPath()); err != nil {
 		return err
 	}
 	if c == ']' {
@@ -354,7 +373,7 @@ func (d *Decoder) openResults() error {
 // silently ignored.
 func (d *Decoder) finishDocument() error {
 	sc := d.sc
-	for level, closing := range []string{"data", "the top-level object"} {
+	for level, closing := range []string{d.ds.Records[0], "the top-level object"} {
 		for {
 			more, err := sc.next('}', "in "+closing)
 			if err != nil {
@@ -367,7 +386,7 @@ func (d *Decoder) finishDocument() error {
 			if err != nil {
 				return err
 			}
-			if (level == 0 && string(key) == "results") || (level == 1 && string(key) == "data") {
+			if (level == 0 && string(key) == d.ds.Records[1]) || (level == 1 && string(key) == d.ds.Records[0]) {
 				return sc.syntaxError("duplicate key %q", key)
 			}
 			if err := sc.skipValue(level + 1); err != nil {
@@ -388,35 +407,6 @@ func (d *Decoder) expectEOF() error {
 		return d.sc.syntaxError("unexpected data after the top-level object")
 	}
 	return nil
-}
-
-// colKind is how a column converts JSON values.
-type colKind uint8
-
-const (
-	kindString colKind = iota
-	kindID
-	kindInt32
-	kindFloat
-	kindLatitude
-	kindLongitude
-	kindBool
-	kindTimestamp
-)
-
-var columnKinds = [numColumns]colKind{
-	colID:            kindID,
-	colPlantedArea:   kindFloat,
-	colCertifiedArea: kindFloat,
-	colLat:           kindLatitude,
-	colLong:          kindLongitude,
-	colStateID:       kindInt32,
-	colDaerahID:      kindInt32,
-	colMukimID:       kindInt32,
-	colZoneID:        kindInt32,
-	colDeleted:       kindBool,
-	colCreatedAt:     kindTimestamp,
-	colUpdatedAt:     kindTimestamp,
 }
 
 type cellState uint8
@@ -440,7 +430,7 @@ type cell struct {
 // row stages one record: fields arrive in any order and the record may
 // still be dropped at its end, so nothing reaches the builders before '}'.
 type row struct {
-	cells [numColumns]cell
+	cells []cell
 	arena []byte
 	// dead is the bytes of arena that overwritten values (a repeated
 	// key) no longer use; spare is the buffer a compaction copies the
@@ -496,7 +486,7 @@ func (d *Decoder) readElement() error {
 		d.stats.dropped[DropNotAnObject]++
 		return nil
 	}
-	d.row.cells = [numColumns]cell{}
+	clear(d.row.cells)
 	d.row.arena, d.row.dead = d.row.arena[:0], 0
 	start := sc.offset()
 	tooLarge := false
@@ -511,10 +501,10 @@ func (d *Decoder) readElement() error {
 		}
 		if !tooLarge && sc.offset()-start > d.cfg.maxRecordBytes {
 			tooLarge = true
-			d.row.cells = [numColumns]cell{}
+			clear(d.row.cells)
 			d.row.arena, d.row.dead = d.row.arena[:0], 0
 		}
-		if col, ok := jsonFieldColumn(key); ok && !tooLarge {
+		if col, ok := d.ds.column(key); ok && !tooLarge {
 			err = d.readField(col)
 		} else {
 			err = sc.skipValue(4)
@@ -593,34 +583,34 @@ func (cl *cell) invalid(reason string) {
 func (d *Decoder) setText(col int, text []byte, quoted bool) {
 	cl := &d.row.cells[col]
 	var reason string
-	switch columnKinds[col] {
-	case kindString:
+	switch d.ds.kinds[col] {
+	case KindString:
 		cl.start = len(d.row.arena)
 		d.row.arena = append(d.row.arena, text...)
 		cl.end = len(d.row.arena)
-	case kindID:
+	case KindKey:
 		cl.num, reason = parseInt(text, 64)
-	case kindInt32:
+	case KindInt32:
 		cl.num, reason = parseInt(text, 32)
-	case kindFloat:
+	case KindFloat:
 		cl.f, reason = parseFloat(text)
-	case kindLatitude:
+	case KindLatitude:
 		cl.f, reason = parseFloat(text)
 		if reason == "" && (cl.f < -90 || cl.f > 90) {
 			reason = ReasonOutOfRange
 		}
-	case kindLongitude:
+	case KindLongitude:
 		cl.f, reason = parseFloat(text)
 		if reason == "" && (cl.f < -180 || cl.f > 180) {
 			reason = ReasonOutOfRange
 		}
-	case kindTimestamp:
+	case KindTimestamp:
 		if !quoted {
 			reason = ReasonWrongType
 			break
 		}
 		cl.num, reason = parseTimestamp(text)
-	case kindBool:
+	case KindBool:
 		switch t := trimSpace(text); {
 		case !quoted:
 			reason = ReasonBadBoolean
@@ -648,13 +638,13 @@ func (d *Decoder) setLiteral(col int, lit byte) {
 		cl.state = cellNull
 		return
 	}
-	switch columnKinds[col] {
-	case kindBool:
+	switch d.ds.kinds[col] {
+	case KindBool:
 		cl.state = cellValue
 		if lit == 't' {
 			cl.num = 1
 		}
-	case kindString: // keep what was sent, as text
+	case KindString: // keep what was sent, as text
 		word := "false"
 		if lit == 't' {
 			word = "true"
@@ -672,8 +662,8 @@ func (d *Decoder) setLiteral(col int, lit byte) {
 // its id is unusable, and updates the statistics.
 func (d *Decoder) commitRow() {
 	st := d.stats
-	cells := &d.row.cells
-	switch id := &cells[colID]; id.state {
+	cells := d.row.cells
+	switch id := &cells[keyColumn]; id.state {
 	case cellAbsent:
 		st.dropped[DropMissingID]++
 		return
@@ -685,7 +675,7 @@ func (d *Decoder) commitRow() {
 		return
 	}
 	st.written++
-	for col := range numColumns {
+	for col := range cells {
 		cl := &cells[col]
 		b := d.bld.Field(col)
 		if cl.state != cellValue {
@@ -696,28 +686,35 @@ func (d *Decoder) commitRow() {
 			b.AppendNull()
 			continue
 		}
-		switch columnKinds[col] {
-		case kindString:
+		switch d.ds.kinds[col] {
+		case KindString:
 			b.(*array.StringBuilder).BinaryBuilder.Append(d.row.arena[cl.start:cl.end])
-		case kindID:
+		case KindKey:
 			b.(*array.Int64Builder).Append(cl.num)
-		case kindInt32:
+		case KindInt32:
 			b.(*array.Int32Builder).Append(int32(cl.num))
-		case kindFloat, kindLatitude, kindLongitude:
+		case KindFloat, KindLatitude, KindLongitude:
 			b.(*array.Float64Builder).Append(cl.f)
-		case kindBool:
+		case KindBool:
 			b.(*array.BooleanBuilder).Append(cl.num == 1)
-		case kindTimestamp:
+		case KindTimestamp:
 			b.(*array.TimestampBuilder).Append(arrow.Timestamp(cl.num))
 		}
 	}
-	st.countID(cells[colID].num)
-	if mp := &cells[colMPOBNo]; mp.state == cellValue {
-		st.mpob.add(d.row.arena[mp.start:mp.end])
+	st.countID(cells[keyColumn].num)
+	roles := &d.ds.roles
+	if roles.licence >= 0 {
+		if mp := &cells[roles.licence]; mp.state == cellValue {
+			st.mpob.add(d.row.arena[mp.start:mp.end])
+		}
 	}
-	cs := &cells[colCertStatus]
-	st.countStatus(d.row.arena[cs.start:cs.end], cs.state != cellValue)
-	if del := &cells[colDeleted]; del.state == cellValue && del.num == 1 {
-		st.deleted++
+	if roles.status >= 0 {
+		cs := &cells[roles.status]
+		st.countStatus(d.row.arena[cs.start:cs.end], cs.state != cellValue)
+	}
+	if roles.deleted >= 0 {
+		if del := &cells[roles.deleted]; del.state == cellValue && del.num == 1 {
+			st.deleted++
+		}
 	}
 }

@@ -28,11 +28,11 @@ func decodeAll(t testing.TB, r io.Reader, opts ...DecoderOption) ([]map[string]a
 	var rows []map[string]any
 	for dec.Next() {
 		rec := dec.RecordBatch()
-		checkBatch(t, rec)
+		checkBatch(t, rec, dec.Schema())
 		for i := range int(rec.NumRows()) {
-			row := make(map[string]any, numColumns)
+			row := make(map[string]any, len(rec.Columns()))
 			for c, col := range rec.Columns() {
-				row[Schema.Field(c).Name] = goValue(col, i)
+				row[dec.Schema().Field(c).Name] = goValue(col, i)
 			}
 			rows = append(rows, row)
 		}
@@ -40,12 +40,13 @@ func decodeAll(t testing.TB, r io.Reader, opts ...DecoderOption) ([]map[string]a
 	return rows, dec.Stats(), dec.Err()
 }
 
-// checkBatch fails the test unless rec has Schema, columns of the batch's
-// length that pass Arrow's full validation, and no row without an id.
-func checkBatch(t testing.TB, rec arrow.RecordBatch) {
+// checkBatch fails the test unless rec has schema (the dataset's),
+// columns of the batch's length that pass Arrow's full validation, and no
+// row without an id.
+func checkBatch(t testing.TB, rec arrow.RecordBatch, schema *arrow.Schema) {
 	t.Helper()
-	if !rec.Schema().Equal(Schema) {
-		t.Fatalf("batch schema %s, want %s", rec.Schema(), Schema)
+	if !rec.Schema().Equal(schema) {
+		t.Fatalf("batch schema %s, want %s", rec.Schema(), schema)
 	}
 	for c, col := range rec.Columns() {
 		if col.Len() != int(rec.NumRows()) {
@@ -57,7 +58,7 @@ func checkBatch(t testing.TB, rec arrow.RecordBatch) {
 			}
 		}
 	}
-	if rec.Column(colID).NullN() != 0 {
+	if rec.Column(keyColumn).NullN() != 0 {
 		t.Fatal("a row without id was written")
 	}
 }

@@ -26,7 +26,7 @@ func FuzzDecoder(f *testing.F) {
 		var rows int64
 		for dec.Next() {
 			rec := dec.RecordBatch()
-			checkBatch(t, rec)
+			checkBatch(t, rec, Schema)
 			rows += rec.NumRows()
 		}
 		if dec.Err() != nil {

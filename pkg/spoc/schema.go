@@ -1,151 +1,64 @@
 package spoc
 
-import "github.com/apache/arrow-go/v18/arrow"
-
-// Schema is the tidy Arrow schema of one SPOC snapshot: the upstream fields
-// in the order of the published table, camelCase ids renamed to snake_case,
-// numbers and timestamps typed, and the redundant "geolocation" string
-// dropped (it repeats gps_coordinate_lat and gps_coordinate_long).
+// SPOC is the list of certified independent smallholders (SPOC), about
+// 306,000 plots: the upstream fields in the order of the published table,
+// camelCase ids renamed to snake_case, numbers and timestamps typed, and
+// the redundant "geolocation" string dropped (it repeats
+// gps_coordinate_lat and gps_coordinate_long).
 //
+// Dictionary marks the columns with repeated values (regions, zones,
+// codes, statuses, personal names), where dictionary encoding in Parquet
+// pays. Ids, licence numbers, coordinates and timestamps are nearly
+// unique per row, and a dictionary would only cost time there. Personal
+// names repeat a lot (BIN/BINTI patronymics over a few thousand given
+// names); should a day's names not, the Parquet writer falls back to
+// plain encoding once a row group's dictionary passes its page limit.
+var SPOC = mustDataset(Dataset{
+	Name:    "spoc",
+	URL:     "https://api.mspots.org.my/api/spoc/get-spoc-list-public",
+	Records: [2]string{"data", "results"},
+	Columns: []Column{
+		{JSON: "entity_smallholder_id", Name: "entity_smallholder_id", Kind: KindKey},
+		{JSON: "entity_name", Name: "entity_name", Dictionary: true},
+		{JSON: "mpob_no", Name: "mpob_no", Role: RoleLicence},
+		{JSON: "name", Name: "name", Dictionary: true},
+		{JSON: "planted_area", Name: "planted_area", Kind: KindFloat},
+		{JSON: "certified_area", Name: "certified_area", Kind: KindFloat},
+		{JSON: "gps_coordinate_lat", Name: "gps_coordinate_lat", Kind: KindLatitude, Coordinate: true},
+		{JSON: "gps_coordinate_long", Name: "gps_coordinate_long", Kind: KindLongitude, Coordinate: true},
+		{JSON: "stateId", Name: "state_id", Kind: KindInt32, Dictionary: true},
+		{JSON: "state", Name: "state", Dictionary: true},
+		{JSON: "daerahId", Name: "daerah_id", Kind: KindInt32, Dictionary: true},
+		{JSON: "daerah", Name: "daerah", Dictionary: true},
+		{JSON: "mukimId", Name: "mukim_id", Kind: KindInt32, Dictionary: true},
+		{JSON: "mukim", Name: "mukim", Dictionary: true},
+		{JSON: "lot_no", Name: "lot_no"},
+		{JSON: "zoneId", Name: "zone_id", Kind: KindInt32, Dictionary: true},
+		{JSON: "zone", Name: "zone", Dictionary: true},
+		{JSON: "spoc_code", Name: "spoc_code", Dictionary: true},
+		{JSON: "cert_no", Name: "cert_no", Dictionary: true},
+		{JSON: "cert_status", Name: "cert_status", Dictionary: true, Role: RoleStatus},
+		{JSON: "track_id", Name: "track_id"},
+		{JSON: "record_status", Name: "record_status", Dictionary: true},
+		{JSON: "deleted", Name: "deleted", Kind: KindBool, Dictionary: true, Role: RoleDeleted},
+		{JSON: "created_at", Name: "created_at", Kind: KindTimestamp},
+		{JSON: "updated_at", Name: "updated_at", Kind: KindTimestamp},
+	},
+})
+
+// Schema is the tidy Arrow schema of one SPOC snapshot (SPOC.Schema()).
 // Every column is nullable except entity_smallholder_id, the primary key:
 // a record without a usable id is dropped, never written with a null key.
-var Schema = arrow.NewSchema([]arrow.Field{
-	{Name: "entity_smallholder_id", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "entity_name", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "mpob_no", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "name", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "planted_area", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-	{Name: "certified_area", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-	{Name: "gps_coordinate_lat", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-	{Name: "gps_coordinate_long", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-	{Name: "state_id", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
-	{Name: "state", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "daerah_id", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
-	{Name: "daerah", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "mukim_id", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
-	{Name: "mukim", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "lot_no", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "zone_id", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
-	{Name: "zone", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "spoc_code", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "cert_no", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "cert_status", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "track_id", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "record_status", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "deleted", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
-	{Name: "created_at", Type: timestampUTC, Nullable: true},
-	{Name: "updated_at", Type: timestampUTC, Nullable: true},
-}, nil)
+var Schema = SPOC.Schema()
 
-var timestampUTC = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
-
-// Column indexes into Schema, in the same order. The decoder and the
-// statistics address columns by these, never by name, on the hot path.
-const (
-	colID = iota
-	colEntityName
-	colMPOBNo
-	colName
-	colPlantedArea
-	colCertifiedArea
-	colLat
-	colLong
-	colStateID
-	colState
-	colDaerahID
-	colDaerah
-	colMukimID
-	colMukim
-	colLotNo
-	colZoneID
-	colZone
-	colSpocCode
-	colCertNo
-	colCertStatus
-	colTrackID
-	colRecordStatus
-	colDeleted
-	colCreatedAt
-	colUpdatedAt
-	numColumns
-)
-
-// jsonFieldColumn maps an upstream JSON field name to its column.
-// Fields not listed here ("geolocation" and anything new) are skipped.
-func jsonFieldColumn(key []byte) (int, bool) {
-	switch string(key) {
-	case "entity_smallholder_id":
-		return colID, true
-	case "entity_name":
-		return colEntityName, true
-	case "mpob_no":
-		return colMPOBNo, true
-	case "name":
-		return colName, true
-	case "planted_area":
-		return colPlantedArea, true
-	case "certified_area":
-		return colCertifiedArea, true
-	case "gps_coordinate_lat":
-		return colLat, true
-	case "gps_coordinate_long":
-		return colLong, true
-	case "stateId":
-		return colStateID, true
-	case "state":
-		return colState, true
-	case "daerahId":
-		return colDaerahID, true
-	case "daerah":
-		return colDaerah, true
-	case "mukimId":
-		return colMukimID, true
-	case "mukim":
-		return colMukim, true
-	case "lot_no":
-		return colLotNo, true
-	case "zoneId":
-		return colZoneID, true
-	case "zone":
-		return colZone, true
-	case "spoc_code":
-		return colSpocCode, true
-	case "cert_no":
-		return colCertNo, true
-	case "cert_status":
-		return colCertStatus, true
-	case "track_id":
-		return colTrackID, true
-	case "record_status":
-		return colRecordStatus, true
-	case "deleted":
-		return colDeleted, true
-	case "created_at":
-		return colCreatedAt, true
-	case "updated_at":
-		return colUpdatedAt, true
-	}
-	return 0, false
-}
-
-// DictionaryColumns names the columns with repeated values (regions,
-// zones, codes, statuses, personal names), where dictionary encoding in
-// Parquet pays. Ids, licence numbers, coordinates and timestamps are
-// nearly unique per row, and a dictionary would only cost time there.
-// Personal names repeat a lot (BIN/BINTI patronymics over a few thousand
-// given names); should a day's names not, the Parquet writer falls back to
-// plain encoding once a row group's dictionary passes its page limit.
-func DictionaryColumns() []string {
-	return []string{
-		"entity_name", "name", "state_id", "state", "daerah_id", "daerah", "mukim_id", "mukim",
-		"zone_id", "zone", "spoc_code", "cert_no", "cert_status", "record_status", "deleted",
-	}
-}
+// DictionaryColumns names the SPOC columns where dictionary encoding pays.
+func DictionaryColumns() []string { return SPOC.DictionaryColumns() }
 
 // CoordinateColumns names the GPS columns. Their low bytes are close to
 // random, so zstd finds few matches at its default level; its best level
 // makes them about 30% smaller, at a cost in CPU and memory that the
 // other columns do not repay (see WithColumnZstdLevel in package sink).
-func CoordinateColumns() []string {
-	return []string{"gps_coordinate_lat", "gps_coordinate_long"}
-}
+func CoordinateColumns() []string { return SPOC.CoordinateColumns() }
+
+// keyColumn is every dataset's first column.
+const keyColumn = 0

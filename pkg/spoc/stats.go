@@ -83,8 +83,9 @@ const (
 type collector struct {
 	read, written, deleted int64
 	dropped                map[string]int64
-	nulls                  [numColumns]int64
-	invalid                [numColumns]map[string]int64
+	columns                []Column
+	nulls                  []int64
+	invalid                []map[string]int64
 	// byStatus points at the counts, so that counting a status seen
 	// before is a lookup (which converts the bytes without allocating)
 	// and no map assignment.
@@ -93,8 +94,11 @@ type collector struct {
 	mpob     mpobCounter
 }
 
-func newCollector() *collector {
+func newCollector(ds *Dataset) *collector {
 	return &collector{
+		columns:  ds.Columns,
+		nulls:    make([]int64, len(ds.Columns)),
+		invalid:  make([]map[string]int64, len(ds.Columns)),
 		dropped:  map[string]int64{},
 		byStatus: map[string]*int64{},
 		mpob:     mpobCounter{seed: maphash.MakeSeed()},
@@ -140,7 +144,7 @@ func (c *collector) stats() Stats {
 		RecordsRead:          c.read,
 		RecordsWritten:       c.written,
 		DroppedByReason:      make(map[string]int64, len(c.dropped)),
-		Columns:              make(map[string]ColumnStats, numColumns),
+		Columns:              make(map[string]ColumnStats, len(c.columns)),
 		DuplicateIDs:         duplicateIDs,
 		MPOBWithSeveralPlots: mpobSeveral,
 		RecordsByCertStatus:  make(map[string]int64, len(c.byStatus)),
@@ -150,7 +154,7 @@ func (c *collector) stats() Stats {
 		s.DroppedByReason[k] = v
 		s.RecordsDropped += v
 	}
-	for i := range numColumns {
+	for i := range c.columns {
 		cs := ColumnStats{Nulls: c.nulls[i]}
 		if len(c.invalid[i]) > 0 {
 			cs.Invalid = make(map[string]int64, len(c.invalid[i]))
@@ -158,7 +162,7 @@ func (c *collector) stats() Stats {
 				cs.Invalid[k] = v
 			}
 		}
-		s.Columns[Schema.Field(i).Name] = cs
+		s.Columns[c.columns[i].Name] = cs
 	}
 	for k, v := range c.byStatus {
 		s.RecordsByCertStatus[k] = *v

@@ -1,0 +1,246 @@
+package spoc
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// A Dataset is one public MSPO list as the job takes it: where it is,
+// where its records are in the body, and its tidy columns with the rule
+// that converts each. Everything that differs between two lists is here,
+// so that a list is added by declaring one Dataset (see SPOC and OSH),
+// never by copying code. Build one with NewDataset, which checks it and
+// derives the decoder's tables once.
+type Dataset struct {
+	// Name selects the dataset (SPOC_DATASET) and names its metrics.
+	Name string
+	// URL is the endpoint's default URL.
+	URL string
+	// Records is the path of the records array in the body, two keys
+	// deep: {"data", "results"} for data.results.
+	Records [2]string
+	// Columns are the tidy columns in the order of the published table;
+	// the first is the key (a record without a usable one is dropped).
+	Columns []Column
+
+	schema *arrow.Schema
+	fields map[string]int // JSON field name to column
+	// lookup is a perfect hash of the JSON field names on their length
+	// and three of their bytes, found when the dataset is built: the
+	// decoder looks up every key of every record, and this costs one
+	// string comparison where a map hashes the whole key.
+	lookup     [lookupSize]fieldEntry
+	lookupSeed uint32
+	kinds      []Kind
+	roles      roleColumns
+}
+
+// Column is one tidy column and the JSON field it comes from.
+type Column struct {
+	JSON string // the upstream field; "" if the column has none
+	Name string // the tidy name
+	Kind Kind
+	// Dictionary says values repeat enough for dictionary encoding in
+	// Parquet to pay (regions, statuses, personal names).
+	Dictionary bool
+	// Coordinate marks the GPS columns, whose low bytes are close to
+	// random (see CoordinateColumns).
+	Coordinate bool
+	// Role gives the column a part in the statistics: the licence number
+	// whose repeats are counted, the status counted by value, the
+	// soft-delete flag.
+	Role Role
+}
+
+// Kind is how a column converts a JSON value, and its Arrow type.
+type Kind uint8
+
+// The kinds of column; the package documentation gives their rules.
+const (
+	KindString    Kind = iota // string, kept exactly
+	KindKey                   // int64, the record's key: not null
+	KindInt32                 // int32 from an integer or an integer string
+	KindFloat                 // float64 from a number or a decimal string
+	KindLatitude              // float64 in [-90, 90]
+	KindLongitude             // float64 in [-180, 180]
+	KindBool                  // bool from true/false or "true"/"false"
+	KindTimestamp             // timestamp[us, UTC] from RFC 3339
+)
+
+// Role is a column's part in the statistics.
+type Role uint8
+
+// Roles of a column.
+const (
+	RoleNone    Role = iota
+	RoleLicence      // counted for licence numbers held by several plots
+	RoleStatus       // counted by value (Stats.RecordsByCertStatus)
+	RoleDeleted      // true counts as a soft-deleted record
+)
+
+// maxFieldLength is the longest JSON field name a dataset may declare.
+const maxFieldLength = 63
+
+const lookupSize = 256
+
+type fieldEntry struct {
+	name string
+	col  int
+}
+
+// fieldHash places a key in the lookup table for a seed.
+func fieldHash(key []byte, seed uint32) uint32 {
+	n := len(key)
+	h := uint32(n)
+	h = h*31 + uint32(key[0])
+	h = h*31 + uint32(key[n/2])
+	h = h*31 + uint32(key[n-1])
+	h = h*31 + uint32(key[max(n-2, 0)])
+	return (h * seed) >> 24 // lookupSize is 1<<8
+}
+
+// buildLookup finds a seed that gives every field its own slot.
+func (d *Dataset) buildLookup() error {
+seeds:
+	for seed := uint32(0x9E3779B1); seed < 0x9E3779B1+1<<20; seed += 2 {
+		var t [lookupSize]fieldEntry
+		for name, col := range d.fields {
+			slot := &t[fieldHash([]byte(name), seed)]
+			if slot.name != "" {
+				continue seeds
+			}
+			*slot = fieldEntry{name, col}
+		}
+		d.lookup, d.lookupSeed = t, seed
+		return nil
+	}
+	return errors.New("no perfect hash of its JSON fields")
+}
+
+type roleColumns struct{ licence, status, deleted int } // -1: none
+
+var timestampUTC = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+func (k Kind) arrowType() arrow.DataType {
+	switch k {
+	case KindKey:
+		return arrow.PrimitiveTypes.Int64
+	case KindInt32:
+		return arrow.PrimitiveTypes.Int32
+	case KindFloat, KindLatitude, KindLongitude:
+		return arrow.PrimitiveTypes.Float64
+	case KindBool:
+		return arrow.FixedWidthTypes.Boolean
+	case KindTimestamp:
+		return timestampUTC
+	}
+	return arrow.BinaryTypes.String
+}
+
+// NewDataset checks d and returns it ready for decoding: the key first
+// and only there, names and JSON fields unique, at most one column of
+// each role.
+func NewDataset(d Dataset) (*Dataset, error) {
+	bad := func(format string, args ...any) (*Dataset, error) {
+		return nil, fmt.Errorf("dataset %q: %s", d.Name, fmt.Sprintf(format, args...))
+	}
+	if d.Name == "" || d.Records[0] == "" || d.Records[1] == "" {
+		return bad("a name and a records path are needed")
+	}
+	if len(d.Columns) == 0 || d.Columns[0].Kind != KindKey {
+		return bad("the first column must be the key")
+	}
+	d.fields = map[string]int{}
+	d.roles = roleColumns{-1, -1, -1}
+	names := map[string]bool{}
+	fields := make([]arrow.Field, len(d.Columns))
+	for i, c := range d.Columns {
+		switch {
+		case c.Name == "" || names[c.Name]:
+			return bad("column %d: a missing or repeated name %q", i, c.Name)
+		case i > 0 && c.Kind == KindKey:
+			return bad("column %s: only the first column is the key", c.Name)
+		}
+		names[c.Name] = true
+		if c.JSON != "" {
+			if _, dup := d.fields[c.JSON]; dup {
+				return bad("JSON field %q feeds two columns", c.JSON)
+			}
+			if len(c.JSON) > maxFieldLength {
+				return bad("JSON field %q is longer than %d bytes", c.JSON, maxFieldLength)
+			}
+			d.fields[c.JSON] = i
+		}
+		d.kinds = append(d.kinds, c.Kind)
+		for role, at := range map[Role]*int{RoleLicence: &d.roles.licence, RoleStatus: &d.roles.status, RoleDeleted: &d.roles.deleted} {
+			if c.Role == role {
+				if *at >= 0 {
+					return bad("two columns with one role")
+				}
+				*at = i
+			}
+		}
+		fields[i] = arrow.Field{Name: c.Name, Type: c.Kind.arrowType(), Nullable: c.Kind != KindKey}
+	}
+	if err := d.buildLookup(); err != nil {
+		return bad("%v", err)
+	}
+	d.schema = arrow.NewSchema(fields, nil)
+	return &d, nil
+}
+
+// mustDataset is NewDataset for the datasets declared in this package.
+func mustDataset(d Dataset) *Dataset {
+	ds, err := NewDataset(d)
+	if err != nil {
+		panic(err)
+	}
+	return ds
+}
+
+// Schema is the dataset's tidy Arrow schema.
+func (d *Dataset) Schema() *arrow.Schema { return d.schema }
+
+// RecordsPath is the records array's path, as in "data.results".
+func (d *Dataset) RecordsPath() string { return strings.Join(d.Records[:], ".") }
+
+// DictionaryColumns names the columns marked Dictionary.
+func (d *Dataset) DictionaryColumns() []string {
+	return d.namesWhere(func(c Column) bool { return c.Dictionary })
+}
+
+// CoordinateColumns names the columns marked Coordinate.
+func (d *Dataset) CoordinateColumns() []string {
+	return d.namesWhere(func(c Column) bool { return c.Coordinate })
+}
+
+func (d *Dataset) namesWhere(keep func(Column) bool) []string {
+	var names []string
+	for _, c := range d.Columns {
+		if keep(c) {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
+// column maps a JSON field name to its column; fields the dataset does
+// not declare are skipped.
+func (d *Dataset) column(key []byte) (int, bool) {
+	if len(key) == 0 {
+		return 0, false
+	}
+	f := &d.lookup[fieldHash(key, d.lookupSeed)]
+	if f.name == string(key) {
+		return f.col, true
+	}
+	return 0, false
+}
+
+// Datasets are the lists the job knows, by Name.
+func Datasets() map[string]*Dataset {
+	return map[string]*Dataset{SPOC.Name: SPOC, OSH.Name: OSH}
+}

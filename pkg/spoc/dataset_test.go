@@ -1,0 +1,91 @@
+package spoc
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// An OSH body decodes into the OSH schema by SPOC's rules; a body of one
+// dataset given as the other fails clearly, naming where it looked.
+func TestDatasetsDecodeTheirOwnBodies(t *testing.T) {
+	osh := `{"status":true,"data":{"page":1,"page_size":10,"data":[` +
+		`{"entity_smallholder_id":7,"entity_code":"ORS15721","entity_name":"FELDA X","mpob_no":null,"planted_area":"4.0000",` +
+		`"certified_area":"3.5000","gps_coordinate_lat":"3.12345","gps_coordinate_long":"101.12345","name":"A BIN B","stateId":6,` +
+		`"state":"PAHANG","daerahId":null,"daerah":null,"lot_no":"L1","cert_status":"ACTIVE","cert_no":"MYMS12195673",` +
+		`"created_at":"2024-01-02T03:04:05.000Z","updated_at":"2024-01-02T11:04:05+08:00","track_id":"MTS0000014"}]}}`
+	spoc := body(`{"entity_smallholder_id":1,"cert_status":"ACTIVE"}`)
+
+	rows, st, err := decodeAll(t, strings.NewReader(osh), WithDataset(OSH))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"entity_smallholder_id": int64(7), "entity_code": "ORS15721", "mpob_no": nil, "planted_area": 4.0,
+		"certified_area": 3.5, "gps_coordinate_lat": 3.12345, "state_id": int32(6), "daerah_id": nil, "cert_no": "MYMS12195673", "track_id": "MTS0000014"}
+	for k, v := range want {
+		if rows[0][k] != v {
+			t.Errorf("%s = %v (%T), want %v", k, rows[0][k], rows[0][k], v)
+		}
+	}
+	if len(rows[0]) != len(OSH.Columns) || st.RecordsByCertStatus["ACTIVE"] != 1 {
+		t.Errorf("row %v, statuses %v", rows[0], st.RecordsByCertStatus)
+	}
+	if _, ok := rows[0]["mukim"]; ok {
+		t.Error("an OSH row has a mukim column")
+	}
+	if c, u := rows[0]["created_at"], rows[0]["updated_at"]; c != u {
+		t.Errorf("created_at %v, updated_at %v: the same instant", c, u)
+	}
+
+	for _, tc := range []struct {
+		name, body string
+		ds         *Dataset
+		mention    string
+	}{
+		{"the SPOC body as OSH", spoc, OSH, "no data.data array, where the osh dataset has its records"},
+		{"the OSH body as SPOC", osh, SPOC, "no data.results array, where the spoc dataset has its records"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows, _, err := decodeAll(t, strings.NewReader(tc.body), WithDataset(tc.ds))
+			if !errors.Is(err, ErrNoResults) || !strings.Contains(err.Error(), tc.mention) || len(rows) != 0 {
+				t.Errorf("%d rows, error %v: want ErrNoResults saying %q", len(rows), err, tc.mention)
+			}
+		})
+	}
+}
+
+// NewDataset refuses a dataset the decoder could not take.
+func TestNewDatasetChecks(t *testing.T) {
+	key := Column{JSON: "id", Name: "id", Kind: KindKey}
+	for _, tc := range []struct {
+		name string
+		d    Dataset
+		want string
+	}{
+		{"no key first", Dataset{Name: "x", Records: [2]string{"a", "b"}, Columns: []Column{{JSON: "n", Name: "n"}, key}}, "the first column must be the key"},
+		{"a second key", Dataset{Name: "x", Records: [2]string{"a", "b"}, Columns: []Column{key, {JSON: "k", Name: "k", Kind: KindKey}}}, "only the first column is the key"},
+		{"a repeated name", Dataset{Name: "x", Records: [2]string{"a", "b"}, Columns: []Column{key, {JSON: "a", Name: "id"}}}, "repeated name"},
+		{"one field, two columns", Dataset{Name: "x", Records: [2]string{"a", "b"}, Columns: []Column{key, {JSON: "id", Name: "id2"}}}, "feeds two columns"},
+		{"two status columns", Dataset{Name: "x", Records: [2]string{"a", "b"}, Columns: []Column{key, {JSON: "s", Name: "s", Role: RoleStatus}, {JSON: "t", Name: "t", Role: RoleStatus}}}, "two columns with one role"},
+		{"no records path", Dataset{Name: "x", Columns: []Column{key}}, "records path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := NewDataset(tc.d); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("NewDataset: %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	// Every field of a declared dataset is found, and nothing else.
+	for _, ds := range Datasets() {
+		for _, c := range ds.Columns {
+			if col, ok := ds.column([]byte(c.JSON)); !ok || ds.Columns[col].Name != c.Name {
+				t.Errorf("%s: field %q maps to %d, %v", ds.Name, c.JSON, col, ok)
+			}
+		}
+		for _, k := range []string{"geolocation", "entity_name_", "x", "gps_coordinate_lag", "stateid"} {
+			if _, ok := ds.column([]byte(k)); ok {
+				t.Errorf("%s: undeclared field %q found", ds.Name, k)
+			}
+		}
+	}
+}
