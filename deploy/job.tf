@@ -4,6 +4,7 @@ locals {
   # the job's and these values its defaults, so the two cannot drift.
   # Change a value with var.job_settings, not here.
   job_defaults = {
+    SPOC_DATASET                = "spoc"
     SPOC_URL                    = "https://api.mspots.org.my/api/spoc/get-spoc-list-public"
     SPOC_OUTPUT                 = "./data"
     SPOC_PREFIX                 = "raw/mspo/api/spoc/get-spoc-list-public"

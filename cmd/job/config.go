@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,6 +23,7 @@ import (
 // Config is every setting of the job. Each is an environment variable with
 // a default; the help tag is what -help prints and the README repeats.
 type Config struct {
+	Dataset             string        `env:"SPOC_DATASET, default=spoc" help:"Which public MSPO list to publish: spoc (certified independent smallholders) or osh (organised smallholders). It picks the defaults of SPOC_URL and SPOC_PREFIX, the schema and the object names; the -dataset flag sets it too."`
 	URL                 string        `env:"SPOC_URL, default=https://api.mspots.org.my/api/spoc/get-spoc-list-public" help:"Source of the list: the endpoint's URL, or a saved body (a raw archive) as a path, file:// or gs:// URL (.gz is decompressed)."`
 	Output              string        `env:"SPOC_OUTPUT, default=./data" help:"Where snapshots go: a local directory, or gs://bucket (optionally gs://bucket/path)."`
 	Prefix              string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day."`
@@ -73,10 +76,34 @@ func LoadConfig(ctx context.Context, env envconfig.Lookuper) (*Config, error) {
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: env}); err != nil {
 		return nil, &ConfigError{Var: varInError(err), Err: err}
 	}
+	if err := c.selectDataset(env); err != nil {
+		return nil, err
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// dataset is the Dataset SPOC_DATASET names (LoadConfig checked it).
+func (c *Config) dataset() *spoc.Dataset { return spoc.Datasets()[c.Dataset] }
+
+// selectDataset resolves SPOC_DATASET, and gives SPOC_URL and
+// SPOC_PREFIX the dataset's own defaults when they are not set: their
+// declared defaults are the SPOC list's.
+func (c *Config) selectDataset(env envconfig.Lookuper) error {
+	known := spoc.Datasets()
+	ds, ok := known[c.Dataset]
+	if !ok {
+		return &ConfigError{Var: "SPOC_DATASET", Err: fmt.Errorf("%q is not a dataset; the known ones are %s", c.Dataset, strings.Join(slices.Sorted(maps.Keys(known)), ", "))}
+	}
+	if _, set := env.Lookup("SPOC_URL"); !set {
+		c.URL = ds.URL
+	}
+	if _, set := env.Lookup("SPOC_PREFIX"); !set {
+		c.Prefix = ds.Prefix
+	}
+	return nil
 }
 
 // varInError finds which variable an envconfig error is about: its

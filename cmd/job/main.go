@@ -108,6 +108,7 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	flags.Usage = func() { printUsage(stderr) }
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
+	dataset := flags.String("dataset", "", "the dataset to publish, as SPOC_DATASET (which it overrides)")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -133,6 +134,9 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 		}()
 	}
 
+	if *dataset != "" {
+		env = envconfig.MultiLookuper(envconfig.MapLookuper(map[string]string{"SPOC_DATASET": *dataset}), env)
+	}
 	cfg, err := LoadConfig(ctx, env)
 	if err != nil {
 		fmt.Fprintf(stderr, "mspo-spoc: bad configuration: %v\n", err)
@@ -256,11 +260,12 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	progress := &snapshot.Progress{}
 	stopProgress := startProgress(ctx, progress, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
 	m, err := snapshot.Run(ctx, snapshot.Options{
-		Source: cfg.URL,
-		Client: client,
-		Store:  store,
-		Prefix: cfg.Prefix,
-		Day:    day,
+		Source:  cfg.URL,
+		Client:  client,
+		Dataset: cfg.dataset(),
+		Store:   store,
+		Prefix:  cfg.Prefix,
+		Day:     day,
 		Backoff: spoc.Backoff{
 			Attempts: cfg.Attempts,
 			Initial:  cfg.RetryInitial,
@@ -273,8 +278,8 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		SnapshotLayout: snapshot.Layout{
 			RowGroupRows:     int64(cfg.RowGroupRows),
 			ZstdLevel:        cfg.ZstdLevel,
-			ColumnZstdLevels: coordinateLevels(cfg.CoordinateZstdLevel),
-			Dictionary:       spoc.DictionaryColumns(),
+			ColumnZstdLevels: coordinateLevels(cfg.dataset(), cfg.CoordinateZstdLevel),
+			Dictionary:       cfg.dataset().DictionaryColumns(),
 		},
 		MinRecords:          cfg.MinRecords,
 		MaxWithoutIDPercent: cfg.MaxDroppedPercent,
@@ -371,9 +376,9 @@ func tlsFix(err error) string {
 }
 
 // coordinateLevels is the zstd level of each GPS column.
-func coordinateLevels(level int) map[string]int {
+func coordinateLevels(ds *spoc.Dataset, level int) map[string]int {
 	levels := map[string]int{}
-	for _, col := range spoc.CoordinateColumns() {
+	for _, col := range ds.CoordinateColumns() {
 		levels[col] = level
 	}
 	return levels

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/apache/arrow-go/v18/arrow"
 	"slices"
 )
 
@@ -38,9 +39,15 @@ func (b *Baseline) find(id int64) (int, bool) {
 }
 
 // ReadBaseline reads the digest of snapshot (its date, YYYYMMDD) from its
-// Parquet file f, which the Baseline keeps (see Baseline).
-func ReadBaseline(ctx context.Context, snapshot string, f File) (*Baseline, error) {
-	b := &Baseline{snapshot: snapshot, file: f, h: newHasher()}
+// Parquet file f, which the Baseline keeps (see Baseline). schema is the
+// dataset's (spoc.SPOC.Schema(), say): the first column is the id, and
+// every other is compared.
+func ReadBaseline(ctx context.Context, schema *arrow.Schema, snapshot string, f File) (*Baseline, error) {
+	h, err := newHasher(schema)
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot %s: %w", snapshot, err)
+	}
+	b := &Baseline{snapshot: snapshot, file: f, h: h}
 	if err := b.read(ctx, f); err != nil {
 		return nil, fmt.Errorf("read snapshot %s: %w", snapshot, err)
 	}

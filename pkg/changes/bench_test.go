@@ -66,7 +66,7 @@ func BenchmarkReadBaseline(b *testing.B) {
 	b.SetBytes(int64(len(file)))
 	b.ReportAllocs()
 	for b.Loop() {
-		base, err := changes.ReadBaseline(context.Background(), "20261125", bytes.NewReader(file))
+		base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", bytes.NewReader(file))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func BenchmarkReadBaseline(b *testing.B) {
 // the previous file again for the before-values.
 func BenchmarkComparison(b *testing.B) {
 	batches, file := benchSnapshot()
-	base, err := changes.ReadBaseline(context.Background(), "20261125", bytes.NewReader(file))
+	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", bytes.NewReader(file))
 	if err != nil {
 		b.Fatal(err)
 	}

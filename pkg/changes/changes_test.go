@@ -103,7 +103,7 @@ func parquetFile(t testing.TB, rowGroup int64, plots ...plot) *bytes.Reader {
 // batchSize) against previous.
 func compare(t testing.TB, previous changes.File, batchSize int, current ...plot) (*changes.Result, error) {
 	t.Helper()
-	base, err := changes.ReadBaseline(context.Background(), "20261125", previous)
+	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", previous)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +226,7 @@ func TestPlantedChanges(t *testing.T) {
 func TestNothingChanged(t *testing.T) {
 	prev := parquetFile(t, 4, day1...)
 	file := &swappableFile{prev}
-	base, err := changes.ReadBaseline(context.Background(), "20261125", file)
+	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestPreviousSnapshotUnusable(t *testing.T) {
 		{"unreadable", failingFile{}, errRead},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := changes.ReadBaseline(context.Background(), "20261125", tc.file)
+			_, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", tc.file)
 			if err == nil || !strings.Contains(err.Error(), "20261125") || (tc.is != nil && !errors.Is(err, tc.is)) {
 				t.Errorf("ReadBaseline: %v; want an error naming the snapshot, wrapping %v", err, tc.is)
 			}
@@ -321,7 +321,7 @@ func TestPreviousSnapshotUnusable(t *testing.T) {
 // half-filled change table.
 func TestPreviousSnapshotChangedBetweenReads(t *testing.T) {
 	file := &swappableFile{parquetFile(t, 4, day1...)}
-	base, err := changes.ReadBaseline(context.Background(), "20261125", file)
+	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestPreviousSnapshotChangedBetweenReads(t *testing.T) {
 }
 
 func TestCurrentBatchWithoutIDs(t *testing.T) {
-	base, err := changes.ReadBaseline(context.Background(), "20261125", parquetFile(t, 4, day1...))
+	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", parquetFile(t, 4, day1...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func TestGeneratedDay(t *testing.T) {
 					row++
 				}
 			}
-			base, err := changes.ReadBaseline(context.Background(), "20261125", bytes.NewReader(file))
+			base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", bytes.NewReader(file))
 			if err != nil {
 				t.Fatal(err)
 			}

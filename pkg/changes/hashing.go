@@ -8,11 +8,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-
-	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
-// hasher hashes the columns of spoc.Schema but the id.
+// hasher hashes the columns of a snapshot's schema but the id, its first.
 type hasher struct {
 	seed  maphash.Seed
 	key   uint64
@@ -20,14 +18,26 @@ type hasher struct {
 	types []arrow.DataType
 }
 
-func newHasher() hasher {
+func newHasher(schema *arrow.Schema) (hasher, error) {
 	h := hasher{seed: maphash.MakeSeed(), key: rand.Uint64()}
-	for _, f := range spoc.Schema.Fields()[1:] {
+	fields := schema.Fields()
+	switch {
+	case len(fields) == 0 || fields[0].Name != idColumnName:
+		return h, fmt.Errorf("%w: the first column is not %s", ErrSchema, idColumnName)
+	case len(fields)-1 > maxCompared:
+		// A row's changed columns are a bit mask.
+		return h, fmt.Errorf("%w: %d columns to compare, at most %d", ErrSchema, len(fields)-1, maxCompared)
+	}
+	for _, f := range fields[1:] {
 		h.names = append(h.names, f.Name)
 		h.types = append(h.types, f.Type)
 	}
-	return h
+	return h, nil
 }
+
+// maxCompared is how many columns a comparison can track: the bits of a
+// row's mask of changed columns.
+const maxCompared = 32
 
 // bytes hashes a string value, as maphash.String would.
 func (h hasher) bytes(b []byte) uint64 { return maphash.Bytes(h.seed, b) }

@@ -76,7 +76,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	var archive *rawArchive
 	tee := io.Writer(digest)
 	if opts.ArchiveRaw {
-		if archive, err = newRawArchive(ctx, opts.Store, stage(ArchiveName)); err != nil {
+		if archive, err = newRawArchive(ctx, opts.Store, stage(a.names.Archive)); err != nil {
 			return attemptResult{}, err
 		}
 		defer archive.abort()
@@ -84,12 +84,12 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	}
 	source := io.TeeReader(body, tee)
 
-	obj, err := opts.Store.NewObject(ctx, stage(ParquetName), sink.ParquetContentType)
+	obj, err := opts.Store.NewObject(ctx, stage(a.names.Parquet), sink.ParquetContentType)
 	if err != nil {
 		return attemptResult{}, err
 	}
 	defer obj.Abort()
-	pw, err := sink.NewParquetWriter(obj, spoc.Schema, opts.SnapshotLayout.orDefault(DefaultSnapshotLayout()).options(opts.Version)...)
+	pw, err := sink.NewParquetWriter(obj, opts.Dataset.Schema(), opts.SnapshotLayout.orDefault(Layout{Dictionary: opts.Dataset.DictionaryColumns()}).options(opts.Version)...)
 	if err != nil {
 		return attemptResult{}, err
 	}
@@ -124,7 +124,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	}
 	if refused && archive != nil {
 		// Keep the refused body for inspection, never at the final names.
-		rejected := path.Join(a.dir, RejectedDir, ArchiveName)
+		rejected := path.Join(a.dir, RejectedDir, a.names.Archive)
 		if info, aerr := archive.publish(ctx, rejected); aerr != nil {
 			err = fmt.Errorf("%w (and keeping its raw body failed: %v)", err, aerr)
 		} else {
@@ -137,7 +137,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	var changeTable *sink.Object
 	if opts.DetectChanges {
 		err := a.in.phase(ctx, PhaseChanges, &a.fig.changes, func(ctx context.Context) (err error) {
-			changeTable, res.changes, err = writeChanges(ctx, opts, cmp, stage(ChangesName))
+			changeTable, res.changes, err = writeChanges(ctx, opts, cmp, stage(a.names.Changes))
 			return err
 		})
 		if err != nil {
@@ -168,7 +168,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 // decoderOptions are the decoder's settings of opts; zero ones keep
 // spoc's defaults.
 func decoderOptions(opts Options) []spoc.DecoderOption {
-	var o []spoc.DecoderOption
+	o := []spoc.DecoderOption{spoc.WithDataset(opts.Dataset)}
 	if opts.BatchSize > 0 {
 		o = append(o, spoc.WithBatchSize(opts.BatchSize))
 	}
@@ -196,18 +196,18 @@ func (a *attempt) stageAll(ctx context.Context, snapshot, changeTable *sink.Obje
 		return nil
 	}
 	info, err := snapshot.Commit()
-	if err := add(ParquetName, info, err); err != nil {
+	if err := add(a.names.Parquet, info, err); err != nil {
 		return err
 	}
 	if changeTable != nil {
 		info, err := changeTable.Commit()
-		if err := add(ChangesName, info, err); err != nil {
+		if err := add(a.names.Changes, info, err); err != nil {
 			return err
 		}
 	}
 	if archive != nil {
 		info, err := archive.commit()
-		if err := add(ArchiveName, info, err); err != nil {
+		if err := add(a.names.Archive, info, err); err != nil {
 			return err
 		}
 	}

@@ -3,8 +3,8 @@ package snapshot
 import (
 	"context"
 	"fmt"
-	"path"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
@@ -15,8 +15,7 @@ import (
 // the one its manifest describes, and reads its digest. The Baseline
 // keeps the object for Comparison.Finish; the caller closes it at the
 // end of the run.
-func readBaseline(ctx context.Context, store sink.Store, prefix string, previous *Manifest) (*changes.Baseline, sink.ReaderAt, error) {
-	name := path.Join(prefix, previous.Snapshot, ParquetName)
+func readBaseline(ctx context.Context, store sink.Store, name string, previous *Manifest, schema *arrow.Schema) (*changes.Baseline, sink.ReaderAt, error) {
 	f, err := store.NewReaderAt(ctx, name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("compare with the previous snapshot: %w", err)
@@ -25,7 +24,7 @@ func readBaseline(ctx context.Context, store sink.Store, prefix string, previous
 		f.Close()
 		return nil, nil, fmt.Errorf("compare with the previous snapshot: %s holds %d bytes, its manifest says %d", store.URL(name), f.Size(), previous.Parquet.Size)
 	}
-	base, err := changes.ReadBaseline(ctx, previous.Snapshot, f)
+	base, err := changes.ReadBaseline(ctx, schema, previous.Snapshot, f)
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("compare with the previous snapshot %s: %w", store.URL(name), err)

@@ -58,19 +58,19 @@ func checkHistory(opts Options, records int64, sum string, sameDay, previous *Ma
 		ErrRecordsFell, records, before, previous.Snapshot, fell, opts.MaxFallPercent)
 }
 
-// manifestPath matches "{prefix}/{YYYYMMDD}/{ManifestName}" and captures
+// manifestPath matches "{prefix}/{YYYYMMDD}/{manifest}" and captures
 // the date.
-func manifestPath(prefix string) *regexp.Regexp {
+func manifestPath(prefix, manifest string) *regexp.Regexp {
 	p := regexp.QuoteMeta(prefix)
 	if prefix != "" {
 		p += "/"
 	}
-	return regexp.MustCompile(`^` + p + `(\d{8})/` + regexp.QuoteMeta(ManifestName) + `$`)
+	return regexp.MustCompile(`^` + p + `(\d{8})/` + regexp.QuoteMeta(manifest) + `$`)
 }
 
 // findPrevious returns the newest manifest of a day before day under
 // prefix, or nil when there is none (the first run ever).
-func findPrevious(ctx context.Context, store sink.Store, prefix string, day time.Time) (*Manifest, error) {
+func findPrevious(ctx context.Context, store sink.Store, prefix, manifest string, day time.Time) (*Manifest, error) {
 	list := prefix
 	if list != "" {
 		list += "/"
@@ -79,7 +79,7 @@ func findPrevious(ctx context.Context, store sink.Store, prefix string, day time
 	if err != nil {
 		return nil, fmt.Errorf("look for the previous snapshot: %w", err)
 	}
-	re, today := manifestPath(prefix), day.Format(DateLayout)
+	re, today := manifestPath(prefix, manifest), day.Format(DateLayout)
 	newest := ""
 	for _, name := range names {
 		// Names are sorted, so the last match before today is the newest.

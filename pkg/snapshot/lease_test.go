@@ -125,7 +125,7 @@ func TestWatchDecidesOnTheTakersClock(t *testing.T) {
 				}
 			}
 			opts := Options{Store: store, LockLease: lease, LockWait: tc.wait, clock: c}
-			_, l, err := lockDay(context.Background(), opts, testDir, slog.New(slog.DiscardHandler))
+			_, l, err := lockDay(context.Background(), opts, testDir, LockName, slog.New(slog.DiscardHandler))
 			elapsed := c.Now().Sub(wall)
 			if tc.wantBusy != "" {
 				if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), tc.wantBusy) {

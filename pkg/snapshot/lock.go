@@ -127,8 +127,8 @@ type lease struct {
 // half done, removes what a killed run of the day left behind, and keeps
 // renewing the lock until release. The returned context is ctx, cancelled
 // with ErrLockLost as its cause if the lock is lost.
-func lockDay(ctx context.Context, opts Options, dir string, log *slog.Logger) (context.Context, *lease, error) {
-	l := newLease(opts, path.Join(dir, LockName), log)
+func lockDay(ctx context.Context, opts Options, dir, lockName string, log *slog.Logger) (context.Context, *lease, error) {
+	l := newLease(opts, path.Join(dir, lockName), log)
 	store, url := l.store, l.store.URL(l.name)
 	var held *lockInfo
 	for range 3 {
@@ -178,7 +178,7 @@ func lockDay(ctx context.Context, opts Options, dir string, log *slog.Logger) (c
 			return nil, nil, err
 		}
 	}
-	if err := removeLeftovers(ctx, store, dir, log); err != nil {
+	if err := removeLeftovers(ctx, store, dir, lockName, log); err != nil {
 		l.release(ctx)
 		return nil, nil, err
 	}
@@ -463,14 +463,14 @@ func readLock(ctx context.Context, store sink.Store, name string) (lockInfo, int
 // ".NAME.backup-RUN") and, locally, partial files. The caller holds the
 // day's lock and has settled any publish it recorded, so none of them is
 // anyone's any more. Each is removed at the generation seen.
-func removeLeftovers(ctx context.Context, store sink.Store, dir string, log *slog.Logger) error {
+func removeLeftovers(ctx context.Context, store sink.Store, dir, lockName string, log *slog.Logger) error {
 	names, err := store.List(ctx, dir+"/")
 	if err != nil {
 		return fmt.Errorf("look for leftovers: %w", err)
 	}
 	var removed []string
 	for _, name := range names {
-		if base := path.Base(name); base == LockName || !strings.HasPrefix(base, ".") ||
+		if base := path.Base(name); base == lockName || !strings.HasPrefix(base, ".") ||
 			!strings.Contains(base, ".tmp-") && !strings.Contains(base, ".backup-") {
 			continue
 		}

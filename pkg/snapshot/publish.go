@@ -216,7 +216,7 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // from what landed at the final names: steps 2 to 6 above.
 func (r *run) commit(ctx context.Context, res attemptResult, attempts int) (*Manifest, int64, error) {
 	store, log := r.opts.Store, r.log
-	manifestName := path.Join(r.dir, ManifestName)
+	manifestName := path.Join(r.dir, r.names.Manifest)
 	j, err := newJournal(ctx, store, res.run, manifestName, res.staged)
 	if err == nil {
 		err = r.lock.setJournal(ctx, j)

@@ -122,6 +122,25 @@ const (
 	RejectedDir = "rejected" // where a refused run's raw body goes
 )
 
+// Names are the names of a dataset's objects in a day's folder: for
+// spoc.SPOC, ParquetName, ManifestName, ArchiveName, ChangesName and
+// LockName.
+type Names struct {
+	Parquet, Manifest, Archive, Changes, Lock string
+}
+
+// NamesOf is the names of ds's objects, from its Object base name.
+func NamesOf(ds *spoc.Dataset) Names {
+	o := ds.Object
+	return Names{
+		Parquet:  o + ".parquet",
+		Manifest: o + ".manifest.json",
+		Archive:  o + ".json.gz",
+		Changes:  "changes/" + o + ".changes.parquet",
+		Lock:     "." + o + ".lock",
+	}
+}
+
 // DateLayout is the layout of a day's folder name.
 const DateLayout = "20060102"
 
@@ -132,11 +151,14 @@ func Dir(prefix string, day time.Time) string {
 
 // Options is what Run needs.
 type Options struct {
-	Source string       // URL of the endpoint, or a saved body (see spoc.ParseSource)
-	Client *spoc.Client // fetches Source
-	Store  sink.Store
-	Prefix string    // folder of all snapshots inside Store
-	Day    time.Time // the snapshot's day; only its calendar date is used
+	// Dataset is the list published: its records' place in the body, its
+	// schema and its object names. Nil means spoc.SPOC.
+	Dataset *spoc.Dataset
+	Source  string       // URL of the endpoint, or a saved body (see spoc.ParseSource)
+	Client  *spoc.Client // fetches Source
+	Store   sink.Store
+	Prefix  string    // folder of all snapshots inside Store
+	Day     time.Time // the snapshot's day; only its calendar date is used
 
 	Backoff spoc.Backoff
 
@@ -207,7 +229,10 @@ func Run(ctx context.Context, opts Options) (*Manifest, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &run{opts: opts, in: in, log: opts.Logger, dir: Dir(opts.Prefix, opts.Day), startedAt: time.Now().UTC(), last: &attemptFigures{}}
+	if opts.Dataset == nil {
+		opts.Dataset = spoc.SPOC
+	}
+	r := &run{opts: opts, in: in, log: opts.Logger, dir: Dir(opts.Prefix, opts.Day), names: NamesOf(opts.Dataset), startedAt: time.Now().UTC(), last: &attemptFigures{}}
 	m, manifestBytes, err := r.publish(ctx)
 	outcome := OutcomeSuccess
 	switch {
@@ -232,6 +257,7 @@ type run struct {
 	in        *instruments
 	log       *slog.Logger
 	dir       string
+	names     Names
 	startedAt time.Time
 
 	lock         *lease
@@ -253,7 +279,7 @@ type history struct {
 // writes it, the last object of the day.
 func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 	opts, log := r.opts, r.log
-	ctx, r.lock, err = lockDay(ctx, opts, r.dir, log)
+	ctx, r.lock, err = lockDay(ctx, opts, r.dir, r.names.Lock, log)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -264,7 +290,7 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
 	}()
-	if r.h.previous, err = findPrevious(ctx, opts.Store, opts.Prefix, opts.Day); err != nil {
+	if r.h.previous, err = findPrevious(ctx, opts.Store, opts.Prefix, r.names.Manifest, opts.Day); err != nil {
 		return nil, 0, err
 	}
 	if p := r.h.previous; p != nil {
@@ -275,7 +301,7 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 	if opts.DetectChanges && r.h.previous != nil {
 		var prev sink.ReaderAt
 		err := r.in.phase(ctx, "baseline", &r.baselineTime, func(ctx context.Context) (err error) {
-			r.h.baseline, prev, err = readBaseline(ctx, opts.Store, opts.Prefix, r.h.previous)
+			r.h.baseline, prev, err = readBaseline(ctx, opts.Store, path.Join(opts.Prefix, r.h.previous.Snapshot, r.names.Parquet), r.h.previous, opts.Dataset.Schema())
 			return err
 		})
 		if err != nil {
@@ -287,7 +313,7 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 		log.InfoContext(ctx, "read the previous snapshot's digest", "snapshot", r.h.previous.Snapshot, "ids", r.h.baseline.Len(), "seconds", r.baselineTime.Seconds())
 	}
 	if opts.SkipIfUnchanged {
-		if r.h.sameDay, err = ReadManifest(ctx, opts.Store, path.Join(r.dir, ManifestName)); err != nil {
+		if r.h.sameDay, err = ReadManifest(ctx, opts.Store, path.Join(r.dir, r.names.Manifest)); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -343,11 +369,11 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 // manifest is the manifest of a published day, built once, from the
 // successful attempt's result and what its swap put at the final names.
 func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.ObjectInfo) *Manifest {
-	res.parquet.ObjectInfo = at[path.Join(r.dir, ParquetName)]
+	res.parquet.ObjectInfo = at[path.Join(r.dir, r.names.Parquet)]
 	if res.changes != nil {
-		res.changes.ObjectInfo = at[path.Join(r.dir, ChangesName)]
+		res.changes.ObjectInfo = at[path.Join(r.dir, r.names.Changes)]
 	}
-	if info, ok := at[path.Join(r.dir, ArchiveName)]; ok {
+	if info, ok := at[path.Join(r.dir, r.names.Archive)]; ok {
 		res.archive = &info
 	}
 	m := &Manifest{

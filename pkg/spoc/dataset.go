@@ -19,6 +19,11 @@ type Dataset struct {
 	Name string
 	// URL is the endpoint's default URL.
 	URL string
+	// Object is the base name of the dataset's objects in a day's folder
+	// ("spoc-list-public": spoc-list-public.parquet, its manifest...),
+	// and Prefix the default folder of the days, which mirrors the API's
+	// path.
+	Object, Prefix string
 	// Records is the path of the records array in the body, two keys
 	// deep: {"data", "results"} for data.results.
 	Records [2]string
@@ -147,8 +152,8 @@ func NewDataset(d Dataset) (*Dataset, error) {
 	bad := func(format string, args ...any) (*Dataset, error) {
 		return nil, fmt.Errorf("dataset %q: %s", d.Name, fmt.Sprintf(format, args...))
 	}
-	if d.Name == "" || d.Records[0] == "" || d.Records[1] == "" {
-		return bad("a name and a records path are needed")
+	if d.Name == "" || d.Object == "" || d.Records[0] == "" || d.Records[1] == "" {
+		return bad("a name, an object name and a records path are needed")
 	}
 	if len(d.Columns) == 0 || d.Columns[0].Kind != KindKey {
 		return bad("the first column must be the key")

@@ -8,6 +8,8 @@ package spoc
 var OSH = mustDataset(Dataset{
 	Name:    "osh",
 	URL:     "https://api.mspots.org.my/api/osh/all-smallholder",
+	Object:  "osh-all-smallholder",
+	Prefix:  "raw/mspo/api/osh/all-smallholder",
 	Records: [2]string{"data", "data"},
 	Columns: []Column{
 		{JSON: "entity_smallholder_id", Name: "entity_smallholder_id", Kind: KindKey},

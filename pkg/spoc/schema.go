@@ -16,6 +16,8 @@ package spoc
 var SPOC = mustDataset(Dataset{
 	Name:    "spoc",
 	URL:     "https://api.mspots.org.my/api/spoc/get-spoc-list-public",
+	Object:  "spoc-list-public",
+	Prefix:  "raw/mspo/api/spoc/get-spoc-list-public",
 	Records: [2]string{"data", "results"},
 	Columns: []Column{
 		{JSON: "entity_smallholder_id", Name: "entity_smallholder_id", Kind: KindKey},

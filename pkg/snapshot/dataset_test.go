@@ -1,0 +1,105 @@
+package snapshot_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+)
+
+func TestNamesOfSPOCAreTheConstants(t *testing.T) {
+	got := snapshot.NamesOf(spoc.SPOC)
+	want := snapshot.Names{Parquet: snapshot.ParquetName, Manifest: snapshot.ManifestName, Archive: snapshot.ArchiveName, Changes: snapshot.ChangesName, Lock: snapshot.LockName}
+	if got != want {
+		t.Errorf("NamesOf(SPOC) = %+v, want %+v", got, want)
+	}
+}
+
+// oshBody is an OSH body of the records with ids, whose cert_status is
+// EXPIRED for the ids in expired.
+func oshBody(ids []int, expired ...int) []byte {
+	var recs []string
+	for _, id := range ids {
+		status := "ACTIVE"
+		if slices.Contains(expired, id) {
+			status = "EXPIRED"
+		}
+		recs = append(recs, fmt.Sprintf(`{"entity_smallholder_id":%d,"entity_code":"ORS%05d","entity_name":"FELDA %d","mpob_no":null,`+
+			`"planted_area":"4.0000","certified_area":"3.5000","gps_coordinate_lat":"3.12345","gps_coordinate_long":"101.12345",`+
+			`"name":"A BIN B","stateId":6,"state":"PAHANG","daerahId":null,"daerah":null,"lot_no":"L%d","cert_status":"%s",`+
+			`"cert_no":"MYMS%08d","created_at":"2024-01-02T03:04:05.000Z","updated_at":"2024-01-02T03:04:05.000Z","track_id":"MTS%07d"}`,
+			id, id, id%7, id, status, id, id))
+	}
+	return []byte(`{"status":true,"data":{"page":1,"page_size":10,"data":[` + strings.Join(recs, ",") + `]}}`)
+}
+
+// The OSH dataset publishes through the same run as SPOC: its own object
+// names and schema, the archive, and a change table on the second day.
+func TestOSHDayOneDayTwo(t *testing.T) {
+	out := t.TempDir()
+	store, _ := sink.NewLocal(out)
+	var day1, day2 []int
+	for id := 1; id <= 60; id++ {
+		day1 = append(day1, id)
+		if id != 10 {
+			day2 = append(day2, id)
+		}
+	}
+	day2 = append(day2, 61)
+	for i, body := range [][]byte{oshBody(day1), oshBody(day2, 3, 4, 5)} {
+		opts := options(t, serve(t, body), store)
+		opts.Dataset, opts.Prefix = spoc.OSH, spoc.OSH.Prefix
+		opts.SnapshotLayout = snapshot.Layout{}
+		opts.Day = day.AddDate(0, 0, i)
+		opts.ArchiveRaw, opts.DetectChanges = true, true
+		m, err := snapshot.Run(context.Background(), opts)
+		if err != nil {
+			t.Fatalf("day %d: %v", i+1, err)
+		}
+		dir := filepath.Join(out, spoc.OSH.Prefix, opts.Day.Format(snapshot.DateLayout))
+		names := snapshot.NamesOf(spoc.OSH)
+		want := []string{names.Changes, names.Archive, names.Manifest, names.Parquet}
+		if got := files(t, dir); !slices.Equal(got, want) {
+			t.Errorf("day %d holds %v, want %v", i+1, got, want)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, names.Parquet))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl := parquettest.ReadTable(t, data)
+		if tbl.NumRows() != int64(len([][]int{day1, day2}[i])) || tbl.Schema().NumFields() != len(spoc.OSH.Columns) ||
+			tbl.Schema().Field(1).Name != "entity_code" {
+			t.Errorf("day %d: %d rows, schema %s", i+1, tbl.NumRows(), tbl.Schema())
+		}
+		if i == 1 {
+			c := m.Changes
+			if c == nil || c.FirstRun || c.Added != 1 || c.Removed != 1 || c.Changed != 3 {
+				t.Errorf("day 2 changes %+v, want 1 added, 1 removed, 3 changed", c)
+			}
+		}
+	}
+}
+
+// A SPOC body published as OSH fails, naming where the records were
+// looked for, and publishes nothing.
+func TestWrongDatasetBodyPublishesNothing(t *testing.T) {
+	out := t.TempDir()
+	store, _ := sink.NewLocal(out)
+	opts := options(t, serve(t, generated(t, 50, 1)), store)
+	opts.Dataset, opts.Prefix, opts.SnapshotLayout = spoc.OSH, spoc.OSH.Prefix, snapshot.Layout{}
+	_, err := snapshot.Run(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "no data.data array, where the osh dataset has its records") {
+		t.Fatalf("run: %v, want the records path named", err)
+	}
+	if got := files(t, out); len(got) != 0 {
+		t.Errorf("left behind: %v", got)
+	}
+}
