@@ -79,6 +79,7 @@ func memoryLimit(lookupEnv func(string) (string, bool), cgroupLimit func() (uint
 }
 
 func main() {
+	sink.RegisterZstdCodec()
 	if limit, _ := memoryLimit(os.LookupEnv, memlimit.FromCgroup); limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}

@@ -26,12 +26,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
 // TestMain lets a test run this test binary as the job itself: with
 // runAsJob set, the process is main, exactly as deployed, and exits.
 func TestMain(m *testing.M) {
+	sink.RegisterZstdCodec() // as main does, for the tests that call run
 	if os.Getenv(runAsJob) == "1" {
 		main()
 		return

@@ -26,14 +26,22 @@ type zstdCodec struct {
 	idle map[zstd.EncoderLevel]*zstd.Encoder
 }
 
-// The codec table is arrow-go's process-wide registry; init is the one
-// point where replacing an entry cannot race with a writer reading it.
-func init() {
-	arrowZstd, err := compress.GetCodec(compress.Codecs.Zstd)
-	if err != nil {
-		panic("sink: arrow-go has no zstd codec: " + err.Error())
-	}
-	compress.RegisterCodec(compress.Codecs.Zstd, newZstdCodec(arrowZstd))
+var registerZstd sync.Once
+
+// RegisterZstdCodec puts the zstd codec with bounded encoder memory in
+// place of arrow-go's in arrow-go's codec registry, for every Parquet
+// writer of the process. The registry is process-wide and not
+// synchronised: call it once, at the start of main (or of TestMain),
+// before any Parquet file is written or read. Later calls do nothing.
+// Without it, files are the same; their encoders hold more memory.
+func RegisterZstdCodec() {
+	registerZstd.Do(func() {
+		arrowZstd, err := compress.GetCodec(compress.Codecs.Zstd)
+		if err != nil {
+			panic("sink: arrow-go has no zstd codec: " + err.Error())
+		}
+		compress.RegisterCodec(compress.Codecs.Zstd, newZstdCodec(arrowZstd))
+	})
 }
 
 func newZstdCodec(decoder compress.Codec) *zstdCodec {

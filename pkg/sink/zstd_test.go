@@ -14,6 +14,7 @@ import (
 // speed, including pages longer than the window, and checks that a
 // standard decoder gives back the same bytes.
 func TestZstdCodecRoundTrip(t *testing.T) {
+	RegisterZstdCodec()
 	codec, err := compress.GetCodec(compress.Codecs.Zstd)
 	if err != nil {
 		t.Fatal(err)
