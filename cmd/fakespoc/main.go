@@ -33,6 +33,7 @@ func main() {
 	html := flag.Bool("html", false, "serve an HTML maintenance page with status 200")
 	out := flag.String("o", "", "write the body to this file and exit instead of serving")
 	bodyFile := flag.String("body", "", "serve this file as the body instead of a generated one")
+	dataset := flag.String("dataset", "spoc", "the list imitated: spoc, or osh (the organised smallholders, under data.data)")
 	var next spoctest.Changes
 	flag.IntVar(&next.RemoveEvery, "remove-every", 0, "a next day's body (with -o): every N-th record removed")
 	flag.IntVar(&next.StatusEvery, "status-every", 0, "a next day's body (with -o): every N-th record's cert_status changed")
@@ -40,7 +41,7 @@ func main() {
 	flag.IntVar(&next.Added, "add", 0, "a next day's body (with -o): this many records with new ids added")
 	flag.Parse()
 
-	gen := spoctest.GenOptions{Records: *records, Seed: *seed, NextDay: next}
+	gen := spoctest.GenOptions{Records: *records, Seed: *seed, NextDay: next, Dataset: *dataset}
 	if *out != "" {
 		f, err := os.Create(*out)
 		if err != nil {
@@ -55,7 +56,7 @@ func main() {
 		return
 	}
 
-	opts := []spoctest.Option{spoctest.WithRecords(*records), spoctest.WithSeed(*seed), spoctest.WithContentLength()}
+	opts := []spoctest.Option{spoctest.WithRecords(*records), spoctest.WithSeed(*seed), spoctest.WithDataset(*dataset), spoctest.WithContentLength()}
 	if *bodyFile != "" {
 		// Served from memory: generating on every request would take CPU
 		// from the client being measured.

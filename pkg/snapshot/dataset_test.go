@@ -1,7 +1,9 @@
 package snapshot_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
 func TestNamesOfSPOCAreTheConstants(t *testing.T) {
@@ -101,5 +104,50 @@ func TestWrongDatasetBodyPublishesNothing(t *testing.T) {
 	}
 	if got := files(t, out); len(got) != 0 {
 		t.Errorf("left behind: %v", got)
+	}
+}
+
+// generatedOSH is a generated OSH body of n records.
+func generatedOSH(t *testing.T, n int, seed uint64) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := spoctest.Generate(&b, spoctest.GenOptions{Records: n, Seed: seed, Dataset: "osh"}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// The OSH raw archive replays to the same table, and the record-count
+// guard refuses an OSH day that fell, keeping its body under rejected/.
+func TestOSHReplayAndGuard(t *testing.T) {
+	out := t.TempDir()
+	store, _ := sink.NewLocal(out)
+	names := snapshot.NamesOf(spoc.OSH)
+	oshOptions := func(source string, d int) snapshot.Options {
+		opts := options(t, source, store)
+		opts.Dataset, opts.Prefix, opts.SnapshotLayout = spoc.OSH, spoc.OSH.Prefix, snapshot.Layout{}
+		opts.Day, opts.ArchiveRaw, opts.MaxFallPercent = day.AddDate(0, 0, d), true, 10
+		return opts
+	}
+	dayDir := func(d int) string {
+		return filepath.Join(out, spoc.OSH.Prefix, day.AddDate(0, 0, d).Format(snapshot.DateLayout))
+	}
+	if _, err := snapshot.Run(context.Background(), oshOptions(serve(t, generatedOSH(t, 3000, 1)), 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.Run(context.Background(), oshOptions(filepath.Join(dayDir(0), names.Archive), 1)); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	original, _ := os.ReadFile(filepath.Join(dayDir(0), names.Parquet))
+	replayed, _ := os.ReadFile(filepath.Join(dayDir(1), names.Parquet))
+	if dumpParquet(t, original) != dumpParquet(t, replayed) {
+		t.Error("the replayed archive gives another table")
+	}
+	_, err := snapshot.Run(context.Background(), oshOptions(serve(t, generatedOSH(t, 1500, 2)), 2))
+	if !errors.Is(err, snapshot.ErrRecordsFell) {
+		t.Fatalf("a day with half the records: %v, want ErrRecordsFell", err)
+	}
+	if got := files(t, dayDir(2)); !slices.Equal(got, []string{"rejected/" + names.Archive}) {
+		t.Errorf("the refused day holds %v, want only its rejected body", got)
 	}
 }

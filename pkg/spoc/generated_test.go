@@ -11,12 +11,12 @@ import (
 // CheckPlanted compares a decoder's statistics with what the generator
 // planted. Exported to the tests of this module through spoctest would
 // make spoctest depend on spoc, so each test package keeps this small copy.
-func checkPlanted(t *testing.T, st spoc.Stats, p spoctest.Planted) {
+func checkPlanted(t *testing.T, ds *spoc.Dataset, st spoc.Stats, p spoctest.Planted) {
 	t.Helper()
 	if st.RecordsRead != int64(p.Records) || st.RecordsDropped != int64(p.Dropped) || st.RecordsWritten != int64(p.Records-p.Dropped) {
 		t.Errorf("read/written/dropped = %d/%d/%d, planted %d records, %d without id", st.RecordsRead, st.RecordsWritten, st.RecordsDropped, p.Records, p.Dropped)
 	}
-	for _, f := range spoc.Schema.Fields() {
+	for _, f := range ds.Schema().Fields() {
 		cs := st.Columns[f.Name]
 		wantNulls := int64(p.Nulls[f.Name])
 		for reason, n := range p.Invalid[f.Name] {
@@ -55,17 +55,23 @@ func TestDecodeGeneratedBody(t *testing.T) {
 	for _, opts := range []spoctest.GenOptions{
 		{Records: 50_000, Seed: 1},
 		{Records: 30_000, Seed: 7, DropEvery: 500},
+		{Records: 30_000, Seed: 3, Dataset: "osh"},
+		{Records: 25_000, Seed: 9, DropEvery: 700, Dataset: "osh"},
 	} {
+		ds := spoc.SPOC
+		if opts.Dataset == "osh" {
+			ds = spoc.OSH
+		}
 		var buf bytes.Buffer
 		planted, err := spoctest.Generate(&buf, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(planted.ByCertStatus) != 4 || planted.DuplicateIDs == 0 || planted.MPOBWithSeveralPlots == 0 || planted.Deleted == 0 ||
+		if len(planted.ByCertStatus) != 4 || planted.DuplicateIDs == 0 || planted.MPOBWithSeveralPlots == 0 || (planted.Deleted == 0) != (ds == spoc.OSH) ||
 			len(planted.Invalid["gps_coordinate_lat"]) != 2 || planted.Nulls["daerah_id"] == 0 {
 			t.Fatalf("the generator planted too few quirks: %+v", planted)
 		}
-		dec := spoc.NewDecoder(&buf, spoc.WithBatchSize(8192))
+		dec := spoc.NewDecoder(&buf, spoc.WithDataset(ds), spoc.WithBatchSize(8192))
 		var rows, idSum int64
 		for dec.Next() {
 			rec := dec.RecordBatch()
@@ -85,6 +91,6 @@ func TestDecodeGeneratedBody(t *testing.T) {
 		if idSum != planted.IDSum {
 			t.Errorf("sum of ids %d, planted %d", idSum, planted.IDSum)
 		}
-		checkPlanted(t, st, planted)
+		checkPlanted(t, ds, st, planted)
 	}
 }

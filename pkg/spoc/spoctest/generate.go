@@ -2,6 +2,7 @@ package spoctest
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"math/rand/v2"
 	"strconv"
@@ -10,6 +11,12 @@ import (
 
 // GenOptions configures Generate.
 type GenOptions struct {
+	// Dataset is the upstream list the body imitates: "spoc" (the
+	// default: records under data.results) or "osh", the organised
+	// smallholders (records under data.data, with entity_code and
+	// without the mukim, zone, spoc_code, record_status, deleted and
+	// geolocation fields).
+	Dataset string
 	Records int    // elements of data.results
 	Seed    uint64 // the same seed gives the same body, byte for byte
 	// DropEvery, when above zero, makes every DropEvery-th record lack
@@ -77,7 +84,12 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 		opts: opts,
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	bw.WriteString(`{"status":"success","message":"OK","data":{"page_size":"10","results":[`)
+	osh := opts.Dataset == "osh"
+	if osh {
+		bw.WriteString(`{"status":true,"message":"OK","data":{"page":1,"page_size":10,"data":[`)
+	} else {
+		bw.WriteString(`{"status":"success","message":"OK","data":{"page_size":"10","results":[`)
+	}
 	var buf []byte
 	written := 0
 	for i := range opts.Records + opts.NextDay.Added {
@@ -88,7 +100,11 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 		}
 		// A removed record is still generated, unwritten, so that the
 		// records after it are those of the day before.
+		start := len(buf)
 		buf = g.record(buf, i, removed)
+		if osh {
+			buf = append(buf[:start], oshRecord(buf[start:])...)
+		}
 		if removed {
 			continue
 		}
@@ -98,7 +114,65 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 		}
 	}
 	bw.WriteString(`],"total":` + strconv.Itoa(written) + `}}`)
+	if osh {
+		for _, col := range oshLacks {
+			delete(g.p.Nulls, col)
+			delete(g.p.Invalid, col)
+		}
+		g.p.Deleted = 0
+	}
 	return g.p, bw.Flush()
+}
+
+// The OSH list's records lack these SPOC columns, and its upstream
+// does not send these fields.
+var (
+	oshLacks = []string{"mukim_id", "mukim", "zone_id", "zone", "spoc_code", "record_status", "deleted"}
+	oshSkips = map[string]bool{"mukimId": true, "mukim": true, "zoneId": true, "zone": true, "spoc_code": true,
+		"record_status": true, "deleted": true, "geolocation": true}
+)
+
+// oshRecord reshapes a generated SPOC record as the OSH upstream sends
+// one: the fields it lacks left out, entity_code after the id (from the
+// id, as "ORS" and five digits). The record is the generator's own
+// output: an object of scalar values.
+func oshRecord(rec []byte) []byte {
+	out := []byte{'{'}
+	i := 1
+	for i < len(rec) && rec[i] != '}' {
+		keyEnd := i + 1 + bytes.IndexByte(rec[i+1:], '"')
+		key := string(rec[i+1 : keyEnd])
+		v := keyEnd + 2 // past '"' and ':'
+		end := v
+		if rec[v] == '"' {
+			for end = v + 1; rec[end] != '"'; end++ {
+				if rec[end] == '\\' {
+					end++
+				}
+			}
+			end++
+		} else {
+			for rec[end] != ',' && rec[end] != '}' {
+				end++
+			}
+		}
+		if !oshSkips[key] {
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, rec[i:end]...)
+			if key == "entity_smallholder_id" {
+				out = append(out, `,"entity_code":"ORS`...)
+				out = append(out, rec[max(v, end-5):end]...)
+				out = append(out, '"')
+			}
+		}
+		i = end
+		if rec[i] == ',' {
+			i++
+		}
+	}
+	return append(out, '}')
 }
 
 type generator struct {

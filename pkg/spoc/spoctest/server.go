@@ -44,6 +44,10 @@ func WithRecords(n int) Option { return func(c *config) { c.gen.Records = n } }
 // WithSeed sets the generator's seed (default 1).
 func WithSeed(seed uint64) Option { return func(c *config) { c.gen.Seed = seed } }
 
+// WithDataset makes the generated body that of another upstream list
+// (see GenOptions.Dataset): "osh".
+func WithDataset(name string) Option { return func(c *config) { c.gen.Dataset = name } }
+
 // WithDropEvery makes every n-th generated record lack its id.
 func WithDropEvery(n int) Option { return func(c *config) { c.gen.DropEvery = n } }
 
