@@ -203,14 +203,14 @@ func (g *gcsSource) open(ctx context.Context, u string) (io.ReadCloser, int64, e
 	return r, r.Size(), nil
 }
 
-// execute runs one configured job under a root span and returns the exit
-// status.
 // cloudRunTask is the Cloud Run execution and task this process is an
 // attempt of; empty elsewhere.
 type cloudRunTask struct{ execution, index string }
 
+// execute runs one configured job under a root span (named for the
+// dataset: spoc.run) and returns the exit status.
 func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (code int) {
-	ctx, span := providers.Tracer.Tracer("github.com/calee-data/mspo-spoc/cmd/job").Start(ctx, "spoc.run")
+	ctx, span := providers.Tracer.Tracer("github.com/calee-data/mspo-spoc/cmd/job").Start(ctx, cfg.Dataset+".run")
 	defer func() {
 		span.SetAttributes(attribute.Int("spoc.exit_code", code))
 		if code != exitOK {

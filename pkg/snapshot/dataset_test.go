@@ -151,3 +151,31 @@ func TestOSHReplayAndGuard(t *testing.T) {
 		t.Errorf("the refused day holds %v, want only its rejected body", got)
 	}
 }
+
+// An OSH run's metrics are named for its dataset: osh.records, not
+// spoc.records, so that two lists never share a series.
+func TestOSHMetricNames(t *testing.T) {
+	reader, mp, _, _ := newTelemetry()
+	store, _ := sink.NewLocal(t.TempDir())
+	opts := options(t, serve(t, generatedOSH(t, 500, 4)), store)
+	opts.Dataset, opts.Prefix, opts.SnapshotLayout, opts.MeterProvider = spoc.OSH, spoc.OSH.Prefix, snapshot.Layout{}, mp
+	if _, err := snapshot.Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	got := points(t, reader)
+	var osh, other int
+	for name := range got {
+		if strings.HasPrefix(name, "osh.") {
+			osh++
+		} else {
+			other++
+			t.Errorf("metric %s is not named for the osh dataset", name)
+		}
+	}
+	if got["osh.records{cert_status=ACTIVE,outcome=written}"] == 0 || osh == 0 {
+		t.Errorf("no osh.records of written ACTIVE plots among %d osh metrics", osh)
+	}
+	if snapshot.MetricName(spoc.SPOC, snapshot.MetricRecords) != snapshot.MetricRecords {
+		t.Error("the SPOC dataset's metric names changed")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -21,7 +22,9 @@ import (
 // instrumentationName names the meter and the tracer of this package.
 const instrumentationName = "github.com/calee-data/mspo-spoc/pkg/snapshot"
 
-// Metric names, as a data engineer would search for them in a backend.
+// Metric names of the SPOC dataset, as a data engineer would search for
+// them in a backend. Another dataset's are the same with its name in
+// place of "spoc" (MetricName).
 const (
 	MetricRecords       = "spoc.records"
 	MetricInvalidValues = "spoc.invalid_values"
@@ -73,7 +76,13 @@ type instruments struct {
 	tracer        trace.Tracer
 }
 
-func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider) (*instruments, error) {
+// MetricName is the name of metric (one of the Metric* names) for ds:
+// "spoc.records" becomes "osh.records" for spoc.OSH.
+func MetricName(ds *spoc.Dataset, metric string) string {
+	return ds.Name + strings.TrimPrefix(metric, "spoc")
+}
+
+func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider, ds *spoc.Dataset) (*instruments, error) {
 	if mp == nil {
 		mp = metricnoop.NewMeterProvider()
 	}
@@ -85,35 +94,35 @@ func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider) (*instrume
 	var errs []error
 	add := func(err error) { errs = append(errs, err) }
 	var err error
-	in.records, err = m.Int64Counter(MetricRecords, metric.WithUnit("{record}"),
+	in.records, err = m.Int64Counter(MetricName(ds, MetricRecords), metric.WithUnit("{record}"),
 		metric.WithDescription("Records of a published snapshot: written (by cert_status) and dropped (by reason)."))
 	add(err)
-	in.invalidValues, err = m.Int64Counter(MetricInvalidValues, metric.WithUnit("{value}"),
+	in.invalidValues, err = m.Int64Counter(MetricName(ds, MetricInvalidValues), metric.WithUnit("{value}"),
 		metric.WithDescription("Values present in the source but unusable, stored as null, by column and reason."))
 	add(err)
-	in.duplicateIDs, err = m.Int64Gauge(MetricDuplicateIDs, metric.WithUnit("{record}"),
+	in.duplicateIDs, err = m.Int64Gauge(MetricName(ds, MetricDuplicateIDs), metric.WithUnit("{record}"),
 		metric.WithDescription("Written rows whose entity_smallholder_id repeats an earlier row's, in the last published snapshot."))
 	add(err)
-	in.downloadBytes, err = m.Int64Counter(MetricDownloadBytes, metric.WithUnit("By"),
+	in.downloadBytes, err = m.Int64Counter(MetricName(ds, MetricDownloadBytes), metric.WithUnit("By"),
 		metric.WithDescription("Bytes of the source received: on the wire (stage=wire) and after decompression (stage=body), every attempt included."))
 	add(err)
-	in.outputBytes, err = m.Int64Counter(MetricOutputBytes, metric.WithUnit("By"),
+	in.outputBytes, err = m.Int64Counter(MetricName(ds, MetricOutputBytes), metric.WithUnit("By"),
 		metric.WithDescription("Bytes of the objects published, by kind (parquet, manifest)."))
 	add(err)
-	in.fetchAttempts, err = m.Int64Counter(MetricFetchAttempts, metric.WithUnit("{attempt}"),
+	in.fetchAttempts, err = m.Int64Counter(MetricName(ds, MetricFetchAttempts), metric.WithUnit("{attempt}"),
 		metric.WithDescription("Attempts to fetch, decode and write the snapshot, by outcome."))
 	add(err)
-	in.runDuration, err = m.Float64Histogram(MetricRunDuration, metric.WithUnit("s"),
+	in.runDuration, err = m.Float64Histogram(MetricName(ds, MetricRunDuration), metric.WithUnit("s"),
 		metric.WithDescription("Duration of the run and of its phases (of the last attempt), by phase and outcome."),
 		metric.WithExplicitBucketBoundaries(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 2700))
 	add(err)
-	in.lastSuccess, err = m.Int64Gauge(MetricLastSuccess, metric.WithUnit("s"),
+	in.lastSuccess, err = m.Int64Gauge(MetricName(ds, MetricLastSuccess), metric.WithUnit("s"),
 		metric.WithDescription("Unix time of the last published snapshot; alert when it is too old."))
 	add(err)
-	in.changes, err = m.Int64Counter(MetricChanges, metric.WithUnit("{record}"),
+	in.changes, err = m.Int64Counter(MetricName(ds, MetricChanges), metric.WithUnit("{record}"),
 		metric.WithDescription("Plots added, removed or changed since the previous snapshot, by kind."))
 	add(err)
-	in.transitions, err = m.Int64Counter(MetricStatusTransitions, metric.WithUnit("{record}"),
+	in.transitions, err = m.Int64Counter(MetricName(ds, MetricStatusTransitions), metric.WithUnit("{record}"),
 		metric.WithDescription("Changed plots whose cert_status differs from the previous snapshot's, by from and to."))
 	add(err)
 	return in, errors.Join(errs...)

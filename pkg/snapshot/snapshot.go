@@ -222,15 +222,15 @@ type Options struct {
 
 // Run publishes the snapshot of opts.Day and returns its manifest.
 func Run(ctx context.Context, opts Options) (*Manifest, error) {
-	in, err := newInstruments(opts.MeterProvider, opts.TracerProvider)
+	if opts.Dataset == nil {
+		opts.Dataset = spoc.SPOC
+	}
+	in, err := newInstruments(opts.MeterProvider, opts.TracerProvider, opts.Dataset)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot metrics: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Dataset == nil {
-		opts.Dataset = spoc.SPOC
 	}
 	r := &run{opts: opts, in: in, log: opts.Logger, dir: Dir(opts.Prefix, opts.Day), names: NamesOf(opts.Dataset), startedAt: time.Now().UTC(), last: &attemptFigures{}}
 	m, manifestBytes, err := r.publish(ctx)
