@@ -18,6 +18,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // Config is every setting of the job. Each is an environment variable with
@@ -211,7 +212,7 @@ func (c *Config) pinnedKeys() ([][32]byte, error) {
 		if strings.TrimSpace(s) == "" {
 			continue
 		}
-		p, err := spoc.ParsePin(s)
+		p, err := fetch.ParsePin(s)
 		if err != nil {
 			return nil, err
 		}
@@ -221,21 +222,21 @@ func (c *Config) pinnedKeys() ([][32]byte, error) {
 }
 
 func validateSource(source string) error {
-	src, err := spoc.ParseSource(source)
+	src, err := fetch.ParseSource(source)
 	if err != nil {
 		return err
 	}
 	switch {
-	case src.Kind == spoc.SourceHTTP:
+	case src.Kind == fetch.SourceHTTP:
 		return nil
-	case src.Kind == spoc.SourceOther && src.URL.Scheme == "gs":
+	case src.Kind == fetch.SourceOther && src.URL.Scheme == "gs":
 		_, name, err := sink.ParseGCSURL(source)
 		if err == nil && name == "" {
-			err = fmt.Errorf("%q names a bucket, not a saved body", spoc.RedactURL(source))
+			err = fmt.Errorf("%q names a bucket, not a saved body", fetch.RedactURL(source))
 		}
 		return err
-	case src.Kind == spoc.SourceOther:
-		return fmt.Errorf("%q: only http(s), gs:// and file:// URLs and paths are supported", spoc.RedactURL(source))
+	case src.Kind == fetch.SourceOther:
+		return fmt.Errorf("%q: only http(s), gs:// and file:// URLs and paths are supported", fetch.RedactURL(source))
 	}
 	fi, err := os.Stat(src.Path)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
@@ -236,8 +237,8 @@ func TestDefaultURLIsTheEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.URL != spoc.DefaultURL {
-		t.Errorf("SPOC_URL defaults to %s, the endpoint is %s", cfg.URL, spoc.DefaultURL)
+	if cfg.URL != spoc.SPOC.URL {
+		t.Errorf("SPOC_URL defaults to %s, the endpoint is %s", cfg.URL, spoc.SPOC.URL)
 	}
 }
 
@@ -251,7 +252,7 @@ func TestFixNamesTheSetting(t *testing.T) {
 		{snapshot.ErrTooManyDropped, "SPOC_MAX_DROPPED_PERCENT"},
 		{fmt.Errorf("decode: %w", spoc.ErrBodyTooLarge), "SPOC_MAX_BODY_BYTES"},
 		{spoc.ErrValueTooLong, "SPOC_MAX_STRING_BYTES"},
-		{&spoc.CertificateError{Check: spoc.CheckExpired, Pin: "abc="}, "SPOC_TLS_PIN_SHA256=abc="},
+		{&fetch.CertificateError{Check: fetch.CheckExpired, Pin: "abc="}, "SPOC_TLS_PIN_SHA256=abc="},
 		{errors.New("quota exceeded"), ""},
 	} {
 		if got := fixFor(tc.err); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {

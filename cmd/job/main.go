@@ -37,6 +37,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/telemetry"
 )
 
@@ -225,10 +226,10 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	if len(pins) > 0 {
 		log.WarnContext(ctx, "TLS chain verification of the source is replaced by key pins (SPOC_TLS_PIN_SHA256): only the pinned keys are accepted, whatever their issuer or validity dates; remove the pins once the server's chain verifies", "pins", len(pins))
 	}
-	client, err := spoc.NewClient(spoc.ClientOptions{
+	client, err := fetch.NewClient(fetch.ClientOptions{
 		Logger:             log,
 		PinnedKeys:         pins,
-		Openers:            map[string]spoc.Opener{"gs": (&gcsSource{stores: map[string]*sink.GCS{}}).open},
+		Openers:            map[string]fetch.Opener{"gs": (&gcsSource{stores: map[string]*sink.GCS{}}).open},
 		UserAgent:          "mspo-spoc/" + version,
 		ConnectTimeout:     cfg.ConnectTimeout,
 		FirstByteTimeout:   cfg.FirstByteTimeout,
@@ -255,7 +256,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	if cfg.Date != "" {
 		day, _ = time.ParseInLocation(snapshot.DateLayout, cfg.Date, loc) // validated
 	}
-	log.InfoContext(ctx, "run started", "source", spoc.RedactURL(cfg.URL), "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version, "commit", commit,
+	log.InfoContext(ctx, "run started", "source", fetch.RedactURL(cfg.URL), "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version, "commit", commit,
 		"memory_limit_mib", debug.SetMemoryLimit(-1)>>20,
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
 	progress := &snapshot.Progress{}
@@ -267,7 +268,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		Store:   store,
 		Prefix:  cfg.Prefix,
 		Day:     day,
-		Backoff: spoc.Backoff{
+		Backoff: fetch.Backoff{
 			Attempts: cfg.Attempts,
 			Initial:  cfg.RetryInitial,
 			Max:      cfg.RetryMax,
@@ -309,7 +310,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
-		attrs := []any{"error", err.Error(), "reason", spoc.FailureKind(err), "duration", time.Since(start).Round(time.Millisecond).String()}
+		attrs := []any{"error", err.Error(), "reason", fetch.FailureKind(err), "duration", time.Since(start).Round(time.Millisecond).String()}
 		if fix := fixFor(err); fix != "" {
 			attrs = append(attrs, "fix", fix)
 		}
@@ -355,22 +356,22 @@ func fixFor(err error) string {
 // tlsFix says which setting fixes a certificate that did not verify, or ""
 // for other errors.
 func tlsFix(err error) string {
-	var ce *spoc.CertificateError
+	var ce *fetch.CertificateError
 	if !errors.As(err, &ce) {
 		return ""
 	}
 	pin := "SPOC_TLS_PIN_SHA256=" + ce.Pin + " accepts this key for this host (check it out of band first)"
 	switch ce.Check {
-	case spoc.CheckUnknownAuthority:
+	case fetch.CheckUnknownAuthority:
 		if strings.Contains(ce.Issuers, "fetched") {
 			return "the chain's root is not trusted here: put the root CA certificate (PEM) in SPOC_CA_FILE; for a server that can never verify, " + pin
 		}
 		return "put the missing intermediate and root CA certificates (PEM) in SPOC_CA_FILE; for a server that can never verify, " + pin
-	case spoc.CheckExpired:
+	case fetch.CheckExpired:
 		return "the server's certificate is expired or not yet valid (check the machine's clock); until the server is fixed, " + pin
-	case spoc.CheckHostname:
+	case fetch.CheckHostname:
 		return "the certificate is not for this host: check the host in SPOC_URL; no setting turns the host name check off"
-	case spoc.CheckPin:
+	case fetch.CheckPin:
 		return "the server's key is not one of SPOC_TLS_PIN_SHA256: if the new key (sha256/" + ce.Pin + ") is genuine, pin it, or unset SPOC_TLS_PIN_SHA256 to verify the chain instead"
 	}
 	return "SPOC_CA_FILE adds trusted CA certificates; " + pin

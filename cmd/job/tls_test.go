@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
@@ -90,18 +90,18 @@ func TestJobTLS(t *testing.T) {
 			env:     map[string]string{"SPOC_CA_FILE": caFile},
 			fail:    "unknown authority",
 			mention: "not possible, the certificate has no CA Issuers URL",
-			fix:     "SPOC_TLS_PIN_SHA256=" + spoc.KeyPin(selfSigned.Leaf),
+			fix:     "SPOC_TLS_PIN_SHA256=" + fetch.KeyPin(selfSigned.Leaf),
 		},
 		{
 			name: "self-signed with its key pinned",
 			cert: selfSigned,
-			env:  map[string]string{"SPOC_TLS_PIN_SHA256": "sha256/" + spoc.KeyPin(selfSigned.Leaf)},
+			env:  map[string]string{"SPOC_TLS_PIN_SHA256": "sha256/" + fetch.KeyPin(selfSigned.Leaf)},
 			fix:  "replaced by key pins",
 		},
 		{
 			name:    "a full chain whose key is not the pinned one",
 			cert:    pki.WithChain(leaf(spoctest.LeafOptions{})),
-			env:     map[string]string{"SPOC_CA_FILE": caFile, "SPOC_TLS_PIN_SHA256": spoc.KeyPin(pki.Root)},
+			env:     map[string]string{"SPOC_CA_FILE": caFile, "SPOC_TLS_PIN_SHA256": fetch.KeyPin(pki.Root)},
 			fail:    "pin",
 			mention: "matches none of the pins",
 			fix:     "is not one of SPOC_TLS_PIN_SHA256",
@@ -142,7 +142,7 @@ func TestJobTLS(t *testing.T) {
 			}
 			msg, _ := last["error"].(string)
 			fix, _ := last["fix"].(string)
-			if last["reason"] != spoc.FailureTLS || !strings.Contains(msg, "failed the "+tc.fail+" check") ||
+			if last["reason"] != fetch.FailureTLS || !strings.Contains(msg, "failed the "+tc.fail+" check") ||
 				!strings.Contains(msg, tc.mention) || !strings.Contains(fix, tc.fix) {
 				t.Errorf("last line %v\nwant reason tls, the %s check, %q in the error and %q in the fix", last, tc.fail, tc.mention, tc.fix)
 			}
@@ -154,7 +154,7 @@ func TestJobTLS(t *testing.T) {
 
 	t.Run("pins and insecure mode together", func(t *testing.T) {
 		code, logs := runJob(t, context.Background(), map[string]string{"SPOC_OUTPUT": t.TempDir(),
-			"SPOC_TLS_PIN_SHA256": spoc.KeyPin(pki.Root), "SPOC_INSECURE_SKIP_VERIFY": "true"})
+			"SPOC_TLS_PIN_SHA256": fetch.KeyPin(pki.Root), "SPOC_INSECURE_SKIP_VERIFY": "true"})
 		if code != exitConfig || !strings.Contains(logs, "SPOC_TLS_PIN_SHA256") {
 			t.Errorf("exit %d, want %d naming SPOC_TLS_PIN_SHA256\n%s", code, exitConfig, logs)
 		}

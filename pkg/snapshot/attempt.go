@@ -15,6 +15,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // attempt is one try at publishing the day: open the source, stream it
@@ -58,7 +59,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	// decode that is waiting for the network.
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	var body *spoc.Body
+	var body *fetch.Body
 	err := a.in.phase(fetchCtx, PhaseFetch, &a.fig.fetch, func(ctx context.Context) (err error) {
 		body, err = opts.Client.Open(ctx, opts.Source)
 		return err
@@ -216,7 +217,7 @@ func (a *attempt) stageAll(ctx context.Context, snapshot, changeTable *sink.Obje
 
 // writeBatches encodes every batch of the decoder into pw, checks the
 // decoder's statistics against the run's limits and closes pw.
-func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, cmp *changes.Comparison, body *spoc.Body) (spoc.Stats, error) {
+func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, cmp *changes.Comparison, body *fetch.Body) (spoc.Stats, error) {
 	source := body.Source
 	opts := a.opts
 	for {

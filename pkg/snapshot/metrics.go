@@ -17,6 +17,7 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // instrumentationName names the meter and the tracer of this package.
@@ -50,7 +51,7 @@ const (
 	PhaseTotal   = "total"   // the whole run, retries and their waits included
 )
 
-// Outcomes of a run, and of an attempt besides the spoc.Failure* kinds.
+// Outcomes of a run, and of an attempt besides the fetch.Failure* kinds.
 const (
 	OutcomeSuccess   = "success"
 	OutcomeFailure   = "failure"
@@ -207,7 +208,7 @@ func attemptOutcome(err error) string {
 	case errors.Is(err, ErrUnchanged):
 		return OutcomeUnchanged
 	}
-	return spoc.FailureKind(err)
+	return fetch.FailureKind(err)
 }
 
 // phase runs f as a phase named name: a span under ctx (f gets the

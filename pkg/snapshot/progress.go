@@ -3,14 +3,14 @@ package snapshot
 import (
 	"sync/atomic"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // Progress is a live view of a run for a progress bar or a periodic log
 // line. Its methods are safe to call from any goroutine while Run runs.
 type Progress struct {
 	attempt atomic.Int64
-	body    atomic.Pointer[spoc.Body]
+	body    atomic.Pointer[fetch.Body]
 	records atomic.Int64 // rows handed to the Parquet writer
 }
 
@@ -52,7 +52,7 @@ func (p *Progress) attemptStarted(n int) {
 }
 
 // bodyOpened shows the bytes received and decoded of body from now on.
-func (p *Progress) bodyOpened(body *spoc.Body) {
+func (p *Progress) bodyOpened(body *fetch.Body) {
 	if p != nil {
 		p.body.Store(body)
 	}

@@ -110,6 +110,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // Object names inside a day's folder.
@@ -154,13 +155,13 @@ type Options struct {
 	// Dataset is the list published: its records' place in the body, its
 	// schema and its object names. Nil means spoc.SPOC.
 	Dataset *spoc.Dataset
-	Source  string       // URL of the endpoint, or a saved body (see spoc.ParseSource)
-	Client  *spoc.Client // fetches Source
+	Source  string        // URL of the endpoint, or a saved body (see fetch.ParseSource)
+	Client  *fetch.Client // fetches Source
 	Store   sink.Store
 	Prefix  string    // folder of all snapshots inside Store
 	Day     time.Time // the snapshot's day; only its calendar date is used
 
-	Backoff spoc.Backoff
+	Backoff fetch.Backoff
 
 	// The decoder's batches and limits; zero means spoc's defaults.
 	BatchSize      int   // rows per record batch

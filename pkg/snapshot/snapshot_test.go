@@ -19,6 +19,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -27,7 +28,7 @@ var day = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 
 func options(t testing.TB, source string, store sink.Store) snapshot.Options {
 	t.Helper()
-	client, err := spoc.NewClient(spoc.ClientOptions{})
+	client, err := fetch.NewClient(fetch.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func options(t testing.TB, source string, store sink.Store) snapshot.Options {
 		Store:   store,
 		Prefix:  "raw/spoc",
 		Day:     day,
-		Backoff: spoc.Backoff{Attempts: 1},
+		Backoff: fetch.Backoff{Attempts: 1},
 		SnapshotLayout: snapshot.Layout{
 			Dictionary:       spoc.DictionaryColumns(),
 			ColumnZstdLevels: map[string]int{"gps_coordinate_lat": 3, "gps_coordinate_long": 3},

@@ -19,7 +19,7 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
-	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
@@ -80,7 +80,7 @@ func TestRunMetrics(t *testing.T) {
 	out := t.TempDir()
 	store, _ := sink.NewLocal(out)
 	opts := options(t, srv.URL, store)
-	opts.Backoff = spoc.Backoff{Attempts: 2}
+	opts.Backoff = fetch.Backoff{Attempts: 2}
 	opts.MeterProvider, opts.TracerProvider = mp, tp
 	progress := &snapshot.Progress{}
 	opts.Progress = progress
@@ -169,7 +169,7 @@ func TestRunMetricsOnFailure(t *testing.T) {
 	reader, mp, _, tp := newTelemetry()
 	store, _ := sink.NewLocal(t.TempDir())
 	opts := options(t, srv.URL, store)
-	opts.Backoff = spoc.Backoff{Attempts: 3}
+	opts.Backoff = fetch.Backoff{Attempts: 3}
 	opts.MeterProvider, opts.TracerProvider = mp, tp
 	if _, err := snapshot.Run(context.Background(), opts); err == nil {
 		t.Fatal("run succeeded against a failing upstream")
@@ -196,7 +196,7 @@ func TestRunMetricsRejected(t *testing.T) {
 	reader, mp, _, tp := newTelemetry()
 	store, _ := sink.NewLocal(t.TempDir())
 	opts := options(t, srv.URL, store)
-	opts.Backoff = spoc.Backoff{Attempts: 3}
+	opts.Backoff = fetch.Backoff{Attempts: 3}
 	opts.MinRecords = 100
 	opts.MeterProvider, opts.TracerProvider = mp, tp
 	if _, err := snapshot.Run(context.Background(), opts); err == nil {

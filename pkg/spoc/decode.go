@@ -2,7 +2,6 @@ package spoc
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // Defaults of the decoder's options.
@@ -28,13 +29,20 @@ const idleBytesPerRow = 1 << 10
 
 var (
 	// ErrBodyTooLarge means the body went past the decoder's size cap.
-	ErrBodyTooLarge = errors.New("response body too large")
+	ErrBodyTooLarge error = &decodeError{"response body too large", fetch.FailureTooLarge}
 	// ErrValueTooLong means one string or number went past the value cap.
-	ErrValueTooLong = errors.New("JSON value too long")
+	ErrValueTooLong error = &decodeError{"JSON value too long", fetch.FailureTooLarge}
 	// ErrNoResults means the body is valid JSON but has no records array
 	// where the dataset has it (data.results for SPOC).
-	ErrNoResults = errors.New("no records array in the body")
+	ErrNoResults error = &decodeError{"no records array in the body", fetch.FailureNoResults}
 )
+
+// decodeError is a sentinel error of the decoder that knows its failure
+// kind (fetch.KindedError).
+type decodeError struct{ msg, kind string }
+
+func (e *decodeError) Error() string       { return e.msg }
+func (e *decodeError) FailureKind() string { return e.kind }
 
 // SyntaxError is malformed or truncated JSON.
 type SyntaxError struct {
@@ -45,6 +53,15 @@ type SyntaxError struct {
 
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
+}
+
+// FailureKind is reset for a body that ended early (another attempt may
+// get all of it), bad_json otherwise (fetch.KindedError).
+func (e *SyntaxError) FailureKind() string {
+	if e.Truncated {
+		return fetch.FailureReset
+	}
+	return fetch.FailureBadJSON
 }
 
 // DecoderOption configures a Decoder.

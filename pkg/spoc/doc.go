@@ -1,16 +1,17 @@
-// Package spoc reads the MSPO list of certified independent oil-palm
-// smallholders (SPOC) from its public endpoint and turns it into tidy Arrow
-// record batches.
+// Package spoc turns the bodies of MSPO's public lists into tidy Arrow
+// record batches: each list is a Dataset (SPOC, the certified independent
+// oil-palm smallholders, and OSH, the organised smallholders), and a
+// Decoder reads a body as the dataset it is given.
 //
-// The endpoint returns every plot (about 306,000) in one JSON body of 80 MB
-// or more. This package never holds that body: Fetch (or OpenFile, for a
-// saved body) returns a stream, and a Decoder turns the stream into
-// batches of Schema while it is read, with a fixed buffer and one batch in
-// memory.
+// The SPOC endpoint returns every plot (about 306,000) in one JSON body of
+// 80 MB or more. This package never holds that body: package fetch
+// returns a stream, and a Decoder turns it into batches of the dataset's
+// schema while it is read, with a fixed buffer and one batch in memory.
 //
 // # Conversion rules
 //
-// The records are the elements of data.results; the array may stand
+// The records are the elements of the dataset's records array
+// (data.results for SPOC, data.data for OSH); the array may stand
 // anywhere in the top-level object, beside other keys of any shape, and
 // record fields may come in any order. Unknown fields are skipped, and
 // "geolocation" too (it repeats the two coordinates). Each field is
@@ -56,6 +57,7 @@
 // data.results array is ErrNoResults. The decoder's limits surface as
 // ErrBodyTooLarge and ErrValueTooLong. An error of the underlying reader
 // (a connection reset, a stalled download) is returned wrapped, so
-// errors.Is and errors.As see through it; IsRetryable tells the errors
-// worth another attempt from those that are not.
+// errors.Is and errors.As see through it. The decoder's errors know their
+// failure kind (fetch.KindedError), so fetch.Classify tells those worth
+// another attempt (a cut body) from those that are not.
 package spoc

@@ -1,4 +1,4 @@
-package spoc
+package fetch
 
 import (
 	"net/url"

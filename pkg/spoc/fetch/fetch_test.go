@@ -1,4 +1,4 @@
-package spoc_test
+package fetch_test
 
 import (
 	"bytes"
@@ -17,20 +17,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
-func newClient(t *testing.T, opts spoc.ClientOptions) *spoc.Client {
+func newClient(t *testing.T, opts fetch.ClientOptions) *fetch.Client {
 	t.Helper()
-	c, err := spoc.NewClient(opts)
+	c, err := fetch.NewClient(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func readAll(t *testing.T, c *spoc.Client, url string) ([]byte, *spoc.Body, error) {
+func readAll(t *testing.T, c *fetch.Client, url string) ([]byte, *fetch.Body, error) {
 	t.Helper()
 	b, err := c.Open(context.Background(), url)
 	if err != nil {
@@ -50,7 +50,7 @@ func TestFetchRequest(t *testing.T) {
 		io.WriteString(w, `{"data":{"results":[]}}`)
 	}))
 	defer srv.Close()
-	_, b, err := readAll(t, newClient(t, spoc.ClientOptions{UserAgent: "mspo-spoc/test"}), srv.URL+"/api/spoc/get-spoc-list-public")
+	_, b, err := readAll(t, newClient(t, fetch.ClientOptions{UserAgent: "mspo-spoc/test"}), srv.URL+"/api/spoc/get-spoc-list-public")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestFetchKeepsExplicitPageParameters(t *testing.T) {
 		io.WriteString(w, `{}`)
 	}))
 	defer srv.Close()
-	if _, _, err := readAll(t, newClient(t, spoc.ClientOptions{}), srv.URL+"?pageSize=500000&page=1"); err != nil {
+	if _, _, err := readAll(t, newClient(t, fetch.ClientOptions{}), srv.URL+"?pageSize=500000&page=1"); err != nil {
 		t.Fatal(err)
 	}
 	if query != "page=1&pageSize=500000" {
@@ -91,7 +91,7 @@ func TestFetchKeepsExplicitPageParameters(t *testing.T) {
 func TestFetchGzip(t *testing.T) {
 	srv := spoctest.NewServer(spoctest.WithRecords(2000), spoctest.WithGzip())
 	defer srv.Close()
-	data, b, err := readAll(t, newClient(t, spoc.ClientOptions{}), srv.URL)
+	data, b, err := readAll(t, newClient(t, fetch.ClientOptions{}), srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestFetchErrors(t *testing.T) {
 				io.WriteString(w, "<html>\n<body>Service   Unavailable</body></html>")
 			},
 			check: func(err error) bool {
-				var se *spoc.StatusError
+				var se *fetch.StatusError
 				return errors.As(err, &se) && se.StatusCode == 503 && se.RetryAfter == 7*time.Second
 			},
 			retryable: true,
@@ -129,14 +129,14 @@ func TestFetchErrors(t *testing.T) {
 		{
 			name:      "429",
 			handler:   func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(429) },
-			check:     func(err error) bool { var se *spoc.StatusError; return errors.As(err, &se) },
+			check:     func(err error) bool { var se *fetch.StatusError; return errors.As(err, &se) },
 			retryable: true,
 			mention:   "429",
 		},
 		{
 			name:      "404 is final",
 			handler:   func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) },
-			check:     func(err error) bool { var se *spoc.StatusError; return errors.As(err, &se) },
+			check:     func(err error) bool { var se *fetch.StatusError; return errors.As(err, &se) },
 			retryable: false,
 			mention:   "404 page not found",
 		},
@@ -146,7 +146,7 @@ func TestFetchErrors(t *testing.T) {
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
 				io.WriteString(w, "<html><body>Under maintenance</body></html>")
 			},
-			check:     func(err error) bool { var ce *spoc.ContentTypeError; return errors.As(err, &ce) },
+			check:     func(err error) bool { var ce *fetch.ContentTypeError; return errors.As(err, &ce) },
 			retryable: false,
 			mention:   "text/html",
 		},
@@ -155,11 +155,11 @@ func TestFetchErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(tt.handler)
 			defer srv.Close()
-			_, _, err := readAll(t, newClient(t, spoc.ClientOptions{}), srv.URL)
+			_, _, err := readAll(t, newClient(t, fetch.ClientOptions{}), srv.URL)
 			if err == nil || !tt.check(err) {
 				t.Fatalf("error %v (%T)", err, err)
 			}
-			if got := spoc.IsRetryable(err); got != tt.retryable {
+			if got := fetch.IsRetryable(err); got != tt.retryable {
 				t.Errorf("IsRetryable = %v, want %v", got, tt.retryable)
 			}
 			if !strings.Contains(err.Error(), tt.mention) || strings.Contains(err.Error(), "\n") {
@@ -172,43 +172,12 @@ func TestFetchErrors(t *testing.T) {
 func TestFetchCutBodyIsRetryable(t *testing.T) {
 	srv := spoctest.NewServer(spoctest.WithRecords(5000), spoctest.CutFirst(1, 100_000))
 	defer srv.Close()
-	_, _, err := readAll(t, newClient(t, spoc.ClientOptions{}), srv.URL)
-	var te *spoc.TransportError
-	if !errors.As(err, &te) || !errors.Is(err, io.ErrUnexpectedEOF) || !spoc.IsRetryable(err) {
+	_, _, err := readAll(t, newClient(t, fetch.ClientOptions{}), srv.URL)
+	var te *fetch.TransportError
+	if !errors.As(err, &te) || !errors.Is(err, io.ErrUnexpectedEOF) || !fetch.IsRetryable(err) {
 		t.Fatalf("error %v: want a retryable *TransportError wrapping io.ErrUnexpectedEOF", err)
 	}
-	if _, _, err := readAll(t, newClient(t, spoc.ClientOptions{}), srv.URL); err != nil {
-		t.Fatalf("second request: %v", err)
-	}
-}
-
-// A body that ends cleanly (the chunked response terminated) before the
-// JSON does is only seen by the decoder, and is retried like a reset.
-func TestBodyEndedEarlyIsRetryable(t *testing.T) {
-	srv := spoctest.NewServer(spoctest.WithRecords(5000), spoctest.EndFirst(1, 100_000))
-	defer srv.Close()
-	c := newClient(t, spoc.ClientOptions{})
-	decode := func() error {
-		b, err := c.Open(context.Background(), srv.URL)
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		dec := spoc.NewDecoder(b)
-		defer dec.Release()
-		for dec.Next() {
-		}
-		return dec.Err()
-	}
-	err := decode()
-	var se *spoc.SyntaxError
-	if !errors.As(err, &se) || !se.Truncated {
-		t.Fatalf("error %v: want a truncated *SyntaxError", err)
-	}
-	if f := spoc.Classify(err); f.Kind != spoc.FailureReset || !f.Retryable {
-		t.Errorf("Classify = %+v, want a retryable %s", f, spoc.FailureReset)
-	}
-	if err := decode(); err != nil {
+	if _, _, err := readAll(t, newClient(t, fetch.ClientOptions{}), srv.URL); err != nil {
 		t.Fatalf("second request: %v", err)
 	}
 }
@@ -235,15 +204,15 @@ func TestFetchTimeouts(t *testing.T) {
 	defer srv.Close()
 	// Each case gets one short limit and one generous one, so a slow,
 	// shared machine cannot trip the limit that is not under test.
-	c := newClient(t, spoc.ClientOptions{FirstByteTimeout: 200 * time.Millisecond, StallTimeout: time.Minute})
+	c := newClient(t, fetch.ClientOptions{FirstByteTimeout: 200 * time.Millisecond, StallTimeout: time.Minute})
 	_, _, err := readAll(t, c, srv.URL+"/slow-headers")
-	var te *spoc.TransportError
-	if !errors.As(err, &te) || !spoc.IsRetryable(err) {
+	var te *fetch.TransportError
+	if !errors.As(err, &te) || !fetch.IsRetryable(err) {
 		t.Errorf("no headers: error %v, want a retryable *TransportError", err)
 	}
-	c = newClient(t, spoc.ClientOptions{FirstByteTimeout: time.Minute, StallTimeout: 200 * time.Millisecond})
+	c = newClient(t, fetch.ClientOptions{FirstByteTimeout: time.Minute, StallTimeout: 200 * time.Millisecond})
 	_, _, err = readAll(t, c, srv.URL+"/stalled-body")
-	if !errors.Is(err, spoc.ErrStalled) || !spoc.IsRetryable(err) {
+	if !errors.Is(err, fetch.ErrStalled) || !fetch.IsRetryable(err) {
 		t.Errorf("stalled body: error %v, want retryable ErrStalled", err)
 	}
 }
@@ -255,8 +224,8 @@ func TestFetchConnectionRefusedIsRetryable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	_, _, err = readAll(t, newClient(t, spoc.ClientOptions{ConnectTimeout: time.Second}), "http://"+addr+"/")
-	if !spoc.IsRetryable(err) {
+	_, _, err = readAll(t, newClient(t, fetch.ClientOptions{ConnectTimeout: time.Second}), "http://"+addr+"/")
+	if !fetch.IsRetryable(err) {
 		t.Fatalf("error %v: want retryable", err)
 	}
 }
@@ -270,8 +239,8 @@ func TestFetchTLS(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 
-	_, _, err := readAll(t, newClient(t, spoc.ClientOptions{}), srv.URL)
-	if err == nil || spoc.IsRetryable(err) {
+	_, _, err := readAll(t, newClient(t, fetch.ClientOptions{}), srv.URL)
+	if err == nil || fetch.IsRetryable(err) {
 		t.Fatalf("unknown CA: error %v, want a certificate error that is not retried", err)
 	}
 
@@ -280,16 +249,16 @@ func TestFetchTLS(t *testing.T) {
 	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := readAll(t, newClient(t, spoc.ClientOptions{CAFile: caFile}), srv.URL); err != nil {
+	if _, _, err := readAll(t, newClient(t, fetch.ClientOptions{CAFile: caFile}), srv.URL); err != nil {
 		t.Errorf("with SPOC_CA_FILE: %v", err)
 	}
-	if _, _, err := readAll(t, newClient(t, spoc.ClientOptions{InsecureSkipVerify: true}), srv.URL); err != nil {
+	if _, _, err := readAll(t, newClient(t, fetch.ClientOptions{InsecureSkipVerify: true}), srv.URL); err != nil {
 		t.Errorf("with verification off: %v", err)
 	}
 
 	notPEM := filepath.Join(t.TempDir(), "junk.pem")
 	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
-	if _, err := spoc.NewClient(spoc.ClientOptions{CAFile: notPEM}); err == nil {
+	if _, err := fetch.NewClient(fetch.ClientOptions{CAFile: notPEM}); err == nil {
 		t.Error("a CA file without certificates was accepted")
 	}
 }
@@ -309,7 +278,7 @@ func TestOpenFile(t *testing.T) {
 	gz := filepath.Join(dir, "body.json.gz")
 	os.WriteFile(gz, zipped.Bytes(), 0o644)
 
-	c := newClient(t, spoc.ClientOptions{})
+	c := newClient(t, fetch.ClientOptions{})
 	for _, src := range []string{plain, "file://" + plain, gz, "file://" + gz} {
 		data, b, err := readAll(t, c, src)
 		if err != nil {
@@ -322,7 +291,7 @@ func TestOpenFile(t *testing.T) {
 			t.Errorf("%s: source recorded as %q", src, b.Source)
 		}
 	}
-	if _, _, err := readAll(t, c, filepath.Join(dir, "missing.json")); err == nil || spoc.IsRetryable(err) {
+	if _, _, err := readAll(t, c, filepath.Join(dir, "missing.json")); err == nil || fetch.IsRetryable(err) {
 		t.Errorf("missing file: %v, want a final error", err)
 	}
 }
@@ -339,7 +308,7 @@ func TestOpeners(t *testing.T) {
 	zw.Close()
 	objects := map[string][]byte{"mem://b/plain.json": raw.Bytes(), "mem://b/body.json.gz": zipped.Bytes(), "mem://b/bad.json.gz": {0x1f, 0x8b, 0}}
 	errMissing := errors.New("no such object")
-	c := newClient(t, spoc.ClientOptions{Openers: map[string]spoc.Opener{
+	c := newClient(t, fetch.ClientOptions{Openers: map[string]fetch.Opener{
 		"mem": func(_ context.Context, u string) (io.ReadCloser, int64, error) {
 			data, ok := objects[u]
 			if !ok {
@@ -370,7 +339,7 @@ func TestOpeners(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	transient := &spoc.StatusError{StatusCode: 503, Status: "503 Service Unavailable"}
+	transient := &fetch.StatusError{StatusCode: 503, Status: "503 Service Unavailable"}
 	tests := []struct {
 		name     string
 		errs     []error // returned by successive attempts; nil ends
@@ -381,12 +350,12 @@ func TestBackoff(t *testing.T) {
 		{"success at once", []error{nil}, 4, 1, false},
 		{"two transient failures then success", []error{transient, transient, nil}, 4, 3, false},
 		{"transient failures use up the attempts", []error{transient, transient, transient, transient, nil}, 4, 4, true},
-		{"a final error stops at once", []error{&spoc.SyntaxError{Msg: "bad"}, nil}, 4, 1, true},
+		{"a final error stops at once", []error{&fetch.ContentTypeError{ContentType: "text/html"}, nil}, 4, 1, true},
 		{"one attempt only", []error{transient, nil}, 1, 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := spoc.Backoff{Attempts: tt.attempts, Initial: time.Millisecond, Max: 4 * time.Millisecond}
+			b := fetch.Backoff{Attempts: tt.attempts, Initial: time.Millisecond, Max: 4 * time.Millisecond}
 			n := 0
 			err := b.Do(context.Background(), func(context.Context, int) error {
 				n++
@@ -400,15 +369,15 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestBackoffWaits(t *testing.T) {
-	b := spoc.Backoff{Attempts: 5, Initial: 8 * time.Millisecond, Max: 20 * time.Millisecond}
+	b := fetch.Backoff{Attempts: 5, Initial: 8 * time.Millisecond, Max: 20 * time.Millisecond}
 	var waits []time.Duration
 	n := 0
 	b.Do(context.Background(), func(context.Context, int) error {
 		n++
 		if n == 3 {
-			return &spoc.StatusError{StatusCode: 429, RetryAfter: 30 * time.Millisecond}
+			return &fetch.StatusError{StatusCode: 429, RetryAfter: 30 * time.Millisecond}
 		}
-		return &spoc.StatusError{StatusCode: 503}
+		return &fetch.StatusError{StatusCode: 503}
 	}, func(_ int, _ error, wait time.Duration) { waits = append(waits, wait) })
 	bounds := [][2]time.Duration{{4, 8}, {8, 16}, {30, 30}, {10, 20}}
 	if len(waits) != len(bounds) {
@@ -425,11 +394,11 @@ func TestBackoffWaits(t *testing.T) {
 func TestBackoffDoesNotWaitPastTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b := spoc.Backoff{Attempts: 4, Initial: time.Millisecond}
+	b := fetch.Backoff{Attempts: 4, Initial: time.Millisecond}
 	n := 0
 	err := b.Do(ctx, func(context.Context, int) error {
 		n++
-		return &spoc.StatusError{StatusCode: 503, Status: "503", RetryAfter: time.Hour}
+		return &fetch.StatusError{StatusCode: 503, Status: "503", RetryAfter: time.Hour}
 	}, nil)
 	if n != 1 || err == nil || !strings.Contains(err.Error(), "no time left") {
 		t.Errorf("%d attempts, error %v: want one attempt and an error saying there is no time for the hour-long Retry-After", n, err)
@@ -441,19 +410,19 @@ func TestParseSource(t *testing.T) {
 		source, kind, path string
 		bad                bool
 	}{
-		{source: "https://api.mspots.org.my/api/spoc/get-spoc-list-public", kind: spoc.SourceHTTP},
-		{source: "http://127.0.0.1:8080/x", kind: spoc.SourceHTTP},
-		{source: "body.json", kind: spoc.SourceFile, path: "body.json"},
-		{source: "data/raw/20261126/spoc-list-public.json.gz", kind: spoc.SourceFile, path: "data/raw/20261126/spoc-list-public.json.gz"},
-		{source: "backup:2026.json", kind: spoc.SourceFile, path: "backup:2026.json"}, // a colon is not a scheme
-		{source: "file:///tmp/body.json", kind: spoc.SourceFile, path: "/tmp/body.json"},
-		{source: "gs://bucket/raw/x.json.gz", kind: spoc.SourceOther},
+		{source: "https://api.mspots.org.my/api/spoc/get-spoc-list-public", kind: fetch.SourceHTTP},
+		{source: "http://127.0.0.1:8080/x", kind: fetch.SourceHTTP},
+		{source: "body.json", kind: fetch.SourceFile, path: "body.json"},
+		{source: "data/raw/20261126/spoc-list-public.json.gz", kind: fetch.SourceFile, path: "data/raw/20261126/spoc-list-public.json.gz"},
+		{source: "backup:2026.json", kind: fetch.SourceFile, path: "backup:2026.json"}, // a colon is not a scheme
+		{source: "file:///tmp/body.json", kind: fetch.SourceFile, path: "/tmp/body.json"},
+		{source: "gs://bucket/raw/x.json.gz", kind: fetch.SourceOther},
 		{source: "", bad: true},
 		{source: "https:///no-host", bad: true},
 		{source: "file://", bad: true},
 		{source: "://x", bad: true},
 	} {
-		src, err := spoc.ParseSource(tc.source)
+		src, err := fetch.ParseSource(tc.source)
 		if tc.bad {
 			if err == nil {
 				t.Errorf("ParseSource(%q) = %+v, want an error", tc.source, src)

@@ -1,4 +1,4 @@
-package spoc
+package fetch
 
 import (
 	"context"
@@ -9,6 +9,12 @@ import (
 	"syscall"
 	"testing"
 )
+
+// kinded stands for an error of the decoder, which knows its kind.
+type kinded struct{ kind string }
+
+func (k kinded) Error() string       { return "decoder: " + k.kind }
+func (k kinded) FailureKind() string { return k.kind }
 
 // TestClassify checks the one table of failures: each error's metric label
 // and whether it is retried, from the same case.
@@ -29,12 +35,8 @@ func TestClassify(t *testing.T) {
 		{&TransportError{Op: "read body", Err: syscall.ECONNRESET}, FailureReset, true},
 		{&TransportError{Op: "read body", Err: io.ErrUnexpectedEOF}, FailureReset, true},
 		{&TransportError{Op: "GET", Err: errors.New("no route")}, FailureTransport, true},
-		// A body that ended cleanly before its JSON did: as transient as a reset.
-		{fmt.Errorf("decode: %w", &SyntaxError{Msg: "unexpected end", Truncated: true}), FailureReset, true},
-		{&SyntaxError{Msg: "invalid character"}, FailureBadJSON, false},
-		{fmt.Errorf("decode: %w", ErrBodyTooLarge), FailureTooLarge, false},
-		{ErrValueTooLong, FailureTooLarge, false},
-		{ErrNoResults, FailureNoResults, false},
+		{fmt.Errorf("decode: %w", kinded{FailureBadJSON}), FailureBadJSON, false},
+		{kinded{FailureReset}, FailureReset, true},
 		{&TransportError{Op: "GET", Err: x509.UnknownAuthorityError{}}, FailureTLS, false},
 		{&TransportError{Op: "GET", Err: &CertificateError{Check: CheckExpired}}, FailureTLS, false},
 		{fmt.Errorf("open body.json: %w", syscall.ENOENT), FailureNotFound, false},

@@ -1,4 +1,4 @@
-package spoc
+package fetch
 
 import (
 	"context"
@@ -31,6 +31,15 @@ const (
 	FailureRedirect   = "redirect"    // a redirect refused: to plain http, or too many
 	FailureOtherError = "other_error" // anything else, such as a failed write
 )
+
+// KindedError is an error that knows its failure kind: those of the
+// decoder (malformed or truncated JSON, a body past its limits, no
+// records array) implement it, so that this package classifies a whole
+// run's errors without depending on the decoder.
+type KindedError interface {
+	error
+	FailureKind() string
+}
 
 // Failure is what Classify makes of an error: a kind for metrics and logs,
 // and whether another attempt may succeed.
@@ -79,7 +88,7 @@ func failureKind(err error) string {
 	var (
 		status *StatusError
 		ctype  *ContentTypeError
-		syntax *SyntaxError
+		kinded KindedError
 		netErr net.Error
 	)
 	switch {
@@ -109,15 +118,8 @@ func failureKind(err error) string {
 		return FailureRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE):
 		return FailureReset
-	case errors.As(err, &syntax):
-		if syntax.Truncated {
-			return FailureReset
-		}
-		return FailureBadJSON
-	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrValueTooLong):
-		return FailureTooLarge
-	case errors.Is(err, ErrNoResults):
-		return FailureNoResults
+	case errors.As(err, &kinded):
+		return kinded.FailureKind()
 	case errors.Is(err, syscall.ENOENT):
 		return FailureNotFound
 	}

@@ -1,4 +1,4 @@
-package spoc
+package fetch
 
 import (
 	"bufio"
@@ -22,9 +22,6 @@ import (
 	"time"
 	"unicode"
 )
-
-// DefaultURL is the public SPOC list endpoint.
-const DefaultURL = "https://api.mspots.org.my/api/spoc/get-spoc-list-public"
 
 // ErrStalled means the body stopped arriving for longer than the stall timeout.
 var ErrStalled = errors.New("download stalled")
@@ -115,7 +112,7 @@ type ClientOptions struct {
 // as stored (gzip or not) and their size, or -1 when unknown.
 type Opener func(ctx context.Context, url string) (r io.ReadCloser, size int64, err error)
 
-// Client fetches the SPOC body over HTTP.
+// Client fetches a list's body over HTTP.
 //
 // # Certificates
 //

@@ -1,4 +1,4 @@
-package spoc_test
+package fetch_test
 
 import (
 	"crypto/tls"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
@@ -46,7 +46,7 @@ func TestRedirects(t *testing.T) {
 	defer secure.Close()
 	plain := spoctest.NewServer(spoctest.WithRecords(3))
 	defer plain.Close()
-	client := newClient(t, spoc.ClientOptions{CAFile: w.caFile})
+	client := newClient(t, fetch.ClientOptions{CAFile: w.caFile})
 
 	for _, tc := range []struct {
 		name    string
@@ -72,12 +72,12 @@ func TestRedirects(t *testing.T) {
 			}
 			data, body, err := readAll(t, client, start+"/list?token=abc123")
 			if tc.refused != "" {
-				var re *spoc.RedirectError
+				var re *fetch.RedirectError
 				if !errors.As(err, &re) || !strings.Contains(err.Error(), tc.refused) {
 					t.Fatalf("error %v, want a RedirectError saying %q", err, tc.refused)
 				}
-				if spoc.IsRetryable(err) || spoc.FailureKind(err) != spoc.FailureRedirect {
-					t.Errorf("a refused redirect is %q, retryable %v; want %q, not retried", spoc.FailureKind(err), spoc.IsRetryable(err), spoc.FailureRedirect)
+				if fetch.IsRetryable(err) || fetch.FailureKind(err) != fetch.FailureRedirect {
+					t.Errorf("a refused redirect is %q, retryable %v; want %q, not retried", fetch.FailureKind(err), fetch.IsRetryable(err), fetch.FailureRedirect)
 				}
 				for _, secret := range []string{"s3cr3t", "abc123"} {
 					if strings.Contains(err.Error(), secret) {
@@ -110,7 +110,7 @@ func TestRedactURL(t *testing.T) {
 		{"/data/body.json.gz", "/data/body.json.gz"},
 		{"gs://bucket/day/spoc-list-public.json.gz", "gs://bucket/day/spoc-list-public.json.gz"},
 	} {
-		if got := spoc.RedactURL(tc.in); got != tc.want {
+		if got := fetch.RedactURL(tc.in); got != tc.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package spoc_test
+package fetch_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
@@ -60,96 +60,96 @@ func TestCertificateChecks(t *testing.T) {
 	aia := w.issuers.URL + "/intermediate.cer"
 	selfSigned := w.leaf(t, spoctest.LeafOptions{SelfSigned: true})
 	pin := func(c tls.Certificate) [32]byte {
-		p, err := spoc.ParsePin(spoc.KeyPin(c.Leaf))
+		p, err := fetch.ParsePin(fetch.KeyPin(c.Leaf))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	otherPin, _ := spoc.ParsePin(spoc.KeyPin(w.pki.Intermediate))
+	otherPin, _ := fetch.ParsePin(fetch.KeyPin(w.pki.Intermediate))
 	expired := w.leaf(t, spoctest.LeafOptions{Expired: true})
 	otherHost := w.leaf(t, spoctest.LeafOptions{Hosts: []string{"other.example"}, SelfSigned: true})
 	for _, tc := range []struct {
 		name    string
 		cert    tls.Certificate
-		opts    spoc.ClientOptions
+		opts    fetch.ClientOptions
 		check   string   // "" for success
 		mention []string // in the error, or in the logs on success
 	}{
 		{
 			name: "full chain",
 			cert: w.pki.WithChain(w.leaf(t, spoctest.LeafOptions{})),
-			opts: spoc.ClientOptions{CAFile: w.caFile},
+			opts: fetch.ClientOptions{CAFile: w.caFile},
 		},
 		{
 			name:    "leaf only, intermediate fetched from its CA Issuers URL",
 			cert:    w.leaf(t, spoctest.LeafOptions{IssuersURL: aia}),
-			opts:    spoc.ClientOptions{CAFile: w.caFile},
+			opts:    fetch.ClientOptions{CAFile: w.caFile},
 			mention: []string{"fetched a missing intermediate", "spoctest Intermediate CA", aia},
 		},
 		{
 			name:    "leaf only, CA Issuers URL unreachable",
 			cert:    w.leaf(t, spoctest.LeafOptions{IssuersURL: "http://127.0.0.1:1/intermediate.cer"}),
-			opts:    spoc.ClientOptions{CAFile: w.caFile},
-			check:   spoc.CheckUnknownAuthority,
+			opts:    fetch.ClientOptions{CAFile: w.caFile},
+			check:   fetch.CheckUnknownAuthority,
 			mention: []string{"CA Issuers fetch", "127.0.0.1:1", "refused", `issuer "CN=spoctest Intermediate CA"`},
 		},
 		{
 			name:    "leaf only, no CA Issuers URL",
 			cert:    w.leaf(t, spoctest.LeafOptions{}),
-			opts:    spoc.ClientOptions{CAFile: w.caFile},
-			check:   spoc.CheckUnknownAuthority,
+			opts:    fetch.ClientOptions{CAFile: w.caFile},
+			check:   fetch.CheckUnknownAuthority,
 			mention: []string{"no CA Issuers URL"},
 		},
 		{
 			name:    "intermediate fetched, root not trusted",
 			cert:    w.leaf(t, spoctest.LeafOptions{IssuersURL: aia}),
-			check:   spoc.CheckUnknownAuthority,
+			check:   fetch.CheckUnknownAuthority,
 			mention: []string{`fetched "CN=spoctest Intermediate CA"`, "still no chain to a trusted root"},
 		},
 		{
 			name:    "certificate for another host",
 			cert:    w.pki.WithChain(w.leaf(t, spoctest.LeafOptions{Hosts: []string{"other.example"}})),
-			opts:    spoc.ClientOptions{CAFile: w.caFile},
-			check:   spoc.CheckHostname,
+			opts:    fetch.ClientOptions{CAFile: w.caFile},
+			check:   fetch.CheckHostname,
 			mention: []string{"for other.example", "127.0.0.1"},
 		},
 		{
 			name:    "expired leaf",
 			cert:    w.pki.WithChain(w.leaf(t, spoctest.LeafOptions{Expired: true})),
-			opts:    spoc.ClientOptions{CAFile: w.caFile},
-			check:   spoc.CheckExpired,
+			opts:    fetch.ClientOptions{CAFile: w.caFile},
+			check:   fetch.CheckExpired,
 			mention: []string{"expired"},
 		},
 		{
 			name:    "self-signed",
 			cert:    selfSigned,
-			opts:    spoc.ClientOptions{CAFile: w.caFile},
-			check:   spoc.CheckUnknownAuthority,
-			mention: []string{"sha256/" + spoc.KeyPin(selfSigned.Leaf)},
+			opts:    fetch.ClientOptions{CAFile: w.caFile},
+			check:   fetch.CheckUnknownAuthority,
+			mention: []string{"sha256/" + fetch.KeyPin(selfSigned.Leaf)},
 		},
 		{
 			name: "self-signed with its key pinned",
 			cert: selfSigned,
-			opts: spoc.ClientOptions{PinnedKeys: [][32]byte{otherPin, pin(selfSigned)}},
+			opts: fetch.ClientOptions{PinnedKeys: [][32]byte{otherPin, pin(selfSigned)}},
 		},
 		{
 			name: "expired with its key pinned",
 			cert: expired,
-			opts: spoc.ClientOptions{PinnedKeys: [][32]byte{pin(expired)}},
+			opts: fetch.ClientOptions{PinnedKeys: [][32]byte{pin(expired)}},
 		},
 		{
 			name:    "a full chain, but the key is not the pinned one",
 			cert:    w.pki.WithChain(w.leaf(t, spoctest.LeafOptions{})),
-			opts:    spoc.ClientOptions{CAFile: w.caFile, PinnedKeys: [][32]byte{otherPin}},
-			check:   spoc.CheckPin,
+			opts:    fetch.ClientOptions{CAFile: w.caFile, PinnedKeys: [][32]byte{otherPin}},
+			check:   fetch.CheckPin,
 			mention: []string{"matches none of the pins"},
 		},
 		{
 			name:    "pinned key, another host",
 			cert:    otherHost,
-			opts:    spoc.ClientOptions{PinnedKeys: [][32]byte{pin(otherHost)}},
-			check:   spoc.CheckHostname,
+			opts:    fetch.ClientOptions{PinnedKeys: [][32]byte{pin(otherHost)}},
+			check:   fetch.CheckHostname,
 			mention: []string{"for other.example"},
 		},
 	} {
@@ -170,14 +170,14 @@ func TestCertificateChecks(t *testing.T) {
 				}
 				return
 			}
-			var ce *spoc.CertificateError
+			var ce *fetch.CertificateError
 			if !errors.As(err, &ce) {
-				t.Fatalf("error %v (%T), want a *spoc.CertificateError", err, err)
+				t.Fatalf("error %v (%T), want a *fetch.CertificateError", err, err)
 			}
 			if ce.Check != tc.check {
 				t.Errorf("check %q, want %q: %v", ce.Check, tc.check, err)
 			}
-			if f := spoc.Classify(err); f.Kind != spoc.FailureTLS || f.Retryable {
+			if f := fetch.Classify(err); f.Kind != fetch.FailureTLS || f.Retryable {
 				t.Errorf("Classify = %+v, want tls and not retried", f)
 			}
 			if msg := err.Error(); strings.Contains(msg, "\n") {
@@ -214,8 +214,8 @@ func TestIssuersFetchRefusesWhatItShould(t *testing.T) {
 		t.Run(tc.url, func(t *testing.T) {
 			srv := spoctest.NewTLSServer(w.leaf(t, spoctest.LeafOptions{IssuersURL: tc.url}), spoctest.WithRecords(10))
 			defer srv.Close()
-			_, _, err := readAll(t, newClient(t, spoc.ClientOptions{CAFile: w.caFile}), srv.URL)
-			var ce *spoc.CertificateError
+			_, _, err := readAll(t, newClient(t, fetch.ClientOptions{CAFile: w.caFile}), srv.URL)
+			var ce *fetch.CertificateError
 			if !errors.As(err, &ce) || !ce.IssuersTried || !strings.Contains(ce.Issuers, tc.mention) {
 				t.Fatalf("error %v: want a CertificateError whose CA Issuers fetch mentions %q", err, tc.mention)
 			}
@@ -230,7 +230,7 @@ func TestIssuersFetchedOncePerClient(t *testing.T) {
 	w := newTLSWorld(t)
 	srv := spoctest.NewTLSServer(w.leaf(t, spoctest.LeafOptions{IssuersURL: w.issuers.URL + "/i.cer"}), spoctest.WithRecords(10))
 	defer srv.Close()
-	c := newClient(t, spoc.ClientOptions{CAFile: w.caFile})
+	c := newClient(t, fetch.ClientOptions{CAFile: w.caFile})
 	for range 3 {
 		if _, _, err := readAll(t, c, srv.URL); err != nil {
 			t.Fatal(err)
@@ -269,7 +269,7 @@ func TestParseCertificates(t *testing.T) {
 		{"too many", bytes.Repeat(twoPEM, 5), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			certs, err := spoc.ParseCertificates(tc.data)
+			certs, err := fetch.ParseCertificates(tc.data)
 			if tc.subjects == "" {
 				if err == nil {
 					t.Fatalf("accepted: %d certificates", len(certs))
@@ -292,8 +292,8 @@ func TestParseCertificates(t *testing.T) {
 
 func TestParsePin(t *testing.T) {
 	w := newTLSWorld(t)
-	pin := spoc.KeyPin(w.pki.Root)
-	want, err := spoc.ParsePin(pin)
+	pin := fetch.KeyPin(w.pki.Root)
+	want, err := fetch.ParsePin(pin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestParsePin(t *testing.T) {
 		hexPin += string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])
 	}
 	for _, s := range []string{pin, "sha256/" + pin, "sha256//" + pin, " " + pin + " ", hexPin} {
-		if got, err := spoc.ParsePin(s); err != nil || got != want {
+		if got, err := fetch.ParsePin(s); err != nil || got != want {
 			t.Errorf("ParsePin(%q) = %x, %v; want %x", s, got, err, want)
 		}
 	}
@@ -310,12 +310,12 @@ func TestParsePin(t *testing.T) {
 	slash := "/" + pin[1:]
 	slashWant, _ := base64.StdEncoding.DecodeString(slash)
 	for _, s := range []string{slash, "sha256/" + slash, "sha256//" + slash} {
-		if got, err := spoc.ParsePin(s); err != nil || !bytes.Equal(got[:], slashWant) {
+		if got, err := fetch.ParsePin(s); err != nil || !bytes.Equal(got[:], slashWant) {
 			t.Errorf("ParsePin(%q) = %x, %v; want %x", s, got, err, slashWant)
 		}
 	}
 	for _, s := range []string{"", "abc", pin[:20], "md5/" + pin, hexPin[:62] + "zz"} {
-		if _, err := spoc.ParsePin(s); err == nil {
+		if _, err := fetch.ParsePin(s); err == nil {
 			t.Errorf("ParsePin(%q) accepted", s)
 		}
 	}
@@ -337,8 +337,8 @@ func TestIssuersFetchIsBounded(t *testing.T) {
 	}
 	srv := spoctest.NewTLSServer(w.leaf(t, spoctest.LeafOptions{Hosts: append([]string{"127.0.0.1"}, names...), IssuersURL: urls[0], MoreIssuersURLs: urls[1:]}), spoctest.WithRecords(10))
 	defer srv.Close()
-	_, _, err := readAll(t, newClient(t, spoc.ClientOptions{CAFile: w.caFile}), srv.URL)
-	var ce *spoc.CertificateError
+	_, _, err := readAll(t, newClient(t, fetch.ClientOptions{CAFile: w.caFile}), srv.URL)
+	var ce *fetch.CertificateError
 	if !errors.As(err, &ce) || !ce.IssuersTried {
 		t.Fatalf("error %v, want a CertificateError after the CA Issuers fetch", err)
 	}
