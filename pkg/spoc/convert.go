@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"time"
 	"unsafe"
+
+	"github.com/calee-data/mspo-spoc/internal/jsonscan"
 )
 
 // Reasons a value is counted as invalid (and stored as null). They are the
@@ -46,13 +48,13 @@ func isDecimal(b []byte) bool {
 		i++
 	}
 	digits := 0
-	for i < len(b) && isDigit(b[i]) {
+	for i < len(b) && jsonscan.IsDigit(b[i]) {
 		i++
 		digits++
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
-		for i < len(b) && isDigit(b[i]) {
+		for i < len(b) && jsonscan.IsDigit(b[i]) {
 			i++
 			digits++
 		}
@@ -60,7 +62,7 @@ func isDecimal(b []byte) bool {
 	if digits == 0 {
 		return false
 	}
-	return exponentToEnd(b, i)
+	return jsonscan.ExponentToEnd(b, i)
 }
 
 // parseFloat converts decimal text; reason is "" on success.
@@ -94,7 +96,7 @@ func parseInt(b []byte, bitSize int) (int64, string) {
 		return 0, ReasonNotAnInteger
 	}
 	for _, c := range b[i:] {
-		if !isDigit(c) {
+		if !jsonscan.IsDigit(c) {
 			return 0, ReasonNotAnInteger
 		}
 	}
@@ -135,7 +137,7 @@ func parseTimestamp(b []byte) (int64, string) {
 	if rest[0] == '.' {
 		i := 1
 		scale := 100_000_000
-		for i < len(rest) && isDigit(rest[i]) {
+		for i < len(rest) && jsonscan.IsDigit(rest[i]) {
 			nanos += int(rest[i]-'0') * scale
 			scale /= 10
 			i++
@@ -181,7 +183,7 @@ const (
 func digits(b []byte) (int, bool) {
 	n := 0
 	for _, c := range b {
-		if !isDigit(c) {
+		if !jsonscan.IsDigit(c) {
 			return 0, false
 		}
 		n = n*10 + int(c-'0')

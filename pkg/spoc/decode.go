@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/calee-data/mspo-spoc/internal/jsonscan"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
@@ -29,9 +30,9 @@ const idleBytesPerRow = 1 << 10
 
 var (
 	// ErrBodyTooLarge means the body went past the decoder's size cap.
-	ErrBodyTooLarge error = &decodeError{"response body too large", fetch.FailureTooLarge}
+	ErrBodyTooLarge = jsonscan.ErrInputTooLarge
 	// ErrValueTooLong means one string or number went past the value cap.
-	ErrValueTooLong error = &decodeError{"JSON value too long", fetch.FailureTooLarge}
+	ErrValueTooLong = jsonscan.ErrValueTooLong
 	// ErrNoResults means the body is valid JSON but has no records array
 	// where the dataset has it (data.results for SPOC).
 	ErrNoResults error = &decodeError{"no records array in the body", fetch.FailureNoResults}
@@ -45,24 +46,7 @@ func (e *decodeError) Error() string       { return e.msg }
 func (e *decodeError) FailureKind() string { return e.kind }
 
 // SyntaxError is malformed or truncated JSON.
-type SyntaxError struct {
-	Offset    int64 // input byte offset where the problem was found
-	Msg       string
-	Truncated bool // the input ended cleanly in the middle of the document
-}
-
-func (e *SyntaxError) Error() string {
-	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
-}
-
-// FailureKind is reset for a body that ended early (another attempt may
-// get all of it), bad_json otherwise (fetch.KindedError).
-func (e *SyntaxError) FailureKind() string {
-	if e.Truncated {
-		return fetch.FailureReset
-	}
-	return fetch.FailureBadJSON
-}
+type SyntaxError = jsonscan.SyntaxError
 
 // DecoderOption configures a Decoder.
 type DecoderOption func(*decoderConfig)
@@ -142,7 +126,7 @@ const (
 type Decoder struct {
 	cfg      decoderConfig
 	ds       *Dataset
-	sc       *scanner
+	sc       *jsonscan.Scanner
 	state    docState
 	seenData bool
 	alloc    *recycler
@@ -179,7 +163,7 @@ func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 	d := &Decoder{
 		cfg:       cfg,
 		ds:        ds,
-		sc:        newScanner(r, cfg.maxBodyBytes, cfg.maxStringBytes),
+		sc:        jsonscan.New(r, cfg.maxBodyBytes, cfg.maxStringBytes),
 		alloc:     alloc,
 		bld:       array.NewRecordBuilder(alloc, ds.schema),
 		lastData:  make([]int, len(ds.Columns)),
@@ -248,7 +232,7 @@ func (d *Decoder) fillBatch() error {
 		if err := d.readElement(); err != nil {
 			return err
 		}
-		more, err := d.sc.next(']', d.inRecords)
+		more, err := d.sc.Next(']', d.inRecords)
 		if err != nil {
 			return err
 		}
@@ -298,28 +282,28 @@ var _ array.RecordReader = (*Decoder)(nil)
 // data.results, skipping every other key whatever its shape.
 func (d *Decoder) seekResults() error {
 	sc := d.sc
-	more, err := sc.openObject("at the start of the body")
+	more, err := sc.OpenObject("at the start of the body")
 	if err != nil {
 		return err
 	}
 	for more {
-		key, err := sc.key("in the top-level object")
+		key, err := sc.Key("in the top-level object")
 		if err != nil {
 			return err
 		}
 		if string(key) == d.ds.Records[0] {
 			if d.seenData {
-				return sc.syntaxError("duplicate key %q", d.ds.Records[0])
+				return sc.Errorf("duplicate key %q", d.ds.Records[0])
 			}
 			d.seenData = true
 			found, err := d.seekResultsInData()
 			if err != nil || found {
 				return err
 			}
-		} else if err := sc.skipValue(1); err != nil {
+		} else if err := sc.SkipValue(1); err != nil {
 			return err
 		}
-		if more, err = sc.next('}', "in the top-level object"); err != nil {
+		if more, err = sc.Next('}', "in the top-level object"); err != nil {
 			return err
 		}
 	}
@@ -333,30 +317,30 @@ func (d *Decoder) seekResults() error {
 // inside data.results, or false after the whole value when it has none.
 func (d *Decoder) seekResultsInData() (bool, error) {
 	sc := d.sc
-	c, err := sc.peek("after " + strconv.Quote(d.ds.Records[0]))
+	c, err := sc.Peek("after " + strconv.Quote(d.ds.Records[0]))
 	if err != nil {
 		return false, err
 	}
 	if c != '{' {
-		return false, sc.skipValue(1)
+		return false, sc.SkipValue(1)
 	}
 	in := "in " + d.ds.Records[0]
-	more, err := sc.openObject(in)
+	more, err := sc.OpenObject(in)
 	if err != nil {
 		return false, err
 	}
 	for more {
-		key, err := sc.key(in)
+		key, err := sc.Key(in)
 		if err != nil {
 			return false, err
 		}
 		if string(key) == d.ds.Records[1] {
 			return true, d.openResults()
 		}
-		if err := sc.skipValue(2); err != nil {
+		if err := sc.SkipValue(2); err != nil {
 			return false, err
 		}
-		if more, err = sc.next('}', in); err != nil {
+		if more, err = sc.Next('}', in); err != nil {
 			return false, err
 		}
 	}
@@ -365,19 +349,19 @@ func (d *Decoder) seekResultsInData() (bool, error) {
 
 func (d *Decoder) openResults() error {
 	sc := d.sc
-	c, err := sc.peek("after " + strconv.Quote(d.ds.Records[1]))
+	c, err := sc.Peek("after " + strconv.Quote(d.ds.Records[1]))
 	if err != nil {
 		return err
 	}
 	if c != '[' {
-		return fmt.Errorf("%w: %s is not an array (found %s at byte %d)", ErrNoResults, d.ds.RecordsPath(), quoteByte(c), sc.offset())
+		return fmt.Errorf("%w: %s is not an array (found %s at byte %d)", ErrNoResults, d.ds.RecordsPath(), jsonscan.QuoteByte(c), sc.Offset())
 	}
-	sc.pos++
-	if c, err = sc.peek("in " + d.ds.RecordsPath()); err != nil {
+	sc.Advance()
+	if c, err = sc.Peek("in " + d.ds.RecordsPath()); err != nil {
 		return err
 	}
 	if c == ']' {
-		sc.pos++
+		sc.Advance()
 		return d.finishDocument()
 	}
 	d.state = stateRecords
@@ -392,21 +376,21 @@ func (d *Decoder) finishDocument() error {
 	sc := d.sc
 	for level, closing := range []string{d.ds.Records[0], "the top-level object"} {
 		for {
-			more, err := sc.next('}', "in "+closing)
+			more, err := sc.Next('}', "in "+closing)
 			if err != nil {
 				return err
 			}
 			if !more {
 				break
 			}
-			key, err := sc.key("in " + closing)
+			key, err := sc.Key("in " + closing)
 			if err != nil {
 				return err
 			}
 			if (level == 0 && string(key) == d.ds.Records[1]) || (level == 1 && string(key) == d.ds.Records[0]) {
-				return sc.syntaxError("duplicate key %q", key)
+				return sc.Errorf("duplicate key %q", key)
 			}
-			if err := sc.skipValue(level + 1); err != nil {
+			if err := sc.SkipValue(level + 1); err != nil {
 				return err
 			}
 		}
@@ -416,12 +400,12 @@ func (d *Decoder) finishDocument() error {
 }
 
 func (d *Decoder) expectEOF() error {
-	eof, err := d.sc.atEOF()
+	eof, err := d.sc.AtEOF()
 	if err != nil {
 		return err
 	}
 	if !eof {
-		return d.sc.syntaxError("unexpected data after the top-level object")
+		return d.sc.Errorf("unexpected data after the top-level object")
 	}
 	return nil
 }
@@ -492,12 +476,12 @@ func (r *row) compact() {
 func (d *Decoder) readElement() error {
 	sc := d.sc
 	d.stats.read++
-	c, err := sc.peek("in data.results")
+	c, err := sc.Peek("in data.results")
 	if err != nil {
 		return err
 	}
 	if c != '{' {
-		if err := sc.skipValue(3); err != nil {
+		if err := sc.SkipValue(3); err != nil {
 			return err
 		}
 		d.stats.dropped[DropNotAnObject]++
@@ -505,18 +489,18 @@ func (d *Decoder) readElement() error {
 	}
 	clear(d.row.cells)
 	d.row.arena, d.row.dead = d.row.arena[:0], 0
-	start := sc.offset()
+	start := sc.Offset()
 	tooLarge := false
-	more, err := sc.openObject("in a record")
+	more, err := sc.OpenObject("in a record")
 	if err != nil {
 		return err
 	}
 	for more {
-		key, err := sc.key("in a record")
+		key, err := sc.Key("in a record")
 		if err != nil {
 			return err
 		}
-		if !tooLarge && sc.offset()-start > d.cfg.maxRecordBytes {
+		if !tooLarge && sc.Offset()-start > d.cfg.maxRecordBytes {
 			tooLarge = true
 			clear(d.row.cells)
 			d.row.arena, d.row.dead = d.row.arena[:0], 0
@@ -524,16 +508,16 @@ func (d *Decoder) readElement() error {
 		if col, ok := d.ds.column(key); ok && !tooLarge {
 			err = d.readField(col)
 		} else {
-			err = sc.skipValue(4)
+			err = sc.SkipValue(4)
 		}
 		if err != nil {
 			return err
 		}
-		if more, err = sc.next('}', "in a record"); err != nil {
+		if more, err = sc.Next('}', "in a record"); err != nil {
 			return err
 		}
 	}
-	if tooLarge || sc.offset()-start > d.cfg.maxRecordBytes {
+	if tooLarge || sc.Offset()-start > d.cfg.maxRecordBytes {
 		d.stats.dropped[DropTooLarge]++
 		return nil
 	}
@@ -557,36 +541,36 @@ func (d *Decoder) readField(col int) error {
 // readValue converts the next JSON value into cl, the cell of col.
 func (d *Decoder) readValue(col int, cl *cell) error {
 	sc := d.sc
-	c, err := sc.peek("before a value")
+	c, err := sc.Peek("before a value")
 	if err != nil {
 		return err
 	}
 	switch {
 	case c == '"':
-		s, err := sc.readString()
+		s, err := sc.ReadString()
 		if err != nil {
 			return err
 		}
 		d.setText(col, s, true)
-	case c == '-' || isDigit(c):
-		n, err := sc.readNumber()
+	case c == '-' || jsonscan.IsDigit(c):
+		n, err := sc.ReadNumber()
 		if err != nil {
 			return err
 		}
 		d.setText(col, n, false)
 	case c == 't' || c == 'f' || c == 'n':
-		lit, err := sc.readLiteral()
+		lit, err := sc.ReadLiteral()
 		if err != nil {
 			return err
 		}
 		d.setLiteral(col, lit)
 	case c == '{' || c == '[':
-		if err := sc.skipValue(5); err != nil {
+		if err := sc.SkipValue(5); err != nil {
 			return err
 		}
 		cl.invalid(ReasonWrongType)
 	default:
-		return sc.syntaxError("invalid character %s looking for a value", quoteByte(c))
+		return sc.Errorf("invalid character %s looking for a value", jsonscan.QuoteByte(c))
 	}
 	return nil
 }

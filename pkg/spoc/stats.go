@@ -4,6 +4,8 @@ import (
 	"container/heap"
 	"hash/maphash"
 	"slices"
+
+	"github.com/calee-data/mspo-spoc/internal/jsonscan"
 )
 
 // Stats is the data-quality report of one decoded body. It is gathered
@@ -269,7 +271,7 @@ func mpobKey(v []byte, seed maphash.Seed) uint64 {
 		var n uint64
 		numeric := true
 		for _, c := range v {
-			if !isDigit(c) {
+			if !jsonscan.IsDigit(c) {
 				numeric = false
 				break
 			}

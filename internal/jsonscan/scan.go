@@ -1,4 +1,10 @@
-package spoc
+// Package jsonscan is a streaming JSON tokenizer for large bodies: it
+// pulls keys, strings, numbers and literals from an io.Reader through one
+// fixed buffer, skips whole values without holding them, and enforces
+// limits on the input's size, a value's length and a skipped value's
+// depth. It has no idea of a document's meaning: package spoc walks the
+// tokens of a body and decides what they are.
+package jsonscan
 
 import (
 	"errors"
@@ -8,15 +14,15 @@ import (
 	"unicode/utf8"
 )
 
-// scanner is a pull tokenizer for JSON over an io.Reader. It keeps one
+// Scanner is a pull tokenizer for JSON over an io.Reader. It keeps one
 // fixed-size buffer and returns strings and numbers as slices into that
 // buffer (or into a reusable scratch slice when a token crosses a buffer
 // boundary or holds escapes), so reading a value allocates nothing. A
-// returned slice is valid only until the next call on the scanner.
+// returned slice is valid only until the next call on the Scanner.
 //
 // It enforces the decoder's limits as it goes: the total input size, the
 // length of one string or number, and the nesting depth of skipped values.
-type scanner struct {
+type Scanner struct {
 	r        io.Reader
 	buf      []byte
 	pos, end int
@@ -35,8 +41,46 @@ const (
 	maxSkipDepth = 512
 )
 
-func newScanner(r io.Reader, maxInput int64, maxString int) *scanner {
-	return &scanner{
+// Errors of the limits. Each names its failure kind ("too_large") for
+// fetch.Classify, which reads it through FailureKind.
+var (
+	// ErrInputTooLarge means the input went past maxInput bytes.
+	ErrInputTooLarge error = &limitError{"response body too large"}
+	// ErrValueTooLong means one string or number went past maxString bytes.
+	ErrValueTooLong error = &limitError{"JSON value too long"}
+)
+
+type limitError struct{ msg string }
+
+func (e *limitError) Error() string { return e.msg }
+
+// FailureKind is fetch.FailureTooLarge.
+func (e *limitError) FailureKind() string { return "too_large" }
+
+// SyntaxError is malformed or truncated JSON.
+type SyntaxError struct {
+	Offset    int64 // input byte offset where the problem was found
+	Msg       string
+	Truncated bool // the input ended cleanly in the middle of the document
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
+}
+
+// FailureKind is fetch.FailureReset for an input that ended early
+// (another attempt may get all of it), fetch.FailureBadJSON otherwise.
+func (e *SyntaxError) FailureKind() string {
+	if e.Truncated {
+		return "reset"
+	}
+	return "bad_json"
+}
+
+// New returns a Scanner of r that fails past maxInput bytes of input or
+// a string or number longer than maxString.
+func New(r io.Reader, maxInput int64, maxString int) *Scanner {
+	return &Scanner{
 		r:         r,
 		buf:       make([]byte, scanBufferSize),
 		maxInput:  maxInput,
@@ -45,11 +89,14 @@ func newScanner(r io.Reader, maxInput int64, maxString int) *scanner {
 }
 
 // offset is the input offset of the next unread byte.
-func (s *scanner) offset() int64 { return s.base + int64(s.pos) }
+func (s *Scanner) Offset() int64 { return s.base + int64(s.pos) }
+
+// Advance consumes the byte Peek returned.
+func (s *Scanner) Advance() { s.pos++ }
 
 // fill replaces the consumed buffer with fresh input. It must only be
 // called when every buffered byte has been consumed (pos == end).
-func (s *scanner) fill() bool {
+func (s *Scanner) fill() bool {
 	if s.err != nil {
 		return false
 	}
@@ -64,7 +111,7 @@ func (s *scanner) fill() bool {
 		s.end = n
 		if s.maxInput > 0 && s.base+int64(n) > s.maxInput {
 			s.end = 0
-			s.err = fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, s.maxInput)
+			s.err = fmt.Errorf("%w: more than %d bytes", ErrInputTooLarge, s.maxInput)
 			return false
 		}
 		if err != nil {
@@ -76,28 +123,28 @@ func (s *scanner) fill() bool {
 }
 
 // more reports whether at least one unread byte is buffered, reading if needed.
-func (s *scanner) more() bool {
+func (s *Scanner) more() bool {
 	return s.pos < s.end || s.fill()
 }
 
 // endError explains why input ended where a byte was expected: a clean end
 // of input is a truncated document; anything else is the reader's error.
-func (s *scanner) endError(where string) error {
+func (s *Scanner) endError(where string) error {
 	if s.err == nil || errors.Is(s.err, io.EOF) {
-		return &SyntaxError{Offset: s.offset(), Msg: "unexpected end of input " + where, Truncated: true}
+		return &SyntaxError{Offset: s.Offset(), Msg: "unexpected end of input " + where, Truncated: true}
 	}
-	if errors.Is(s.err, ErrBodyTooLarge) {
+	if errors.Is(s.err, ErrInputTooLarge) {
 		return s.err
 	}
-	return fmt.Errorf("read body at offset %d: %w", s.offset(), s.err)
+	return fmt.Errorf("read body at offset %d: %w", s.Offset(), s.err)
 }
 
-func (s *scanner) syntaxError(format string, args ...any) error {
-	return &SyntaxError{Offset: s.offset(), Msg: fmt.Sprintf(format, args...)}
+func (s *Scanner) Errorf(format string, args ...any) error {
+	return &SyntaxError{Offset: s.Offset(), Msg: fmt.Sprintf(format, args...)}
 }
 
 // peek skips white space and returns the next byte without consuming it.
-func (s *scanner) peek(where string) (byte, error) {
+func (s *Scanner) Peek(where string) (byte, error) {
 	for {
 		for s.pos < s.end {
 			switch c := s.buf[s.pos]; c {
@@ -114,8 +161,8 @@ func (s *scanner) peek(where string) (byte, error) {
 }
 
 // atEOF skips white space and reports whether the input ends there.
-func (s *scanner) atEOF() (bool, error) {
-	_, err := s.peek("")
+func (s *Scanner) AtEOF() (bool, error) {
+	_, err := s.Peek("")
 	var se *SyntaxError
 	if errors.As(err, &se) && se.Truncated {
 		return true, nil
@@ -124,13 +171,13 @@ func (s *scanner) atEOF() (bool, error) {
 }
 
 // expect consumes the next non-space byte, which must be want.
-func (s *scanner) expect(want byte, where string) error {
-	c, err := s.peek(where)
+func (s *Scanner) Expect(want byte, where string) error {
+	c, err := s.Peek(where)
 	if err != nil {
 		return err
 	}
 	if c != want {
-		return s.syntaxError("expected %q %s, found %s", want, where, quoteByte(c))
+		return s.Errorf("expected %q %s, found %s", want, where, QuoteByte(c))
 	}
 	s.pos++
 	return nil
@@ -138,8 +185,8 @@ func (s *scanner) expect(want byte, where string) error {
 
 // next returns whether the container goes on after a member: it consumes
 // the ',' or the closing byte and reports which it was.
-func (s *scanner) next(closing byte, where string) (bool, error) {
-	c, err := s.peek(where)
+func (s *Scanner) Next(closing byte, where string) (bool, error) {
+	c, err := s.Peek(where)
 	if err != nil {
 		return false, err
 	}
@@ -151,16 +198,16 @@ func (s *scanner) next(closing byte, where string) (bool, error) {
 		s.pos++
 		return false, nil
 	}
-	return false, s.syntaxError("expected ',' or %q %s, found %s", closing, where, quoteByte(c))
+	return false, s.Errorf("expected ',' or %q %s, found %s", closing, where, QuoteByte(c))
 }
 
 // openObject consumes '{' and reports whether the object has members
 // (false means it was "{}" and the '}' is consumed too).
-func (s *scanner) openObject(where string) (bool, error) {
-	if err := s.expect('{', where); err != nil {
+func (s *Scanner) OpenObject(where string) (bool, error) {
+	if err := s.Expect('{', where); err != nil {
 		return false, err
 	}
-	c, err := s.peek(where)
+	c, err := s.Peek(where)
 	if err != nil {
 		return false, err
 	}
@@ -172,15 +219,15 @@ func (s *scanner) openObject(where string) (bool, error) {
 }
 
 // key reads an object key and the ':' after it.
-func (s *scanner) key(where string) ([]byte, error) {
-	c, err := s.peek(where)
+func (s *Scanner) Key(where string) ([]byte, error) {
+	c, err := s.Peek(where)
 	if err != nil {
 		return nil, err
 	}
 	if c != '"' {
-		return nil, s.syntaxError("expected object key %s, found %s", where, quoteByte(c))
+		return nil, s.Errorf("expected object key %s, found %s", where, QuoteByte(c))
 	}
-	k, err := s.readString()
+	k, err := s.ReadString()
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +240,7 @@ func (s *scanner) key(where string) ([]byte, error) {
 	// Rare: white space or a buffer boundary between key and ':'. Keep a
 	// copy of the key, because refilling overwrites the buffer.
 	k = append(s.scratch[:0:0], k...)
-	if err := s.expect(':', where); err != nil {
+	if err := s.Expect(':', where); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -202,7 +249,7 @@ func (s *scanner) key(where string) ([]byte, error) {
 // readString consumes a JSON string (the next byte must be '"') and returns
 // its decoded bytes. Invalid UTF-8 and lone surrogates become U+FFFD, as in
 // encoding/json.
-func (s *scanner) readString() ([]byte, error) {
+func (s *Scanner) ReadString() ([]byte, error) {
 	s.pos++ // opening quote
 	start := s.pos
 	var high byte
@@ -229,7 +276,7 @@ func (s *scanner) readString() ([]byte, error) {
 
 // readStringSlow handles strings with escapes, control bytes, invalid UTF-8
 // or a buffer boundary inside them, copying into the scratch slice.
-func (s *scanner) readStringSlow(start int) ([]byte, error) {
+func (s *Scanner) readStringSlow(start int) ([]byte, error) {
 	out := s.scratch[:0]
 	s.pos = start
 	for {
@@ -251,7 +298,7 @@ func (s *scanner) readStringSlow(start int) ([]byte, error) {
 				return nil, err
 			}
 		case c < 0x20:
-			return nil, s.syntaxError("control character %s in string", quoteByte(c))
+			return nil, s.Errorf("control character %s in string", QuoteByte(c))
 		default:
 			j := s.pos + 1
 			for j < s.end {
@@ -269,12 +316,12 @@ func (s *scanner) readStringSlow(start int) ([]byte, error) {
 	}
 }
 
-func (s *scanner) stringTooLong() error {
-	return fmt.Errorf("%w: value at offset %d is longer than %d bytes", ErrValueTooLong, s.offset(), s.maxString)
+func (s *Scanner) stringTooLong() error {
+	return fmt.Errorf("%w: value at offset %d is longer than %d bytes", ErrValueTooLong, s.Offset(), s.maxString)
 }
 
 // readEscape decodes one escape sequence; the backslash is consumed.
-func (s *scanner) readEscape(out []byte) ([]byte, error) {
+func (s *Scanner) readEscape(out []byte) ([]byte, error) {
 	if !s.more() {
 		return nil, s.endError("in string escape")
 	}
@@ -295,7 +342,7 @@ func (s *scanner) readEscape(out []byte) ([]byte, error) {
 		return append(out, '\t'), nil
 	case 'u':
 	default:
-		return nil, s.syntaxError("invalid escape '\\%c' in string", c)
+		return nil, s.Errorf("invalid escape '\\%c' in string", c)
 	}
 	r, err := s.readHex4()
 	for {
@@ -332,7 +379,7 @@ func (s *scanner) readEscape(out []byte) ([]byte, error) {
 	}
 }
 
-func (s *scanner) readHex4() (rune, error) {
+func (s *Scanner) readHex4() (rune, error) {
 	var r rune
 	for range 4 {
 		if !s.more() {
@@ -348,7 +395,7 @@ func (s *scanner) readHex4() (rune, error) {
 		case 'A' <= c && c <= 'F':
 			v = c - 'A' + 10
 		default:
-			return 0, s.syntaxError("invalid character %s in \\u escape", quoteByte(c))
+			return 0, s.Errorf("invalid character %s in \\u escape", QuoteByte(c))
 		}
 		s.pos++
 		r = r<<4 | rune(v)
@@ -358,7 +405,7 @@ func (s *scanner) readHex4() (rune, error) {
 
 // skipString consumes a string without decoding or keeping it, so an
 // unknown field of any length costs no memory.
-func (s *scanner) skipString() error {
+func (s *Scanner) skipString() error {
 	s.pos++
 	for {
 		if !s.more() {
@@ -375,13 +422,13 @@ func (s *scanner) skipString() error {
 			}
 		case c < 0x20:
 			s.pos--
-			return s.syntaxError("control character %s in string", quoteByte(c))
+			return s.Errorf("control character %s in string", QuoteByte(c))
 		}
 	}
 }
 
 // readNumber consumes a JSON number and returns its text.
-func (s *scanner) readNumber() ([]byte, error) {
+func (s *Scanner) ReadNumber() ([]byte, error) {
 	start := s.pos
 	i := start
 	for i < s.end && isNumberByte(s.buf[i]) {
@@ -411,7 +458,7 @@ func (s *scanner) readNumber() ([]byte, error) {
 		return nil, s.endError("after a number")
 	}
 	if !isJSONNumber(num) {
-		return nil, &SyntaxError{Offset: s.offset() - int64(len(num)), Msg: fmt.Sprintf("invalid number %q", truncateForError(num))}
+		return nil, &SyntaxError{Offset: s.Offset() - int64(len(num)), Msg: fmt.Sprintf("invalid number %q", truncateForError(num))}
 	}
 	return num, nil
 }
@@ -431,7 +478,7 @@ func isJSONNumber(b []byte) bool {
 	case i < len(b) && b[i] == '0':
 		i++
 	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		for i < len(b) && isDigit(b[i]) {
+		for i < len(b) && IsDigit(b[i]) {
 			i++
 		}
 	default:
@@ -439,31 +486,32 @@ func isJSONNumber(b []byte) bool {
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
-		if i == len(b) || !isDigit(b[i]) {
+		if i == len(b) || !IsDigit(b[i]) {
 			return false
 		}
-		for i < len(b) && isDigit(b[i]) {
+		for i < len(b) && IsDigit(b[i]) {
 			i++
 		}
 	}
-	return exponentToEnd(b, i)
+	return ExponentToEnd(b, i)
 }
 
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+// IsDigit reports whether c is an ASCII digit.
+func IsDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-// exponentToEnd reports whether b[i:] is an optional exponent ([eE],
+// ExponentToEnd reports whether b[i:] is an optional exponent ([eE],
 // an optional sign, digits) and nothing after it: the common tail of
 // the JSON number grammar and of isDecimal.
-func exponentToEnd(b []byte, i int) bool {
+func ExponentToEnd(b []byte, i int) bool {
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		if i == len(b) || !isDigit(b[i]) {
+		if i == len(b) || !IsDigit(b[i]) {
 			return false
 		}
-		for i < len(b) && isDigit(b[i]) {
+		for i < len(b) && IsDigit(b[i]) {
 			i++
 		}
 	}
@@ -471,7 +519,7 @@ func exponentToEnd(b []byte, i int) bool {
 }
 
 // readLiteral consumes true, false or null (the first byte is known).
-func (s *scanner) readLiteral() (byte, error) {
+func (s *Scanner) ReadLiteral() (byte, error) {
 	var lit string
 	switch first := s.buf[s.pos]; first {
 	case 't':
@@ -486,7 +534,7 @@ func (s *scanner) readLiteral() (byte, error) {
 			return 0, s.endError("in literal " + lit)
 		}
 		if s.buf[s.pos] != lit[i] {
-			return 0, s.syntaxError("invalid literal, expected %q", lit)
+			return 0, s.Errorf("invalid literal, expected %q", lit)
 		}
 		s.pos++
 	}
@@ -494,11 +542,11 @@ func (s *scanner) readLiteral() (byte, error) {
 }
 
 // skipValue consumes one JSON value of any shape.
-func (s *scanner) skipValue(depth int) error {
+func (s *Scanner) SkipValue(depth int) error {
 	if depth > maxSkipDepth {
-		return s.syntaxError("values nested deeper than %d levels", maxSkipDepth)
+		return s.Errorf("values nested deeper than %d levels", maxSkipDepth)
 	}
-	c, err := s.peek("before value")
+	c, err := s.Peek("before value")
 	if err != nil {
 		return err
 	}
@@ -506,18 +554,18 @@ func (s *scanner) skipValue(depth int) error {
 	case c == '"':
 		return s.skipString()
 	case c == '{':
-		more, err := s.openObject("in object")
+		more, err := s.OpenObject("in object")
 		for more && err == nil {
 			if err = s.skipKey(); err == nil {
-				if err = s.skipValue(depth + 1); err == nil {
-					more, err = s.next('}', "in object")
+				if err = s.SkipValue(depth + 1); err == nil {
+					more, err = s.Next('}', "in object")
 				}
 			}
 		}
 		return err
 	case c == '[':
 		s.pos++
-		c, err := s.peek("in array")
+		c, err := s.Peek("in array")
 		if err != nil {
 			return err
 		}
@@ -526,36 +574,36 @@ func (s *scanner) skipValue(depth int) error {
 			return nil
 		}
 		for more := true; more; {
-			if err := s.skipValue(depth + 1); err != nil {
+			if err := s.SkipValue(depth + 1); err != nil {
 				return err
 			}
-			if more, err = s.next(']', "in array"); err != nil {
+			if more, err = s.Next(']', "in array"); err != nil {
 				return err
 			}
 		}
 		return nil
 	case c == 't' || c == 'f' || c == 'n':
-		_, err := s.readLiteral()
+		_, err := s.ReadLiteral()
 		return err
-	case c == '-' || isDigit(c):
-		_, err := s.readNumber()
+	case c == '-' || IsDigit(c):
+		_, err := s.ReadNumber()
 		return err
 	}
-	return s.syntaxError("invalid character %s looking for a value", quoteByte(c))
+	return s.Errorf("invalid character %s looking for a value", QuoteByte(c))
 }
 
-func (s *scanner) skipKey() error {
-	c, err := s.peek("in object")
+func (s *Scanner) skipKey() error {
+	c, err := s.Peek("in object")
 	if err != nil {
 		return err
 	}
 	if c != '"' {
-		return s.syntaxError("expected object key, found %s", quoteByte(c))
+		return s.Errorf("expected object key, found %s", QuoteByte(c))
 	}
 	if err := s.skipString(); err != nil {
 		return err
 	}
-	return s.expect(':', "after object key")
+	return s.Expect(':', "after object key")
 }
 
 // replaceInvalidUTF8 replaces every byte that is not part of a valid UTF-8
@@ -574,7 +622,7 @@ func replaceInvalidUTF8(b []byte) []byte {
 	return out
 }
 
-func quoteByte(c byte) string {
+func QuoteByte(c byte) string {
 	if c >= 0x20 && c < 0x7f {
 		return fmt.Sprintf("%q", rune(c))
 	}
