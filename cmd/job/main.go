@@ -261,10 +261,11 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
 	progress := &snapshot.Progress{}
 	stopProgress := startProgress(ctx, progress, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
+	ds := cfg.dataset()
 	m, err := snapshot.Run(ctx, snapshot.Options{
 		Source:  cfg.URL,
 		Client:  client,
-		Dataset: cfg.dataset(),
+		Dataset: ds,
 		Store:   store,
 		Prefix:  cfg.Prefix,
 		Day:     day,
@@ -280,8 +281,8 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		SnapshotLayout: snapshot.Layout{
 			RowGroupRows:     int64(cfg.RowGroupRows),
 			ZstdLevel:        cfg.ZstdLevel,
-			ColumnZstdLevels: coordinateLevels(cfg.dataset(), cfg.CoordinateZstdLevel),
-			Dictionary:       cfg.dataset().DictionaryColumns(),
+			ColumnZstdLevels: coordinateLevels(ds, cfg.CoordinateZstdLevel),
+			Dictionary:       ds.DictionaryColumns(),
 		},
 		MinRecords:          cfg.MinRecords,
 		MaxWithoutIDPercent: cfg.MaxDroppedPercent,

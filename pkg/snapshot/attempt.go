@@ -90,7 +90,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 		return attemptResult{}, err
 	}
 	defer obj.Abort()
-	pw, err := sink.NewParquetWriter(obj, opts.Dataset.Schema(), opts.SnapshotLayout.orDefault(Layout{Dictionary: opts.Dataset.DictionaryColumns()}).options(opts.Version)...)
+	pw, err := sink.NewParquetWriter(obj, opts.Dataset.Schema(), opts.SnapshotLayout.orDefault(DefaultSnapshotLayout(opts.Dataset)).options(opts.Version)...)
 	if err != nil {
 		return attemptResult{}, err
 	}

@@ -18,10 +18,11 @@ type Layout struct {
 	Dictionary       []string       // the columns dictionary-encoded; none else is
 }
 
-// DefaultSnapshotLayout is the snapshot's layout unless Options says
-// otherwise: dictionary encoding for the columns whose values repeat.
-func DefaultSnapshotLayout() Layout {
-	return Layout{Dictionary: spoc.DictionaryColumns()}
+// DefaultSnapshotLayout is the snapshot's layout of ds unless Options
+// says otherwise: dictionary encoding for the columns whose values
+// repeat.
+func DefaultSnapshotLayout(ds *spoc.Dataset) Layout {
+	return Layout{Dictionary: ds.DictionaryColumns()}
 }
 
 // DefaultChangesLayout is the change table's layout unless Options says

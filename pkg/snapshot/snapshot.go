@@ -169,7 +169,7 @@ type Options struct {
 	MaxStringBytes int   // longest value of one field
 	MaxRecordBytes int64 // largest record: a larger one is dropped and counted
 	// The Parquet layout of the snapshot and of the change table; a zero
-	// Layout means DefaultSnapshotLayout and DefaultChangesLayout.
+	// Layout means DefaultSnapshotLayout(Dataset) and DefaultChangesLayout.
 	SnapshotLayout, ChangesLayout Layout
 
 	MinRecords int64 // fewer written records fail the run (ErrTooFewRecords)

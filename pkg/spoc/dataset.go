@@ -86,6 +86,9 @@ const (
 	RoleDeleted      // true counts as a soft-deleted record
 )
 
+// keyColumn is every dataset's first column: the key.
+const keyColumn = 0
+
 // maxFieldLength is the longest JSON field name a dataset may declare.
 const maxFieldLength = 63
 

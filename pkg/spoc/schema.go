@@ -61,6 +61,3 @@ func DictionaryColumns() []string { return SPOC.DictionaryColumns() }
 // makes them about 30% smaller, at a cost in CPU and memory that the
 // other columns do not repay (see WithColumnZstdLevel in package sink).
 func CoordinateColumns() []string { return SPOC.CoordinateColumns() }
-
-// keyColumn is every dataset's first column.
-const keyColumn = 0

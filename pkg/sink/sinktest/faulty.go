@@ -14,7 +14,6 @@ type Faulty struct {
 	sink.Store
 	mu   sync.Mutex
 	rule func(Op) StoreFault
-	ops  []Op
 }
 
 // Op is one operation on a Faulty store: its kind ("new-object",
@@ -52,20 +51,12 @@ func (f *Faulty) Fail(rule func(Op) StoreFault) {
 	f.rule = rule
 }
 
-// Ops is every operation so far, in order.
-func (f *Faulty) Ops() []Op {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]Op(nil), f.ops...)
-}
-
 // fault asks the rule about one operation. The rule runs outside the
 // store's lock: it may block one operation (a writer stalled mid-way)
 // while others go on.
 func (f *Faulty) fault(kind, name string) StoreFault {
 	f.mu.Lock()
 	op := Op{Kind: kind, Name: name}
-	f.ops = append(f.ops, op)
 	rule := f.rule
 	f.mu.Unlock()
 	if rule == nil {
