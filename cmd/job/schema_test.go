@@ -1,56 +1,80 @@
 package main
 
 import (
-	"bytes"
-	"flag"
 	"os"
-	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
-	"github.com/calee-data/mspo-spoc/internal/parquettest"
-	"github.com/calee-data/mspo-spoc/pkg/changes"
-	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
-var updateSchemas = flag.Bool("update", false, "rewrite deploy/schema/ from the job's schemas")
+// schemaTable reads the README table that follows heading: each column
+// named in backquotes in a row's first cell, with the row's type.
+func schemaTable(t *testing.T, readme, heading string) map[string]string {
+	t.Helper()
+	i := strings.Index(readme, heading)
+	if i < 0 {
+		t.Fatalf("README has no %q", heading)
+	}
+	rest := readme[i:]
+	start := strings.Index(rest, "| Column | Arrow type |")
+	if start < 0 {
+		t.Fatalf("no schema table after %q", heading)
+	}
+	cols := map[string]string{}
+	name := regexp.MustCompile("`([a-z_]+)`")
+	for _, line := range strings.Split(rest[start:], "\n")[2:] {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		cells := strings.Split(line, "|")
+		typ := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(cells[2]), ", not null"))
+		for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
+			if _, dup := cols[m[1]]; dup {
+				t.Errorf("%s: %s listed twice", heading, m[1])
+			}
+			cols[m[1]] = typ
+		}
+	}
+	return cols
+}
 
-// The BigQuery external tables take their schema from these reference
-// files (reference_file_schema_uri), so that Terraform can create them on
-// an empty bucket: Parquet tables accept no schema of their own, and
-// autodetect needs a file. They are zero-row Parquet files written by the
-// job's own writer; this test fails when they no longer hold the job's
-// schemas (go test ./cmd/job -run TestBigQuerySchemaFiles -update
-// rewrites them).
-func TestBigQuerySchemaFiles(t *testing.T) {
-	for name, schema := range map[string]*arrow.Schema{
-		"spoc-list-public.schema.parquet":         spoc.Schema,
-		"spoc-list-public.changes.schema.parquet": changes.Schema,
+// readmeType is how the README writes an Arrow type.
+func readmeType(dt arrow.DataType) string {
+	if dt.ID() == arrow.STRING {
+		return "string"
+	}
+	return dt.String()
+}
+
+// The README's schema tables are the datasets' schemas: every column, in
+// no other, with its type.
+func TestReadmeSchemaTables(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	for heading, ds := range map[string]*spoc.Dataset{
+		"## Tidy schema": spoc.SPOC,
+		"### Organised smallholders (`SPOC_DATASET=osh`)": spoc.OSH,
 	} {
-		t.Run(name, func(t *testing.T) {
-			file := filepath.Join(repoRoot, "deploy", "schema", name)
-			if *updateSchemas {
-				var b bytes.Buffer
-				pw, err := sink.NewParquetWriter(&b, schema, sink.WithCreatedBy("mspo-spoc schema"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := pw.Close(); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
+		table := schemaTable(t, readme, heading)
+		for _, f := range ds.Schema().Fields() {
+			got, ok := table[f.Name]
+			switch {
+			case !ok:
+				t.Errorf("%s: no row for %s", heading, f.Name)
+			case got != readmeType(f.Type):
+				t.Errorf("%s: %s is %q, the schema says %q", heading, f.Name, got, readmeType(f.Type))
 			}
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (go test ./cmd/job -run TestBigQuerySchemaFiles -update writes it)", err)
-			}
-			if got := parquettest.Schema(t, data); !sameFields(got, schema) {
-				t.Errorf("%s holds the schema\n%s\nthe job writes\n%s", file, got, schema)
-			}
-		})
+			delete(table, f.Name)
+		}
+		for name := range table {
+			t.Errorf("%s: %s is not a column of the %s dataset", heading, name, ds.Name)
+		}
 	}
 }
