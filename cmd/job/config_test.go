@@ -252,6 +252,7 @@ func TestFixNamesTheSetting(t *testing.T) {
 		{snapshot.ErrTooManyDropped, "SPOC_MAX_DROPPED_PERCENT"},
 		{fmt.Errorf("decode: %w", spoc.ErrBodyTooLarge), "SPOC_MAX_BODY_BYTES"},
 		{spoc.ErrValueTooLong, "SPOC_MAX_STRING_BYTES"},
+		{fmt.Errorf("%w: held by other/1", snapshot.ErrBusy), "SPOC_LOCK_WAIT"},
 		{&fetch.CertificateError{Check: fetch.CheckExpired, Pin: "abc="}, "SPOC_TLS_PIN_SHA256=abc="},
 		{errors.New("quota exceeded"), ""},
 	} {

@@ -350,6 +350,8 @@ func fixFor(err error) string {
 		return "SPOC_MAX_BODY_BYTES sets the limit"
 	case errors.Is(err, spoc.ErrValueTooLong):
 		return "SPOC_MAX_STRING_BYTES sets the limit"
+	case errors.Is(err, snapshot.ErrBusy):
+		return "rerun once the other run ends; a lock left unchanged for its whole lease (2m) is taken over, unless SPOC_LOCK_WAIT is shorter than that"
 	}
 	return tlsFix(err)
 }

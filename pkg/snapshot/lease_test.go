@@ -99,7 +99,7 @@ func TestWatchDecidesOnTheTakersClock(t *testing.T) {
 	}{
 		{name: "a renewing holder whose clock is ten minutes behind", stamped: wall.Add(-10 * time.Minute), renews: true, wantBusy: "renewed while this run watched"},
 		{name: "a silent holder whose clock is a year ahead", stamped: wall.AddDate(1, 0, 0)},
-		{name: "a silent holder, the run waiting less than a lease", stamped: wall, wait: time.Minute, wantBusy: "SPOC_LOCK_WAIT"},
+		{name: "a silent holder, the run waiting less than a lease", stamped: wall, wait: time.Minute, wantBusy: "this run waited (Options.LockWait), less than its lease"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store, _ := sink.NewLocal(t.TempDir())

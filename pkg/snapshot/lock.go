@@ -266,7 +266,7 @@ func (l *lease) watch(ctx context.Context, held lockInfo, generation int64) (str
 			return fmt.Sprintf("not renewed for %s (a whole lease) while this run watched", unchanged.Round(time.Millisecond)), nil
 		}
 		if unchanged >= l.wait {
-			return "", busy(fmt.Sprintf("it was not renewed in the %s this run waited (SPOC_LOCK_WAIT), less than its lease of %s", l.wait, l.lease))
+			return "", busy(fmt.Sprintf("it was not renewed in the %s this run waited (Options.LockWait), less than its lease of %s", l.wait, l.lease))
 		}
 		if err := l.clock.Sleep(ctx, min(poll, l.lease-unchanged, l.wait-unchanged)); err != nil {
 			return "", fmt.Errorf("lock %s: %w", url, err)
