@@ -230,6 +230,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		Logger:             log,
 		PinnedKeys:         pins,
 		Openers:            map[string]fetch.Opener{"gs": (&gcsSource{stores: map[string]*sink.GCS{}}).open},
+		Query:              cfg.dataset().Query,
 		UserAgent:          "mspo-spoc/" + version,
 		ConnectTimeout:     cfg.ConnectTimeout,
 		FirstByteTimeout:   cfg.FirstByteTimeout,

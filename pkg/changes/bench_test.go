@@ -22,14 +22,19 @@ const benchRecords = 131_072
 // generatedDay is a day of the project's generator decoded into batches,
 // and those batches written as the job writes its snapshot.
 func generatedDay(records int) ([]arrow.RecordBatch, []byte, error) {
+	return generatedDayOf(spoc.SPOC, records)
+}
+
+// generatedDayOf is generatedDay for any dataset.
+func generatedDayOf(ds *spoc.Dataset, records int) ([]arrow.RecordBatch, []byte, error) {
 	var body bytes.Buffer
-	if _, err := spoctest.Generate(&body, spoctest.GenOptions{Records: records, Seed: 1}); err != nil {
+	if _, err := spoctest.Generate(&body, spoctest.GenOptions{Dataset: ds.Name, Records: records, Seed: 1}); err != nil {
 		return nil, nil, err
 	}
-	dec := spoc.NewDecoder(&body)
+	dec := spoc.NewDecoder(&body, spoc.WithDataset(ds))
 	defer dec.Release()
 	var file bytes.Buffer
-	pw, err := sink.NewParquetWriter(&file, spoc.Schema, sink.WithDictionary(spoc.DictionaryColumns()...))
+	pw, err := sink.NewParquetWriter(&file, ds.Schema(), sink.WithDictionary(ds.DictionaryColumns()...))
 	if err != nil {
 		return nil, nil, err
 	}

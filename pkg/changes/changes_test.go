@@ -450,6 +450,64 @@ func TestGeneratedDay(t *testing.T) {
 	}
 }
 
+// A value hashes alike in the day's Arrow batches and in the previous
+// snapshot's Parquet pages, for every column type of every dataset: a
+// day compared with itself has no change, whether its batches are whole
+// or slices that start inside the arrays' buffers, and changing one
+// column's value shows in that column only.
+func TestBothReadersHashAlike(t *testing.T) {
+	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH} {
+		batches, file, err := generatedDayOf(ds, 3000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			for _, rec := range batches {
+				rec.Release()
+			}
+		})
+		types := map[arrow.Type]bool{}
+		for _, f := range ds.Schema().Fields() {
+			types[f.Type.ID()] = true
+		}
+		if len(types) < 5 {
+			t.Fatalf("%s: the generated day has only the types %v", ds.Name, types)
+		}
+		for _, sliced := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/sliced=%v", ds.Name, sliced), func(t *testing.T) {
+				base, err := changes.ReadBaseline(context.Background(), ds.Schema(), "20261125", bytes.NewReader(file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := base.NewComparison()
+				for _, rec := range batches {
+					parts := []arrow.RecordBatch{rec}
+					if sliced {
+						n := rec.NumRows()
+						parts = []arrow.RecordBatch{rec.NewSlice(0, n/3), rec.NewSlice(n/3, n/3+7), rec.NewSlice(n/3+7, n)}
+					}
+					for _, p := range parts {
+						err := c.Add(p)
+						if sliced {
+							p.Release()
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				res, err := c.Finish(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s := res.Summary; s.Added+s.Removed+s.Changed != 0 || s.Unchanged == 0 {
+					t.Errorf("the day against itself: %+v; want every plot unchanged", s)
+				}
+			})
+		}
+	}
+}
+
 // A cert_status longer than a real one is one transition label, so a
 // hostile body cannot put long strings into the metric's attributes.
 func TestLongStatusesShareATransitionLabel(t *testing.T) {

@@ -39,18 +39,25 @@ func newHasher(schema *arrow.Schema) (hasher, error) {
 // row's mask of changed columns.
 const maxCompared = 32
 
-// bytes hashes a string value, as maphash.String would.
-func (h hasher) bytes(b []byte) uint64 { return maphash.Bytes(h.seed, b) }
+// The hash of a value is declared once, here, by its physical type: the
+// day's Arrow batches (rowHashes) and the previous snapshot's Parquet
+// pages (rowGroup.hashColumn) both hash through these methods, so a value
+// hashes alike whichever reader met it. A timestamp is its int64 of
+// microseconds in both.
 
-// num hashes the bits of a number, time or boolean.
-func (h hasher) num(bits uint64) uint64 { return mix(bits ^ h.key) }
-
-func boolBits(v bool) uint64 {
+func (h hasher) text(b []byte) uint64     { return maphash.Bytes(h.seed, b) }
+func (h hasher) int64(v int64) uint64     { return h.num(uint64(v)) }
+func (h hasher) int32(v int32) uint64     { return h.num(uint64(v)) }
+func (h hasher) float64(v float64) uint64 { return h.num(math.Float64bits(v)) }
+func (h hasher) bool(v bool) uint64 {
 	if v {
-		return 1
+		return h.num(1)
 	}
-	return 0
+	return h.num(0)
 }
+
+// num hashes the bits of a number.
+func (h hasher) num(bits uint64) uint64 { return mix(bits ^ h.key) }
 
 // fold adds the hash v of compared column k to a row's hash.
 func fold(row, v uint64, k int) uint64 { return mix(row ^ v + uint64(k)) }
@@ -116,44 +123,43 @@ func (h hasher) column(arr arrow.Array, want arrow.DataType, name string, out []
 	if !arrow.TypeEqual(arr.DataType(), want) {
 		return fmt.Errorf("%w: column %s is %s, want %s", ErrSchema, name, arr.DataType(), want)
 	}
-	num := func(i int, bits uint64) {
-		if arr.IsNull(i) {
-			out[i] = nullHash
-		} else {
-			out[i] = h.num(bits)
-		}
-	}
 	switch a := arr.(type) {
 	case *array.String:
+		// The value bytes as the array holds them, not a.Value's string:
+		// the same []byte rule as the Parquet path.
+		data, offsets := a.ValueBytes(), a.ValueOffsets()
 		for i := range out {
-			if a.IsNull(i) {
-				out[i] = nullHash
-			} else {
-				out[i] = maphash.String(h.seed, a.Value(i))
-			}
+			out[i] = h.text(data[offsets[i]-offsets[0] : offsets[i+1]-offsets[0]])
 		}
 	case *array.Float64:
 		for i, v := range a.Float64Values() {
-			num(i, math.Float64bits(v))
+			out[i] = h.float64(v)
 		}
 	case *array.Int32:
 		for i, v := range a.Int32Values() {
-			num(i, uint64(v))
+			out[i] = h.int32(v)
 		}
 	case *array.Int64:
 		for i, v := range a.Int64Values() {
-			num(i, uint64(v))
+			out[i] = h.int64(v)
 		}
 	case *array.Timestamp:
 		for i, v := range a.TimestampValues() {
-			num(i, uint64(v))
+			out[i] = h.int64(int64(v))
 		}
 	case *array.Boolean:
 		for i := range out {
-			num(i, boolBits(a.Value(i)))
+			out[i] = h.bool(a.Value(i))
 		}
 	default:
 		return fmt.Errorf("%w: column %s has type %s, which cannot be compared", ErrSchema, name, arr.DataType())
+	}
+	if arr.NullN() > 0 {
+		for i := range out {
+			if arr.IsNull(i) {
+				out[i] = nullHash
+			}
+		}
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -137,7 +136,8 @@ func (s *snapshotFile) eachRowGroup(ctx context.Context, fn func(g *rowGroup) er
 }
 
 // hashColumn sets out[i] to the hash of row i's value of the compared
-// column k, as hasher.column hashes the same value in an Arrow array.
+// column k, by the value rules of hasher (text, int64...) that
+// hasher.column applies to an Arrow array.
 func (g *rowGroup) hashColumn(h hasher, leaf int, out []uint64) error {
 	for i := range out {
 		out[i] = nullHash
@@ -154,15 +154,15 @@ func (g *rowGroup) hashColumn(h hasher, leaf int, out []uint64) error {
 	b := g.bufs
 	switch cr := cr.(type) {
 	case *file.ByteArrayColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.bytes, b.defs, func(row int, v parquet.ByteArray) { out[row] = h.bytes(v) })
+		return visit(cr, maxDef, len(out), &b.bytes, b.defs, func(row int, v parquet.ByteArray) { out[row] = h.text(v) })
 	case *file.Float64ColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.float64, b.defs, func(row int, v float64) { out[row] = h.num(math.Float64bits(v)) })
+		return visit(cr, maxDef, len(out), &b.float64, b.defs, func(row int, v float64) { out[row] = h.float64(v) })
 	case *file.Int32ColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.int32, b.defs, func(row int, v int32) { out[row] = h.num(uint64(v)) })
+		return visit(cr, maxDef, len(out), &b.int32, b.defs, func(row int, v int32) { out[row] = h.int32(v) })
 	case *file.Int64ColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.int64, b.defs, func(row int, v int64) { out[row] = h.num(uint64(v)) })
+		return visit(cr, maxDef, len(out), &b.int64, b.defs, func(row int, v int64) { out[row] = h.int64(v) })
 	case *file.BooleanColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.bool, b.defs, func(row int, v bool) { out[row] = h.num(boolBits(v)) })
+		return visit(cr, maxDef, len(out), &b.bool, b.defs, func(row int, v bool) { out[row] = h.bool(v) })
 	}
 	return fmt.Errorf("%w: column %s has physical type %s", ErrSchema, cr.Descriptor().Name(), cr.Type())
 }

@@ -3,6 +3,7 @@ package spoc
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -17,8 +18,10 @@ import (
 type Dataset struct {
 	// Name selects the dataset (SPOC_DATASET) and names its metrics.
 	Name string
-	// URL is the endpoint's default URL.
-	URL string
+	// URL is the endpoint's default URL, and Query the parameters it is
+	// sent with unless the URL names them (fetch.ClientOptions.Query).
+	URL   string
+	Query url.Values
 	// Object is the base name of the dataset's objects in a day's folder
 	// ("spoc-list-public": spoc-list-public.parquet, its manifest...),
 	// and Prefix the default folder of the days, which mirrors the API's
@@ -30,6 +33,10 @@ type Dataset struct {
 	// Columns are the tidy columns in the order of the published table;
 	// the first is the key (a record without a usable one is dropped).
 	Columns []Column
+	// Floor is the fewest records a real day of the list has had room
+	// for: a deployment refuses a body below it (SPOC_MIN_RECORDS), even
+	// on the first day, when the drop guard has nothing to compare with.
+	Floor int64
 
 	schema *arrow.Schema
 	fields map[string]int // JSON field name to column
@@ -157,6 +164,9 @@ func NewDataset(d Dataset) (*Dataset, error) {
 	}
 	if d.Name == "" || d.Object == "" || d.Records[0] == "" || d.Records[1] == "" {
 		return bad("a name, an object name and a records path are needed")
+	}
+	if d.Floor < 1 {
+		return bad("a floor of at least one record is needed")
 	}
 	if len(d.Columns) == 0 || d.Columns[0].Kind != KindKey {
 		return bad("the first column must be the key")

@@ -62,12 +62,13 @@ func TestNewDatasetChecks(t *testing.T) {
 		d    Dataset
 		want string
 	}{
-		{"no key first", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{{JSON: "n", Name: "n"}, key}}, "the first column must be the key"},
-		{"a second key", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{key, {JSON: "k", Name: "k", Kind: KindKey}}}, "only the first column is the key"},
-		{"a repeated name", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{key, {JSON: "a", Name: "id"}}}, "repeated name"},
-		{"one field, two columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{key, {JSON: "id", Name: "id2"}}}, "feeds two columns"},
-		{"two status columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{key, {JSON: "s", Name: "s", Role: RoleStatus}, {JSON: "t", Name: "t", Role: RoleStatus}}}, "two columns with one role"},
+		{"no key first", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{{JSON: "n", Name: "n"}, key}}, "the first column must be the key"},
+		{"a second key", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "k", Name: "k", Kind: KindKey}}}, "only the first column is the key"},
+		{"a repeated name", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "a", Name: "id"}}}, "repeated name"},
+		{"one field, two columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "id", Name: "id2"}}}, "feeds two columns"},
+		{"two status columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "s", Name: "s", Role: RoleStatus}, {JSON: "t", Name: "t", Role: RoleStatus}}}, "two columns with one role"},
 		{"no records path", Dataset{Name: "x", Object: "x", Columns: []Column{key}}, "records path"},
+		{"no floor", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{key}}, "a floor of at least one record"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewDataset(tc.d); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -1,15 +1,21 @@
 package spoc
 
+import "net/url"
+
 // OSH is the list of organised smallholders (OSH), about 47,500 records
 // of smallholders certified through a scheme (a FELDA settlement, a
 // cooperative): its records are under data.data, it has entity_code
 // instead of the mukim, zone and soft-delete fields, and the conversion
 // rules are SPOC's.
 var OSH = mustDataset(Dataset{
-	Name:    "osh",
-	URL:     "https://api.mspots.org.my/api/osh/all-smallholder",
-	Object:  "osh-all-smallholder",
-	Prefix:  "raw/mspo/api/osh/all-smallholder",
+	Name:   "osh",
+	URL:    "https://api.mspots.org.my/api/osh/all-smallholder",
+	Object: "osh-all-smallholder",
+	Prefix: "raw/mspo/api/osh/all-smallholder",
+	// The endpoint ignores page and pageSize and returns every record;
+	// they are sent as the public site sends them.
+	Query:   url.Values{"page": {"1"}, "pageSize": {"10"}},
+	Floor:   40_000, // a little below the ~47,500 records of 2026
 	Records: [2]string{"data", "data"},
 	Columns: []Column{
 		{JSON: "entity_smallholder_id", Name: "entity_smallholder_id", Kind: KindKey},

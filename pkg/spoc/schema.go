@@ -1,5 +1,7 @@
 package spoc
 
+import "net/url"
+
 // SPOC is the list of certified independent smallholders (SPOC), about
 // 306,000 plots: the upstream fields in the order of the published table,
 // camelCase ids renamed to snake_case, numbers and timestamps typed, and
@@ -14,10 +16,14 @@ package spoc
 // names); should a day's names not, the Parquet writer falls back to
 // plain encoding once a row group's dictionary passes its page limit.
 var SPOC = mustDataset(Dataset{
-	Name:    "spoc",
-	URL:     "https://api.mspots.org.my/api/spoc/get-spoc-list-public",
-	Object:  "spoc-list-public",
-	Prefix:  "raw/mspo/api/spoc/get-spoc-list-public",
+	Name:   "spoc",
+	URL:    "https://api.mspots.org.my/api/spoc/get-spoc-list-public",
+	Object: "spoc-list-public",
+	Prefix: "raw/mspo/api/spoc/get-spoc-list-public",
+	// The endpoint ignores page and pageSize and returns every record;
+	// they are sent as the public site sends them.
+	Query:   url.Values{"page": {"1"}, "pageSize": {"10"}},
+	Floor:   250_000, // a little below the ~306,000 plots of 2026
 	Records: [2]string{"data", "results"},
 	Columns: []Column{
 		{JSON: "entity_smallholder_id", Name: "entity_smallholder_id", Kind: KindKey},

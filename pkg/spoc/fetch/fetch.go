@@ -106,6 +106,10 @@ type ClientOptions struct {
 	// Logger receives the intermediates fetched from CA Issuers URLs;
 	// nil: no logs.
 	Logger *slog.Logger
+	// Query holds the parameters an http(s) URL is sent with when it
+	// lacks them (a dataset's Query, such as page=1&pageSize=10): a
+	// parameter the URL has is kept as it is.
+	Query url.Values
 }
 
 // Opener opens a saved body at a URL of its scheme. It returns the bytes
@@ -133,6 +137,7 @@ type Opener func(ctx context.Context, url string) (r io.ReadCloser, size int64, 
 type Client struct {
 	http         *http.Client
 	userAgent    string
+	query        url.Values
 	stallTimeout time.Duration
 	openers      map[string]Opener
 }
@@ -201,6 +206,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	return &Client{
 		http:         &http.Client{Transport: transport, CheckRedirect: checkRedirect},
 		userAgent:    opts.UserAgent,
+		query:        opts.Query,
 		stallTimeout: opts.StallTimeout,
 		openers:      opts.Openers,
 	}, nil
@@ -357,9 +363,8 @@ func (c *Client) Open(ctx context.Context, source string) (*Body, error) {
 }
 
 // Fetch sends the GET request and returns the body once the response
-// headers show a 2xx JSON response. The page and pageSize parameters of the
-// public endpoint are added when the URL lacks them (the endpoint ignores
-// them and returns every record). The body's read errors are
+// headers show a 2xx JSON response. The parameters of ClientOptions.Query
+// are added when the URL lacks them. The body's read errors are
 // *TransportError, and a body that sends nothing for the stall timeout
 // fails with ErrStalled.
 func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
@@ -367,14 +372,15 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse URL: %w", err)
 	}
-	q := u.Query()
-	if !q.Has("page") {
-		q.Set("page", "1")
+	if len(c.query) > 0 {
+		q := u.Query()
+		for name, values := range c.query {
+			if !q.Has(name) {
+				q[name] = values
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
-	if !q.Has("pageSize") {
-		q.Set("pageSize", "10")
-	}
-	u.RawQuery = q.Encode()
 	target := u.String()
 	// What errors, logs, the manifest and the footer name: the URL with
 	// its credentials hidden.

@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
@@ -50,7 +52,7 @@ func TestFetchRequest(t *testing.T) {
 		io.WriteString(w, `{"data":{"results":[]}}`)
 	}))
 	defer srv.Close()
-	_, b, err := readAll(t, newClient(t, fetch.ClientOptions{UserAgent: "mspo-spoc/test"}), srv.URL+"/api/spoc/get-spoc-list-public")
+	_, b, err := readAll(t, newClient(t, fetch.ClientOptions{UserAgent: "mspo-spoc/test", Query: spoc.SPOC.Query}), srv.URL+"/api/spoc/get-spoc-list-public")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,11 +82,24 @@ func TestFetchKeepsExplicitPageParameters(t *testing.T) {
 		io.WriteString(w, `{}`)
 	}))
 	defer srv.Close()
-	if _, _, err := readAll(t, newClient(t, fetch.ClientOptions{}), srv.URL+"?pageSize=500000&page=1"); err != nil {
-		t.Fatal(err)
-	}
-	if query != "page=1&pageSize=500000" {
-		t.Errorf("query %q, want the caller's pageSize kept", query)
+	for _, tc := range []struct {
+		name, url, want string
+		query           url.Values
+	}{
+		{"the URL's own parameters kept", "?pageSize=500000&page=1", "page=1&pageSize=500000", spoc.SPOC.Query},
+		{"the missing one added", "?pageSize=500000", "page=1&pageSize=500000", spoc.SPOC.Query},
+		{"no query: the URL as given", "?state=Johor", "state=Johor", nil},
+		{"the OSH dataset's", "", "page=1&pageSize=10", spoc.OSH.Query},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			query = ""
+			if _, _, err := readAll(t, newClient(t, fetch.ClientOptions{Query: tc.query}), srv.URL+"/"+tc.url); err != nil {
+				t.Fatal(err)
+			}
+			if query != tc.want {
+				t.Errorf("query %q, want %q", query, tc.want)
+			}
+		})
 	}
 }
 
