@@ -17,19 +17,55 @@
 
 locals {
   bigquery = var.bigquery_dataset != "" ? 1 : 0
-
-  schema_files = {
-    snapshots = "spoc-list-public.schema.parquet"
-    changes   = "spoc-list-public.changes.schema.parquet"
-  }
+  # The datasets with tables, when BigQuery is on.
+  bigquery_datasets = local.bigquery == 1 ? local.datasets : {}
 }
 
-resource "google_storage_bucket_object" "schema" {
-  for_each = local.bigquery == 1 ? local.schema_files : {}
+# The spoc dataset's objects and tables had these addresses before there
+# were datasets.
+moved {
+  from = google_storage_bucket_object.schema["snapshots"]
+  to   = google_storage_bucket_object.snapshots_schema["spoc"]
+}
+
+moved {
+  from = google_storage_bucket_object.schema["changes"]
+  to   = google_storage_bucket_object.changes_schema["spoc"]
+}
+
+moved {
+  from = google_bigquery_table.snapshots[0]
+  to   = google_bigquery_table.snapshots["spoc"]
+}
+
+moved {
+  from = google_bigquery_table.snapshots_by_date[0]
+  to   = google_bigquery_table.snapshots_by_date["spoc"]
+}
+
+moved {
+  from = google_bigquery_table.changes[0]
+  to   = google_bigquery_table.changes["spoc"]
+}
+
+# One resource per table kind, keyed by dataset, so that each table's
+# replace_triggered_by names its own schema object (it takes each.key as
+# an index, not an expression).
+resource "google_storage_bucket_object" "snapshots_schema" {
+  for_each = local.bigquery_datasets
 
   bucket       = local.bucket_name
-  name         = "${local.output_prefix}/_schema/${substr(filemd5("${path.module}/schema/${each.value}"), 0, 12)}/${each.value}"
-  source       = "${path.module}/schema/${each.value}"
+  name         = "${each.value.output_prefix}/_schema/${substr(filemd5("${path.module}/schema/${each.value.schema_files.snapshots}"), 0, 12)}/${each.value.schema_files.snapshots}"
+  source       = "${path.module}/schema/${each.value.schema_files.snapshots}"
+  content_type = "application/vnd.apache.parquet"
+}
+
+resource "google_storage_bucket_object" "changes_schema" {
+  for_each = local.bigquery_datasets
+
+  bucket       = local.bucket_name
+  name         = "${each.value.output_prefix}/_schema/${substr(filemd5("${path.module}/schema/${each.value.schema_files.changes}"), 0, 12)}/${each.value.schema_files.changes}"
+  source       = "${path.module}/schema/${each.value.schema_files.changes}"
   content_type = "application/vnd.apache.parquet"
 }
 
@@ -38,40 +74,40 @@ resource "google_bigquery_dataset" "spoc" {
 
   dataset_id  = var.bigquery_dataset
   location    = var.bigquery_location != "" ? var.bigquery_location : var.region
-  description = "MSPO SPOC smallholder snapshots written by ${var.job_name}."
+  description = "MSPO smallholder snapshots written by ${var.job_name}."
 
   depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_bigquery_table" "snapshots" {
-  count = local.bigquery
+  for_each = local.bigquery_datasets
 
   dataset_id          = google_bigquery_dataset.spoc[0].dataset_id
-  table_id            = "spoc_snapshots_external"
-  description         = "Every daily Parquet snapshot under gs://${local.bucket_name}/${local.output_prefix}/."
+  table_id            = "${each.value.bigquery_table}_snapshots_external"
+  description         = "Every daily Parquet snapshot under gs://${local.bucket_name}/${each.value.output_prefix}/."
   deletion_protection = false
 
   external_data_configuration {
     source_format             = "PARQUET"
     autodetect                = false
-    reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.schema["snapshots"].name}"
+    reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.snapshots_schema[each.key].name}"
     # One wildcard (BigQuery allows one), which also matches "/": here
     # the YYYYMMDD/ folder. The change tables, in YYYYMMDD/changes/, end
     # with another name.
-    source_uris = ["gs://${local.bucket_name}/${local.output_prefix}/*spoc-list-public.parquet"]
+    source_uris = ["gs://${local.bucket_name}/${each.value.output_prefix}/*${each.value.object}.parquet"]
   }
 
   lifecycle {
-    replace_triggered_by = [google_storage_bucket_object.schema["snapshots"]]
+    replace_triggered_by = [google_storage_bucket_object.snapshots_schema[each.key]]
   }
 }
 
 resource "google_bigquery_table" "snapshots_by_date" {
-  count = local.bigquery
+  for_each = local.bigquery_datasets
 
   dataset_id          = google_bigquery_dataset.spoc[0].dataset_id
-  table_id            = "spoc_snapshots"
-  description         = "The snapshots with their date; filter on snapshot_date."
+  table_id            = "${each.value.bigquery_table}_snapshots"
+  description         = "The ${each.key} snapshots with their date; filter on snapshot_date."
   deletion_protection = false
 
   view {
@@ -80,24 +116,24 @@ resource "google_bigquery_table" "snapshots_by_date" {
       SELECT
         PARSE_DATE('%Y%m%d', REGEXP_EXTRACT(_FILE_NAME, r'/(\d{8})/[^/]+$')) AS snapshot_date,
         *
-      FROM `${var.project_id}.${var.bigquery_dataset}.${google_bigquery_table.snapshots[0].table_id}`
+      FROM `${var.project_id}.${var.bigquery_dataset}.${google_bigquery_table.snapshots[each.key].table_id}`
     EOT
   }
 }
 
 resource "google_bigquery_table" "changes" {
-  count = local.bigquery
+  for_each = local.bigquery_datasets
 
   dataset_id          = google_bigquery_dataset.spoc[0].dataset_id
-  table_id            = "spoc_changes_external"
-  description         = "Every day's change table (plots added, removed, changed) under gs://${local.bucket_name}/${local.output_prefix}/*/changes/."
+  table_id            = "${each.value.bigquery_table}_changes_external"
+  description         = "Every day's change table of the ${each.key} dataset (plots added, removed, changed) under gs://${local.bucket_name}/${each.value.output_prefix}/*/changes/."
   deletion_protection = false
 
   external_data_configuration {
     source_format             = "PARQUET"
     autodetect                = false
-    reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.schema["changes"].name}"
-    source_uris               = ["gs://${local.bucket_name}/${local.output_prefix}/*/changes/spoc-list-public.changes.parquet"]
+    reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.changes_schema[each.key].name}"
+    source_uris               = ["gs://${local.bucket_name}/${each.value.output_prefix}/*/changes/${each.value.object}.changes.parquet"]
 
     # changed_columns is a Parquet LIST: without list inference BigQuery
     # shows it as a record of list.element instead of ARRAY<STRING>.
@@ -107,6 +143,6 @@ resource "google_bigquery_table" "changes" {
   }
 
   lifecycle {
-    replace_triggered_by = [google_storage_bucket_object.schema["changes"]]
+    replace_triggered_by = [google_storage_bucket_object.changes_schema[each.key]]
   }
 }

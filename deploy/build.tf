@@ -1,6 +1,6 @@
 # Cloud Build runs cloudbuild.yaml as its own service account, with only
 # what the pipeline does: read the uploaded source, push images to the one
-# repository, update the one job (which runs as the runtime account), and
+# repository, update the datasets' jobs (which run as the runtime account), and
 # write its build logs.
 
 resource "google_service_account" "build" {
@@ -48,9 +48,17 @@ resource "google_artifact_registry_repository_iam_member" "build_pushes" {
   member     = google_service_account.build.member
 }
 
+moved {
+  from = google_cloud_run_v2_job_iam_member.build_updates_job
+  to   = google_cloud_run_v2_job_iam_member.build_updates_job["spoc"]
+}
+
+# Every dataset's job runs the one image: the build updates each.
 resource "google_cloud_run_v2_job_iam_member" "build_updates_job" {
-  name     = google_cloud_run_v2_job.spoc.name
-  location = google_cloud_run_v2_job.spoc.location
+  for_each = local.datasets
+
+  name     = google_cloud_run_v2_job.dataset[each.key].name
+  location = google_cloud_run_v2_job.dataset[each.key].location
   role     = "roles/run.developer"
   member   = google_service_account.build.member
 }

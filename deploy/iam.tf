@@ -19,17 +19,26 @@ resource "google_service_account" "scheduler" {
 }
 
 # Create, overwrite (a rerun of a day replaces its objects, which GCS counts
-# as a delete) and read objects, only under the prefix: the condition keeps
-# the rest of the bucket out of reach.
+# as a delete) and read objects, only under the datasets' prefixes: the
+# conditions keep the rest of the bucket out of reach. One runtime account
+# runs every dataset's job, with one binding per prefix (IAM tells the
+# bindings of one role and member apart by their condition's title).
+moved {
+  from = google_storage_bucket_iam_member.runtime_objects
+  to   = google_storage_bucket_iam_member.runtime_objects["spoc"]
+}
+
 resource "google_storage_bucket_iam_member" "runtime_objects" {
+  for_each = local.datasets
+
   bucket = local.bucket_name
   role   = "roles/storage.objectUser"
   member = google_service_account.runtime.member
 
   condition {
-    title       = "only-${var.job_name}-prefix"
-    description = "Objects under the job's output prefix."
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${local.bucket_name}/objects/${local.output_prefix}/\")"
+    title       = "only-${each.value.job_name}-prefix"
+    description = "Objects under the ${each.key} dataset's output prefix."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${local.bucket_name}/objects/${each.value.output_prefix}/\")"
   }
 
   depends_on = [time_sleep.apis_ready]
@@ -69,11 +78,18 @@ resource "google_project_iam_member" "runtime_traces" {
   depends_on = [time_sleep.apis_ready]
 }
 
-# Bound on the job, not the project: the scheduler can run this job and no
-# other (run.jobs.run), not invoke services or change anything.
+# Bound on each job, not the project: the scheduler can run these jobs and
+# no other (run.jobs.run), not invoke services or change anything.
+moved {
+  from = google_cloud_run_v2_job_iam_member.scheduler_runs_job
+  to   = google_cloud_run_v2_job_iam_member.scheduler_runs_job["spoc"]
+}
+
 resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_job" {
-  name     = google_cloud_run_v2_job.spoc.name
-  location = google_cloud_run_v2_job.spoc.location
+  for_each = local.datasets
+
+  name     = google_cloud_run_v2_job.dataset[each.key].name
+  location = google_cloud_run_v2_job.dataset[each.key].location
   role     = "roles/run.jobsExecutor"
   member   = google_service_account.scheduler.member
 }

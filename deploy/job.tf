@@ -41,29 +41,54 @@ locals {
     SPOC_TELEMETRY_TIMEOUT      = "10s"
   }
 
-  # What the deployment decides, whatever job_settings says.
+  # What the deployment decides for each dataset's job, whatever
+  # job_settings says.
   job_fixed = {
-    SPOC_OUTPUT   = "gs://${local.bucket_name}"
-    SPOC_PREFIX   = local.output_prefix
-    SPOC_TIMEZONE = var.time_zone
-    # Cloud Logging reads JSON lines on stderr; "auto" would pick it too,
-    # but say it.
-    SPOC_LOG_FORMAT = "json"
-    # The job's own default (1) suits a laptop; in production the drop
-    # guard needs a previous snapshot, so on the first day only this floor
-    # stops a body that suddenly honours pageSize=10 from being published
-    # as the whole list.
-    SPOC_MIN_RECORDS = tostring(var.min_records)
+    for name, d in local.datasets : name => {
+      SPOC_DATASET  = name
+      SPOC_OUTPUT   = "gs://${local.bucket_name}"
+      SPOC_PREFIX   = d.output_prefix
+      SPOC_TIMEZONE = var.time_zone
+      # Cloud Logging reads JSON lines on stderr; "auto" would pick it
+      # too, but say it.
+      SPOC_LOG_FORMAT = "json"
+      # The job's own default (1) suits a laptop; in production the drop
+      # guard needs a previous snapshot, so on the first day only this
+      # floor stops a body that suddenly honours pageSize=10 from being
+      # published as the whole list.
+      SPOC_MIN_RECORDS = tostring(d.min_records)
+    }
   }
 
-  job_env = merge(local.job_defaults, var.job_settings, local.job_fixed)
+  # Each dataset's job: the job's defaults, the dataset's own URL (the job
+  # would pick it from SPOC_DATASET, but job_defaults names the spoc one),
+  # then the settings given for every job, those given for this dataset,
+  # and what the deployment decides.
+  job_env = {
+    for name, d in local.datasets : name => merge(
+      local.job_defaults,
+      { SPOC_URL = d.url },
+      var.job_settings,
+      d.job_settings,
+      local.job_fixed[name],
+    )
+  }
 
-  unknown_job_settings = setsubtract(keys(var.job_settings), keys(local.job_defaults))
-  fixed_job_settings   = setintersection(keys(var.job_settings), keys(local.job_fixed))
+  given_job_settings   = setunion(keys(var.job_settings), flatten([for d in values(local.datasets) : keys(d.job_settings)]))
+  unknown_job_settings = setsubtract(local.given_job_settings, keys(local.job_defaults))
+  fixed_job_settings   = setintersection(local.given_job_settings, flatten([for f in values(local.job_fixed) : keys(f)]))
 }
 
-resource "google_cloud_run_v2_job" "spoc" {
-  name     = var.job_name
+# The spoc dataset's job had this address before there were datasets.
+moved {
+  from = google_cloud_run_v2_job.spoc
+  to   = google_cloud_run_v2_job.dataset["spoc"]
+}
+
+resource "google_cloud_run_v2_job" "dataset" {
+  for_each = local.datasets
+
+  name     = each.value.job_name
   location = var.region
   # A destroy of the deployment should be deliberate.
   deletion_protection = true
@@ -88,7 +113,7 @@ resource "google_cloud_run_v2_job" "spoc" {
         }
 
         dynamic "env" {
-          for_each = local.job_env
+          for_each = local.job_env[each.key]
           content {
             name  = env.key
             value = env.value
@@ -113,7 +138,7 @@ resource "google_cloud_run_v2_job" "spoc" {
     }
     precondition {
       condition     = length(local.fixed_job_settings) == 0
-      error_message = "job_settings sets ${join(", ", local.fixed_job_settings)}, which the deployment decides: set bucket_name, output_prefix, time_zone or min_records instead."
+      error_message = "job_settings sets ${join(", ", local.fixed_job_settings)}, which the deployment decides: set datasets, bucket_name, output_prefix, time_zone or min_records (or dataset_settings) instead."
     }
   }
 

@@ -15,8 +15,36 @@ locals {
     "storage.googleapis.com",
   ]
 
-  bucket_name   = var.create_bucket ? google_storage_bucket.snapshots[0].name : data.google_storage_bucket.existing[0].name
-  output_prefix = trim(var.output_prefix, "/")
+  bucket_name = var.create_bucket ? google_storage_bucket.snapshots[0].name : data.google_storage_bucket.existing[0].name
+
+  # The lists the job knows, as its own declarations give them (pkg/spoc:
+  # name, default URL, object name, prefix, record floor, metric names and
+  # BigQuery reference schemas). cmd/job's tests write this file from them
+  # (go test ./cmd/job -run TestDeployDatasets -update) and fail when it
+  # is stale, so a dataset added to the job is one entry in var.datasets
+  # away from being deployed.
+  catalog = jsondecode(file("${path.module}/datasets.json"))
+
+  # The default dataset (the job's SPOC_DATASET default) keeps the
+  # deployment's names as they were before there were datasets: job_name,
+  # output_prefix and min_records are its. Every other one is named
+  # JOB_NAME-DATASET, and takes its prefix and floor from the catalog
+  # unless dataset_settings says otherwise.
+  default_dataset = local.job_defaults.SPOC_DATASET
+  datasets = {
+    for name in var.datasets : name => {
+      job_name       = name == local.default_dataset ? var.job_name : "${var.job_name}-${name}"
+      url            = local.catalog[name].url
+      object         = local.catalog[name].object
+      output_prefix  = trim(coalesce(try(var.dataset_settings[name].output_prefix, null), name == local.default_dataset ? var.output_prefix : local.catalog[name].prefix), "/")
+      min_records    = coalesce(try(var.dataset_settings[name].min_records, null), name == local.default_dataset ? var.min_records : local.catalog[name].min_records)
+      schedule       = coalesce(try(var.dataset_settings[name].schedule, null), var.schedule)
+      job_settings   = try(var.dataset_settings[name].job_settings, {})
+      last_success   = local.catalog[name].last_success_metric
+      schema_files   = local.catalog[name].schema_files
+      bigquery_table = name
+    } if contains(keys(local.catalog), name)
+  }
 }
 
 resource "google_project_service" "required" {
@@ -40,6 +68,20 @@ resource "time_sleep" "apis_ready" {
 
   triggers = {
     services = join(",", sort(local.services))
+  }
+
+  # Every resource of the deployment waits for this one, so a dataset
+  # name the job does not know stops the plan here, before anything is
+  # created.
+  lifecycle {
+    precondition {
+      condition     = length(setsubtract(var.datasets, keys(local.catalog))) == 0
+      error_message = "datasets has ${join(", ", sort(setsubtract(var.datasets, keys(local.catalog))))}, which the job does not know; the known ones are ${join(", ", sort(keys(local.catalog)))} (deploy/datasets.json)."
+    }
+    precondition {
+      condition     = length(setsubtract(keys(var.dataset_settings), var.datasets)) == 0
+      error_message = "dataset_settings has ${join(", ", sort(setsubtract(keys(var.dataset_settings), var.datasets)))}, which datasets does not enable."
+    }
   }
 
   depends_on = [google_project_service.required]

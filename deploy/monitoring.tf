@@ -2,14 +2,27 @@
 # quietly stops publishing (the scheduler paused, the job deleted, runs that
 # hang until their timeout).
 
+# The spoc dataset's alerts had these addresses before there were datasets.
+moved {
+  from = google_monitoring_alert_policy.execution_failed
+  to   = google_monitoring_alert_policy.execution_failed["spoc"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.stale_snapshot
+  to   = google_monitoring_alert_policy.stale_snapshot["spoc"]
+}
+
 resource "google_monitoring_alert_policy" "execution_failed" {
-  display_name = "${var.job_name}: execution failed"
+  for_each = local.datasets
+
+  display_name = "${each.value.job_name}: execution failed"
   combiner     = "OR"
 
   conditions {
-    display_name = "A ${var.job_name} execution ended failed"
+    display_name = "A ${each.value.job_name} execution ended failed"
     condition_threshold {
-      filter          = "resource.type = \"cloud_run_job\" AND resource.labels.job_name = \"${google_cloud_run_v2_job.spoc.name}\" AND metric.type = \"run.googleapis.com/job/completed_execution_count\" AND metric.labels.result = \"failed\""
+      filter          = "resource.type = \"cloud_run_job\" AND resource.labels.job_name = \"${google_cloud_run_v2_job.dataset[each.key].name}\" AND metric.type = \"run.googleapis.com/job/completed_execution_count\" AND metric.labels.result = \"failed\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -28,8 +41,8 @@ resource "google_monitoring_alert_policy" "execution_failed" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      The ${var.job_name} Cloud Run job failed: no snapshot was published by that execution (the job never publishes part of one).
-      Its logs say why: `gcloud logging read 'resource.type="cloud_run_job" AND resource.labels.job_name="${var.job_name}" AND severity>=ERROR' --limit 20`.
+      The ${each.value.job_name} Cloud Run job failed: no snapshot was published by that execution (the job never publishes part of one).
+      Its logs say why: `gcloud logging read 'resource.type="cloud_run_job" AND resource.labels.job_name="${each.value.job_name}" AND severity>=ERROR' --limit 20`.
       Exit status 2 is a configuration error, 1 a failed run (upstream down, bad body, publish guard).
     EOT
   }
@@ -42,9 +55,11 @@ resource "google_monitoring_alert_policy" "execution_failed" {
   depends_on            = [time_sleep.apis_ready]
 }
 
-# spoc.last_success (exported by the job with the gcp exporter as
-# workload.googleapis.com/spoc.last_success) is only recorded by a run that
-# published, so its absence over the window means no successful run.
+# DATASET.last_success (exported by the job with the gcp exporter as
+# workload.googleapis.com/spoc.last_success for the spoc dataset,
+# osh.last_success for osh: deploy/datasets.json names it) is only
+# recorded by a run that published, so its absence over the window means
+# no successful run.
 #
 # The exporter writes it on the generic_task resource, whose job label is
 # the job's service.name: the Cloud Run job's name (CLOUD_RUN_JOB, or
@@ -62,13 +77,15 @@ resource "google_monitoring_alert_policy" "execution_failed" {
 resource "time_static" "deployed" {}
 
 resource "google_monitoring_alert_policy" "stale_snapshot" {
-  display_name = "${var.job_name}: no snapshot for ${var.staleness_hours} h"
+  for_each = local.datasets
+
+  display_name = "${each.value.job_name}: no snapshot for ${var.staleness_hours} h"
   combiner     = "OR"
 
   conditions {
-    display_name = "No successful ${var.job_name} run for ${var.staleness_hours} hours"
+    display_name = "No successful ${each.value.job_name} run for ${var.staleness_hours} hours"
     condition_prometheus_query_language {
-      query               = "absent_over_time(workload_googleapis_com:spoc_last_success{monitored_resource=\"generic_task\",job=\"${google_cloud_run_v2_job.spoc.name}\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed.unix + var.staleness_hours * 3600})"
+      query               = "absent_over_time(workload_googleapis_com:${each.value.last_success}{monitored_resource=\"generic_task\",job=\"${google_cloud_run_v2_job.dataset[each.key].name}\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed.unix + var.staleness_hours * 3600})"
       duration            = "0s"
       evaluation_interval = "300s"
       # The metric does not exist until the job has published once;
@@ -80,8 +97,8 @@ resource "google_monitoring_alert_policy" "stale_snapshot" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      No ${var.job_name} run has published a snapshot for ${var.staleness_hours} hours.
-      Check that the scheduler job ${var.job_name}-daily is enabled and that recent executions ran: `gcloud run jobs executions list --job ${var.job_name} --region ${var.region}`.
+      No ${each.value.job_name} run has published a snapshot for ${var.staleness_hours} hours.
+      Check that the scheduler job ${each.value.job_name}-daily is enabled and that recent executions ran: `gcloud run jobs executions list --job ${each.value.job_name} --region ${var.region}`.
     EOT
   }
 

@@ -1,8 +1,16 @@
+# The spoc dataset's schedule had this address before there were datasets.
+moved {
+  from = google_cloud_scheduler_job.daily
+  to   = google_cloud_scheduler_job.daily["spoc"]
+}
+
 resource "google_cloud_scheduler_job" "daily" {
-  name        = "${var.job_name}-daily"
-  description = "Starts the ${var.job_name} Cloud Run job."
+  for_each = local.datasets
+
+  name        = "${each.value.job_name}-daily"
+  description = "Starts the ${each.value.job_name} Cloud Run job."
   region      = var.region
-  schedule    = var.schedule
+  schedule    = each.value.schedule
   time_zone   = var.time_zone
 
   # The call only starts an execution and returns; the job's own outcome is
@@ -18,7 +26,7 @@ resource "google_cloud_scheduler_job" "daily" {
 
   http_target {
     http_method = "POST"
-    uri         = "https://run.googleapis.com/v2/projects/${var.project_id}/locations/${var.region}/jobs/${google_cloud_run_v2_job.spoc.name}:run"
+    uri         = "https://run.googleapis.com/v2/projects/${var.project_id}/locations/${var.region}/jobs/${google_cloud_run_v2_job.dataset[each.key].name}:run"
 
     # An OAuth access token, not OIDC: the target is a Google API.
     oauth_token {

@@ -9,8 +9,53 @@ variable "region" {
   default     = "asia-southeast1"
 }
 
+variable "datasets" {
+  description = <<-EOT
+    The public MSPO lists to publish, each with its own Cloud Run job,
+    schedule, pair of alerts and (with bigquery_dataset) BigQuery tables:
+    "spoc" (certified independent smallholders) and "osh" (organised
+    smallholders); deploy/datasets.json lists the ones the job knows.
+  EOT
+  type        = set(string)
+  default     = ["spoc"]
+
+  validation {
+    condition     = length(var.datasets) > 0
+    error_message = "datasets must enable at least one dataset."
+  }
+}
+
+variable "dataset_settings" {
+  description = <<-EOT
+    Per dataset, what differs from the deployment's defaults: its
+    output_prefix (default: the dataset's own; for spoc, var.output_prefix),
+    its min_records floor (default: the dataset's own; for spoc,
+    var.min_records), its schedule (default: var.schedule) and job_settings
+    applied over var.job_settings. For example
+    { osh = { schedule = "30 3 * * *", job_settings = { SPOC_MAX_DROP_PERCENT = "5" } } }.
+  EOT
+  type = map(object({
+    output_prefix = optional(string)
+    min_records   = optional(number)
+    schedule      = optional(string)
+    job_settings  = optional(map(string), {})
+  }))
+  default = {}
+
+  validation {
+    condition = alltrue([for s in values(var.dataset_settings) : s.output_prefix == null || (
+      length(coalesce(s.output_prefix, "-")) > 0 && !startswith(coalesce(s.output_prefix, "-"), "/") && !endswith(coalesce(s.output_prefix, "-"), "/") && !strcontains(coalesce(s.output_prefix, "-"), "..")
+    )])
+    error_message = "A dataset's output_prefix must be a relative path without .., and without a leading or trailing slash."
+  }
+  validation {
+    condition     = alltrue([for s in values(var.dataset_settings) : s.min_records == null || (coalesce(s.min_records, 1) >= 1 && floor(coalesce(s.min_records, 1)) == coalesce(s.min_records, 1))])
+    error_message = "A dataset's min_records must be a whole number of at least 1."
+  }
+}
+
 variable "job_name" {
-  description = "Name of the Cloud Run job (also of its service accounts' prefix)."
+  description = "Name of the Cloud Run job of the spoc dataset; another dataset's job is JOB_NAME-DATASET (mspo-spoc-osh). Also the prefix of the service accounts."
   type        = string
   default     = "mspo-spoc"
 }
@@ -62,7 +107,7 @@ variable "snapshot_retention_days" {
 }
 
 variable "output_prefix" {
-  description = "Folder in the bucket that holds one YYYYMMDD folder per day (SPOC_PREFIX)."
+  description = "Folder in the bucket that holds the spoc dataset's YYYYMMDD folders (its SPOC_PREFIX); other datasets default to their own (dataset_settings)."
   type        = string
   default     = "raw/mspo/api/spoc/get-spoc-list-public"
 
@@ -73,7 +118,7 @@ variable "output_prefix" {
 }
 
 variable "schedule" {
-  description = "When the job runs, in cron syntax, in var.time_zone."
+  description = "When the jobs run, in cron syntax, in var.time_zone (a dataset may have its own: dataset_settings)."
   type        = string
   default     = "0 3 * * *"
 }
@@ -86,7 +131,9 @@ variable "time_zone" {
 
 variable "min_records" {
   description = <<-EOT
-    The fewest records a run may publish (SPOC_MIN_RECORDS). The list has
+    The fewest records a run of the spoc dataset may publish
+    (SPOC_MIN_RECORDS); other datasets default to their own floor
+    (deploy/datasets.json, dataset_settings). The list has
     about 306,000 plots; the default refuses a body far below that, such as
     an endpoint that one day honours pageSize=10, even on the first run,
     when there is no previous snapshot for the drop guard
@@ -104,10 +151,11 @@ variable "min_records" {
 
 variable "job_settings" {
   description = <<-EOT
-    SPOC_* settings that differ from the job's defaults, e.g.
-    { SPOC_MAX_DROP_PERCENT = "5" }. Only names the job reads are accepted
-    (see the README's configuration table). SPOC_OUTPUT, SPOC_PREFIX,
-    SPOC_TIMEZONE and SPOC_MIN_RECORDS come from bucket_name,
+    SPOC_* settings that differ from the job's defaults, for every
+    dataset's job, e.g. { SPOC_MAX_DROP_PERCENT = "5" } (one dataset's
+    own: dataset_settings). Only names the job reads are accepted (see the
+    README's configuration table). SPOC_DATASET, SPOC_OUTPUT, SPOC_PREFIX,
+    SPOC_TIMEZONE and SPOC_MIN_RECORDS come from datasets, bucket_name,
     output_prefix, time_zone and min_records, and are refused here.
   EOT
   type        = map(string)
@@ -151,7 +199,7 @@ variable "staleness_hours" {
 }
 
 variable "bigquery_dataset" {
-  description = "When set, create this BigQuery dataset with an external table over every day's Parquet snapshot, and a view with the snapshot date."
+  description = "When set, create this BigQuery dataset with, per dataset, an external table over every day's Parquet snapshot (DATASET_snapshots_external), a view with the snapshot date (DATASET_snapshots) and an external table of the change tables (DATASET_changes_external)."
   type        = string
   default     = ""
 }

@@ -28,6 +28,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 const repoRoot = "../.."
@@ -253,12 +254,12 @@ func TestTerraformResources(t *testing.T) {
 			t.Errorf("resource %s: %d, want at least %d", typ, got, n)
 		}
 	}
-	for _, name := range []string{"project_id", "region", "bucket_name", "create_bucket", "output_prefix", "schedule", "time_zone", "image", "notification_channels", "bigquery_dataset", "job_settings"} {
+	for _, name := range []string{"project_id", "region", "datasets", "dataset_settings", "bucket_name", "create_bucket", "output_prefix", "schedule", "time_zone", "image", "notification_channels", "bigquery_dataset", "job_settings"} {
 		if tf.block("variable", name) == nil {
 			t.Errorf("no variable %q", name)
 		}
 	}
-	for _, name := range []string{"job_name", "bucket", "image_repository", "execute_command"} {
+	for _, name := range []string{"jobs", "job_name", "bucket", "image_repository", "execute_command"} {
 		if tf.block("output", name) == nil {
 			t.Errorf("no output %q", name)
 		}
@@ -267,6 +268,10 @@ func TestTerraformResources(t *testing.T) {
 		{"schedule", "0 3 * * *"},
 		{"time_zone", "Asia/Kuala_Lumpur"},
 		{"output_prefix", configEnv(t)["SPOC_PREFIX"]},
+	}
+	// The datasets enabled by default: the job's default one only.
+	if got := literal(t, tf.block("variable", "datasets"), "default"); got.LengthInt() != 1 || got.Index(cty.NumberIntVal(0)).AsString() != configEnv(t)["SPOC_DATASET"] {
+		t.Errorf("variable datasets defaults to %#v, want [%q] only", got, configEnv(t)["SPOC_DATASET"])
 	}
 	for _, d := range defaults {
 		if v := tf.block("variable", d.variable); v != nil {
@@ -392,8 +397,8 @@ func TestTerraformStalenessAlert(t *testing.T) {
 		t.Error("disable_metric_validation is not true: Cloud Monitoring refuses a PromQL condition on a metric that does not exist yet")
 	}
 	query := source(promql, "query")
-	if !strings.Contains(query, "absent_over_time(workload_googleapis_com:spoc_last_success") || !strings.Contains(query, "time_static.deployed.unix") {
-		t.Errorf("query %s: want absent_over_time of spoc.last_success, only once the deployment is older than the window", query)
+	if !strings.Contains(query, "absent_over_time(workload_googleapis_com:${each.value.last_success}") || !strings.Contains(query, "time_static.deployed.unix") {
+		t.Errorf("query %s: want absent_over_time of the dataset's last_success metric, only once the deployment is older than the window", query)
 	}
 	if tf.resources("time_static")["deployed"] == nil {
 		t.Error("no time_static.deployed")
@@ -409,44 +414,65 @@ func TestStalenessAlertIsThisJobs(t *testing.T) {
 	tf := parseTerraform(t)
 	promql := path(t, tf.resources("google_monitoring_alert_policy")["stale_snapshot"], "conditions", "condition_prometheus_query_language")
 	jobName := literal(t, tf.block("variable", "job_name"), "default").AsString()
-	// The query as Cloud Monitoring gets it: HCL's escapes undone, the
-	// job's name in place of its reference.
-	query := strings.ReplaceAll(source(promql, "query"), `\"`, `"`)
-	query = strings.ReplaceAll(query, "${google_cloud_run_v2_job.spoc.name}", jobName)
-	selector := regexp.MustCompile(`workload_googleapis_com:spoc_last_success\{([^}]*)\}`).FindStringSubmatch(query)
-	if selector == nil {
-		t.Fatalf("query %s has no spoc_last_success{...} selector", query)
-	}
-	matchers := regexp.MustCompile(`\s*(\w+)\s*(=~|!=|!~|=)\s*"([^"]*)"\s*(,|$)`).FindAllStringSubmatch(selector[1], -1)
-	if len(matchers) == 0 {
-		t.Fatalf("selector {%s}: no label matchers", selector[1])
-	}
-	matches := func(labels map[string]string) bool {
-		for _, m := range matchers {
-			name, op, value := m[1], m[2], m[3]
-			re := regexp.MustCompile("^(?:" + value + ")$")
-			ok := map[string]bool{"=": labels[name] == value, "!=": labels[name] != value, "=~": re.MatchString(labels[name]), "!~": !re.MatchString(labels[name])}[op]
-			if !ok {
-				return false
-			}
+	datasets := deployDatasets()
+	// Each dataset's job is named as deploy/main.tf names it.
+	jobOf := func(dataset string) string {
+		if dataset == configEnv(t)["SPOC_DATASET"] {
+			return jobName
 		}
-		return true
+		return jobName + "-" + dataset
 	}
-	series := func(resource string, env map[string]string) map[string]string {
-		return map[string]string{"monitored_resource": resource, "job": serviceName(envconfig.MapLookuper(env)), "namespace": "mspo"}
-	}
-	for _, tc := range []struct {
-		name   string
-		labels map[string]string
-		want   bool
-	}{
-		{"this Cloud Run job", series("generic_task", map[string]string{"CLOUD_RUN_JOB": jobName}), true},
-		{"another job in the project", series("generic_task", map[string]string{"CLOUD_RUN_JOB": jobName + "-osh"}), false},
-		{"this job's name on another resource type", series("global", map[string]string{"CLOUD_RUN_JOB": jobName}), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := matches(tc.labels); got != tc.want {
-				t.Errorf("selector {%s} on %v: %v, want %v", selector[1], tc.labels, got, tc.want)
+	for dataset, d := range datasets {
+		t.Run(dataset, func(t *testing.T) {
+			// The query as Cloud Monitoring gets it: HCL's escapes undone,
+			// the dataset's metric and job in place of their references.
+			query := strings.ReplaceAll(source(promql, "query"), `\"`, `"`)
+			query = strings.ReplaceAll(query, "${each.value.last_success}", d.LastSuccessMetric)
+			query = strings.ReplaceAll(query, "${google_cloud_run_v2_job.dataset[each.key].name}", jobOf(dataset))
+			selector := regexp.MustCompile(`workload_googleapis_com:` + d.LastSuccessMetric + `\{([^}]*)\}`).FindStringSubmatch(query)
+			if selector == nil {
+				t.Fatalf("query %s has no %s{...} selector", query, d.LastSuccessMetric)
+			}
+			matchers := regexp.MustCompile(`\s*(\w+)\s*(=~|!=|!~|=)\s*"([^"]*)"\s*(,|$)`).FindAllStringSubmatch(selector[1], -1)
+			if len(matchers) == 0 {
+				t.Fatalf("selector {%s}: no label matchers", selector[1])
+			}
+			matches := func(labels map[string]string) bool {
+				for _, m := range matchers {
+					name, op, value := m[1], m[2], m[3]
+					re := regexp.MustCompile("^(?:" + value + ")$")
+					ok := map[string]bool{"=": labels[name] == value, "!=": labels[name] != value, "=~": re.MatchString(labels[name]), "!~": !re.MatchString(labels[name])}[op]
+					if !ok {
+						return false
+					}
+				}
+				return true
+			}
+			series := func(resource string, env map[string]string) map[string]string {
+				return map[string]string{"monitored_resource": resource, "job": serviceName(envconfig.MapLookuper(env)), "namespace": "mspo"}
+			}
+			cases := []struct {
+				name   string
+				labels map[string]string
+				want   bool
+			}{
+				{"this dataset's Cloud Run job", series("generic_task", map[string]string{"CLOUD_RUN_JOB": jobOf(dataset)}), true},
+				{"another job in the project", series("generic_task", map[string]string{"CLOUD_RUN_JOB": jobOf(dataset) + "-staging"}), false},
+				{"this job's name on another resource type", series("global", map[string]string{"CLOUD_RUN_JOB": jobOf(dataset)}), false},
+			}
+			for other := range datasets {
+				if other != dataset {
+					cases = append(cases, struct {
+						name   string
+						labels map[string]string
+						want   bool
+					}{"the " + other + " dataset's job", series("generic_task", map[string]string{"CLOUD_RUN_JOB": jobOf(other)}), false})
+				}
+			}
+			for _, tc := range cases {
+				if got := matches(tc.labels); got != tc.want {
+					t.Errorf("%s: selector {%s} on %v: %v, want %v", tc.name, selector[1], tc.labels, got, tc.want)
+				}
 			}
 		})
 	}
@@ -483,7 +509,7 @@ func TestTerraformBuildRegion(t *testing.T) {
 	if !strings.Contains(cmd, "--region ${var.build_region}") || !strings.Contains(cmd, "_REGION=${var.region}") {
 		t.Errorf("build_command %s: want the build in var.build_region and _REGION=${var.region}", cmd)
 	}
-	for _, sub := range []string{"_REPOSITORY=", "_JOB=", "_IMAGE="} {
+	for _, sub := range []string{"_REPOSITORY=", "_JOBS=", "_IMAGE="} {
 		if !strings.Contains(cmd, sub) {
 			t.Errorf("build_command does not pass %s", sub)
 		}
@@ -520,7 +546,7 @@ func TestTerraformImageCleanup(t *testing.T) {
 // so that they can be created on an empty bucket.
 func TestTerraformBigQuerySchemas(t *testing.T) {
 	tf := parseTerraform(t)
-	for table, key := range map[string]string{"snapshots": "snapshots", "changes": "changes"} {
+	for table, object := range map[string]string{"snapshots": "snapshots_schema", "changes": "changes_schema"} {
 		b := tf.resources("google_bigquery_table")[table]
 		if b == nil {
 			t.Fatalf("no google_bigquery_table.%s", table)
@@ -529,13 +555,23 @@ func TestTerraformBigQuerySchemas(t *testing.T) {
 		if literal(t, ext, "autodetect").True() {
 			t.Errorf("%s: autodetect needs a Parquet file, which an empty bucket does not have", table)
 		}
-		if ref := source(ext, "reference_file_schema_uri"); !strings.Contains(ref, `google_storage_bucket_object.schema["`+key+`"].name`) {
-			t.Errorf("%s: reference_file_schema_uri = %s, want the uploaded schema file %q", table, ref, key)
+		ref := "google_storage_bucket_object." + object + "[each.key]"
+		if got := source(ext, "reference_file_schema_uri"); !strings.Contains(got, ref+".name") {
+			t.Errorf("%s: reference_file_schema_uri = %s, want the dataset's uploaded schema file %s", table, got, ref)
 		}
 		// BigQuery reads the reference file only when it creates the
 		// table, and the provider updates the URI in place.
-		if got := strings.Join(strings.Fields(source(path(t, b, "lifecycle"), "replace_triggered_by")), ""); got != `[google_storage_bucket_object.schema["`+key+`"]]` {
+		if got := strings.Join(strings.Fields(source(path(t, b, "lifecycle"), "replace_triggered_by")), ""); got != "["+ref+"]" {
 			t.Errorf("%s: replace_triggered_by = %s, want the table replaced with its schema object", table, got)
+		}
+		// Each object uploads the file deploy/datasets.json names for
+		// the dataset (TestBigQuerySchemaFiles checks the files).
+		obj := tf.resources("google_storage_bucket_object")[object]
+		if obj == nil {
+			t.Fatalf("no google_storage_bucket_object.%s", object)
+		}
+		if got := source(obj, "source"); got != `"${path.module}/schema/${each.value.schema_files.`+table+`}"` {
+			t.Errorf("google_storage_bucket_object.%s uploads %s, not the dataset's %s schema file", object, got, table)
 		}
 	}
 	// changed_columns is a LIST: BigQuery makes it an ARRAY only with
@@ -543,15 +579,6 @@ func TestTerraformBigQuerySchemas(t *testing.T) {
 	changes := path(t, tf.resources("google_bigquery_table")["changes"], "external_data_configuration", "parquet_options")
 	if !literal(t, changes, "enable_list_inference").True() {
 		t.Error("the change table does not set parquet_options.enable_list_inference")
-	}
-	files, diags := tf.locals["schema_files"].Value(nil)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	for key, name := range files.AsValueMap() {
-		if _, err := os.Stat(filepath.Join(repoRoot, "deploy", "schema", name.AsString())); err != nil {
-			t.Errorf("schema file of %s: %v", key, err)
-		}
 	}
 }
 
@@ -594,10 +621,10 @@ func TestTerraformLeastPrivilege(t *testing.T) {
 		t.Fatal("no google_storage_bucket_iam_member.runtime_objects")
 	}
 	cond := path(t, objects, "condition")
-	if expr := source(cond, "expression"); !strings.Contains(expr, "resource.name.startsWith") || !strings.Contains(expr, "${local.output_prefix}/") {
+	if expr := source(cond, "expression"); !strings.Contains(expr, "resource.name.startsWith") || !strings.Contains(expr, "${each.value.output_prefix}/") {
 		t.Errorf("runtime object access is not limited to the prefix: %s", expr)
 	}
-	// The scheduler may run the one job.
+	// The scheduler may run the datasets' jobs, each bound on its own.
 	run := tf.resources("google_cloud_run_v2_job_iam_member")["scheduler_runs_job"]
 	if run == nil {
 		t.Fatal("no google_cloud_run_v2_job_iam_member.scheduler_runs_job")
@@ -605,7 +632,7 @@ func TestTerraformLeastPrivilege(t *testing.T) {
 	if role := literal(t, run, "role").AsString(); role != "roles/run.jobsExecutor" {
 		t.Errorf("scheduler role %s, want roles/run.jobsExecutor", role)
 	}
-	if got := source(run, "name"); got != "google_cloud_run_v2_job.spoc.name" {
+	if got := source(run, "name"); got != "google_cloud_run_v2_job.dataset[each.key].name" {
 		t.Errorf("scheduler's role is bound on %s, not the job", got)
 	}
 	if got := source(run, "member"); got != "google_service_account.scheduler.member" {
@@ -620,7 +647,7 @@ func TestTerraformSchedulerRunsJob(t *testing.T) {
 		t.Fatalf("%d scheduler jobs, want 1", len(jobs))
 	}
 	for _, s := range jobs {
-		if got := source(s, "schedule"); got != "var.schedule" {
+		if got := source(s, "schedule"); got != "each.value.schedule" {
 			t.Errorf("schedule = %s", got)
 		}
 		if got := source(s, "time_zone"); got != "var.time_zone" {
@@ -635,7 +662,7 @@ func TestTerraformSchedulerRunsJob(t *testing.T) {
 			t.Errorf("http_method %s", got)
 		}
 		uri := source(target, "uri")
-		if !regexp.MustCompile(`^"https://run\.googleapis\.com/v2/projects/\$\{var\.project_id\}/locations/\$\{var\.region\}/jobs/\$\{google_cloud_run_v2_job\.spoc\.name\}:run"$`).MatchString(uri) {
+		if !regexp.MustCompile(`^"https://run\.googleapis\.com/v2/projects/\$\{var\.project_id\}/locations/\$\{var\.region\}/jobs/\$\{google_cloud_run_v2_job\.dataset\[each\.key\]\.name\}:run"$`).MatchString(uri) {
 			t.Errorf("uri %s is not the job's :run URL", uri)
 		}
 		token := path(t, target, "oauth_token")
@@ -651,9 +678,12 @@ func TestTerraformSchedulerRunsJob(t *testing.T) {
 func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 	tf := parseTerraform(t)
 	want := configEnv(t)
-	job := tf.resources("google_cloud_run_v2_job")["spoc"]
+	job := tf.resources("google_cloud_run_v2_job")["dataset"]
 	if job == nil {
-		t.Fatal("no google_cloud_run_v2_job.spoc")
+		t.Fatal("no google_cloud_run_v2_job.dataset")
+	}
+	if got := source(job, "for_each"); got != "local.datasets" {
+		t.Errorf("the job's for_each = %s, want one job per dataset (local.datasets)", got)
 	}
 	container := path(t, job, "template", "template", "containers")
 	if got := source(path(t, job, "template", "template"), "service_account"); got != "google_service_account.runtime.email" {
@@ -663,14 +693,17 @@ func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 		t.Fatalf("%d static env blocks: the job's env must all come from local.job_env", len(envs))
 	}
 	env := path(t, container, "dynamic env")
-	if got := source(env, "for_each"); got != "local.job_env" {
-		t.Fatalf("env for_each = %s, want local.job_env", got)
+	if got := source(env, "for_each"); got != "local.job_env[each.key]" {
+		t.Fatalf("env for_each = %s, want local.job_env[each.key]", got)
 	}
 	if tf.locals["job_env"] == nil {
 		t.Fatal("no local.job_env")
 	}
-	if got := strings.Join(strings.Fields(exprSource(tf.locals["job_env"])), " "); got != "merge(local.job_defaults, var.job_settings, local.job_fixed)" {
-		t.Fatalf("local.job_env = %s", got)
+	// The job's defaults, the dataset's URL, the settings for every job,
+	// then for this dataset, and last what the deployment decides.
+	const wantEnv = "{ for name, d in local.datasets : name => merge( local.job_defaults, { SPOC_URL = d.url }, var.job_settings, d.job_settings, local.job_fixed[name], ) }"
+	if got := strings.Join(strings.Fields(exprSource(tf.locals["job_env"])), " "); got != wantEnv {
+		t.Fatalf("local.job_env = %s\nwant %s", got, wantEnv)
 	}
 
 	defaults := tf.locals["job_defaults"]
@@ -687,7 +720,11 @@ func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 			t.Errorf("local.job_defaults.%s = %q, the job's default is %q", name, v.AsString(), def)
 		}
 	}
-	fixed := objectKeys(t, "local.job_fixed", tf.locals["job_fixed"])
+	perDataset, ok := tf.locals["job_fixed"].(*hclsyntax.ForExpr)
+	if !ok || exprSource(perDataset.CollExpr) != "local.datasets" {
+		t.Fatalf("local.job_fixed = %s, want { for name, d in local.datasets : name => {...} }", exprSource(tf.locals["job_fixed"]))
+	}
+	fixed := objectKeys(t, "local.job_fixed's value", perDataset.ValExpr)
 	for _, name := range fixed {
 		if _, ok := want[name]; !ok {
 			t.Errorf("local.job_fixed sets %s, which the job does not read", name)
@@ -696,8 +733,10 @@ func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 	// The deployed job refuses a first day far below the list's ~306,000
 	// plots: the floor comes from var.min_records, whose default is
 	// realistic, not from the job's laptop default of 1.
-	if !slices.Contains(fixed, "SPOC_MIN_RECORDS") {
-		t.Error("local.job_fixed does not set SPOC_MIN_RECORDS")
+	for _, name := range []string{"SPOC_MIN_RECORDS", "SPOC_DATASET", "SPOC_PREFIX", "SPOC_OUTPUT"} {
+		if !slices.Contains(fixed, name) {
+			t.Errorf("local.job_fixed does not set %s", name)
+		}
 	}
 	if floor := literal(t, tf.block("variable", "min_records"), "default"); floor.AsBigFloat().Cmp(big.NewFloat(200000)) < 0 || floor.AsBigFloat().Cmp(big.NewFloat(306000)) > 0 {
 		t.Errorf("min_records defaults to %s: want a floor a little below the list's ~306,000 plots", floor.AsBigFloat())
@@ -768,9 +807,12 @@ func TestCloudBuild(t *testing.T) {
 	if !slices.Equal(push.Args, []string{"push", image}) {
 		t.Errorf("push step %v", push.Args)
 	}
-	if got := strings.Join(deploy.Args, " "); deploy.Entrypoint != "gcloud" || !strings.HasPrefix(got, "run jobs update ${_JOB} ") ||
-		!slices.Contains(deploy.Args, "--image="+image) || !slices.Contains(deploy.Args, "--region=${_REGION}") {
-		t.Errorf("deploy step: %s %s", deploy.Entrypoint, got)
+	// Every job in _JOBS is updated to the image, and a failed update
+	// fails the build.
+	if script := strings.Join(deploy.Args, " "); deploy.Entrypoint != "bash" || !strings.Contains(script, "set -eu") ||
+		!strings.Contains(script, "for job in ${_JOBS}; do") ||
+		!strings.Contains(script, `gcloud run jobs update "$$job" --image=`+image+" --region=${_REGION} --quiet") {
+		t.Errorf("deploy step: %s %s", deploy.Entrypoint, script)
 	}
 	if !slices.Equal(cb.Images, []string{image}) {
 		t.Errorf("images %v", cb.Images)
@@ -784,7 +826,7 @@ func TestCloudBuild(t *testing.T) {
 		}
 	}
 	tf := parseTerraform(t)
-	for sub, variable := range map[string]string{"_REGION": "region", "_REPOSITORY": "repository_id", "_JOB": "job_name"} {
+	for sub, variable := range map[string]string{"_REGION": "region", "_REPOSITORY": "repository_id", "_JOBS": "job_name"} {
 		if want := literal(t, tf.block("variable", variable), "default").AsString(); cb.Substitutions[sub] != want {
 			t.Errorf("substitution %s = %q, Terraform's %s defaults to %q", sub, cb.Substitutions[sub], variable, want)
 		}
@@ -911,30 +953,34 @@ func TestDockerfile(t *testing.T) {
 // the change tables only.
 func TestBigQueryTablesMatchOneTableEach(t *testing.T) {
 	tf := parseTerraform(t)
-	prefix := configEnv(t)["SPOC_PREFIX"]
-	objects := map[string]string{
-		"snapshot": prefix + "/20261127/" + snapshot.ParquetName,
-		"changes":  prefix + "/20261127/" + snapshot.ChangesName,
-		"archive":  prefix + "/20261127/" + snapshot.ArchiveName,
-		"manifest": prefix + "/20261127/" + snapshot.ManifestName,
-		"rejected": prefix + "/20261127/" + snapshot.RejectedDir + "/" + snapshot.ArchiveName,
-	}
-	for table, want := range map[string]string{"snapshots": "snapshot", "changes": "changes"} {
-		b := tf.resources("google_bigquery_table")[table]
-		if b == nil {
-			t.Errorf("no google_bigquery_table.%s", table)
-			continue
+	for name, ds := range spoc.Datasets() {
+		prefix, names := ds.Prefix, snapshot.NamesOf(ds)
+		objects := map[string]string{
+			"snapshot": prefix + "/20261127/" + names.Parquet,
+			"changes":  prefix + "/20261127/" + names.Changes,
+			"archive":  prefix + "/20261127/" + names.Archive,
+			"manifest": prefix + "/20261127/" + names.Manifest,
+			"rejected": prefix + "/20261127/" + snapshot.RejectedDir + "/" + names.Archive,
+			"schema":   prefix + "/_schema/0123456789ab/" + deployDatasets()[name].SchemaFiles["snapshots"],
 		}
-		uris := source(path(t, b, "external_data_configuration"), "source_uris")
-		uri := strings.Trim(uris, `[]" `)
-		if strings.Count(uri, "*") != 1 {
-			t.Errorf("%s: %s: BigQuery allows one wildcard", table, uri)
-		}
-		name := strings.TrimPrefix(uri, "gs://${local.bucket_name}/${local.output_prefix}/")
-		re := regexp.MustCompile("^" + regexp.QuoteMeta(prefix+"/"+name[:strings.Index(name, "*")]) + ".*" + regexp.QuoteMeta(name[strings.Index(name, "*")+1:]) + "$")
-		for kind, object := range objects {
-			if got := re.MatchString(object); got != (kind == want) {
-				t.Errorf("%s: %s matches %s (%s): %v", table, uri, object, kind, got)
+		for table, want := range map[string]string{"snapshots": "snapshot", "changes": "changes"} {
+			b := tf.resources("google_bigquery_table")[table]
+			if b == nil {
+				t.Errorf("no google_bigquery_table.%s", table)
+				continue
+			}
+			uris := source(path(t, b, "external_data_configuration"), "source_uris")
+			uri := strings.ReplaceAll(strings.Trim(uris, `[]" `), "${each.value.object}", ds.Object)
+			if strings.Count(uri, "*") != 1 {
+				t.Errorf("%s: %s: BigQuery allows one wildcard", table, uri)
+			}
+			glob := strings.TrimPrefix(uri, "gs://${local.bucket_name}/${each.value.output_prefix}/")
+			star := strings.Index(glob, "*")
+			re := regexp.MustCompile("^" + regexp.QuoteMeta(prefix+"/"+glob[:star]) + ".*" + regexp.QuoteMeta(glob[star+1:]) + "$")
+			for kind, object := range objects {
+				if got := re.MatchString(object); got != (kind == want) {
+					t.Errorf("%s: %s table: %s matches %s (%s): %v", name, table, uri, object, kind, got)
+				}
 			}
 		}
 	}
@@ -953,7 +999,7 @@ func TestIgnoreFiles(t *testing.T) {
 	secret := []string{"deploy/.terraform/providers/registry.terraform.io/hashicorp/google/6.50.0/linux_amd64/terraform-provider-google",
 		"deploy/terraform.tfvars", "deploy/prod.auto.tfvars", "deploy/terraform.tfvars.json", "deploy/prod.auto.tfvars.json",
 		"deploy/plan.tfplan", "deploy/terraform.tfstate", "deploy/terraform.tfstate.backup"}
-	needed := []string{"go.mod", "go.sum", "Dockerfile", "cloudbuild.yaml", "cmd/job/main.go", "deploy/main.tf", "deploy/schema/spoc-list-public.schema.parquet",
+	needed := []string{"go.mod", "go.sum", "Dockerfile", "cloudbuild.yaml", "cmd/job/main.go", "deploy/main.tf", "deploy/datasets.json", "deploy/schema/spoc-list-public.schema.parquet", "deploy/schema/osh-all-smallholder.schema.parquet", "deploy/tests/before_datasets/main.tf",
 		"deploy/terraform.tfvars.example", "deploy/tests/defaults.tftest.hcl", "pkg/spoc/testdata/issuers.p7c", "pkg/snapshot/testdata/small.json",
 		// Read by cmd/job's tests, which Cloud Build runs on the upload.
 		".gcloudignore", ".gitignore", ".dockerignore", "README.md", "deploy/README.md"}

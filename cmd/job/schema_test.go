@@ -1,13 +1,21 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"flag"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
+	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
@@ -75,6 +83,118 @@ func TestReadmeSchemaTables(t *testing.T) {
 		}
 		for name := range table {
 			t.Errorf("%s: %s is not a column of the %s dataset", heading, name, ds.Name)
+		}
+	}
+}
+
+var updateDeploy = flag.Bool("update", false, "rewrite deploy/datasets.json and deploy/schema/ from the job's datasets")
+
+// deployDataset is what Terraform needs of a dataset (deploy/datasets.json).
+type deployDataset struct {
+	URL               string            `json:"url"`
+	Object            string            `json:"object"`
+	Prefix            string            `json:"prefix"`
+	MinRecords        int64             `json:"min_records"`
+	LastSuccessMetric string            `json:"last_success_metric"`
+	SchemaFiles       map[string]string `json:"schema_files"`
+}
+
+// deployDatasets is deploy/datasets.json as the datasets declare it.
+func deployDatasets() map[string]deployDataset {
+	out := map[string]deployDataset{}
+	for name, ds := range spoc.Datasets() {
+		out[name] = deployDataset{
+			URL:        ds.URL,
+			Object:     ds.Object,
+			Prefix:     ds.Prefix,
+			MinRecords: ds.Floor,
+			// As Cloud Monitoring's PromQL names the exported metric.
+			LastSuccessMetric: strings.ReplaceAll(snapshot.MetricName(ds, snapshot.MetricLastSuccess), ".", "_"),
+			SchemaFiles: map[string]string{
+				"snapshots": ds.Object + ".schema.parquet",
+				"changes":   ds.Object + ".changes.schema.parquet",
+			},
+		}
+	}
+	return out
+}
+
+// schemaFiles are the BigQuery reference schemas of every dataset, by
+// file name in deploy/schema/.
+func schemaFiles() map[string]*arrow.Schema {
+	files := map[string]*arrow.Schema{}
+	for name, d := range deployDatasets() {
+		files[d.SchemaFiles["snapshots"]] = spoc.Datasets()[name].Schema()
+		files[d.SchemaFiles["changes"]] = changes.Schema
+	}
+	return files
+}
+
+// Terraform takes the datasets from deploy/datasets.json: this test fails
+// when the file is not what the job's datasets declare (go test ./cmd/job
+// -run 'TestDeployDatasets|TestBigQuerySchemaFiles' -update rewrites it).
+func TestDeployDatasets(t *testing.T) {
+	want, err := json.MarshalIndent(deployDatasets(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, '\n')
+	file := filepath.Join(repoRoot, "deploy", "datasets.json")
+	if *updateDeploy {
+		if err := os.WriteFile(file, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is stale (go test ./cmd/job -run TestDeployDatasets -update rewrites it); it holds\n%s\nthe datasets declare\n%s", file, got, want)
+	}
+}
+
+// The BigQuery external tables take their schema from these reference
+// files (reference_file_schema_uri), so that Terraform can create them on
+// an empty bucket: Parquet tables accept no schema of their own, and
+// autodetect needs a file. They are zero-row Parquet files written by the
+// job's own writer; this test fails when they no longer hold the
+// datasets' schemas (-update rewrites them), and when deploy/schema/ has
+// a file no dataset names.
+func TestBigQuerySchemaFiles(t *testing.T) {
+	files := schemaFiles()
+	for name, schema := range files {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(repoRoot, "deploy", "schema", name)
+			if *updateDeploy {
+				var b bytes.Buffer
+				pw, err := sink.NewParquetWriter(&b, schema, sink.WithCreatedBy("mspo-spoc schema"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := pw.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (go test ./cmd/job -run TestBigQuerySchemaFiles -update writes it)", err)
+			}
+			if got := parquettest.Schema(t, data); !sameFields(got, schema) {
+				t.Errorf("%s holds the schema\n%s\nthe job writes\n%s", file, got, schema)
+			}
+		})
+	}
+	entries, err := os.ReadDir(filepath.Join(repoRoot, "deploy", "schema"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, ok := files[e.Name()]; !ok {
+			t.Errorf("deploy/schema/%s is no dataset's reference schema", e.Name())
 		}
 	}
 }

@@ -24,7 +24,7 @@ run "plan_with_required_variables_only" {
     error_message = "create_bucket defaults to true: the plan must create the bucket."
   }
   assert {
-    condition     = length(google_bigquery_dataset.spoc) == 0 && length(google_bigquery_table.snapshots) == 0 && length(google_storage_bucket_object.schema) == 0
+    condition     = length(google_bigquery_dataset.spoc) == 0 && length(google_bigquery_table.snapshots) == 0 && length(google_storage_bucket_object.snapshots_schema) == 0
     error_message = "BigQuery is off unless bigquery_dataset is set."
   }
   assert {
@@ -39,76 +39,76 @@ run "apply_with_required_variables_only" {
   # The scheduler starts this job's :run, with an OAuth token (not OIDC:
   # the target is a Google API) of its own account.
   assert {
-    condition     = google_cloud_scheduler_job.daily.http_target[0].uri == "https://run.googleapis.com/v2/projects/my-project/locations/asia-southeast1/jobs/mspo-spoc:run"
-    error_message = "The scheduler does not target the job's :run URL: ${google_cloud_scheduler_job.daily.http_target[0].uri}"
+    condition     = google_cloud_scheduler_job.daily["spoc"].http_target[0].uri == "https://run.googleapis.com/v2/projects/my-project/locations/asia-southeast1/jobs/mspo-spoc:run"
+    error_message = "The scheduler does not target the job's :run URL: ${google_cloud_scheduler_job.daily["spoc"].http_target[0].uri}"
   }
   assert {
-    condition     = google_cloud_scheduler_job.daily.http_target[0].http_method == "POST"
+    condition     = google_cloud_scheduler_job.daily["spoc"].http_target[0].http_method == "POST"
     error_message = "The scheduler's call is not a POST."
   }
   assert {
-    condition     = length(google_cloud_scheduler_job.daily.http_target[0].oauth_token) == 1 && length(google_cloud_scheduler_job.daily.http_target[0].oidc_token) == 0
+    condition     = length(google_cloud_scheduler_job.daily["spoc"].http_target[0].oauth_token) == 1 && length(google_cloud_scheduler_job.daily["spoc"].http_target[0].oidc_token) == 0
     error_message = "The scheduler must send an OAuth token, not an OIDC one."
   }
   assert {
-    condition     = google_cloud_scheduler_job.daily.http_target[0].oauth_token[0].service_account_email == "mspo-spoc-sched@my-project.iam.gserviceaccount.com"
+    condition     = google_cloud_scheduler_job.daily["spoc"].http_target[0].oauth_token[0].service_account_email == "mspo-spoc-sched@my-project.iam.gserviceaccount.com"
     error_message = "The scheduler's token is not the scheduler account's."
   }
   assert {
-    condition     = google_cloud_scheduler_job.daily.schedule == "0 3 * * *" && google_cloud_scheduler_job.daily.time_zone == "Asia/Kuala_Lumpur"
+    condition     = google_cloud_scheduler_job.daily["spoc"].schedule == "0 3 * * *" && google_cloud_scheduler_job.daily["spoc"].time_zone == "Asia/Kuala_Lumpur"
     error_message = "The schedule is not 03:00 Kuala Lumpur."
   }
 
   # The job runs as the runtime account, with the deployment's settings.
   assert {
-    condition     = google_cloud_run_v2_job.spoc.template[0].template[0].service_account == "mspo-spoc-run@my-project.iam.gserviceaccount.com"
+    condition     = google_cloud_run_v2_job.dataset["spoc"].template[0].template[0].service_account == "mspo-spoc-run@my-project.iam.gserviceaccount.com"
     error_message = "The job does not run as the runtime account."
   }
   assert {
-    condition     = local.job_env["SPOC_OUTPUT"] == "gs://my-project-mspo-spoc" && local.job_env["SPOC_PREFIX"] == "raw/mspo/api/spoc/get-spoc-list-public"
+    condition     = local.job_env["spoc"]["SPOC_OUTPUT"] == "gs://my-project-mspo-spoc" && local.job_env["spoc"]["SPOC_PREFIX"] == "raw/mspo/api/spoc/get-spoc-list-public"
     error_message = "The job does not write to the bucket's prefix."
   }
   assert {
-    condition     = local.job_env["SPOC_MIN_RECORDS"] == "250000"
+    condition     = local.job_env["spoc"]["SPOC_MIN_RECORDS"] == "250000"
     error_message = "The deployed job must refuse a first day far below the list's size."
   }
   assert {
     condition = alltrue([
-      for e in google_cloud_run_v2_job.spoc.template[0].template[0].containers[0].env : local.job_env[e.name] == e.value
-    ]) && length(google_cloud_run_v2_job.spoc.template[0].template[0].containers[0].env) == length(local.job_env)
+      for e in google_cloud_run_v2_job.dataset["spoc"].template[0].template[0].containers[0].env : local.job_env["spoc"][e.name] == e.value
+    ]) && length(google_cloud_run_v2_job.dataset["spoc"].template[0].template[0].containers[0].env) == length(local.job_env["spoc"])
     error_message = "The container's environment is not local.job_env."
   }
   assert {
-    condition     = one([for e in google_cloud_run_v2_job.spoc.template[0].template[0].containers[0].env : e.value if e.name == "SPOC_LOG_FORMAT"]) == "json"
+    condition     = one([for e in google_cloud_run_v2_job.dataset["spoc"].template[0].template[0].containers[0].env : e.value if e.name == "SPOC_LOG_FORMAT"]) == "json"
     error_message = "The job does not log JSON for Cloud Logging."
   }
 
   # The staleness alert reads this job's series only.
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.stale_snapshot.conditions[0].condition_prometheus_query_language[0].query, "job=\"mspo-spoc\"")
-    error_message = "The staleness alert is not scoped to this job: ${google_monitoring_alert_policy.stale_snapshot.conditions[0].condition_prometheus_query_language[0].query}"
+    condition     = strcontains(google_monitoring_alert_policy.stale_snapshot["spoc"].conditions[0].condition_prometheus_query_language[0].query, "job=\"mspo-spoc\"")
+    error_message = "The staleness alert is not scoped to this job: ${google_monitoring_alert_policy.stale_snapshot["spoc"].conditions[0].condition_prometheus_query_language[0].query}"
   }
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.stale_snapshot.conditions[0].condition_prometheus_query_language[0].query, "> ${1764633600 + 36 * 3600}")
+    condition     = strcontains(google_monitoring_alert_policy.stale_snapshot["spoc"].conditions[0].condition_prometheus_query_language[0].query, "> ${1764633600 + 36 * 3600}")
     error_message = "The staleness alert must wait out the first 36 h after the first apply."
   }
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.execution_failed.conditions[0].condition_threshold[0].filter, "resource.labels.job_name = \"mspo-spoc\"")
+    condition     = strcontains(google_monitoring_alert_policy.execution_failed["spoc"].conditions[0].condition_threshold[0].filter, "resource.labels.job_name = \"mspo-spoc\"")
     error_message = "The failed-execution alert is not scoped to this job."
   }
 
   # Who may do what.
   assert {
-    condition     = google_cloud_run_v2_job_iam_member.scheduler_runs_job.member == "serviceAccount:mspo-spoc-sched@my-project.iam.gserviceaccount.com" && google_cloud_run_v2_job_iam_member.scheduler_runs_job.role == "roles/run.jobsExecutor" && google_cloud_run_v2_job_iam_member.scheduler_runs_job.name == "mspo-spoc"
+    condition     = google_cloud_run_v2_job_iam_member.scheduler_runs_job["spoc"].member == "serviceAccount:mspo-spoc-sched@my-project.iam.gserviceaccount.com" && google_cloud_run_v2_job_iam_member.scheduler_runs_job["spoc"].role == "roles/run.jobsExecutor" && google_cloud_run_v2_job_iam_member.scheduler_runs_job["spoc"].name == "mspo-spoc"
     error_message = "The scheduler account may not run exactly this job."
   }
   assert {
-    condition     = google_storage_bucket_iam_member.runtime_objects.member == "serviceAccount:mspo-spoc-run@my-project.iam.gserviceaccount.com" && google_storage_bucket_iam_member.runtime_objects.bucket == "my-project-mspo-spoc"
+    condition     = google_storage_bucket_iam_member.runtime_objects["spoc"].member == "serviceAccount:mspo-spoc-run@my-project.iam.gserviceaccount.com" && google_storage_bucket_iam_member.runtime_objects["spoc"].bucket == "my-project-mspo-spoc"
     error_message = "The runtime account's object role is not on the snapshot bucket."
   }
   assert {
-    condition     = google_storage_bucket_iam_member.runtime_objects.condition[0].expression == "resource.name.startsWith(\"projects/_/buckets/my-project-mspo-spoc/objects/raw/mspo/api/spoc/get-spoc-list-public/\")"
-    error_message = "The runtime account's object access is not limited to the prefix: ${google_storage_bucket_iam_member.runtime_objects.condition[0].expression}"
+    condition     = google_storage_bucket_iam_member.runtime_objects["spoc"].condition[0].expression == "resource.name.startsWith(\"projects/_/buckets/my-project-mspo-spoc/objects/raw/mspo/api/spoc/get-spoc-list-public/\")"
+    error_message = "The runtime account's object access is not limited to the prefix: ${google_storage_bucket_iam_member.runtime_objects["spoc"].condition[0].expression}"
   }
   assert {
     condition     = google_project_iam_member.runtime_metrics.member == "serviceAccount:mspo-spoc-run@my-project.iam.gserviceaccount.com" && google_project_iam_member.runtime_metrics.role == "roles/monitoring.metricWriter"

@@ -43,42 +43,42 @@ run "apply_with_every_option" {
   command = apply
 
   assert {
-    condition     = google_monitoring_alert_policy.stale_snapshot.notification_channels == tolist(["projects/my-project/notificationChannels/1234567890"]) && google_monitoring_alert_policy.execution_failed.notification_channels == tolist(["projects/my-project/notificationChannels/1234567890"])
+    condition     = google_monitoring_alert_policy.stale_snapshot["spoc"].notification_channels == tolist(["projects/my-project/notificationChannels/1234567890"]) && google_monitoring_alert_policy.execution_failed["spoc"].notification_channels == tolist(["projects/my-project/notificationChannels/1234567890"])
     error_message = "The alerts do not notify the channels given."
   }
   assert {
-    condition     = strcontains(google_monitoring_alert_policy.stale_snapshot.conditions[0].condition_prometheus_query_language[0].query, "[48h]")
+    condition     = strcontains(google_monitoring_alert_policy.stale_snapshot["spoc"].conditions[0].condition_prometheus_query_language[0].query, "[48h]")
     error_message = "staleness_hours does not reach the alert's window."
   }
   assert {
-    condition     = local.job_env["SPOC_MIN_RECORDS"] == "280000" && local.job_env["SPOC_MAX_DROP_PERCENT"] == "5" && local.job_env["SPOC_MAX_DROPPED_PERCENT"] == "1"
+    condition     = local.job_env["spoc"]["SPOC_MIN_RECORDS"] == "280000" && local.job_env["spoc"]["SPOC_MAX_DROP_PERCENT"] == "5" && local.job_env["spoc"]["SPOC_MAX_DROPPED_PERCENT"] == "1"
     error_message = "min_records and job_settings do not reach the job, over its defaults."
   }
   assert {
-    condition     = google_cloud_scheduler_job.daily.schedule == "30 4 * * *"
+    condition     = google_cloud_scheduler_job.daily["spoc"].schedule == "30 4 * * *"
     error_message = "schedule does not reach the scheduler."
   }
 
   # Each table reads its schema from its own uploaded reference file, in
   # the prefix's _schema/ folder, and is replaced with it.
   assert {
-    condition     = google_bigquery_table.snapshots[0].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.schema["snapshots"].name}" && startswith(google_storage_bucket_object.schema["snapshots"].name, "raw/mspo/api/spoc/get-spoc-list-public/_schema/") && endswith(google_storage_bucket_object.schema["snapshots"].name, "/spoc-list-public.schema.parquet")
+    condition     = google_bigquery_table.snapshots["spoc"].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.snapshots_schema["spoc"].name}" && startswith(google_storage_bucket_object.snapshots_schema["spoc"].name, "raw/mspo/api/spoc/get-spoc-list-public/_schema/") && endswith(google_storage_bucket_object.snapshots_schema["spoc"].name, "/spoc-list-public.schema.parquet")
     error_message = "The snapshot table's reference schema is not the uploaded snapshot schema file."
   }
   assert {
-    condition     = google_bigquery_table.changes[0].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.schema["changes"].name}" && endswith(google_storage_bucket_object.schema["changes"].name, "/spoc-list-public.changes.schema.parquet")
+    condition     = google_bigquery_table.changes["spoc"].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.changes_schema["spoc"].name}" && endswith(google_storage_bucket_object.changes_schema["spoc"].name, "/spoc-list-public.changes.schema.parquet")
     error_message = "The change table's reference schema is not the uploaded change schema file."
   }
   assert {
-    condition     = google_bigquery_table.changes[0].external_data_configuration[0].parquet_options[0].enable_list_inference
+    condition     = google_bigquery_table.changes["spoc"].external_data_configuration[0].parquet_options[0].enable_list_inference
     error_message = "The change table does not infer Parquet lists (changed_columns)."
   }
   assert {
-    condition     = google_bigquery_table.snapshots[0].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*spoc-list-public.parquet"]) && google_bigquery_table.changes[0].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*/changes/spoc-list-public.changes.parquet"])
+    condition     = google_bigquery_table.snapshots["spoc"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*spoc-list-public.parquet"]) && google_bigquery_table.changes["spoc"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*/changes/spoc-list-public.changes.parquet"])
     error_message = "The tables do not read the snapshot and change-table objects."
   }
   assert {
-    condition     = google_bigquery_dataset.spoc[0].location == "asia-southeast1" && strcontains(google_bigquery_table.snapshots_by_date[0].view[0].query, "`my-project.mspo.spoc_snapshots_external`")
+    condition     = google_bigquery_dataset.spoc[0].location == "asia-southeast1" && strcontains(google_bigquery_table.snapshots_by_date["spoc"].view[0].query, "`my-project.mspo.spoc_snapshots_external`")
     error_message = "The view does not read the external table of this dataset."
   }
 }
@@ -92,7 +92,7 @@ run "refuses_a_setting_the_deployment_decides" {
     }
   }
 
-  expect_failures = [google_cloud_run_v2_job.spoc]
+  expect_failures = [google_cloud_run_v2_job.dataset["spoc"]]
 }
 
 run "refuses_a_setting_the_job_does_not_read" {
@@ -104,7 +104,7 @@ run "refuses_a_setting_the_job_does_not_read" {
     }
   }
 
-  expect_failures = [google_cloud_run_v2_job.spoc]
+  expect_failures = [google_cloud_run_v2_job.dataset["spoc"]]
 }
 
 run "refuses_a_floor_of_zero" {

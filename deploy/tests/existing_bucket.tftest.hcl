@@ -25,15 +25,15 @@ run "apply_into_an_existing_bucket" {
     error_message = "create_bucket = false must read the bucket, not create one."
   }
   assert {
-    condition     = local.job_env["SPOC_OUTPUT"] == "gs://shared-data-bucket" && local.job_env["SPOC_PREFIX"] == "raw/mspo/spoc"
+    condition     = local.job_env["spoc"]["SPOC_OUTPUT"] == "gs://shared-data-bucket" && local.job_env["spoc"]["SPOC_PREFIX"] == "raw/mspo/spoc"
     error_message = "The job does not write to the existing bucket's prefix."
   }
   assert {
-    condition     = google_storage_bucket_iam_member.runtime_objects.bucket == "shared-data-bucket" && google_storage_bucket_iam_member.runtime_objects.condition[0].expression == "resource.name.startsWith(\"projects/_/buckets/shared-data-bucket/objects/raw/mspo/spoc/\")"
+    condition     = google_storage_bucket_iam_member.runtime_objects["spoc"].bucket == "shared-data-bucket" && google_storage_bucket_iam_member.runtime_objects["spoc"].condition[0].expression == "resource.name.startsWith(\"projects/_/buckets/shared-data-bucket/objects/raw/mspo/spoc/\")"
     error_message = "The runtime account's access is not limited to the prefix of the existing bucket."
   }
   assert {
-    condition     = google_storage_bucket_object.schema["snapshots"].bucket == "shared-data-bucket" && startswith(google_storage_bucket_object.schema["snapshots"].name, "raw/mspo/spoc/_schema/")
+    condition     = google_storage_bucket_object.snapshots_schema["spoc"].bucket == "shared-data-bucket" && startswith(google_storage_bucket_object.snapshots_schema["spoc"].name, "raw/mspo/spoc/_schema/")
     error_message = "The schema files are not uploaded into the existing bucket's prefix."
   }
   assert {

@@ -1,0 +1,158 @@
+# terraform test: one job, schedule, pair of alerts and set of BigQuery
+# tables per enabled dataset, each with its own names, prefix, floor and
+# metric; and the dataset settings the deployment refuses.
+
+mock_provider "google" {
+  source = "./tests/mocks/google"
+}
+
+mock_provider "time" {
+  source = "./tests/mocks/time"
+}
+
+variables {
+  project_id       = "my-project"
+  bucket_name      = "my-project-mspo-spoc"
+  bigquery_dataset = "mspo"
+  datasets         = ["spoc", "osh"]
+  dataset_settings = {
+    osh = {
+      schedule     = "30 3 * * *"
+      job_settings = { SPOC_MAX_DROP_PERCENT = "5" }
+    }
+  }
+}
+
+run "apply_with_both_datasets" {
+  command = apply
+
+  assert {
+    condition     = google_cloud_run_v2_job.dataset["spoc"].name == "mspo-spoc" && google_cloud_run_v2_job.dataset["osh"].name == "mspo-spoc-osh"
+    error_message = "The spoc job keeps job_name; another dataset's is JOB_NAME-DATASET."
+  }
+  assert {
+    condition = (
+      local.job_env["osh"]["SPOC_DATASET"] == "osh" &&
+      local.job_env["osh"]["SPOC_URL"] == "https://api.mspots.org.my/api/osh/all-smallholder" &&
+      local.job_env["osh"]["SPOC_PREFIX"] == "raw/mspo/api/osh/all-smallholder" &&
+      local.job_env["osh"]["SPOC_MIN_RECORDS"] == "40000" &&
+      local.job_env["osh"]["SPOC_MAX_DROP_PERCENT"] == "5"
+    )
+    error_message = "The osh job does not get its dataset, URL, prefix, floor and own settings: ${jsonencode(local.job_env["osh"])}"
+  }
+  assert {
+    condition = (
+      local.job_env["spoc"]["SPOC_DATASET"] == "spoc" &&
+      local.job_env["spoc"]["SPOC_URL"] == "https://api.mspots.org.my/api/spoc/get-spoc-list-public" &&
+      local.job_env["spoc"]["SPOC_PREFIX"] == "raw/mspo/api/spoc/get-spoc-list-public" &&
+      local.job_env["spoc"]["SPOC_MIN_RECORDS"] == "250000" &&
+      local.job_env["spoc"]["SPOC_MAX_DROP_PERCENT"] == "10"
+    )
+    error_message = "The spoc job's settings changed, or took the osh dataset's: ${jsonencode(local.job_env["spoc"])}"
+  }
+  assert {
+    condition     = google_cloud_scheduler_job.daily["osh"].name == "mspo-spoc-osh-daily" && google_cloud_scheduler_job.daily["osh"].schedule == "30 3 * * *" && google_cloud_scheduler_job.daily["spoc"].schedule == "0 3 * * *"
+    error_message = "Each dataset has its own schedule."
+  }
+  assert {
+    condition     = google_cloud_scheduler_job.daily["osh"].http_target[0].uri == "https://run.googleapis.com/v2/projects/my-project/locations/asia-southeast1/jobs/mspo-spoc-osh:run"
+    error_message = "The osh schedule does not start the osh job: ${google_cloud_scheduler_job.daily["osh"].http_target[0].uri}"
+  }
+  assert {
+    condition     = strcontains(google_monitoring_alert_policy.stale_snapshot["osh"].conditions[0].condition_prometheus_query_language[0].query, "absent_over_time(workload_googleapis_com:osh_last_success{monitored_resource=\"generic_task\",job=\"mspo-spoc-osh\"}")
+    error_message = "The osh staleness alert does not watch osh.last_success of the osh job: ${google_monitoring_alert_policy.stale_snapshot["osh"].conditions[0].condition_prometheus_query_language[0].query}"
+  }
+  assert {
+    condition     = strcontains(google_monitoring_alert_policy.stale_snapshot["spoc"].conditions[0].condition_prometheus_query_language[0].query, "workload_googleapis_com:spoc_last_success{monitored_resource=\"generic_task\",job=\"mspo-spoc\"}")
+    error_message = "The spoc staleness alert changed."
+  }
+  assert {
+    condition     = strcontains(google_monitoring_alert_policy.execution_failed["osh"].conditions[0].condition_threshold[0].filter, "resource.labels.job_name = \"mspo-spoc-osh\"")
+    error_message = "The osh failed-execution alert is not scoped to the osh job."
+  }
+  assert {
+    condition     = google_storage_bucket_iam_member.runtime_objects["osh"].condition[0].expression == "resource.name.startsWith(\"projects/_/buckets/my-project-mspo-spoc/objects/raw/mspo/api/osh/all-smallholder/\")" && google_storage_bucket_iam_member.runtime_objects["osh"].condition[0].title != google_storage_bucket_iam_member.runtime_objects["spoc"].condition[0].title
+    error_message = "The runtime account's access to the osh prefix is not a binding of its own."
+  }
+  assert {
+    condition     = google_cloud_run_v2_job_iam_member.scheduler_runs_job["osh"].name == "mspo-spoc-osh" && google_cloud_run_v2_job_iam_member.build_updates_job["osh"].name == "mspo-spoc-osh"
+    error_message = "The scheduler may not run, or the build may not update, the osh job."
+  }
+  assert {
+    condition     = google_bigquery_table.snapshots["osh"].table_id == "osh_snapshots_external" && google_bigquery_table.snapshots_by_date["osh"].table_id == "osh_snapshots" && google_bigquery_table.changes["osh"].table_id == "osh_changes_external" && google_bigquery_table.snapshots["spoc"].table_id == "spoc_snapshots_external"
+    error_message = "Each dataset has its own tables."
+  }
+  assert {
+    condition     = google_bigquery_table.snapshots["osh"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/osh/all-smallholder/*osh-all-smallholder.parquet"]) && google_bigquery_table.changes["osh"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/osh/all-smallholder/*/changes/osh-all-smallholder.changes.parquet"])
+    error_message = "The osh tables do not read the osh objects."
+  }
+  assert {
+    condition     = endswith(google_storage_bucket_object.snapshots_schema["osh"].name, "/osh-all-smallholder.schema.parquet") && startswith(google_storage_bucket_object.snapshots_schema["osh"].name, "raw/mspo/api/osh/all-smallholder/_schema/") && google_bigquery_table.snapshots["osh"].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.snapshots_schema["osh"].name}"
+    error_message = "The osh snapshot table does not read the osh reference schema."
+  }
+  assert {
+    condition     = strcontains(google_bigquery_table.snapshots_by_date["osh"].view[0].query, "`my-project.mspo.osh_snapshots_external`")
+    error_message = "The osh view does not read the osh table."
+  }
+  assert {
+    condition     = output.jobs["osh"].snapshot_url == "gs://my-project-mspo-spoc/raw/mspo/api/osh/all-smallholder/" && output.job_name == "mspo-spoc" && strcontains(output.build_command, "_JOBS=mspo-spoc mspo-spoc-osh,")
+    error_message = "outputs: ${jsonencode(output.jobs)}, ${output.build_command}"
+  }
+}
+
+run "osh_only" {
+  command = plan
+
+  variables {
+    datasets = ["osh"]
+  }
+
+  assert {
+    condition     = keys(google_cloud_run_v2_job.dataset) == ["osh"] && keys(google_cloud_scheduler_job.daily) == ["osh"] && keys(google_bigquery_table.snapshots) == ["osh"]
+    error_message = "Only the osh dataset's resources are planned."
+  }
+}
+
+run "refuses_an_unknown_dataset" {
+  command = plan
+
+  variables {
+    datasets = ["spoc", "palm"]
+  }
+
+  expect_failures = [time_sleep.apis_ready]
+}
+
+run "refuses_settings_of_a_dataset_not_enabled" {
+  command = plan
+
+  variables {
+    datasets = ["spoc"]
+  }
+
+  expect_failures = [time_sleep.apis_ready]
+}
+
+run "refuses_a_dataset_setting_the_deployment_decides" {
+  command = plan
+
+  variables {
+    dataset_settings = {
+      osh = { job_settings = { SPOC_DATASET = "spoc" } }
+    }
+  }
+
+  expect_failures = [google_cloud_run_v2_job.dataset["spoc"], google_cloud_run_v2_job.dataset["osh"]]
+}
+
+run "refuses_a_bad_dataset_prefix" {
+  command = plan
+
+  variables {
+    dataset_settings = {
+      osh = { output_prefix = "/raw/osh/" }
+    }
+  }
+
+  expect_failures = [var.dataset_settings]
+}
