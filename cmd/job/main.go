@@ -279,11 +279,11 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
 		MaxStringBytes: int(cfg.MaxStringBytes),
 		MaxRecordBytes: int64(cfg.MaxRecordBytes),
+		// The dataset's dictionary columns are the layout's default.
 		SnapshotLayout: snapshot.Layout{
 			RowGroupRows:     int64(cfg.RowGroupRows),
 			ZstdLevel:        cfg.ZstdLevel,
 			ColumnZstdLevels: coordinateLevels(ds, cfg.CoordinateZstdLevel),
-			Dictionary:       ds.DictionaryColumns(),
 		},
 		MinRecords:          cfg.MinRecords,
 		MaxWithoutIDPercent: cfg.MaxDroppedPercent,

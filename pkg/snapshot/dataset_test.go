@@ -60,7 +60,6 @@ func TestOSHDayOneDayTwo(t *testing.T) {
 	for i, body := range [][]byte{oshBody(day1), oshBody(day2, 3, 4, 5)} {
 		opts := options(t, serve(t, body), store)
 		opts.Dataset, opts.Prefix = spoc.OSH, spoc.OSH.Prefix
-		opts.SnapshotLayout = snapshot.Layout{}
 		opts.Day = day.AddDate(0, 0, i)
 		opts.ArchiveRaw, opts.DetectChanges = true, true
 		m, err := snapshot.Run(context.Background(), opts)
@@ -97,7 +96,7 @@ func TestWrongDatasetBodyPublishesNothing(t *testing.T) {
 	out := t.TempDir()
 	store, _ := sink.NewLocal(out)
 	opts := options(t, serve(t, generated(t, 50, 1)), store)
-	opts.Dataset, opts.Prefix, opts.SnapshotLayout = spoc.OSH, spoc.OSH.Prefix, snapshot.Layout{}
+	opts.Dataset, opts.Prefix = spoc.OSH, spoc.OSH.Prefix
 	_, err := snapshot.Run(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), "no data.data array, where the osh dataset has its records") {
 		t.Fatalf("run: %v, want the records path named", err)
@@ -125,7 +124,7 @@ func TestOSHReplayAndGuard(t *testing.T) {
 	names := snapshot.NamesOf(spoc.OSH)
 	oshOptions := func(source string, d int) snapshot.Options {
 		opts := options(t, source, store)
-		opts.Dataset, opts.Prefix, opts.SnapshotLayout = spoc.OSH, spoc.OSH.Prefix, snapshot.Layout{}
+		opts.Dataset, opts.Prefix = spoc.OSH, spoc.OSH.Prefix
 		opts.Day, opts.ArchiveRaw, opts.MaxFallPercent = day.AddDate(0, 0, d), true, 10
 		return opts
 	}
@@ -158,7 +157,7 @@ func TestOSHMetricNames(t *testing.T) {
 	reader, mp, _, _ := newTelemetry()
 	store, _ := sink.NewLocal(t.TempDir())
 	opts := options(t, serve(t, generatedOSH(t, 500, 4)), store)
-	opts.Dataset, opts.Prefix, opts.SnapshotLayout, opts.MeterProvider = spoc.OSH, spoc.OSH.Prefix, snapshot.Layout{}, mp
+	opts.Dataset, opts.Prefix, opts.MeterProvider = spoc.OSH, spoc.OSH.Prefix, mp
 	if _, err := snapshot.Run(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
@@ -177,5 +176,49 @@ func TestOSHMetricNames(t *testing.T) {
 	}
 	if snapshot.MetricName(spoc.SPOC, snapshot.MetricRecords) != snapshot.MetricRecords {
 		t.Error("the SPOC dataset's metric names changed")
+	}
+}
+
+// The snapshot dictionary-encodes the columns its dataset marks, and no
+// other, with no dictionary list in the options: it is the layout's
+// default, for each dataset.
+func TestSnapshotDictionaryColumnsAreTheDatasets(t *testing.T) {
+	for _, tc := range []struct {
+		ds   *spoc.Dataset
+		body []byte
+	}{
+		{spoc.SPOC, generated(t, 300, 5)},
+		{spoc.OSH, generatedOSH(t, 300, 5)},
+	} {
+		t.Run(tc.ds.Name, func(t *testing.T) {
+			out := t.TempDir()
+			store, _ := sink.NewLocal(out)
+			opts := options(t, serve(t, tc.body), store)
+			opts.Dataset, opts.Prefix = tc.ds, tc.ds.Prefix
+			if opts.SnapshotLayout.Dictionary != nil {
+				t.Fatal("the test's options name dictionary columns")
+			}
+			if _, err := snapshot.Run(context.Background(), opts); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(filepath.Join(out, tc.ds.Prefix, opts.Day.Format(snapshot.DateLayout), snapshot.NamesOf(tc.ds).Parquet))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rg := parquettest.Open(t, data).MetaData().RowGroup(0)
+			var dictionary []string
+			for i := range rg.NumColumns() {
+				cc, err := rg.ColumnChunk(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cc.HasDictionaryPage() {
+					dictionary = append(dictionary, cc.PathInSchema().String())
+				}
+			}
+			if want := tc.ds.DictionaryColumns(); !slices.Equal(dictionary, want) {
+				t.Errorf("dictionary-encoded columns %v, want the dataset's %v", dictionary, want)
+			}
+		})
 	}
 }

@@ -9,13 +9,16 @@ import (
 )
 
 // Layout is how a table is laid out in Parquet: plain settings, which
-// the snapshot and the change table each have. Zero fields take sink's
-// defaults.
+// the snapshot and the change table each have. Each zero field takes the
+// table's default (DefaultSnapshotLayout, DefaultChangesLayout), and
+// sink's where that has none; so a caller sets only what it changes.
 type Layout struct {
 	RowGroupRows     int64          // rows per row group
 	ZstdLevel        int            // zstd level of every column
 	ColumnZstdLevels map[string]int // zstd levels of some columns, by name
-	Dictionary       []string       // the columns dictionary-encoded; none else is
+	// Dictionary names the columns dictionary-encoded; none else is. Nil
+	// means the default ones, an empty slice none.
+	Dictionary []string
 }
 
 // DefaultSnapshotLayout is the snapshot's layout of ds unless Options
@@ -31,10 +34,19 @@ func DefaultChangesLayout() Layout {
 	return Layout{Dictionary: []string{"change", "cert_status_before", "cert_status_after"}}
 }
 
-// orDefault is l, or def when l is the zero Layout.
+// orDefault is l with each zero field taken from def.
 func (l Layout) orDefault(def Layout) Layout {
-	if l.RowGroupRows == 0 && l.ZstdLevel == 0 && len(l.ColumnZstdLevels) == 0 && len(l.Dictionary) == 0 {
-		return def
+	if l.RowGroupRows == 0 {
+		l.RowGroupRows = def.RowGroupRows
+	}
+	if l.ZstdLevel == 0 {
+		l.ZstdLevel = def.ZstdLevel
+	}
+	if l.ColumnZstdLevels == nil {
+		l.ColumnZstdLevels = def.ColumnZstdLevels
+	}
+	if l.Dictionary == nil {
+		l.Dictionary = def.Dictionary
 	}
 	return l
 }

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"testing"
 
@@ -9,15 +10,29 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 )
 
-// A zero Layout means the default one, a set one is taken as it is, and
-// its columns are checked against the table's schema.
+// A zero field of a Layout takes the default's, a set one is kept (an
+// empty dictionary list included: no dictionary), and its columns are
+// checked against the table's schema.
 func TestLayout(t *testing.T) {
-	if l := (Layout{}).orDefault(DefaultChangesLayout()); !slices.Equal(l.Dictionary, DefaultChangesLayout().Dictionary) {
-		t.Errorf("a zero Layout is %+v, want the default", l)
-	}
-	custom := Layout{ZstdLevel: 1}
-	if l := custom.orDefault(DefaultChangesLayout()); l.ZstdLevel != 1 || l.Dictionary != nil {
-		t.Errorf("a set Layout became %+v", l)
+	def := DefaultChangesLayout()
+	for _, tc := range []struct {
+		name string
+		set  Layout
+		want Layout
+	}{
+		{"zero: the default", Layout{}, def},
+		{"one field set, the others default", Layout{ZstdLevel: 1}, Layout{ZstdLevel: 1, Dictionary: def.Dictionary}},
+		{"every field set", Layout{RowGroupRows: 10, ZstdLevel: 2, ColumnZstdLevels: map[string]int{"change": 9}, Dictionary: []string{"change"}},
+			Layout{RowGroupRows: 10, ZstdLevel: 2, ColumnZstdLevels: map[string]int{"change": 9}, Dictionary: []string{"change"}}},
+		{"no dictionary at all", Layout{Dictionary: []string{}}, Layout{Dictionary: []string{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.set.orDefault(def)
+			if got.RowGroupRows != tc.want.RowGroupRows || got.ZstdLevel != tc.want.ZstdLevel || !maps.Equal(got.ColumnZstdLevels, tc.want.ColumnZstdLevels) ||
+				!slices.Equal(got.Dictionary, tc.want.Dictionary) || (got.Dictionary == nil) != (tc.want.Dictionary == nil) {
+				t.Errorf("%+v with the default's fields is %+v, want %+v", tc.set, got, tc.want)
+			}
+		})
 	}
 	if _, err := sink.NewParquetWriter(&bytes.Buffer{}, changes.Schema, Layout{Dictionary: []string{"no_such_column"}}.options("test")...); err == nil {
 		t.Error("a dictionary column outside the schema was accepted")

@@ -168,8 +168,9 @@ type Options struct {
 	MaxBodyBytes   int64 // largest body, after decompression
 	MaxStringBytes int   // longest value of one field
 	MaxRecordBytes int64 // largest record: a larger one is dropped and counted
-	// The Parquet layout of the snapshot and of the change table; a zero
-	// Layout means DefaultSnapshotLayout(Dataset) and DefaultChangesLayout.
+	// The Parquet layout of the snapshot and of the change table; each
+	// zero field is DefaultSnapshotLayout(Dataset)'s and
+	// DefaultChangesLayout's.
 	SnapshotLayout, ChangesLayout Layout
 
 	MinRecords int64 // fewer written records fail the run (ErrTooFewRecords)

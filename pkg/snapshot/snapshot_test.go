@@ -18,7 +18,6 @@ import (
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
-	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
@@ -39,8 +38,8 @@ func options(t testing.TB, source string, store sink.Store) snapshot.Options {
 		Prefix:  "raw/spoc",
 		Day:     day,
 		Backoff: fetch.Backoff{Attempts: 1},
+		// The dataset's dictionary columns are the default.
 		SnapshotLayout: snapshot.Layout{
-			Dictionary:       spoc.DictionaryColumns(),
 			ColumnZstdLevels: map[string]int{"gps_coordinate_lat": 3, "gps_coordinate_long": 3},
 		},
 		MinRecords:          1,

@@ -181,6 +181,10 @@ func NewDataset(d Dataset) (*Dataset, error) {
 			return bad("column %d: a missing or repeated name %q", i, c.Name)
 		case i > 0 && c.Kind == KindKey:
 			return bad("column %s: only the first column is the key", c.Name)
+		case c.Dictionary && c.Kind == KindBool:
+			// Parquet writes booleans bit-packed; the writer ignores a
+			// dictionary for them.
+			return bad("column %s: a bool column is never dictionary-encoded", c.Name)
 		}
 		names[c.Name] = true
 		if c.JSON != "" {

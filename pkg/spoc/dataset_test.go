@@ -68,6 +68,7 @@ func TestNewDatasetChecks(t *testing.T) {
 		{"one field, two columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "id", Name: "id2"}}}, "feeds two columns"},
 		{"two status columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "s", Name: "s", Role: RoleStatus}, {JSON: "t", Name: "t", Role: RoleStatus}}}, "two columns with one role"},
 		{"no records path", Dataset{Name: "x", Object: "x", Columns: []Column{key}}, "records path"},
+		{"a bool dictionary", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "b", Name: "b", Kind: KindBool, Dictionary: true}}}, "never dictionary-encoded"},
 		{"no floor", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{key}}, "a floor of at least one record"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

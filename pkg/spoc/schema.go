@@ -48,7 +48,7 @@ var SPOC = mustDataset(Dataset{
 		{JSON: "cert_status", Name: "cert_status", Dictionary: true, Role: RoleStatus},
 		{JSON: "track_id", Name: "track_id"},
 		{JSON: "record_status", Name: "record_status", Dictionary: true},
-		{JSON: "deleted", Name: "deleted", Kind: KindBool, Dictionary: true, Role: RoleDeleted},
+		{JSON: "deleted", Name: "deleted", Kind: KindBool, Role: RoleDeleted},
 		{JSON: "created_at", Name: "created_at", Kind: KindTimestamp},
 		{JSON: "updated_at", Name: "updated_at", Kind: KindTimestamp},
 	},
