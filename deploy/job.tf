@@ -12,6 +12,8 @@ locals {
     SPOC_MIN_RECORDS            = "1"
     SPOC_MAX_DROPPED_PERCENT    = "1"
     SPOC_MAX_DROP_PERCENT       = "10"
+    SPOC_COLLAPSE_WAS_PERCENT   = "90"
+    SPOC_COLLAPSE_BELOW_PERCENT = "10"
     SPOC_FORCE                  = "false"
     SPOC_ARCHIVE_RAW            = "true"
     SPOC_DETECT_CHANGES         = "true"

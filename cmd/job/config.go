@@ -24,41 +24,43 @@ import (
 // Config is every setting of the job. Each is an environment variable with
 // a default; the help tag is what -help prints and the README repeats.
 type Config struct {
-	Dataset             string        `env:"SPOC_DATASET, default=spoc" help:"Which public MSPO list to publish: spoc (certified independent smallholders) or osh (organised smallholders). It picks the defaults of SPOC_URL and SPOC_PREFIX, the schema and the object names; the -dataset flag sets it too."`
-	URL                 string        `env:"SPOC_URL, default=https://api.mspots.org.my/api/spoc/get-spoc-list-public" help:"Source of the list: the endpoint's URL, or a saved body (a raw archive) as a path, file:// or gs:// URL (.gz is decompressed)."`
-	Output              string        `env:"SPOC_OUTPUT, default=./data" help:"Where snapshots go: a local directory, or gs://bucket (optionally gs://bucket/path)."`
-	Prefix              string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day."`
-	Timezone            string        `env:"SPOC_TIMEZONE, default=Asia/Kuala_Lumpur" help:"Time zone that decides the date of a run's folder."`
-	MinRecords          int64         `env:"SPOC_MIN_RECORDS, default=1" help:"A body with fewer usable records fails the run, nothing is published."`
-	MaxDroppedPercent   float64       `env:"SPOC_MAX_DROPPED_PERCENT, default=1" help:"A larger share of records without a usable id fails the run, nothing is published."`
-	MaxDropPercent      float64       `env:"SPOC_MAX_DROP_PERCENT, default=10" help:"Publish guard: a body with this many percent fewer records than the previous snapshot fails the run, nothing is published (its raw body goes under rejected/)."`
-	Force               bool          `env:"SPOC_FORCE, default=false" help:"Publish even when the record count fell more than SPOC_MAX_DROP_PERCENT (for one run)."`
-	ArchiveRaw          bool          `env:"SPOC_ARCHIVE_RAW, default=true" help:"Also keep the body as received, gzip-compressed, beside the snapshot (spoc-list-public.json.gz), for replays."`
-	DetectChanges       bool          `env:"SPOC_DETECT_CHANGES, default=true" help:"Compare with the previous snapshot and write the plots added, removed and changed in the day's changes/ folder (changes/spoc-list-public.changes.parquet)."`
-	SkipIfUnchanged     bool          `env:"SPOC_SKIP_IF_UNCHANGED, default=true" help:"A rerun of a day whose snapshot came from the same body bytes (SHA-256) publishes nothing and exits 0."`
-	LockWait            time.Duration `env:"SPOC_LOCK_WAIT, default=2m15s" help:"When another run holds the day's lock: how long to watch it before failing with 'another run is publishing this day'. A lock its holder renews fails the run at once; one left unchanged for its whole lease (2m) is taken over, so below 2m a crashed run's lock is never taken over."`
-	Date                string        `env:"SPOC_DATE" help:"Publish under this day (YYYYMMDD) instead of today in SPOC_TIMEZONE: for backfills and replays of a raw archive."`
-	BatchSize           int           `env:"SPOC_BATCH_SIZE, default=16384" help:"Rows per Arrow record batch: two batches are in memory at once, about 5 MiB each at the default."`
-	RowGroupRows        int           `env:"SPOC_ROW_GROUP_ROWS, default=131072" help:"Rows per Parquet row group: larger groups compress better and hold a few more MiB of compressed pages in memory."`
-	ZstdLevel           int           `env:"SPOC_ZSTD_LEVEL, default=3" help:"zstd compression level of the Parquet columns (1-22)."`
-	CoordinateZstdLevel int           `env:"SPOC_ZSTD_LEVEL_COORDINATES, default=3" help:"zstd level of the two GPS columns (1-22). At 10 or more the file shrinks about 8% (to 0.95x DuckDB's), for about 70 MiB more peak RSS and 40% more CPU (measured at 306,000 records)."`
-	MaxBodyBytes        ByteSize      `env:"SPOC_MAX_BODY_BYTES, default=2GiB" help:"Largest body accepted, after decompression (a number with optional KiB, MiB, GiB)."`
-	MaxStringBytes      ByteSize      `env:"SPOC_MAX_STRING_BYTES, default=1MiB" help:"Longest string or number accepted in one field."`
-	MaxRecordBytes      ByteSize      `env:"SPOC_MAX_RECORD_BYTES, default=4MiB" help:"Largest record, as it stands in the body: a larger one is dropped and counted (too_large), as records without an id are, so its memory is never held."`
-	Attempts            int           `env:"SPOC_ATTEMPTS, default=4" help:"Fetch attempts in all; connection errors, 429, 5xx and cut bodies are retried."`
-	RetryInitial        time.Duration `env:"SPOC_RETRY_INITIAL, default=2s" help:"Wait before the second attempt; it doubles each time, with jitter."`
-	RetryMax            time.Duration `env:"SPOC_RETRY_MAX, default=1m" help:"Longest wait between attempts, unless the server's Retry-After asks for more."`
-	ConnectTimeout      time.Duration `env:"SPOC_CONNECT_TIMEOUT, default=30s" help:"Limit for the TCP connection and TLS handshake."`
-	FirstByteTimeout    time.Duration `env:"SPOC_FIRST_BYTE_TIMEOUT, default=5m" help:"Limit from sending the request to the response headers (the upstream builds the whole list first)."`
-	StallTimeout        time.Duration `env:"SPOC_STALL_TIMEOUT, default=1m" help:"Longest wait for the next bytes of the body before the attempt fails."`
-	Deadline            time.Duration `env:"SPOC_DEADLINE, default=45m" help:"Limit for the whole run, retries included."`
-	CAFile              string        `env:"SPOC_CA_FILE" help:"PEM file of extra CA certificates to trust for the source, beside the system's."`
-	TLSPins             []string      `env:"SPOC_TLS_PIN_SHA256" help:"For a source whose certificate chain can never verify (self-signed, expired, a private CA): comma-separated SHA-256 digests of the accepted leaf keys (SubjectPublicKeyInfo, base64 as in sha256/..., or hex). Only those keys are accepted, the host name is still checked; logs a warning on every run. The way out instead of SPOC_INSECURE_SKIP_VERIFY."`
-	InsecureSkipVerify  bool          `env:"SPOC_INSECURE_SKIP_VERIFY, default=false" help:"Turn off TLS certificate checks for the source. Logs a warning on every run; keep it off (see SPOC_CA_FILE and SPOC_TLS_PIN_SHA256)."`
-	LogFormat           string        `env:"SPOC_LOG_FORMAT, default=auto" help:"Log format: json (Cloud Logging keys), text, or auto (text on a terminal, json otherwise)."`
-	LogLevel            string        `env:"SPOC_LOG_LEVEL, default=info" help:"Least severe log level written: debug, info, warn or error."`
-	ProgressInterval    time.Duration `env:"SPOC_PROGRESS_INTERVAL, default=10s" help:"Off a terminal, how often a progress line is logged (0: never). On a terminal a progress bar is drawn instead."`
-	TelemetryTimeout    time.Duration `env:"SPOC_TELEMETRY_TIMEOUT, default=10s" help:"Longest wait, at exit, to export the last metrics and spans. Exporters are chosen by the OTEL_* variables."`
+	Dataset              string        `env:"SPOC_DATASET, default=spoc" help:"Which public MSPO list to publish: spoc (certified independent smallholders) or osh (organised smallholders). It picks the defaults of SPOC_URL and SPOC_PREFIX, the schema and the object names; the -dataset flag sets it too."`
+	URL                  string        `env:"SPOC_URL, default=https://api.mspots.org.my/api/spoc/get-spoc-list-public" help:"Source of the list: the endpoint's URL, or a saved body (a raw archive) as a path, file:// or gs:// URL (.gz is decompressed)."`
+	Output               string        `env:"SPOC_OUTPUT, default=./data" help:"Where snapshots go: a local directory, or gs://bucket (optionally gs://bucket/path)."`
+	Prefix               string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day."`
+	Timezone             string        `env:"SPOC_TIMEZONE, default=Asia/Kuala_Lumpur" help:"Time zone that decides the date of a run's folder."`
+	MinRecords           int64         `env:"SPOC_MIN_RECORDS, default=1" help:"A body with fewer usable records fails the run, nothing is published."`
+	MaxDroppedPercent    float64       `env:"SPOC_MAX_DROPPED_PERCENT, default=1" help:"A larger share of records without a usable id fails the run, nothing is published."`
+	MaxDropPercent       float64       `env:"SPOC_MAX_DROP_PERCENT, default=10" help:"Publish guard: a body with this many percent fewer records than the previous snapshot fails the run, nothing is published (its raw body goes under rejected/)."`
+	CollapseWasPercent   float64       `env:"SPOC_COLLAPSE_WAS_PERCENT, default=90" help:"Publish guard, with SPOC_COLLAPSE_BELOW_PERCENT: a column that had a value in at least this percent of the previous snapshot's rows..."`
+	CollapseBelowPercent float64       `env:"SPOC_COLLAPSE_BELOW_PERCENT, default=10" help:"...and has one in fewer than this percent of the body's fails the run, nothing is published (its raw body goes under rejected/): an upstream field renamed. The error names the column and the undeclared field that likely replaced it. 0 turns the guard off."`
+	Force                bool          `env:"SPOC_FORCE, default=false" help:"Publish even when a publish guard refuses the body: the record count fell more than SPOC_MAX_DROP_PERCENT, or a column collapsed (SPOC_COLLAPSE_*). For one run; the manifest says \"forced\"."`
+	ArchiveRaw           bool          `env:"SPOC_ARCHIVE_RAW, default=true" help:"Also keep the body as received, gzip-compressed, beside the snapshot (spoc-list-public.json.gz), for replays."`
+	DetectChanges        bool          `env:"SPOC_DETECT_CHANGES, default=true" help:"Compare with the previous snapshot and write the plots added, removed and changed in the day's changes/ folder (changes/spoc-list-public.changes.parquet)."`
+	SkipIfUnchanged      bool          `env:"SPOC_SKIP_IF_UNCHANGED, default=true" help:"A rerun of a day whose snapshot came from the same body bytes (SHA-256) publishes nothing and exits 0."`
+	LockWait             time.Duration `env:"SPOC_LOCK_WAIT, default=2m15s" help:"When another run holds the day's lock: how long to watch it before failing with 'another run is publishing this day'. A lock its holder renews fails the run at once; one left unchanged for its whole lease (2m) is taken over, so below 2m a crashed run's lock is never taken over."`
+	Date                 string        `env:"SPOC_DATE" help:"Publish under this day (YYYYMMDD) instead of today in SPOC_TIMEZONE: for backfills and replays of a raw archive."`
+	BatchSize            int           `env:"SPOC_BATCH_SIZE, default=16384" help:"Rows per Arrow record batch: two batches are in memory at once, about 5 MiB each at the default."`
+	RowGroupRows         int           `env:"SPOC_ROW_GROUP_ROWS, default=131072" help:"Rows per Parquet row group: larger groups compress better and hold a few more MiB of compressed pages in memory."`
+	ZstdLevel            int           `env:"SPOC_ZSTD_LEVEL, default=3" help:"zstd compression level of the Parquet columns (1-22)."`
+	CoordinateZstdLevel  int           `env:"SPOC_ZSTD_LEVEL_COORDINATES, default=3" help:"zstd level of the two GPS columns (1-22). At 10 or more the file shrinks about 8% (to 0.95x DuckDB's), for about 70 MiB more peak RSS and 40% more CPU (measured at 306,000 records)."`
+	MaxBodyBytes         ByteSize      `env:"SPOC_MAX_BODY_BYTES, default=2GiB" help:"Largest body accepted, after decompression (a number with optional KiB, MiB, GiB)."`
+	MaxStringBytes       ByteSize      `env:"SPOC_MAX_STRING_BYTES, default=1MiB" help:"Longest string or number accepted in one field."`
+	MaxRecordBytes       ByteSize      `env:"SPOC_MAX_RECORD_BYTES, default=4MiB" help:"Largest record, as it stands in the body: a larger one is dropped and counted (too_large), as records without an id are, so its memory is never held."`
+	Attempts             int           `env:"SPOC_ATTEMPTS, default=4" help:"Fetch attempts in all; connection errors, 429, 5xx and cut bodies are retried."`
+	RetryInitial         time.Duration `env:"SPOC_RETRY_INITIAL, default=2s" help:"Wait before the second attempt; it doubles each time, with jitter."`
+	RetryMax             time.Duration `env:"SPOC_RETRY_MAX, default=1m" help:"Longest wait between attempts, unless the server's Retry-After asks for more."`
+	ConnectTimeout       time.Duration `env:"SPOC_CONNECT_TIMEOUT, default=30s" help:"Limit for the TCP connection and TLS handshake."`
+	FirstByteTimeout     time.Duration `env:"SPOC_FIRST_BYTE_TIMEOUT, default=5m" help:"Limit from sending the request to the response headers (the upstream builds the whole list first)."`
+	StallTimeout         time.Duration `env:"SPOC_STALL_TIMEOUT, default=1m" help:"Longest wait for the next bytes of the body before the attempt fails."`
+	Deadline             time.Duration `env:"SPOC_DEADLINE, default=45m" help:"Limit for the whole run, retries included."`
+	CAFile               string        `env:"SPOC_CA_FILE" help:"PEM file of extra CA certificates to trust for the source, beside the system's."`
+	TLSPins              []string      `env:"SPOC_TLS_PIN_SHA256" help:"For a source whose certificate chain can never verify (self-signed, expired, a private CA): comma-separated SHA-256 digests of the accepted leaf keys (SubjectPublicKeyInfo, base64 as in sha256/..., or hex). Only those keys are accepted, the host name is still checked; logs a warning on every run. The way out instead of SPOC_INSECURE_SKIP_VERIFY."`
+	InsecureSkipVerify   bool          `env:"SPOC_INSECURE_SKIP_VERIFY, default=false" help:"Turn off TLS certificate checks for the source. Logs a warning on every run; keep it off (see SPOC_CA_FILE and SPOC_TLS_PIN_SHA256)."`
+	LogFormat            string        `env:"SPOC_LOG_FORMAT, default=auto" help:"Log format: json (Cloud Logging keys), text, or auto (text on a terminal, json otherwise)."`
+	LogLevel             string        `env:"SPOC_LOG_LEVEL, default=info" help:"Least severe log level written: debug, info, warn or error."`
+	ProgressInterval     time.Duration `env:"SPOC_PROGRESS_INTERVAL, default=10s" help:"Off a terminal, how often a progress line is logged (0: never). On a terminal a progress bar is drawn instead."`
+	TelemetryTimeout     time.Duration `env:"SPOC_TELEMETRY_TIMEOUT, default=10s" help:"Longest wait, at exit, to export the last metrics and spans. Exporters are chosen by the OTEL_* variables."`
 }
 
 // ConfigError is a setting that is missing or wrong. The job exits with
@@ -149,6 +151,10 @@ func (c *Config) validate() error {
 		return bad("SPOC_MAX_DROPPED_PERCENT", "%g is not between 0 and 100", c.MaxDroppedPercent)
 	case c.MaxDropPercent < 0 || c.MaxDropPercent > 100:
 		return bad("SPOC_MAX_DROP_PERCENT", "%g is not between 0 and 100", c.MaxDropPercent)
+	case c.CollapseWasPercent < 0 || c.CollapseWasPercent > 100:
+		return bad("SPOC_COLLAPSE_WAS_PERCENT", "%g is not between 0 and 100", c.CollapseWasPercent)
+	case c.CollapseBelowPercent < 0 || c.CollapseBelowPercent > c.CollapseWasPercent:
+		return bad("SPOC_COLLAPSE_BELOW_PERCENT", "%g is not between 0 and SPOC_COLLAPSE_WAS_PERCENT (%g)", c.CollapseBelowPercent, c.CollapseWasPercent)
 	case c.BatchSize < 1 || c.BatchSize > 1<<20:
 		return bad("SPOC_BATCH_SIZE", "%d is not between 1 and %d", c.BatchSize, 1<<20)
 	case c.RowGroupRows < 1 || c.RowGroupRows > 1<<24:

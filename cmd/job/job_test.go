@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -466,5 +467,56 @@ func TestJobFromSavedBody(t *testing.T) {
 	mf, _ := os.ReadFile(filepath.Join(out, testPrefix, today(), "spoc-list-public.manifest.json"))
 	if m := readManifest(t, mf); m.Parquet.Rows != 1234 || m.Source.URL != "file://"+path {
 		t.Errorf("manifest rows %d source %q", m.Parquet.Rows, m.Source.URL)
+	}
+}
+
+// With the job's defaults, a day 2 whose cert_status field is renamed
+// upstream fails (exit 1), naming both names and the settings, keeping
+// its body under rejected/ and publishing nothing; SPOC_FORCE=true then
+// publishes it, and the manifest says it was forced. Both datasets.
+func TestJobRefusesARenamedField(t *testing.T) {
+	for _, dataset := range []string{"spoc", "osh"} {
+		t.Run(dataset, func(t *testing.T) {
+			var day1, day2 bytes.Buffer
+			spoctest.Generate(&day1, spoctest.GenOptions{Dataset: dataset, Records: 800, Seed: 1})
+			spoctest.Generate(&day2, spoctest.GenOptions{Dataset: dataset, Records: 800, Seed: 2})
+			renamed := bytes.ReplaceAll(day2.Bytes(), []byte(`"cert_status":`), []byte(`"certStatus":`))
+			out := t.TempDir()
+			ds := spoc.Datasets()[dataset]
+			run := func(body []byte, date string, extra map[string]string) (int, string) {
+				up := spoctest.NewServer(spoctest.WithBody(body))
+				defer up.Close()
+				env := map[string]string{"SPOC_DATASET": dataset, "SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_DATE": date}
+				maps.Copy(env, extra)
+				return runJob(t, context.Background(), env)
+			}
+			if code, logs := run(day1.Bytes(), "20261201", nil); code != exitOK {
+				t.Fatalf("day 1: exit %d\n%s", code, logs)
+			}
+			code, logs := run(renamed, "20261202", nil)
+			if code != exitFailed {
+				t.Fatalf("renamed day: exit %d, want %d\n%s", code, exitFailed, logs)
+			}
+			for _, want := range []string{`likely renamed \"cert_status\" -> \"certStatus\"`, "SPOC_FORCE=true", "SPOC_COLLAPSE_BELOW_PERCENT"} {
+				if !strings.Contains(logs, want) {
+					t.Errorf("the logs do not say %s:\n%s", want, logs)
+				}
+			}
+			dir := filepath.Join(out, ds.Prefix, "20261202")
+			names := snapshot.NamesOf(ds)
+			if got := files(t, dir); !slices.Equal(got, []string{"rejected/" + names.Archive}) {
+				t.Errorf("the refused day holds %v, want only its rejected body", got)
+			}
+			if code, logs := run(renamed, "20261202", map[string]string{"SPOC_FORCE": "true"}); code != exitOK {
+				t.Fatalf("forced: exit %d\n%s", code, logs)
+			}
+			data, err := os.ReadFile(filepath.Join(dir, names.Manifest))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := readManifest(t, data); !m.Forced || len(m.Stats.UndeclaredFields) == 0 || m.Stats.UndeclaredFields[0].Name != "certStatus" {
+				t.Errorf("forced manifest: forced %v, undeclared %+v", m.Forced, m.Stats.UndeclaredFields)
+			}
+		})
 	}
 }

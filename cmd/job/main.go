@@ -285,13 +285,15 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 			ZstdLevel:        cfg.ZstdLevel,
 			ColumnZstdLevels: coordinateLevels(ds, cfg.CoordinateZstdLevel),
 		},
-		MinRecords:          cfg.MinRecords,
-		MaxWithoutIDPercent: cfg.MaxDroppedPercent,
-		MaxFallPercent:      cfg.MaxDropPercent,
-		Force:               cfg.Force,
-		ArchiveRaw:          cfg.ArchiveRaw,
-		DetectChanges:       cfg.DetectChanges,
-		SkipIfUnchanged:     cfg.SkipIfUnchanged,
+		MinRecords:           cfg.MinRecords,
+		MaxWithoutIDPercent:  cfg.MaxDroppedPercent,
+		MaxFallPercent:       cfg.MaxDropPercent,
+		CollapseWasPercent:   cfg.CollapseWasPercent,
+		CollapseBelowPercent: cfg.CollapseBelowPercent,
+		Force:                cfg.Force,
+		ArchiveRaw:           cfg.ArchiveRaw,
+		DetectChanges:        cfg.DetectChanges,
+		SkipIfUnchanged:      cfg.SkipIfUnchanged,
 		// Cloud Run starts a task's retry in the same execution only
 		// after the earlier attempt ended: its lock is taken over at once.
 		Execution:      attempt.execution,
@@ -343,6 +345,8 @@ func fixFor(err error) string {
 	switch {
 	case errors.Is(err, snapshot.ErrRecordsFell):
 		return "if the fall is real, SPOC_FORCE=true publishes it (for one run); SPOC_MAX_DROP_PERCENT sets the limit"
+	case errors.Is(err, snapshot.ErrColumnCollapsed):
+		return "if the upstream renamed the field, declare the new name in the dataset and replay the kept body (README, Schema contract); SPOC_FORCE=true publishes it as it is (for one run); SPOC_COLLAPSE_WAS_PERCENT and SPOC_COLLAPSE_BELOW_PERCENT set the limits"
 	case errors.Is(err, snapshot.ErrTooFewRecords):
 		return "SPOC_MIN_RECORDS sets the minimum"
 	case errors.Is(err, snapshot.ErrTooManyDropped):

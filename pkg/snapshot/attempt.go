@@ -123,6 +123,12 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 		res.forced, err = checkHistory(opts, stats.RecordsWritten, sum, a.h.sameDay, a.h.previous)
 		refused = errors.Is(err, ErrRecordsFell)
 	}
+	if err == nil {
+		var forced bool
+		forced, err = checkColumns(opts, stats, a.h.previous)
+		res.forced = res.forced || forced
+		refused = errors.Is(err, ErrColumnCollapsed)
+	}
 	if refused && archive != nil {
 		// Keep the refused body for inspection, never at the final names.
 		rejected := path.Join(a.dir, RejectedDir, a.names.Archive)

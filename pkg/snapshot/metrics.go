@@ -38,6 +38,12 @@ const (
 	// Changes since the previous snapshot (Options.DetectChanges).
 	MetricChanges           = "spoc.changes"
 	MetricStatusTransitions = "spoc.status_transitions"
+	// The schema contract of the published body: the fields it has that
+	// the dataset does not declare, by field; the declared fields it
+	// lacks, by field; each column's share of rows with a value.
+	MetricUndeclaredFields = "spoc.fields.undeclared"
+	MetricMissingFields    = "spoc.fields.missing"
+	MetricColumnFilled     = "spoc.column.non_null_ratio"
 )
 
 // Phases of spoc.run.duration. Decode and write overlap: the decoder fills
@@ -56,7 +62,7 @@ const (
 	OutcomeSuccess   = "success"
 	OutcomeFailure   = "failure"
 	OutcomeOK        = "ok"
-	OutcomeRejected  = "rejected"  // too few records, too many dropped, or fell against the previous day
+	OutcomeRejected  = "rejected"  // too few records, too many dropped, fell or a column collapsed against the previous day
 	OutcomeUnchanged = "unchanged" // a rerun from the same body: nothing published
 )
 
@@ -74,6 +80,9 @@ type instruments struct {
 	lastSuccess   metric.Int64Gauge
 	changes       metric.Int64Counter
 	transitions   metric.Int64Counter
+	undeclared    metric.Int64Gauge
+	missing       metric.Int64Gauge
+	filled        metric.Float64Gauge
 	tracer        trace.Tracer
 }
 
@@ -126,6 +135,15 @@ func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider, ds *spoc.D
 	in.transitions, err = m.Int64Counter(MetricName(ds, MetricStatusTransitions), metric.WithUnit("{record}"),
 		metric.WithDescription("Changed plots whose cert_status differs from the previous snapshot's, by from and to."))
 	add(err)
+	in.undeclared, err = m.Int64Gauge(MetricName(ds, MetricUndeclaredFields), metric.WithUnit("{occurrence}"),
+		metric.WithDescription("Occurrences, in the last published body, of a field the dataset does not declare, by field (a new or renamed upstream field)."))
+	add(err)
+	in.missing, err = m.Int64Gauge(MetricName(ds, MetricMissingFields), metric.WithUnit("{field}"),
+		metric.WithDescription("Declared fields that no record of the last published body had: 1 by field."))
+	add(err)
+	in.filled, err = m.Float64Gauge(MetricName(ds, MetricColumnFilled), metric.WithUnit("1"),
+		metric.WithDescription("Share of the rows of the last published snapshot with a value, by column."))
+	add(err)
 	return in, errors.Join(errs...)
 }
 
@@ -155,6 +173,15 @@ func (in *instruments) published(ctx context.Context, m *Manifest, manifestBytes
 		}
 	}
 	in.duplicateIDs.Record(ctx, s.DuplicateIDs)
+	for _, f := range s.UndeclaredFields {
+		in.undeclared.Record(ctx, f.Count, metric.WithAttributes(attribute.String("field", f.Name)))
+	}
+	for _, f := range s.MissingFields {
+		in.missing.Record(ctx, 1, metric.WithAttributes(attribute.String("field", f)))
+	}
+	for _, column := range slices.Sorted(maps.Keys(s.Columns)) {
+		in.filled.Record(ctx, s.Columns[column].NonNullShare, metric.WithAttributes(attribute.String("column", column)))
+	}
 	in.outputBytes.Add(ctx, m.Parquet.Size, metric.WithAttributes(attribute.String("kind", "parquet")))
 	in.outputBytes.Add(ctx, manifestBytes, metric.WithAttributes(attribute.String("kind", "manifest")))
 	if m.Archive != nil {
@@ -203,7 +230,7 @@ func attemptOutcome(err error) string {
 	switch {
 	case err == nil:
 		return OutcomeOK
-	case errors.Is(err, ErrTooFewRecords), errors.Is(err, ErrTooManyDropped), errors.Is(err, ErrRecordsFell):
+	case errors.Is(err, ErrTooFewRecords), errors.Is(err, ErrTooManyDropped), errors.Is(err, ErrRecordsFell), errors.Is(err, ErrColumnCollapsed):
 		return OutcomeRejected
 	case errors.Is(err, ErrUnchanged):
 		return OutcomeUnchanged

@@ -180,7 +180,15 @@ type Options struct {
 	// MaxFallPercent refuses a body with that many percent fewer records
 	// than the previous snapshot (ErrRecordsFell); Force publishes anyway.
 	MaxFallPercent float64
-	Force          bool
+	// CollapseWasPercent and CollapseBelowPercent refuse a body in which
+	// a column that had a value in at least CollapseWasPercent of the
+	// previous snapshot's rows has one in fewer than CollapseBelowPercent
+	// (ErrColumnCollapsed, a *CollapsedError); Force publishes anyway. A
+	// zero CollapseBelowPercent turns the guard off.
+	CollapseWasPercent, CollapseBelowPercent float64
+	// Force publishes a body that a publish guard (ErrRecordsFell,
+	// ErrColumnCollapsed) refuses, and the manifest says "forced".
+	Force bool
 	// ArchiveRaw keeps the body as received (after transfer decoding),
 	// gzip-compressed, as ArchiveName beside the snapshot, or under
 	// RejectedDir when the run is refused.

@@ -3,6 +3,7 @@ package snapshot_test
 import (
 	"context"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,12 +20,14 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
 // points flattens collected metrics to "name{k=v,...}" -> value, so a test
-// can compare them with a map. Histograms give their count.
+// can compare them with a map. Histograms give their count, float gauges
+// (ratios) their value in thousandths.
 func points(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
@@ -49,6 +52,10 @@ func points(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
 			case metricdata.Gauge[int64]:
 				for _, p := range data.DataPoints {
 					got[key(m.Name, p.Attributes)] = p.Value
+				}
+			case metricdata.Gauge[float64]:
+				for _, p := range data.DataPoints {
+					got[key(m.Name, p.Attributes)] = int64(math.Round(1000 * p.Value))
 				}
 			case metricdata.Histogram[float64]:
 				for _, p := range data.DataPoints {
@@ -117,6 +124,16 @@ func TestRunMetrics(t *testing.T) {
 	}
 	for _, phase := range []string{"fetch", "decode", "write", "publish", "total"} {
 		want["spoc.run.duration{outcome=success,phase="+phase+"}"] = 1
+	}
+	// Each column's share of values, from the planted nulls and invalid
+	// values (in thousandths); the generator sends no undeclared field.
+	written := int64(planted.Records - planted.Dropped)
+	for _, f := range spoc.Schema.Fields() {
+		nulls := int64(planted.Nulls[f.Name])
+		for _, n := range planted.Invalid[f.Name] {
+			nulls += int64(n)
+		}
+		want["spoc.column.non_null_ratio{column="+f.Name+"}"] = int64(math.Round(1000 * float64(written-nulls) / float64(written)))
 	}
 	got := points(t, reader)
 	for _, k := range slices.Sorted(maps.Keys(want)) {

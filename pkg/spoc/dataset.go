@@ -1,6 +1,7 @@
 package spoc
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
@@ -33,13 +34,18 @@ type Dataset struct {
 	// Columns are the tidy columns in the order of the published table;
 	// the first is the key (a record without a usable one is dropped).
 	Columns []Column
+	// Dropped are the JSON fields the list sends that the table leaves
+	// out on purpose (SPOC's geolocation repeats the coordinates). Any
+	// other field that is not a column's is reported as undeclared
+	// (Stats.UndeclaredFields).
+	Dropped []string
 	// Floor is the fewest records a real day of the list has had room
 	// for: a deployment refuses a body below it (SPOC_MIN_RECORDS), even
 	// on the first day, when the drop guard has nothing to compare with.
 	Floor int64
 
 	schema *arrow.Schema
-	fields map[string]int // JSON field name to column
+	fields map[string]int // JSON field name to column, -1 for a Dropped one
 	// lookup is a perfect hash of the JSON field names on their length
 	// and three of their bytes, found when the dataset is built: the
 	// decoder looks up every key of every record, and this costs one
@@ -96,14 +102,64 @@ const (
 // keyColumn is every dataset's first column: the key.
 const keyColumn = 0
 
+// dropped is the column of a Dropped field: none.
+const dropped = -1
+
 // maxFieldLength is the longest JSON field name a dataset may declare.
 const maxFieldLength = 63
 
 const lookupSize = 256
 
+// fieldEntry is a slot of the lookup table: a field's name, its column,
+// and the name as the words matchesInBuffer compares a key with.
 type fieldEntry struct {
 	name string
 	col  int
+	n    int // len(name); -1 for an empty slot
+	// short is n for a name of at most 24 bytes, else -1; w holds its
+	// bytes, zero-padded, and m the mask of those that are the name's.
+	short int
+	w, m  [3]uint64
+}
+
+func newFieldEntry(name string, col int) fieldEntry {
+	e := fieldEntry{name: name, col: col, n: len(name), short: -1}
+	if len(name) <= 24 {
+		e.short = len(name)
+		var b, mask [24]byte
+		copy(b[:], name)
+		for i := range len(name) {
+			mask[i] = 0xff
+		}
+		for i := range e.w {
+			e.w[i], e.m[i] = binary.LittleEndian.Uint64(b[8*i:]), binary.LittleEndian.Uint64(mask[8*i:])
+		}
+	}
+	return e
+}
+
+// matches reports whether key is the entry's name.
+func (e *fieldEntry) matches(key []byte) bool {
+	if e.matchesInBuffer(key) {
+		return true
+	}
+	n := len(key)
+	return n == e.n && (e.short < 0 || cap(key) < 24) && string(key) == e.name
+}
+
+// matchesInBuffer is matches for a name of at most 24 bytes and a key
+// whose buffer holds 24 bytes from its start (the quote after it at
+// least, and usually more of the body): three masked loads compare the
+// key whole, where a string comparison calls the runtime's. It is false
+// for any other key. Small enough to be inlined into the decoder, which
+// compares every key of every record.
+func (e *fieldEntry) matchesInBuffer(key []byte) bool {
+	if len(key) != e.short || cap(key) < 24 {
+		return false
+	}
+	k := key[:24]
+	return (binary.LittleEndian.Uint64(k)^e.w[0])&e.m[0]|(binary.LittleEndian.Uint64(k[8:])^e.w[1])&e.m[1]|
+		(binary.LittleEndian.Uint64(k[16:])^e.w[2])&e.m[2] == 0
 }
 
 // fieldHash places a key in the lookup table for a seed.
@@ -127,7 +183,13 @@ seeds:
 			if slot.name != "" {
 				continue seeds
 			}
-			*slot = fieldEntry{name, col}
+			*slot = newFieldEntry(name, col)
+		}
+		// An empty slot matches no key, the empty one included.
+		for i := range t {
+			if t[i].name == "" {
+				t[i].n, t[i].short = -1, -1
+			}
 		}
 		d.lookup, d.lookupSeed = t, seed
 		return nil
@@ -207,6 +269,12 @@ func NewDataset(d Dataset) (*Dataset, error) {
 		}
 		fields[i] = arrow.Field{Name: c.Name, Type: c.Kind.arrowType(), Nullable: c.Kind != KindKey}
 	}
+	for _, f := range d.Dropped {
+		if _, dup := d.fields[f]; dup || f == "" || len(f) > maxFieldLength {
+			return bad("dropped field %q is empty, too long or declared twice", f)
+		}
+		d.fields[f] = dropped
+	}
 	if err := d.buildLookup(); err != nil {
 		return bad("%v", err)
 	}
@@ -249,17 +317,22 @@ func (d *Dataset) namesWhere(keep func(Column) bool) []string {
 	return names
 }
 
-// column maps a JSON field name to its column; fields the dataset does
-// not declare are skipped.
-func (d *Dataset) column(key []byte) (int, bool) {
+// column maps a JSON field name to its column, dropped (-1) for a
+// Dropped field; known is false for a field the dataset does not declare.
+func (d *Dataset) column(key []byte) (col int, known bool) {
+	if slot, ok := d.slot(key); ok {
+		return d.lookup[slot].col, true
+	}
+	return 0, false
+}
+
+// slot is the lookup slot of key, if the dataset knows it.
+func (d *Dataset) slot(key []byte) (uint8, bool) {
 	if len(key) == 0 {
 		return 0, false
 	}
-	f := &d.lookup[fieldHash(key, d.lookupSeed)]
-	if f.name == string(key) {
-		return f.col, true
-	}
-	return 0, false
+	h := fieldHash(key, d.lookupSeed)
+	return uint8(h), d.lookup[h].matches(key)
 }
 
 // Datasets are the lists the job knows, by Name.

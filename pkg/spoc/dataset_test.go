@@ -69,6 +69,7 @@ func TestNewDatasetChecks(t *testing.T) {
 		{"two status columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "s", Name: "s", Role: RoleStatus}, {JSON: "t", Name: "t", Role: RoleStatus}}}, "two columns with one role"},
 		{"no records path", Dataset{Name: "x", Object: "x", Columns: []Column{key}}, "records path"},
 		{"a bool dictionary", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "b", Name: "b", Kind: KindBool, Dictionary: true}}}, "never dictionary-encoded"},
+		{"a dropped field that is a column's", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key}, Dropped: []string{"id"}}, "declared twice"},
 		{"no floor", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{key}}, "a floor of at least one record"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,9 +85,60 @@ func TestNewDatasetChecks(t *testing.T) {
 				t.Errorf("%s: field %q maps to %d, %v", ds.Name, c.JSON, col, ok)
 			}
 		}
-		for _, k := range []string{"geolocation", "entity_name_", "x", "gps_coordinate_lag", "stateid"} {
-			if _, ok := ds.column([]byte(k)); ok {
+		for _, k := range []string{"entity_name_", "x", "gps_coordinate_lag", "stateid"} {
+			if _, known := ds.column([]byte(k)); known {
 				t.Errorf("%s: undeclared field %q found", ds.Name, k)
+			}
+		}
+		// A dropped field is known, and has no column.
+		for _, k := range ds.Dropped {
+			if col, known := ds.column([]byte(k)); !known || col != dropped {
+				t.Errorf("%s: dropped field %q maps to %d, %v", ds.Name, k, col, known)
+			}
+		}
+	}
+}
+
+// The lookup finds each declared field and nothing that differs from one
+// by a byte, a byte more or a byte less, at any length.
+func TestFieldLookupNearMisses(t *testing.T) {
+	for _, ds := range Datasets() {
+		for _, c := range ds.Columns {
+			name := []byte(c.JSON)
+			if col, known := ds.column(name); !known || ds.Columns[col].JSON != c.JSON {
+				t.Errorf("%s: %q not found", ds.Name, name)
+			}
+			for i := range name {
+				for _, b := range []byte{name[i] ^ 1, name[i] ^ 0x80, 0} {
+					miss := append([]byte(nil), name...)
+					miss[i] = b
+					if col, known := ds.column(miss); known && ds.Columns[max(col, 0)].JSON != string(miss) {
+						t.Errorf("%s: %q found as %q", ds.Name, miss, ds.Columns[col].JSON)
+					}
+				}
+			}
+			for _, miss := range [][]byte{name[:len(name)-1], append(append([]byte(nil), name...), 'x'), append([]byte{'x'}, name[1:]...)} {
+				if col, known := ds.column(miss); known && (col < 0 || ds.Columns[col].JSON != string(miss)) {
+					t.Errorf("%s: %q found as column %d", ds.Name, miss, col)
+				}
+			}
+		}
+	}
+	// Every length up to the longest a dataset may declare.
+	for n := 1; n <= maxFieldLength; n++ {
+		name := make([]byte, n)
+		for i := range name {
+			name[i] = byte('a' + (i*7+n)%26)
+		}
+		e := newFieldEntry(string(name), 3)
+		if !e.matches(name) {
+			t.Errorf("length %d: the name does not match itself", n)
+		}
+		for i := range name {
+			miss := append([]byte(nil), name...)
+			miss[i] ^= 0x20
+			if e.matches(miss) {
+				t.Errorf("length %d: %q matches %q", n, miss, name)
 			}
 		}
 	}

@@ -140,7 +140,15 @@ type Decoder struct {
 	refs     atomic.Int64
 	// inRecords is where an element of the records array is, for errors.
 	inRecords string
+	// order is the lookup slot of each key of the previous record, by
+	// position: the upstream writes its keys in one order, so the next
+	// key is almost always the one at its position last time, and one
+	// comparison finds it without hashing.
+	order [maxPredicted]uint8
 }
+
+// maxPredicted is how many keys of a record the decoder predicts.
+const maxPredicted = 64
 
 // NewDecoder returns a Decoder reading r. It does not close r.
 func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
@@ -495,7 +503,7 @@ func (d *Decoder) readElement() error {
 	if err != nil {
 		return err
 	}
-	for more {
+	for pos := 0; more; pos++ {
 		key, err := sc.Key("in a record")
 		if err != nil {
 			return err
@@ -505,10 +513,26 @@ func (d *Decoder) readElement() error {
 			clear(d.row.cells)
 			d.row.arena, d.row.dead = d.row.arena[:0], 0
 		}
-		if col, ok := d.ds.column(key); ok && !tooLarge {
-			err = d.readField(col)
+		// The key at this position in the previous record, first.
+		var col int
+		var known bool
+		if e := &d.ds.lookup[d.order[pos%maxPredicted]]; e.matchesInBuffer(key) {
+			col, known = e.col, true
 		} else {
+			col, known = d.fieldByHash(key, pos)
+		}
+		switch {
+		case !known:
+			err = d.skipUndeclared(key)
+		case col == dropped:
 			err = sc.SkipValue(4)
+		default:
+			d.stats.present[col]++
+			if tooLarge {
+				err = sc.SkipValue(4)
+			} else {
+				err = d.readField(col)
+			}
 		}
 		if err != nil {
 			return err
@@ -523,6 +547,47 @@ func (d *Decoder) readElement() error {
 	}
 	d.commitRow()
 	return nil
+}
+
+// fieldByHash is the column of a key that is not where it was in the
+// previous record (or is unknown), remembering it for the next.
+func (d *Decoder) fieldByHash(key []byte, pos int) (col int, known bool) {
+	slot, ok := d.ds.slot(key)
+	if !ok {
+		return 0, false
+	}
+	d.order[pos%maxPredicted] = slot
+	return d.ds.lookup[slot].col, true
+}
+
+// skipUndeclared skips the value of a field the dataset does not declare,
+// counting the field and the JSON type of its value.
+func (d *Decoder) skipUndeclared(key []byte) error {
+	c, err := d.sc.Peek("before a value")
+	if err != nil {
+		return err
+	}
+	d.stats.countUndeclared(key, jsonType(c))
+	return d.sc.SkipValue(4)
+}
+
+// jsonType names the JSON type of a value by its first byte.
+func jsonType(c byte) string {
+	switch {
+	case c == '"':
+		return "string"
+	case c == '-' || jsonscan.IsDigit(c):
+		return "number"
+	case c == 't' || c == 'f':
+		return "boolean"
+	case c == 'n':
+		return "null"
+	case c == '{':
+		return "object"
+	case c == '[':
+		return "array"
+	}
+	return "invalid"
 }
 
 // readField converts the next JSON value into the row's cell for col. A
@@ -676,6 +741,9 @@ func (d *Decoder) commitRow() {
 		return
 	}
 	st.written++
+	// Locals of the loop's slices, of one length, so that it indexes
+	// them without reloading or bounds checks.
+	kinds, nulls := d.ds.kinds[:len(cells)], st.nulls[:len(cells)]
 	for col := range cells {
 		cl := &cells[col]
 		b := d.bld.Field(col)
@@ -683,11 +751,11 @@ func (d *Decoder) commitRow() {
 			if cl.state == cellInvalid {
 				st.countInvalid(col, cl.reason)
 			}
-			st.nulls[col]++
+			nulls[col]++
 			b.AppendNull()
 			continue
 		}
-		switch d.ds.kinds[col] {
+		switch kinds[col] {
 		case KindString:
 			b.(*array.StringBuilder).BinaryBuilder.Append(d.row.arena[cl.start:cl.end])
 		case KindKey:

@@ -32,6 +32,11 @@ func checkPlanted(t *testing.T, ds *spoc.Dataset, st spoc.Stats, p spoctest.Plan
 			t.Errorf("%s: %d nulls, planted %d", f.Name, cs.Nulls, wantNulls)
 		}
 	}
+	// The generator sends the dataset's fields and its dropped ones
+	// only, every one in some record.
+	if len(st.UndeclaredFields) != 0 || len(st.MissingFields) != 0 {
+		t.Errorf("undeclared fields %+v, missing %v; want none", st.UndeclaredFields, st.MissingFields)
+	}
 	if st.DuplicateIDs != int64(p.DuplicateIDs) {
 		t.Errorf("duplicate ids %d, planted %d", st.DuplicateIDs, p.DuplicateIDs)
 	}

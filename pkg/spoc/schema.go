@@ -52,6 +52,7 @@ var SPOC = mustDataset(Dataset{
 		{JSON: "created_at", Name: "created_at", Kind: KindTimestamp},
 		{JSON: "updated_at", Name: "updated_at", Kind: KindTimestamp},
 	},
+	Dropped: []string{"geolocation"},
 })
 
 // Schema is the tidy Arrow schema of one SPOC snapshot (SPOC.Schema()).

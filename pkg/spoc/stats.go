@@ -1,9 +1,13 @@
 package spoc
 
 import (
+	"cmp"
 	"container/heap"
 	"hash/maphash"
+	"maps"
 	"slices"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/calee-data/mspo-spoc/internal/jsonscan"
 )
@@ -33,12 +37,46 @@ type Stats struct {
 	// upstream cannot grow this map without bound.
 	RecordsByCertStatus map[string]int64 `json:"records_by_cert_status"`
 	DeletedRecords      int64            `json:"deleted_records"` // written rows with deleted = true
+	// UndeclaredFields are the fields met in the records that the dataset
+	// neither declares nor drops on purpose (Dataset.Dropped), most
+	// frequent first: a new upstream field, or a renamed one. At most
+	// maxUndeclaredFields names of at most maxFieldNameBytes are kept;
+	// the rest are counted under "(other)", so a hostile body cannot grow
+	// the manifest.
+	UndeclaredFields []FieldSeen `json:"undeclared_fields,omitempty"`
+	// MissingFields are the declared JSON fields that no record had, in
+	// the order of the columns.
+	MissingFields []string `json:"missing_fields,omitempty"`
+}
+
+// FieldSeen is an undeclared field: how many times it was met, and the
+// JSON types of its values ("string", "number", "boolean", "null",
+// "object", "array").
+type FieldSeen struct {
+	Name  string   `json:"name"`
+	Count int64    `json:"count"`
+	Types []string `json:"types"`
 }
 
 // ColumnStats is the null and invalid-value count of one column.
 type ColumnStats struct {
 	Nulls   int64            `json:"nulls"`
 	Invalid map[string]int64 `json:"invalid,omitempty"` // by reason (Reason* constants)
+	// Present counts the records read that had the column's field, null
+	// or not.
+	Present int64 `json:"present"`
+	// NonNullShare is the share of written rows with a value, 0 to 1.
+	NonNullShare float64 `json:"non_null_share"`
+}
+
+// NonNullShareOf is the share of rows with a value in a column of nulls
+// nulls over written rows (0 when there are none): the same figure as
+// ColumnStats.NonNullShare, for manifests written before it was.
+func NonNullShareOf(nulls, written int64) float64 {
+	if written <= 0 {
+		return 0
+	}
+	return float64(written-nulls) / float64(written)
 }
 
 // InvalidValues is the total of invalid values over all columns.
@@ -78,6 +116,13 @@ const (
 	nullStatus     = "(null)"
 	otherStatus    = "(other)"
 	longStatus     = "(too long)"
+
+	// maxUndeclaredFields and maxFieldNameBytes bound the undeclared
+	// fields reported: past them, a name is counted as otherField, and a
+	// longer name is cut.
+	maxUndeclaredFields = 32
+	maxFieldNameBytes   = 64
+	otherField          = "(other)"
 )
 
 // collector accumulates Stats with fixed-size arrays on the hot path and
@@ -87,7 +132,10 @@ type collector struct {
 	dropped                map[string]int64
 	columns                []Column
 	nulls                  []int64
+	present                []int64
 	invalid                []map[string]int64
+	// undeclared counts the fields the dataset does not declare, by name.
+	undeclared map[string]*fieldCount
 	// byStatus points at the counts, so that counting a status seen
 	// before is a lookup (which converts the bytes without allocating)
 	// and no map assignment.
@@ -100,6 +148,7 @@ func newCollector(ds *Dataset) *collector {
 	return &collector{
 		columns:  ds.Columns,
 		nulls:    make([]int64, len(ds.Columns)),
+		present:  make([]int64, len(ds.Columns)),
 		invalid:  make([]map[string]int64, len(ds.Columns)),
 		dropped:  map[string]int64{},
 		byStatus: map[string]*int64{},
@@ -136,6 +185,47 @@ func (c *collector) countStatus(status []byte, isNull bool) {
 	*n++
 }
 
+// fieldCount is an undeclared field's count and the JSON types seen.
+type fieldCount struct {
+	n     int64
+	types map[string]bool
+}
+
+// countUndeclared counts one occurrence of an undeclared field.
+func (c *collector) countUndeclared(key []byte, typ string) {
+	f, ok := c.undeclared[string(key)]
+	if !ok {
+		name := fieldName(key)
+		if f, ok = c.undeclared[name]; !ok {
+			if len(c.undeclared) >= maxUndeclaredFields {
+				name = otherField
+			}
+			if f, ok = c.undeclared[name]; !ok {
+				f = &fieldCount{types: map[string]bool{}}
+				if c.undeclared == nil {
+					c.undeclared = map[string]*fieldCount{}
+				}
+				c.undeclared[name] = f
+			}
+		}
+	}
+	f.n++
+	f.types[typ] = true
+}
+
+// fieldName is key as reported: valid UTF-8, cut at maxFieldNameBytes.
+func fieldName(key []byte) string {
+	name := strings.ToValidUTF8(string(key), "\uFFFD")
+	if len(name) <= maxFieldNameBytes {
+		return name
+	}
+	cut := maxFieldNameBytes
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + "…"
+}
+
 // countID records a written id.
 func (c *collector) countID(id int64) { c.ids.add(uint64(id)) }
 
@@ -156,8 +246,22 @@ func (c *collector) stats() Stats {
 		s.DroppedByReason[k] = v
 		s.RecordsDropped += v
 	}
+	for name, f := range c.undeclared {
+		s.UndeclaredFields = append(s.UndeclaredFields, FieldSeen{Name: name, Count: f.n, Types: slices.Sorted(maps.Keys(f.types))})
+	}
+	slices.SortFunc(s.UndeclaredFields, func(a, b FieldSeen) int {
+		if a.Count != b.Count {
+			return cmp.Compare(b.Count, a.Count)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	for i, col := range c.columns {
+		if col.JSON != "" && c.present[i] == 0 && c.read > 0 {
+			s.MissingFields = append(s.MissingFields, col.JSON)
+		}
+	}
 	for i := range c.columns {
-		cs := ColumnStats{Nulls: c.nulls[i]}
+		cs := ColumnStats{Nulls: c.nulls[i], Present: c.present[i], NonNullShare: NonNullShareOf(c.nulls[i], c.written)}
 		if len(c.invalid[i]) > 0 {
 			cs.Invalid = make(map[string]int64, len(c.invalid[i]))
 			for k, v := range c.invalid[i] {

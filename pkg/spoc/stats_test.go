@@ -1,6 +1,11 @@
 package spoc
 
-import "testing"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
 
 func TestDuplicateCounter(t *testing.T) {
 	for _, tc := range []struct {
@@ -36,4 +41,86 @@ func manyKeys(n, distinct int) []uint64 {
 		keys[i] = uint64(i%distinct) * 0x9E3779B97F4A7C15
 	}
 	return keys
+}
+
+// The schema contract's figures: the fields a body has that the dataset
+// does not declare (with their count and JSON types, a dropped field not
+// among them), the declared fields it lacks, and each column's presence
+// and share of values; the undeclared names are bounded in number and
+// length whatever the body holds.
+func TestSchemaContractStats(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes
+	for _, tc := range []struct {
+		name       string
+		records    []string
+		undeclared string // fmt of Stats.UndeclaredFields
+		missing    []string
+	}{
+		{"declared fields only", []string{`{"entity_smallholder_id":1,"cert_status":"ACTIVE","geolocation":"1,2"}`}, "[]", nil},
+		{"a new field, two types", []string{`{"entity_smallholder_id":1,"band":2}`, `{"entity_smallholder_id":2,"band":"A"}`, `{"entity_smallholder_id":3,"band":null}`},
+			"[{band 3 [null number string]}]", nil},
+		{"object and array values", []string{`{"entity_smallholder_id":1,"extra":{"a":[1]},"more":[{}]}`}, "[{extra 1 [object]} {more 1 [array]}]", nil},
+		{"a renamed field", []string{`{"entity_smallholder_id":1,"certStatus":"ACTIVE"}`, `{"entity_smallholder_id":2,"certStatus":"EXPIRED"}`}, "[{certStatus 2 [string]}]", nil},
+		{"a long name is cut", []string{`{"entity_smallholder_id":1,"` + long + `":1}`}, "[{" + strings.Repeat("é", 32) + "… 1 [number]}]", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := decodeRecords(t, tc.records)
+			if got := fmt.Sprint(st.UndeclaredFields); got != tc.undeclared {
+				t.Errorf("undeclared %s, want %s", got, tc.undeclared)
+			}
+		})
+	}
+
+	// Presence, shares and missing fields.
+	st := decodeRecords(t, []string{`{"entity_smallholder_id":1,"cert_status":"ACTIVE","name":null}`, `{"entity_smallholder_id":2,"cert_status":"ACTIVE"}`,
+		`{"entity_smallholder_id":3,"cert_status":null}`, `{"entity_smallholder_id":4}`})
+	if c := st.Columns["cert_status"]; c.Present != 3 || c.NonNullShare != 0.5 {
+		t.Errorf("cert_status %+v, want present 3, share 0.5", c)
+	}
+	if c := st.Columns["name"]; c.Present != 1 || c.NonNullShare != 0 {
+		t.Errorf("name %+v, want present 1, share 0", c)
+	}
+	var wantMissing []string
+	for _, c := range SPOC.Columns {
+		if c.JSON != "entity_smallholder_id" && c.JSON != "cert_status" && c.JSON != "name" {
+			wantMissing = append(wantMissing, c.JSON)
+		}
+	}
+	if !slices.Equal(st.MissingFields, wantMissing) {
+		t.Errorf("missing %v, want %v", st.MissingFields, wantMissing)
+	}
+
+	// A hostile body: many distinct names, each repeated.
+	var recs []string
+	for i := range 5000 {
+		recs = append(recs, fmt.Sprintf(`{"entity_smallholder_id":%d,"f%d":1,"g%d":"x"}`, i, i, i%3))
+	}
+	st = decodeRecords(t, recs)
+	var total int64
+	for _, f := range st.UndeclaredFields {
+		total += f.Count
+		if len(f.Name) > maxFieldNameBytes+len("…") {
+			t.Errorf("name of %d bytes kept", len(f.Name))
+		}
+	}
+	if len(st.UndeclaredFields) > maxUndeclaredFields+1 || total != 10000 || !slices.ContainsFunc(st.UndeclaredFields, func(f FieldSeen) bool { return f.Name == otherField }) {
+		t.Errorf("%d undeclared names, %d occurrences; want at most %d names, 10000 occurrences, the rest as %s", len(st.UndeclaredFields), total, maxUndeclaredFields+1, otherField)
+	}
+	if st.UndeclaredFields[0].Name != "g0" && st.UndeclaredFields[0].Name != otherField {
+		t.Errorf("most frequent first: %+v", st.UndeclaredFields[:3])
+	}
+}
+
+// decodeRecords decodes a SPOC body of records and returns its Stats.
+func decodeRecords(t *testing.T, records []string) Stats {
+	t.Helper()
+	body := `{"data":{"results":[` + strings.Join(records, ",") + `]}}`
+	dec := NewDecoder(strings.NewReader(body))
+	defer dec.Release()
+	for dec.Next() {
+	}
+	if err := dec.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return dec.Stats()
 }
