@@ -20,7 +20,10 @@
 #     unchanged-skip off (306,000 only);
 #   - the job as it runs every day, every default on, publishing day 2
 #     against a day 1 published just before (not measured);
-# with the ratios to the baseline and the targets of issue 16, and checks
+#   - the same day 2 served gzip-compressed over loopback, as the upstream
+#     may send it: its archive is the received stream (306,000 only);
+# with the ratios to the baseline and the targets of issue 25 (each met or
+# MISSED, from this one run, with the machine's load before and after), and checks
 # that the job's snapshot and DuckDB's exact-rules output hold the same
 # rows. Then it serves the body at 20 MB/s on loopback and times the job
 # against `curl -o /dev/null` of the same URL.
@@ -97,10 +100,23 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 
+# start_gzip_server BODY: serves BODY gzip-compressed on loopback at
+# $gzip_url, compressed once before the first answer.
+start_gzip_server() {
+  local port=$((20000 + RANDOM % 20000))
+  gzip_url="http://127.0.0.1:$port/api/spoc/get-spoc-list-public"
+  "$work/fakespoc" -addr "127.0.0.1:$port" -body "$1" -gzip 2>"$work/fakespoc-gzip.log" &
+  gzip_server=$!
+  for _ in $(seq 300); do grep -q serving "$work/fakespoc-gzip.log" && break; sleep 0.2; done
+  curl -sS --fail -H 'Accept-Encoding: gzip' -o /dev/null "$gzip_url" # the compression, not measured
+}
+stop_gzip_server() { kill "$gzip_server" 2>/dev/null || true; wait "$gzip_server" 2>/dev/null || true; }
+
 verdict() { # verdict VALUE OP LIMIT
   if awk -v v="$1" -v l="$3" "BEGIN { exit !(v $2 l) }"; then echo "met"; else echo "MISSED"; fi
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$work/times"
 declare -A default_rss default_wall
 core_env=(SPOC_ARCHIVE_RAW=false SPOC_DETECT_CHANGES=false SPOC_SKIP_IF_UNCHANGED=false)
@@ -137,6 +153,14 @@ for records in "${sizes[@]+"${sizes[@]}"}"; do
       exit 1
     }
     measure "default-$records" env SPOC_URL="$day2" SPOC_OUTPUT="$work/out-default" SPOC_PREFIX=bench SPOC_DATE=20261126 SPOC_LOG_FORMAT=json "$work/job"
+    if [ "$records" = 306000 ]; then
+      # The same day 2 from a server that sends it gzip-compressed (once,
+      # cached): the archive is then the received stream.
+      start_gzip_server "$day2"
+      rm -rf "$work/out-default/bench/20261126"
+      measure "gzip-$records" env SPOC_URL="$gzip_url" SPOC_OUTPUT="$work/out-default" SPOC_PREFIX=bench SPOC_DATE=20261126 SPOC_LOG_FORMAT=json "$work/job"
+      stop_gzip_server
+    fi
     echo "  run $run: $(grep -c . "$work/times") measurements so far; last: $(tail -1 "$work/times")" >&2
   done
   dw=$(median "duckdb-$records" 2) dc=$(median "duckdb-$records" 3) dr=$(median "duckdb-$records" 4)
@@ -160,6 +184,10 @@ for records in "${sizes[@]+"${sizes[@]}"}"; do
   fi
   default_parquet=$(find "$work/out-default" -path '*20261126*' -name spoc-list-public.parquet)
   echo "| mspo-spoc, every default, day 2 against a published day 1 | ${fw} s | ${fc} s | $(mib "$fr") | $(mb "$(stat -c %s "$default_parquet")") | $(ratio "$fw" "$dw") | $(ratio "$fc" "$dc") |"
+  if [ "$records" = 306000 ]; then
+    gw=$(median "gzip-$records" 2) gc=$(median "gzip-$records" 3) gr=$(median "gzip-$records" 4)
+    echo "| mspo-spoc, the same, the body served gzip (archived as received) | ${gw} s | ${gc} s | $(mib "$gr") | | $(ratio "$gw" "$dw") | $(ratio "$gc" "$dc") |"
+  fi
   echo
   changes=$(grep -o '"message":"changes since the previous snapshot"[^}]*' "$work/out.txt" | grep -o '"added":[0-9]*,"removed":[0-9]*,"changed":[0-9]*' || true)
   echo "Day 2 against day 1: ${changes:-(no change summary found)}."
@@ -170,11 +198,11 @@ for records in "${sizes[@]+"${sizes[@]}"}"; do
     }
     echo "The job's snapshot and DuckDB's exact-rules output hold the same rows: $same."
     echo
-    echo "Targets (issue 16), against the typed query:"
-    echo "- core CPU at most 0.3x: $(verdict "$(awk -v a="$cc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.3) ($(ratio "$cc" "$dc"))"
-    echo "- core wall at most 0.35x: $(verdict "$(awk -v a="$cw" -v b="$dw" 'BEGIN{print a/b}')" '<=' 0.35) ($(ratio "$cw" "$dw"))"
-    echo "- default (day 2) CPU at most 0.5x: $(verdict "$(awk -v a="$fc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.5) ($(ratio "$fc" "$dc"))"
-    echo "- default (day 2) wall at most 0.5x: $(verdict "$(awk -v a="$fw" -v b="$dw" 'BEGIN{print a/b}')" '<=' 0.5) ($(ratio "$fw" "$dw"))"
+    echo "Targets (issue 25), against the typed query:"
+    echo "- core CPU at most 0.35x: $(verdict "$(awk -v a="$cc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.35) ($(ratio "$cc" "$dc"))"
+    echo "- core wall at most 0.4x: $(verdict "$(awk -v a="$cw" -v b="$dw" 'BEGIN{print a/b}')" '<=' 0.4) ($(ratio "$cw" "$dw"))"
+    echo "- default (day 2) CPU at most 0.6x: $(verdict "$(awk -v a="$fc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.6) ($(ratio "$fc" "$dc"))"
+    echo "- default (day 2) wall at most 0.6x: $(verdict "$(awk -v a="$fw" -v b="$dw" 'BEGIN{print a/b}')" '<=' 0.6) ($(ratio "$fw" "$dw"))"
     echo "- peak RSS at most 256 MiB, core and default: $(verdict "$(awk -v a="$cr" -v b="$fr" 'BEGIN{print (a > b ? a : b)}')" '<=' $((256 * 1024))) ($(mib "$cr"), $(mib "$fr"))"
     echo "- Parquet no larger than DuckDB's: $(verdict "$core_bytes" '<=' "$duck_bytes") ($(ratio "$core_bytes" "$duck_bytes"))"
   fi
@@ -182,7 +210,7 @@ done
 if [ -n "${default_rss[3060000]:-}" ]; then
   echo
   echo "At 3,060,000 records, every default, against 306,000:"
-  echo "- peak RSS at most 1.2x: $(verdict "$(awk -v a="${default_rss[3060000]}" -v b="${default_rss[306000]}" 'BEGIN{print a/b}')" '<=' 1.2) ($(ratio "${default_rss[3060000]}" "${default_rss[306000]}"))"
+  echo "- peak RSS at most 400 MiB (Cloud Run's 512 MiB): $(verdict "${default_rss[3060000]}" '<=' $((400 * 1024))) ($(mib "${default_rss[3060000]}"))"
   echo "- wall at most 11x: $(verdict "$(awk -v a="${default_wall[3060000]}" -v b="${default_wall[306000]}" 'BEGIN{print a/b}')" '<=' 11) ($(ratio "${default_wall[3060000]}" "${default_wall[306000]}"))"
 fi
 
@@ -214,4 +242,5 @@ if [ "$throttle" -gt 0 ]; then
   echo "- job wall at most 1.05x the plain download's: $(verdict "$(awk -v a="$tw" -v b="$cw" 'BEGIN{print a/b}')" '<=' 1.05)"
 fi
 echo
+echo "Machine load (1, 5, 15 min): $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after; this script keeps both cores busy itself."
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(go version | cut -d' ' -f3); node $(node --version); DuckDB $duckdb_version"

@@ -15,12 +15,27 @@ import (
 // into the decoder. It goes to a hidden staging name first: whether it
 // ends as the day's archive or under rejected/ is known only at the end
 // of the body.
+//
+// A body that arrives gzip-compressed is archived as it arrived
+// (newGzipArchive): the received stream is already a gzip file of the
+// body, so nothing is compressed again. Otherwise the body is compressed
+// here (newRawArchive).
 type rawArchive struct {
 	store   sink.Store
 	staging string
 	obj     *sink.Object
-	gz      *gzip.Writer
-	async   *asyncWriter // feeds gz on a goroutine of its own
+	gz      *gzip.Writer // nil when the bytes written are gzip already
+	async   *asyncWriter // feeds gz (or obj) on a goroutine of its own
+}
+
+// newGzipArchive starts an archive written with the received gzip stream
+// of the body itself (fetch.Body.TeeGzip).
+func newGzipArchive(ctx context.Context, store sink.Store, staging string) (*rawArchive, error) {
+	obj, err := store.NewObject(ctx, staging, "application/gzip")
+	if err != nil {
+		return nil, err
+	}
+	return &rawArchive{store: store, staging: staging, obj: obj, async: newAsyncWriter(obj, 4, 256<<10)}, nil
 }
 
 // newRawArchive starts the archive at the staged name staging: hidden
@@ -50,9 +65,11 @@ func (a *rawArchive) commit() (sink.ObjectInfo, error) {
 		a.obj.Abort()
 		return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
 	}
-	if err := a.gz.Close(); err != nil {
-		a.obj.Abort()
-		return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
+	if a.gz != nil {
+		if err := a.gz.Close(); err != nil {
+			a.obj.Abort()
+			return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
+		}
 	}
 	return a.obj.Commit()
 }

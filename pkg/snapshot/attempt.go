@@ -72,11 +72,20 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	defer func() { a.fig.wireBytes, a.fig.bodyBytes = body.WireBytes(), body.BodyBytes() }()
 
 	// Every byte the decoder reads is also hashed and, with ArchiveRaw,
-	// compressed into the archive: one download, no second pass.
+	// archived: one download, no second pass. A gzip body is archived as
+	// received (its SHA-256 is still the decoded body's); any other is
+	// compressed into the archive.
 	digest := sha256.New()
 	var archive *rawArchive
 	tee := io.Writer(digest)
-	if opts.ArchiveRaw {
+	switch {
+	case opts.ArchiveRaw && body.Gzipped():
+		if archive, err = newGzipArchive(ctx, opts.Store, stage(a.names.Archive)); err != nil {
+			return attemptResult{}, err
+		}
+		defer archive.abort()
+		body.TeeGzip(archive)
+	case opts.ArchiveRaw:
 		if archive, err = newRawArchive(ctx, opts.Store, stage(a.names.Archive)); err != nil {
 			return attemptResult{}, err
 		}

@@ -267,8 +267,50 @@ type Body struct {
 
 	r      io.Reader
 	wire   *countingReader
+	gzip   *gzipTap     // the gzip stream under the decompressor; nil if none
 	read   atomic.Int64 // decompressed bytes read
 	closer func() error
+}
+
+// Gzipped reports whether the body arrives gzip-compressed (the server's
+// Content-Encoding, or a saved .gz body), so that TeeGzip can keep the
+// compressed bytes as they came.
+func (b *Body) Gzipped() bool { return b.gzip != nil }
+
+// TeeGzip writes to w every byte of the gzip stream the body is
+// decompressed from, as it is read: a gzip file of the body, the same
+// one the server sent or the file held, with no compression of its own.
+// Call it before the first Read; it does nothing for a body that is not
+// Gzipped. Write errors are w's to keep (the stream goes on).
+func (b *Body) TeeGzip(w io.Writer) {
+	if b.gzip != nil {
+		b.gzip.tee(w)
+	}
+}
+
+// gzipTap passes the gzip stream to the decompressor, copying it to a
+// writer once there is one; what was read before (a saved body's gzip
+// header, read at Open) is held until then.
+type gzipTap struct {
+	r       io.Reader
+	w       io.Writer
+	pending []byte
+}
+
+func (t *gzipTap) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if t.w != nil {
+		t.w.Write(p[:n])
+	} else {
+		t.pending = append(t.pending, p[:n]...)
+	}
+	return n, err
+}
+
+func (t *gzipTap) tee(w io.Writer) {
+	t.w = w
+	w.Write(t.pending)
+	t.pending = nil
 }
 
 // Read reads the decompressed JSON.
@@ -457,7 +499,8 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	}
 	var r io.Reader = wire
 	if enc := strings.ToLower(resp.Header.Get("Content-Encoding")); enc == "gzip" || enc == "x-gzip" {
-		r = &lazyGzipReader{r: wire}
+		body.gzip = &gzipTap{r: wire}
+		r = &lazyGzipReader{r: body.gzip}
 	}
 	if from != shown {
 		body.Requested = shown
@@ -503,7 +546,8 @@ func savedBody(source string, r io.ReadCloser, size int64) (*Body, error) {
 	br := bufio.NewReaderSize(wire, 64<<10)
 	body := &Body{Source: source, ContentLength: size, wire: wire, r: br, closer: r.Close}
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
+		body.gzip = &gzipTap{r: br}
+		zr, err := gzip.NewReader(body.gzip)
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("open source %s: %w", source, err)

@@ -8,6 +8,7 @@
 package spoctest
 
 import (
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -98,6 +100,10 @@ type Handler struct {
 	planted  Planted
 	size     int64
 	requests atomic.Int64
+	// gzipped is a fixed body compressed once, as a server that caches
+	// its gzip answer sends it: the compression costs no request.
+	gzipOnce sync.Once
+	gzipped  []byte
 }
 
 // NewHandler returns the fake endpoint as an http.Handler, for a server
@@ -173,7 +179,25 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out = &cuttingWriter{w: out, left: s.cfg.cutAfter}
 	}
 	var zw *gzip.Writer
-	if s.cfg.gzip && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+	acceptsGzip := s.cfg.gzip && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip")
+	if acceptsGzip && s.cfg.body != nil {
+		s.gzipOnce.Do(func() {
+			var b bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+			zw.Write(s.cfg.body)
+			zw.Close()
+			s.gzipped = b.Bytes()
+		})
+		w.Header().Set("Content-Encoding", "gzip")
+		if !(cut && s.cfg.cutCleanly) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(s.gzipped)))
+		}
+		if _, err := out.Write(s.gzipped); err != nil && !(errors.Is(err, errCut) && s.cfg.cutCleanly) {
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	if acceptsGzip {
 		w.Header().Set("Content-Encoding", "gzip")
 		zw, _ = gzip.NewWriterLevel(out, gzip.BestSpeed)
 		out = zw
