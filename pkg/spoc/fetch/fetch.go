@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // ErrStalled means the body stopped arriving for longer than the stall timeout.
