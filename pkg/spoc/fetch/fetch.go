@@ -290,19 +290,23 @@ func (b *Body) TeeGzip(w io.Writer) {
 }
 
 // gzipTap passes the gzip stream to the decompressor, copying it to a
-// writer once there is one; what was read before (a saved body's gzip
-// header, read at Open) is held until then.
+// writer once there is one. What is read while holding (a saved body's
+// gzip header, read at Open: one buffer of the decompressor) is kept
+// until then; nothing else is kept, so a body read without TeeGzip holds
+// no copy of its stream.
 type gzipTap struct {
 	r       io.Reader
 	w       io.Writer
+	holding bool
 	pending []byte
 }
 
 func (t *gzipTap) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
-	if t.w != nil {
+	switch {
+	case t.w != nil:
 		t.w.Write(p[:n])
-	} else {
+	case t.holding:
 		t.pending = append(t.pending, p[:n]...)
 	}
 	return n, err
@@ -547,8 +551,9 @@ func savedBody(source string, r io.ReadCloser, size int64) (*Body, error) {
 	br := bufio.NewReaderSize(wire, 64<<10)
 	body := &Body{Source: source, ContentLength: size, wire: wire, r: br, closer: r.Close}
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		body.gzip = &gzipTap{r: br}
+		body.gzip = &gzipTap{r: br, holding: true}
 		zr, err := gzip.NewReader(body.gzip)
+		body.gzip.holding = false
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("open source %s: %w", source, err)
