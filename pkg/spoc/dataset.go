@@ -317,16 +317,8 @@ func (d *Dataset) namesWhere(keep func(Column) bool) []string {
 	return names
 }
 
-// column maps a JSON field name to its column, dropped (-1) for a
-// Dropped field; known is false for a field the dataset does not declare.
-func (d *Dataset) column(key []byte) (col int, known bool) {
-	if slot, ok := d.slot(key); ok {
-		return d.lookup[slot].col, true
-	}
-	return 0, false
-}
-
-// slot is the lookup slot of key, if the dataset knows it.
+// slot is the lookup slot of key, if the dataset knows it; the slot's col
+// is the key's column, dropped (-1) for a Dropped field.
 func (d *Dataset) slot(key []byte) (uint8, bool) {
 	if len(key) == 0 {
 		return 0, false

@@ -143,3 +143,13 @@ func TestFieldLookupNearMisses(t *testing.T) {
 		}
 	}
 }
+
+// column maps a JSON field name to its column as the decoder's lookup
+// does, dropped (-1) for a Dropped field; known is false for a field the
+// dataset does not declare.
+func (d *Dataset) column(key []byte) (col int, known bool) {
+	if slot, ok := d.slot(key); ok {
+		return d.lookup[slot].col, true
+	}
+	return 0, false
+}
