@@ -131,7 +131,7 @@ func checkColumns(opts Options, stats spoc.Stats, previous *Manifest) (forced bo
 		former := float64(previous.Stats.RecordsWritten-before.Nulls) * float64(stats.RecordsRead) / float64(max(previous.Stats.RecordsRead, 1))
 		best := math.Inf(1)
 		for _, f := range stats.UndeclaredFields {
-			if off := math.Abs(float64(f.Count)-former) / former; off <= 0.1 && off < best && f.Name != "(other)" {
+			if off := math.Abs(float64(f.Count)-former) / former; off <= 0.1 && off < best && f.Name != spoc.OtherField {
 				best, c.LikelyRename, c.Count = off, f.Name, f.Count
 			}
 		}

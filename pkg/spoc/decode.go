@@ -571,23 +571,38 @@ func (d *Decoder) skipUndeclared(key []byte) error {
 	return d.sc.SkipValue(4)
 }
 
-// jsonType names the JSON type of a value by its first byte.
-func jsonType(c byte) string {
+// The JSON types of a value, in the order Stats.UndeclaredFields lists
+// their names (jsonTypes).
+const (
+	typeArray = iota
+	typeBoolean
+	typeInvalid // not a JSON value
+	typeNull
+	typeNumber
+	typeObject
+	typeString
+)
+
+var jsonTypes = [...]string{typeArray: "array", typeBoolean: "boolean", typeInvalid: "invalid", typeNull: "null",
+	typeNumber: "number", typeObject: "object", typeString: "string"}
+
+// jsonType is the type of a value, by its first byte.
+func jsonType(c byte) int {
 	switch {
 	case c == '"':
-		return "string"
+		return typeString
 	case c == '-' || jsonscan.IsDigit(c):
-		return "number"
+		return typeNumber
 	case c == 't' || c == 'f':
-		return "boolean"
+		return typeBoolean
 	case c == 'n':
-		return "null"
+		return typeNull
 	case c == '{':
-		return "object"
+		return typeObject
 	case c == '[':
-		return "array"
+		return typeArray
 	}
-	return "invalid"
+	return typeInvalid
 }
 
 // readField converts the next JSON value into the row's cell for col. A

@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"hash/maphash"
-	"maps"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -118,12 +118,15 @@ const (
 	longStatus     = "(too long)"
 
 	// maxUndeclaredFields and maxFieldNameBytes bound the undeclared
-	// fields reported: past them, a name is counted as otherField, and a
+	// fields reported: past them, a name is counted as OtherField, and a
 	// longer name is cut.
 	maxUndeclaredFields = 32
 	maxFieldNameBytes   = 64
-	otherField          = "(other)"
 )
+
+// OtherField is the name the undeclared fields past the first 32 are
+// counted under in Stats.UndeclaredFields.
+const OtherField = "(other)"
 
 // collector accumulates Stats with fixed-size arrays on the hot path and
 // builds the map form only when asked.
@@ -146,13 +149,14 @@ type collector struct {
 
 func newCollector(ds *Dataset) *collector {
 	return &collector{
-		columns:  ds.Columns,
-		nulls:    make([]int64, len(ds.Columns)),
-		present:  make([]int64, len(ds.Columns)),
-		invalid:  make([]map[string]int64, len(ds.Columns)),
-		dropped:  map[string]int64{},
-		byStatus: map[string]*int64{},
-		mpob:     mpobCounter{seed: maphash.MakeSeed()},
+		columns:    ds.Columns,
+		nulls:      make([]int64, len(ds.Columns)),
+		present:    make([]int64, len(ds.Columns)),
+		invalid:    make([]map[string]int64, len(ds.Columns)),
+		dropped:    map[string]int64{},
+		byStatus:   map[string]*int64{},
+		undeclared: map[string]*fieldCount{},
+		mpob:       mpobCounter{seed: maphash.MakeSeed()},
 	}
 }
 
@@ -164,7 +168,9 @@ func (c *collector) countInvalid(col int, reason string) {
 }
 
 func (c *collector) countStatus(status []byte, isNull bool) {
-	key := nullStatus
+	// A null or overlong status has its own label, whatever the count
+	// of values.
+	key, limit := nullStatus, math.MaxInt
 	if !isNull && len(status) > maxStatusBytes {
 		key = longStatus
 	} else if !isNull {
@@ -172,45 +178,42 @@ func (c *collector) countStatus(status []byte, isNull bool) {
 			*n++
 			return
 		}
-		key = string(status)
-		if len(c.byStatus) >= maxStatusValues {
-			key = otherStatus
-		}
+		key, limit = string(status), maxStatusValues
 	}
-	n, ok := c.byStatus[key]
-	if !ok {
-		n = new(int64)
-		c.byStatus[key] = n
-	}
-	*n++
+	*counterFor(c.byStatus, key, limit, otherStatus)++
 }
 
-// fieldCount is an undeclared field's count and the JSON types seen.
+// counterFor returns the counter of name in m, creating it. A name new to
+// a map that holds limit names already is counted under other instead,
+// which keeps the map bounded whatever the body holds.
+func counterFor[T any](m map[string]*T, name string, limit int, other string) *T {
+	if _, ok := m[name]; !ok && len(m) >= limit {
+		name = other
+	}
+	n, ok := m[name]
+	if !ok {
+		n = new(T)
+		m[name] = n
+	}
+	return n
+}
+
+// fieldCount is an undeclared field's count and the JSON types seen (bit
+// i: jsonTypes[i]).
 type fieldCount struct {
 	n     int64
-	types map[string]bool
+	types uint8
 }
 
-// countUndeclared counts one occurrence of an undeclared field.
-func (c *collector) countUndeclared(key []byte, typ string) {
+// countUndeclared counts one occurrence of an undeclared field whose value
+// is of JSON type jsonTypes[typ].
+func (c *collector) countUndeclared(key []byte, typ int) {
 	f, ok := c.undeclared[string(key)]
 	if !ok {
-		name := fieldName(key)
-		if f, ok = c.undeclared[name]; !ok {
-			if len(c.undeclared) >= maxUndeclaredFields {
-				name = otherField
-			}
-			if f, ok = c.undeclared[name]; !ok {
-				f = &fieldCount{types: map[string]bool{}}
-				if c.undeclared == nil {
-					c.undeclared = map[string]*fieldCount{}
-				}
-				c.undeclared[name] = f
-			}
-		}
+		f = counterFor(c.undeclared, fieldName(key), maxUndeclaredFields, OtherField)
 	}
 	f.n++
-	f.types[typ] = true
+	f.types |= 1 << typ
 }
 
 // fieldName is key as reported: valid UTF-8, cut at maxFieldNameBytes.
@@ -247,7 +250,13 @@ func (c *collector) stats() Stats {
 		s.RecordsDropped += v
 	}
 	for name, f := range c.undeclared {
-		s.UndeclaredFields = append(s.UndeclaredFields, FieldSeen{Name: name, Count: f.n, Types: slices.Sorted(maps.Keys(f.types))})
+		seen := FieldSeen{Name: name, Count: f.n}
+		for i, t := range jsonTypes {
+			if f.types&(1<<i) != 0 {
+				seen.Types = append(seen.Types, t)
+			}
+		}
+		s.UndeclaredFields = append(s.UndeclaredFields, seen)
 	}
 	slices.SortFunc(s.UndeclaredFields, func(a, b FieldSeen) int {
 		if a.Count != b.Count {
