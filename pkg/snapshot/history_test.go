@@ -66,17 +66,24 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func TestRawArchiveHoldsTheBodyAndReplaysToTheSameTable(t *testing.T) {
-	body := generated(t, 700, 1)
+// archivedRun publishes the day from source into a new local output with
+// the raw archive on, and returns the manifest and the day's folder.
+func archivedRun(t *testing.T, source string) (*snapshot.Manifest, string) {
+	t.Helper()
 	out := t.TempDir()
 	store, _ := sink.NewLocal(out)
-	opts := options(t, serve(t, body), store)
+	opts := options(t, source, store)
 	opts.ArchiveRaw = true
 	m, err := snapshot.Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(out, "raw/spoc/20261126")
+	return m, filepath.Join(out, "raw/spoc", opts.Day.Format(snapshot.DateLayout))
+}
+
+func TestRawArchiveHoldsTheBodyAndReplaysToTheSameTable(t *testing.T) {
+	body := generated(t, 700, 1)
+	m, dir := archivedRun(t, serve(t, body))
 	if got, want := files(t, dir), []string{snapshot.ArchiveName, snapshot.ManifestName, snapshot.ParquetName}; !slices.Equal(got, want) {
 		t.Fatalf("day folder holds %v, want %v", got, want)
 	}
@@ -94,16 +101,9 @@ func TestRawArchiveHoldsTheBodyAndReplaysToTheSameTable(t *testing.T) {
 	// A replay of the archive into another output, under the same day,
 	// gives the same table value for value. (The bytes differ: the footer
 	// records the fetch time.)
-	replayOut := t.TempDir()
-	replayStore, _ := sink.NewLocal(replayOut)
-	replay := options(t, archive, replayStore)
-	replay.ArchiveRaw = true
-	rm, err := snapshot.Run(context.Background(), replay)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rm, replayDir := archivedRun(t, archive)
 	original, _ := os.ReadFile(filepath.Join(dir, snapshot.ParquetName))
-	replayed, _ := os.ReadFile(filepath.Join(replayOut, "raw/spoc/20261126", snapshot.ParquetName))
+	replayed, _ := os.ReadFile(filepath.Join(replayDir, snapshot.ParquetName))
 	if dumpParquet(t, original) != dumpParquet(t, replayed) {
 		t.Error("the replayed table differs from the original")
 	}
@@ -304,15 +304,7 @@ func readManifest(t *testing.T, store sink.Store, name string) snapshot.Manifest
 // sent plain is compressed into the archive.
 func TestGzipBodyIsArchivedAsReceived(t *testing.T) {
 	body := generated(t, 900, 3)
-	out := t.TempDir()
-	store, _ := sink.NewLocal(out)
-	opts := options(t, serve(t, body), store)
-	opts.ArchiveRaw = true
-	m, err := snapshot.Run(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(out, "raw/spoc/20261126")
+	m, dir := archivedRun(t, serve(t, body))
 	archive := filepath.Join(dir, snapshot.ArchiveName)
 	received, _ := os.ReadFile(archive)
 	if int64(len(received)) != m.Source.WireBytes || m.Archive.Size != m.Source.WireBytes {
@@ -322,15 +314,7 @@ func TestGzipBodyIsArchivedAsReceived(t *testing.T) {
 		t.Error("the archive is not a gzip of the body, or the SHA-256 is not the body's")
 	}
 
-	replayOut := t.TempDir()
-	replayStore, _ := sink.NewLocal(replayOut)
-	replay := options(t, archive, replayStore)
-	replay.ArchiveRaw = true
-	rm, err := snapshot.Run(context.Background(), replay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	replayDir := filepath.Join(replayOut, "raw/spoc/20261126")
+	rm, replayDir := archivedRun(t, archive)
 	again, _ := os.ReadFile(filepath.Join(replayDir, snapshot.ArchiveName))
 	if !bytes.Equal(again, received) || rm.Source.SHA256 != m.Source.SHA256 {
 		t.Errorf("the replay's archive (%d bytes) is not the archive replayed (%d bytes)", len(again), len(received))
@@ -342,17 +326,10 @@ func TestGzipBodyIsArchivedAsReceived(t *testing.T) {
 	}
 
 	// Sent plain: compressed here.
-	plainOut := t.TempDir()
-	plainStore, _ := sink.NewLocal(plainOut)
 	up := spoctest.NewServer(spoctest.WithBody(body))
 	t.Cleanup(up.Close)
-	plain := options(t, up.URL, plainStore)
-	plain.ArchiveRaw = true
-	pm, err := snapshot.Run(context.Background(), plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plainArchive := filepath.Join(plainOut, "raw/spoc/20261126", snapshot.ArchiveName)
+	pm, plainDir := archivedRun(t, up.URL)
+	plainArchive := filepath.Join(plainDir, snapshot.ArchiveName)
 	if !bytes.Equal(gunzipFile(t, plainArchive), body) || pm.Source.WireBytes != int64(len(body)) || pm.Archive.Size >= int64(len(body))/2 {
 		t.Errorf("plain body: archive of %d bytes for %d received; want a gzip of the body", pm.Archive.Size, pm.Source.WireBytes)
 	}
