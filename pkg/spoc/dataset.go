@@ -115,15 +115,15 @@ const lookupSize = 256
 type fieldEntry struct {
 	name string
 	col  int
-	n    int // len(name); -1 for an empty slot
-	// short is n for a name of at most 24 bytes, else -1; w holds its
-	// bytes, zero-padded, and m the mask of those that are the name's.
+	// short is len(name) for a name of at most 24 bytes, else -1 (and -1
+	// for an empty slot); w holds its bytes, zero-padded, and m the mask
+	// of those that are the name's.
 	short int
 	w, m  [3]uint64
 }
 
 func newFieldEntry(name string, col int) fieldEntry {
-	e := fieldEntry{name: name, col: col, n: len(name), short: -1}
+	e := fieldEntry{name: name, col: col, short: -1}
 	if len(name) <= 24 {
 		e.short = len(name)
 		var b, mask [24]byte
@@ -140,11 +140,7 @@ func newFieldEntry(name string, col int) fieldEntry {
 
 // matches reports whether key is the entry's name.
 func (e *fieldEntry) matches(key []byte) bool {
-	if e.matchesInBuffer(key) {
-		return true
-	}
-	n := len(key)
-	return n == e.n && (e.short < 0 || cap(key) < 24) && string(key) == e.name
+	return e.matchesInBuffer(key) || (e.short < 0 || cap(key) < 24) && string(key) == e.name
 }
 
 // matchesInBuffer is matches for a name of at most 24 bytes and a key
@@ -188,7 +184,7 @@ seeds:
 		// An empty slot matches no key, the empty one included.
 		for i := range t {
 			if t[i].name == "" {
-				t[i].n, t[i].short = -1, -1
+				t[i].short = -1
 			}
 		}
 		d.lookup, d.lookupSeed = t, seed

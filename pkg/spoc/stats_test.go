@@ -61,6 +61,7 @@ func TestSchemaContractStats(t *testing.T) {
 			"[{band 3 [null number string]}]", nil},
 		{"object and array values", []string{`{"entity_smallholder_id":1,"extra":{"a":[1]},"more":[{}]}`}, "[{extra 1 [object]} {more 1 [array]}]", nil},
 		{"a renamed field", []string{`{"entity_smallholder_id":1,"certStatus":"ACTIVE"}`, `{"entity_smallholder_id":2,"certStatus":"EXPIRED"}`}, "[{certStatus 2 [string]}]", nil},
+		{"an empty name is no column's", []string{`{"":7,"entity_smallholder_id":1}`, `{"entity_smallholder_id":2,"":8}`}, "[{ 2 [number]}]", nil},
 		{"a long name is cut", []string{`{"entity_smallholder_id":1,"` + long + `":1}`}, "[{" + strings.Repeat("é", 32) + "… 1 [number]}]", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
