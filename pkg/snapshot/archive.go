@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -24,8 +25,9 @@ type rawArchive struct {
 	store   sink.Store
 	staging string
 	obj     *sink.Object
-	gz      *gzip.Writer // nil when the bytes written are gzip already
-	async   *asyncWriter // feeds gz (or obj) on a goroutine of its own
+	gz      *gzip.Writer  // nil when the bytes written are gzip already
+	out     *bufio.Writer // between gz and obj; nil with gz
+	async   *asyncWriter  // feeds gz (or obj) on a goroutine of its own
 }
 
 // newGzipArchive starts an archive written with the received gzip stream
@@ -48,14 +50,23 @@ func newRawArchive(ctx context.Context, store sink.Store, staging string) (*rawA
 	}
 	// Fastest level: compressing 200 MB takes tens of CPU seconds on a
 	// small machine even so, and this JSON still shrinks fivefold.
-	gz, err := gzip.NewWriterLevel(obj, gzip.BestSpeed)
+	// The compressor writes a few hundred bytes at a time (its bit
+	// writer's buffer): unbuffered, that was 145,000 writes for a
+	// 36 MB archive, each a system call on local disk and a hand-over to
+	// the upload goroutine on GCS.
+	out := bufio.NewWriterSize(obj, archiveWriteBuffer)
+	gz, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
 	if err != nil {
 		obj.Abort()
 		return nil, err
 	}
 	// 4 x 256 KiB: the decoder's reads are 64 KiB.
-	return &rawArchive{store: store, staging: staging, obj: obj, gz: gz, async: newAsyncWriter(gz, 4, 256<<10)}, nil
+	return &rawArchive{store: store, staging: staging, obj: obj, gz: gz, out: out, async: newAsyncWriter(gz, 4, 256<<10)}, nil
 }
+
+// archiveWriteBuffer is the size of the writes of a compressed archive
+// to its object.
+const archiveWriteBuffer = 256 << 10
 
 func (a *rawArchive) Write(p []byte) (int, error) { return a.async.Write(p) }
 
@@ -66,7 +77,11 @@ func (a *rawArchive) commit() (sink.ObjectInfo, error) {
 		return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
 	}
 	if a.gz != nil {
-		if err := a.gz.Close(); err != nil {
+		err := a.gz.Close()
+		if err == nil {
+			err = a.out.Flush()
+		}
+		if err != nil {
 			a.obj.Abort()
 			return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
 		}
