@@ -39,7 +39,7 @@ func TestOSHDataset(t *testing.T) {
 			}
 			dir := filepath.Join(out, spoc.OSH.Prefix, today())
 			n := snapshot.NamesOf(spoc.OSH)
-			if got, want := files(t, dir), []string{n.Changes, n.Archive, n.Manifest, n.Parquet}; !slices.Equal(got, want) {
+			if got, want := files(t, dir), []string{n.Changes, n.Digest, n.Archive, n.Manifest, n.Parquet}; !slices.Equal(got, want) {
 				t.Fatalf("the day holds %v, want %v", got, want)
 			}
 			m := readManifest(t, mustRead(t, filepath.Join(dir, n.Manifest)))

@@ -103,7 +103,7 @@ func TestJobKilledMidBodyThenRerun(t *testing.T) {
 				t.Errorf("the rerun does not say it took over the lock:\n%s", logs)
 			}
 			dir := testPrefix + "/" + day + "/"
-			want := []string{dir + snapshot.ChangesName, dir + snapshot.ArchiveName, dir + snapshot.ManifestName, dir + snapshot.ParquetName}
+			want := []string{dir + snapshot.ChangesName, dir + snapshot.DigestName, dir + snapshot.ArchiveName, dir + snapshot.ManifestName, dir + snapshot.ParquetName}
 			if got := list(); strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Errorf("after the rerun the day holds %v, want %v: no lock, no leftovers", got, want)
 			}

@@ -22,13 +22,14 @@ const benchRecords = 131_072
 // generatedDay is a day of the project's generator decoded into batches,
 // and those batches written as the job writes its snapshot.
 func generatedDay(records int) ([]arrow.RecordBatch, []byte, error) {
-	return generatedDayOf(spoc.SPOC, records)
+	return generatedDayOf(spoc.SPOC, spoctest.GenOptions{Records: records, Seed: 1})
 }
 
-// generatedDayOf is generatedDay for any dataset.
-func generatedDayOf(ds *spoc.Dataset, records int) ([]arrow.RecordBatch, []byte, error) {
+// generatedDayOf is generatedDay for any dataset and generator options.
+func generatedDayOf(ds *spoc.Dataset, opts spoctest.GenOptions) ([]arrow.RecordBatch, []byte, error) {
 	var body bytes.Buffer
-	if _, err := spoctest.Generate(&body, spoctest.GenOptions{Dataset: ds.Name, Records: records, Seed: 1}); err != nil {
+	opts.Dataset = ds.Name
+	if _, err := spoctest.Generate(&body, opts); err != nil {
 		return nil, nil, err
 	}
 	dec := spoc.NewDecoder(&body, spoc.WithDataset(ds))
@@ -72,6 +73,38 @@ func BenchmarkReadBaseline(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", bytes.NewReader(file))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if base.Len() == 0 {
+			b.Fatal("empty baseline")
+		}
+	}
+}
+
+// BenchmarkReadDigest reads the Baseline of the same snapshot from the
+// digest its run wrote, which a run reads instead of the Parquet file
+// (BenchmarkReadBaseline); SetBytes is the Parquet file's size, so that
+// the two compare in MB/s.
+func BenchmarkReadDigest(b *testing.B) {
+	batches, file := benchSnapshot()
+	d, err := changes.NewDigester(spoc.Schema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, rec := range batches {
+		if err := d.Add(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var digest bytes.Buffer
+	if _, err := d.WriteDigest(&digest, "20261125"); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(file)))
+	b.ReportAllocs()
+	for b.Loop() {
+		base, err := changes.ReadDigest(context.Background(), spoc.Schema, "20261125", bytes.NewReader(digest.Bytes()), int64(digest.Len()), bytes.NewReader(file))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,25 +3,34 @@
 // which removed, which changed and in which columns, and how their
 // cert_status moved.
 //
-// A Baseline is read from the previous snapshot's Parquet file before the
-// day's body is fetched. The day's record batches are then fed to a
-// Comparison as they are decoded, and Finish reads the previous file a
-// second time for the before-values of the plots that changed or went.
+// A Baseline is the previous snapshot's digest: per id, a hash of the
+// rest of its row. It is read before the day's body is fetched, from the
+// digest object the previous run wrote beside its snapshot (ReadDigest)
+// or, when there is none or it cannot be used, from the previous
+// snapshot's Parquet file (ReadBaseline). The day's record batches are
+// then fed to a Comparison as they are decoded, which builds the day's own
+// digest on the way (Comparison.Digester), and Finish reads the previous
+// Parquet file for the before-values of the plots that changed or went.
+// So the previous file is read once a run, and not at all on a day when
+// nothing changed or went.
 //
 // # Memory
 //
 // Neither snapshot is held in memory. The previous file is read row group
 // by row group (one ranged read per column chunk on GCS) and the Baseline
 // keeps 17 bytes per previous plot: its id, a 64-bit hash of the rest of
-// its row, and a flag byte. A changed plot costs about 310 bytes (the hash
-// of each of its columns, to name the ones that changed, and the values of
-// the change table), an added or removed one about 120. On an ordinary
-// day a few thousand plots change and the cost is a few megabytes at
-// 306,000 plots; on a day when every plot changes it is about 95 MB.
+// its row, and a flag byte; the day's digest 16 bytes a plot. A changed
+// plot costs about 310 bytes (the hash of each of its columns, to name
+// the ones that changed, and the values of the change table), an added
+// or removed one about 120. On an ordinary day a few thousand plots
+// change and the cost is a few megabytes at 306,000 plots; on a day when
+// every plot changes it is about 95 MB.
 //
-// Hashes are seeded per Baseline, so both snapshots are hashed with the
-// same function within one run and never compared across runs. Two
-// different values of a column hash alike with a probability of 2^-64.
+// The keys of the hash function are drawn at random when a Baseline is
+// read from a Parquet file, and travel in the digest from day to day:
+// both snapshots of a comparison are hashed with the same function, and
+// the keys are written nowhere but in the digests. Two different values
+// of a column hash alike with a probability of 2^-64.
 //
 // # Duplicate ids
 //

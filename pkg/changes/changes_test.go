@@ -20,6 +20,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
 // plot is a row of a snapshot with the columns the tests vary; the others
@@ -457,7 +458,7 @@ func TestGeneratedDay(t *testing.T) {
 // column's value shows in that column only.
 func TestBothReadersHashAlike(t *testing.T) {
 	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH} {
-		batches, file, err := generatedDayOf(ds, 3000)
+		batches, file, err := generatedDayOf(ds, spoctest.GenOptions{Records: 3000, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

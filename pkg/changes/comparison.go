@@ -18,7 +18,7 @@ type Comparison struct {
 	flags      []uint8
 	rows       []change // added and changed, in the order seen
 	duplicates int64
-	hashes     rowHashes
+	next       *Digester         // of the current snapshot, with the Baseline's keys
 	statuses   map[string]string // interned cert_status values
 }
 
@@ -53,8 +53,15 @@ type values struct {
 
 // NewComparison starts the comparison of one attempt.
 func (b *Baseline) NewComparison() *Comparison {
-	return &Comparison{base: b, flags: make([]uint8, len(b.entries)), statuses: map[string]string{}}
+	// A day holds about as many plots as the day before: room for a few
+	// more spares the regrowth of 16 bytes a row.
+	next := &Digester{h: b.h, rows: make([]entry, 0, len(b.entries)+len(b.entries)/32)}
+	return &Comparison{base: b, flags: make([]uint8, len(b.entries)), next: next, statuses: map[string]string{}}
 }
+
+// Digester is the digest of the current snapshot, built by Add: the next
+// day's Baseline, hashed with this one's keys.
+func (c *Comparison) Digester() *Digester { return c.next }
 
 // Add compares the rows of rec, a batch with spoc.Schema, with the
 // Baseline.
@@ -63,9 +70,10 @@ func (c *Comparison) Add(rec arrow.RecordBatch) error {
 	if err != nil {
 		return err
 	}
-	if err := c.hashes.compute(c.base.h, rec); err != nil {
+	if err := c.next.add(rec, ids); err != nil {
 		return err
 	}
+	hashes := &c.next.hashes
 	get := newValueReader(rec)
 	for i := range ids.Len() {
 		id := ids.Value(i)
@@ -77,11 +85,11 @@ func (c *Comparison) Add(rec arrow.RecordBatch) error {
 			c.duplicates++
 		default:
 			c.flags[j] |= seen
-			if c.base.entries[j].hash == c.hashes.row[i] {
+			if c.base.entries[j].hash == hashes.row[i] {
 				continue
 			}
-			cols := make([]uint64, len(c.hashes.columns))
-			for k, col := range c.hashes.columns {
+			cols := make([]uint64, len(hashes.columns))
+			for k, col := range hashes.columns {
 				cols[k] = col[i]
 			}
 			c.rows = append(c.rows, change{id: id, prev: int32(j), kind: changed, after: get.at(i, c.statuses), columns: cols})

@@ -2,24 +2,34 @@ package changes
 
 import (
 	"fmt"
-	"hash/maphash"
 	"math"
 	"math/rand/v2"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/zeebo/xxh3"
 )
 
 // hasher hashes the columns of a snapshot's schema but the id, its first.
+//
+// Its two keys are drawn at random when a Baseline is read from a
+// snapshot's Parquet file, and kept in the digest (Digester) that the run
+// writes, so that the next run, which reads that digest, hashes its day
+// with the same function. They are written nowhere else.
 type hasher struct {
-	seed  maphash.Seed
-	key   uint64
+	seed  uint64 // of a text value's hash
+	key   uint64 // mixed into a number's bits, and a row's first hash
 	names []string
 	types []arrow.DataType
 }
 
+// newHasher is a hasher of schema with fresh keys.
 func newHasher(schema *arrow.Schema) (hasher, error) {
-	h := hasher{seed: maphash.MakeSeed(), key: rand.Uint64()}
+	return hasherWithKeys(schema, rand.Uint64(), rand.Uint64())
+}
+
+func hasherWithKeys(schema *arrow.Schema, seed, key uint64) (hasher, error) {
+	h := hasher{seed: seed, key: key}
 	fields := schema.Fields()
 	switch {
 	case len(fields) == 0 || fields[0].Name != idColumnName:
@@ -45,7 +55,7 @@ const maxCompared = 32
 // hashes alike whichever reader met it. A timestamp is its int64 of
 // microseconds in both.
 
-func (h hasher) text(b []byte) uint64     { return maphash.Bytes(h.seed, b) }
+func (h hasher) text(b []byte) uint64     { return xxh3.HashSeed(b, h.seed) }
 func (h hasher) int64(v int64) uint64     { return h.num(uint64(v)) }
 func (h hasher) int32(v int32) uint64     { return h.num(uint64(v)) }
 func (h hasher) float64(v float64) uint64 { return h.num(math.Float64bits(v)) }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -103,16 +105,27 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	if err != nil {
 		return attemptResult{}, err
 	}
+	// The comparison builds the day's digest; without a previous
+	// snapshot a Digester alone does.
 	var cmp *changes.Comparison
-	if a.h.baseline != nil {
+	var digester *changes.Digester
+	var rows batchAdder
+	switch {
+	case a.h.baseline != nil:
 		cmp = a.h.baseline.NewComparison()
+		digester, rows = cmp.Digester(), cmp
+	case opts.DetectChanges:
+		if digester, err = changes.NewDigester(opts.Dataset.Schema()); err != nil {
+			return attemptResult{}, err
+		}
+		rows = digester
 	}
 	dec := spoc.NewDecoder(source, decoderOptions(opts)...)
 	defer dec.Release()
 	_, decodeSpan := a.in.tracer.Start(ctx, PhaseDecode)
 	batches := startReadAhead(dec, &a.fig.decode)
 	_, writeSpan := a.in.tracer.Start(ctx, PhaseWrite)
-	stats, err := a.writeBatches(pw, obj, batches, dec, cmp, body)
+	stats, err := a.writeBatches(pw, obj, batches, dec, rows, body)
 	stopFetch()
 	batches.Close()
 	endSpan(writeSpan, err)
@@ -150,19 +163,26 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	if err != nil {
 		return attemptResult{}, err
 	}
-	var changeTable *sink.Object
+	var changeTable, digestObj *sink.Object
 	if opts.DetectChanges {
 		err := a.in.phase(ctx, PhaseChanges, &a.fig.changes, func(ctx context.Context) (err error) {
-			changeTable, res.changes, err = writeChanges(ctx, opts, cmp, stage(a.names.Changes))
+			if changeTable, res.changes, err = writeChanges(ctx, opts, cmp, stage(a.names.Changes)); err != nil {
+				return err
+			}
+			res.changes.BaselineFrom = a.h.baselineFrom
+			digestObj, err = writeDigest(ctx, opts, digester, stage(a.names.Digest))
 			return err
 		})
+		if changeTable != nil {
+			defer changeTable.Abort()
+		}
 		if err != nil {
 			return attemptResult{}, err
 		}
-		defer changeTable.Abort()
+		defer digestObj.Abort()
 	}
 	err = a.in.phase(ctx, PhasePublish, &a.fig.publish, func(ctx context.Context) error {
-		return a.stageAll(ctx, obj, changeTable, archive, &res)
+		return a.stageAll(ctx, obj, []namedObject{{a.names.Changes, changeTable}, {a.names.Digest, digestObj}}, archive, &res)
 	})
 	if err != nil {
 		return attemptResult{}, err
@@ -200,10 +220,11 @@ func decoderOptions(opts Options) []spoc.DecoderOption {
 	return o
 }
 
-// stageAll commits the snapshot, then the change table and the archive
-// (either may be nil), under their staged names, and records them in
-// res. If one fails, those already staged are deleted again.
-func (a *attempt) stageAll(ctx context.Context, snapshot, changeTable *sink.Object, archive *rawArchive, res *attemptResult) error {
+// stageAll commits the snapshot, then the others (the change table and
+// the digest; nil ones are skipped) and the archive (nil: none), under
+// their staged names, and records them in res. If one fails, those
+// already staged are deleted again.
+func (a *attempt) stageAll(ctx context.Context, snapshot *sink.Object, others []namedObject, archive *rawArchive, res *attemptResult) error {
 	add := func(name string, info sink.ObjectInfo, err error) error {
 		if err != nil {
 			return errors.Join(err, dropStaged(ctx, a.opts.Store, res.staged))
@@ -215,9 +236,12 @@ func (a *attempt) stageAll(ctx context.Context, snapshot, changeTable *sink.Obje
 	if err := add(a.names.Parquet, info, err); err != nil {
 		return err
 	}
-	if changeTable != nil {
-		info, err := changeTable.Commit()
-		if err := add(a.names.Changes, info, err); err != nil {
+	for _, o := range others {
+		if o.obj == nil {
+			continue
+		}
+		info, err := o.obj.Commit()
+		if err := add(o.name, info, err); err != nil {
 			return err
 		}
 	}
@@ -230,9 +254,22 @@ func (a *attempt) stageAll(ctx context.Context, snapshot, changeTable *sink.Obje
 	return nil
 }
 
-// writeBatches encodes every batch of the decoder into pw, checks the
-// decoder's statistics against the run's limits and closes pw.
-func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, cmp *changes.Comparison, body *fetch.Body) (spoc.Stats, error) {
+// namedObject is an object of the day and its name in the day's folder.
+type namedObject struct {
+	name string
+	obj  *sink.Object
+}
+
+// batchAdder takes the snapshot's batches as they are written: a
+// changes.Comparison, or a changes.Digester on a first run.
+type batchAdder interface {
+	Add(rec arrow.RecordBatch) error
+}
+
+// writeBatches encodes every batch of the decoder into pw (and hands it
+// to rows, if not nil), checks the decoder's statistics against the
+// run's limits and closes pw.
+func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, rows batchAdder, body *fetch.Body) (spoc.Stats, error) {
 	source := body.Source
 	opts := a.opts
 	for {
@@ -246,9 +283,9 @@ func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches
 		opts.Progress.wrote(rec.NumRows())
 		if err != nil {
 			err = fmt.Errorf("write %s: %w", obj.URL(), err)
-		} else if cmp != nil {
+		} else if rows != nil {
 			start := time.Now()
-			if err = cmp.Add(rec); err != nil {
+			if err = rows.Add(rec); err != nil {
 				err = fmt.Errorf("compare with the previous snapshot: %w", err)
 			}
 			a.fig.changes += time.Since(start)

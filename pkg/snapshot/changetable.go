@@ -3,6 +3,10 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"path"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -12,24 +16,88 @@ import (
 )
 
 // readBaseline opens the previous snapshot's Parquet object, checks it is
-// the one its manifest describes, and reads its digest. The Baseline
-// keeps the object for Comparison.Finish; the caller closes it at the
-// end of the run.
-func readBaseline(ctx context.Context, store sink.Store, name string, previous *Manifest, schema *arrow.Schema) (*changes.Baseline, sink.ReaderAt, error) {
+// the one its manifest describes, and reads its Baseline: from the
+// snapshot's digest if the manifest records one and it can be used, from
+// the Parquet object otherwise. from says which (BaselineFromDigest,
+// BaselineFromParquet). The Baseline keeps the Parquet object for
+// Comparison.Finish; the caller closes it at the end of the run.
+func readBaseline(ctx context.Context, opts Options, names Names, previous *Manifest, log *slog.Logger) (_ *changes.Baseline, _ sink.ReaderAt, from string, _ error) {
+	store, schema := opts.Store, opts.Dataset.Schema()
+	dir := path.Join(opts.Prefix, previous.Snapshot)
+	name := path.Join(dir, names.Parquet)
 	f, err := store.NewReaderAt(ctx, name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("compare with the previous snapshot: %w", err)
+		return nil, nil, "", fmt.Errorf("compare with the previous snapshot: %w", err)
 	}
 	if f.Size() != previous.Parquet.Size {
 		f.Close()
-		return nil, nil, fmt.Errorf("compare with the previous snapshot: %s holds %d bytes, its manifest says %d", store.URL(name), f.Size(), previous.Parquet.Size)
+		return nil, nil, "", fmt.Errorf("compare with the previous snapshot: %s holds %d bytes, its manifest says %d", store.URL(name), f.Size(), previous.Parquet.Size)
+	}
+	digest := path.Join(dir, names.Digest)
+	if previous.Digest == nil {
+		log.InfoContext(ctx, "the previous snapshot has no digest: reading its Parquet file", "snapshot", previous.Snapshot)
+	} else if base, err := readDigest(ctx, store, digest, *previous.Digest, schema, previous.Snapshot, f); err == nil {
+		return base, f, BaselineFromDigest, nil
+	} else if ctx.Err() != nil {
+		f.Close()
+		return nil, nil, "", fmt.Errorf("compare with the previous snapshot: %w", err)
+	} else {
+		log.WarnContext(ctx, "the previous snapshot's digest cannot be used: reading its Parquet file instead",
+			"snapshot", previous.Snapshot, "digest", store.URL(digest), "error", err.Error())
 	}
 	base, err := changes.ReadBaseline(ctx, schema, previous.Snapshot, f)
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("compare with the previous snapshot %s: %w", store.URL(name), err)
+		return nil, nil, "", fmt.Errorf("compare with the previous snapshot %s: %w", store.URL(name), err)
 	}
-	return base, f, nil
+	return base, f, BaselineFromParquet, nil
+}
+
+// readDigest reads the Baseline of snapshot from its digest at name, which
+// must have the size and CRC32C its manifest recorded (want); f is the
+// snapshot's Parquet object.
+func readDigest(ctx context.Context, store sink.Store, name string, want sink.ObjectInfo, schema *arrow.Schema, snapshot string, f changes.File) (*changes.Baseline, error) {
+	r, err := store.NewReader(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	sum := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	counted := &countingWriter{w: sum}
+	base, err := changes.ReadDigest(ctx, schema, snapshot, io.TeeReader(r, counted), want.Size, f)
+	if err != nil {
+		return nil, err
+	}
+	if counted.n != want.Size || sum.Sum32() != want.CRC32C {
+		return nil, fmt.Errorf("it holds %d bytes, CRC32C %08x; its manifest says %d, %08x", counted.n, sum.Sum32(), want.Size, want.CRC32C)
+	}
+	return base, nil
+}
+
+// countingWriter counts the bytes written through it to w.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writeDigest writes the digest d of the day's snapshot to a new object at
+// name, which it returns uncommitted.
+func writeDigest(ctx context.Context, opts Options, d *changes.Digester, name string) (*sink.Object, error) {
+	obj, err := opts.Store.NewObject(ctx, name, "application/octet-stream")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.WriteDigest(obj, opts.Day.Format(DateLayout)); err != nil {
+		obj.Abort()
+		return nil, fmt.Errorf("write %s: %w", obj.URL(), err)
+	}
+	return obj, nil
 }
 
 // changeTableBatch is the change table's rows per record batch: the

@@ -22,9 +22,11 @@ type Manifest struct {
 	Stats    spoc.Stats  `json:"stats"`
 	// Archive is the raw body (ArchiveName), when Options.ArchiveRaw.
 	Archive *sink.ObjectInfo `json:"archive,omitempty"`
-	// Changes is the change table (ChangesName) and its summary, when
+	// Changes is the change table (ChangesName) and its summary, and
+	// Digest the snapshot's digest (DigestName), when
 	// Options.DetectChanges.
-	Changes *ChangesInfo `json:"changes,omitempty"`
+	Changes *ChangesInfo     `json:"changes,omitempty"`
+	Digest  *sink.ObjectInfo `json:"digest,omitempty"`
 	// Previous is the snapshot the publish guard compared with; nil on
 	// the first run ever. Forced says the guard was overridden.
 	Previous   *Previous `json:"previous,omitempty"`
@@ -61,8 +63,17 @@ type ParquetInfo struct {
 type ChangesInfo struct {
 	sink.ObjectInfo
 	Rows int64 `json:"rows"`
+	// BaselineFrom is what the previous snapshot was read from:
+	// BaselineFromDigest or BaselineFromParquet; empty on a first run.
+	BaselineFrom string `json:"baseline_from,omitempty"`
 	changes.Summary
 }
+
+// Values of ChangesInfo.BaselineFrom.
+const (
+	BaselineFromDigest  = "digest"
+	BaselineFromParquet = "parquet"
+)
 
 // Previous is the snapshot a run is compared with: the newest earlier day
 // under the same prefix that has a manifest.

@@ -69,14 +69,17 @@ func checkPublished(t *testing.T, store sink.Store, dir string) {
 	if m.Changes != nil {
 		infos[snapshot.ChangesName] = m.Changes.ObjectInfo
 	}
+	if m.Digest != nil {
+		infos[snapshot.DigestName] = *m.Digest
+	}
 	for name, info := range infos {
 		data := readAll(t, store, path.Join(dir, name))
 		if crc := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)); info.Size != int64(len(data)) || info.CRC32C != crc {
 			t.Errorf("the manifest says %s has %d bytes, CRC32C %08x; it has %d, %08x", name, info.Size, info.CRC32C, len(data), crc)
 		}
 	}
-	if len(infos) != 3 {
-		t.Errorf("the manifest names %d objects, want 3", len(infos))
+	if len(infos) != 4 {
+		t.Errorf("the manifest names %d objects, want 4", len(infos))
 	}
 }
 
@@ -257,8 +260,9 @@ func TestRerunFailingAtAnyStepLeavesTheDay(t *testing.T) {
 				// objects, the backups, the swap and the manifest.
 				checkStepsFaulted(t, hits, []string{
 					"new-object .spoc-list-public.parquet.tmp-",
-					"copy .spoc-list-public.parquet.backup-", "copy .spoc-list-public.json.gz.backup-", "copy .spoc-list-public.changes.parquet.backup-",
-					"copy spoc-list-public.parquet", "copy spoc-list-public.json.gz", "copy spoc-list-public.changes.parquet",
+					"new-object .spoc-list-public.digest.tmp-",
+					"copy .spoc-list-public.parquet.backup-", "copy .spoc-list-public.json.gz.backup-", "copy .spoc-list-public.changes.parquet.backup-", "copy .spoc-list-public.digest.backup-",
+					"copy spoc-list-public.parquet", "copy spoc-list-public.json.gz", "copy spoc-list-public.changes.parquet", "copy spoc-list-public.digest",
 					"replace spoc-list-public.manifest.json", "replace .spoc-list-public.lock",
 				})
 			})
@@ -288,8 +292,8 @@ func TestRerunFailingAtAnyRequestLeavesTheDayOnGCS(t *testing.T) {
 			}
 			hits := rerunUnderFaults(t, h.Store, h.Store, list, emulatorFaults(e, applied))
 			checkStepsFaulted(t, hits, []string{
-				"post .spoc-list-public.parquet.tmp-", "copy .spoc-list-public.", "copy spoc-list-public.parquet", "copy spoc-list-public.json.gz",
-				"post spoc-list-public.manifest.json", "post .spoc-list-public.lock", "delete .spoc-list-public.",
+				"post .spoc-list-public.parquet.tmp-", "copy .spoc-list-public.", "copy spoc-list-public.parquet", "copy spoc-list-public.json.gz", "copy spoc-list-public.digest",
+				"post .spoc-list-public.digest.tmp-", "post spoc-list-public.manifest.json", "post .spoc-list-public.lock", "delete .spoc-list-public.",
 			})
 		})
 	}

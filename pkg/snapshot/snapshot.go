@@ -9,6 +9,7 @@
 //
 //	{prefix}/{YYYYMMDD}/spoc-list-public.parquet                   the snapshot
 //	{prefix}/{YYYYMMDD}/spoc-list-public.json.gz                   the raw body
+//	{prefix}/{YYYYMMDD}/spoc-list-public.digest                    per plot, a hash for the next day's changes
 //	{prefix}/{YYYYMMDD}/spoc-list-public.manifest.json             written last
 //	{prefix}/{YYYYMMDD}/changes/spoc-list-public.changes.parquet   changes since the previous snapshot
 //	{prefix}/{YYYYMMDD}/rejected/spoc-list-public.json.gz          the body of a refused run
@@ -29,6 +30,15 @@
 // changes, and writes the change table in the day's changes/ folder. The first run
 // under a prefix writes an empty change table and says so in the
 // manifest (changes.first_run).
+//
+// Each such run also writes the digest of its snapshot (DigestName: per
+// plot, its id and a hash of its row, 16 bytes a plot), which the next
+// run reads instead of the Parquet file to find what changed. The
+// manifest records the digest's size and CRC32C. A digest that is
+// missing, does not match them, or is not the digest of that day's
+// snapshot and schema is not used: the run reads the previous Parquet
+// file instead, logs why, and says so in the manifest
+// (changes.baseline_from).
 //
 // # Failure
 //
@@ -118,16 +128,20 @@ const (
 	ParquetName  = "spoc-list-public.parquet"
 	ManifestName = "spoc-list-public.manifest.json"
 	ArchiveName  = "spoc-list-public.json.gz" // the raw body, gzip-compressed
+	// DigestName is the digest of the snapshot for the next day's
+	// change table (package changes); it ends in neither .parquet nor
+	// .json.gz, so no glob over the tables or the archives matches it.
+	DigestName = "spoc-list-public.digest"
 	// ChangesName is in a folder of its own, out of the snapshots' glob.
 	ChangesName = "changes/spoc-list-public.changes.parquet"
 	RejectedDir = "rejected" // where a refused run's raw body goes
 )
 
 // Names are the names of a dataset's objects in a day's folder: for
-// spoc.SPOC, ParquetName, ManifestName, ArchiveName, ChangesName and
-// LockName.
+// spoc.SPOC, ParquetName, ManifestName, ArchiveName, ChangesName,
+// DigestName and LockName.
 type Names struct {
-	Parquet, Manifest, Archive, Changes, Lock string
+	Parquet, Manifest, Archive, Changes, Digest, Lock string
 }
 
 // NamesOf is the names of ds's objects, from its Object base name.
@@ -138,6 +152,7 @@ func NamesOf(ds *spoc.Dataset) Names {
 		Manifest: o + ".manifest.json",
 		Archive:  o + ".json.gz",
 		Changes:  "changes/" + o + ".changes.parquet",
+		Digest:   o + ".digest",
 		Lock:     "." + o + ".lock",
 	}
 }
@@ -194,7 +209,8 @@ type Options struct {
 	// RejectedDir when the run is refused.
 	ArchiveRaw bool
 	// DetectChanges compares the records with the previous snapshot and
-	// writes the change table (ChangesName) in the day's folder.
+	// writes the change table (ChangesName) in the day's folder, and the
+	// snapshot's digest (DigestName) for the next day's comparison.
 	DetectChanges bool
 	// SkipIfUnchanged makes a rerun of a day whose manifest records the
 	// same body SHA-256 publish nothing and return ErrUnchanged.
@@ -282,6 +298,7 @@ type run struct {
 type history struct {
 	previous, sameDay *Manifest
 	baseline          *changes.Baseline
+	baselineFrom      string // BaselineFromDigest or BaselineFromParquet
 }
 
 // publish takes the day's lock, reads the history, runs the attempts and,
@@ -311,7 +328,7 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 	if opts.DetectChanges && r.h.previous != nil {
 		var prev sink.ReaderAt
 		err := r.in.phase(ctx, "baseline", &r.baselineTime, func(ctx context.Context) (err error) {
-			r.h.baseline, prev, err = readBaseline(ctx, opts.Store, path.Join(opts.Prefix, r.h.previous.Snapshot, r.names.Parquet), r.h.previous, opts.Dataset.Schema())
+			r.h.baseline, prev, r.h.baselineFrom, err = readBaseline(ctx, opts, r.names, r.h.previous, log)
 			return err
 		})
 		if err != nil {
@@ -320,7 +337,7 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 		// The Baseline reads it again in Finish; it is closed here, at
 		// the end of the run, after the last attempt.
 		defer prev.Close()
-		log.InfoContext(ctx, "read the previous snapshot's digest", "snapshot", r.h.previous.Snapshot, "ids", r.h.baseline.Len(), "seconds", r.baselineTime.Seconds())
+		log.InfoContext(ctx, "read the previous snapshot's digest", "snapshot", r.h.previous.Snapshot, "from", r.h.baselineFrom, "ids", r.h.baseline.Len(), "seconds", r.baselineTime.Seconds())
 	}
 	if opts.SkipIfUnchanged {
 		if r.h.sameDay, err = ReadManifest(ctx, opts.Store, path.Join(r.dir, r.names.Manifest)); err != nil {
@@ -386,6 +403,10 @@ func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.Objec
 	if info, ok := at[path.Join(r.dir, r.names.Archive)]; ok {
 		res.archive = &info
 	}
+	var digest *sink.ObjectInfo
+	if info, ok := at[path.Join(r.dir, r.names.Digest)]; ok {
+		digest = &info
+	}
 	m := &Manifest{
 		Snapshot:   r.opts.Day.Format(DateLayout),
 		Source:     res.source,
@@ -393,6 +414,7 @@ func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.Objec
 		Stats:      res.stats,
 		Archive:    res.archive,
 		Changes:    res.changes,
+		Digest:     digest,
 		Forced:     res.forced,
 		Attempts:   attempts,
 		StartedAt:  r.startedAt,

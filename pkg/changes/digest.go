@@ -1,0 +1,217 @@
+package changes
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// ErrDigest means a digest cannot stand for its snapshot: it is cut or
+// malformed, or it is the digest of another snapshot or of another
+// schema. The snapshot's Parquet file can still be read (ReadBaseline).
+var ErrDigest = errors.New("unusable digest")
+
+// Digester builds the digest of the snapshot being written, batch by
+// batch: per row, its id and the hash of the rest of the row, and the
+// keys of the hash function. Written beside the snapshot (WriteDigest),
+// it is the next day's Baseline (ReadDigest), which then needs no
+// reading of this snapshot's Parquet file; Comparison.Finish still reads
+// the file for the before-values of the plots that changed or went.
+//
+// A Digester keeps 16 bytes a row. It is not safe for concurrent use.
+type Digester struct {
+	h      hasher
+	hashes rowHashes // of the last batch; a Comparison reads them too
+	rows   []entry   // every row added, in the order added
+	sorted bool      // rows are by id, the first of each id only
+	dups   int64     // rows dropped by sorting
+}
+
+// NewDigester starts the digest of a snapshot of schema, the dataset's,
+// with fresh keys: for a run that has no Baseline to compare with.
+// Comparison.Digester is the one of a run that has.
+func NewDigester(schema *arrow.Schema) (*Digester, error) {
+	h, err := newHasher(schema)
+	if err != nil {
+		return nil, err
+	}
+	return &Digester{h: h}, nil
+}
+
+// Add hashes the rows of rec, a batch of the snapshot, in the order the
+// snapshot holds them.
+func (d *Digester) Add(rec arrow.RecordBatch) error {
+	ids, err := idColumn(rec)
+	if err != nil {
+		return err
+	}
+	return d.add(rec, ids)
+}
+
+func (d *Digester) add(rec arrow.RecordBatch, ids *array.Int64) error {
+	if d.sorted {
+		return errors.New("digest: Add after WriteDigest")
+	}
+	if err := d.hashes.compute(d.h, rec); err != nil {
+		return err
+	}
+	for i, id := range ids.Int64Values() {
+		d.rows = append(d.rows, entry{id, d.hashes.row[i]})
+	}
+	return nil
+}
+
+// The digest's layout, little-endian:
+//
+//	magic        8 bytes, digestMagic
+//	header size  uint32
+//	header       JSON, digestHeader
+//	rows         header.Rows times: id int64, hash uint64; ascending ids
+//
+// The header names the snapshot and the compared columns with their
+// types, so that a digest is never read for another day or schema.
+const (
+	digestMagic     = "SPOCDG1\n"
+	maxDigestHeader = 64 << 10
+	digestEntrySize = 16
+)
+
+type digestHeader struct {
+	Snapshot   string         `json:"snapshot"`
+	Columns    []digestColumn `json:"columns"`
+	Seed       uint64         `json:"seed"`
+	Key        uint64         `json:"key"`
+	Rows       int64          `json:"rows"`
+	Duplicates int64          `json:"duplicates"`
+}
+
+type digestColumn struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+func (h hasher) digestColumns() []digestColumn {
+	cols := make([]digestColumn, len(h.names))
+	for k, name := range h.names {
+		cols[k] = digestColumn{Name: name, Type: h.types[k].String()}
+	}
+	return cols
+}
+
+// WriteDigest writes the digest of snapshot (its date, YYYYMMDD) to w
+// and returns the bytes written. Call it once, after the last Add.
+func (d *Digester) WriteDigest(w io.Writer, snapshot string) (int64, error) {
+	if !d.sorted {
+		d.rows, d.dups = firstOfEachID(d.rows, func(e entry) int64 { return e.id })
+		d.sorted = true
+	}
+	header, err := json.Marshal(digestHeader{
+		Snapshot: snapshot, Columns: d.h.digestColumns(),
+		Seed: d.h.seed, Key: d.h.key,
+		Rows: int64(len(d.rows)), Duplicates: d.dups,
+	})
+	if err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	bw.WriteString(digestMagic)
+	bw.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(header))))
+	bw.Write(header)
+	var buf [digestEntrySize]byte
+	for _, e := range d.rows {
+		binary.LittleEndian.PutUint64(buf[:8], uint64(e.id))
+		binary.LittleEndian.PutUint64(buf[8:], e.hash)
+		if _, err := bw.Write(buf[:]); err != nil {
+			break // Flush returns it
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	return int64(len(digestMagic) + 4 + len(header) + len(d.rows)*digestEntrySize), nil
+}
+
+// ReadDigest reads the Baseline of snapshot (YYYYMMDD) from its digest, r
+// of size bytes, written by WriteDigest in the run that published it.
+// schema is the dataset's, as for ReadBaseline, and f the snapshot's
+// Parquet file, which the Baseline keeps for Comparison.Finish (see
+// Baseline). It reads r to its end. A digest that is cut, malformed, or
+// of another snapshot or schema is an ErrDigest.
+//
+// ReadDigest checks the digest's form, not its bytes: the caller checks
+// them against what the snapshot's manifest recorded.
+func ReadDigest(ctx context.Context, schema *arrow.Schema, snapshot string, r io.Reader, size int64, f File) (*Baseline, error) {
+	b, err := readDigest(ctx, schema, snapshot, r, size, f)
+	if err != nil {
+		return nil, fmt.Errorf("read the digest of snapshot %s: %w", snapshot, err)
+	}
+	return b, nil
+}
+
+func readDigest(ctx context.Context, schema *arrow.Schema, snapshot string, r io.Reader, size int64, f File) (*Baseline, error) {
+	want, err := newHasher(schema)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(r, 256<<10)
+	var fixed [len(digestMagic) + 4]byte
+	if _, err := io.ReadFull(br, fixed[:]); err != nil {
+		return nil, fmt.Errorf("%w: its header: %w", ErrDigest, err)
+	}
+	if string(fixed[:len(digestMagic)]) != digestMagic {
+		return nil, fmt.Errorf("%w: not a digest (no %q at its start)", ErrDigest, digestMagic)
+	}
+	n := int64(binary.LittleEndian.Uint32(fixed[len(digestMagic):]))
+	if n > maxDigestHeader || n > size-int64(len(fixed)) {
+		return nil, fmt.Errorf("%w: a header of %d bytes in %d", ErrDigest, n, size)
+	}
+	raw := make([]byte, n)
+	if _, err := io.ReadFull(br, raw); err != nil {
+		return nil, fmt.Errorf("%w: its header: %w", ErrDigest, err)
+	}
+	var header digestHeader
+	if err := json.Unmarshal(raw, &header); err != nil {
+		return nil, fmt.Errorf("%w: its header: %w", ErrDigest, err)
+	}
+	switch rest := size - int64(len(fixed)) - n; {
+	case header.Snapshot != snapshot:
+		return nil, fmt.Errorf("%w: it is the digest of snapshot %q", ErrDigest, header.Snapshot)
+	case !slices.Equal(header.Columns, want.digestColumns()):
+		return nil, fmt.Errorf("%w: its columns are not the dataset's", ErrDigest)
+	case header.Rows < 0 || rest != header.Rows*digestEntrySize:
+		return nil, fmt.Errorf("%w: %d rows in %d bytes", ErrDigest, header.Rows, rest)
+	}
+	h, err := hasherWithKeys(schema, header.Seed, header.Key)
+	if err != nil {
+		return nil, err
+	}
+	b := &Baseline{snapshot: snapshot, file: f, h: h, duplicates: header.Duplicates, entries: make([]entry, header.Rows)}
+	var buf [digestEntrySize]byte
+	for i := range b.entries {
+		if i%(64<<10) == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := io.ReadFull(br, buf[:]); err != nil {
+			return nil, fmt.Errorf("%w: row %d: %w", ErrDigest, i, err)
+		}
+		e := entry{int64(binary.LittleEndian.Uint64(buf[:8])), binary.LittleEndian.Uint64(buf[8:])}
+		if i > 0 && e.id <= b.entries[i-1].id {
+			return nil, fmt.Errorf("%w: row %d: id %d after %d", ErrDigest, i, e.id, b.entries[i-1].id)
+		}
+		b.entries[i] = e
+	}
+	if n, _ := br.Read(buf[:1]); n > 0 {
+		return nil, fmt.Errorf("%w: bytes after its last row", ErrDigest)
+	}
+	return b, nil
+}
