@@ -62,28 +62,18 @@ func readDigest(ctx context.Context, store sink.Store, name string, want sink.Ob
 		return nil, err
 	}
 	defer r.Close()
+	if r.Size() != want.Size {
+		return nil, fmt.Errorf("it holds %d bytes, its manifest says %d", r.Size(), want.Size)
+	}
 	sum := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	counted := &countingWriter{w: sum}
-	base, err := changes.ReadDigest(ctx, schema, snapshot, io.TeeReader(r, counted), want.Size, f)
+	base, err := changes.ReadDigest(ctx, schema, snapshot, io.TeeReader(r, sum), want.Size, f)
 	if err != nil {
 		return nil, err
 	}
-	if counted.n != want.Size || sum.Sum32() != want.CRC32C {
-		return nil, fmt.Errorf("it holds %d bytes, CRC32C %08x; its manifest says %d, %08x", counted.n, sum.Sum32(), want.Size, want.CRC32C)
+	if sum.Sum32() != want.CRC32C {
+		return nil, fmt.Errorf("its CRC32C is %08x, its manifest says %08x", sum.Sum32(), want.CRC32C)
 	}
 	return base, nil
-}
-
-// countingWriter counts the bytes written through it to w.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // writeDigest writes the digest d of the day's snapshot to a new object at

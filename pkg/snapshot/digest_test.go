@@ -99,8 +99,8 @@ func TestChangesFallBackFromAnUnusableDigest(t *testing.T) {
 						t.Fatal(err)
 					}
 				}, "cannot be used"},
-				{"corrupt", func() { putObject(t, store, day1Dir+snapshot.DigestName, flip(digest)) }, "its manifest says"},
-				{"cut short", func() { putObject(t, store, day1Dir+snapshot.DigestName, digest[:len(digest)-20]) }, "unexpected EOF"},
+				{"corrupt", func() { putObject(t, store, day1Dir+snapshot.DigestName, flip(digest)) }, "its CRC32C is"},
+				{"cut short", func() { putObject(t, store, day1Dir+snapshot.DigestName, digest[:len(digest)-20]) }, "bytes, its manifest says"},
 				{"another day's, vouched for", func() {
 					other := readAll(t, store, dayBefore+snapshot.DigestName)
 					info := putObject(t, store, day1Dir+snapshot.DigestName, other)
