@@ -157,10 +157,6 @@ func ReadDigest(ctx context.Context, schema *arrow.Schema, snapshot string, r io
 }
 
 func readDigest(ctx context.Context, schema *arrow.Schema, snapshot string, r io.Reader, size int64, f File) (*Baseline, error) {
-	want, err := newHasher(schema)
-	if err != nil {
-		return nil, err
-	}
 	br := bufio.NewReaderSize(r, 256<<10)
 	var fixed [len(digestMagic) + 4]byte
 	if _, err := io.ReadFull(br, fixed[:]); err != nil {
@@ -181,17 +177,17 @@ func readDigest(ctx context.Context, schema *arrow.Schema, snapshot string, r io
 	if err := json.Unmarshal(raw, &header); err != nil {
 		return nil, fmt.Errorf("%w: its header: %w", ErrDigest, err)
 	}
-	switch rest := size - int64(len(fixed)) - n; {
-	case header.Snapshot != snapshot:
-		return nil, fmt.Errorf("%w: it is the digest of snapshot %q", ErrDigest, header.Snapshot)
-	case !slices.Equal(header.Columns, want.digestColumns()):
-		return nil, fmt.Errorf("%w: its columns are not the dataset's", ErrDigest)
-	case header.Rows < 0 || rest != header.Rows*digestEntrySize:
-		return nil, fmt.Errorf("%w: %d rows in %d bytes", ErrDigest, header.Rows, rest)
-	}
 	h, err := hasherWithKeys(schema, header.Seed, header.Key)
 	if err != nil {
 		return nil, err
+	}
+	switch rest := size - int64(len(fixed)) - n; {
+	case header.Snapshot != snapshot:
+		return nil, fmt.Errorf("%w: it is the digest of snapshot %q", ErrDigest, header.Snapshot)
+	case !slices.Equal(header.Columns, h.digestColumns()):
+		return nil, fmt.Errorf("%w: its columns are not the dataset's", ErrDigest)
+	case header.Rows < 0 || rest != header.Rows*digestEntrySize:
+		return nil, fmt.Errorf("%w: %d rows in %d bytes", ErrDigest, header.Rows, rest)
 	}
 	b := &Baseline{snapshot: snapshot, file: f, h: h, duplicates: header.Duplicates, entries: make([]entry, header.Rows)}
 	var buf [digestEntrySize]byte
