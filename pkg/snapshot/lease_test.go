@@ -1,11 +1,13 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path"
 	"strings"
@@ -316,4 +318,37 @@ func deadPID(t *testing.T) int {
 		t.Skip("cannot run true:", err)
 	}
 	return cmd.Process.Pid
+}
+
+// TestZombieProcessIsGone: a holder killed but not yet reaped by its
+// parent is a zombie, which kill(pid, 0) still finds; it runs no more
+// code, so its lock is taken over at once.
+func TestZombieProcessIsGone(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Skip("cannot start sleep:", err)
+	}
+	pid := cmd.Process.Pid
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Reaped only at the end: until then the child is a zombie.
+	t.Cleanup(func() { cmd.Wait() })
+	stat := fmt.Sprintf("/proc/%d/stat", pid)
+	for {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			t.Skip("no /proc on this system:", err)
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if processExists(pid) {
+		t.Errorf("process %d, a zombie, counts as running", pid)
+	}
+	if !processExists(os.Getpid()) {
+		t.Errorf("this process counts as gone")
+	}
 }

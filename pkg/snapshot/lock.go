@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -530,8 +532,28 @@ func pidNamespace() string {
 }
 
 // processExists reports whether a process with that number runs on this
-// host (one of another user counts too).
+// host (one of another user counts too). A zombie, killed but not yet
+// reaped by its parent, still has its number but runs no more code: it
+// counts as gone.
 func processExists(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	return !processDead(pid)
+}
+
+// processDead reports whether /proc says the process pid is a zombie or
+// dead (its state, the field after the parenthesised command name, is Z
+// or X); false where /proc does not say.
+func processDead(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	state := b[i+2]
+	return state == 'Z' || state == 'X'
 }
