@@ -211,9 +211,10 @@ func TestChangesDayOneDayTwo(t *testing.T) {
 	}
 }
 
-// A previous snapshot that is not what its manifest says fails the run
-// before anything is fetched or published, and the error names it.
-func TestChangesAgainstAnUnreadablePrevious(t *testing.T) {
+// A manifest that records no CRC32C of its Parquet file (an older one)
+// is checked by the file's footer: one that reads with the manifest's row
+// count is compared with, one that does not is passed over.
+func TestPreviousWithoutCRC32CIsCheckedByItsFooter(t *testing.T) {
 	store := fakeGCS(t)
 	day1 := options(t, serve(t, generated(t, 100, 1)), store)
 	day1.Day = day.AddDate(0, 0, -1)
@@ -221,27 +222,25 @@ func TestChangesAgainstAnUnreadablePrevious(t *testing.T) {
 	if _, err := snapshot.Run(context.Background(), day1); err != nil {
 		t.Fatal(err)
 	}
-	// Replace day 1's Parquet behind its manifest's back.
-	obj, err := store.NewObject(context.Background(), "raw/spoc/20261125/"+snapshot.ParquetName, sink.ParquetContentType)
+	const manifest1 = "raw/spoc/20261125/" + snapshot.ManifestName
+	editManifest(t, store, manifest1, func(m *snapshot.Manifest) { m.Parquet.CRC32C = 0 })
+	day2 := options(t, serve(t, generated(t, 100, 2)), store)
+	day2.DetectChanges, day2.SkipIfUnchanged = true, false
+	m, err := snapshot.Run(context.Background(), day2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj.Write([]byte("not parquet"))
-	if _, err := obj.Commit(); err != nil {
+	if m.Previous == nil || m.Previous.Snapshot != "20261125" || m.Previous.Verified != snapshot.VerifiedFooter || len(m.PassedOver) != 0 {
+		t.Errorf("day 2 compared with %+v, passed over %+v; want day 1, by its footer", m.Previous, m.PassedOver)
+	}
+
+	// Replace day 1's Parquet, and its manifest's size, behind its back.
+	info := putObject(t, store, "raw/spoc/20261125/"+snapshot.ParquetName, []byte("not parquet"))
+	editManifest(t, store, manifest1, func(m *snapshot.Manifest) { m.Parquet.Size = info.Size })
+	if m, err = snapshot.Run(context.Background(), day2); err != nil {
 		t.Fatal(err)
 	}
-	day2 := options(t, serve(t, generated(t, 100, 2)), store)
-	day2.DetectChanges = true
-	_, err = snapshot.Run(context.Background(), day2)
-	if err == nil || !strings.Contains(err.Error(), "compare with the previous snapshot") || !strings.Contains(err.Error(), "20261125/"+snapshot.ParquetName) {
-		t.Fatalf("day 2 against a replaced day 1: %v, want an error naming day 1's Parquet", err)
-	}
-	if names, _ := store.List(context.Background(), "raw/spoc/20261126/"); len(names) != 0 {
-		t.Errorf("day 2 left %v", names)
-	}
-	// Without change detection, day 2 publishes.
-	day2.DetectChanges = false
-	if m, err := snapshot.Run(context.Background(), day2); err != nil || m.Changes != nil {
-		t.Errorf("day 2 without change detection: %v, changes %+v", err, m)
+	if m.Previous != nil || len(m.PassedOver) != 1 || !strings.Contains(m.PassedOver[0].Reason, "footer does not read") || !m.Changes.FirstRun {
+		t.Errorf("day 2 compared with %+v, passed over %+v, changes %+v; want day 1 passed over for its footer, a first run", m.Previous, m.PassedOver, m.Changes)
 	}
 }

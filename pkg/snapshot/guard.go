@@ -1,15 +1,11 @@
 package snapshot
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
-	"time"
 
-	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
@@ -144,39 +140,4 @@ func checkColumns(opts Options, stats spoc.Stats, previous *Manifest) (forced bo
 		return true, nil
 	}
 	return false, collapsed
-}
-
-// manifestPath matches "{prefix}/{YYYYMMDD}/{manifest}" and captures
-// the date.
-func manifestPath(prefix, manifest string) *regexp.Regexp {
-	p := regexp.QuoteMeta(prefix)
-	if prefix != "" {
-		p += "/"
-	}
-	return regexp.MustCompile(`^` + p + `(\d{8})/` + regexp.QuoteMeta(manifest) + `$`)
-}
-
-// findPrevious returns the newest manifest of a day before day under
-// prefix, or nil when there is none (the first run ever).
-func findPrevious(ctx context.Context, store sink.Store, prefix, manifest string, day time.Time) (*Manifest, error) {
-	list := prefix
-	if list != "" {
-		list += "/"
-	}
-	names, err := store.List(ctx, list)
-	if err != nil {
-		return nil, fmt.Errorf("look for the previous snapshot: %w", err)
-	}
-	re, today := manifestPath(prefix, manifest), day.Format(DateLayout)
-	newest := ""
-	for _, name := range names {
-		// Names are sorted, so the last match before today is the newest.
-		if m := re.FindStringSubmatch(name); m != nil && m[1] < today {
-			newest = name
-		}
-	}
-	if newest == "" {
-		return nil, nil
-	}
-	return ReadManifest(ctx, store, newest)
 }

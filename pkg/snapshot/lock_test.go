@@ -42,6 +42,8 @@ type lockHeld struct {
 	Started      time.Time `json:"started"`
 	Renewed      time.Time `json:"renewed"`
 	Expires      time.Time `json:"expires"`
+	// Publish is a journal, as its run wrote it.
+	Publish json.RawMessage `json:"publish,omitempty"`
 }
 
 // syncBuffer is a log destination for a run and its lease's goroutine.
@@ -385,35 +387,11 @@ func TestStalledHolderIsSettledByTheTaker(t *testing.T) {
 			t.Run(backend+"/"+tc.name, func(t *testing.T) {
 				base, list := storeFor(t, backend)
 				publishDay(t, base, day, generated(t, 300, 1))
-				a := sinktest.NewFaulty(base)
-				stalled, wake := make(chan struct{}), make(chan struct{})
-				var partitioned atomic.Bool
-				a.Fail(func(op sinktest.Op) sinktest.StoreFault {
-					if partitioned.Load() {
-						if op.Writes() {
-							return sinktest.StoreFault{Err: fmt.Errorf("%w: partitioned", sink.ErrUnavailable)}
-						}
-						return sinktest.StoreFault{}
-					}
-					if tc.stallAt(op) {
-						partitioned.Store(true)
-						close(stalled)
-						<-wake
-						// The partition heals: A's next writes go through.
-						partitioned.Store(false)
-						return sinktest.StoreFault{Err: fmt.Errorf("%w: timed out", sink.ErrUnavailable)}
-					}
-					return sinktest.StoreFault{}
+				wakeA := runStalled(t, base, tc.stallAt, func(a sink.Store) snapshot.Options {
+					optsA := rerunOptions(t, a, generated(t, 300, 2))
+					optsA.LockLease = 600 * time.Millisecond
+					return optsA
 				})
-				optsA := rerunOptions(t, a, generated(t, 300, 2))
-				optsA.LockLease = 600 * time.Millisecond
-				doneA := make(chan error, 1)
-				go func() { _, err := snapshot.Run(context.Background(), optsA); doneA <- err }()
-				select {
-				case <-stalled:
-				case err := <-doneA:
-					t.Fatalf("run A ended before it stalled: %v", err)
-				}
 
 				optsB := rerunOptions(t, base, generated(t, 300, 3))
 				optsB.LockLease = 600 * time.Millisecond
@@ -421,7 +399,6 @@ func TestStalledHolderIsSettledByTheTaker(t *testing.T) {
 				optsB.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 				mB, err := snapshot.Run(context.Background(), optsB)
 				if err != nil {
-					close(wake)
 					t.Fatalf("run B: %v\n%s", err, logs.String())
 				}
 				if !strings.Contains(logs.String(), "settled the publish the earlier holder") ||
@@ -431,8 +408,7 @@ func TestStalledHolderIsSettledByTheTaker(t *testing.T) {
 				checkPublished(t, base, rerunDir)
 				afterB := dayContents(t, base, list)
 
-				close(wake)
-				errA := <-doneA
+				errA := wakeA()
 				if !tc.committed && !errors.Is(errA, snapshot.ErrLockLost) {
 					t.Errorf("run A: %v, want ErrLockLost", errA)
 				}
@@ -448,6 +424,50 @@ func TestStalledHolderIsSettledByTheTaker(t *testing.T) {
 			})
 		}
 	}
+}
+
+// runStalled starts a run with the options opts gives it for its store,
+// which stalls it at the first operation at picks, as a holder cut off
+// from the store: from then on its writes fail as unanswered. It returns
+// once the run has stalled. wake heals the partition (the stalled
+// operation fails as timed out, the writes after it go through) and
+// returns the run's error; the test's end wakes a run not woken.
+func runStalled(t *testing.T, base sink.Store, at func(sinktest.Op) bool, opts func(sink.Store) snapshot.Options) (wake func() error) {
+	t.Helper()
+	a := sinktest.NewFaulty(base)
+	stalled, healed := make(chan struct{}), make(chan struct{})
+	var partitioned atomic.Bool
+	a.Fail(func(op sinktest.Op) sinktest.StoreFault {
+		if partitioned.Load() {
+			if op.Writes() {
+				return sinktest.StoreFault{Err: fmt.Errorf("%w: partitioned", sink.ErrUnavailable)}
+			}
+			return sinktest.StoreFault{}
+		}
+		if at(op) {
+			partitioned.Store(true)
+			close(stalled)
+			<-healed
+			partitioned.Store(false)
+			return sinktest.StoreFault{Err: fmt.Errorf("%w: timed out", sink.ErrUnavailable)}
+		}
+		return sinktest.StoreFault{}
+	})
+	done := make(chan error, 1)
+	go func() { _, err := snapshot.Run(context.Background(), opts(a)); done <- err }()
+	var once sync.Once
+	var err error
+	wake = func() error {
+		once.Do(func() { close(healed); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { wake() })
+	select {
+	case <-stalled:
+	case err := <-done:
+		t.Fatalf("the run ended before it stalled: %v", err)
+	}
+	return wake
 }
 
 // TestLeaseSurvivesOneLostReplyOnGCS: one 503 on the lock's create or

@@ -27,14 +27,17 @@ type Manifest struct {
 	// Options.DetectChanges.
 	Changes *ChangesInfo     `json:"changes,omitempty"`
 	Digest  *sink.ObjectInfo `json:"digest,omitempty"`
-	// Previous is the snapshot the publish guard compared with; nil on
-	// the first run ever. Forced says the guard was overridden.
-	Previous   *Previous `json:"previous,omitempty"`
-	Forced     bool      `json:"forced,omitempty"`
-	Attempts   int       `json:"attempts"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
-	JobVersion string    `json:"job_version"`
+	// Previous is the snapshot the publish guards and the change table
+	// compared with, the newest earlier day that is whole; nil when there
+	// is none. PassedOver are the later days that were not whole, newest
+	// first, each with why. Forced says a guard was overridden.
+	Previous   *Previous    `json:"previous,omitempty"`
+	PassedOver []PassedOver `json:"passed_over,omitempty"`
+	Forced     bool         `json:"forced,omitempty"`
+	Attempts   int          `json:"attempts"`
+	StartedAt  time.Time    `json:"started_at"`
+	FinishedAt time.Time    `json:"finished_at"`
+	JobVersion string       `json:"job_version"`
 }
 
 // Source describes where the body came from.
@@ -76,43 +79,63 @@ const (
 )
 
 // Previous is the snapshot a run is compared with: the newest earlier day
-// under the same prefix that has a manifest.
+// under the same prefix that is whole.
 type Previous struct {
 	Snapshot string `json:"snapshot"` // YYYYMMDD
 	Records  int64  `json:"records"`
 	SHA256   string `json:"sha256,omitempty"`
+	// Verified is how its Parquet object was checked against its
+	// manifest: VerifiedCRC32C, VerifiedFooter or VerifiedManifest.
+	Verified string `json:"verified,omitempty"`
 }
 
 // ReadManifest reads the manifest at name in store, such as
 // path.Join(Dir(prefix, day), ManifestName); a missing one is nil, nil:
 // that day has no complete snapshot.
 func ReadManifest(ctx context.Context, store sink.Store, name string) (*Manifest, error) {
-	r, err := store.NewReader(ctx, name)
+	m, err := readManifestData(ctx, store, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", store.URL(name), err)
-	}
-	m, err := ParseManifest(data)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", store.URL(name), err)
 	}
 	return m, nil
 }
 
-// ParseManifest decodes a manifest.
+// errNotManifest is a manifest object that does not decode.
+var errNotManifest = errors.New("its manifest does not read")
+
+// readManifestData reads the manifest at name: a missing one wraps
+// fs.ErrNotExist, one that does not decode errNotManifest.
+func readManifestData(ctx context.Context, store sink.Store, name string) (*Manifest, error) {
+	r, err := store.NewReader(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNotManifest, err)
+	}
+	return m, nil
+}
+
+// ParseManifest decodes a manifest. JSON null, or anything but an
+// object, is not one.
 func ParseManifest(data []byte) (*Manifest, error) {
-	var m Manifest
+	var m *Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	return &m, nil
+	if m == nil {
+		return nil, errors.New("manifest: null")
+	}
+	return m, nil
 }
 
 // writeManifest writes data as the manifest at name, under the

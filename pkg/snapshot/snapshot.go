@@ -26,10 +26,20 @@
 // # Changes
 //
 // With Options.DetectChanges, a run compares its records with the
-// previous snapshot (the newest earlier day with a manifest) using package
-// changes, and writes the change table in the day's changes/ folder. The first run
-// under a prefix writes an empty change table and says so in the
-// manifest (changes.first_run).
+// previous snapshot using package changes, and writes the change table in
+// the day's changes/ folder. The first run under a prefix writes an empty
+// change table and says so in the manifest (changes.first_run).
+//
+// The previous snapshot, for the change table and the publish guards
+// alike, is the newest earlier day that is whole. Before fetching, a run
+// settles the publish journal it finds in an earlier day's lock, as a
+// takeover of that lock would (a live holder is left alone and its day
+// passed over), and passes over a day whose manifest does not read or,
+// with Options.DetectChanges, whose Parquet object is missing or differs
+// from its manifest in size or CRC32C (its footer, for a manifest without
+// a CRC32C). Each day passed over is logged and listed, with why, in the
+// manifest (Manifest.PassedOver); with none whole, the run is a first
+// run.
 //
 // Each such run also writes the digest of its snapshot (DigestName: per
 // plot, its id and a hash of its row, 16 bytes a plot), which the next
@@ -211,6 +221,10 @@ type Options struct {
 	// DetectChanges compares the records with the previous snapshot and
 	// writes the change table (ChangesName) in the day's folder, and the
 	// snapshot's digest (DigestName) for the next day's comparison.
+	// Without it, a run reads of the earlier days only their manifests
+	// (the publish guards' counts) and locks, never a data object: the
+	// previous snapshot is then whole when its manifest reads
+	// (Previous.Verified is VerifiedManifest).
 	DetectChanges bool
 	// SkipIfUnchanged makes a rerun of a day whose manifest records the
 	// same body SHA-256 publish nothing and return ErrUnchanged.
@@ -292,10 +306,11 @@ type run struct {
 	last         *attemptFigures // of the last attempt, for the metrics
 }
 
-// history is what a run is checked against: the newest earlier snapshot
-// and the manifest already published for the same day, if any; with
-// Options.DetectChanges, the digest of the previous snapshot.
+// history is what a run is checked against: the newest earlier whole
+// snapshot and the manifest already published for the same day, if any;
+// with Options.DetectChanges, the digest of the previous snapshot.
 type history struct {
+	previousDay       *previousDay // previous is its manifest
 	previous, sameDay *Manifest
 	baseline          *changes.Baseline
 	baselineFrom      string // BaselineFromDigest or BaselineFromParquet
@@ -317,11 +332,12 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
 	}()
-	if r.h.previous, err = findPrevious(ctx, opts.Store, opts.Prefix, r.names.Manifest, opts.Day); err != nil {
+	if r.h.previousDay, err = r.findPrevious(ctx); err != nil {
 		return nil, 0, err
 	}
+	r.h.previous = r.h.previousDay.manifest
 	if p := r.h.previous; p != nil {
-		log.InfoContext(ctx, "previous snapshot", "snapshot", p.Snapshot, "records", p.Stats.RecordsWritten)
+		log.InfoContext(ctx, "previous snapshot", "snapshot", p.Snapshot, "records", p.Stats.RecordsWritten, "verified", r.h.previousDay.verified)
 	} else {
 		log.InfoContext(ctx, "no previous snapshot under the prefix: the first run, no publish guard against an earlier day")
 	}
@@ -340,7 +356,14 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 		log.InfoContext(ctx, "read the previous snapshot's digest", "snapshot", r.h.previous.Snapshot, "from", r.h.baselineFrom, "ids", r.h.baseline.Len(), "seconds", r.baselineTime.Seconds())
 	}
 	if opts.SkipIfUnchanged {
-		if r.h.sameDay, err = ReadManifest(ctx, opts.Store, path.Join(r.dir, r.names.Manifest)); err != nil {
+		name := path.Join(r.dir, r.names.Manifest)
+		r.h.sameDay, err = ReadManifest(ctx, opts.Store, name)
+		if errors.Is(err, errNotManifest) {
+			// The rerun that replaces it must not be refused for it.
+			log.WarnContext(ctx, "the day's manifest does not read: publishing over it", "url", opts.Store.URL(name), "error", err.Error())
+			err = nil
+		}
+		if err != nil {
 			return nil, 0, err
 		}
 	}
@@ -420,9 +443,10 @@ func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.Objec
 		StartedAt:  r.startedAt,
 		FinishedAt: time.Now().UTC(),
 		JobVersion: r.opts.Version,
+		PassedOver: r.h.previousDay.passedOver,
 	}
 	if p := r.h.previous; p != nil {
-		m.Previous = &Previous{Snapshot: p.Snapshot, Records: p.Stats.RecordsWritten, SHA256: p.Source.SHA256}
+		m.Previous = &Previous{Snapshot: p.Snapshot, Records: p.Stats.RecordsWritten, SHA256: p.Source.SHA256, Verified: r.h.previousDay.verified}
 	}
 	return m
 }
