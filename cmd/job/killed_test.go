@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
+	pathpkg "path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
@@ -118,4 +123,113 @@ func containsPart(names []string, part string) bool {
 		}
 	}
 	return false
+}
+
+// TestJobKilledBetweenSwapAndManifestThenNextDay kills a rerun of a day
+// with SIGKILL while its manifest write hangs on GCS: its new objects
+// stand beside the day's old manifest, its journal in the day's lock. The
+// next day's run settles that journal first (the holder's process is
+// gone), compares with the day restored whole, and publishes; so does
+// the day after.
+func TestJobKilledBetweenSwapAndManifestThenNextDay(t *testing.T) {
+	const day1, day2, day3 = "20261201", "20261202", "20261203"
+	emulator := sinktest.NewEmulator(t, "calee-test")
+	t.Setenv("STORAGE_EMULATOR_HOST", emulator.Host())
+	client := gcsClient(t)
+	store := sink.NewGCS(client, "calee-test", testPrefix)
+	env := func(day string, seed uint64) map[string]string {
+		up := spoctest.NewServer(spoctest.WithRecords(2_000), spoctest.WithSeed(seed))
+		t.Cleanup(up.Close)
+		return map[string]string{"SPOC_OUTPUT": "gs://calee-test", "SPOC_DATE": day, "SPOC_URL": up.URL,
+			"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none"}
+	}
+	if code, logs := runJob(t, context.Background(), env(day1, 1)); code != exitOK {
+		t.Fatalf("day 1: exit %d\n%s", code, logs)
+	}
+	manifest1 := readObject(t, client, "calee-test", testPrefix+"/"+day1+"/"+snapshot.ManifestName)
+
+	// The rerun of day 1, as its own process; its manifest write hangs
+	// until the process is killed.
+	stalled, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	emulator.Fail(func(r sinktest.Request) sinktest.Fault {
+		if r.Write && pathpkg.Base(r.Object) == snapshot.ManifestName && strings.Contains(r.Object, day1) {
+			once.Do(func() { close(stalled) })
+			<-release
+			return sinktest.Fault{Status: http.StatusServiceUnavailable}
+		}
+		return sinktest.Fault{}
+	})
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), runAsJob+"=1", "SPOC_LOG_FORMAT=json")
+	for k, v := range env(day1, 2) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-stalled:
+	case err := <-exited:
+		close(release)
+		t.Fatalf("the rerun of day 1 ended before its manifest: %v\n%s", err, stderr.String())
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	<-exited
+	close(release)
+	emulator.Fail(nil)
+
+	m1, err := snapshot.ParseManifest(manifest1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir1 := testPrefix + "/" + day1 + "/"
+	if info, err := store.Stat(context.Background(), day1+"/"+snapshot.ParquetName); err != nil || info.CRC32C == m1.Parquet.CRC32C ||
+		!bytes.Equal(readObject(t, client, "calee-test", dir1+snapshot.ManifestName), manifest1) {
+		t.Fatalf("the killed rerun did not leave its Parquet file beside day 1's manifest (%+v, %v)\n%s", info, err, stderr.String())
+	}
+	if !slices.Contains(bucketObjects(t, client, "calee-test"), dir1+snapshot.LockName) {
+		t.Fatal("the killed rerun left no lock")
+	}
+
+	code, logs := runJob(t, context.Background(), env(day2, 3))
+	if code != exitOK {
+		t.Fatalf("day 2 after day 1's killed rerun: exit %d\n%s", code, logs)
+	}
+	if !strings.Contains(logs, "settled the publish the earlier holder") {
+		t.Errorf("day 2 does not say it settled day 1's publish:\n%s", logs)
+	}
+	for _, c := range []struct{ day, previous string }{{day2, day1}, {day3, day2}} {
+		if c.day == day3 {
+			if code, logs := runJob(t, context.Background(), env(day3, 4)); code != exitOK {
+				t.Fatalf("day 3: exit %d\n%s", code, logs)
+			}
+		}
+		m, err := snapshot.ParseManifest(readObject(t, client, "calee-test", testPrefix+"/"+c.day+"/"+snapshot.ManifestName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Previous == nil || m.Previous.Snapshot != c.previous || len(m.PassedOver) != 0 || m.Changes == nil || m.Changes.Previous != c.previous {
+			t.Errorf("day %s compared with %+v (changes %+v), passed over %+v; want %s", c.day, m.Previous, m.Changes, m.PassedOver, c.previous)
+		}
+	}
+	want := []string{dir1 + snapshot.ChangesName, dir1 + snapshot.DigestName, dir1 + snapshot.ArchiveName, dir1 + snapshot.ManifestName, dir1 + snapshot.ParquetName}
+	var got []string
+	for _, name := range bucketObjects(t, client, "calee-test") {
+		if strings.HasPrefix(name, dir1) {
+			got = append(got, name)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("day 1 holds %v, want %v: restored, no lock, no leftovers", got, want)
+	}
+	if info, err := store.Stat(context.Background(), day1+"/"+snapshot.ParquetName); err != nil || info.CRC32C != m1.Parquet.CRC32C || info.Size != m1.Parquet.Size {
+		t.Errorf("day 1's Parquet file %+v (%v) is not its manifest's %+v", info, err, m1.Parquet.ObjectInfo)
+	}
 }
