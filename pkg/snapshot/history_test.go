@@ -227,6 +227,19 @@ func TestRerunWithTheSameBodyIsSkipped(t *testing.T) {
 	if m, err := snapshot.ParseManifest(data); err != nil || m.Source.SHA256 != first.Source.SHA256 {
 		t.Errorf("manifest after the forced rerun: %v, %+v", err, m)
 	}
+
+	// A manifest that does not read is no reason to skip, nor to refuse
+	// the rerun that replaces it.
+	if err := os.WriteFile(filepath.Join(dir, snapshot.ManifestName), []byte("{\"snapshot\""), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts.SkipIfUnchanged = true
+	if m, err := snapshot.Run(context.Background(), opts); err != nil || m.Source.SHA256 != first.Source.SHA256 {
+		t.Fatalf("rerun over a manifest that does not read: %v", err)
+	}
+	if m := readManifest(t, store, "raw/spoc/20261126/"+snapshot.ManifestName); m.Source.SHA256 != first.Source.SHA256 {
+		t.Errorf("the manifest is not the rerun's: %+v", m.Source)
+	}
 }
 
 // Two runs of one day at the same time, with different bodies, on both

@@ -118,7 +118,7 @@ func readManifestData(ctx context.Context, store sink.Store, name string) (*Mani
 	if err != nil {
 		return nil, err
 	}
-	m, err := ParseManifest(data)
+	m, err := parseManifest(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNotManifest, err)
 	}
@@ -128,12 +128,20 @@ func readManifestData(ctx context.Context, store sink.Store, name string) (*Mani
 // ParseManifest decodes a manifest. JSON null, or anything but an
 // object, is not one.
 func ParseManifest(data []byte) (*Manifest, error) {
-	var m *Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
+	m, err := parseManifest(data)
+	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
+	return m, nil
+}
+
+func parseManifest(data []byte) (*Manifest, error) {
+	var m *Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
 	if m == nil {
-		return nil, errors.New("manifest: null")
+		return nil, errors.New("it is null")
 	}
 	return m, nil
 }

@@ -161,7 +161,8 @@ func (r *run) settleDay(ctx context.Context, d string) (why string, err error) {
 	case ctx.Err() != nil:
 		return "", fmt.Errorf("settle %s: %w", d, ctx.Err())
 	case errors.Is(err, ErrBusy):
-		return "a run of that day is publishing it: " + err.Error(), nil
+		// Renewed by its holder, or not watched for a whole lease.
+		return "its lock holds a publish under way, not taken over: " + err.Error(), nil
 	case err != nil:
 		return "its unfinished publish could not be settled: " + err.Error(), nil
 	}

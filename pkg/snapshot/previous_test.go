@@ -283,7 +283,7 @@ func TestDayLeftMidPublish(t *testing.T) {
 			stop := renewLock(t, base, lock, held)
 			days.run(0, generated(t, 300, 3))
 			stop()
-			checkCompared(t, base, day2Dir, "20261124", "20261125", "a run of that day is publishing it")
+			checkCompared(t, base, day2Dir, "20261124", "20261125", "its lock holds a publish under way, not taken over")
 			if _, err := base.Stat(context.Background(), lock); err != nil {
 				t.Errorf("the live holder's lock: %v", err)
 			}
