@@ -41,7 +41,9 @@ import (
 //
 // While a run swaps a day's objects into place, the lock also holds its
 // publish journal: whoever takes the lock over finishes or undoes that
-// publish before anything else (see the package documentation).
+// publish before anything else (see the package documentation). A run of
+// a later day that finds such a journal takes the lock by the same rules,
+// to settle it before comparing with that day, and then releases it.
 const LockName = ".spoc-list-public.lock"
 
 // DefaultLockLease is how long a lock holds without renewal unless
