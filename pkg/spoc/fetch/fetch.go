@@ -136,7 +136,9 @@ type Opener func(ctx context.Context, url string) (r io.ReadCloser, size int64, 
 // still does not verify is a *CertificateError saying which check
 // failed and what the fetch gave.
 type Client struct {
-	http         *http.Client
+	http *http.Client
+	// dialer makes every connection of the fetch, direct or to a proxy.
+	dialer       *net.Dialer
 	userAgent    string
 	query        url.Values
 	stallTimeout time.Duration
@@ -206,6 +208,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	return &Client{
 		http:         &http.Client{Transport: transport, CheckRedirect: checkRedirect},
+		dialer:       dialer,
 		userAgent:    opts.UserAgent,
 		query:        opts.Query,
 		stallTimeout: opts.StallTimeout,
