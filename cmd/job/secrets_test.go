@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
@@ -151,4 +152,51 @@ func mustRead(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestRedirectFence: a redirect from the endpoint to a cloud metadata
+// server, a private address or out of http(s) fails the run at once
+// (reason=redirect, no retry) and publishes nothing. The refusal comes
+// before any connection: the job runs behind a proxy on loopback that
+// would see any request to these hosts, and sees none.
+func TestRedirectFence(t *testing.T) {
+	var trapped atomic.Int32
+	trap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		trapped.Add(1)
+		t.Errorf("the proxy got %s %s", r.Method, r.RequestURI)
+		http.Error(w, "no", http.StatusBadGateway)
+	}))
+	defer trap.Close()
+	for _, to := range []string{
+		"http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token",
+		"http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token",
+		"http://10.1.2.3/api/spoc/list",
+		"file:///etc/passwd",
+		"gs://bucket/raw/spoc-list-public.json.gz",
+	} {
+		t.Run(to, func(t *testing.T) {
+			var requests atomic.Int32
+			hop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				http.Redirect(w, r, to, http.StatusFound)
+			}))
+			defer hop.Close()
+			out := t.TempDir()
+			code, logs := execJob(t, "SPOC_URL="+hop.URL+"/list", "SPOC_OUTPUT="+out, "SPOC_ATTEMPTS=3",
+				"HTTP_PROXY="+trap.URL, "HTTPS_PROXY="+trap.URL, "NO_PROXY=", "no_proxy=",
+				"OTEL_METRICS_EXPORTER=none", "OTEL_TRACES_EXPORTER=none")
+			if code != exitFailed || !strings.Contains(logs, `"reason":"redirect"`) {
+				t.Fatalf("exit %d, want %d with reason redirect:\n%s", code, exitFailed, logs)
+			}
+			if n := requests.Load(); n != 1 {
+				t.Errorf("%d requests to the endpoint, want 1: a refused redirect is not retried", n)
+			}
+			if got := files(t, out); len(got) != 0 {
+				t.Errorf("a refused redirect left %v", got)
+			}
+		})
+	}
+	if n := trapped.Load(); n != 0 {
+		t.Errorf("%d requests reached the proxy", n)
+	}
 }

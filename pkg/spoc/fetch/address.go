@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http/httptrace"
 	"net/netip"
+	"strings"
+	"sync"
 	"syscall"
 )
 
-// addressClass is what kind of network an address is on, for the CA
-// Issuers fetch: its URL comes from a certificate not yet trusted, so it
-// may only reach the internet, never this host, its network or a cloud
-// metadata server.
+// addressClass is what kind of network an address is on, for the
+// connections a URL from elsewhere may lead to: a redirect's, or a CA
+// Issuers URL's from a certificate not yet trusted. They may reach the
+// internet, never a cloud metadata server, and this host or its network
+// only from an endpoint there.
 type addressClass int
 
 const (
@@ -96,24 +100,172 @@ func classify(ip netip.Addr) addressClass {
 	return classGlobal
 }
 
+// allowedFrom says whether a connection may reach an address of class
+// c from an endpoint (the address first asked for) of class endpoint:
+// global addresses always; loopback or private ones only when the
+// endpoint is itself of that class (a test on 127.0.0.1, a server on the
+// same private network); metadata servers, link-local and other
+// non-global addresses never.
+func allowedFrom(c, endpoint addressClass) bool {
+	return c == classGlobal || (c == classLoopback || c == classPrivate) && c == endpoint
+}
+
+// AddressError is a connection refused for the class of its address
+// before anything is sent to it: a cloud metadata server, or an address
+// a redirect or a CA Issuers URL may not lead to.
+type AddressError struct {
+	Host  string // the address or the name refused
+	Class string // "metadata server", "link-local", "private"...
+	Name  bool   // Host is a name, refused without a lookup
+}
+
+func (e *AddressError) Error() string {
+	if e.Name {
+		return fmt.Sprintf("%s is the name of a %s", e.Host, e.Class)
+	}
+	return fmt.Sprintf("%s is a %s address", e.Host, e.Class)
+}
+
+// addressError describes ip, of class c, refused.
+func addressError(ip netip.Addr, c addressClass) *AddressError {
+	class := c.String()
+	if c == classMetadata && ip.Unmap().IsLinkLocalUnicast() {
+		class = "link-local " + class
+	}
+	return &AddressError{Host: ip.String(), Class: class}
+}
+
 // issuerAddressAllowed says whether the CA Issuers fetch may connect to
-// ip, for an endpoint whose own address is of class endpoint: global
-// addresses always; loopback or private ones only when the endpoint is
-// itself of that class (a test on 127.0.0.1, a server on the same
-// private network: its CA is likely there too); metadata servers and
-// other non-global addresses never.
+// ip, for an endpoint whose own address is of class endpoint (see
+// allowedFrom).
 func issuerAddressAllowed(ip netip.Addr, endpoint addressClass) error {
 	c := classify(ip)
+	if allowedFrom(c, endpoint) {
+		return nil
+	}
+	return fmt.Errorf("refused: %w", addressError(ip, c))
+}
+
+// hostClass is the class of a URL's host when the host alone tells it:
+// an IP address, a metadata server's name, localhost.
+func hostClass(host string) (addressClass, bool) {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if ip, err := netip.ParseAddr(h); err == nil {
+		return classify(ip), true
+	}
 	switch {
-	case c == classGlobal:
-		return nil
-	case (c == classLoopback || c == classPrivate) && c == endpoint:
+	case isMetadataHost(h):
+		return classMetadata, true
+	case h == "localhost" || strings.HasSuffix(h, ".localhost"):
+		return classLoopback, true
+	}
+	return 0, false
+}
+
+// hostError describes host, of class c as hostClass tells it, refused.
+func hostError(host string, c addressClass) *AddressError {
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(host, ".")); err == nil {
+		return addressError(ip, c)
+	}
+	return &AddressError{Host: host, Class: c.String(), Name: true}
+}
+
+// isMetadataHost reports the host names of cloud metadata servers.
+func isMetadataHost(host string) bool {
+	switch strings.TrimSuffix(strings.ToLower(host), ".") {
+	case "metadata.google.internal", "metadata", "metadata.goog", "instance-data", "instance-data.ec2.internal":
+		return true
+	}
+	return false
+}
+
+// fence is where one fetch may connect. Its first URL may reach any
+// address but a metadata server's (it is the job's setting); a redirect
+// may only lead where allowedFrom lets it from the first URL's address.
+// It travels in the context of the fetch's requests, which net/http
+// passes on to the dialer of every connection (fenceControl), and to
+// checkRedirect.
+type fence struct {
+	mu sync.Mutex
+	// endpoint is the class of the first URL's address: known from the
+	// URL for an IP address, from the connection otherwise; global (the
+	// strictest) while unknown, as through a proxy.
+	endpoint   addressClass
+	redirected bool   // the fetch is following a redirect
+	to         string // where the last redirect leads, redacted
+	// proxied says the current request goes through a proxy: its
+	// connection is to the proxy, which the job's settings name.
+	proxied bool
+}
+
+type fenceKey struct{}
+
+func withFence(ctx context.Context, f *fence) context.Context {
+	return context.WithValue(ctx, fenceKey{}, f)
+}
+
+func fenceOf(ctx context.Context) *fence {
+	f, _ := ctx.Value(fenceKey{}).(*fence)
+	return f
+}
+
+// redirect records that the fetch follows a redirect to the redacted
+// URL to, and returns the first URL's class.
+func (f *fence) redirect(to string) addressClass {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.redirected, f.to = true, to
+	return f.endpoint
+}
+
+// redirection says where the redirect being followed leads, if any.
+func (f *fence) redirection() (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.to, f.redirected
+}
+
+func (f *fence) setProxied(p bool) {
+	f.mu.Lock()
+	f.proxied = p
+	f.mu.Unlock()
+}
+
+// gotConn learns the first URL's class from its connection, pooled or
+// new (httptrace.ClientTrace.GotConn).
+func (f *fence) gotConn(info httptrace.GotConnInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.redirected && !f.proxied && info.Conn != nil {
+		f.endpoint = classOfAddr(info.Conn.RemoteAddr())
+	}
+}
+
+// fenceControl is the ControlContext of the dialer of every connection
+// of a Client: it runs on the resolved address before any packet is
+// sent, so a name is judged by the address it resolves to. A metadata
+// server is refused always, any other address only on a redirect of a
+// fetch (see fence).
+func fenceControl(ctx context.Context, _, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("refused: %s is not an IP address and port", address)
+	}
+	ip := ap.Addr()
+	c := classify(ip)
+	if c == classMetadata {
+		return addressError(ip, c)
+	}
+	f := fenceOf(ctx)
+	if f == nil {
 		return nil
 	}
-	if c == classMetadata && ip.Unmap().IsLinkLocalUnicast() {
-		return fmt.Errorf("refused: %s is a link-local %s address", ip, c)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.redirected || f.proxied || allowedFrom(c, f.endpoint) {
+		return nil
 	}
-	return fmt.Errorf("refused: %s is a %s address", ip, c)
+	return addressError(ip, c)
 }
 
 type endpointClassKey struct{}

@@ -28,7 +28,7 @@ const (
 	FailureNoResults  = "no_results"  // valid JSON without data.results
 	FailureCanceled   = "canceled"    // the run was cancelled (SIGTERM)
 	FailureNotFound   = "not_found"   // a source file that does not exist
-	FailureRedirect   = "redirect"    // a redirect refused: to plain http, or too many
+	FailureRedirect   = "redirect"    // a redirect refused: out of http(s) or https, to an address out of bounds, or too many
 	FailureOtherError = "other_error" // anything else, such as a failed write
 )
 
@@ -107,6 +107,8 @@ func failureKind(err error) string {
 		return FailureNotJSON
 	case errors.As(err, new(*RedirectError)):
 		return FailureRedirect
+	case errors.As(err, new(*AddressError)):
+		return FailureOtherError
 	case isCertificateError(err):
 		return FailureTLS
 	case errors.Is(err, ErrStalled), errors.Is(err, context.DeadlineExceeded),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"syscall"
 	"testing"
 )
@@ -40,6 +41,10 @@ func TestClassify(t *testing.T) {
 		{&TransportError{Op: "GET", Err: x509.UnknownAuthorityError{}}, FailureTLS, false},
 		{&TransportError{Op: "GET", Err: &CertificateError{Check: CheckExpired}}, FailureTLS, false},
 		{fmt.Errorf("open body.json: %w", syscall.ENOENT), FailureNotFound, false},
+		{&RedirectError{Reason: "10.0.0.1 is a private address"}, FailureRedirect, false},
+		// A metadata server as the URL asked for: it cannot change.
+		{fmt.Errorf("GET u refused: %w", &AddressError{Host: "169.254.169.254", Class: "metadata server"}), FailureOtherError, false},
+		{&TransportError{Op: "GET", Err: &net.OpError{Op: "dial", Err: &AddressError{Host: "169.254.169.254", Class: "metadata server"}}}, FailureOtherError, false},
 		{errors.New("write gs://b/o: quota exceeded"), FailureOtherError, false},
 	} {
 		got := Classify(tc.err)

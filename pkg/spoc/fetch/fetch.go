@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -135,6 +136,20 @@ type Opener func(ctx context.Context, url string) (r io.ReadCloser, size int64, 
 // is logged, so that it can be added to the CA file. A certificate that
 // still does not verify is a *CertificateError saying which check
 // failed and what the fetch gave.
+//
+// # Redirects
+//
+// A fetch follows at most MaxRedirects redirects, only to http(s) URLs
+// and never from https to plain http. No connection of the Client
+// reaches a cloud metadata server (169.254.169.254, fd00:ec2::254,
+// fd20:ce::254, metadata.google.internal...), not even as the URL asked
+// for. A redirect may lead to global addresses, and to loopback or
+// private ones only when the URL asked for is on an address of the same
+// class; never to link-local or other non-global ones. A host that says
+// its class itself (an IP address, a metadata server's name, localhost)
+// is refused before any lookup; any other name at the dialer, on the
+// address it resolves to, before a packet is sent, except behind a
+// proxy, which resolves it. A refused redirect is a *RedirectError.
 type Client struct {
 	http *http.Client
 	// dialer makes every connection of the fetch, direct or to a proxy.
@@ -190,9 +205,15 @@ func NewClient(opts ClientOptions) (*Client, error) {
 			return v.verify(ctx, cs.ServerName, cs.PeerCertificates)
 		}
 	}
-	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second, ControlContext: fenceControl}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy: func(req *http.Request) (*url.URL, error) {
+			proxy, err := http.ProxyFromEnvironment(req)
+			if f := fenceOf(req.Context()); f != nil {
+				f.setProxied(proxy != nil)
+			}
+			return proxy, err
+		},
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   opts.ConnectTimeout,
@@ -228,9 +249,11 @@ func handshakeLimit(connect time.Duration) time.Duration {
 // MaxRedirects is how many redirects a fetch follows.
 const MaxRedirects = 5
 
-// RedirectError is a redirect the Client refused to follow: from https
-// to plain http (the body could then come from anyone on the path), or
-// past MaxRedirects. It is not retried.
+// RedirectError is a redirect the Client refused to follow: out of
+// http(s), from https to plain http (the body could then come from
+// anyone on the path), to an address the first URL's does not allow (a
+// metadata server, a link-local address, loopback or private ones from
+// elsewhere; see Client), or past MaxRedirects. It is not retried.
 type RedirectError struct {
 	URL    string // the URL requested, redacted
 	To     string // where the refused redirect led, redacted
@@ -241,15 +264,26 @@ func (e *RedirectError) Error() string {
 	return fmt.Sprintf("GET %s: redirect to %s refused: %s", e.URL, e.To, e.Reason)
 }
 
-// checkRedirect follows at most MaxRedirects redirects, never from
-// https to another scheme.
+// checkRedirect follows at most MaxRedirects redirects, only to http(s),
+// never from https to another scheme, and to no host whose name or
+// address alone says it is out of the fetch's fence; the dialer checks
+// the others on the address they resolve to.
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	to := RedactURL(req.URL.String())
 	switch {
 	case len(via) > MaxRedirects:
 		return &RedirectError{To: to, Reason: fmt.Sprintf("more than %d redirects", MaxRedirects)}
+	case req.URL.Scheme != "http" && req.URL.Scheme != "https":
+		return &RedirectError{To: to, Reason: fmt.Sprintf("%s: is not http(s)", req.URL.Scheme)}
 	case via[0].URL.Scheme == "https" && req.URL.Scheme != "https":
 		return &RedirectError{To: to, Reason: "it leaves https"}
+	}
+	endpoint := classGlobal
+	if f := fenceOf(req.Context()); f != nil {
+		endpoint = f.redirect(to)
+	}
+	if c, ok := hostClass(req.URL.Hostname()); ok && !allowedFrom(c, endpoint) {
+		return &RedirectError{To: to, Reason: hostError(req.URL.Hostname(), c).Error()}
 	}
 	return nil
 }
@@ -436,7 +470,15 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	// its credentials hidden.
 	shown := RedactURL(target)
 
+	f := &fence{endpoint: classGlobal}
+	if c, ok := hostClass(u.Hostname()); ok {
+		if c == classMetadata {
+			return nil, fmt.Errorf("GET %s refused: %w", shown, hostError(u.Hostname(), c))
+		}
+		f.endpoint = c
+	}
 	parent := ctx
+	ctx = httptrace.WithClientTrace(withFence(ctx, f), &httptrace.ClientTrace{GotConn: f.gotConn})
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -456,11 +498,19 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		var redirect *RedirectError
+		var (
+			redirect *RedirectError
+			refused  *AddressError
+		)
 		switch {
 		case errors.As(err, &redirect):
 			redirect.URL = shown
 			return nil, redirect
+		case errors.As(err, &refused):
+			if to, ok := f.redirection(); ok {
+				return nil, &RedirectError{URL: shown, To: to, Reason: refused.Error()}
+			}
+			return nil, fmt.Errorf("GET %s refused: %w", shown, refused)
 		case parent.Err() != nil: // the run was cancelled or is out of time
 			return nil, fmt.Errorf("GET %s: %w", shown, err)
 		}

@@ -392,8 +392,8 @@ func (f *issuerFetcher) get(ctx context.Context, rawURL string) ([]*x509.Certifi
 	if u.Scheme != "http" || u.User != nil {
 		return nil, errors.New("refused: only plain http:// URLs without credentials")
 	}
-	if isMetadataHost(u.Hostname()) {
-		return nil, errors.New("refused: a metadata server address")
+	if c, ok := hostClass(u.Hostname()); ok && c == classMetadata {
+		return nil, fmt.Errorf("refused: %w", hostError(u.Hostname(), c))
 	}
 	ctx, cancel := context.WithTimeout(ctx, issuerFetchTimeout)
 	defer cancel()
@@ -507,12 +507,6 @@ func parsePKCS7(der []byte) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%d certificates, more than %d", len(certs), issuerMaxCerts)
 	}
 	return certs, nil
-}
-
-// isMetadataHost reports the host names of cloud metadata servers.
-func isMetadataHost(host string) bool {
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
-	return h == "metadata.google.internal" || h == "metadata"
 }
 
 // dialTLS connects to addr and verifies the server's certificate with v
