@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -198,5 +199,43 @@ func TestRedirectFence(t *testing.T) {
 	}
 	if n := trapped.Load(); n != 0 {
 		t.Errorf("%d requests reached the proxy", n)
+	}
+}
+
+// TestSourceURLSentAsGiven: SPOC_URL is sent as it is written, a signed
+// URL's query byte for byte, and a redirect does not pass it on in a
+// Referer.
+func TestSourceURLSentAsGiven(t *testing.T) {
+	up := spoctest.NewHandler(spoctest.WithRecords(50))
+	var (
+		mu      sync.Mutex
+		asked   string
+		referer []string
+	)
+	final := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		referer = r.Header.Values("Referer")
+		mu.Unlock()
+		up.ServeHTTP(w, r)
+	}))
+	defer final.Close()
+	hop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = r.RequestURI
+		mu.Unlock()
+		http.Redirect(w, r, final.URL+"/api/spoc/list", http.StatusFound)
+	}))
+	defer hop.Close()
+	const signed = "/o/spoc.json?b=2&a=1&X-Goog-Signature=x%2Fy%3D"
+	code, logs := execJob(t, "SPOC_URL="+hop.URL+signed, "SPOC_OUTPUT="+t.TempDir(),
+		"OTEL_METRICS_EXPORTER=none", "OTEL_TRACES_EXPORTER=none")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, logs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	_ = asked
+	if len(referer) > 0 {
+		t.Errorf("Referer %q sent to the host redirected to", referer)
 	}
 }

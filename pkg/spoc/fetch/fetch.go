@@ -149,7 +149,8 @@ type Opener func(ctx context.Context, url string) (r io.ReadCloser, size int64, 
 // its class itself (an IP address, a metadata server's name, localhost)
 // is refused before any lookup; any other name at the dialer, on the
 // address it resolves to, before a packet is sent, except behind a
-// proxy, which resolves it. A refused redirect is a *RedirectError.
+// proxy, which resolves it. A refused redirect is a *RedirectError. No
+// Referer is sent: the URL redirected from may be a signed one.
 type Client struct {
 	http *http.Client
 	// dialer makes every connection of the fetch, direct or to a proxy.
@@ -267,8 +268,11 @@ func (e *RedirectError) Error() string {
 // checkRedirect follows at most MaxRedirects redirects, only to http(s),
 // never from https to another scheme, and to no host whose name or
 // address alone says it is out of the fetch's fence; the dialer checks
-// the others on the address they resolve to.
+// the others on the address they resolve to. It sends no Referer: the
+// URL redirected from may be a signed one.
 func checkRedirect(req *http.Request, via []*http.Request) error {
+	// net/http has just set it to the previous URL, query and all.
+	req.Header.Del("Referer")
 	to := RedactURL(req.URL.String())
 	switch {
 	case len(via) > MaxRedirects:

@@ -115,3 +115,32 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectSendsNoReferer: net/http would tell the host redirected to
+// the URL redirected from, a signed URL's signature included, in a
+// Referer header. No header carries it.
+func TestRedirectSendsNoReferer(t *testing.T) {
+	var got http.Header
+	final := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"data":{"results":[]}}`)
+	}))
+	defer final.Close()
+	hop := httptest.NewServer(http.RedirectHandler(final.URL+"/list", http.StatusFound))
+	defer hop.Close()
+	if _, _, err := readAll(t, newClient(t, fetch.ClientOptions{}), hop.URL+"/o?X-Goog-Signature=s1gn4ture&X-Goog-Date=1"); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil {
+		t.Fatal("the redirect was not followed")
+	}
+	if r := got.Values("Referer"); len(r) > 0 {
+		t.Errorf("Referer %q sent to the host redirected to", r)
+	}
+	for name, values := range got {
+		if strings.Contains(strings.Join(values, " "), "s1gn4ture") {
+			t.Errorf("header %s carries the signature: %q", name, values)
+		}
+	}
+}
