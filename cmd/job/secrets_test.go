@@ -234,7 +234,9 @@ func TestSourceURLSentAsGiven(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	_ = asked
+	if asked != signed {
+		t.Errorf("sent %q, want %q as given", asked, signed)
+	}
 	if len(referer) > 0 {
 		t.Errorf("Referer %q sent to the host redirected to", referer)
 	}

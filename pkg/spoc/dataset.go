@@ -19,8 +19,8 @@ import (
 type Dataset struct {
 	// Name selects the dataset (SPOC_DATASET) and names its metrics.
 	Name string
-	// URL is the endpoint's default URL, and Query the parameters it is
-	// sent with unless the URL names them (fetch.ClientOptions.Query).
+	// URL is the endpoint's default URL, and Query the query a URL
+	// without one is sent with (fetch.ClientOptions.Query).
 	URL   string
 	Query url.Values
 	// Object is the base name of the dataset's objects in a day's folder

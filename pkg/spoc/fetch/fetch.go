@@ -108,9 +108,9 @@ type ClientOptions struct {
 	// Logger receives the intermediates fetched from CA Issuers URLs;
 	// nil: no logs.
 	Logger *slog.Logger
-	// Query holds the parameters an http(s) URL is sent with when it
-	// lacks them (a dataset's Query, such as page=1&pageSize=10): a
-	// parameter the URL has is kept as it is.
+	// Query is the query an http(s) URL without one is sent with (a
+	// dataset's Query, such as page=1&pageSize=10). A URL with a query
+	// is sent as it is written.
 	Query url.Values
 }
 
@@ -451,25 +451,25 @@ func (c *Client) Open(ctx context.Context, source string) (*Body, error) {
 }
 
 // Fetch sends the GET request and returns the body once the response
-// headers show a 2xx JSON response. The parameters of ClientOptions.Query
-// are added when the URL lacks them. The body's read errors are
-// *TransportError, and a body that sends nothing for the stall timeout
-// fails with ErrStalled.
+// headers show a 2xx JSON response. A URL with a query (even an empty
+// one: a "?") is sent as it is written, byte for byte, as a signed URL
+// must be; one without gets the parameters of ClientOptions.Query. The
+// body's read errors are *TransportError, and a body that sends nothing
+// for the stall timeout fails with ErrStalled.
 func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse URL: %w", err)
+		return nil, fmt.Errorf("parse URL %s: %w", RedactURL(rawURL), errors.Unwrap(err))
 	}
-	if len(c.query) > 0 {
-		q := u.Query()
-		for name, values := range c.query {
-			if !q.Has(name) {
-				q[name] = values
-			}
+	target := rawURL
+	if u.RawQuery == "" && !u.ForceQuery && len(c.query) > 0 {
+		// Only the query is added: the rest stays as written.
+		before, fragment, hasFragment := strings.Cut(rawURL, "#")
+		target = before + "?" + c.query.Encode()
+		if hasFragment {
+			target += "#" + fragment
 		}
-		u.RawQuery = q.Encode()
 	}
-	target := u.String()
 	// What errors, logs, the manifest and the footer name: the URL with
 	// its credentials hidden.
 	shown := RedactURL(target)

@@ -74,30 +74,38 @@ func TestFetchRequest(t *testing.T) {
 	}
 }
 
-func TestFetchKeepsExplicitPageParameters(t *testing.T) {
-	var query string
+// TestFetchSendsTheURLAsGiven: a URL with a query is sent byte for byte
+// (a signed URL's signature covers its query as written); the dataset's
+// query goes only on a URL without one.
+func TestFetchSendsTheURLAsGiven(t *testing.T) {
+	var asked string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		query = r.URL.RawQuery
+		asked = r.RequestURI
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{}`)
 	}))
 	defer srv.Close()
+	signed := "/b/o.json?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=sa%40p.iam.gserviceaccount.com%2F20261206%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-Date=20261206T000000Z&X-Goog-Expires=900&X-Goog-SignedHeaders=host&X-Goog-Signature=0a1b"
 	for _, tc := range []struct {
 		name, url, want string
 		query           url.Values
 	}{
-		{"the URL's own parameters kept", "?pageSize=500000&page=1", "page=1&pageSize=500000", spoc.SPOC.Query},
-		{"the missing one added", "?pageSize=500000", "page=1&pageSize=500000", spoc.SPOC.Query},
-		{"no query: the URL as given", "?state=Johor", "state=Johor", nil},
-		{"the OSH dataset's", "", "page=1&pageSize=10", spoc.OSH.Query},
+		{"a query kept in its order and encoding", "/list?b=2&a=1&sig=x%2Fy%3D", "/list?b=2&a=1&sig=x%2Fy%3D", spoc.SPOC.Query},
+		{"a signed URL", signed, signed, spoc.SPOC.Query},
+		{"an escaped path", "/a%2Fb/list?q=%7e+x", "/a%2Fb/list?q=%7e+x", spoc.SPOC.Query},
+		{"the URL's own paging, nothing added", "/list?pageSize=500000", "/list?pageSize=500000", spoc.SPOC.Query},
+		{"an empty query is one", "/list?", "/list?", spoc.SPOC.Query},
+		{"no query: the dataset's", "/list", "/list?page=1&pageSize=10", spoc.SPOC.Query},
+		{"no query, a fragment", "/list#top", "/list?page=1&pageSize=10", spoc.OSH.Query},
+		{"no query and none to add", "/list", "/list", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			query = ""
-			if _, _, err := readAll(t, newClient(t, fetch.ClientOptions{Query: tc.query}), srv.URL+"/"+tc.url); err != nil {
+			asked = ""
+			if _, _, err := readAll(t, newClient(t, fetch.ClientOptions{Query: tc.query}), srv.URL+tc.url); err != nil {
 				t.Fatal(err)
 			}
-			if query != tc.want {
-				t.Errorf("query %q, want %q", query, tc.want)
+			if asked != tc.want {
+				t.Errorf("sent %q, want %q", asked, tc.want)
 			}
 		})
 	}
