@@ -6,10 +6,12 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,28 +21,59 @@ import (
 )
 
 // TestSecretsInTheSourceURLAreNeverPublished runs the binary with a
-// source URL that carries a password and signed-URL parameters, once
-// publishing and once failing, with OTLP exporters on, and looks for the
-// secrets in its logs, in every file under the output folder (Parquet
-// footers and manifests included, archives decompressed) and in every
-// metric and span it exported. They are nowhere; REDACTED stands in.
+// source URL that carries a password and credentials under the usual
+// names (signed-URL parameters, API keys, tokens, passwords, client
+// secrets), once publishing, once failing on the upstream's status and
+// once on a refused connection, with OTLP exporters on, and looks for
+// the secrets in its logs, in every file under the output folder
+// (Parquet footers and manifests included, archives decompressed) and in
+// every metric and span it exported. They are nowhere; REDACTED stands
+// in.
 func TestSecretsInTheSourceURLAreNeverPublished(t *testing.T) {
-	secrets := []string{"pa55w0rd", "sig5ecret", "tok5ecret"}
+	query := map[string]string{
+		"X-Goog-Signature": "sig5ecret",
+		"Token":            "tok5ecret",
+		"api-key":          "apik3y5ecret",
+		"password":         "passw0rd5ecret",
+		"client_secret":    "cl1ent5ecret",
+		"access_token":     "acce55tok5ecret",
+		"x-api-key":        "xap1k3y5ecret",
+		"key":              "plaink3y5ecret",
+	}
+	secrets := []string{"pa55w0rd"}
+	var params []string
+	for name, secret := range query {
+		secrets = append(secrets, secret)
+		params = append(params, name+"="+secret)
+	}
+	sort.Strings(params)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + closed.Addr().String()
+	closed.Close()
 	for _, tc := range []struct {
 		name     string
 		upstream []spoctest.Option
+		url      string // the upstream's when empty
 		wantCode int
 	}{
-		{"published", []spoctest.Option{spoctest.WithRecords(200)}, exitOK},
-		{"failed", []spoctest.Option{spoctest.FailFirst(10, http.StatusServiceUnavailable)}, exitFailed},
+		{"published", []spoctest.Option{spoctest.WithRecords(200)}, "", exitOK},
+		{"failed", []spoctest.Option{spoctest.FailFirst(10, http.StatusServiceUnavailable)}, "", exitFailed},
+		{"connection refused", nil, refused, exitFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up := spoctest.NewServer(tc.upstream...)
-			defer up.Close()
+			base := tc.url
+			if base == "" {
+				up := spoctest.NewServer(tc.upstream...)
+				defer up.Close()
+				base = up.URL
+			}
 			recv := startReceiver(t)
 			out := t.TempDir()
-			source := strings.Replace(up.URL, "http://", "http://reader:pa55w0rd@", 1) +
-				"/api/spoc/list?X-Goog-Signature=sig5ecret&Token=tok5ecret&state=all"
+			source := strings.Replace(base, "http://", "http://reader:pa55w0rd@", 1) +
+				"/api/spoc/list?" + strings.Join(params, "&") + "&state=all"
 			code, stderr := execJob(t, "SPOC_URL="+source, "SPOC_OUTPUT="+out, "SPOC_ATTEMPTS=2",
 				"OTEL_METRICS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=otlp",
 				"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT="+recv.URL)

@@ -63,7 +63,9 @@ type TransportError struct {
 	Err error
 }
 
-func (e *TransportError) Error() string { return e.Op + ": " + e.Err.Error() }
+// Error names the URL of Op as given (redacted) and any URL that the
+// error below prints, as net/http's do, redacted.
+func (e *TransportError) Error() string { return e.Op + ": " + redactText(e.Err.Error()) }
 func (e *TransportError) Unwrap() error { return e.Err }
 
 func orNone(s string) string {
@@ -645,7 +647,8 @@ func snippet(resp *http.Response) string {
 		r = io.LimitReader(zr, 4<<10)
 	}
 	b, _ := io.ReadAll(r)
-	s := strings.Join(strings.FieldsFunc(string(b), func(r rune) bool {
+	// An error page may repeat the URL asked for.
+	s := strings.Join(strings.FieldsFunc(redactText(string(b)), func(r rune) bool {
 		return unicode.IsSpace(r) || !unicode.IsPrint(r)
 	}), " ")
 	if len(s) > 200 {
