@@ -28,6 +28,7 @@ const (
 	FailureNoResults  = "no_results"  // valid JSON without data.results
 	FailureCanceled   = "canceled"    // the run was cancelled (SIGTERM)
 	FailureNotFound   = "not_found"   // a source file that does not exist
+	FailureBadBody    = "bad_body"    // a saved body cut or corrupt (a *BodyError)
 	FailureRedirect   = "redirect"    // a redirect refused: out of http(s) or https, to an address out of bounds, or too many
 	FailureOtherError = "other_error" // anything else, such as a failed write
 )
@@ -80,8 +81,9 @@ func FailureKind(err error) string { return Classify(err).Kind }
 
 // IsRetryable is Classify(err).Retryable: a transport failure (reset,
 // refused, timeout, a body cut short), or a 429 or 5xx status. Bad JSON,
-// a non-JSON page, a 4xx status, a certificate that does not verify and
-// the decoder's limits are not.
+// a non-JSON page, a 4xx status, a certificate that does not verify, a
+// refused redirect, a cut or corrupt saved body and the decoder's limits
+// are not.
 func IsRetryable(err error) bool { return Classify(err).Retryable }
 
 func failureKind(err error) string {
@@ -109,6 +111,8 @@ func failureKind(err error) string {
 		return FailureRedirect
 	case errors.As(err, new(*AddressError)):
 		return FailureOtherError
+	case errors.As(err, new(*BodyError)):
+		return FailureBadBody
 	case isCertificateError(err):
 		return FailureTLS
 	case errors.Is(err, ErrStalled), errors.Is(err, context.DeadlineExceeded),

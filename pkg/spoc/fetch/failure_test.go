@@ -9,6 +9,8 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // kinded stands for an error of the decoder, which knows its kind.
@@ -45,6 +47,9 @@ func TestClassify(t *testing.T) {
 		// A metadata server as the URL asked for: it cannot change.
 		{fmt.Errorf("GET u refused: %w", &AddressError{Host: "169.254.169.254", Class: "metadata server"}), FailureOtherError, false},
 		{&TransportError{Op: "GET", Err: &net.OpError{Op: "dial", Err: &AddressError{Host: "169.254.169.254", Class: "metadata server"}}}, FailureOtherError, false},
+		{&BodyError{Source: "file:///b.json.gz", Err: io.ErrUnexpectedEOF}, FailureBadBody, false},
+		{fmt.Errorf("read file:///b.json.gz: %w", &BodyError{Err: gzip.ErrChecksum}), FailureBadBody, false},
+		{&RedirectError{Reason: "gs: is not http(s)"}, FailureRedirect, false},
 		{errors.New("write gs://b/o: quota exceeded"), FailureOtherError, false},
 	} {
 		got := Classify(tc.err)

@@ -68,6 +68,17 @@ type TransportError struct {
 func (e *TransportError) Error() string { return e.Op + ": " + redactText(e.Err.Error()) }
 func (e *TransportError) Unwrap() error { return e.Err }
 
+// BodyError is a saved body that cannot be read whole: a gzip stream cut
+// short or failing its checksum, a file that fails to read. Reading it
+// again gives the same bytes: it is not retried.
+type BodyError struct {
+	Source string // the body's URL, redacted
+	Err    error
+}
+
+func (e *BodyError) Error() string { return "saved body " + e.Source + ": " + e.Err.Error() }
+func (e *BodyError) Unwrap() error { return e.Err }
+
 func orNone(s string) string {
 	if s == "" {
 		return "no content type"
@@ -449,7 +460,7 @@ func (c *Client) Open(ctx context.Context, source string) (*Body, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)
 	}
-	return savedBody(RedactURL(source), r, size)
+	return savedBody(RedactURL(source), r, size, false)
 }
 
 // Fetch sends the GET request and returns the body once the response
@@ -600,26 +611,81 @@ func openPath(path string) (*Body, error) {
 	if fi, err := f.Stat(); err == nil {
 		size = fi.Size()
 	}
-	return savedBody("file://"+abs, f, size)
+	return savedBody("file://"+abs, f, size, true)
 }
 
 // savedBody reads a saved body from r, decompressing it if it starts with
-// the gzip magic bytes. It closes r on error.
-func savedBody(source string, r io.ReadCloser, size int64) (*Body, error) {
-	wire := &countingReader{r: r}
+// the gzip magic bytes. It closes r on error. Its read errors are
+// *BodyError, but for those of the store r reads from when it is not
+// the local disk (see storeReader).
+func savedBody(source string, r io.ReadCloser, size int64, local bool) (*Body, error) {
+	store := &storeReader{r: r}
+	wire := &countingReader{r: store}
 	br := bufio.NewReaderSize(wire, 64<<10)
-	body := &Body{Source: source, ContentLength: size, wire: wire, r: br, closer: r.Close}
+	body := &Body{Source: source, ContentLength: size, wire: wire, closer: r.Close}
+	read := &savedBodyReader{r: br, source: source, local: local}
+	body.r = read
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		body.gzip = &gzipTap{r: br, holding: true}
 		zr, err := gzip.NewReader(body.gzip)
 		body.gzip.holding = false
 		if err != nil {
 			r.Close()
-			return nil, fmt.Errorf("open source %s: %w", source, err)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("open source: %w", read.err(err))
 		}
-		body.r = zr
+		read.r = zr
 	}
 	return body, nil
+}
+
+// storeError is an error of the store a saved body is read from, set
+// apart from what decompression makes of the bytes.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+
+// storeReader marks its reader's errors but io.EOF as *storeError.
+type storeReader struct{ r io.Reader }
+
+func (s *storeReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &storeError{err}
+	}
+	return n, err
+}
+
+// savedBodyReader gives a saved body's read errors their kind: a
+// *BodyError when the bytes are at fault (cut or corrupt, as the gzip
+// reader finds) or the local disk is, which no second reading mends; the
+// store's own error otherwise (a network read of an object may well
+// succeed the next time).
+type savedBodyReader struct {
+	r      io.Reader
+	source string
+	local  bool
+}
+
+func (s *savedBodyReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = s.err(err)
+	}
+	return n, err
+}
+
+func (s *savedBodyReader) err(err error) error {
+	var store *storeError
+	if errors.As(err, &store) {
+		if !s.local {
+			return store.err
+		}
+		err = store.err
+	}
+	return &BodyError{Source: s.source, Err: err}
 }
 
 // isJSONContentType accepts application/json, any +json type, and a

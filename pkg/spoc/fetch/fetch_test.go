@@ -32,6 +32,19 @@ func newClient(t *testing.T, opts fetch.ClientOptions) *fetch.Client {
 	return c
 }
 
+// generated is a generated body of records, and its gzip.
+func generated(t *testing.T, records int, seed uint64) (raw, zipped []byte) {
+	t.Helper()
+	var body, gz bytes.Buffer
+	if _, err := spoctest.Generate(&body, spoctest.GenOptions{Records: records, Seed: seed}); err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(&gz)
+	zw.Write(body.Bytes())
+	zw.Close()
+	return body.Bytes(), gz.Bytes()
+}
+
 func readAll(t *testing.T, c *fetch.Client, url string) ([]byte, *fetch.Body, error) {
 	t.Helper()
 	b, err := c.Open(context.Background(), url)
@@ -322,14 +335,8 @@ func TestOpenFile(t *testing.T) {
 // Saved bodies elsewhere (a gs:// archive) are read through the Opener of
 // their scheme, and decompressed like files.
 func TestOpeners(t *testing.T) {
-	var raw, zipped bytes.Buffer
-	if _, err := spoctest.Generate(&raw, spoctest.GenOptions{Records: 50, Seed: 4}); err != nil {
-		t.Fatal(err)
-	}
-	zw := gzip.NewWriter(&zipped)
-	zw.Write(raw.Bytes())
-	zw.Close()
-	objects := map[string][]byte{"mem://b/plain.json": raw.Bytes(), "mem://b/body.json.gz": zipped.Bytes(), "mem://b/bad.json.gz": {0x1f, 0x8b, 0}}
+	raw, zipped := generated(t, 50, 4)
+	objects := map[string][]byte{"mem://b/plain.json": raw, "mem://b/body.json.gz": zipped, "mem://b/bad.json.gz": {0x1f, 0x8b, 0}}
 	errMissing := errors.New("no such object")
 	c := newClient(t, fetch.ClientOptions{Openers: map[string]fetch.Opener{
 		"mem": func(_ context.Context, u string) (io.ReadCloser, int64, error) {
@@ -342,8 +349,8 @@ func TestOpeners(t *testing.T) {
 	}})
 	for _, src := range []string{"mem://b/plain.json", "mem://b/body.json.gz"} {
 		data, b, err := readAll(t, c, src)
-		if err != nil || !bytes.Equal(data, raw.Bytes()) {
-			t.Errorf("%s: %d bytes, %v; want the %d of the body", src, len(data), err, raw.Len())
+		if err != nil || !bytes.Equal(data, raw) {
+			t.Errorf("%s: %d bytes, %v; want the %d of the body", src, len(data), err, len(raw))
 			continue
 		}
 		if b.Source != src || b.ContentLength != int64(len(objects[src])) || b.WireBytes() != int64(len(objects[src])) {
@@ -374,6 +381,8 @@ func TestBackoff(t *testing.T) {
 		{"two transient failures then success", []error{transient, transient, nil}, 4, 3, false},
 		{"transient failures use up the attempts", []error{transient, transient, transient, transient, nil}, 4, 4, true},
 		{"a final error stops at once", []error{&fetch.ContentTypeError{ContentType: "text/html"}, nil}, 4, 1, true},
+		{"a refused redirect stops at once", []error{&fetch.RedirectError{Reason: "file: is not http(s)"}, nil}, 4, 1, true},
+		{"a cut saved body stops at once", []error{&fetch.BodyError{Source: "file:///b.json.gz", Err: io.ErrUnexpectedEOF}, nil}, 4, 1, true},
 		{"one attempt only", []error{transient, nil}, 1, 1, true},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
+)
+
+// TestCutSavedBodyIsNotRetried: a saved .gz body cut short fails the run
+// at once (reason=bad_body): reading the file again would give the same
+// bytes.
+func TestCutSavedBodyIsNotRetried(t *testing.T) {
+	var raw, zipped bytes.Buffer
+	spoctest.Generate(&raw, spoctest.GenOptions{Records: 3000, Seed: 6})
+	zw := gzip.NewWriter(&zipped)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	path := filepath.Join(t.TempDir(), "spoc-list-public.json.gz")
+	if err := os.WriteFile(path, zipped.Bytes()[:zipped.Len()/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	code, logs := execJob(t, "SPOC_URL="+path, "SPOC_OUTPUT="+out, "SPOC_ATTEMPTS=4",
+		"OTEL_METRICS_EXPORTER=none", "OTEL_TRACES_EXPORTER=none")
+	if code != exitFailed || !strings.Contains(logs, `"reason":"bad_body"`) {
+		t.Fatalf("exit %d, want %d with reason bad_body:\n%s", code, exitFailed, logs)
+	}
+	if strings.Contains(logs, "retrying") {
+		t.Errorf("a cut saved body was retried:\n%s", logs)
+	}
+	for _, name := range files(t, out) {
+		if !strings.Contains(name, "/rejected/") {
+			t.Errorf("file left at a final name after a failed run: %s", name)
+		}
+	}
+}
