@@ -3,7 +3,9 @@
 // after, a stall timer), verifies the server's certificate as browsers
 // do (fetching a missing intermediate from its CA Issuers URL, fenced
 // in to global addresses and small budgets), follows only safe
-// redirects and redacts credentials wherever a URL is shown; a saved
+// redirects (never to a metadata server, to this host or its network
+// only from there), sends the URL as written and redacts credentials
+// wherever a URL is shown; a saved
 // body read back from disk or another store (ParseSource, Open); and the
 // run's failure classification (Classify: a kind for metrics, and
 // whether another attempt may succeed) with the retry policy built on it

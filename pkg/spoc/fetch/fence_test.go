@@ -313,3 +313,71 @@ func TestFenceRule(t *testing.T) {
 		t.Errorf("loopback outside a fetch: %v", err)
 	}
 }
+
+// TestHostClass: the hosts whose class is known without a lookup, and
+// the names left to the dialer.
+func TestHostClass(t *testing.T) {
+	for _, tc := range []struct {
+		host  string
+		class addressClass
+		known bool
+	}{
+		{"127.0.0.1", classLoopback, true},
+		{"::1", classLoopback, true},
+		{"localhost", classLoopback, true},
+		{"LocalHost.", classLoopback, true},
+		{"api.localhost", classLoopback, true},
+		{"10.0.0.1", classPrivate, true},
+		{"169.254.169.254", classMetadata, true},
+		{"fe80::1%eth0", classLinkLocal, true},
+		{"metadata.google.internal", classMetadata, true},
+		{"Metadata.Google.Internal.", classMetadata, true},
+		{"metadata", classMetadata, true},
+		{"metadata.goog", classMetadata, true},
+		{"instance-data.ec2.internal", classMetadata, true},
+		{"8.8.8.8", classGlobal, true},
+		{"api.mspots.org.my", 0, false},
+		{"localhost.example", 0, false},
+		{"notmetadata.google.internal", 0, false},
+	} {
+		c, known := hostClass(tc.host)
+		if known != tc.known || known && c != tc.class {
+			t.Errorf("hostClass(%q) = %s, %v; want %s, %v", tc.host, c, known, tc.class, tc.known)
+		}
+	}
+}
+
+// TestCheckRedirectByName: what a redirect's host alone tells is judged
+// against the first URL's class before any lookup; other names are left
+// to the dialer.
+func TestCheckRedirectByName(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint addressClass
+		to       string
+		refused  bool
+	}{
+		{classGlobal, "http://localhost:8080/", true},
+		{classGlobal, "http://127.0.0.1/", true},
+		{classGlobal, "http://10.0.0.1/", true},
+		{classGlobal, "http://[fd12::1]/", true},
+		{classGlobal, "http://8.8.8.8/", false},
+		{classGlobal, "https://storage.example/o", false},
+		{classPrivate, "http://10.0.0.1/", false},
+		{classPrivate, "http://localhost/", true},
+		{classPrivate, "http://metadata.google.internal/", true},
+		{classLoopback, "http://192.168.0.1/", true},
+		{classLoopback, "http://localhost/", false},
+	} {
+		f := &fence{endpoint: tc.endpoint}
+		first, _ := http.NewRequestWithContext(withFence(context.Background(), f), http.MethodGet, "http://first.example/", nil)
+		req, _ := http.NewRequestWithContext(withFence(context.Background(), f), http.MethodGet, tc.to, nil)
+		err := checkRedirect(req, []*http.Request{first})
+		var re *RedirectError
+		if refused := errors.As(err, &re); refused != tc.refused {
+			t.Errorf("from a %s endpoint to %s: %v, want refused %v", tc.endpoint, tc.to, err, tc.refused)
+		}
+		if to, redirected := f.redirection(); !redirected || to != tc.to {
+			t.Errorf("from a %s endpoint to %s: the fence says redirected %v to %q", tc.endpoint, tc.to, redirected, to)
+		}
+	}
+}
