@@ -79,6 +79,16 @@ type BodyError struct {
 func (e *BodyError) Error() string { return "saved body " + e.Source + ": " + e.Err.Error() }
 func (e *BodyError) Unwrap() error { return e.Err }
 
+// withoutURL is err without the *url.Error around it, which prints the
+// URL it was given, credentials and all.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "no content type"
@@ -418,7 +428,7 @@ func ParseSource(s string) (Source, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return Source{}, fmt.Errorf("source %q: %w", RedactURL(s), errors.Unwrap(err))
+		return Source{}, fmt.Errorf("source %q: %w", RedactURL(s), withoutURL(err))
 	}
 	switch u.Scheme {
 	case "http", "https":
@@ -472,7 +482,7 @@ func (c *Client) Open(ctx context.Context, source string) (*Body, error) {
 func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse URL %s: %w", RedactURL(rawURL), errors.Unwrap(err))
+		return nil, fmt.Errorf("parse URL %s: %w", RedactURL(rawURL), withoutURL(err))
 	}
 	target := rawURL
 	if u.RawQuery == "" && !u.ForceQuery && len(c.query) > 0 {
@@ -500,7 +510,7 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("GET %s: %w", shown, err)
+		return nil, fmt.Errorf("GET %s: %w", shown, withoutURL(err))
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Accept-Encoding", "gzip")
@@ -510,11 +520,7 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		cancel()
-		// A *url.Error prints the URL it was given, credentials and all.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
+		err = withoutURL(err)
 		var (
 			redirect *RedirectError
 			refused  *AddressError

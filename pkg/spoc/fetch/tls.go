@@ -403,11 +403,7 @@ func (f *issuerFetcher) get(ctx context.Context, rawURL string) ([]*x509.Certifi
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, err
+		return nil, withoutURL(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
