@@ -498,11 +498,11 @@ func (c *Client) Fetch(ctx context.Context, rawURL string) (*Body, error) {
 	shown := RedactURL(target)
 
 	f := &fence{endpoint: classGlobal}
-	if c, ok := hostClass(u.Hostname()); ok {
-		if c == classMetadata {
-			return nil, fmt.Errorf("GET %s refused: %w", shown, hostError(u.Hostname(), c))
+	if class, ok := hostClass(u.Hostname()); ok {
+		if class == classMetadata {
+			return nil, fmt.Errorf("GET %s refused: %w", shown, hostError(u.Hostname(), class))
 		}
-		f.endpoint = c
+		f.endpoint = class
 	}
 	parent := ctx
 	ctx = httptrace.WithClientTrace(withFence(ctx, f), &httptrace.ClientTrace{GotConn: f.gotConn})
@@ -640,7 +640,11 @@ func savedBody(source string, r io.ReadCloser, size int64, local bool) (*Body, e
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, fmt.Errorf("open source: %w", read.err(err))
+			err = read.err(err)
+			if errors.As(err, new(*BodyError)) {
+				return nil, fmt.Errorf("open source: %w", err)
+			}
+			return nil, fmt.Errorf("open source %s: %w", source, err)
 		}
 		read.r = zr
 	}
