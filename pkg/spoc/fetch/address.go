@@ -121,7 +121,7 @@ type AddressError struct {
 
 func (e *AddressError) Error() string {
 	if e.Name {
-		return fmt.Sprintf("%s is the name of a %s", e.Host, e.Class)
+		return fmt.Sprintf("%s names a %s address", e.Host, e.Class)
 	}
 	return fmt.Sprintf("%s is a %s address", e.Host, e.Class)
 }
