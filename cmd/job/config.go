@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -73,8 +74,13 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return e.Var + ": " + e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// LoadConfig reads the configuration from env and validates it.
-func LoadConfig(ctx context.Context, env envconfig.Lookuper) (*Config, error) {
+// LoadConfig reads the configuration from env (the process environment,
+// as variable names and values) and validates it.
+func LoadConfig(ctx context.Context, environ map[string]string) (*Config, error) {
+	if err := unknownSetting(environ); err != nil {
+		return nil, err
+	}
+	env := envconfig.MapLookuper(environ)
 	var c Config
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: env}); err != nil {
 		return nil, &ConfigError{Var: varInError(err), Err: err}
@@ -120,9 +126,72 @@ func varInError(err error) string {
 	return "environment"
 }
 
+// unknownSetting refuses a SPOC_* variable that is no setting: a
+// misspelt name would otherwise leave its setting at the default without
+// a word.
+func unknownSetting(environ map[string]string) error {
+	for _, name := range slices.Sorted(maps.Keys(environ)) {
+		if !strings.HasPrefix(name, "SPOC_") || slices.ContainsFunc(settings(), func(s setting) bool { return s.Var == name }) {
+			continue
+		}
+		return &ConfigError{Var: name, Err: fmt.Errorf("not a setting; did you mean %s? (-help lists them all)", closestSetting(name))}
+	}
+	return nil
+}
+
+// closestSetting is the setting whose name is the fewest edits away from
+// name.
+func closestSetting(name string) string {
+	best, bestDist := "", -1
+	for _, s := range settings() {
+		if d := editDistance(name, s.Var); bestDist < 0 || d < bestDist {
+			best, bestDist = s.Var, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b: the fewest byte
+// insertions, deletions and substitutions that turn one into the other.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := range len(a) {
+		cur[0] = i + 1
+		for j := range len(b) {
+			cost := 1
+			if a[i] == b[j] {
+				cost = 0
+			}
+			cur[j+1] = min(prev[j+1]+1, cur[j]+1, prev[j]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// finiteNumbers refuses a NaN or infinite number in any float setting:
+// strconv accepts "NaN" and "Inf", and a NaN limit compares false with
+// everything, so a guard set to it would never refuse a body.
+func (c *Config) finiteNumbers() error {
+	v := reflect.ValueOf(c).Elem()
+	for i, s := range settings() {
+		if f := v.Field(i); f.CanFloat() && (math.IsNaN(f.Float()) || math.IsInf(f.Float(), 0)) {
+			return &ConfigError{Var: s.Var, Err: fmt.Errorf("%g is not a finite number", f.Float())}
+		}
+	}
+	return nil
+}
+
 func (c *Config) validate() error {
 	bad := func(name, format string, args ...any) error {
 		return &ConfigError{Var: name, Err: fmt.Errorf(format, args...)}
+	}
+	if err := c.finiteNumbers(); err != nil {
+		return err
 	}
 	if err := validateSource(c.URL); err != nil {
 		return &ConfigError{Var: "SPOC_URL", Err: err}

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
-	"github.com/sethvargo/go-envconfig"
 
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -20,7 +20,7 @@ import (
 )
 
 func TestConfigDefaults(t *testing.T) {
-	cfg, err := LoadConfig(context.Background(), envconfig.MapLookuper(nil))
+	cfg, err := LoadConfig(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +106,8 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"zero telemetry timeout", "SPOC_TELEMETRY_TIMEOUT", "0s"},
 		{"body cap not a size", "SPOC_MAX_BODY_BYTES", "big"},
 		{"dropped percent above 100", "SPOC_MAX_DROPPED_PERCENT", "150"},
+		{"dropped percent not a number", "SPOC_MAX_DROPPED_PERCENT", "NaN"},
+		{"collapse percent not a number", "SPOC_COLLAPSE_WAS_PERCENT", "NaN"},
 		{"drop guard percent negative", "SPOC_MAX_DROP_PERCENT", "-5"},
 		{"date not YYYYMMDD", "SPOC_DATE", "2025-01-01"},
 		{"negative minimum", "SPOC_MIN_RECORDS", "-1"},
@@ -233,7 +235,7 @@ func TestMemoryLimit(t *testing.T) {
 
 // The endpoint is the source package's knowledge; the job's default is it.
 func TestDefaultURLIsTheEndpoint(t *testing.T) {
-	cfg, err := LoadConfig(context.Background(), envconfig.MapLookuper(nil))
+	cfg, err := LoadConfig(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,6 +261,76 @@ func TestFixNamesTheSetting(t *testing.T) {
 	} {
 		if got := fixFor(tc.err); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("fixFor(%v) = %q, want it to name %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// Every numeric setting refuses the spellings strconv accepts for numbers
+// that are not finite: a NaN limit compares false with everything, so a
+// guard set to NaN would never refuse a body.
+func TestNonFiniteNumbersRefused(t *testing.T) {
+	numeric := 0
+	for i, s := range settings() {
+		switch reflect.TypeFor[Config]().Field(i).Type.Kind() {
+		case reflect.Int, reflect.Int64, reflect.Float64:
+		default:
+			continue
+		}
+		numeric++
+		for _, v := range []string{"NaN", "nan", "Inf", "+Inf", "-Inf", "Infinity", "1e400"} {
+			_, err := LoadConfig(context.Background(), map[string]string{s.Var: v})
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Var != s.Var {
+				t.Errorf("%s=%s: error %v, want a ConfigError naming %s", s.Var, v, err, s.Var)
+			}
+		}
+	}
+	if numeric < 15 {
+		t.Errorf("only %d numeric settings found", numeric)
+	}
+}
+
+// A misspelt variable is refused, naming the setting it was likely meant
+// to be, instead of being ignored while its default applies.
+func TestUnknownSettingRefused(t *testing.T) {
+	up := spoctest.NewServer(spoctest.WithRecords(10))
+	defer up.Close()
+	for _, tc := range []struct{ variable, want string }{
+		{"SPOC_MIN_RECORD", "SPOC_MIN_RECORDS"},
+		{"SPOC_MAX_DROP_PERCENTS", "SPOC_MAX_DROP_PERCENT"},
+		{"SPOC_MAXDROPPED_PERCENT", "SPOC_MAX_DROPPED_PERCENT"},
+		{"SPOC_ZSTD_LEVEL_COORDINATE", "SPOC_ZSTD_LEVEL_COORDINATES"},
+		{"SPOC_TIMEZON", "SPOC_TIMEZONE"},
+		{"SPOC_FORCED", "SPOC_FORCE"},
+	} {
+		out := t.TempDir()
+		code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, tc.variable: "1"})
+		if code != exitConfig {
+			t.Errorf("%s: exit %d, want %d\n%s", tc.variable, code, exitConfig, logs)
+			continue
+		}
+		if want := tc.variable + ": not a setting; did you mean " + tc.want + "?"; !strings.Contains(logs, want) {
+			t.Errorf("%s: output %q, want %q", tc.variable, logs, want)
+		}
+	}
+	if up.Requests() != 0 {
+		t.Errorf("the upstream got %d requests", up.Requests())
+	}
+	// Variables of other programs are not the job's business.
+	if code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": t.TempDir(), "SPOCK": "1", "OTEL_FOO": "x"}); code != exitOK {
+		t.Errorf("other variables: exit %d\n%s", code, logs)
+	}
+}
+
+func TestClosestSetting(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"SPOC_MIN_RECORD", "SPOC_MIN_RECORDS"},
+		{"SPOC_URI", "SPOC_URL"},
+		{"SPOC_LOCKWAIT", "SPOC_LOCK_WAIT"},
+		{"SPOC_OUTPUTS", "SPOC_OUTPUT"},
+	} {
+		if got := closestSetting(tc.in); got != tc.want {
+			t.Errorf("closestSetting(%s) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/api/iterator"
 
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
@@ -46,7 +45,7 @@ func runJob(t *testing.T, ctx context.Context, env map[string]string, args ...st
 		full[k] = v
 	}
 	var stderr bytes.Buffer
-	code := run(ctx, args, envconfig.MapLookuper(full), &stderr)
+	code := run(ctx, args, full, &stderr)
 	return code, stderr.String()
 }
 

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -85,9 +86,20 @@ func main() {
 		debug.SetMemoryLimit(limit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], envconfig.OsLookuper(), os.Stderr)
+	code := run(ctx, os.Args[1:], environ(os.Environ()), os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// environ is the process environment (os.Environ) by variable name.
+func environ(vars []string) map[string]string {
+	env := make(map[string]string, len(vars))
+	for _, kv := range vars {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
 }
 
 // serviceName is the job's OpenTelemetry service.name: the Cloud Run job's
@@ -104,7 +116,7 @@ func serviceName(env envconfig.Lookuper) string {
 }
 
 // run is the whole job, with its inputs passed in so tests can drive it.
-func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.Writer) int {
+func run(ctx context.Context, args []string, env map[string]string, stderr io.Writer) int {
 	flags := flag.NewFlagSet("job", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() { printUsage(stderr) }
@@ -137,7 +149,8 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	}
 
 	if *dataset != "" {
-		env = envconfig.MultiLookuper(envconfig.MapLookuper(map[string]string{"SPOC_DATASET": *dataset}), env)
+		env = maps.Clone(env)
+		env["SPOC_DATASET"] = *dataset
 	}
 	cfg, err := LoadConfig(ctx, env)
 	if err != nil {
@@ -147,7 +160,7 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 	// The OTEL_* variables are read from the process environment, by the
 	// OpenTelemetry exporters themselves.
 	providers, err := telemetry.Setup(ctx, telemetry.Options{
-		ServiceName:      serviceName(env),
+		ServiceName:      serviceName(envconfig.MapLookuper(env)),
 		ServiceNamespace: "mspo",
 		ServiceVersion:   version,
 	})
@@ -160,8 +173,8 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.W
 		log.Warn("telemetry set up with a warning", "error", w.Error())
 	}
 	var attempt cloudRunTask
-	attempt.execution, _ = env.Lookup("CLOUD_RUN_EXECUTION")
-	attempt.index, _ = env.Lookup("CLOUD_RUN_TASK_INDEX")
+	attempt.execution = env["CLOUD_RUN_EXECUTION"]
+	attempt.index = env["CLOUD_RUN_TASK_INDEX"]
 	code := execute(ctx, cfg, attempt, providers, log, stderr)
 	// Export what is left on every exit path, SIGTERM included: the run's
 	// context may be cancelled, the flush gets its own bounded one.
