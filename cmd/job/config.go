@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -377,23 +378,46 @@ func settings() []setting {
 	return out
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprintf(w, `mspo-spoc %s fetches the MSPO list of certified independent smallholders
-(SPOC) and publishes it as a tidy zstd Parquet snapshot, locally or in GCS:
+// printUsage writes -help: the flags, every dataset with its defaults and
+// object names, and the settings with the defaults of dataset (the
+// selected one; the default's when it is empty or unknown).
+func printUsage(w io.Writer, flags *flag.FlagSet, dataset string) {
+	known := spoc.Datasets()
+	selected, ok := known[dataset]
+	if !ok {
+		selected = known[spoc.SPOC.Name]
+	}
+	fmt.Fprintf(w, `mspo-spoc %s fetches a public MSPO list and publishes it as a tidy zstd
+Parquet snapshot, locally or in GCS, with its raw body, its manifest and the
+changes since the previous day, in one folder per day:
 
-  {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.parquet
-  {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.json.gz (the raw body)
-  {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/spoc-list-public.manifest.json
-  {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/changes/spoc-list-public.changes.parquet
+  {SPOC_OUTPUT}/{SPOC_PREFIX}/{YYYYMMDD}/{objects}
 
-Usage: job [-help] [-version] [-cpuprofile FILE]
+Usage: job [flags]
 
-Settings (environment variables):
-
+Flags:
 `, version)
+	flags.SetOutput(w)
+	flags.PrintDefaults()
+	fmt.Fprintf(w, "\nDatasets (SPOC_DATASET or -dataset), each with its defaults of SPOC_URL\nand SPOC_PREFIX and the objects of its days:\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, name := range slices.Sorted(maps.Keys(known)) {
+		ds, n := known[name], snapshot.NamesOf(known[name])
+		fmt.Fprintf(tw, "  %s\tSPOC_URL\t%s\n", ds.Name, ds.URL)
+		fmt.Fprintf(tw, "  \tSPOC_PREFIX\t%s\n", ds.Prefix)
+		fmt.Fprintf(tw, "  \tobjects\t%s\n", strings.Join([]string{n.Parquet, n.Manifest, n.Archive, n.Changes, n.Digest}, ", "))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nSettings (environment variables), with the defaults of dataset %s:\n\n", selected.Name)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, s := range settings() {
 		def := s.Default
+		switch s.Var {
+		case "SPOC_URL":
+			def = selected.URL
+		case "SPOC_PREFIX":
+			def = selected.Prefix
+		}
 		if def == "" {
 			def = "(none)"
 		}

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -332,5 +334,58 @@ func TestClosestSetting(t *testing.T) {
 		if got := closestSetting(tc.in); got != tc.want {
 			t.Errorf("closestSetting(%s) = %s, want %s", tc.in, got, tc.want)
 		}
+	}
+}
+
+// -help lists every flag, and every dataset with its defaults and object
+// names; the settings' table shows the defaults of the dataset selected
+// (-dataset or SPOC_DATASET), wherever -dataset stands.
+func TestHelpListsEveryDataset(t *testing.T) {
+	settingLine := func(out, name string) string {
+		_, table, _ := strings.Cut(out, "\nSettings (")
+		for l := range strings.Lines(table) {
+			if strings.HasPrefix(strings.TrimSpace(l), name+" ") {
+				return l
+			}
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want *spoc.Dataset
+	}{
+		{"default", nil, []string{"-help"}, spoc.SPOC},
+		{"flag before", nil, []string{"-dataset", "osh", "-help"}, spoc.OSH},
+		{"flag after", nil, []string{"-help", "-dataset", "osh"}, spoc.OSH},
+		{"env", map[string]string{"SPOC_DATASET": "osh"}, []string{"-h"}, spoc.OSH},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runJob(t, context.Background(), tc.env, tc.args...)
+			if code != exitOK {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			fs, _ := jobFlags(io.Discard)
+			fs.VisitAll(func(f *flag.Flag) {
+				if _, usage := flag.UnquoteUsage(f); !strings.Contains(out, "  -"+f.Name) || !strings.Contains(out, usage) {
+					t.Errorf("-help does not list the flag -%s", f.Name)
+				}
+			})
+			for _, ds := range spoc.Datasets() {
+				n := snapshot.NamesOf(ds)
+				for _, want := range []string{ds.Name, ds.URL, ds.Prefix, n.Parquet, n.Manifest, n.Archive, n.Changes, n.Digest} {
+					if !strings.Contains(out, want) {
+						t.Errorf("-help does not show dataset %s's %s", ds.Name, want)
+					}
+				}
+			}
+			if l := settingLine(out, "SPOC_URL"); !strings.Contains(l, tc.want.URL+" ") {
+				t.Errorf("SPOC_URL line %q, want the default %s", l, tc.want.URL)
+			}
+			if l := settingLine(out, "SPOC_PREFIX"); !strings.Contains(l, tc.want.Prefix+" ") {
+				t.Errorf("SPOC_PREFIX line %q, want the default %s", l, tc.want.Prefix)
+			}
+		})
 	}
 }

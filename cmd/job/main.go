@@ -11,6 +11,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -115,26 +116,44 @@ func serviceName(env envconfig.Lookuper) string {
 	return "mspo-spoc"
 }
 
+// flagValues are the job's command-line flags.
+type flagValues struct {
+	help, version       bool
+	cpuProfile, dataset string
+}
+
+// jobFlags defines the job's flags, which write their errors to w. -help
+// is a flag of its own rather than the flag package's ErrHelp, so that
+// flags after it (-help -dataset osh) are still read.
+func jobFlags(w io.Writer) (*flag.FlagSet, *flagValues) {
+	var v flagValues
+	flags := flag.NewFlagSet("job", flag.ContinueOnError)
+	flags.SetOutput(w)
+	flags.BoolVar(&v.help, "help", false, "print this help (with -dataset, that dataset's defaults) and exit")
+	flags.BoolVar(&v.help, "h", false, "the same as -help")
+	flags.BoolVar(&v.version, "version", false, "print the version and exit")
+	flags.StringVar(&v.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this `file` (for go tool pprof)")
+	flags.StringVar(&v.dataset, "dataset", "", "the `dataset` to publish, as SPOC_DATASET (which it overrides)")
+	return flags, &v
+}
+
 // run is the whole job, with its inputs passed in so tests can drive it.
 func run(ctx context.Context, args []string, env map[string]string, stderr io.Writer) int {
-	flags := flag.NewFlagSet("job", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	flags.Usage = func() { printUsage(stderr) }
-	showVersion := flags.Bool("version", false, "print the version and exit")
-	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
-	dataset := flags.String("dataset", "", "the dataset to publish, as SPOC_DATASET (which it overrides)")
+	flags, opts := jobFlags(stderr)
+	flags.Usage = func() { printUsage(stderr, flags, env["SPOC_DATASET"]) }
 	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
 		return exitConfig
 	}
-	if *showVersion {
+	if opts.help {
+		printUsage(stderr, flags, cmp.Or(opts.dataset, env["SPOC_DATASET"]))
+		return exitOK
+	}
+	if opts.version {
 		fmt.Fprintln(stderr, "mspo-spoc", version, commit)
 		return exitOK
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if opts.cpuProfile != "" {
+		f, err := os.Create(opts.cpuProfile)
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
 		}
@@ -148,9 +167,9 @@ func run(ctx context.Context, args []string, env map[string]string, stderr io.Wr
 		}()
 	}
 
-	if *dataset != "" {
+	if opts.dataset != "" {
 		env = maps.Clone(env)
-		env["SPOC_DATASET"] = *dataset
+		env["SPOC_DATASET"] = opts.dataset
 	}
 	cfg, err := LoadConfig(ctx, env)
 	if err != nil {
