@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -387,5 +388,41 @@ func TestHelpListsEveryDataset(t *testing.T) {
 				t.Errorf("SPOC_PREFIX line %q, want the default %s", l, tc.want.Prefix)
 			}
 		})
+	}
+}
+
+// Every library option that an error message of package snapshot names
+// is rewritten into the job's setting, so no error line of the job names
+// an option its user cannot set.
+func TestErrorsNameNoLibraryOption(t *testing.T) {
+	sources, err := filepath.Glob("../../pkg/snapshot/*.go")
+	if err != nil || len(sources) == 0 {
+		t.Fatalf("no sources (%v)", err)
+	}
+	option := regexp.MustCompile(`Options\.[A-Z]\w*`)
+	found := 0
+	for _, name := range sources {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			code := strings.TrimSpace(line)
+			if strings.HasPrefix(code, "//") || !strings.Contains(code, `"`) {
+				continue
+			}
+			for _, opt := range option.FindAllString(code, -1) {
+				found++
+				if got := settingNames.Replace(opt); got == opt || !strings.HasPrefix(got, "SPOC_") {
+					t.Errorf("%s: %s in a message is not rewritten into a setting: %s", filepath.Base(name), opt, code)
+				}
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no option named in any message: the scan is broken")
 	}
 }

@@ -469,6 +469,39 @@ func TestJobFromSavedBody(t *testing.T) {
 	}
 }
 
+// A day whose records fell by more than SPOC_MAX_DROP_PERCENT fails, and
+// its error line names the job's settings, not the library's options.
+func TestJobRecordsFellNamesTheSettings(t *testing.T) {
+	out := t.TempDir()
+	for _, day := range []struct {
+		date    string
+		records int
+		code    int
+	}{{"20261201", 800, exitOK}, {"20261202", 500, exitFailed}} {
+		up := spoctest.NewServer(spoctest.WithRecords(day.records))
+		code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_DATE": day.date})
+		up.Close()
+		if code != day.code {
+			t.Fatalf("%s: exit %d, want %d\n%s", day.date, code, day.code, logs)
+		}
+		if day.code == exitOK {
+			continue
+		}
+		var failed map[string]any
+		last := strings.TrimSpace(logs)
+		if err := json.Unmarshal([]byte(last[strings.LastIndex(last, "\n")+1:]), &failed); err != nil {
+			t.Fatalf("last log line: %v\n%s", err, logs)
+		}
+		msg, _ := failed["error"].(string)
+		if !strings.Contains(msg, "fewer") || strings.Contains(msg, "Options.") || !strings.Contains(msg, "SPOC_FORCE=true publishes anyway") {
+			t.Errorf("error %q: want the fall, naming SPOC_FORCE and no library option", msg)
+		}
+		if fix, _ := failed["fix"].(string); !strings.Contains(fix, "SPOC_FORCE=true") {
+			t.Errorf("fix %q does not name SPOC_FORCE", fix)
+		}
+	}
+}
+
 // With the job's defaults, a day 2 whose cert_status field is renamed
 // upstream fails (exit 1), naming both names and the settings, keeping
 // its body under rejected/ and publishing nothing; SPOC_FORCE=true then
@@ -500,6 +533,9 @@ func TestJobRefusesARenamedField(t *testing.T) {
 				if !strings.Contains(logs, want) {
 					t.Errorf("the logs do not say %s:\n%s", want, logs)
 				}
+			}
+			if strings.Contains(logs, "Options.") {
+				t.Errorf("the logs name the library's options, not the job's settings:\n%s", logs)
 			}
 			dir := filepath.Join(out, ds.Prefix, "20261202")
 			names := snapshot.NamesOf(ds)

@@ -346,7 +346,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
-		attrs := []any{"error", err.Error(), "reason", fetch.FailureKind(err), "duration", time.Since(start).Round(time.Millisecond).String()}
+		attrs := []any{"error", settingNames.Replace(err.Error()), "reason", fetch.FailureKind(err), "duration", time.Since(start).Round(time.Millisecond).String()}
 		if fix := fixFor(err); fix != "" {
 			attrs = append(attrs, "fix", fix)
 		}
@@ -369,6 +369,14 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	)
 	return exitOK
 }
+
+// settingNames rewrites the library options that the errors of package
+// snapshot name into the job's settings that set them: the job's user
+// sets SPOC_FORCE, and has no Options.Force to set.
+var settingNames = strings.NewReplacer(
+	"Options.Force", "SPOC_FORCE=true",
+	"Options.LockWait", "SPOC_LOCK_WAIT",
+)
 
 // fixFor says which setting changes the outcome of a failed run, or ""
 // when none does: the library packages say what happened, the job which
