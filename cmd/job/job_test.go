@@ -555,3 +555,38 @@ func TestJobRefusesARenamedField(t *testing.T) {
 		})
 	}
 }
+
+// An output bucket that cannot be connected to (here a closed port on
+// loopback) fails the run with a line that says GCS could not be reached,
+// for how long the run tried, and what to check; and no progress is
+// logged for a download that never started.
+func TestJobGCSUnreachable(t *testing.T) {
+	t.Setenv("STORAGE_EMULATOR_HOST", sinktest.ClosedAddr(t))
+	up := spoctest.NewServer(spoctest.WithRecords(10))
+	defer up.Close()
+	code, logs := runJob(t, context.Background(), map[string]string{
+		"SPOC_URL": up.URL, "SPOC_OUTPUT": "gs://spoc-test", "SPOC_DEADLINE": "2s", "SPOC_PROGRESS_INTERVAL": "10ms",
+	})
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
+	}
+	if strings.Contains(logs, `"message":"progress"`) {
+		t.Errorf("progress logged before any download:\n%s", logs)
+	}
+	last := strings.TrimSpace(logs)
+	var failed map[string]any
+	if err := json.Unmarshal([]byte(last[strings.LastIndex(last, "\n")+1:]), &failed); err != nil {
+		t.Fatalf("last log line: %v\n%s", err, logs)
+	}
+	msg, _ := failed["error"].(string)
+	duration, _ := failed["duration"].(string)
+	if !strings.HasPrefix(msg, "GCS could not be reached: no connection in "+duration+" of tries") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want it to say GCS could not be reached in %s, on one line", msg, duration)
+	}
+	if fix, _ := failed["fix"].(string); !strings.Contains(fix, "STORAGE_EMULATOR_HOST") || !strings.Contains(fix, "network") {
+		t.Errorf("fix %q: want what to check", fix)
+	}
+	if up.Requests() != 0 {
+		t.Errorf("the source was fetched %d times with no store to write to", up.Requests())
+	}
+}

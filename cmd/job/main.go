@@ -293,7 +293,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		"memory_limit_mib", debug.SetMemoryLimit(-1)>>20,
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
 	progress := &snapshot.Progress{}
-	stopProgress := startProgress(ctx, progress, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
+	stopProgress := startProgress(ctx, progress.Snapshot, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
 	ds := cfg.dataset()
 	m, err := snapshot.Run(ctx, snapshot.Options{
 		Source:  cfg.URL,
@@ -346,7 +346,17 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
-		attrs := []any{"error", settingNames.Replace(err.Error()), "reason", fetch.FailureKind(err), "duration", time.Since(start).Round(time.Millisecond).String()}
+		elapsed := time.Since(start).Round(time.Millisecond)
+		msg := settingNames.Replace(err.Error())
+		if errors.Is(err, sink.ErrUnreachable) {
+			// The store's own message gives the last call's retries; the
+			// run kept trying for longer (the day's lock retries its writes
+			// for a lease).
+			msg = fmt.Sprintf("GCS could not be reached: no connection in %s of tries: %s", elapsed, msg)
+		}
+		// One line per failure: errors.Join separates its errors by "\n".
+		msg = strings.ReplaceAll(msg, "\n", "; ")
+		attrs := []any{"error", msg, "reason", fetch.FailureKind(err), "duration", elapsed.String()}
 		if fix := fixFor(err); fix != "" {
 			attrs = append(attrs, "fix", fix)
 		}
@@ -395,6 +405,8 @@ func fixFor(err error) string {
 		return "SPOC_MAX_BODY_BYTES sets the limit"
 	case errors.Is(err, spoc.ErrValueTooLong):
 		return "SPOC_MAX_STRING_BYTES sets the limit"
+	case errors.Is(err, sink.ErrUnreachable):
+		return "check this machine's network and that it reaches storage.googleapis.com (where STORAGE_EMULATOR_HOST is set, that the emulator it names runs); SPOC_OUTPUT names the bucket"
 	case errors.Is(err, snapshot.ErrBusy):
 		return "rerun once the other run ends; a lock left unchanged for its whole lease (2m) is taken over, unless SPOC_LOCK_WAIT is shorter than that"
 	}

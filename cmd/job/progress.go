@@ -15,10 +15,12 @@ import (
 // barRedraw is how often the terminal bar is redrawn.
 const barRedraw = 250 * time.Millisecond
 
-// startProgress reports p until the returned stop is called: on a
+// startProgress reports the run's state (state is
+// snapshot.Progress.Snapshot) until the returned stop is called: on a
 // terminal as a bar on w, redrawn in place, otherwise as a log line every
-// interval (none if interval is 0). stop waits for the last report.
-func startProgress(ctx context.Context, p *snapshot.Progress, w io.Writer, terminal bool, interval time.Duration, log *slog.Logger) (stop func()) {
+// interval (none if interval is 0); nothing before the first attempt of
+// the download starts. stop waits for the last report.
+func startProgress(ctx context.Context, state func() snapshot.ProgressSnapshot, w io.Writer, terminal bool, interval time.Duration, log *slog.Logger) (stop func()) {
 	if terminal {
 		interval = barRedraw
 	}
@@ -39,7 +41,10 @@ func startProgress(ctx context.Context, p *snapshot.Progress, w io.Writer, termi
 				}
 				return
 			case <-t.C:
-				s := p.Snapshot()
+				s := state()
+				if s.Attempt == 0 {
+					continue // no download yet: the run is at its store (the day's lock, the previous snapshot)
+				}
 				if terminal {
 					fmt.Fprint(w, "\r"+progressBar(s, 30)+"\033[K")
 					continue

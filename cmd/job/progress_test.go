@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -33,23 +34,41 @@ func TestProgressBar(t *testing.T) {
 }
 
 // TestProgressLogLines: off a terminal, progress is a log line per
-// interval, and stop ends them.
+// interval once a download started, none before (the run is at its store:
+// the day's lock, the previous snapshot), and stop ends them.
 func TestProgressLogLines(t *testing.T) {
-	var buf bytes.Buffer
-	// buf is read only once stop has returned, when nothing writes to it.
-	log := slog.New(slog.NewJSONHandler(&buf, nil))
-	stop := startProgress(context.Background(), &snapshot.Progress{}, &buf, false, 20*time.Millisecond, log)
-	time.Sleep(200 * time.Millisecond)
-	stop()
-	n := strings.Count(buf.String(), `"msg":"progress"`)
-	time.Sleep(100 * time.Millisecond)
-	if n == 0 || strings.Count(buf.String(), `"msg":"progress"`) != n {
-		t.Errorf("%d progress lines, then more after stop:\n%s", n, buf.String())
+	for _, tc := range []struct {
+		name    string
+		state   snapshot.ProgressSnapshot
+		atLeast int // lines logged once three reports were drawn
+	}{
+		{"not started", snapshot.ProgressSnapshot{ContentLength: -1}, 0},
+		{"downloading", snapshot.ProgressSnapshot{Attempt: 1, WireBytes: 1e6, ContentLength: -1, Records: 5}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			// buf is read only once stop has returned, when nothing writes to it.
+			log := slog.New(slog.NewJSONHandler(&buf, nil))
+			drawn := make(chan struct{}, 100)
+			state := func() snapshot.ProgressSnapshot {
+				drawn <- struct{}{}
+				return tc.state
+			}
+			stop := startProgress(context.Background(), state, &buf, false, time.Millisecond, log)
+			for range 3 {
+				<-drawn
+			}
+			stop()
+			n := strings.Count(buf.String(), `"msg":"progress"`)
+			if tc.atLeast == 0 && n != 0 || n < tc.atLeast {
+				t.Fatalf("%d progress lines, want at least %d and none before a download:\n%s", n, tc.atLeast, buf.String())
+			}
+			if n > 0 && !strings.Contains(buf.String(), `"content_length":-1`) {
+				t.Errorf("no content length in %s", buf.String())
+			}
+		})
 	}
-	if !strings.Contains(buf.String(), `"content_length":-1`) {
-		t.Errorf("no content length in %s", buf.String())
-	}
-	if stop := startProgress(context.Background(), &snapshot.Progress{}, &buf, false, 0, log); stop == nil {
+	if stop := startProgress(context.Background(), (&snapshot.Progress{}).Snapshot, io.Discard, false, 0, slog.Default()); stop == nil {
 		t.Error("nil stop for a zero interval")
 	}
 }

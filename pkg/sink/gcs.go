@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -119,6 +120,24 @@ type gcsReader struct{ *storage.Reader }
 
 func (r gcsReader) Size() int64 { return r.Attrs.Size }
 
+// ErrUnreachable is ErrUnavailable when no connection to GCS could be
+// made at all (refused, no route, a host name that does not resolve):
+// GCS was never reached, rather than reached and failing.
+var ErrUnreachable error = unreachableError{}
+
+type unreachableError struct{}
+
+func (unreachableError) Error() string        { return "store unreachable" }
+func (unreachableError) Is(target error) bool { return target == ErrUnavailable }
+
+// unreachable reports whether err is a failure to connect: a dial that
+// failed, or a host name that did not resolve.
+func unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial")
+}
+
 // gcsError is where GCS errors become the Store's: a missing object wraps
 // fs.ErrNotExist, a failed precondition (HTTP 412) ErrConflict, and what
 // the client library would retry (429, 5xx, a reset or cut connection)
@@ -134,7 +153,13 @@ func gcsError(op, url string, err error) error {
 		return fmt.Errorf("%s: %w (%w)", op, fs.ErrNotExist, err)
 	case isAPI && gerr.Code == http.StatusPreconditionFailed:
 		return fmt.Errorf("%s: %w (%w)", op, ErrConflict, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.Canceled):
+		return fmt.Errorf("%s: %w", op, err)
+	case unreachable(err):
+		// The client retried until the context ended: ErrUnreachable
+		// says that no try got through, which a deadline alone hides.
+		return fmt.Errorf("%s: %w (%w)", op, ErrUnreachable, err)
+	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", op, err)
 	case storage.ShouldRetry(err):
 		return fmt.Errorf("%s: %w (%w)", op, ErrUnavailable, err)
@@ -225,7 +250,7 @@ func (g *GCS) List(ctx context.Context, prefix string) ([]string, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", g.URL(prefix), err)
+			return nil, gcsError("list", g.URL(prefix), err)
 		}
 		name := attrs.Name
 		if g.root != "" {
@@ -305,6 +330,9 @@ func (g *GCS) upload(parent context.Context, name, contentType string, data []by
 	w.Write(data)
 	if err := w.Close(); err != nil {
 		if ctx.Err() != nil && parent.Err() == nil {
+			if unreachable(err) {
+				return ObjectInfo{}, fmt.Errorf("%w: no connection could be made (%w)", ErrUnreachable, err)
+			}
 			return ObjectInfo{}, fmt.Errorf("%w: no answer in %s of retries (%w)", ErrUnavailable, g.retryDeadline(), err)
 		}
 		return ObjectInfo{}, err
@@ -392,7 +420,7 @@ func replaceCondition(ctx context.Context, handle *storage.ObjectHandle, url str
 	case errors.Is(err, storage.ErrObjectNotExist):
 		return storage.Conditions{DoesNotExist: true}, nil
 	case err != nil:
-		return storage.Conditions{}, fmt.Errorf("stat %s: %w", url, err)
+		return storage.Conditions{}, gcsError("stat", url, err)
 	}
 	return storage.Conditions{GenerationMatch: attrs.Generation}, nil
 }

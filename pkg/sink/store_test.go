@@ -3,9 +3,16 @@ package sink_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/option"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
@@ -153,4 +160,69 @@ func TestGCSRetriesAndResolvesALostReply(t *testing.T) {
 			t.Fatalf("commit over another writer's object: %v, want ErrConflict", err)
 		}
 	})
+}
+
+// A GCS that cannot be connected to at all (here a closed port on
+// loopback) is ErrUnreachable, which is also ErrUnavailable, from every
+// call: the caller can say GCS was never reached rather than that it
+// gave no answer.
+func TestGCSUnreachable(t *testing.T) {
+	closed := sinktest.ClosedAddr(t)
+	var dialed []string
+	var mu sync.Mutex
+	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, addr)
+		mu.Unlock()
+		if addr != closed {
+			return nil, fmt.Errorf("test refuses to dial %s", addr)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	client, err := storage.NewClient(context.Background(), option.WithHTTPClient(&http.Client{Transport: transport}),
+		option.WithEndpoint("http://"+closed+"/storage/v1/"), option.WithoutAuthentication(), storage.WithJSONReads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	store := sink.NewGCS(client, "spoc-test", "root")
+	store.RetryDeadline = 200 * time.Millisecond
+	for _, tc := range []struct {
+		op   string
+		call func(context.Context) error
+	}{
+		{"create", func(ctx context.Context) error {
+			_, err := store.Create(ctx, "d/lock", "text/plain", []byte("v1"))
+			return err
+		}},
+		{"replace", func(ctx context.Context) error {
+			_, err := store.Replace(ctx, "d/lock", "text/plain", []byte("v2"), 7)
+			return err
+		}},
+		{"stat", func(ctx context.Context) error { _, err := store.Stat(ctx, "d/lock"); return err }},
+		{"list", func(ctx context.Context) error { _, err := store.List(ctx, "d/"); return err }},
+		{"read", func(ctx context.Context) error { _, err := store.NewReader(ctx, "d/lock"); return err }},
+		{"new object", func(ctx context.Context) error {
+			_, err := store.NewObject(ctx, "d/table.parquet", "application/octet-stream")
+			return err
+		}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := tc.call(ctx)
+		cancel()
+		if !errors.Is(err, sink.ErrUnreachable) || !errors.Is(err, sink.ErrUnavailable) {
+			t.Errorf("%s: %v, want ErrUnreachable and ErrUnavailable", tc.op, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dialed) == 0 {
+		t.Error("no connection was tried")
+	}
+	for _, addr := range dialed {
+		if addr != closed {
+			t.Errorf("dialed %s, not the closed loopback port", addr)
+		}
+	}
 }
