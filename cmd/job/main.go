@@ -17,12 +17,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -292,6 +296,15 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	log.InfoContext(ctx, "run started", "source", fetch.RedactURL(cfg.URL), "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version, "commit", commit,
 		"memory_limit_mib", debug.SetMemoryLimit(-1)>>20,
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
+	// The first folder on the way to the day's that a local output does
+	// not have yet: a run that fails takes away what it created of it and
+	// left empty (the day's lock makes the day's folder), so that a first
+	// try without a network leaves no empty ./data.
+	var created string
+	if !strings.HasPrefix(cfg.Output, "gs://") {
+		root := strings.TrimPrefix(cfg.Output, "file://")
+		created = firstMissingDir(root, filepath.Join(root, filepath.FromSlash(snapshot.Dir(cfg.Prefix, day))))
+	}
 	progress := &snapshot.Progress{}
 	stopProgress := startProgress(ctx, progress.Snapshot, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
 	ds := cfg.dataset()
@@ -343,6 +356,9 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		return exitOK
 	}
 	if err != nil {
+		if created != "" {
+			removeEmptyDirs(created)
+		}
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
@@ -353,6 +369,9 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 			// run kept trying for longer (the day's lock retries its writes
 			// for a lease).
 			msg = fmt.Sprintf("GCS could not be reached: no connection in %s of tries: %s", elapsed, msg)
+		}
+		if why := offline(err); why != "" {
+			msg = why + ": " + msg
 		}
 		// One line per failure: errors.Join separates its errors by "\n".
 		msg = strings.ReplaceAll(msg, "\n", "; ")
@@ -407,10 +426,61 @@ func fixFor(err error) string {
 		return "SPOC_MAX_STRING_BYTES sets the limit"
 	case errors.Is(err, sink.ErrUnreachable):
 		return "check this machine's network and that it reaches storage.googleapis.com (where STORAGE_EMULATOR_HOST is set, that the emulator it names runs); SPOC_OUTPUT names the bucket"
+	case offline(err) != "":
+		return "check the network and the host in SPOC_URL; to try the job without a network, serve it a fake list with cmd/fakespoc (README, \"Try it offline\")"
 	case errors.Is(err, snapshot.ErrBusy):
 		return "rerun once the other run ends; a lock left unchanged for its whole lease (2m) is taken over, unless SPOC_LOCK_WAIT is shorter than that"
 	}
 	return tlsFix(err)
+}
+
+// firstMissingDir is the first of root and the folders below it down to
+// dir that does not exist, or "" when all do.
+func firstMissingDir(root, dir string) string {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || !filepath.IsLocal(rel) {
+		return ""
+	}
+	path := root
+	for _, part := range append([]string{""}, strings.Split(rel, string(filepath.Separator))...) {
+		path = filepath.Join(path, part)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return path
+		}
+	}
+	return ""
+}
+
+// removeEmptyDirs removes top and the folders below it that are empty,
+// deepest first; a folder that holds a file stays, with its parents.
+func removeEmptyDirs(top string) {
+	var dirs []string
+	filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	for _, dir := range slices.Backward(dirs) {
+		os.Remove(dir) // fails, as it should, on a folder that is not empty
+	}
+}
+
+// offline says how the network failed the fetch, or "" when it did not:
+// the source's host did not resolve (no network, often, or a wrong host),
+// or there was no route to it. The store's failures are said elsewhere.
+func offline(err error) string {
+	if errors.Is(err, sink.ErrUnreachable) {
+		return ""
+	}
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns):
+		return fmt.Sprintf("the source's host %s could not be resolved (no network, or a wrong host in SPOC_URL)", dns.Name)
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "no network route to the source"
+	}
+	return ""
 }
 
 // tlsFix says which setting fixes a certificate that did not verify, or ""

@@ -35,6 +35,7 @@ import (
 func TestMain(m *testing.M) {
 	sink.RegisterZstdCodec() // as main does, for the tests that call run
 	if os.Getenv(runAsJob) == "1" {
+		installTestResolver()
 		main()
 		return
 	}
