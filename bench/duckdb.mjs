@@ -4,6 +4,7 @@
 //   node duckdb.mjs copy BODY.json OUT.parquet   the same with mspo-spoc's exact rules
 //   node duckdb.mjs same A.parquet B.parquet     exit 0 if both hold the same rows
 //   node duckdb.mjs rows FILE.parquet            print the row count
+//   node duckdb.mjs query SQL                    print the rows of a query, as JSON (for the README's queries' test)
 //
 // Both read the whole body as one JSON document (that is how read_json
 // works on a top-level object). "typed" is the strongest query a DuckDB
@@ -118,6 +119,9 @@ switch (mode) {
   case 'rows':
     console.log(String(await one(`SELECT count(*) FROM read_parquet(${quote(a)})`)));
     break;
+  case 'query':
+    console.log(JSON.stringify((await con.runAndReadAll(a)).getRowObjectsJson()));
+    break;
   case 'same': {
     const ra = `read_parquet(${quote(a)})`;
     const rb = `read_parquet(${quote(b)})`;
@@ -129,6 +133,6 @@ switch (mode) {
     break;
   }
   default:
-    console.error('usage: node duckdb.mjs typed BODY OUT | copy BODY OUT | same A B | rows FILE');
+    console.error('usage: node duckdb.mjs typed BODY OUT | copy BODY OUT | same A B | rows FILE | query SQL');
     process.exitCode = 2;
 }

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
+)
+
+// -help shows the next day's flags, and they change the body whether it
+// is written (-o) or served.
+func TestNextDayFlags(t *testing.T) {
+	fs := flag.NewFlagSet("fakespoc", flag.ContinueOnError)
+	var help bytes.Buffer
+	fs.SetOutput(&help)
+	o := defineFlags(fs)
+	if err := fs.Parse([]string{"-records", "40", "-add", "5", "-remove-every", "10"}); err != nil {
+		t.Fatal(err)
+	}
+	fs.PrintDefaults()
+	for _, f := range []string{"-add", "-remove-every", "-status-every", "-area-every"} {
+		if !strings.Contains(help.String(), "  "+f+" ") {
+			t.Errorf("-help does not show %s:\n%s", f, help.String())
+		}
+	}
+	var written bytes.Buffer
+	if _, err := spoctest.Generate(&written, o.gen()); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := serverOptions(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := spoctest.NewServer(opts...)
+	defer up.Close()
+	resp, err := http.Get(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{"written": written.Bytes(), "served": served} {
+		var list struct {
+			Data struct{ Results []json.RawMessage }
+		}
+		if err := json.Unmarshal(body, &list); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := len(list.Data.Results); got != 40-4+5 {
+			t.Errorf("%s body holds %d records, want 40, 4 removed, 5 added", name, got)
+		}
+	}
+	o.bodyFile = "body.json"
+	if _, err := serverOptions(o); err == nil {
+		t.Error("-body with a next day's flags: no error")
+	}
+}

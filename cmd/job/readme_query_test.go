@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
+)
+
+// duckDB runs SQL in DuckDB as bench/compare.sh installs it (Node.js and
+// @duckdb/node-api in bench/.work/duckdb, through bench/duckdb.mjs) and
+// returns the rows; the test is skipped where that is not installed.
+func duckDB(t *testing.T) func(sql string) []map[string]any {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	modules, _ := filepath.Abs(filepath.Join(repoRoot, "bench", ".work", "duckdb", "node_modules"))
+	if _, serr := os.Stat(filepath.Join(modules, "@duckdb", "node-api")); err != nil || serr != nil {
+		t.Skip("DuckDB is not installed: bench/compare.sh installs it (Node.js and @duckdb/node-api in bench/.work/duckdb)")
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(modules, filepath.Join(dir, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "duckdb.mjs")
+	if err := os.WriteFile(script, mustRead(t, filepath.Join(repoRoot, "bench", "duckdb.mjs")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return func(sql string) []map[string]any {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(node, script, "query", sql)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("DuckDB: %v\n%s\n%s", err, stderr.String(), sql)
+		}
+		var rows []map[string]any
+		if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
+			t.Fatalf("DuckDB's rows: %v\n%s", err, stdout.String())
+		}
+		return rows
+	}
+}
+
+// readmeQueries are the SQL blocks of the README's "Querying the
+// snapshots": the seed's query over every day, then its newest-day form.
+func readmeQueries(t *testing.T) []string {
+	t.Helper()
+	readme := string(mustRead(t, filepath.Join(repoRoot, "README.md")))
+	_, section, _ := strings.Cut(readme, "\n## Querying the snapshots\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	var queries []string
+	for {
+		var q string
+		var ok bool
+		if _, section, ok = strings.Cut(section, "```sql\n"); !ok {
+			return queries
+		}
+		q, section, _ = strings.Cut(section, "```")
+		queries = append(queries, q)
+	}
+}
+
+// The README's queries run in DuckDB on two published days: the seed's
+// sums both, the newest-day form gives what the seed's query gives on
+// the newest day's snapshot alone.
+func TestReadmeQueries(t *testing.T) {
+	query := duckDB(t)
+	queries := readmeQueries(t)
+	if len(queries) != 2 {
+		t.Fatalf("%d SQL blocks in the README's \"Querying the snapshots\", want the seed's query and its newest-day form", len(queries))
+	}
+	out := t.TempDir()
+	for i, date := range []string{"20261201", "20261202"} {
+		var body bytes.Buffer
+		gen := spoctest.GenOptions{Records: 800, Seed: 1}
+		if i == 1 {
+			gen.NextDay = spoctest.Changes{RemoveEvery: 10, StatusEvery: 7, AreaEvery: 5, Added: 50}
+		}
+		if _, err := spoctest.Generate(&body, gen); err != nil {
+			t.Fatal(err)
+		}
+		up := spoctest.NewServer(spoctest.WithBody(body.Bytes()))
+		code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_DATE": date})
+		up.Close()
+		if code != exitOK {
+			t.Fatalf("%s: exit %d\n%s", date, code, logs)
+		}
+	}
+	const bucket = "gs://calee_data/"
+	local := func(q string) string {
+		if !strings.Contains(q, bucket) {
+			t.Fatalf("the query reads no %s:\n%s", bucket, q)
+		}
+		return strings.ReplaceAll(q, bucket, filepath.ToSlash(out)+"/")
+	}
+	everyDay := query(local(queries[0]))
+	newest := query(local(queries[1]))
+	newestAlone := query(strings.ReplaceAll(local(queries[0]), "/*/*.parquet", "/20261202/*.parquet"))
+	if len(newestAlone) == 0 {
+		t.Fatal("no rows: the query found no active plots")
+	}
+	if !reflect.DeepEqual(newest, newestAlone) {
+		t.Errorf("the newest-day form gives\n%v\nthe newest day alone\n%v", newest, newestAlone)
+	}
+	if reflect.DeepEqual(everyDay, newestAlone) {
+		t.Error("the seed's query gives the newest day alone, not every day's sum: the test proves nothing")
+	}
+}
