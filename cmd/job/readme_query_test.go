@@ -14,15 +14,21 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
-// duckDB runs SQL in DuckDB as bench/compare.sh installs it (Node.js and
-// @duckdb/node-api in bench/.work/duckdb, through bench/duckdb.mjs) and
-// returns the rows; the test is skipped where that is not installed.
+// duckDB runs SQL in DuckDB (Node.js and @duckdb/node-api, through
+// bench/duckdb.mjs) and returns the rows. The node_modules folder is
+// DUCKDB_NODE_MODULES, which .ci/run installs and sets, or the one
+// bench/compare.sh installs in bench/.work/duckdb; the test is skipped
+// where neither is there.
 func duckDB(t *testing.T) func(sql string) []map[string]any {
 	t.Helper()
 	node, err := exec.LookPath("node")
-	modules, _ := filepath.Abs(filepath.Join(repoRoot, "bench", ".work", "duckdb", "node_modules"))
+	modules := os.Getenv("DUCKDB_NODE_MODULES")
+	if modules == "" {
+		modules = filepath.Join(repoRoot, "bench", ".work", "duckdb", "node_modules")
+	}
+	modules, _ = filepath.Abs(modules)
 	if _, serr := os.Stat(filepath.Join(modules, "@duckdb", "node-api")); err != nil || serr != nil {
-		t.Skip("DuckDB is not installed: bench/compare.sh installs it (Node.js and @duckdb/node-api in bench/.work/duckdb)")
+		t.Skip("DuckDB is not installed: set DUCKDB_NODE_MODULES to a node_modules folder with @duckdb/node-api, or run bench/compare.sh, which installs it in bench/.work/duckdb")
 	}
 	dir := t.TempDir()
 	if err := os.Symlink(modules, filepath.Join(dir, "node_modules")); err != nil {
