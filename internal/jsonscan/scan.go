@@ -46,7 +46,9 @@ const (
 var (
 	// ErrInputTooLarge means the input went past maxInput bytes.
 	ErrInputTooLarge error = &limitError{"response body too large"}
-	// ErrValueTooLong means one string or number went past maxString bytes.
+	// ErrValueTooLong means one string or number went past maxString
+	// bytes. Unlike the other errors, it leaves the Scanner after the
+	// value, which it skipped without holding, so the caller may go on.
 	ErrValueTooLong error = &limitError{"JSON value too long"}
 )
 
@@ -258,7 +260,9 @@ func (s *Scanner) ReadString() ([]byte, error) {
 		if c == '"' {
 			str := s.buf[start:i]
 			if len(str) > s.maxString {
-				return nil, s.stringTooLong()
+				err := s.stringTooLong()
+				s.pos = i + 1
+				return nil, err
 			}
 			if high >= utf8.RuneSelf && !utf8.Valid(str) {
 				break
@@ -288,6 +292,9 @@ func (s *Scanner) readStringSlow(start int) ([]byte, error) {
 			s.pos++
 			if !utf8.Valid(out) {
 				out = replaceInvalidUTF8(out)
+				if len(out) > s.maxString {
+					return nil, fmt.Errorf("%w: value before offset %d is longer than %d bytes once its invalid UTF-8 is replaced", ErrValueTooLong, s.Offset(), s.maxString)
+				}
 			}
 			s.scratch = out
 			return out, nil
@@ -311,7 +318,12 @@ func (s *Scanner) readStringSlow(start int) ([]byte, error) {
 			s.pos = j
 		}
 		if len(out) > s.maxString {
-			return nil, s.stringTooLong()
+			s.scratch = out[:0]
+			err := s.stringTooLong()
+			if serr := s.skipStringRest(); serr != nil {
+				return nil, serr
+			}
+			return nil, err
 		}
 	}
 }
@@ -407,6 +419,12 @@ func (s *Scanner) readHex4() (rune, error) {
 // unknown field of any length costs no memory.
 func (s *Scanner) skipString() error {
 	s.pos++
+	return s.skipStringRest()
+}
+
+// skipStringRest consumes the rest of a string, from inside it, up to
+// and including its closing quote.
+func (s *Scanner) skipStringRest() error {
 	for {
 		if !s.more() {
 			return s.endError("in string")
@@ -445,13 +463,19 @@ func (s *Scanner) ReadNumber() ([]byte, error) {
 			num = append(num, s.buf[s.pos])
 			s.pos++
 			if len(num) > s.maxString {
-				return nil, s.stringTooLong()
+				break
 			}
 		}
 		s.scratch = num
 	}
 	if len(num) > s.maxString {
-		return nil, s.stringTooLong()
+		err := s.stringTooLong()
+		// Skip the rest of the number, holding none of it.
+		for s.more() && isNumberByte(s.buf[s.pos]) {
+			s.pos++
+		}
+		s.scratch = num[:0]
+		return nil, err
 	}
 	if s.pos == s.end && !s.fill() {
 		// A number is never the last byte of a valid body.

@@ -115,3 +115,42 @@ func TestScannerErrors(t *testing.T) {
 		})
 	}
 }
+
+// ErrValueTooLong leaves the scanner after the value, wherever the value
+// ends: in the buffer, in a later read, or after escapes.
+func TestValueTooLongIsSkipped(t *testing.T) {
+	long := strings.Repeat("a", 100)
+	doc := `{"s":"` + long + `","e":"\n\u00e9` + long + `","x":"` + strings.Repeat("\xff", 30) + `","n":1` + strings.Repeat("0", 100) + `,"ok":"yes"}`
+	for _, r := range []struct {
+		name string
+		r    io.Reader
+	}{{"whole", strings.NewReader(doc)}, {"a byte a read", iotest.OneByteReader(strings.NewReader(doc))}} {
+		t.Run(r.name, func(t *testing.T) {
+			s := New(r.r, 1<<20, 50)
+			if _, err := s.OpenObject("at the start"); err != nil {
+				t.Fatal(err)
+			}
+			for _, key := range []string{"s", "e", "x", "n"} {
+				if k, err := s.Key("in the object"); err != nil || string(k) != key {
+					t.Fatalf("key %q (%v), want %q", k, err, key)
+				}
+				var err error
+				if key == "n" {
+					_, err = s.ReadNumber()
+				} else {
+					s.Peek("before a value")
+					_, err = s.ReadString()
+				}
+				if !errors.Is(err, ErrValueTooLong) {
+					t.Fatalf("%s: error %v, want ErrValueTooLong", key, err)
+				}
+				if more, err := s.Next('}', "in the object"); !more || err != nil {
+					t.Fatalf("after %s: more %v, error %v", key, more, err)
+				}
+			}
+			if k, err := s.Key("in the object"); err != nil || string(k) != "ok" {
+				t.Fatalf("key %q (%v), want ok", k, err)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package spoc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -31,7 +32,8 @@ const idleBytesPerRow = 1 << 10
 var (
 	// ErrBodyTooLarge means the body went past the decoder's size cap.
 	ErrBodyTooLarge = jsonscan.ErrInputTooLarge
-	// ErrValueTooLong means one string or number went past the value cap.
+	// ErrValueTooLong means a key went past the value cap (a declared
+	// value past it drops its record instead).
 	ErrValueTooLong = jsonscan.ErrValueTooLong
 	// ErrNoResults means the body is valid JSON but has no records array
 	// where the dataset has it (data.results for SPOC).
@@ -81,9 +83,11 @@ func WithMaxBodyBytes(n int64) DecoderOption {
 }
 
 // WithMaxStringBytes caps one string or number (default
-// DefaultMaxStringBytes); past it, decoding fails with ErrValueTooLong.
-// Values of unknown fields are skipped without being held, whatever
-// their length.
+// DefaultMaxStringBytes). A record with a longer value in a declared
+// field is dropped and counted (DropTooLarge), as one past the record
+// cap is, and the value is skipped without being held; a longer key
+// fails decoding with ErrValueTooLong. Values of unknown fields are
+// skipped without being held, whatever their length.
 func WithMaxStringBytes(n int) DecoderOption {
 	return func(c *decoderConfig) { c.maxStringBytes = n }
 }
@@ -530,8 +534,12 @@ func (d *Decoder) readElement() error {
 			d.stats.present[col]++
 			if tooLarge {
 				err = sc.SkipValue(4)
-			} else {
-				err = d.readField(col)
+			} else if err = d.readField(col); err != nil && errors.Is(err, ErrValueTooLong) {
+				// The scanner skipped the rest of the value: the
+				// record goes as one past the record cap does.
+				tooLarge, err = true, nil
+				clear(d.row.cells)
+				d.row.arena, d.row.dead = d.row.arena[:0], 0
 			}
 		}
 		if err != nil {

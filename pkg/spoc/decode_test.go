@@ -427,9 +427,7 @@ func TestLimits(t *testing.T) {
 		opts    []DecoderOption
 		wantErr error
 	}{
-		{"string over the cap", body(`{"entity_smallholder_id":1,"name":"` + long + `"}`), []DecoderOption{WithMaxStringBytes(99)}, ErrValueTooLong},
-		{"escaped string over the cap", body(`{"entity_smallholder_id":1,"name":"\n` + long + `"}`), []DecoderOption{WithMaxStringBytes(99)}, ErrValueTooLong},
-		{"number over the cap", body(`{"entity_smallholder_id":1,"planted_area":1` + strings.Repeat("0", 100) + `}`), []DecoderOption{WithMaxStringBytes(99)}, ErrValueTooLong},
+		{"key over the cap", body(`{"entity_smallholder_id":1,"` + long + `":1}`), []DecoderOption{WithMaxStringBytes(99)}, ErrValueTooLong},
 		{"string at the cap", body(`{"entity_smallholder_id":1,"name":"` + long + `"}`), []DecoderOption{WithMaxStringBytes(100)}, nil},
 		{"unknown field over the cap is skipped", body(`{"entity_smallholder_id":1,"notes":"` + long + `"}`), []DecoderOption{WithMaxStringBytes(len("entity_smallholder_id"))}, nil},
 		{"body over the cap", body(`{"entity_smallholder_id":1,"name":"` + long + `"}`), []DecoderOption{WithMaxBodyBytes(100)}, ErrBodyTooLarge},
@@ -440,6 +438,36 @@ func TestLimits(t *testing.T) {
 			_, _, err := decodeAll(t, strings.NewReader(tt.body), tt.opts...)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("error %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// A declared value past the value cap drops its record, counted as
+// too large, as a record past the record cap is; the records around it
+// are kept, and so is the run.
+func TestValueTooLongDropsItsRecord(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	for _, tt := range []struct{ name, record string }{
+		{"string", `{"entity_smallholder_id":2,"name":"` + long + `","state":"s"}`},
+		{"string with escapes", `{"entity_smallholder_id":2,"name":"\n\u00e9` + long + `\"","state":"s"}`},
+		{"string across reads", `{"entity_smallholder_id":2,"name":"` + strings.Repeat("y", 300<<10) + `","state":"s"}`},
+		{"invalid UTF-8 that grows past the cap", `{"entity_smallholder_id":2,"name":"` + strings.Repeat("\xff", 40) + `","state":"s"}`},
+		{"number", `{"entity_smallholder_id":2,"planted_area":1` + strings.Repeat("0", 100) + `,"state":"s"}`},
+		{"the id", `{"entity_smallholder_id":1` + strings.Repeat("0", 100) + `,"state":"s"}`},
+		{"the last field", `{"entity_smallholder_id":2,"state":"s","name":"` + long + `"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := body(`{"entity_smallholder_id":1,"name":"a"}`, tt.record, `{"entity_smallholder_id":3,"name":"c"}`)
+			rows, st, err := decodeAll(t, strings.NewReader(b), WithMaxStringBytes(99))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 2 || rows[0]["entity_smallholder_id"] != int64(1) || rows[1]["entity_smallholder_id"] != int64(3) || rows[1]["name"] != "c" {
+				t.Errorf("rows %v: want records 1 and 3", rows)
+			}
+			if st.DroppedByReason[DropTooLarge] != 1 || st.RecordsRead != 3 {
+				t.Errorf("read %d, dropped %v: want 3 read, one dropped as %s", st.RecordsRead, st.DroppedByReason, DropTooLarge)
 			}
 		})
 	}

@@ -43,7 +43,8 @@
 // A record without a usable entity_smallholder_id (missing, null, not an
 // integer) is dropped and counted in Stats.DroppedByReason; so is an element
 // of data.results that is not an object, and a record larger than
-// WithMaxRecordBytes (DropTooLarge). Deciding how many drops are too many
+// WithMaxRecordBytes or with a declared value longer than
+// WithMaxStringBytes (DropTooLarge). Deciding how many drops are too many
 // is the caller's business (the job fails above 1%).
 //
 // A key repeated in a record keeps its last value, and the memory of the
@@ -55,7 +56,7 @@
 //
 // Malformed or truncated JSON is a *SyntaxError. A body with no
 // data.results array is ErrNoResults. The decoder's limits surface as
-// ErrBodyTooLarge and ErrValueTooLong. An error of the underlying reader
+// ErrBodyTooLarge and, for a key, ErrValueTooLong. An error of the underlying reader
 // (a connection reset, a stalled download) is returned wrapped, so
 // errors.Is and errors.As see through it. The decoder's errors know their
 // failure kind (fetch.KindedError), so fetch.Classify tells those worth

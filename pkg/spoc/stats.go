@@ -104,7 +104,7 @@ const (
 	DropNullID      = "null_id"
 	DropInvalidID   = "invalid_id"
 	DropNotAnObject = "not_an_object"
-	DropTooLarge    = "too_large" // past the record byte cap (WithMaxRecordBytes)
+	DropTooLarge    = "too_large" // past the record byte cap (WithMaxRecordBytes), or a declared value past the value cap (WithMaxStringBytes)
 )
 
 const (
