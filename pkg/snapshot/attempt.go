@@ -126,18 +126,34 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	batches := startReadAhead(dec, &a.fig.decode)
 	_, writeSpan := a.in.tracer.Start(ctx, PhaseWrite)
 	stats, err := a.writeBatches(pw, obj, batches, dec, rows, body)
-	stopFetch()
+	// A body refused for its content is read to its end for the
+	// archive; any other failure stops the download.
+	refusedContent := err != nil && contentFailure(err)
+	if !refusedContent {
+		stopFetch()
+	}
 	batches.Close()
 	endSpan(writeSpan, err)
 	endSpan(decodeSpan, dec.Err())
-	refused := errors.Is(err, ErrTooFewRecords) || errors.Is(err, ErrTooManyDropped)
+	refused := refusedContent || errors.Is(err, ErrTooFewRecords) || errors.Is(err, ErrTooManyDropped)
 	if err != nil && !refused {
 		return attemptResult{}, err
 	}
-	// The decoder stops at the end of the JSON value: whatever follows
-	// (a final newline) still belongs to the body and its archive.
-	if _, derr := io.Copy(io.Discard, source); derr != nil {
+	// The decoder stops at the end of the JSON value, or at the error in
+	// a refused body: whatever follows (a final newline, the rest of the
+	// body) still belongs to the body and its archive, up to the cap.
+	maxBody := opts.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = spoc.DefaultMaxBodyBytes
+	}
+	_, derr := io.Copy(io.Discard, io.LimitReader(source, max(0, maxBody-body.BodyBytes())+1))
+	switch {
+	case derr != nil && err == nil:
 		return attemptResult{}, fmt.Errorf("read %s: %w", body.Source, derr)
+	case derr != nil:
+		return attemptResult{}, fmt.Errorf("%w (and reading the rest of its raw body failed: %v)", err, derr)
+	case refusedContent && body.BodyBytes() > maxBody:
+		return attemptResult{}, fmt.Errorf("%w (its raw body is not kept: larger than %d bytes)", err, maxBody)
 	}
 	res := attemptResult{stats: stats, run: run}
 	sum := hex.EncodeToString(digest.Sum(nil))
@@ -199,6 +215,17 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	}
 	res.parquet.Rows, res.parquet.RowGroups = pw.Rows(), pw.RowGroups()
 	return res, nil
+}
+
+// contentFailure reports whether err is the decoder's refusal of the
+// body's content, which every attempt would meet again: malformed JSON,
+// no records array, a key past the value cap. A cut body, a failed read
+// and a body past its size cap are not.
+func contentFailure(err error) bool {
+	if se := (*spoc.SyntaxError)(nil); errors.As(err, &se) {
+		return !se.Truncated
+	}
+	return errors.Is(err, spoc.ErrNoResults) || errors.Is(err, spoc.ErrValueTooLong)
 }
 
 // decoderOptions are the decoder's settings of opts; zero ones keep
