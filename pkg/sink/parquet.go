@@ -17,10 +17,28 @@ import (
 const ParquetContentType = "application/vnd.apache.parquet"
 
 // Defaults of the Parquet writer.
+//
+// DefaultMaxRowGroupBytes bounds the text of a row group (the bytes of
+// its string and binary values), and maxRowGroupPageBytes its compressed
+// pages, both held in memory until the group is cut: the pages, and per
+// column the largest page, compressed and not, which pqarrow keeps for
+// reuse until the group ends. Real plots have about 130 bytes of text
+// (16.5 MiB a group of 131,072) and compress to about 3 MiB a group, so
+// both leave the 131,072-row groups of real plots whole. For plots far
+// larger, a group holds at most 8 MiB of pages plus one batch (8 MiB of
+// text, spoc.DefaultMaxBatchBytes), in buffers that grow by powers of
+// two (under 32 MiB), and its largest pages, at most its text (40 MiB)
+// and its pages (16 MiB).
 const (
-	DefaultZstdLevel      = 3
-	DefaultMaxRowGroupLen = 128 * 1024
+	DefaultZstdLevel        = 3
+	DefaultMaxRowGroupLen   = 128 * 1024
+	DefaultMaxRowGroupBytes = 32 << 20
 )
+
+// maxRowGroupPageBytes bounds the compressed pages of a row group: the
+// group is cut once they reach it. Text that compresses little reaches
+// it before DefaultMaxRowGroupBytes.
+const maxRowGroupPageBytes = 8 << 20
 
 // ParquetOption configures a ParquetWriter.
 type ParquetOption func(*parquetConfig)
@@ -29,6 +47,7 @@ type parquetConfig struct {
 	zstdLevel      int
 	columnLevels   map[string]int
 	maxRowGroupLen int64
+	maxGroupBytes  int64
 	dictionary     []string
 	createdBy      string
 }
@@ -62,6 +81,15 @@ func WithMaxRowGroupLength(n int64) ParquetOption {
 	return func(c *parquetConfig) { c.maxRowGroupLen = n }
 }
 
+// WithMaxRowGroupBytes caps the text of one row group, the bytes of its
+// string and binary values (default DefaultMaxRowGroupBytes): a group
+// is cut before the batch that would take it past n, so that the memory
+// it holds follows the size of its rows and not only their number. A
+// batch larger than n makes a group of its own.
+func WithMaxRowGroupBytes(n int64) ParquetOption {
+	return func(c *parquetConfig) { c.maxGroupBytes = n }
+}
+
 // WithDictionary turns on dictionary encoding for the named columns only.
 // Dictionary encoding pays for columns with few distinct values (states,
 // zones, statuses) and costs CPU and a dictionary page for nearly unique
@@ -77,13 +105,21 @@ func WithCreatedBy(s string) ParquetOption {
 
 // ParquetWriter encodes record batches of one schema as a zstd Parquet
 // file with column statistics. Batches are appended to the current row
-// group, which is cut at the row group length; until then its columns are
-// held in memory as compressed pages, a few MiB at the default length.
+// group, which is cut at the row group length, before the batch that
+// would take its text past the row group bytes, or once its compressed
+// pages reach 8 MiB; until then its columns are held in memory as
+// compressed pages, a few MiB at the defaults.
 type ParquetWriter struct {
 	fw        *pqarrow.FileWriter
 	buf       *bufio.Writer
 	rows      int64
 	rowGroups int
+	maxRows   int64
+	maxBytes  int64
+	// groupRows and groupBytes are the rows and text of the current row
+	// group (the text of a batch split across groups counts whole in
+	// the later one).
+	groupRows, groupBytes int64
 }
 
 // writeBufferSize batches the Parquet writer's many small writes (page
@@ -99,7 +135,7 @@ const writeBufferSize = 1 << 20
 // Commit). The Arrow schema is stored in the file, so readers get back the
 // exact types (such as timestamps in UTC).
 func NewParquetWriter(w io.Writer, schema *arrow.Schema, opts ...ParquetOption) (*ParquetWriter, error) {
-	cfg := parquetConfig{zstdLevel: DefaultZstdLevel, maxRowGroupLen: DefaultMaxRowGroupLen}
+	cfg := parquetConfig{zstdLevel: DefaultZstdLevel, maxRowGroupLen: DefaultMaxRowGroupLen, maxGroupBytes: DefaultMaxRowGroupBytes}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -112,6 +148,9 @@ func NewParquetWriter(w io.Writer, schema *arrow.Schema, opts ...ParquetOption) 
 	}
 	if cfg.maxRowGroupLen < 1 {
 		return nil, fmt.Errorf("parquet: row group length %d is not positive", cfg.maxRowGroupLen)
+	}
+	if cfg.maxGroupBytes < 1 {
+		return nil, fmt.Errorf("parquet: row group bytes %d is not positive", cfg.maxGroupBytes)
 	}
 	for _, col := range cfg.dictionary {
 		if schema.FieldIndices(col) == nil {
@@ -134,16 +173,48 @@ func NewParquetWriter(w io.Writer, schema *arrow.Schema, opts ...ParquetOption) 
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	return &ParquetWriter{fw: fw, buf: buf}, nil
+	return &ParquetWriter{fw: fw, buf: buf, maxRows: cfg.maxRowGroupLen, maxBytes: cfg.maxGroupBytes}, nil
 }
 
 // Write appends the rows of rec to the file.
 func (p *ParquetWriter) Write(rec arrow.RecordBatch) error {
+	n, text := rec.NumRows(), textBytes(rec)
+	if p.groupRows > 0 && p.groupBytes+text > p.maxBytes {
+		if err := p.fw.NewBufferedRowGroupChecked(); err != nil {
+			return fmt.Errorf("parquet: write rows: %w", err)
+		}
+		p.groupRows, p.groupBytes = 0, 0
+	}
 	if err := p.fw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("parquet: write rows: %w", err)
 	}
-	p.rows += rec.NumRows()
+	p.rows += n
+	// WriteBuffered fills the group to its length and puts the rest of
+	// rec in new ones.
+	if p.groupRows+n <= p.maxRows {
+		p.groupRows, p.groupBytes = p.groupRows+n, p.groupBytes+text
+	} else {
+		p.groupRows, p.groupBytes = (p.groupRows+n-p.maxRows-1)%p.maxRows+1, text
+	}
+	// Text that compresses little fills the group's pages sooner.
+	if p.fw.RowGroupTotalCompressedBytes() >= maxRowGroupPageBytes {
+		if err := p.fw.NewBufferedRowGroupChecked(); err != nil {
+			return fmt.Errorf("parquet: write rows: %w", err)
+		}
+		p.groupRows, p.groupBytes = 0, 0
+	}
 	return nil
+}
+
+// textBytes is the bytes of the string and binary values of rec.
+func textBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range rec.Columns() {
+		if b, ok := col.(interface{ ValueBytes() []byte }); ok {
+			n += int64(len(b.ValueBytes()))
+		}
+	}
+	return n
 }
 
 // Rows is the number of rows written so far.

@@ -47,13 +47,19 @@ func batches(t *testing.T, n, size int) []arrow.RecordBatch {
 }
 
 // TestParquetWriterRowGroups checks that row groups are cut at the row
-// group length whatever the size of the batches written, and that every
-// row comes back in order.
+// group length whatever the size of the batches written, and before the
+// batch that would take their text past the row group bytes, and that
+// every row comes back in order.
 func TestParquetWriterRowGroups(t *testing.T) {
 	cases := []struct {
 		rows, batch, rowGroup int
+		groupBytes            int64 // of text: "JOHOR", "PAHANG", "SABAH", over and over
 		wantGroups            []int64
 	}{
+		{rows: 12, batch: 3, rowGroup: 100, groupBytes: 40, wantGroups: []int64{6, 6}},
+		{rows: 9, batch: 3, rowGroup: 100, groupBytes: 10, wantGroups: []int64{3, 3, 3}},
+		{rows: 12, batch: 5, rowGroup: 4, groupBytes: 40, wantGroups: []int64{4, 1, 4, 3}},
+		{rows: 12, batch: 3, rowGroup: 100, groupBytes: 48, wantGroups: []int64{9, 3}},
 		{rows: 10, batch: 3, rowGroup: 100, wantGroups: []int64{10}},
 		{rows: 10, batch: 3, rowGroup: 4, wantGroups: []int64{4, 4, 2}},
 		{rows: 1000, batch: 64, rowGroup: 256, wantGroups: []int64{256, 256, 256, 232}},
@@ -61,12 +67,17 @@ func TestParquetWriterRowGroups(t *testing.T) {
 		{rows: 5, batch: 5, rowGroup: 5, wantGroups: []int64{5}},
 	}
 	for _, c := range cases {
-		t.Run(fmt.Sprintf("rows=%d/batch=%d/group=%d", c.rows, c.batch, c.rowGroup), func(t *testing.T) {
+		t.Run(fmt.Sprintf("rows=%d/batch=%d/group=%d/bytes=%d", c.rows, c.batch, c.rowGroup, c.groupBytes), func(t *testing.T) {
 			var buf bytes.Buffer
-			pw, err := sink.NewParquetWriter(&buf, testSchema,
+			opts := []sink.ParquetOption{
 				sink.WithMaxRowGroupLength(int64(c.rowGroup)),
 				sink.WithDictionary("state"),
-				sink.WithColumnZstdLevel(11, "lat"))
+				sink.WithColumnZstdLevel(11, "lat"),
+			}
+			if c.groupBytes > 0 {
+				opts = append(opts, sink.WithMaxRowGroupBytes(c.groupBytes))
+			}
+			pw, err := sink.NewParquetWriter(&buf, testSchema, opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,6 +127,7 @@ func TestParquetWriterBadOptions(t *testing.T) {
 		{"dictionary", sink.WithDictionary("state", "county"), `dictionary column "county"`},
 		{"level", sink.WithColumnZstdLevel(9, "altitude"), `column "altitude"`},
 		{"row group", sink.WithMaxRowGroupLength(0), "row group length 0"},
+		{"row group bytes", sink.WithMaxRowGroupBytes(0), "row group bytes 0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 // sink's where that has none; so a caller sets only what it changes.
 type Layout struct {
 	RowGroupRows     int64          // rows per row group
+	RowGroupBytes    int64          // text per row group (sink.WithMaxRowGroupBytes)
 	ZstdLevel        int            // zstd level of every column
 	ColumnZstdLevels map[string]int // zstd levels of some columns, by name
 	// Dictionary names the columns dictionary-encoded; none else is. Nil
@@ -39,6 +40,9 @@ func (l Layout) orDefault(def Layout) Layout {
 	if l.RowGroupRows == 0 {
 		l.RowGroupRows = def.RowGroupRows
 	}
+	if l.RowGroupBytes == 0 {
+		l.RowGroupBytes = def.RowGroupBytes
+	}
 	if l.ZstdLevel == 0 {
 		l.ZstdLevel = def.ZstdLevel
 	}
@@ -56,6 +60,9 @@ func (l Layout) options(version string) []sink.ParquetOption {
 	opts := []sink.ParquetOption{sink.WithCreatedBy("mspo-spoc " + version)}
 	if l.RowGroupRows > 0 {
 		opts = append(opts, sink.WithMaxRowGroupLength(l.RowGroupRows))
+	}
+	if l.RowGroupBytes > 0 {
+		opts = append(opts, sink.WithMaxRowGroupBytes(l.RowGroupBytes))
 	}
 	if l.ZstdLevel > 0 {
 		opts = append(opts, sink.WithZstdLevel(l.ZstdLevel))

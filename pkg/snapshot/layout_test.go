@@ -22,13 +22,13 @@ func TestLayout(t *testing.T) {
 	}{
 		{"zero: the default", Layout{}, def},
 		{"one field set, the others default", Layout{ZstdLevel: 1}, Layout{ZstdLevel: 1, Dictionary: def.Dictionary}},
-		{"every field set", Layout{RowGroupRows: 10, ZstdLevel: 2, ColumnZstdLevels: map[string]int{"change": 9}, Dictionary: []string{"change"}},
-			Layout{RowGroupRows: 10, ZstdLevel: 2, ColumnZstdLevels: map[string]int{"change": 9}, Dictionary: []string{"change"}}},
+		{"every field set", Layout{RowGroupRows: 10, RowGroupBytes: 1000, ZstdLevel: 2, ColumnZstdLevels: map[string]int{"change": 9}, Dictionary: []string{"change"}},
+			Layout{RowGroupRows: 10, RowGroupBytes: 1000, ZstdLevel: 2, ColumnZstdLevels: map[string]int{"change": 9}, Dictionary: []string{"change"}}},
 		{"no dictionary at all", Layout{Dictionary: []string{}}, Layout{Dictionary: []string{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.set.orDefault(def)
-			if got.RowGroupRows != tc.want.RowGroupRows || got.ZstdLevel != tc.want.ZstdLevel || !maps.Equal(got.ColumnZstdLevels, tc.want.ColumnZstdLevels) ||
+			if got.RowGroupRows != tc.want.RowGroupRows || got.RowGroupBytes != tc.want.RowGroupBytes || got.ZstdLevel != tc.want.ZstdLevel || !maps.Equal(got.ColumnZstdLevels, tc.want.ColumnZstdLevels) ||
 				!slices.Equal(got.Dictionary, tc.want.Dictionary) || (got.Dictionary == nil) != (tc.want.Dictionary == nil) {
 				t.Errorf("%+v with the default's fields is %+v, want %+v", tc.set, got, tc.want)
 			}

@@ -17,8 +17,18 @@ import (
 )
 
 // Defaults of the decoder's options.
+//
+// DefaultMaxBatchBytes bounds the text of a batch (the bytes of its
+// string values), so that a batch of plots far larger than real ones
+// does not hold 16,384 of them. A real plot has about 130 bytes of text,
+// 2 MiB a batch of 16,384: plots of up to 512 bytes fill whole batches.
+// Two batches are alive at once (one decoded, one encoded), each in
+// buffers of less than twice its text, as they grow by powers of two:
+// at most 32 MiB, beside one record staged (SPOC_MAX_RECORD_BYTES) and
+// the buffers kept for reuse (1 KiB a row of DefaultBatchSize, 16 MiB).
 const (
 	DefaultBatchSize      = 16384
+	DefaultMaxBatchBytes  = 8 << 20
 	DefaultMaxBodyBytes   = 2 << 30
 	DefaultMaxStringBytes = 1 << 20
 	DefaultMaxRecordBytes = 4 << 20
@@ -56,6 +66,7 @@ type DecoderOption func(*decoderConfig)
 type decoderConfig struct {
 	dataset        *Dataset
 	batchSize      int
+	maxBatchBytes  int
 	maxBodyBytes   int64
 	maxStringBytes int
 	maxRecordBytes int64
@@ -73,6 +84,15 @@ func WithDataset(d *Dataset) DecoderOption {
 // thousand rows they hardly save time.
 func WithBatchSize(n int) DecoderOption {
 	return func(c *decoderConfig) { c.batchSize = n }
+}
+
+// WithMaxBatchBytes caps the text of one batch, the bytes of its string
+// values (default DefaultMaxBatchBytes): a batch ends before the record
+// that would take it past n, so that its memory follows the size of its
+// records and not only their number. A record larger than n makes a
+// batch of its own.
+func WithMaxBatchBytes(n int) DecoderOption {
+	return func(c *decoderConfig) { c.maxBatchBytes = n }
 }
 
 // WithMaxBodyBytes caps the number of bytes read from the body (default
@@ -137,11 +157,16 @@ type Decoder struct {
 	bld      *array.RecordBuilder
 	lastRows int   // rows of the previous batch, to size the next
 	lastData []int // string bytes per column of the previous batch
-	rec      arrow.RecordBatch
-	err      error
-	row      row
-	stats    *collector
-	refs     atomic.Int64
+	// batchBytes is the text of the batch being built; pending says the
+	// staged row was read but left for the next batch, which it would
+	// have taken past maxBatchBytes.
+	batchBytes int
+	pending    bool
+	rec        arrow.RecordBatch
+	err        error
+	row        row
+	stats      *collector
+	refs       atomic.Int64
 	// inRecords is where an element of the records array is, for errors.
 	inRecords string
 	// order is the lookup slot of each key of the previous record, by
@@ -159,6 +184,7 @@ func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 	cfg := decoderConfig{
 		dataset:        SPOC,
 		batchSize:      DefaultBatchSize,
+		maxBatchBytes:  DefaultMaxBatchBytes,
 		maxBodyBytes:   DefaultMaxBodyBytes,
 		maxStringBytes: DefaultMaxStringBytes,
 		maxRecordBytes: DefaultMaxRecordBytes,
@@ -197,7 +223,7 @@ func (d *Decoder) Next() bool {
 		d.rec.Release()
 		d.rec = nil
 	}
-	if d.err != nil || d.state == stateDone {
+	if d.err != nil || (d.state == stateDone && !d.pending) {
 		return false
 	}
 	if err := d.fillBatch(); err != nil {
@@ -240,9 +266,23 @@ func (d *Decoder) fillBatch() error {
 		}
 	}
 	d.reserve()
-	for d.state == stateRecords && d.bld.Field(keyColumn).Len() < d.cfg.batchSize {
-		if err := d.readElement(); err != nil {
+	d.batchBytes = 0
+	if d.pending {
+		d.pending = false
+		d.commitRow()
+	}
+	for d.state == stateRecords && d.bld.Field(keyColumn).Len() < d.cfg.batchSize && !d.pending {
+		staged, err := d.readElement()
+		if err != nil {
 			return err
+		}
+		if staged {
+			// Only a row to be written (one with an id) ends a batch.
+			if d.batchBytes+d.row.bytes() > d.cfg.maxBatchBytes && d.bld.Field(keyColumn).Len() > 0 && d.row.cells[keyColumn].state == cellValue {
+				d.pending = true
+			} else {
+				d.commitRow()
+			}
 		}
 		more, err := d.sc.Next(']', d.inRecords)
 		if err != nil {
@@ -452,6 +492,9 @@ type row struct {
 	spare []byte
 }
 
+// bytes is the text of the row: the bytes of its live string values.
+func (r *row) bytes() int { return len(r.arena) - r.dead }
+
 // release gives back the arena bytes of the value in cl, which is about
 // to be overwritten.
 func (r *row) release(cl *cell) {
@@ -483,21 +526,18 @@ func (r *row) compact() {
 	r.spare, r.arena, r.dead = r.arena[:0], live, 0
 }
 
-// readElement reads one element of data.results into the current batch,
-// or counts it as dropped.
-func (d *Decoder) readElement() error {
+// readElement reads one element of data.results into the staged row,
+// reporting whether it is one to commit, or counts it as dropped.
+func (d *Decoder) readElement() (staged bool, err error) {
 	sc := d.sc
 	d.stats.read++
 	c, err := sc.Peek("in data.results")
 	if err != nil {
-		return err
+		return false, err
 	}
 	if c != '{' {
-		if err := sc.SkipValue(3); err != nil {
-			return err
-		}
 		d.stats.dropped[DropNotAnObject]++
-		return nil
+		return false, sc.SkipValue(3)
 	}
 	clear(d.row.cells)
 	d.row.arena, d.row.dead = d.row.arena[:0], 0
@@ -505,12 +545,12 @@ func (d *Decoder) readElement() error {
 	tooLarge := false
 	more, err := sc.OpenObject("in a record")
 	if err != nil {
-		return err
+		return false, err
 	}
 	for pos := 0; more; pos++ {
 		key, err := sc.Key("in a record")
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !tooLarge && sc.Offset()-start > d.cfg.maxRecordBytes {
 			tooLarge = true
@@ -543,18 +583,17 @@ func (d *Decoder) readElement() error {
 			}
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		if more, err = sc.Next('}', "in a record"); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if tooLarge || sc.Offset()-start > d.cfg.maxRecordBytes {
 		d.stats.dropped[DropTooLarge]++
-		return nil
+		return false, nil
 	}
-	d.commitRow()
-	return nil
+	return true, nil
 }
 
 // fieldByHash is the column of a key that is not where it was in the
@@ -764,6 +803,7 @@ func (d *Decoder) commitRow() {
 		return
 	}
 	st.written++
+	d.batchBytes += d.row.bytes()
 	// Locals of the loop's slices, of one length, so that it indexes
 	// them without reloading or bounds checks.
 	kinds, nulls := d.ds.kinds[:len(cells)], st.nulls[:len(cells)]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -416,6 +417,34 @@ func TestBatchSize(t *testing.T) {
 	}
 	if fmt.Sprint(sizes) != "[3 3 3 1]" {
 		t.Errorf("batch sizes %v, want [3 3 3 1]", sizes)
+	}
+}
+
+// A batch ends before the record that would take its text past the
+// batch byte cap; a record larger than the cap makes a batch of its own,
+// and the record left over when the body ends is still emitted.
+func TestBatchBytes(t *testing.T) {
+	var recs []string
+	for i, n := range []int{40, 40, 40, 300, 10} {
+		recs = append(recs, fmt.Sprintf(`{"entity_smallholder_id":%d,"name":"%s","state":"%s"}`, i, strings.Repeat("n", n-1), "s"))
+	}
+	recs = slices.Insert(recs, 1, `{"name":"`+strings.Repeat("d", 500)+`"}`) // dropped: no id
+	dec := NewDecoder(strings.NewReader(body(recs...)), WithMaxBatchBytes(100))
+	defer dec.Release()
+	var sizes, ids []int64
+	for dec.Next() {
+		rec := dec.RecordBatch()
+		sizes = append(sizes, rec.NumRows())
+		ids = append(ids, rec.Column(0).(*array.Int64).Int64Values()...)
+	}
+	if err := dec.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(sizes) != "[2 1 1 1]" || fmt.Sprint(ids) != "[0 1 2 3 4]" {
+		t.Errorf("batch sizes %v, ids %v: want [2 1 1 1] and [0 1 2 3 4]", sizes, ids)
+	}
+	if st := dec.Stats(); st.RecordsWritten != 5 || st.RecordsDropped != 1 {
+		t.Errorf("written %d, dropped %d: want 5 and 1", st.RecordsWritten, st.RecordsDropped)
 	}
 }
 

@@ -27,7 +27,24 @@ type GenOptions struct {
 	// written, but for DuplicateIDs and MPOBWithSeveralPlots, which are
 	// those of the day before.
 	NextDay Changes
+	// Long, when Long.Every is above zero, makes every Long.Every-th
+	// record (counting from 1) far larger than a real plot: Long.Bytes
+	// of random letters in each of four declared string fields
+	// (entity_name, name, lot_no and track_id). Within the decoder's
+	// caps when Long.Bytes is, such records test memory that grows with
+	// the size of records rather than their number.
+	Long LongValues
 }
+
+// LongValues is which records carry long values, and how long.
+type LongValues struct {
+	Every int
+	Bytes int
+}
+
+// longFields are the declared string fields a long record fills: two
+// dictionary-encoded columns and two plain ones.
+var longFields = map[string]bool{"entity_name": true, "name": true, "lot_no": true, "track_id": true}
 
 // Changes is how a next day's body differs from the day before. Every
 // n-th record (counting from 1) is affected; zero means none.
@@ -102,6 +119,9 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 		// records after it are those of the day before.
 		start := len(buf)
 		buf = g.record(buf, i, removed)
+		if every(opts.Long.Every, i) {
+			buf = append(buf[:start], g.lengthen(buf[start:])...)
+		}
 		if osh {
 			buf = append(buf[:start], oshRecord(buf[start:])...)
 		}
@@ -175,8 +195,56 @@ func oshRecord(rec []byte) []byte {
 	return append(out, '}')
 }
 
+// lengthen gives the string fields of longFields in rec, a record of
+// the generator's, values of opts.Long.Bytes random letters. The letters
+// come from a source of their own, so that the other records are those
+// the same Seed gives without Long.
+func (g *generator) lengthen(rec []byte) []byte {
+	if g.letters == nil {
+		g.letters = rand.New(rand.NewPCG(g.opts.Seed^0x1e7, g.opts.Seed))
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 -"
+	out := make([]byte, 0, len(rec)+len(longFields)*g.opts.Long.Bytes)
+	for len(rec) > 0 {
+		// At a key: copy it, and its value unless it is to be lengthened.
+		keyEnd := bytes.Index(rec[1:], []byte(`":`)) + 1
+		if keyEnd == 0 {
+			break
+		}
+		long := longFields[string(rec[bytes.LastIndexByte(rec[:keyEnd], '"')+1:keyEnd])]
+		out = append(out, rec[:keyEnd+2]...)
+		rec = rec[keyEnd+2:]
+		end := valueEnd(rec)
+		if long && rec[0] == '"' {
+			out = append(out, '"')
+			for n := 0; n < g.opts.Long.Bytes; n += 8 {
+				r := g.letters.Uint64()
+				for k := 0; k < 8 && n+k < g.opts.Long.Bytes; k++ {
+					out = append(out, alphabet[r&63])
+					r >>= 6
+				}
+			}
+			out = append(out, '"')
+		} else {
+			out = append(out, rec[:end]...)
+		}
+		rec = rec[end:]
+	}
+	return append(out, rec...)
+}
+
+// valueEnd is the length of the scalar value at the start of v, one of
+// the generator's: a string without escaped quotes, or a bare word.
+func valueEnd(v []byte) int {
+	if v[0] == '"' {
+		return 2 + bytes.IndexByte(v[1:], '"')
+	}
+	return bytes.IndexAny(v, ",}")
+}
+
 type generator struct {
 	rng        *rand.Rand
+	letters    *rand.Rand // of long values (GenOptions.Long)
 	p          Planted
 	opts       GenOptions
 	lastID     int64
