@@ -25,10 +25,12 @@ const ParquetContentType = "application/vnd.apache.parquet"
 // reuse until the group ends. Real plots have about 130 bytes of text
 // (16.5 MiB a group of 131,072) and compress to about 3 MiB a group, so
 // both leave the 131,072-row groups of real plots whole. For plots far
-// larger, a group holds at most 8 MiB of pages plus one batch (8 MiB of
+// larger, a group holds at most 8 MiB of pages plus one batch (4 MiB of
 // text, spoc.DefaultMaxBatchBytes), in buffers that grow by powers of
-// two (under 32 MiB), and its largest pages, at most its text (40 MiB)
-// and its pages (16 MiB).
+// two (under 24 MiB), and its largest pages, at most its text (36 MiB)
+// and its pages (12 MiB). Beside them pqarrow keeps the statistics of
+// each string column, its least and greatest value per page and per
+// group: up to four of the longest values a column.
 const (
 	DefaultZstdLevel        = 3
 	DefaultMaxRowGroupLen   = 128 * 1024

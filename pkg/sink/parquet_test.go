@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
 var testSchema = arrow.NewSchema([]arrow.Field{
@@ -140,5 +143,43 @@ func TestParquetWriterBadOptions(t *testing.T) {
 				t.Errorf("%d bytes written before the error", buf.Len())
 			}
 		})
+	}
+}
+
+// TestParquetWriterKeepsRealRowGroups checks that the byte limits of a
+// batch and a row group leave the defaults' row counts alone for plots
+// like the real ones: batches of 16,384 rows, row groups of 131,072.
+func TestParquetWriterKeepsRealRowGroups(t *testing.T) {
+	var body bytes.Buffer
+	if _, err := spoctest.Generate(&body, spoctest.GenOptions{Records: 140_000, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	dec := spoc.NewDecoder(&body)
+	defer dec.Release()
+	var out bytes.Buffer
+	pw, err := sink.NewParquetWriter(&out, spoc.Schema, sink.WithDictionary(spoc.DictionaryColumns()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batches []int64
+	for dec.Next() {
+		batches = append(batches, dec.RecordBatch().NumRows())
+		if err := pw.Write(dec.RecordBatch()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(dec.Err(), pw.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[16384 16384 16384 16384 16384 16384 16384 16384 8928]"; fmt.Sprint(batches) != want {
+		t.Errorf("batches of %v rows, want %s", batches, want)
+	}
+	pf := parquettest.Open(t, out.Bytes())
+	var groups []int64
+	for i := range pf.NumRowGroups() {
+		groups = append(groups, pf.RowGroup(i).NumRows())
+	}
+	if fmt.Sprint(groups) != "[131072 8928]" {
+		t.Errorf("row groups of %v rows, want [131072 8928]", groups)
 	}
 }

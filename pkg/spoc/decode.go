@@ -21,14 +21,16 @@ import (
 // DefaultMaxBatchBytes bounds the text of a batch (the bytes of its
 // string values), so that a batch of plots far larger than real ones
 // does not hold 16,384 of them. A real plot has about 130 bytes of text,
-// 2 MiB a batch of 16,384: plots of up to 512 bytes fill whole batches.
-// Two batches are alive at once (one decoded, one encoded), each in
-// buffers of less than twice its text, as they grow by powers of two:
-// at most 32 MiB, beside one record staged (SPOC_MAX_RECORD_BYTES) and
-// the buffers kept for reuse (1 KiB a row of DefaultBatchSize, 16 MiB).
+// 2 MiB a batch of 16,384: plots of up to 256 bytes fill whole batches.
+// A record's text is at most DefaultMaxRecordBytes (WithMaxRecordBytes),
+// so no batch holds more than 4 MiB of it. Two batches are alive at
+// once (one decoded, one encoded), each in buffers of less than twice
+// its text, as they grow by powers of two: at most 16 MiB, beside one
+// record staged and the buffers kept for reuse (1 KiB a row of
+// DefaultBatchSize, 16 MiB).
 const (
 	DefaultBatchSize      = 16384
-	DefaultMaxBatchBytes  = 8 << 20
+	DefaultMaxBatchBytes  = 4 << 20
 	DefaultMaxBodyBytes   = 2 << 30
 	DefaultMaxStringBytes = 1 << 20
 	DefaultMaxRecordBytes = 4 << 20
@@ -113,9 +115,10 @@ func WithMaxStringBytes(n int) DecoderOption {
 }
 
 // WithMaxRecordBytes caps the bytes of one record of data.results as
-// they stand in the body (default DefaultMaxRecordBytes). A record past
-// it is dropped and counted (DropTooLarge), not held: the rest of it is
-// skipped. It is dropped rather than failing the run because the cap is
+// they stand in the body, and the text of its values once decoded
+// (invalid UTF-8 grows threefold as U+FFFD; default
+// DefaultMaxRecordBytes). A record past it is dropped and counted
+// (DropTooLarge), not held: the rest of it is skipped. It is dropped rather than failing the run because the cap is
 // about memory, far above any real plot's few hundred bytes, and one
 // such record says nothing of the others; the drop counts go through
 // the same guard as records without an id.
@@ -552,7 +555,7 @@ func (d *Decoder) readElement() (staged bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if !tooLarge && sc.Offset()-start > d.cfg.maxRecordBytes {
+		if !tooLarge && (sc.Offset()-start > d.cfg.maxRecordBytes || int64(d.row.bytes()) > d.cfg.maxRecordBytes) {
 			tooLarge = true
 			clear(d.row.cells)
 			d.row.arena, d.row.dead = d.row.arena[:0], 0
@@ -589,7 +592,7 @@ func (d *Decoder) readElement() (staged bool, err error) {
 			return false, err
 		}
 	}
-	if tooLarge || sc.Offset()-start > d.cfg.maxRecordBytes {
+	if tooLarge || sc.Offset()-start > d.cfg.maxRecordBytes || int64(d.row.bytes()) > d.cfg.maxRecordBytes {
 		d.stats.dropped[DropTooLarge]++
 		return false, nil
 	}

@@ -102,6 +102,16 @@ func TestRecordTooLargeIsDropped(t *testing.T) {
 	if len(rows) != 2 || rows[0]["entity_smallholder_id"] != int64(1) || rows[1]["entity_smallholder_id"] != int64(3) || st.DroppedByReason[DropTooLarge] != 1 {
 		t.Errorf("rows %v, dropped %v: want records 1 and 3, one dropped as %s", rows, st.DroppedByReason, DropTooLarge)
 	}
+	// Within the cap in the body, past it once decoded: invalid UTF-8
+	// takes three bytes a byte as U+FFFD.
+	grown := `{"entity_smallholder_id":2,"name":"` + strings.Repeat("\xff", 40) + `"}`
+	rows, st, err = decodeAll(t, strings.NewReader(body(`{"entity_smallholder_id":1}`, grown, `{"entity_smallholder_id":3}`)), WithMaxRecordBytes(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || st.DroppedByReason[DropTooLarge] != 1 {
+		t.Errorf("rows %v, dropped %v: want records 1 and 3, the one whose text grew past the cap dropped as %s", rows, st.DroppedByReason, DropTooLarge)
+	}
 }
 
 // A status longer than a real one is counted under one bucket.
