@@ -90,7 +90,8 @@ func (a *rawArchive) commit() (sink.ObjectInfo, error) {
 }
 
 // publish commits the archive and moves it to name, out of the day's
-// publish: the body of a refused run, kept under rejected/.
+// publish: the body of a refused run, or of one that failed on its
+// content, kept under rejected/.
 func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo, error) {
 	info, err := a.commit()
 	if err != nil {
