@@ -118,10 +118,11 @@ func WithMaxStringBytes(n int) DecoderOption {
 // they stand in the body, and the text of its values once decoded
 // (invalid UTF-8 grows threefold as U+FFFD; default
 // DefaultMaxRecordBytes). A record past it is dropped and counted
-// (DropTooLarge), not held: the rest of it is skipped. It is dropped rather than failing the run because the cap is
-// about memory, far above any real plot's few hundred bytes, and one
-// such record says nothing of the others; the drop counts go through
-// the same guard as records without an id.
+// (DropTooLarge), not held: the rest of it is skipped. It is dropped
+// rather than failing the run because the cap is about memory, far
+// above any real plot's few hundred bytes, and one such record says
+// nothing of the others; the drop counts go through the same guard as
+// records without an id.
 func WithMaxRecordBytes(n int64) DecoderOption {
 	return func(c *decoderConfig) { c.maxRecordBytes = n }
 }
