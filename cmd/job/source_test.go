@@ -11,19 +11,34 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
-// TestCutSavedBodyIsNotRetried: a saved .gz body cut short fails the run
-// at once (reason=bad_body): reading the file again would give the same
-// bytes.
+// TestCutSavedBodyIsNotRetried: a saved body cut short, gzip-compressed
+// or plain JSON, fails the run at once (reason=bad_body): reading the
+// file again would give the same bytes.
 func TestCutSavedBodyIsNotRetried(t *testing.T) {
 	var raw, zipped bytes.Buffer
 	spoctest.Generate(&raw, spoctest.GenOptions{Records: 3000, Seed: 6})
 	zw := gzip.NewWriter(&zipped)
 	zw.Write(raw.Bytes())
 	zw.Close()
-	path := filepath.Join(t.TempDir(), "spoc-list-public.json.gz")
-	if err := os.WriteFile(path, zipped.Bytes()[:zipped.Len()/2], 0o644); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name, file string
+		body       []byte
+	}{
+		{"gzip", "spoc-list-public.json.gz", zipped.Bytes()[:zipped.Len()/2]},
+		{"plain", "spoc-list-public.json", raw.Bytes()[:raw.Len()/2]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), tc.file)
+			if err := os.WriteFile(path, tc.body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			checkCutSavedBody(t, path)
+		})
 	}
+}
+
+func checkCutSavedBody(t *testing.T, path string) {
+	t.Helper()
 	out := t.TempDir()
 	code, logs := execJob(t, "SPOC_URL="+path, "SPOC_OUTPUT="+out, "SPOC_ATTEMPTS=4",
 		"OTEL_METRICS_EXPORTER=none", "OTEL_TRACES_EXPORTER=none")

@@ -324,6 +324,11 @@ func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches
 	}
 	batches.Close()
 	if err := dec.Err(); err != nil {
+		if body.Saved() && fetch.FailureKind(err) == fetch.FailureReset {
+			// A saved body that ends before its JSON does stays cut:
+			// another attempt would read the same bytes.
+			return spoc.Stats{}, fmt.Errorf("decode: %w", &fetch.BodyError{Source: body.Source, Err: err})
+		}
 		return spoc.Stats{}, fmt.Errorf("decode %s: %w", source, err)
 	}
 	stats := dec.Stats()

@@ -334,8 +334,15 @@ type Body struct {
 	wire   *countingReader
 	gzip   *gzipTap     // the gzip stream under the decompressor; nil if none
 	read   atomic.Int64 // decompressed bytes read
+	saved  bool
 	closer func() error
 }
+
+// Saved reports whether the body is a saved one (a file or an object
+// read by an Opener) rather than a response: its bytes are what they
+// will be on any later reading, so a body that ends before its JSON does
+// is cut for good, not cut in transit.
+func (b *Body) Saved() bool { return b.saved }
 
 // Gzipped reports whether the body arrives gzip-compressed (the server's
 // Content-Encoding, or a saved .gz body), so that TeeGzip can keep the
@@ -628,7 +635,7 @@ func savedBody(source string, r io.ReadCloser, size int64, local bool) (*Body, e
 	store := &storeReader{r: r}
 	wire := &countingReader{r: store}
 	br := bufio.NewReaderSize(wire, 64<<10)
-	body := &Body{Source: source, ContentLength: size, wire: wire, closer: r.Close}
+	body := &Body{Source: source, ContentLength: size, wire: wire, saved: true, closer: r.Close}
 	read := &savedBodyReader{r: br, source: source, local: local}
 	body.r = read
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
