@@ -22,56 +22,74 @@ import (
 // whatever the size of its records (README, "What a run does").
 const memoryTarget = 256 << 20
 
-// TestJobMemoryOfLongRecords runs the job on a saved body of 1,050
-// plots, 50 of which carry four values of 987,000 bytes (197 MB in
-// all): every value and record within SPOC_MAX_STRING_BYTES and
-// SPOC_MAX_RECORD_BYTES. The job publishes it within its memory target,
-// measured as the peak RSS of the process, and, where cgroup v2 can be
-// written, under a memory.max of 512 MiB, the deployment's memory.
+// TestJobMemoryOfLongRecords runs the job on saved bodies of 1,050
+// plots, 50 of which carry four values of a million bytes or so (about
+// 200 MB in all): every value and record within SPOC_MAX_STRING_BYTES
+// and SPOC_MAX_RECORD_BYTES. In one the long values are always in the
+// same four columns; in the other they move from column to column, so
+// that every column's pages and statistics hold long values in turn.
+// The job publishes each within its memory target, measured as the peak
+// RSS of the process, and, where a memory cgroup (v2 or v1) can be made,
+// under a limit of 512 MiB, the deployment's memory, which the job reads
+// as Cloud Run's.
 func TestJobMemoryOfLongRecords(t *testing.T) {
 	if testing.Short() {
-		t.Skip("writes a 197 MB body")
+		t.Skip("writes bodies of 200 MB")
 	}
+	for _, tc := range []struct {
+		name string
+		long spoctest.LongValues
+	}{
+		{"four columns", spoctest.LongValues{Every: 21, Bytes: 987_000}},
+		{"moving columns", spoctest.LongValues{Every: 21, Bytes: 1_000_000, Moving: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := longBody(t, tc.long)
+			t.Run("peak RSS", func(t *testing.T) {
+				out := t.TempDir()
+				cmd := jobCommand(body, out)
+				start := time.Now()
+				logs := runChild(t, cmd)
+				peak := int64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) << 10 // KiB on Linux
+				t.Logf("peak RSS %d MiB, %s", peak>>20, time.Since(start).Round(time.Millisecond))
+				checkPublished(t, out, logs)
+				if peak > memoryTarget {
+					t.Errorf("peak RSS %d MiB, want at most %d MiB", peak>>20, memoryTarget>>20)
+				}
+			})
+			t.Run("under a 512MiB cgroup limit", func(t *testing.T) {
+				cg := memoryCgroup(t, 512<<20)
+				out := t.TempDir()
+				cmd := jobCommand(body, out)
+				cg.place(cmd)
+				logs := runChild(t, cmd)
+				checkPublished(t, out, logs)
+				if kills := cg.oomKills(t); kills != 0 {
+					t.Errorf("%d processes killed for memory under a 512MiB limit", kills)
+				}
+				t.Logf("peak RSS %d MiB under the limit", cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss>>10)
+			})
+		})
+	}
+}
+
+// longBody writes a body of 1,050 generated plots with long values to a
+// file of the test's, streamed: the test holds none of it.
+func longBody(t *testing.T, long spoctest.LongValues) string {
+	t.Helper()
 	body := filepath.Join(t.TempDir(), "long.json")
 	f, err := os.Create(body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	if _, err := spoctest.Generate(w, spoctest.GenOptions{Records: 1050, Seed: 31, Long: spoctest.LongValues{Every: 21, Bytes: 987_000}}); err != nil {
+	if _, err := spoctest.Generate(w, spoctest.GenOptions{Records: 1050, Seed: 31, Long: long}); err != nil {
 		t.Fatal(err)
 	}
 	if err := errors.Join(w.Flush(), f.Close()); err != nil {
 		t.Fatal(err)
 	}
-
-	t.Run("peak RSS", func(t *testing.T) {
-		out := t.TempDir()
-		cmd := jobCommand(body, out)
-		start := time.Now()
-		logs := runChild(t, cmd)
-		peak := int64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) << 10 // KiB on Linux
-		t.Logf("peak RSS %d MiB, %s", peak>>20, time.Since(start).Round(time.Millisecond))
-		checkPublished(t, out, logs)
-		if peak > memoryTarget {
-			t.Errorf("peak RSS %d MiB, want at most %d MiB", peak>>20, memoryTarget>>20)
-		}
-	})
-
-	t.Run("under memory.max 512MiB", func(t *testing.T) {
-		cg := memoryCgroup(t, 512<<20)
-		out := t.TempDir()
-		cmd := jobCommand(body, out)
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cg.fd()}
-		logs := runChild(t, cmd)
-		checkPublished(t, out, logs)
-		if kills := cg.oomKills(t); kills != 0 {
-			t.Errorf("%d processes killed for memory under memory.max 512MiB", kills)
-		}
-		if peak, err := os.ReadFile(filepath.Join(cg.dir, "memory.peak")); err == nil {
-			t.Logf("cgroup memory.peak %s", strings.TrimSpace(string(peak)))
-		}
-	})
+	return body
 }
 
 // jobCommand is this test binary run as the job on the saved body, at
@@ -117,22 +135,37 @@ func checkPublished(t *testing.T, out, logs string) {
 	}
 }
 
-// cgroup is a cgroup v2 of a test's own, removed at its end.
+// cgroup is a memory cgroup of a test's own, v2 or v1, removed at its end.
 type cgroup struct {
 	dir string
-	f   *os.File
+	f   *os.File // v2: the cgroup, for CLONE_INTO_CGROUP
 }
 
-func (c *cgroup) fd() int { return int(c.f.Fd()) }
+// place makes cmd start inside the cgroup: through CLONE_INTO_CGROUP on
+// v2; on v1, which has no such flag, through a shell that moves itself
+// into the cgroup and then becomes cmd.
+func (c *cgroup) place(cmd *exec.Cmd) {
+	if c.f != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(c.f.Fd())}
+		return
+	}
+	procs := filepath.Join(c.dir, "cgroup.procs")
+	cmd.Args = append([]string{"/bin/sh", "-c", `echo $$ >"$0" && exec "$@"`, procs, cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = "/bin/sh"
+}
 
-// oomKills reads the processes of the cgroup killed for memory.
+// oomKills reads how many processes of the cgroup were killed for memory.
 func (c *cgroup) oomKills(t *testing.T) int {
-	data, err := os.ReadFile(filepath.Join(c.dir, "memory.events"))
+	name, key := "memory.events", "oom_kill " // v2
+	if c.f == nil {
+		name = "memory.oom_control" // v1
+	}
+	data, err := os.ReadFile(filepath.Join(c.dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for line := range strings.Lines(string(data)) {
-		if n, ok := strings.CutPrefix(strings.TrimSpace(line), "oom_kill "); ok {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(line), key); ok {
 			kills, _ := strconv.Atoi(n)
 			return kills
 		}
@@ -140,25 +173,23 @@ func (c *cgroup) oomKills(t *testing.T) int {
 	return 0
 }
 
-// memoryCgroup makes a cgroup v2 with memory.max set to limit below the
-// root, or skips the test where there is none this process may write.
+// memoryCgroup makes a cgroup whose memory is limited to limit (v2's
+// memory.max, or v1's memory.limit_in_bytes), or skips the test where
+// this process may make none.
 func memoryCgroup(t *testing.T, limit int64) *cgroup {
+	if os.Geteuid() != 0 {
+		t.Skip("only root may make a cgroup: the memory limit of a deployment is not tested here")
+	}
 	const root = "/sys/fs/cgroup"
+	name := fmt.Sprintf("mspo-spoc-test-%d", os.Getpid())
 	controllers, err := os.ReadFile(filepath.Join(root, "cgroup.controllers"))
 	if err != nil || !strings.Contains(string(controllers), "memory") {
-		t.Skipf("no cgroup v2 with the memory controller at %s (%v): the memory limit of a deployment is not tested here", root, err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("cgroup v2 found, but only root may make a cgroup: the memory limit of a deployment is not tested here")
+		return memoryCgroupV1(t, filepath.Join(root, "memory", name), limit)
 	}
 	if err := os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+memory"), 0); err != nil {
 		t.Skipf("cannot enable the memory controller below %s: %v", root, err)
 	}
-	dir := filepath.Join(root, fmt.Sprintf("mspo-spoc-test-%d", os.Getpid()))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Skipf("cannot make a cgroup: %v", err)
-	}
-	t.Cleanup(func() { os.Remove(dir) })
+	dir := makeCgroupDir(t, filepath.Join(root, name))
 	if err := os.WriteFile(filepath.Join(dir, "memory.max"), []byte(strconv.FormatInt(limit, 10)), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -169,4 +200,28 @@ func memoryCgroup(t *testing.T, limit int64) *cgroup {
 	}
 	t.Cleanup(func() { f.Close() })
 	return &cgroup{dir: dir, f: f}
+}
+
+func memoryCgroupV1(t *testing.T, dir string, limit int64) *cgroup {
+	if _, err := os.Stat(filepath.Dir(dir)); err != nil {
+		t.Skipf("no memory cgroup, v2 or v1 (%v): the memory limit of a deployment is not tested here", err)
+	}
+	dir = makeCgroupDir(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), []byte(strconv.FormatInt(limit, 10)), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Memory plus swap at the same limit, where swap is accounted: no
+	// swapping out of trouble.
+	os.WriteFile(filepath.Join(dir, "memory.memsw.limit_in_bytes"), []byte(strconv.FormatInt(limit, 10)), 0)
+	return &cgroup{dir: dir}
+}
+
+// makeCgroupDir makes the cgroup dir, removed when the test ends, or
+// skips the test.
+func makeCgroupDir(t *testing.T, dir string) string {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	return dir
 }

@@ -40,6 +40,11 @@ type GenOptions struct {
 type LongValues struct {
 	Every int
 	Bytes int
+	// Moving puts the long values in four string fields that change from
+	// one long record to the next, instead of longFields: every column
+	// then holds a long value now and then, the worst case for what a
+	// Parquet writer keeps per column (a page's values, its statistics).
+	Moving bool
 }
 
 // longFields are the declared string fields a long record fills: two
@@ -205,7 +210,13 @@ func (g *generator) lengthen(rec []byte) []byte {
 	}
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 -"
 	out := make([]byte, 0, len(rec)+len(longFields)*g.opts.Long.Bytes)
-	for len(rec) > 0 {
+	stringFields, first := 0, 0
+	if g.opts.Long.Moving {
+		stringFields = bytes.Count(rec, []byte(`":"`))
+		first = g.lengthened * 3
+		g.lengthened++
+	}
+	for field := 0; len(rec) > 0; {
 		// At a key: copy it, and its value unless it is to be lengthened.
 		keyEnd := bytes.Index(rec[1:], []byte(`":`)) + 1
 		if keyEnd == 0 {
@@ -215,6 +226,10 @@ func (g *generator) lengthen(rec []byte) []byte {
 		out = append(out, rec[:keyEnd+2]...)
 		rec = rec[keyEnd+2:]
 		end := valueEnd(rec)
+		if stringFields > 0 && rec[0] == '"' {
+			long = (field-first%stringFields+stringFields)%stringFields < 4
+			field++
+		}
 		if long && rec[0] == '"' {
 			out = append(out, '"')
 			for n := 0; n < g.opts.Long.Bytes; n += 8 {
@@ -245,6 +260,7 @@ func valueEnd(v []byte) int {
 type generator struct {
 	rng        *rand.Rand
 	letters    *rand.Rand // of long values (GenOptions.Long)
+	lengthened int        // long records written so far (LongValues.Moving)
 	p          Planted
 	opts       GenOptions
 	lastID     int64
