@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http/httptrace"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,9 +65,11 @@ var (
 )
 
 // classify says which class ip is in, looking through IPv4-mapped,
-// NAT64 and 6to4 forms at the IPv4 address they carry.
+// NAT64 and 6to4 forms at the IPv4 address they carry. A zone only
+// picks the interface: the address is the same (and netip's prefixes
+// contain no zoned address).
 func classify(ip netip.Addr) addressClass {
-	ip = ip.Unmap()
+	ip = ip.WithZone("").Unmap()
 	switch {
 	case nat64.Contains(ip):
 		b := ip.As16()
@@ -147,12 +150,13 @@ func issuerAddressAllowed(ip netip.Addr, endpoint addressClass) error {
 }
 
 // hostClass is the class of a URL's host when the host alone tells it:
-// an IP address, a metadata server's name, localhost.
+// an IP address in any form hostAddr reads, a metadata server's name,
+// localhost.
 func hostClass(host string) (addressClass, bool) {
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
-	if ip, err := netip.ParseAddr(h); err == nil {
+	if ip, _, ok := hostAddr(host); ok {
 		return classify(ip), true
 	}
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
 	switch {
 	case isMetadataHost(h):
 		return classMetadata, true
@@ -164,10 +168,93 @@ func hostClass(host string) (addressClass, bool) {
 
 // hostError describes host, of class c as hostClass tells it, refused.
 func hostError(host string, c addressClass) *AddressError {
-	if ip, err := netip.ParseAddr(strings.TrimSuffix(host, ".")); err == nil {
+	if ip, _, ok := hostAddr(host); ok {
 		return addressError(ip, c)
 	}
 	return &AddressError{Host: host, Class: c.String(), Name: true}
+}
+
+// hostAddr is the IP address a URL's host spells, if any: one netip
+// reads, or an IPv4 address in a form inet_aton reads (2852039166,
+// 0xa9fea9fe, 0x7f.1...), with or without a final dot. A proxy's
+// resolver (glibc's getaddrinfo) takes all of these for the address,
+// where Go's looks the other forms up in DNS. exact says host is
+// written as netip reads it, the one form both read alike.
+func hostAddr(host string) (ip netip.Addr, exact, ok bool) {
+	h := strings.TrimSuffix(host, ".")
+	if ip, err := netip.ParseAddr(h); err == nil {
+		return ip, h == host, true
+	}
+	if ip, ok := parseNumericIPv4(h); ok {
+		return ip, false, true
+	}
+	return netip.Addr{}, false, false
+}
+
+// ambiguousHost says why a redirect may not lead to host, which
+// resolvers read apart: an IP address in another form than netip's,
+// which Go's resolver looks up as a name and a proxy's takes for the
+// address, or a host ending in a number that is no address, which
+// lenient parsers (taking 0169 for 169) read as one. "" for any other.
+func ambiguousHost(host string) string {
+	ip, exact, ok := hostAddr(host)
+	switch {
+	case ok && !exact:
+		return fmt.Sprintf("%s spells %s in a form resolvers read apart", host, ip)
+	case !ok && endsInNumber(strings.TrimSuffix(host, ".")):
+		return fmt.Sprintf("%s ends in a number but is no IP address", host)
+	}
+	return ""
+}
+
+// endsInNumber says whether the last label of h is all decimal digits,
+// or 0x and hex digits, which no DNS name's top-level domain is.
+func endsInNumber(h string) bool {
+	last := h[strings.LastIndexByte(h, '.')+1:]
+	if len(last) > 1 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') {
+		return strings.Trim(last[2:], "0123456789abcdefABCDEF") == ""
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
+}
+
+// parseNumericIPv4 reads s as inet_aton does: one to four parts
+// separated by dots, each decimal, octal after a leading 0 or hex after
+// 0x or 0X; each part but the last is one byte, and the last fills the
+// bytes left (127.1 is 127.0.0.1, 2852039166 is 169.254.169.254).
+func parseNumericIPv4(s string) (netip.Addr, bool) {
+	parts := strings.Split(s, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	var b [4]byte
+	for i, p := range parts {
+		base := 10
+		switch {
+		case len(p) > 1 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X'):
+			base, p = 16, p[2:]
+		case len(p) > 1 && p[0] == '0':
+			base, p = 8, p[1:]
+		}
+		// ParseUint takes no sign nor digit separator with a base given.
+		v, err := strconv.ParseUint(p, base, 32)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		if i < len(parts)-1 {
+			if v > 0xff {
+				return netip.Addr{}, false
+			}
+			b[i] = byte(v)
+			continue
+		}
+		if v >= 1<<(8*(4-i)) {
+			return netip.Addr{}, false
+		}
+		for j := 3; j >= i; j-- {
+			b[j], v = byte(v), v>>8
+		}
+	}
+	return netip.AddrFrom4(b), true
 }
 
 // isMetadataHost reports the host names of cloud metadata servers.

@@ -85,3 +85,68 @@ func TestIssuerAddressAllowed(t *testing.T) {
 		t.Error("an unresolved name allowed")
 	}
 }
+
+// TestParseNumericIPv4: the forms inet_aton reads as an IPv4 address (one
+// to four parts; each decimal, octal after a 0 or hex after 0x; the last
+// filling the bytes left), which a proxy's resolver takes for one, and
+// names that are not addresses.
+func TestParseNumericIPv4(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		want string // "": not an address
+	}{
+		{"169.254.169.254", "169.254.169.254"},
+		{"2852039166", "169.254.169.254"},
+		{"0xa9fea9fe", "169.254.169.254"},
+		{"0XA9FEA9FE", "169.254.169.254"},
+		{"0x00000000a9fea9fe", "169.254.169.254"},
+		{"025177524776", "169.254.169.254"},
+		{"0251.0376.0251.0376", "169.254.169.254"},
+		{"0xa9.0xfe.0xa9.0xfe", "169.254.169.254"},
+		{"169.254.43518", "169.254.169.254"},
+		{"169.16689662", "169.254.169.254"},
+		{"0xa9.254.0251.0xfe", "169.254.169.254"},
+		{"0x7f.1", "127.0.0.1"},
+		{"127.1", "127.0.0.1"},
+		{"0177.0.0.01", "127.0.0.1"},
+		{"010.0.0.1", "8.0.0.1"},
+		{"00", "0.0.0.0"},
+		{"0", "0.0.0.0"},
+		{"4294967295", "255.255.255.255"},
+		{"1.16777215", "1.255.255.255"},
+		{"1.2.65535", "1.2.255.255"},
+		{"4294967296", ""},         // past 32 bits
+		{"1.16777216", ""},         // the last part past the 3 bytes left
+		{"1.2.65536", ""},          // past the 2 bytes left
+		{"1.2.3.256", ""},          // past its byte
+		{"256.1", ""},              // a leading part past its byte
+		{"1.2.3.4.5", ""},          // five parts
+		{"0x7f.example", ""},       // a name
+		{"08.1", ""},               // 8 is no octal digit
+		{"09", ""},                 // the same
+		{"0x", ""},                 // no hex digit
+		{"0x.1", ""},               // the same
+		{"0xg1", ""},               // not hex
+		{"00x1", ""},               // octal, then an x
+		{"", ""},                   // empty
+		{".1.2.3", ""},             // an empty part
+		{"1..2", ""},               // the same
+		{"1.2.3.", ""},             // the same, last
+		{"+1.2.3.4", ""},           // a sign
+		{"1_000", ""},              // Go's digit separators
+		{"1.2.3.4 ", ""},           // a space
+		{"example.com", ""},        // a name
+		{"1e3", ""},                // a name
+		{"::1", ""},                // IPv6 is netip's
+		{"１２７.0.0.1", ""},          // digits other than ASCII
+		{"0x7fffffffffffffff", ""}, // past 32 bits
+	} {
+		got, ok := parseNumericIPv4(tc.host)
+		switch {
+		case tc.want == "" && ok:
+			t.Errorf("parseNumericIPv4(%q) = %s, want no address", tc.host, got)
+		case tc.want != "" && (!ok || got != netip.MustParseAddr(tc.want)):
+			t.Errorf("parseNumericIPv4(%q) = %s, %v; want %s", tc.host, got, ok, tc.want)
+		}
+	}
+}

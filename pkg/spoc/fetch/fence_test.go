@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,6 +196,14 @@ func TestRedirectFence(t *testing.T) {
 		{to: "http://10.1.2.3/", refused: "private"},
 		{to: "http://192.168.1.1:" + port + "/", refused: "private"},
 		{to: "http://0.0.0.0:" + port + "/", refused: "non-global"},
+		{to: "http://2852039166/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
+		{to: "http://0xa9fea9fe/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
+		{to: "http://0251.0376.0251.0376/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
+		{to: "http://169.254.43518/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
+		{to: "http://0x7f.1:" + port + "/", refused: "0x7f.1 spells 127.0.0.1"},
+		{to: "http://127.0.0.1.:" + port + "/", refused: "127.0.0.1. spells 127.0.0.1"},
+		{to: "http://[fd00:ec2::254%25eth0]/", refused: "metadata server"},
+		{to: "http://[64:ff9b::a9fe:a9fe%25eth0]/", refused: "metadata server"},
 		{to: "http://intranet.test:" + port + "/", refused: "10.1.2.3 is a private address", lookup: "intranet.test."},
 		{to: "http://metadata-alias.test/", refused: "metadata server", lookup: "metadata-alias.test."},
 		{to: "file:///etc/passwd", refused: "not http"},
@@ -214,13 +223,7 @@ func TestRedirectFence(t *testing.T) {
 				}
 				return
 			}
-			var re *RedirectError
-			if !errors.As(err, &re) || !strings.Contains(err.Error(), tc.refused) {
-				t.Fatalf("error %v, want a *RedirectError saying %q", err, tc.refused)
-			}
-			if f := Classify(err); f.Kind != FailureRedirect || f.Retryable {
-				t.Errorf("classified %+v, want %s, not retried", f, FailureRedirect)
-			}
+			wantRedirectRefused(t, err, tc.refused)
 			if strings.Contains(err.Error(), "s3cr3t") {
 				t.Errorf("the error repeats the signature: %v", err)
 			}
@@ -242,6 +245,95 @@ func TestRedirectFence(t *testing.T) {
 	}
 }
 
+// wantRedirectRefused fails t unless err is a *RedirectError saying
+// refused, classified as a refused redirect and not retried.
+func wantRedirectRefused(t *testing.T, err error, refused string) {
+	t.Helper()
+	var re *RedirectError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), refused) {
+		t.Fatalf("error %v, want a *RedirectError saying %q", err, refused)
+	}
+	if f := Classify(err); f.Kind != FailureRedirect || f.Retryable {
+		t.Errorf("classified %+v, want %s, not retried", f, FailureRedirect)
+	}
+}
+
+// TestRedirectFenceBehindProxy: behind a proxy, which reads a host in
+// any numeric form as the IPv4 address it spells (glibc's resolver
+// does), a redirect to one is refused before the proxy gets anything,
+// the metadata server's forms, and loopback's, which the endpoint on
+// 127.0.0.1 reaches directly but the proxy would on its own host. The
+// proxy, on loopback, answers 502 to whatever it gets and forwards
+// nothing.
+func TestRedirectFenceBehindProxy(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.RequestURI)
+		mu.Unlock()
+		http.Error(w, "test proxy: forwards nothing", http.StatusBadGateway)
+	}))
+	t.Cleanup(proxy.Close)
+	proxyURL, err := url.Parse(proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As HTTP_PROXY set and NO_PROXY empty: loopback addresses and
+	// localhost go direct (http.ProxyFromEnvironment), all else to the proxy.
+	fromEnvironment := func(req *http.Request) (*url.URL, error) {
+		if h := req.URL.Hostname(); h == "localhost" || net.ParseIP(h).IsLoopback() {
+			return nil, nil
+		}
+		return proxyURL, nil
+	}
+	for _, tc := range []struct {
+		to      string
+		refused string // what the refusal says; "": sent to the proxy
+	}{
+		{to: "http://2852039166/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
+		{to: "http://0xa9fea9fe/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
+		{to: "http://0251.0376.0251.0376/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
+		{to: "http://169.254.43518/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
+		{to: "http://0x7f.1/", refused: "0x7f.1 spells 127.0.0.1"},
+		{to: "http://0177.0.0.1/", refused: "0177.0.0.1 spells 127.0.0.1"},
+		{to: "http://2130706433/", refused: "2130706433 spells 127.0.0.1"},
+		{to: "http://010.1.2.3/", refused: "010.1.2.3 spells 8.1.2.3"}, // 10.1.2.3 to a reader of decimals
+		{to: "http://0169.254.169.254/latest/meta-data/", refused: "ends in a number"},
+		{to: "http://[64:ff9b::a9fe:a9fe%25eth0]/", refused: "metadata server"},
+		{to: "http://storage.test/o"}, // a name: the proxy's to resolve
+	} {
+		t.Run(tc.to, func(t *testing.T) {
+			mu.Lock()
+			got = nil
+			mu.Unlock()
+			c, tr := newTrappedClient(t, ClientOptions{})
+			c.http.Transport.(*http.Transport).Proxy = fencedProxy(fromEnvironment)
+			hop := redirectTo(t, tc.to)
+			err := fetchAll(c, hop.URL+"/list")
+			mu.Lock()
+			sent := append([]string(nil), got...)
+			mu.Unlock()
+			if tc.refused == "" {
+				// The proxy is in the path: the refusals are not for want of one.
+				if want := "GET " + tc.to; len(sent) != 1 || sent[0] != want || err == nil {
+					t.Fatalf("the proxy got %q (error %v), want %q answered 502", sent, err, want)
+				}
+				return
+			}
+			wantRedirectRefused(t, err, tc.refused)
+			if len(sent) > 0 {
+				t.Errorf("the proxy got %q, want nothing", sent)
+			}
+			if got, looked := tr.reached(hop.Listener.Addr().String()), tr.looked(); len(got) > 0 || len(looked) > 0 {
+				t.Errorf("dialled %v, looked up %v: want neither", got, looked)
+			}
+		})
+	}
+}
+
 // TestMetadataServerNeverDialled: not even as the URL asked for, written
 // as an address, a metadata server's name or a name that resolves to one.
 // It is refused without a retry.
@@ -252,6 +344,8 @@ func TestMetadataServerNeverDialled(t *testing.T) {
 		"http://metadata.google.internal/computeMetadata/v1/",
 		"https://metadata/computeMetadata/v1/",
 		"http://metadata-alias.test/computeMetadata/v1/",
+		"http://2852039166/computeMetadata/v1/",
+		"http://0xa9.0xfe.0xa9.0xfe/computeMetadata/v1/",
 	} {
 		t.Run(u, func(t *testing.T) {
 			c, tr := newTrappedClient(t, ClientOptions{})
@@ -336,6 +430,22 @@ func TestHostClass(t *testing.T) {
 		{"metadata.goog", classMetadata, true},
 		{"instance-data.ec2.internal", classMetadata, true},
 		{"8.8.8.8", classGlobal, true},
+		{"2852039166", classMetadata, true},
+		{"0xA9FEA9FE", classMetadata, true},
+		{"0251.0376.0251.0376", classMetadata, true},
+		{"169.254.43518", classMetadata, true},
+		{"169.254.43518.", classMetadata, true},
+		{"0x7f.1", classLoopback, true},
+		{"012.1", classPrivate, true},
+		{"134744072", classGlobal, true}, // 8.8.8.8
+		{"fd00:ec2::254%eth0", classMetadata, true},
+		{"64:ff9b::a9fe:a9fe%eth0", classMetadata, true},
+		{"::ffff:169.254.169.254%eth0", classMetadata, true},
+		{"64:ff9b::a00:1%1", classPrivate, true},
+		{"2001:db8::1%eth0", classOther, true},
+		{"0x7f.example", 0, false},
+		{"1.2.3.4.5", 0, false},
+		{"08.1", 0, false},
 		{"api.mspots.org.my", 0, false},
 		{"localhost.example", 0, false},
 		{"notmetadata.google.internal", 0, false},
@@ -367,6 +477,23 @@ func TestCheckRedirectByName(t *testing.T) {
 		{classPrivate, "http://metadata.google.internal/", true},
 		{classLoopback, "http://192.168.0.1/", true},
 		{classLoopback, "http://localhost/", false},
+		{classGlobal, "http://2852039166/latest/meta-data/", true},
+		{classPrivate, "http://0xa9fea9fe/", true},
+		{classGlobal, "http://0x7f.1/", true},
+		{classLoopback, "http://0x7f.1/", true}, // allowed as 127.0.0.1, but Go's resolver and a proxy's read it apart
+		{classGlobal, "http://012.1/", true},
+		{classPrivate, "http://012.1/", true},
+		{classGlobal, "http://134744072/", true},
+		{classLoopback, "http://127.0.0.1./", true},
+		{classPrivate, "http://[fd00:ec2::254%25eth0]/", true},
+		{classGlobal, "http://[64:ff9b::a9fe:a9fe%25eth0]/", true},
+		{classGlobal, "http://0x7f.example/", false},
+		{classGlobal, "http://0169.254.169.254/", true}, // 169.254.169.254 to a lenient parser
+		{classGlobal, "http://1.2.3.4.5/", true},
+		{classLoopback, "http://08.1/", true},
+		{classGlobal, "http://example.0x1f./", true},
+		{classGlobal, "http://1.example/", false},
+		{classGlobal, "http://example.x1/", false},
 	} {
 		f := &fence{endpoint: tc.endpoint}
 		first, _ := http.NewRequestWithContext(withFence(context.Background(), f), http.MethodGet, "http://first.example/", nil)

@@ -172,7 +172,11 @@ type Opener func(ctx context.Context, url string) (r io.ReadCloser, size int64, 
 // its class itself (an IP address, a metadata server's name, localhost)
 // is refused before any lookup; any other name at the dialer, on the
 // address it resolves to, before a packet is sent, except behind a
-// proxy, which resolves it. A refused redirect is a *RedirectError. No
+// proxy, which resolves it. An IPv4 address is read in every form
+// inet_aton reads (2852039166, 0x7f.1...), as a proxy's resolver reads
+// it; a redirect to one in another form than netip's, or to a host
+// ending in a number that is no address, is refused: Go's resolver and
+// a proxy's read them apart. A refused redirect is a *RedirectError. No
 // Referer is sent: the URL redirected from may be a signed one.
 type Client struct {
 	http *http.Client
@@ -231,13 +235,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second, ControlContext: fenceControl}
 	transport := &http.Transport{
-		Proxy: func(req *http.Request) (*url.URL, error) {
-			proxy, err := http.ProxyFromEnvironment(req)
-			if f := fenceOf(req.Context()); f != nil {
-				f.setProxied(proxy != nil)
-			}
-			return proxy, err
-		},
+		Proxy:                 fencedProxy(http.ProxyFromEnvironment),
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   opts.ConnectTimeout,
@@ -259,6 +257,18 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		stallTimeout: opts.StallTimeout,
 		openers:      opts.Openers,
 	}, nil
+}
+
+// fencedProxy is proxy, telling the fence of each request whether it
+// goes through a proxy.
+func fencedProxy(proxy func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
+	return func(req *http.Request) (*url.URL, error) {
+		u, err := proxy(req)
+		if f := fenceOf(req.Context()); f != nil {
+			f.setProxied(u != nil)
+		}
+		return u, err
+	}
 }
 
 // handshakeLimit is the time a TLS handshake may take: the connect
@@ -309,8 +319,12 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	if f := fenceOf(req.Context()); f != nil {
 		endpoint = f.redirect(to)
 	}
-	if c, ok := hostClass(req.URL.Hostname()); ok && !allowedFrom(c, endpoint) {
-		return &RedirectError{To: to, Reason: hostError(req.URL.Hostname(), c).Error()}
+	host := req.URL.Hostname()
+	if c, ok := hostClass(host); ok && !allowedFrom(c, endpoint) {
+		return &RedirectError{To: to, Reason: hostError(host, c).Error()}
+	}
+	if why := ambiguousHost(host); why != "" {
+		return &RedirectError{To: to, Reason: why}
 	}
 	return nil
 }
