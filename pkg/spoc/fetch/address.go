@@ -270,8 +270,8 @@ func isMetadataHost(host string) bool {
 // address but a metadata server's (it is the job's setting); a redirect
 // may only lead where allowedFrom lets it from the first URL's address.
 // It travels in the context of the fetch's requests, which net/http
-// passes on to the dialer of every connection (fenceControl), and to
-// checkRedirect.
+// passes on to the proxy hook (fencedProxy), to the dialer of every
+// connection (fenceControl), and to checkRedirect.
 type fence struct {
 	mu sync.Mutex
 	// endpoint is the class of the first URL's address: known from the
@@ -283,6 +283,8 @@ type fence struct {
 	// proxied says the current request goes through a proxy: its
 	// connection is to the proxy, which the job's settings name.
 	proxied bool
+	// endpointProxied says the first URL's request went through one.
+	endpointProxied bool
 }
 
 type fenceKey struct{}
@@ -312,10 +314,22 @@ func (f *fence) redirection() (string, bool) {
 	return f.to, f.redirected
 }
 
-func (f *fence) setProxied(p bool) {
+// through records whether the request for host goes through a proxy.
+// A redirect that does when the first URL's request did not is judged
+// as from the internet: the proxy reaches loopback and private
+// addresses on its own network, not on the endpoint's.
+func (f *fence) through(host string, proxied bool) error {
 	f.mu.Lock()
-	f.proxied = p
-	f.mu.Unlock()
+	defer f.mu.Unlock()
+	f.proxied = proxied
+	if !f.redirected {
+		f.endpointProxied = proxied
+		return nil
+	}
+	if c, ok := hostClass(host); ok && proxied && !f.endpointProxied && !allowedFrom(c, classGlobal) {
+		return hostError(host, c)
+	}
+	return nil
 }
 
 // gotConn learns the first URL's class from its connection, pooled or

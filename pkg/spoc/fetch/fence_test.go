@@ -261,9 +261,10 @@ func wantRedirectRefused(t *testing.T, err error, refused string) {
 // TestRedirectFenceBehindProxy: behind a proxy, which reads a host in
 // any numeric form as the IPv4 address it spells (glibc's resolver
 // does), a redirect to one is refused before the proxy gets anything,
-// the metadata server's forms, and loopback's, which the endpoint on
-// 127.0.0.1 reaches directly but the proxy would on its own host. The
-// proxy, on loopback, answers 502 to whatever it gets and forwards
+// the metadata server's forms and loopback's. So is a redirect to a
+// loopback name that goes through the proxy, which would reach its own
+// host, not the endpoint's on 127.0.0.1; localhost itself goes direct.
+// The proxy, on loopback, answers 502 to whatever it gets and forwards
 // nothing.
 func TestRedirectFenceBehindProxy(t *testing.T) {
 	var (
@@ -281,6 +282,8 @@ func TestRedirectFenceBehindProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	final := jsonServer(t, nil)
+	_, finalPort, _ := net.SplitHostPort(final.Listener.Addr().String())
 	// As HTTP_PROXY set and NO_PROXY empty: loopback addresses and
 	// localhost go direct (http.ProxyFromEnvironment), all else to the proxy.
 	fromEnvironment := func(req *http.Request) (*url.URL, error) {
@@ -291,7 +294,8 @@ func TestRedirectFenceBehindProxy(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		to      string
-		refused string // what the refusal says; "": sent to the proxy
+		refused string // what the refusal says; "": followed
+		proxied bool   // followed through the proxy, which answers 502
 	}{
 		{to: "http://2852039166/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
 		{to: "http://0xa9fea9fe/latest/meta-data/", refused: "169.254.169.254 is a link-local metadata server"},
@@ -303,7 +307,15 @@ func TestRedirectFenceBehindProxy(t *testing.T) {
 		{to: "http://010.1.2.3/", refused: "010.1.2.3 spells 8.1.2.3"}, // 10.1.2.3 to a reader of decimals
 		{to: "http://0169.254.169.254/latest/meta-data/", refused: "ends in a number"},
 		{to: "http://[64:ff9b::a9fe:a9fe%25eth0]/", refused: "metadata server"},
-		{to: "http://storage.test/o"}, // a name: the proxy's to resolve
+		// Loopback by name, but not localhost itself: the proxy would
+		// reach its own host, not the endpoint's.
+		{to: "http://api.localhost/", refused: "api.localhost names a loopback address"},
+		{to: "http://LOCALHOST/", refused: "LOCALHOST names a loopback address"},
+		{to: "http://localhost./", refused: "localhost. names a loopback address"},
+		{to: "http://localhost:" + finalPort + "/list"}, // direct: followed
+		{to: "http://storage.test/o", proxied: true},    // a name: the proxy's to resolve
+		{to: "http://storage.test./o", proxied: true},   // the same
+		{to: "http://8.8.8.8/", proxied: true},          // global
 	} {
 		t.Run(tc.to, func(t *testing.T) {
 			mu.Lock()
@@ -316,10 +328,16 @@ func TestRedirectFenceBehindProxy(t *testing.T) {
 			mu.Lock()
 			sent := append([]string(nil), got...)
 			mu.Unlock()
-			if tc.refused == "" {
+			switch {
+			case tc.proxied:
 				// The proxy is in the path: the refusals are not for want of one.
 				if want := "GET " + tc.to; len(sent) != 1 || sent[0] != want || err == nil {
 					t.Fatalf("the proxy got %q (error %v), want %q answered 502", sent, err, want)
+				}
+				return
+			case tc.refused == "":
+				if err != nil || len(sent) > 0 {
+					t.Fatalf("error %v, the proxy got %q: want it followed directly", err, sent)
 				}
 				return
 			}
@@ -505,6 +523,38 @@ func TestCheckRedirectByName(t *testing.T) {
 		}
 		if to, redirected := f.redirection(); !redirected || to != tc.to {
 			t.Errorf("from a %s endpoint to %s: the fence says redirected %v to %q", tc.endpoint, tc.to, redirected, to)
+		}
+	}
+}
+
+// TestFenceThroughProxy: a redirect through the proxy is judged from the
+// endpoint's class only when the first URL's request went through it too.
+func TestFenceThroughProxy(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint        addressClass
+		endpointProxied bool
+		host            string
+		proxied         bool
+		allowed         bool
+	}{
+		{classPrivate, true, "10.1.2.3", true, true}, // both on the proxy's network
+		{classPrivate, false, "10.1.2.3", true, false},
+		{classPrivate, false, "10.1.2.3", false, true}, // the dialer judges it
+		{classLoopback, false, "localhost", false, true},
+		{classLoopback, false, "api.localhost", true, false},
+		{classLoopback, true, "api.localhost", true, true},
+		{classLoopback, false, "storage.example", true, true}, // the proxy's to resolve
+		{classLoopback, false, "8.8.8.8", true, true},
+		{classGlobal, false, "169.254.1.1", true, false},
+	} {
+		f := &fence{endpoint: tc.endpoint}
+		if err := f.through("first.example", tc.endpointProxied); err != nil {
+			t.Fatalf("the first URL's request: %v", err)
+		}
+		f.redirect("http://" + tc.host + "/")
+		err := f.through(tc.host, tc.proxied)
+		if (err == nil) != tc.allowed {
+			t.Errorf("%s (proxied %v) from a %s endpoint (proxied %v): %v, want allowed %v", tc.host, tc.proxied, tc.endpoint, tc.endpointProxied, err, tc.allowed)
 		}
 	}
 }

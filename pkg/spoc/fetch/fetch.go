@@ -172,12 +172,15 @@ type Opener func(ctx context.Context, url string) (r io.ReadCloser, size int64, 
 // its class itself (an IP address, a metadata server's name, localhost)
 // is refused before any lookup; any other name at the dialer, on the
 // address it resolves to, before a packet is sent, except behind a
-// proxy, which resolves it. An IPv4 address is read in every form
-// inet_aton reads (2852039166, 0x7f.1...), as a proxy's resolver reads
-// it; a redirect to one in another form than netip's, or to a host
-// ending in a number that is no address, is refused: Go's resolver and
-// a proxy's read them apart. A refused redirect is a *RedirectError. No
-// Referer is sent: the URL redirected from may be a signed one.
+// proxy, which resolves it; a redirect through the proxy leads to
+// loopback or private hosts only if the URL asked for went through it
+// too, as the proxy reaches its own network. An IPv4 address is read in
+// every form inet_aton reads (2852039166, 0x7f.1...), as a proxy's
+// resolver reads it; a redirect to one in another form than netip's, or
+// to a host ending in a number that is no address, is refused: Go's
+// resolver and a proxy's read them apart. A refused redirect is a
+// *RedirectError. No Referer is sent: the URL redirected from may be a
+// signed one.
 type Client struct {
 	http *http.Client
 	// dialer makes every connection of the fetch, direct or to a proxy.
@@ -260,12 +263,15 @@ func NewClient(opts ClientOptions) (*Client, error) {
 }
 
 // fencedProxy is proxy, telling the fence of each request whether it
-// goes through a proxy.
+// goes through a proxy, and refusing the redirects the fence refuses
+// there, before anything is sent to the proxy.
 func fencedProxy(proxy func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
 	return func(req *http.Request) (*url.URL, error) {
 		u, err := proxy(req)
-		if f := fenceOf(req.Context()); f != nil {
-			f.setProxied(u != nil)
+		if f := fenceOf(req.Context()); f != nil && err == nil {
+			if err := f.through(req.URL.Hostname(), u != nil); err != nil {
+				return nil, err
+			}
 		}
 		return u, err
 	}
