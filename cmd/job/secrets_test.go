@@ -205,6 +205,11 @@ func TestRedirectFence(t *testing.T) {
 		"http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token",
 		"http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token",
 		"http://10.1.2.3/api/spoc/list",
+		// 169.254.169.254 and 127.0.0.1 as a proxy's resolver reads them.
+		"http://2852039166/latest/meta-data/",
+		"http://0xa9fea9fe/latest/meta-data/",
+		"http://0x7f.1/api/spoc/list",
+		"http://LOCALHOST/api/spoc/list",
 		"file:///etc/passwd",
 		"gs://bucket/raw/spoc-list-public.json.gz",
 	} {
