@@ -125,7 +125,7 @@ func TestLongStatusValuesShareABucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.RecordsByCertStatus) != 2 || st.RecordsByCertStatus[longStatus] != 5 || st.RecordsByCertStatus["ACTIVE"] != 1 {
-		t.Errorf("statuses %v, want ACTIVE and 5 under %s", st.RecordsByCertStatus, longStatus)
+	if len(st.RecordsByCertStatus) != 2 || st.RecordsByCertStatus[LongStatus] != 5 || st.RecordsByCertStatus["ACTIVE"] != 1 {
+		t.Errorf("statuses %v, want ACTIVE and 5 under %s", st.RecordsByCertStatus, LongStatus)
 	}
 }

@@ -109,19 +109,24 @@ const (
 
 const (
 	maxStatusValues = 64
-	// maxStatusBytes bounds a status value counted by name: longer ones
-	// (no real status is) are counted together, so that a hostile body
-	// cannot put long strings into the manifest and metric labels.
-	maxStatusBytes = 32
-	nullStatus     = "(null)"
-	otherStatus    = "(other)"
-	longStatus     = "(too long)"
+	nullStatus      = "(null)"
+	otherStatus     = "(other)"
 
 	// maxUndeclaredFields and maxFieldNameBytes bound the undeclared
 	// fields reported: past them, a name is counted as OtherField, and a
 	// longer name is cut.
 	maxUndeclaredFields = 32
 	maxFieldNameBytes   = 64
+)
+
+// MaxStatusBytes bounds a cert_status value kept by name: a longer one
+// (no real status is) stands as LongStatus, in Stats.RecordsByCertStatus
+// and in the change table, so that a hostile body cannot put long strings
+// into the manifest and metric labels, nor make a reader of the values
+// keep them.
+const (
+	MaxStatusBytes = 32
+	LongStatus     = "(too long)"
 )
 
 // OtherField is the name the undeclared fields past the first 32 are
@@ -171,8 +176,8 @@ func (c *collector) countStatus(status []byte, isNull bool) {
 	// A null or overlong status has its own label, whatever the count
 	// of values.
 	key, limit := nullStatus, math.MaxInt
-	if !isNull && len(status) > maxStatusBytes {
-		key = longStatus
+	if !isNull && len(status) > MaxStatusBytes {
+		key = LongStatus
 	} else if !isNull {
 		if n, ok := c.byStatus[string(status)]; ok {
 			*n++
