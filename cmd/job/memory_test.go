@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,24 +28,30 @@ const memoryTarget = 256 << 20
 // 200 MB in all): every value and record within SPOC_MAX_STRING_BYTES
 // and SPOC_MAX_RECORD_BYTES. In one the long values are always in the
 // same four columns; in the other they move from column to column, so
-// that every column's pages and statistics hold long values in turn.
-// The job publishes each within its memory target, measured as the peak
-// RSS of the process, and, where a memory cgroup (v2 or v1) can be made,
-// under a limit of 512 MiB, the deployment's memory, which the job reads
-// as Cloud Run's.
+// that every column's pages and statistics hold long values in turn. In
+// a third, each long record has one long value, a cert_status of its
+// own, which the change table would otherwise hold. The job publishes
+// each within its memory target, measured as the peak RSS of the
+// process, and, where a memory cgroup (v2 or v1) can be made, under a
+// limit of 512 MiB, the deployment's memory, which the job reads as
+// Cloud Run's. It does so too when the body is a later day's, after a
+// day of the same plots without long values, and on the normal day
+// after it, which compares with the long one.
 func TestJobMemoryOfLongRecords(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes bodies of 200 MB")
 	}
 	for _, tc := range []struct {
-		name string
-		long spoctest.LongValues
+		name   string
+		long   spoctest.LongValues
+		status bool // the long value is cert_status's, and only it
 	}{
-		{"four columns", spoctest.LongValues{Every: 21, Bytes: 987_000}},
-		{"moving columns", spoctest.LongValues{Every: 21, Bytes: 1_000_000, Moving: true}},
+		{"four columns", spoctest.LongValues{Every: 21, Bytes: 987_000}, false},
+		{"moving columns", spoctest.LongValues{Every: 21, Bytes: 1_000_000, Moving: true}, false},
+		{"long statuses", spoctest.LongValues{Every: 21, Bytes: 1_000_000}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			body := longBody(t, tc.long)
+			body := longBody(t, tc.long, tc.status)
 			t.Run("peak RSS", func(t *testing.T) {
 				out := t.TempDir()
 				cmd := jobCommand(body, out)
@@ -69,13 +76,49 @@ func TestJobMemoryOfLongRecords(t *testing.T) {
 				}
 				t.Logf("peak RSS %d MiB under the limit", cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss>>10)
 			})
+			// The long body as a later day, after a normal day of the same
+			// plots: every long plot has changed, and the change table
+			// holds their before and after values; then a normal day,
+			// which compares with the long one.
+			t.Run("as day 2, then a normal day 3", func(t *testing.T) {
+				normal := longBody(t, spoctest.LongValues{}, false)
+				out := t.TempDir()
+				for _, day := range []struct {
+					date, body string
+					changed    int64
+				}{
+					{"20261205", normal, 0},
+					{"20261206", body, longPlots},
+					{"20261207", normal, longPlots},
+				} {
+					cmd := jobCommand(day.body, out)
+					cmd.Env = append(cmd.Env, "SPOC_DATE="+day.date)
+					logs := runChild(t, cmd)
+					peak := int64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) << 10
+					t.Logf("%s: peak RSS %d MiB", day.date, peak>>20)
+					m := checkPublishedOn(t, out, day.date, logs)
+					if c := m.Changes; c == nil || c.Changed != day.changed || c.Added+c.Removed != 0 {
+						t.Errorf("%s: changes %+v, want %d changed and nothing added or removed", day.date, c, day.changed)
+					}
+					if peak > memoryTarget {
+						t.Errorf("%s: peak RSS %d MiB, want at most %d MiB", day.date, peak>>20, memoryTarget>>20)
+					}
+				}
+			})
 		})
 	}
 }
 
+// longPlots is how many plots of longBody carry long values: every 21st
+// of 1,050.
+const longPlots = 1050 / 21
+
 // longBody writes a body of 1,050 generated plots with long values to a
-// file of the test's, streamed: the test holds none of it.
-func longBody(t *testing.T, long spoctest.LongValues) string {
+// file of the test's, streamed: the test holds none of it. With status,
+// the long records are those of long.Every, but with a cert_status of
+// long.Bytes, distinct from record to record, in place of their own;
+// their other values are those of the plots without long values.
+func longBody(t *testing.T, long spoctest.LongValues, status bool) string {
 	t.Helper()
 	body := filepath.Join(t.TempDir(), "long.json")
 	f, err := os.Create(body)
@@ -83,13 +126,45 @@ func longBody(t *testing.T, long spoctest.LongValues) string {
 		t.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	if _, err := spoctest.Generate(w, spoctest.GenOptions{Records: 1050, Seed: 31, Long: long}); err != nil {
+	opts := spoctest.GenOptions{Records: 1050, Seed: 31, Long: long}
+	if status {
+		// The plots without long values are small enough to hold.
+		var normal bytes.Buffer
+		opts.Long = spoctest.LongValues{}
+		if _, err := spoctest.Generate(&normal, opts); err != nil {
+			t.Fatal(err)
+		}
+		writeLongStatuses(w, normal.Bytes(), long) // w's error is Flush's
+	} else if _, err := spoctest.Generate(w, opts); err != nil {
 		t.Fatal(err)
 	}
 	if err := errors.Join(w.Flush(), f.Close()); err != nil {
 		t.Fatal(err)
 	}
 	return body
+}
+
+// writeLongStatuses writes body, a generated one, to w with the
+// cert_status of every long.Every-th record (counting from 1) replaced by
+// a value of long.Bytes: the record's number, then letters.
+func writeLongStatuses(w io.Writer, body []byte, long spoctest.LongValues) {
+	key := []byte(`"cert_status":"`)
+	for n := 1; ; n++ {
+		i := bytes.Index(body, key)
+		if i < 0 {
+			break
+		}
+		i += len(key)
+		end := i + bytes.IndexByte(body[i:], '"')
+		w.Write(body[:i])
+		if n%long.Every == 0 {
+			fmt.Fprintf(w, "%08d%s", n, strings.Repeat("S", long.Bytes-8))
+		} else {
+			w.Write(body[i:end])
+		}
+		body = body[end:]
+	}
+	w.Write(body)
 }
 
 // jobCommand is this test binary run as the job on the saved body, at
@@ -126,13 +201,22 @@ func runChild(t *testing.T, cmd *exec.Cmd) string {
 // checkPublished checks that the day was published with every plot.
 func checkPublished(t *testing.T, out, logs string) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(out, testPrefix, "20261206", snapshot.ManifestName))
+	checkPublishedOn(t, out, "20261206", logs)
+}
+
+// checkPublishedOn checks that day (YYYYMMDD) was published with every
+// plot, and returns its manifest.
+func checkPublishedOn(t *testing.T, out, day, logs string) snapshot.Manifest {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(out, testPrefix, day, snapshot.ManifestName))
 	if err != nil {
-		t.Fatalf("no manifest (%v):\n%s", err, logs)
+		t.Fatalf("no manifest of %s (%v):\n%s", day, err, logs)
 	}
-	if m := readManifest(t, data); m.Parquet.Rows != 1050 {
-		t.Errorf("published %d rows, want 1050", m.Parquet.Rows)
+	m := readManifest(t, data)
+	if m.Parquet.Rows != 1050 {
+		t.Errorf("%s: published %d rows, want 1050", day, m.Parquet.Rows)
 	}
+	return m
 }
 
 // cgroup is a memory cgroup of a test's own, v2 or v1, removed at its end.

@@ -24,7 +24,9 @@
 // the ones that changed, and the values of the change table), an added
 // or removed one about 120. On an ordinary day a few thousand plots
 // change and the cost is a few megabytes at 306,000 plots; on a day when
-// every plot changes it is about 95 MB.
+// every plot changes it is about 95 MB. No text of a plot is kept but its
+// cert_status, at most spoc.MaxStatusBytes of it (a longer one is kept as
+// LongStatus), so that a day of long values costs no more.
 //
 // The keys of the hash function are drawn at random when a Baseline is
 // read from a Parquet file, and travel in the digest from day to day:
@@ -47,6 +49,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // Kinds of change, the values of the change column.
@@ -59,7 +63,10 @@ const (
 // Schema is the table of one day's changes, one row per plot that was
 // added, removed or changed, ordered by entity_smallholder_id. The before
 // columns are null for an added plot, the after columns for a removed one,
-// and changed_columns is null unless the change is "changed".
+// and changed_columns is null unless the change is "changed". A
+// cert_status longer than spoc.MaxStatusBytes stands as LongStatus: the
+// plot is still found changed when only its long status changed, as
+// changed_columns says, but its before and after may then read alike.
 var Schema = arrow.NewSchema([]arrow.Field{
 	{Name: "entity_smallholder_id", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "change", Type: arrow.BinaryTypes.String},
@@ -115,14 +122,14 @@ func (s Summary) Rows() int64 { return s.Added + s.Removed + s.Changed }
 
 // NullStatus stands for a null cert_status in StatusTransitions; OtherStatus
 // for every value after the first maxTransitions pairs, and LongStatus for
-// a value longer than maxStatusBytes, which keeps the metric's attributes
-// few and short whatever the upstream sends.
+// a value longer than spoc.MaxStatusBytes, there and in the change table,
+// which keeps the metric's attributes few and short, and the comparison's
+// memory bounded, whatever the upstream sends.
 const (
 	NullStatus     = "(null)"
 	OtherStatus    = "(other)"
-	LongStatus     = "(too long)"
+	LongStatus     = spoc.LongStatus
 	maxTransitions = 64
-	maxStatusBytes = 32
 )
 
 // idColumnName is the key of the comparison.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -523,4 +525,89 @@ func TestLongStatusesShareATransitionLabel(t *testing.T) {
 	if !slices.Equal(r.Summary.StatusTransitions, want) {
 		t.Errorf("transitions %+v, want %+v", r.Summary.StatusTransitions, want)
 	}
+}
+
+// A cert_status longer than a real one stands in the change table as
+// changes.LongStatus, before and after; the plot is still found changed
+// when only its long status changed, and the table is otherwise whole.
+func TestLongStatusesInTheChangeTable(t *testing.T) {
+	long := func(n int) string { return fmt.Sprintf("%08d%s", n, strings.Repeat("S", 5000)) }
+	previous := []plot{
+		{1, "ALI", long(1), 1.5, "2026-01-01T00:00:00Z"},    // long -> short
+		{2, "BAKAR", "ACTIVE", 2.0, ""},                     // short -> long
+		{3, "CHONG", long(3), 3.0, ""},                      // long -> another long
+		{4, "DEVI", long(4), 4.0, ""},                       // long, unchanged
+		{5, "EMBONG", long(5), 5.0, "2026-01-05T00:00:00Z"}, // long, removed
+		{6, "FATIMAH", "ACTIVE", 6.0, ""},                   // short, area changed
+	}
+	current := []plot{
+		{1, "ALI", "ACTIVE", 1.5, "2026-01-01T00:00:00Z"},
+		{2, "BAKAR", long(2), 2.0, ""},
+		{3, "CHONG", long(30), 3.0, ""},
+		{4, "DEVI", long(4), 4.0, ""},
+		{6, "FATIMAH", "ACTIVE", 6.5, ""},
+		{7, "GOPAL", long(7), 7.0, ""},                  // added, long
+		{8, "HASSAN", strings.Repeat("S", 32), 8.0, ""}, // added, as long as a kept status may be
+	}
+	const label = changes.LongStatus
+	want := table{
+		"entity_smallholder_id=1 change=changed changed_columns=[cert_status] cert_status_before=" + label + " cert_status_after=ACTIVE certified_area_before=1.5 certified_area_after=1.5 updated_at_before=2026-01-01T00:00:00Z updated_at_after=2026-01-01T00:00:00Z",
+		"entity_smallholder_id=2 change=changed changed_columns=[cert_status] cert_status_before=ACTIVE cert_status_after=" + label + " certified_area_before=2 certified_area_after=2 updated_at_before=null updated_at_after=null",
+		"entity_smallholder_id=3 change=changed changed_columns=[cert_status] cert_status_before=" + label + " cert_status_after=" + label + " certified_area_before=3 certified_area_after=3 updated_at_before=null updated_at_after=null",
+		"entity_smallholder_id=5 change=removed changed_columns=null cert_status_before=" + label + " cert_status_after=null certified_area_before=5 certified_area_after=null updated_at_before=2026-01-05T00:00:00Z updated_at_after=null",
+		"entity_smallholder_id=6 change=changed changed_columns=[certified_area] cert_status_before=ACTIVE cert_status_after=ACTIVE certified_area_before=6 certified_area_after=6.5 updated_at_before=null updated_at_after=null",
+		"entity_smallholder_id=7 change=added changed_columns=null cert_status_before=null cert_status_after=" + label + " certified_area_before=null certified_area_after=7 updated_at_before=null updated_at_after=null",
+		"entity_smallholder_id=8 change=added changed_columns=null cert_status_before=null cert_status_after=" + strings.Repeat("S", 32) + " certified_area_before=null certified_area_after=8 updated_at_before=null updated_at_after=null",
+	}
+	r, err := compare(t, &closableFile{Reader: parquetFile(t, 2, previous...)}, 3, current...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, r, 2); !slices.Equal(got, want) {
+		// A long status shows as its first bytes.
+		short := regexp.MustCompile(`S{33,}`)
+		t.Errorf("change table\n got %s\nwant %s", short.ReplaceAllString(strings.Join(got, "\n     "), "SSS..."), strings.Join(want, "\n     "))
+	}
+	s := r.Summary
+	if s.Added != 2 || s.Removed != 1 || s.Changed != 4 || s.Unchanged != 1 {
+		t.Errorf("summary %+v; want 2 added, 1 removed, 4 changed, 1 unchanged", s)
+	}
+	wantTransitions := []changes.Transition{{From: label, To: "ACTIVE", Count: 1}, {From: "ACTIVE", To: label, Count: 1}}
+	if !slices.Equal(s.StatusTransitions, wantTransitions) {
+		t.Errorf("transitions %+v, want %+v", s.StatusTransitions, wantTransitions)
+	}
+}
+
+// The comparison keeps none of a long cert_status's bytes, before or
+// after: what a Result holds does not grow with the length of the
+// statuses of the plots that changed.
+func TestComparisonKeepsNoLongStatus(t *testing.T) {
+	const plots, length = 40, 1 << 20
+	// The days are made and compared in a function of their own, so that
+	// nothing of them is left but what the result keeps.
+	r := func() *changes.Result {
+		var previous, current []plot
+		for i := range int64(plots) {
+			// Half long before, half long after, every one distinct.
+			before, after := fmt.Sprintf("%08d%s", i, strings.Repeat("S", length)), "ACTIVE"
+			if i%2 == 1 {
+				before, after = after, before
+			}
+			previous = append(previous, plot{id: i, status: before})
+			current = append(current, plot{id: i, status: after})
+		}
+		r, err := compare(t, parquetFile(t, 4, previous...), 4, current...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	// The statuses are 40 MiB, of which the result should keep nothing.
+	if ms.HeapAlloc > 8<<20 {
+		t.Errorf("%d MiB on the heap with the result of %d plots whose statuses are %d MiB in all; want under 8 MiB", ms.HeapAlloc>>20, r.Len(), plots*length>>20)
+	}
+	runtime.KeepAlive(r)
 }

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // Comparison compares the current snapshot, fed to Add batch by batch,
@@ -19,7 +22,7 @@ type Comparison struct {
 	rows       []change // added and changed, in the order seen
 	duplicates int64
 	next       *Digester         // of the current snapshot, with the Baseline's keys
-	statuses   map[string]string // interned cert_status values
+	statuses   map[string]string // interned cert_status values, before and after
 }
 
 // change is one row of the change table, and for a changed plot the hash
@@ -188,7 +191,7 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 	defer s.Close()
 	h := c.base.h
 	statusLeaf, areaLeaf, updatedLeaf := s.leaf(h, "cert_status"), s.leaf(h, "certified_area"), s.leaf(h, "updated_at")
-	statuses, filled := map[string]string{}, 0
+	filled := 0
 	var picks rowPicks
 	var col []uint64
 	err = s.eachRowGroup(ctx, func(g *rowGroup) error {
@@ -215,12 +218,7 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 		picks.reset()
 		err := g.strings(statusLeaf, func(row int, v []byte) {
 			if r := picks.at(row); r != nil {
-				status, ok := statuses[string(v)]
-				if !ok {
-					status = string(v)
-					statuses[status] = status
-				}
-				r.before.status, r.before.hasStatus = status, true
+				r.before.status, r.before.hasStatus = keepStatus(v, c.statuses), true
 			}
 		})
 		if err == nil {
@@ -284,13 +282,33 @@ func (p *rowPicks) at(row int) *change {
 func (p *rowPicks) reset() { p.next = 0 }
 
 func statusName(v values) string {
-	switch {
-	case !v.hasStatus:
+	if !v.hasStatus {
 		return NullStatus
-	case len(v.status) > maxStatusBytes:
+	}
+	return v.status // LongStatus for a long one (keepStatus)
+}
+
+// maxInterned bounds the distinct cert_status values a Comparison
+// interns: a real day has a handful, which then cost nothing per plot;
+// past them a value is copied for each plot that holds it.
+const maxInterned = 1024
+
+// keepStatus is the cert_status v as the change table keeps it: a copy,
+// interned in intern, or LongStatus for a value longer than
+// spoc.MaxStatusBytes, of which nothing is kept.
+func keepStatus[T string | []byte](v T, intern map[string]string) string {
+	if len(v) > spoc.MaxStatusBytes {
 		return LongStatus
 	}
-	return v.status
+	if s, ok := intern[string(v)]; ok {
+		return s
+	}
+	// Not the memory of v, a batch's or a page's, which is reused.
+	s := strings.Clone(string(v))
+	if len(intern) < maxInterned {
+		intern[s] = s
+	}
+	return s
 }
 
 // valueReader reads the values of the change table from a snapshot batch.
@@ -311,14 +329,7 @@ func newValueReader(rec arrow.RecordBatch) valueReader {
 func (v valueReader) at(i int, intern map[string]string) values {
 	var out values
 	if v.status != nil && v.status.IsValid(i) {
-		s := v.status.Value(i)
-		if in, ok := intern[s]; ok {
-			s = in
-		} else {
-			s = string([]byte(s)) // not the batch's memory, which is reused
-			intern[s] = s
-		}
-		out.status, out.hasStatus = s, true
+		out.status, out.hasStatus = keepStatus(v.status.Value(i), intern), true
 	}
 	if v.area != nil && v.area.IsValid(i) {
 		out.area, out.hasArea = v.area.Value(i), true
