@@ -23,7 +23,8 @@ type RecordWriter interface {
 }
 
 // WriteBatches writes the change table to w in batches of at most batchSize
-// rows (all of them in one if batchSize < 1).
+// rows (all of them in one if batchSize < 1). A row holds no long value
+// (see Schema), so the rows bound a batch's bytes.
 func (r *Result) WriteBatches(w RecordWriter, mem memory.Allocator, batchSize int) error {
 	if batchSize < 1 {
 		batchSize = max(len(r.rows), 1)
