@@ -499,6 +499,10 @@ func TestJobRecordsFellNamesTheSettings(t *testing.T) {
 		if fix, _ := failed["fix"].(string); !strings.Contains(fix, "SPOC_FORCE=true") {
 			t.Errorf("fix %q does not name SPOC_FORCE", fix)
 		}
+		// The log's reason is the outcome the attempts metric records.
+		if reason := failed["reason"]; reason != snapshot.OutcomeRejected {
+			t.Errorf("reason %v, want %q", reason, snapshot.OutcomeRejected)
+		}
 	}
 }
 

@@ -378,7 +378,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		}
 		// One line per failure: errors.Join separates its errors by "\n".
 		msg = strings.ReplaceAll(msg, "\n", "; ")
-		attrs := []any{"error", msg, "reason", fetch.FailureKind(err), "duration", elapsed.String()}
+		attrs := []any{"error", msg, "reason", snapshot.Outcome(err), "duration", elapsed.String()}
 		if fix := fixFor(err); fix != "" {
 			attrs = append(attrs, "fix", fix)
 		}

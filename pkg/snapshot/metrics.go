@@ -225,8 +225,11 @@ func (in *instruments) phases(ctx context.Context, outcome string, t *attemptFig
 	}
 }
 
-// attemptOutcome is the outcome label of an attempt that ended with err.
-func attemptOutcome(err error) string {
+// Outcome is the outcome label the spoc.fetch.attempts metric gives an
+// attempt that ended with err: OutcomeOK, OutcomeRejected,
+// OutcomeUnchanged or a fetch.Failure* kind. A caller that logs why a
+// run failed names it so, for the log and the metric to agree.
+func Outcome(err error) string {
 	switch {
 	case err == nil:
 		return OutcomeOK

@@ -379,7 +379,7 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 		var err error
 		result, err = a.publish(ctx)
 		r.last = a.fig
-		outcome := attemptOutcome(err)
+		outcome := Outcome(err)
 		r.in.attempt(ctx, outcome, a.fig.wireBytes, a.fig.bodyBytes)
 		span.SetAttributes(attribute.String("spoc.outcome", outcome))
 		endSpan(span, err)
