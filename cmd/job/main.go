@@ -300,13 +300,15 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		"memory_limit_mib", debug.SetMemoryLimit(-1)>>20,
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
 	// The first folder on the way to the day's that a local output does
-	// not have yet: a run that fails takes away what it created of it and
-	// left empty (the day's lock makes the day's folder), so that a first
-	// try without a network leaves no empty ./data.
+	// not have yet, the output folder's own parents included: a run that
+	// fails takes away what it created of it and left empty (the day's
+	// lock makes the day's folder and every missing folder above it), so
+	// that a first try without a network leaves no empty ./data, nor the
+	// parents of a nested SPOC_OUTPUT.
 	var created string
 	if !strings.HasPrefix(cfg.Output, "gs://") {
 		root := strings.TrimPrefix(cfg.Output, "file://")
-		created = firstMissingDir(root, filepath.Join(root, filepath.FromSlash(snapshot.Dir(cfg.Prefix, day))))
+		created = firstMissingDir(filepath.Join(root, filepath.FromSlash(snapshot.Dir(cfg.Prefix, day))))
 	}
 	progress := &snapshot.Progress{}
 	stopProgress := startProgress(ctx, progress.Snapshot, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
@@ -437,21 +439,23 @@ func fixFor(err error) string {
 	return tlsFix(err)
 }
 
-// firstMissingDir is the first of root and the folders below it down to
-// dir that does not exist, or "" when all do.
-func firstMissingDir(root, dir string) string {
-	rel, err := filepath.Rel(root, dir)
-	if err != nil || !filepath.IsLocal(rel) {
-		return ""
-	}
-	path := root
-	for _, part := range append([]string{""}, strings.Split(rel, string(filepath.Separator))...) {
-		path = filepath.Join(path, part)
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return path
+// firstMissingDir is the topmost missing folder of dir and its parents:
+// the one just below the nearest that exists. It is "" when dir exists,
+// or when a folder cannot be looked at (it may exist: nothing is taken
+// away above it).
+func firstMissingDir(dir string) string {
+	missing := ""
+	for dir = filepath.Clean(dir); ; {
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			return missing
 		}
+		missing = dir
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return missing
+		}
+		dir = parent
 	}
-	return ""
 }
 
 // removeEmptyDirs removes top and the folders below it that are empty,

@@ -78,13 +78,20 @@ func startNXDOMAIN(t *testing.T) (addr string, answered *atomic.Int64) {
 
 // A newcomer's first run without a network, at the defaults (output
 // ./data): the job says the source's host could not be resolved, points
-// to the README's "Try it offline", and leaves no data directory behind.
-// The source is under .invalid and the resolver never leaves loopback.
+// to the README's "Try it offline", and leaves no data directory behind;
+// nor, with an output folder nested in folders that do not exist yet
+// (relative or absolute), any of the folders it created. The source is
+// under .invalid and the resolver never leaves loopback.
 func TestJobOffline(t *testing.T) {
 	dns, answered := startNXDOMAIN(t)
-	for _, tc := range []struct{ name, resolver string }{
-		{"no network", "offline"},
-		{"no such host", dns},
+	for _, tc := range []struct {
+		name, resolver string
+		output         func(dir string) string // "": the default
+	}{
+		{"no network", "offline", nil},
+		{"no such host", dns, nil},
+		{"nested relative output", "offline", func(string) string { return "./a/b/c" }},
+		{"nested absolute output", "offline", func(dir string) string { return filepath.Join(dir, "x", "o8", "x", "y") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -96,6 +103,9 @@ func TestJobOffline(t *testing.T) {
 				"HTTPS_PROXY=", "https_proxy=", "HTTP_PROXY=", "http_proxy=", "ALL_PROXY=", "all_proxy=",
 				"SPOC_URL=https://mspo-spoc-test.invalid/api/spoc/get-spoc-list-public",
 				"SPOC_LOG_FORMAT=json", "SPOC_RETRY_INITIAL=5ms", "SPOC_RETRY_MAX=20ms")
+			if tc.output != nil {
+				cmd.Env = append(cmd.Env, "SPOC_OUTPUT="+tc.output(dir))
+			}
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
@@ -114,8 +124,8 @@ func TestJobOffline(t *testing.T) {
 			if fix, _ := failed["fix"].(string); !strings.Contains(fix, `"Try it offline"`) {
 				t.Errorf("fix %q: want a pointer to the README's \"Try it offline\"", fix)
 			}
-			if _, err := os.Stat(filepath.Join(dir, "data")); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the failed run left %s behind (%v)", filepath.Join(dir, "data"), err)
+			if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+				t.Errorf("the failed run left %v behind in its working folder (%v)", left, err)
 			}
 		})
 	}
