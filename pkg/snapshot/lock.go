@@ -446,18 +446,32 @@ func (l *lease) release(ctx context.Context) {
 	}
 }
 
-// readLock reads the lock at name and the generation it was read at.
+// maxLockBytes is the most of a lock object that is read. The locks this
+// job writes hold under 1 KB, a publish journal included; anything 64
+// times that was written by something else, and decoding it would put an
+// object of any size in memory.
+const maxLockBytes = 64 << 10
+
+// readLock reads the lock at name and the generation it was read at. A
+// lock bigger than maxLockBytes is not read at all: like one that does
+// not decode, it is unreadable.
 func readLock(ctx context.Context, store sink.Store, name string) (lockInfo, int64, error) {
 	r, err := store.NewReaderAt(ctx, name)
 	if err != nil {
 		return lockInfo{}, 0, err
 	}
 	defer r.Close()
+	// Written by no run of ours (they write whole JSON objects in one
+	// atomic write): taken over at once.
+	unreadable := func(why string) (lockInfo, int64, error) {
+		return lockInfo{Holder: "an unreadable lock", unreadable: why}, r.Generation(), nil
+	}
+	if r.Size() > maxLockBytes {
+		return unreadable(fmt.Sprintf("it holds %d bytes, more than a lock may (%d)", r.Size(), maxLockBytes))
+	}
 	var l lockInfo
 	if err := json.NewDecoder(io.NewSectionReader(r, 0, r.Size())).Decode(&l); err != nil {
-		// Written by no run of ours (they write whole JSON objects in
-		// one atomic write): taken over at once.
-		return lockInfo{Holder: "an unreadable lock", unreadable: err.Error()}, r.Generation(), nil
+		return unreadable(err.Error())
 	}
 	return l, r.Generation(), nil
 }

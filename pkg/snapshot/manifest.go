@@ -106,17 +106,33 @@ func ReadManifest(ctx context.Context, store sink.Store, name string) (*Manifest
 // errNotManifest is a manifest object that does not decode.
 var errNotManifest = errors.New("its manifest does not read")
 
+// maxManifestBytes is the most of a manifest object that is read. The
+// manifests this job writes hold about 5 KB (a little more for each day
+// passed over); anything bigger than 200 times that was written by
+// something else, and reading it whole would put an object of any size
+// in memory on every later run that looks back at its day.
+const maxManifestBytes = 1 << 20
+
 // readManifestData reads the manifest at name: a missing one wraps
-// fs.ErrNotExist, one that does not decode errNotManifest.
+// fs.ErrNotExist, one that does not decode, or is bigger than
+// maxManifestBytes, errNotManifest. The size the store gives on opening
+// is checked before anything is read.
 func readManifestData(ctx context.Context, store sink.Store, name string) (*Manifest, error) {
 	r, err := store.NewReader(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	data, err := io.ReadAll(r)
+	if r.Size() > maxManifestBytes {
+		return nil, fmt.Errorf("%w: it holds %d bytes, more than a manifest may (%d)", errNotManifest, r.Size(), maxManifestBytes)
+	}
+	// Limited too, for a store whose size is not the object's.
+	data, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(data) > maxManifestBytes {
+		return nil, fmt.Errorf("%w: it holds more than the %d bytes a manifest may", errNotManifest, maxManifestBytes)
 	}
 	m, err := parseManifest(data)
 	if err != nil {

@@ -20,12 +20,13 @@ import (
 
 // A run compares itself with the newest earlier day that is whole: one
 // whose manifest reads and describes the Parquet object beside it. A day
-// that is not (its manifest is garbage, its Parquet file is missing or
-// not the one the manifest describes, its publish is under way) is passed
-// over, with a warning, for the day before it; the manifest lists the
-// days passed over and why (Manifest.PassedOver). A day whose lock holds
-// the journal of a publish that a dead or stalled run left is settled
-// first, as a run of that day would settle it on taking its lock over.
+// that is not (its manifest is garbage or bigger than any this job
+// writes, its Parquet file is missing or not the one the manifest
+// describes, its publish is under way) is passed over, with a warning,
+// for the day before it; the manifest lists the days passed over and why
+// (Manifest.PassedOver). A day whose lock holds the journal of a publish
+// that a dead or stalled run left is settled first, as a run of that day
+// would settle it on taking its lock over.
 
 // PassedOver is an earlier day a run did not compare with, and why.
 type PassedOver struct {
@@ -142,7 +143,8 @@ func verifiedBy(m *Manifest) string {
 // once from a holder known to be gone, after a whole unrenewed lease from
 // any other), which settles the publish; then it is released. A holder
 // that renews it is left alone and the day passed over: why says so. A
-// lock without a journal is a run that has not swapped anything yet.
+// lock without a journal is a run that has not swapped anything yet; one
+// that does not read holds no journal either, and is logged.
 func (r *run) settleDay(ctx context.Context, d string) (why string, err error) {
 	dir := path.Join(r.opts.Prefix, d)
 	held, _, err := readLock(ctx, r.opts.Store, path.Join(dir, r.names.Lock))
@@ -151,6 +153,12 @@ func (r *run) settleDay(ctx context.Context, d string) (why string, err error) {
 		return "", nil
 	case err != nil:
 		return "", fmt.Errorf("look at the lock of %s: %w", d, err)
+	case held.unreadable != "":
+		// No journal can be read from it: there is nothing to settle,
+		// and the day is whole or not by its manifest, as without a lock.
+		r.log.WarnContext(ctx, "an earlier day's lock does not read: taking it to hold no publish under way",
+			"snapshot", d, "url", r.opts.Store.URL(path.Join(dir, r.names.Lock)), "reason", held.unreadable)
+		return "", nil
 	case held.Publish == nil:
 		return "", nil
 	}

@@ -81,6 +81,17 @@ func (d dayRunner) run(dayOffset int, body []byte) string {
 	return logs.String()
 }
 
+// twoDays publishes body0 and body1 as days 0 and 1 on a new store of
+// backend, and returns it and its runner.
+func twoDays(t *testing.T, backend string, body0, body1 []byte) (sink.Store, dayRunner) {
+	t.Helper()
+	store, _ := storeFor(t, backend)
+	days := dayRunner{t: t, store: store}
+	days.run(-2, body0)
+	days.run(-1, body1)
+	return store, days
+}
+
 // checkCompared fails the test unless the manifest in dir says the run
 // compared with want (with its change table from that day, when it has
 // one) and passed over exactly the day passed with a reason holding
@@ -139,10 +150,7 @@ func TestBrokenDayIsPassedOver(t *testing.T) {
 	} {
 		for _, backend := range []string{"local", "gcs"} {
 			t.Run(backend+"/"+tc.name, func(t *testing.T) {
-				store, _ := storeFor(t, backend)
-				days := dayRunner{t: t, store: store}
-				days.run(-2, body0)
-				days.run(-1, body1)
+				store, days := twoDays(t, backend, body0, body1)
 				tc.spoil(t, store, readAll(t, store, day1Dir+"/"+snapshot.ParquetName), readAll(t, store, day1Dir+"/"+snapshot.ManifestName))
 
 				logs := days.run(0, body2)
@@ -215,10 +223,7 @@ func TestDayLeftMidPublish(t *testing.T) {
 	body0, body1 := generated(t, 300, 1), generated(t, 300, 2)
 	for _, backend := range []string{"local", "gcs"} {
 		t.Run(backend+"/killed between swap and manifest", func(t *testing.T) {
-			base, _ := storeFor(t, backend)
-			days := dayRunner{t: t, store: base}
-			days.run(-2, body0)
-			days.run(-1, body1)
+			base, days := twoDays(t, backend, body0, body1)
 			manifest1 := readAll(t, base, day1Dir+"/"+snapshot.ManifestName)
 
 			// A rerun of day 1 stalls at its manifest and its writes fail
@@ -269,10 +274,7 @@ func TestDayLeftMidPublish(t *testing.T) {
 			checkPublished(t, base, day1Dir)
 		})
 		t.Run(backend+"/publish under way", func(t *testing.T) {
-			base, _ := storeFor(t, backend)
-			days := dayRunner{t: t, store: base}
-			days.run(-2, body0)
-			days.run(-1, body1)
+			base, days := twoDays(t, backend, body0, body1)
 			host, boot := thisHost(t)
 			now := time.Now().UTC()
 			held := lockHeld{Holder: "other/1", Host: host, BootID: boot, PID: 1, Nonce: "n", Started: now, Renewed: now, Expires: now.Add(time.Minute),
