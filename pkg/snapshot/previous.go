@@ -43,8 +43,8 @@ const (
 	// with the manifest's row count (a manifest without a CRC32C).
 	VerifiedFooter = "parquet_footer"
 	// VerifiedManifest: only the manifest was read, as a run without
-	// Options.DetectChanges reads nothing of the previous snapshot's
-	// objects.
+	// Options.DetectChanges reads none of the previous snapshot's data
+	// objects to compare with.
 	VerifiedManifest = "manifest"
 )
 

@@ -34,7 +34,8 @@
 // alike, is the newest earlier day that is whole. Before fetching, a run
 // settles the publish journal it finds in an earlier day's lock, as a
 // takeover of that lock would (a live holder is left alone and its day
-// passed over), and passes over a day whose manifest does not read or,
+// passed over; settling copies that day's objects back into place, with
+// or without Options.DetectChanges), and passes over a day whose manifest does not read or,
 // with Options.DetectChanges, whose Parquet object is missing or differs
 // from its manifest in size or CRC32C (its footer, for a manifest without
 // a CRC32C). Each day passed over is logged and listed, with why, in the
@@ -221,10 +222,12 @@ type Options struct {
 	// DetectChanges compares the records with the previous snapshot and
 	// writes the change table (ChangesName) in the day's folder, and the
 	// snapshot's digest (DigestName) for the next day's comparison.
-	// Without it, a run reads of the earlier days only their manifests
-	// (the publish guards' counts) and locks, never a data object: the
-	// previous snapshot is then whole when its manifest reads
-	// (Previous.Verified is VerifiedManifest).
+	// Without it, no data object of an earlier day is read to compare
+	// with: a run looks at the earlier days' manifests (the publish
+	// guards' counts) and locks only, and the previous snapshot is whole
+	// when its manifest reads (Previous.Verified is VerifiedManifest).
+	// Settling an earlier day's unfinished publish still restores that
+	// day's objects, by copies (server-side on GCS, of the files locally).
 	DetectChanges bool
 	// SkipIfUnchanged makes a rerun of a day whose manifest records the
 	// same body SHA-256 publish nothing and return ErrUnchanged.
