@@ -28,12 +28,19 @@ import (
 // its text, as they grow by powers of two: at most 16 MiB, beside one
 // record staged and the buffers kept for reuse (1 KiB a row of
 // DefaultBatchSize, 16 MiB).
+//
+// DefaultMaxRecords bounds what does grow with the body: the state kept
+// per record (Stats' duplicate counts, and a caller's change digests,
+// about 49 bytes a plot in all), which tiny records would otherwise
+// multiply past any memory target. It is over six times the real list's
+// ~306,000 plots.
 const (
 	DefaultBatchSize      = 16384
 	DefaultMaxBatchBytes  = 4 << 20
 	DefaultMaxBodyBytes   = 2 << 30
 	DefaultMaxStringBytes = 1 << 20
 	DefaultMaxRecordBytes = 4 << 20
+	DefaultMaxRecords     = 2_000_000
 )
 
 // idleBytesPerRow bounds the memory the decoder keeps for reuse, per row
@@ -50,6 +57,9 @@ var (
 	// ErrNoResults means the body is valid JSON but has no records array
 	// where the dataset has it (data.results for SPOC).
 	ErrNoResults error = &decodeError{"no records array in the body", fetch.FailureNoResults}
+	// ErrTooManyRecords means the records array holds more elements than
+	// the record cap (WithMaxRecords).
+	ErrTooManyRecords error = &decodeError{"too many records", fetch.FailureTooLarge}
 )
 
 // decodeError is a sentinel error of the decoder that knows its failure
@@ -72,6 +82,7 @@ type decoderConfig struct {
 	maxBodyBytes   int64
 	maxStringBytes int
 	maxRecordBytes int64
+	maxRecords     int64
 	mem            memory.Allocator
 }
 
@@ -125,6 +136,17 @@ func WithMaxStringBytes(n int) DecoderOption {
 // records without an id.
 func WithMaxRecordBytes(n int64) DecoderOption {
 	return func(c *decoderConfig) { c.maxRecordBytes = n }
+}
+
+// WithMaxRecords caps the number of elements of the records array
+// (default DefaultMaxRecords), dropped ones included: decoding fails
+// with ErrTooManyRecords as the element past the cap starts, before any
+// of it is read. It fails rather than drops because the records past
+// the cap cannot be told from the others, and a snapshot of some of
+// them would be wrong; the cap is about memory, since the statistics
+// keep a few bytes per record.
+func WithMaxRecords(n int64) DecoderOption {
+	return func(c *decoderConfig) { c.maxRecords = n }
 }
 
 // WithAllocator sets the Arrow allocator of the record batches.
@@ -192,6 +214,7 @@ func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 		maxBodyBytes:   DefaultMaxBodyBytes,
 		maxStringBytes: DefaultMaxStringBytes,
 		maxRecordBytes: DefaultMaxRecordBytes,
+		maxRecords:     DefaultMaxRecords,
 		mem:            memory.DefaultAllocator,
 	}
 	for _, o := range opts {
@@ -535,6 +558,9 @@ func (r *row) compact() {
 func (d *Decoder) readElement() (staged bool, err error) {
 	sc := d.sc
 	d.stats.read++
+	if d.stats.read > d.cfg.maxRecords {
+		return false, fmt.Errorf("%w: more than %d in %s (element at byte %d)", ErrTooManyRecords, d.cfg.maxRecords, d.ds.RecordsPath(), sc.Offset())
+	}
 	c, err := sc.Peek("in data.results")
 	if err != nil {
 		return false, err

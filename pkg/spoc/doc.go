@@ -56,7 +56,7 @@
 //
 // Malformed or truncated JSON is a *SyntaxError. A body with no
 // data.results array is ErrNoResults. The decoder's limits surface as
-// ErrBodyTooLarge and, for a key, ErrValueTooLong. An error of the underlying reader
+// ErrBodyTooLarge, ErrTooManyRecords and, for a key, ErrValueTooLong. An error of the underlying reader
 // (a connection reset, a stalled download) is returned wrapped, so
 // errors.Is and errors.As see through it. The decoder's errors know their
 // failure kind (fetch.KindedError), so fetch.Classify tells those worth

@@ -1,10 +1,16 @@
 package spoc
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // TestTimestampRange: an instant outside years 1 to 9999 in UTC is
@@ -127,5 +133,50 @@ func TestLongStatusValuesShareABucket(t *testing.T) {
 	}
 	if len(st.RecordsByCertStatus) != 2 || st.RecordsByCertStatus[LongStatus] != 5 || st.RecordsByCertStatus["ACTIVE"] != 1 {
 		t.Errorf("statuses %v, want ACTIVE and 5 under %s", st.RecordsByCertStatus, LongStatus)
+	}
+}
+
+// A body with more elements in its records array than the record cap
+// fails with ErrTooManyRecords, a too_large failure, as soon as the
+// element past the cap starts: nothing after it is read, so the state
+// kept per record (the duplicate counts, the digests) stays within the
+// cap's worth. Dropped elements count, since each costs a read.
+func TestRecordCount(t *testing.T) {
+	three := `{"data":{"results":[{"entity_smallholder_id":1},7,{"entity_smallholder_id":3}]}}`
+	for _, tt := range []struct {
+		name    string
+		body    io.Reader
+		max     int64
+		wantErr error
+		read    int64
+	}{
+		{"at the cap", strings.NewReader(three), 3, nil, 3},
+		{"under the cap", strings.NewReader(three), 4, nil, 3},
+		{"one past the cap", strings.NewReader(three), 2, ErrTooManyRecords, 3},
+		{"far past the cap", strings.NewReader(three), 1, ErrTooManyRecords, 2},
+		// What follows the first element past the cap is never read.
+		{"stops at the element past the cap", io.MultiReader(strings.NewReader(`{"data":{"results":[{"entity_smallholder_id":1},{"entity_smallholder_id":2},{`), iotest.ErrReader(errors.New("read past the cap"))), 2, ErrTooManyRecords, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dec := NewDecoder(tt.body, WithMaxRecords(tt.max), WithBatchSize(1))
+			defer dec.Release()
+			for dec.Next() {
+			}
+			err := dec.Err()
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("error %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if kind := fetch.FailureKind(err); kind != fetch.FailureTooLarge {
+					t.Errorf("failure kind %q, want %q", kind, fetch.FailureTooLarge)
+				}
+				if !strings.Contains(err.Error(), strconv.FormatInt(tt.max, 10)) {
+					t.Errorf("error %q does not give the cap %d", err, tt.max)
+				}
+			}
+			if got := dec.Stats().RecordsRead; got != tt.read {
+				t.Errorf("read %d records, want %d", got, tt.read)
+			}
+		})
 	}
 }
