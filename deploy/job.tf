@@ -27,6 +27,7 @@ locals {
     SPOC_MAX_BODY_BYTES         = "2GiB"
     SPOC_MAX_STRING_BYTES       = "1MiB"
     SPOC_MAX_RECORD_BYTES       = "4MiB"
+    SPOC_MAX_RECORDS            = "2000000"
     SPOC_ATTEMPTS               = "4"
     SPOC_RETRY_INITIAL          = "2s"
     SPOC_RETRY_MAX              = "1m"

@@ -49,6 +49,7 @@ type Config struct {
 	MaxBodyBytes         ByteSize      `env:"SPOC_MAX_BODY_BYTES, default=2GiB" help:"Largest body accepted, after decompression (a number with optional KiB, MiB, GiB)."`
 	MaxStringBytes       ByteSize      `env:"SPOC_MAX_STRING_BYTES, default=1MiB" help:"Longest string or number accepted in one field: a record with a longer value in a declared field is dropped and counted (too_large), as one over SPOC_MAX_RECORD_BYTES is, and the value is never held; a longer key fails the run. Values of undeclared fields are skipped whatever their length."`
 	MaxRecordBytes       ByteSize      `env:"SPOC_MAX_RECORD_BYTES, default=4MiB" help:"Largest record, as it stands in the body: a larger one is dropped and counted (too_large), as records without an id are, so its memory is never held."`
+	MaxRecords           int64         `env:"SPOC_MAX_RECORDS, default=2000000" help:"Most records (elements of the records array) accepted: a body with more fails the run (too_large), nothing is published (its raw body goes under rejected/). Each record keeps about 49 bytes of state; at the default a body at the cap stays within 256 MiB."`
 	Attempts             int           `env:"SPOC_ATTEMPTS, default=4" help:"Fetch attempts in all; connection errors, 429, 5xx and cut bodies are retried."`
 	RetryInitial         time.Duration `env:"SPOC_RETRY_INITIAL, default=2s" help:"Wait before the second attempt; it doubles each time, with jitter."`
 	RetryMax             time.Duration `env:"SPOC_RETRY_MAX, default=1m" help:"Longest wait between attempts, unless the server's Retry-After asks for more."`
@@ -239,6 +240,8 @@ func (c *Config) validate() error {
 		return bad("SPOC_MAX_STRING_BYTES", "must be between 1 and 1GiB")
 	case c.MaxRecordBytes < 1:
 		return bad("SPOC_MAX_RECORD_BYTES", "must be positive")
+	case c.MaxRecords < 1:
+		return bad("SPOC_MAX_RECORDS", "%d: at least 1", c.MaxRecords)
 	case c.Attempts < 1:
 		return bad("SPOC_ATTEMPTS", "%d: at least one attempt is needed", c.Attempts)
 	case c.RetryInitial < 0:

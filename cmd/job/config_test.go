@@ -124,6 +124,7 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"pin not a SHA-256 digest", "SPOC_TLS_PIN_SHA256", "sha256/abc"},
 		{"bad log format", "SPOC_LOG_FORMAT", "xml"},
 		{"bad log level", "SPOC_LOG_LEVEL", "loud"},
+		{"no records allowed", "SPOC_MAX_RECORDS", "0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,6 +259,7 @@ func TestFixNamesTheSetting(t *testing.T) {
 		{snapshot.ErrTooManyDropped, "SPOC_MAX_DROPPED_PERCENT"},
 		{fmt.Errorf("decode: %w", spoc.ErrBodyTooLarge), "SPOC_MAX_BODY_BYTES"},
 		{spoc.ErrValueTooLong, "SPOC_MAX_STRING_BYTES"},
+		{fmt.Errorf("decode: %w: more than 2", spoc.ErrTooManyRecords), "SPOC_MAX_RECORDS"},
 		{fmt.Errorf("%w: held by other/1", snapshot.ErrBusy), "SPOC_LOCK_WAIT"},
 		{&fetch.CertificateError{Check: fetch.CheckExpired, Pin: "abc="}, "SPOC_TLS_PIN_SHA256=abc="},
 		{errors.New("quota exceeded"), ""},

@@ -63,21 +63,23 @@ func TestJobKeepsTheBodyOfAContentFailure(t *testing.T) {
 		name   string
 		body   []byte
 		opts   []spoctest.Option
+		env    []string
 		reason string
 		kept   bool
 	}{
-		{"malformed JSON", malformed, nil, "invalid JSON", true},
-		{"malformed JSON, gzip", malformed, []spoctest.Option{spoctest.WithGzip()}, "invalid JSON", true},
-		{"no records array", []byte(`{"data":{"message":"no list today"}}` + "\n"), nil, "no data.results", true},
-		{"a key past SPOC_MAX_STRING_BYTES", longKey, nil, "too long", true},
-		{"cut on every attempt", full.Bytes(), []spoctest.Option{spoctest.CutFirst(100, 100_000)}, "unexpected EOF", false},
+		{"malformed JSON", malformed, nil, nil, "invalid JSON", true},
+		{"malformed JSON, gzip", malformed, []spoctest.Option{spoctest.WithGzip()}, nil, "invalid JSON", true},
+		{"no records array", []byte(`{"data":{"message":"no list today"}}` + "\n"), nil, nil, "no data.results", true},
+		{"a key past SPOC_MAX_STRING_BYTES", longKey, nil, nil, "too long", true},
+		{"more records than SPOC_MAX_RECORDS", full.Bytes(), nil, []string{"SPOC_MAX_RECORDS=2999"}, `too many records: more than 2999 in data.results`, true},
+		{"cut on every attempt", full.Bytes(), []spoctest.Option{spoctest.CutFirst(100, 100_000)}, nil, "unexpected EOF", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := spoctest.NewServer(append([]spoctest.Option{spoctest.WithBody(tc.body)}, tc.opts...)...)
 			defer up.Close()
 			out := t.TempDir()
-			code, logs := execJob(t, "SPOC_URL="+up.URL, "SPOC_OUTPUT="+out, "SPOC_DATE=20261206", "SPOC_ATTEMPTS=2",
-				"OTEL_METRICS_EXPORTER=none", "OTEL_TRACES_EXPORTER=none")
+			code, logs := execJob(t, append([]string{"SPOC_URL=" + up.URL, "SPOC_OUTPUT=" + out, "SPOC_DATE=20261206", "SPOC_ATTEMPTS=2",
+				"OTEL_METRICS_EXPORTER=none", "OTEL_TRACES_EXPORTER=none"}, tc.env...)...)
 			if code != exitFailed || !strings.Contains(logs, tc.reason) {
 				t.Fatalf("exit %d, want %d with %q\n%s", code, exitFailed, tc.reason, logs)
 			}
@@ -107,5 +109,44 @@ func TestJobKeepsTheBodyOfAContentFailure(t *testing.T) {
 				t.Errorf("kept %d bytes (%v), want the body's %d", len(got), err, len(tc.body))
 			}
 		})
+	}
+}
+
+// TestJobRecordCap runs the job on a body of 3,000 records with
+// SPOC_MAX_RECORDS at 2,999 and at 3,000: one past the cap fails the run
+// as too_large, naming the setting, and publishes nothing; at the cap the
+// day is published whole.
+func TestJobRecordCap(t *testing.T) {
+	var body bytes.Buffer
+	if _, err := spoctest.Generate(&body, spoctest.GenOptions{Records: 3000, Seed: 10}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "body.json")
+	if err := os.WriteFile(path, body.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		max  string
+		code int
+		want []string
+	}{
+		{"2999", exitFailed, []string{`"reason":"too_large"`, "more than 2999 in data.results", `"fix":"SPOC_MAX_RECORDS sets the limit"`}},
+		{"3000", exitOK, []string{`"records":3000`}},
+	} {
+		out := t.TempDir()
+		code, logs := execJob(t, "SPOC_URL="+path, "SPOC_OUTPUT="+out, "SPOC_DATE=20261206", "SPOC_MAX_RECORDS="+tc.max,
+			"OTEL_METRICS_EXPORTER=none", "OTEL_TRACES_EXPORTER=none")
+		if code != tc.code {
+			t.Fatalf("SPOC_MAX_RECORDS=%s: exit %d, want %d\n%s", tc.max, code, tc.code, logs)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(logs, w) {
+				t.Errorf("SPOC_MAX_RECORDS=%s: the log does not say %s\n%s", tc.max, w, logs)
+			}
+		}
+		_, err := os.Stat(filepath.Join(out, testPrefix, "20261206", snapshot.ManifestName))
+		if published := err == nil; published != (tc.code == exitOK) {
+			t.Errorf("SPOC_MAX_RECORDS=%s: published %v", tc.max, published)
+		}
 	}
 }

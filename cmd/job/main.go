@@ -329,6 +329,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
 		MaxStringBytes: int(cfg.MaxStringBytes),
 		MaxRecordBytes: int64(cfg.MaxRecordBytes),
+		MaxRecords:     cfg.MaxRecords,
 		// The dataset's dictionary columns are the layout's default.
 		SnapshotLayout: snapshot.Layout{
 			RowGroupRows:     int64(cfg.RowGroupRows),
@@ -429,6 +430,8 @@ func fixFor(err error) string {
 		return "SPOC_MAX_BODY_BYTES sets the limit"
 	case errors.Is(err, spoc.ErrValueTooLong):
 		return "SPOC_MAX_STRING_BYTES sets the limit"
+	case errors.Is(err, spoc.ErrTooManyRecords):
+		return "SPOC_MAX_RECORDS sets the limit"
 	case errors.Is(err, sink.ErrUnreachable):
 		return "check this machine's network and that it reaches storage.googleapis.com (where STORAGE_EMULATOR_HOST is set, that the emulator it names runs); SPOC_OUTPUT names the bucket"
 	case offline(err) != "":

@@ -219,13 +219,14 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 
 // contentFailure reports whether err is the decoder's refusal of the
 // body's content, which every attempt would meet again: malformed JSON,
-// no records array, a key past the value cap. A cut body, a failed read
+// no records array, a key past the value cap, more records than the
+// record cap. A cut body, a failed read
 // and a body past its size cap are not.
 func contentFailure(err error) bool {
 	if se := (*spoc.SyntaxError)(nil); errors.As(err, &se) {
 		return !se.Truncated
 	}
-	return errors.Is(err, spoc.ErrNoResults) || errors.Is(err, spoc.ErrValueTooLong)
+	return errors.Is(err, spoc.ErrNoResults) || errors.Is(err, spoc.ErrValueTooLong) || errors.Is(err, spoc.ErrTooManyRecords)
 }
 
 // decoderOptions are the decoder's settings of opts; zero ones keep
@@ -243,6 +244,9 @@ func decoderOptions(opts Options) []spoc.DecoderOption {
 	}
 	if opts.MaxRecordBytes > 0 {
 		o = append(o, spoc.WithMaxRecordBytes(opts.MaxRecordBytes))
+	}
+	if opts.MaxRecords > 0 {
+		o = append(o, spoc.WithMaxRecords(opts.MaxRecords))
 	}
 	return o
 }

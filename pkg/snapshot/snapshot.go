@@ -194,6 +194,7 @@ type Options struct {
 	MaxBodyBytes   int64 // largest body, after decompression
 	MaxStringBytes int   // longest value of one field
 	MaxRecordBytes int64 // largest record: a larger one is dropped and counted
+	MaxRecords     int64 // most records: more fail the run, on its content
 	// The Parquet layout of the snapshot and of the change table; each
 	// zero field is DefaultSnapshotLayout(Dataset)'s and
 	// DefaultChangesLayout's.
