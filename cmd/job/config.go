@@ -1,14 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,10 +84,16 @@ func LoadConfig(ctx context.Context, environ map[string]string) (*Config, error)
 	if err := unknownSetting(environ); err != nil {
 		return nil, err
 	}
+	environ, err := checkValues(environ)
+	if err != nil {
+		return nil, err
+	}
 	env := envconfig.MapLookuper(environ)
 	var c Config
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: env}); err != nil {
-		return nil, &ConfigError{Var: varInError(err), Err: err}
+		// Its messages start with the Go field name ("BatchSize: ..."),
+		// which the job's user has no use for.
+		return nil, &ConfigError{Var: varInError(err), Err: cmp.Or(errors.Unwrap(err), err)}
 	}
 	if err := c.selectDataset(env); err != nil {
 		return nil, err
@@ -103,10 +111,9 @@ func (c *Config) dataset() *spoc.Dataset { return spoc.Datasets()[c.Dataset] }
 // SPOC_PREFIX the dataset's own defaults when they are not set: their
 // declared defaults are the SPOC list's.
 func (c *Config) selectDataset(env envconfig.Lookuper) error {
-	known := spoc.Datasets()
-	ds, ok := known[c.Dataset]
-	if !ok {
-		return &ConfigError{Var: "SPOC_DATASET", Err: fmt.Errorf("%q is not a dataset; the known ones are %s", c.Dataset, strings.Join(slices.Sorted(maps.Keys(known)), ", "))}
+	ds, err := lookupDataset(c.Dataset)
+	if err != nil {
+		return err
 	}
 	if _, set := env.Lookup("SPOC_URL"); !set {
 		c.URL = ds.URL
@@ -115,6 +122,85 @@ func (c *Config) selectDataset(env envconfig.Lookuper) error {
 		c.Prefix = ds.Prefix
 	}
 	return nil
+}
+
+// lookupDataset is the dataset SPOC_DATASET names, or a *ConfigError
+// listing the known ones.
+func lookupDataset(name string) (*spoc.Dataset, error) {
+	known := spoc.Datasets()
+	ds, ok := known[name]
+	if !ok {
+		return nil, &ConfigError{Var: "SPOC_DATASET", Err: fmt.Errorf("%q is not a dataset; the known ones are %s", name, strings.Join(slices.Sorted(maps.Keys(known)), ", "))}
+	}
+	return ds, nil
+}
+
+// plainInteger and plainDecimal are the only spellings of numbers the
+// settings accept: strconv also takes hex, octal and binary prefixes,
+// underscores and hex floats, and, with the base 0 envconfig gives it,
+// reads 010 as 8.
+var (
+	plainInteger = regexp.MustCompile(`^[+-]?[0-9]+$`)
+	plainDecimal = regexp.MustCompile(`^[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+)
+
+// checkValues refuses the values of set variables that envconfig would
+// misread, before it reads them: an empty or blank value of a setting
+// with a default (envconfig reads it as 0, false or "", not as the
+// default: SPOC_COLLAPSE_BELOW_PERCENT= would turn the guard off), and
+// a number, duration, size or boolean that does not parse, with a
+// message that names no Go field. Settings without a default take empty
+// as unset. It returns environ with the integers in canonical decimal.
+func checkValues(environ map[string]string) (map[string]string, error) {
+	ds := spoc.Datasets()[environ["SPOC_DATASET"]]
+	if ds == nil {
+		ds = spoc.SPOC
+	}
+	t := reflect.TypeFor[Config]()
+	out := maps.Clone(environ)
+	for i, s := range settings() {
+		v, set := environ[s.Var]
+		if !set {
+			continue
+		}
+		bad := func(format string, args ...any) error {
+			return &ConfigError{Var: s.Var, Err: fmt.Errorf(format, args...)}
+		}
+		if strings.TrimSpace(v) == "" {
+			if s.Default == "" {
+				continue
+			}
+			return nil, bad("empty: unset it for the default %s", s.defaultIn(ds))
+		}
+		switch f := t.Field(i).Type; {
+		case f == reflect.TypeFor[time.Duration]():
+			if _, err := time.ParseDuration(v); err != nil {
+				return nil, bad("%q is not a duration such as 90s, 5m or 1h30m", v)
+			}
+		case f == reflect.TypeFor[ByteSize]():
+			if err := new(ByteSize).EnvDecode(v); err != nil {
+				return nil, &ConfigError{Var: s.Var, Err: err}
+			}
+		case f.Kind() == reflect.Bool:
+			if _, err := strconv.ParseBool(v); err != nil {
+				return nil, bad("%q is not true or false", v)
+			}
+		case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
+			n, err := strconv.ParseInt(v, 10, f.Bits())
+			if !plainInteger.MatchString(v) || err != nil {
+				return nil, bad("%q is not a whole number in decimal within %d bits", v, f.Bits())
+			}
+			out[s.Var] = strconv.FormatInt(n, 10)
+		case f.Kind() == reflect.Float64:
+			// A NaN limit compares false with everything, so a guard
+			// set to one would never refuse a body: the pattern has no
+			// NaN or Inf, and a number past float64's range is refused.
+			if _, err := strconv.ParseFloat(v, 64); !plainDecimal.MatchString(v) || err != nil {
+				return nil, bad("%q is not a finite decimal number such as 10 or 2.5", v)
+			}
+		}
+	}
+	return out, nil
 }
 
 // varInError finds which variable an envconfig error is about: its
@@ -175,25 +261,9 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// finiteNumbers refuses a NaN or infinite number in any float setting:
-// strconv accepts "NaN" and "Inf", and a NaN limit compares false with
-// everything, so a guard set to it would never refuse a body.
-func (c *Config) finiteNumbers() error {
-	v := reflect.ValueOf(c).Elem()
-	for i, s := range settings() {
-		if f := v.Field(i); f.CanFloat() && (math.IsNaN(f.Float()) || math.IsInf(f.Float(), 0)) {
-			return &ConfigError{Var: s.Var, Err: fmt.Errorf("%g is not a finite number", f.Float())}
-		}
-	}
-	return nil
-}
-
 func (c *Config) validate() error {
 	bad := func(name, format string, args ...any) error {
 		return &ConfigError{Var: name, Err: fmt.Errorf(format, args...)}
-	}
-	if err := c.finiteNumbers(); err != nil {
-		return err
 	}
 	if err := validateSource(c.URL); err != nil {
 		return &ConfigError{Var: "SPOC_URL", Err: err}
@@ -381,6 +451,18 @@ func settings() []setting {
 	return out
 }
 
+// defaultIn is the setting's default for dataset ds: SPOC_URL and
+// SPOC_PREFIX have the dataset's own.
+func (s setting) defaultIn(ds *spoc.Dataset) string {
+	switch s.Var {
+	case "SPOC_URL":
+		return ds.URL
+	case "SPOC_PREFIX":
+		return ds.Prefix
+	}
+	return s.Default
+}
+
 // printUsage writes -help: the flags, every dataset with its defaults and
 // object names, and the settings with the defaults of dataset (the
 // selected one; the default's when it is empty or unknown).
@@ -414,13 +496,7 @@ Flags:
 	fmt.Fprintf(w, "\nSettings (environment variables), with the defaults of dataset %s:\n\n", selected.Name)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, s := range settings() {
-		def := s.Default
-		switch s.Var {
-		case "SPOC_URL":
-			def = selected.URL
-		case "SPOC_PREFIX":
-			def = selected.Prefix
-		}
+		def := s.defaultIn(selected)
 		if def == "" {
 			def = "(none)"
 		}

@@ -125,6 +125,21 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"bad log format", "SPOC_LOG_FORMAT", "xml"},
 		{"bad log level", "SPOC_LOG_LEVEL", "loud"},
 		{"no records allowed", "SPOC_MAX_RECORDS", "0"},
+		{"empty collapse guard", "SPOC_COLLAPSE_BELOW_PERCENT", ""},
+		{"empty collapse reference", "SPOC_COLLAPSE_WAS_PERCENT", ""},
+		{"empty drop guard", "SPOC_MAX_DROP_PERCENT", ""},
+		{"blank batch size", "SPOC_BATCH_SIZE", "  "},
+		{"empty duration", "SPOC_DEADLINE", ""},
+		{"empty boolean", "SPOC_FORCE", ""},
+		{"empty size", "SPOC_MAX_BODY_BYTES", ""},
+		{"empty time zone", "SPOC_TIMEZONE", ""},
+		{"empty dataset", "SPOC_DATASET", ""},
+		{"empty source", "SPOC_URL", " "},
+		{"hex float", "SPOC_MAX_DROP_PERCENT", "0x1p-2"},
+		{"underscore in a float", "SPOC_MAX_DROPPED_PERCENT", "1_0"},
+		{"underscore in an integer", "SPOC_BATCH_SIZE", "1_0"},
+		{"hex integer", "SPOC_ZSTD_LEVEL", "0x3"},
+		{"binary integer", "SPOC_ATTEMPTS", "0b11"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,8 +148,13 @@ func TestBadConfigurationExits2(t *testing.T) {
 			if code != exitConfig {
 				t.Fatalf("exit %d, want %d\n%s", code, exitConfig, logs)
 			}
-			if lines := strings.Count(strings.TrimSpace(logs), "\n") + 1; lines != 1 || !strings.Contains(logs, tt.variable) {
-				t.Errorf("output %q: want one line naming %s", logs, tt.variable)
+			if lines := strings.Count(strings.TrimSpace(logs), "\n") + 1; lines != 1 || strings.Count(logs, tt.variable) != 1 {
+				t.Errorf("output %q: want one line naming %s once", logs, tt.variable)
+			}
+			for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+				if strings.Contains(logs, ": "+f.Name+":") {
+					t.Errorf("output %q names the Go field %s", logs, f.Name)
+				}
 			}
 			if up.Requests() != 0 {
 				t.Errorf("the upstream got %d requests despite the bad configuration", up.Requests())
@@ -426,5 +446,96 @@ func TestErrorsNameNoLibraryOption(t *testing.T) {
 	}
 	if found == 0 {
 		t.Error("no option named in any message: the scan is broken")
+	}
+}
+
+// A setting with a default that is set but empty, or only spaces, is
+// refused, whatever its type: empty would otherwise read as 0 or false
+// (SPOC_COLLAPSE_BELOW_PERCENT= turning the guard off). Settings without
+// a default (SPOC_DATE, SPOC_CA_FILE...) take empty as unset.
+func TestEmptySettingRefused(t *testing.T) {
+	refused := 0
+	for _, s := range settings() {
+		for _, v := range []string{"", "   "} {
+			_, err := LoadConfig(context.Background(), map[string]string{s.Var: v})
+			if s.Default == "" {
+				if v == "" && err != nil {
+					t.Errorf("%s=%q: %v, want it read as unset", s.Var, v, err)
+				}
+				continue
+			}
+			refused++
+			def := s.Default
+			switch s.Var {
+			case "SPOC_URL":
+				def = spoc.SPOC.URL
+			case "SPOC_PREFIX":
+				def = spoc.SPOC.Prefix
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Var != s.Var || ce.Error() != s.Var+": empty: unset it for the default "+def {
+				t.Errorf("%s=%q: error %v, want %s: empty: unset it for the default %s", s.Var, v, err, s.Var, def)
+			}
+		}
+	}
+	if refused < 2*30 {
+		t.Errorf("only %d empty values refused", refused)
+	}
+	// An unset SPOC_URL's default is the dataset's.
+	_, err := LoadConfig(context.Background(), map[string]string{"SPOC_DATASET": "osh", "SPOC_URL": ""})
+	if want := "SPOC_URL: empty: unset it for the default " + spoc.OSH.URL; err == nil || err.Error() != want {
+		t.Errorf("osh, empty SPOC_URL: %v, want %s", err, want)
+	}
+}
+
+// Numbers are plain decimals: an optional sign, digits, and for the
+// percentages an optional fraction and exponent. Go's other spellings
+// (hex, octal and binary prefixes, hex floats, underscores) are refused,
+// and a leading zero is not octal.
+func TestNumbersArePlainDecimals(t *testing.T) {
+	for _, tc := range []struct {
+		variable, value string
+		want            any // nil: refused
+	}{
+		{"SPOC_MAX_DROP_PERCENT", "2.5", 2.5},
+		{"SPOC_MAX_DROP_PERCENT", "1e1", 10.0},
+		{"SPOC_MAX_DROP_PERCENT", "+5", 5.0},
+		{"SPOC_MAX_DROP_PERCENT", "07", 7.0},
+		{"SPOC_MAX_DROP_PERCENT", "0x1p-2", nil},
+		{"SPOC_MAX_DROP_PERCENT", "0x1", nil},
+		{"SPOC_MAX_DROP_PERCENT", "1_0", nil},
+		{"SPOC_MAX_DROP_PERCENT", ".5", nil},
+		{"SPOC_MAX_DROP_PERCENT", "5.", nil},
+		{"SPOC_MAX_DROP_PERCENT", " 5", nil},
+		{"SPOC_MAX_DROP_PERCENT", "5%", nil},
+		{"SPOC_BATCH_SIZE", "010", 10},
+		{"SPOC_BATCH_SIZE", "+8", 8},
+		{"SPOC_BATCH_SIZE", "0x10", nil},
+		{"SPOC_BATCH_SIZE", "0o10", nil},
+		{"SPOC_BATCH_SIZE", "0b10", nil},
+		{"SPOC_BATCH_SIZE", "1_0", nil},
+		{"SPOC_BATCH_SIZE", "1e3", nil},
+		{"SPOC_BATCH_SIZE", "10.0", nil},
+		{"SPOC_MAX_RECORDS", "1500000", int64(1500000)},
+		{"SPOC_MAX_RECORDS", "99999999999999999999", nil},
+	} {
+		cfg, err := LoadConfig(context.Background(), map[string]string{tc.variable: tc.value})
+		if tc.want == nil {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Var != tc.variable || strings.Count(err.Error(), tc.variable) != 1 {
+				t.Errorf("%s=%q: error %v, want a ConfigError naming %s once", tc.variable, tc.value, err, tc.variable)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s=%q: %v", tc.variable, tc.value, err)
+			continue
+		}
+		v := reflect.ValueOf(*cfg)
+		for i, s := range settings() {
+			if s.Var == tc.variable && v.Field(i).Interface() != tc.want {
+				t.Errorf("%s=%q read as %v, want %v", tc.variable, tc.value, v.Field(i).Interface(), tc.want)
+			}
+		}
 	}
 }
