@@ -50,7 +50,7 @@ type Config struct {
 	CoordinateZstdLevel  int           `env:"SPOC_ZSTD_LEVEL_COORDINATES, default=3" help:"zstd level of the two GPS columns (1-22). At 10 or more the file shrinks about 8% (to 0.95x DuckDB's), for about 70 MiB more peak RSS and 40% more CPU (measured at 306,000 records)."`
 	MaxBodyBytes         ByteSize      `env:"SPOC_MAX_BODY_BYTES, default=2GiB" help:"Largest body accepted, after decompression (a number with optional KiB, MiB, GiB)."`
 	MaxStringBytes       ByteSize      `env:"SPOC_MAX_STRING_BYTES, default=1MiB" help:"Longest string or number accepted in one field: a record with a longer value in a declared field is dropped and counted (too_large), as one over SPOC_MAX_RECORD_BYTES is, and the value is never held; a longer key fails the run. Values of undeclared fields are skipped whatever their length."`
-	MaxRecordBytes       ByteSize      `env:"SPOC_MAX_RECORD_BYTES, default=4MiB" help:"Largest record, as it stands in the body: a larger one is dropped and counted (too_large), as records without an id are, so its memory is never held."`
+	MaxRecordBytes       ByteSize      `env:"SPOC_MAX_RECORD_BYTES, default=4MiB" help:"Largest record, as it stands in the body and as its values' text once decoded: a larger one is dropped and counted (too_large), as records without an id are, so its memory is never held."`
 	MaxRecords           int64         `env:"SPOC_MAX_RECORDS, default=2000000" help:"Most records (elements of the records array) accepted: a body with more fails the run (too_large), nothing is published (its raw body goes under rejected/). Each record keeps about 49 bytes of state; at the default a body at the cap stays within 256 MiB."`
 	Attempts             int           `env:"SPOC_ATTEMPTS, default=4" help:"Fetch attempts in all; connection errors, 429, 5xx and cut bodies are retried."`
 	RetryInitial         time.Duration `env:"SPOC_RETRY_INITIAL, default=2s" help:"Wait before the second attempt; it doubles each time, with jitter."`
@@ -465,12 +465,13 @@ func (s setting) defaultIn(ds *spoc.Dataset) string {
 
 // printUsage writes -help: the flags, every dataset with its defaults and
 // object names, and the settings with the defaults of dataset (the
-// selected one; the default's when it is empty or unknown).
-func printUsage(w io.Writer, flags *flag.FlagSet, dataset string) {
+// selected one; the default's when it is empty). An unknown dataset is
+// a *ConfigError, and nothing is written.
+func printUsage(w io.Writer, flags *flag.FlagSet, dataset string) error {
 	known := spoc.Datasets()
-	selected, ok := known[dataset]
-	if !ok {
-		selected = known[spoc.SPOC.Name]
+	selected, err := lookupDataset(cmp.Or(dataset, spoc.SPOC.Name))
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(w, `mspo-spoc %s fetches a public MSPO list and publishes it as a tidy zstd
 Parquet snapshot, locally or in GCS, with its raw body, its manifest and the
@@ -508,4 +509,5 @@ Exit status: 0 the snapshot was published (or already was, from the same
 body); 1 the run failed or was refused and nothing was published (a refused
 body is kept under rejected/); 2 bad configuration (nothing was fetched).
 `)
+	return nil
 }

@@ -539,3 +539,27 @@ func TestNumbersArePlainDecimals(t *testing.T) {
 		}
 	}
 }
+
+// -help for a dataset that is not one exits 2 naming the known ones,
+// instead of showing another dataset's defaults as if they were its.
+func TestHelpUnknownDataset(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"flag", nil, []string{"-dataset=bogus", "-help"}},
+		{"flag after", nil, []string{"-h", "-dataset", "bogus"}},
+		{"env", map[string]string{"SPOC_DATASET": "bogus"}, []string{"-help"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runJob(t, context.Background(), tc.env, tc.args...)
+			if code != exitConfig {
+				t.Fatalf("exit %d, want %d\n%s", code, exitConfig, out)
+			}
+			if want := `SPOC_DATASET: "bogus" is not a dataset; the known ones are osh, spoc`; !strings.Contains(out, want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+				t.Errorf("output %q, want one line saying %s", out, want)
+			}
+		})
+	}
+}

@@ -147,12 +147,19 @@ func jobFlags(w io.Writer) (*flag.FlagSet, *flagValues) {
 // run is the whole job, with its inputs passed in so tests can drive it.
 func run(ctx context.Context, args []string, env map[string]string, stderr io.Writer) int {
 	flags, opts := jobFlags(stderr)
-	flags.Usage = func() { printUsage(stderr, flags, env["SPOC_DATASET"]) }
+	flags.Usage = func() {
+		if err := printUsage(stderr, flags, env["SPOC_DATASET"]); err != nil {
+			fmt.Fprintf(stderr, "mspo-spoc: bad configuration: %v\n", err)
+		}
+	}
 	if err := flags.Parse(args); err != nil {
 		return exitConfig
 	}
 	if opts.help {
-		printUsage(stderr, flags, cmp.Or(opts.dataset, env["SPOC_DATASET"]))
+		if err := printUsage(stderr, flags, cmp.Or(opts.dataset, env["SPOC_DATASET"])); err != nil {
+			fmt.Fprintf(stderr, "mspo-spoc: bad configuration: %v\n", err)
+			return exitConfig
+		}
 		return exitOK
 	}
 	if opts.version {
