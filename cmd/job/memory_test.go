@@ -309,3 +309,54 @@ func makeCgroupDir(t *testing.T, dir string) string {
 	t.Cleanup(func() { os.Remove(dir) })
 	return dir
 }
+
+// TestJobMemoryOfADayThatReplacesEveryPlot: a day 2 whose 306,000 plots
+// all have new ids holds a change table of 612,000 rows (every plot
+// added, every one of the day before removed) until the run ends; it
+// stays within the memory target.
+func TestJobMemoryOfADayThatReplacesEveryPlot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two runs of 306,000 plots")
+	}
+	const plots = 306_000
+	dir, out := t.TempDir(), t.TempDir()
+	for _, day := range []struct {
+		date  string
+		first int64
+	}{{"20261205", 1}, {"20261206", 10_000_001}} {
+		body := filepath.Join(dir, day.date+".json")
+		f, err := os.Create(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := bufio.NewWriterSize(f, 1<<20)
+		w.WriteString(`{"data":{"results":[`)
+		for i := range int64(plots) {
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			fmt.Fprintf(w, `{"entity_smallholder_id":%d,"cert_status":"ACTIVE","certified_area":"2.5"}`, day.first+i)
+		}
+		w.WriteString(`]}}`)
+		if err := errors.Join(w.Flush(), f.Close()); err != nil {
+			t.Fatal(err)
+		}
+		cmd := jobCommand(body, out)
+		cmd.Env = append(cmd.Env, "SPOC_DATE="+day.date)
+		logs := runChild(t, cmd)
+		peak := int64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) << 10
+		t.Logf("%s: peak RSS %d MiB", day.date, peak>>20)
+		data, err := os.ReadFile(filepath.Join(out, testPrefix, day.date, snapshot.ManifestName))
+		if err != nil {
+			t.Fatalf("no manifest of %s (%v):\n%s", day.date, err, logs)
+		}
+		if m := readManifest(t, data); m.Parquet.Rows != plots {
+			t.Errorf("%s: published %d rows, want %d", day.date, m.Parquet.Rows, plots)
+		} else if c := m.Changes; day.first > 1 && (c == nil || c.Added != plots || c.Removed != plots) {
+			t.Errorf("%s: changes %+v, want %d added and %d removed", day.date, c, plots, plots)
+		}
+		if peak > memoryTarget {
+			t.Errorf("%s: peak RSS %d MiB, want at most %d MiB", day.date, peak>>20, memoryTarget>>20)
+		}
+	}
+}

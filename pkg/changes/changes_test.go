@@ -611,3 +611,47 @@ func TestComparisonKeepsNoLongStatus(t *testing.T) {
 	}
 	runtime.KeepAlive(r)
 }
+
+// TestChangeRowsAreCompact: the change table's rows, which a result holds
+// until it is written, cost a few dozen bytes each, whether every plot
+// was replaced (added and removed rows) or changed (with before and after
+// values), so that a day that changes every plot stays within the job's
+// memory target.
+func TestChangeRowsAreCompact(t *testing.T) {
+	const plots = 100_000
+	const maxBytesPerRow = 96
+	for _, tc := range []struct {
+		name    string
+		current func(i int64) plot
+	}{
+		{"every plot replaced", func(i int64) plot { return plot{id: plots + i, status: "ACTIVE", area: 2.5} }},
+		{"every plot changed", func(i int64) plot { return plot{id: i, status: "EXPIRED", area: 3.5} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			before := ms.HeapAlloc
+			r := func() *changes.Result {
+				previous, current := make([]plot, plots), make([]plot, plots)
+				for i := range int64(plots) {
+					previous[i] = plot{id: i, status: "ACTIVE", area: 2.5}
+					current[i] = tc.current(i)
+				}
+				r, err := compare(t, parquetFile(t, 8192, previous...), 8192, current...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}()
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			perRow := (int64(ms.HeapAlloc) - int64(before)) / int64(r.Len())
+			t.Logf("%d bytes on the heap a row", perRow)
+			if perRow > maxBytesPerRow {
+				t.Errorf("%d bytes on the heap a row of the change table (%d rows); want at most %d", perRow, r.Len(), maxBytesPerRow)
+			}
+			runtime.KeepAlive(r)
+		})
+	}
+}

@@ -21,19 +21,51 @@ type Comparison struct {
 	flags      []uint8
 	rows       []change // added and changed, in the order seen
 	duplicates int64
-	next       *Digester         // of the current snapshot, with the Baseline's keys
-	statuses   map[string]string // interned cert_status values, before and after
+	next       *Digester // of the current snapshot, with the Baseline's keys
+	statuses   statusTable
+	// columnHashes holds, for each changed row, the hash of each of its
+	// current columns until Finish names the columns that differ.
+	columnHashes hashBlocks
+}
+
+// hashBlocks keeps runs of hashes in blocks of a fixed size, allocated as
+// they fill: unlike one growing slice, they are never copied to a larger
+// one (which holds both at once), and unlike a slice a row they cost no
+// header or allocation a row.
+type hashBlocks [][]uint64
+
+const hashBlockLen = 1 << 16
+
+// add appends the i-th hash of each column as one run and returns where
+// it starts.
+func (b *hashBlocks) add(columns [][]uint64, i int) int32 {
+	last := len(*b) - 1
+	if last < 0 || len((*b)[last])+len(columns) > hashBlockLen {
+		*b = append(*b, make([]uint64, 0, hashBlockLen))
+		last++
+	}
+	block := &(*b)[last]
+	start := int32(last*hashBlockLen + len(*block))
+	for _, col := range columns {
+		*block = append(*block, col[i])
+	}
+	return start
+}
+
+// at is the k-th hash of the run that starts at start.
+func (b hashBlocks) at(start int32, k int) uint64 {
+	return b[int(start)/hashBlockLen][int(start)%hashBlockLen+k]
 }
 
 // change is one row of the change table, and for a changed plot the hash
 // of each of its current columns until Finish names the ones that differ.
 type change struct {
 	id            int64
-	prev          int32 // index into the Baseline; -1 for an added plot
-	kind          kind
+	prev          int32  // index into the Baseline; -1 for an added plot
 	mask          uint32 // bit k: compared column k changed
+	columns       int32  // where a changed row's run of hashes starts in Comparison.columnHashes
+	kind          kind
 	before, after values
-	columns       []uint64
 }
 
 type kind uint8
@@ -48,9 +80,9 @@ var kindNames = [...]string{added: Added, removed: Removed, changed: Changed}
 
 // values are the columns of the change table that come from a snapshot.
 type values struct {
-	status                         string
 	area                           float64
 	updated                        int64
+	status                         uint32 // into the Comparison's statusTable
 	hasStatus, hasArea, hasUpdated bool
 }
 
@@ -59,7 +91,7 @@ func (b *Baseline) NewComparison() *Comparison {
 	// A day holds about as many plots as the day before: room for a few
 	// more spares the regrowth of 16 bytes a row.
 	next := &Digester{h: b.h, rows: make([]entry, 0, len(b.entries)+len(b.entries)/32)}
-	return &Comparison{base: b, flags: make([]uint8, len(b.entries)), next: next, statuses: map[string]string{}}
+	return &Comparison{base: b, flags: make([]uint8, len(b.entries)), next: next, statuses: newStatusTable()}
 }
 
 // Digester is the digest of the current snapshot, built by Add: the next
@@ -83,7 +115,7 @@ func (c *Comparison) Add(rec arrow.RecordBatch) error {
 		j, found := c.base.find(id)
 		switch {
 		case !found:
-			c.rows = append(c.rows, change{id: id, prev: -1, kind: added, after: get.at(i, c.statuses)})
+			c.rows = append(c.rows, change{id: id, prev: -1, kind: added, after: get.at(i, &c.statuses)})
 		case c.flags[j]&seen != 0:
 			c.duplicates++
 		default:
@@ -91,11 +123,8 @@ func (c *Comparison) Add(rec arrow.RecordBatch) error {
 			if c.base.entries[j].hash == hashes.row[i] {
 				continue
 			}
-			cols := make([]uint64, len(hashes.columns))
-			for k, col := range hashes.columns {
-				cols[k] = col[i]
-			}
-			c.rows = append(c.rows, change{id: id, prev: int32(j), kind: changed, after: get.at(i, c.statuses), columns: cols})
+			start := c.columnHashes.add(hashes.columns, i)
+			c.rows = append(c.rows, change{id: id, prev: int32(j), kind: changed, after: get.at(i, &c.statuses), columns: start})
 		}
 	}
 	return nil
@@ -112,16 +141,23 @@ func (c *Comparison) Finish(ctx context.Context) (*Result, error) {
 	c.rows, dropped = firstOfEachID(c.rows, func(r change) int64 { return r.id })
 	c.duplicates += dropped
 	var matched int64
+	for _, fl := range c.flags {
+		if fl&seen != 0 {
+			matched++
+		}
+	}
+	// One growth for the removed rows: each append past the capacity
+	// holds the old rows and the larger copy at once.
+	c.rows = slices.Grow(c.rows, len(c.flags)-int(matched))
 	for j, fl := range c.flags {
 		if fl&seen == 0 {
 			c.rows = append(c.rows, change{id: c.base.entries[j].id, prev: int32(j), kind: removed})
-		} else {
-			matched++
 		}
 	}
 	if err := c.readBefore(ctx, f); err != nil {
 		return nil, err
 	}
+	c.columnHashes = nil
 	slices.SortFunc(c.rows, func(a, b change) int { return cmp.Compare(a.id, b.id) })
 
 	s := Summary{Previous: c.base.snapshot, Columns: map[string]int64{}}
@@ -129,7 +165,6 @@ func (c *Comparison) Finish(ctx context.Context) (*Result, error) {
 	transitions := map[[2]string]int64{}
 	for i := range c.rows {
 		r := &c.rows[i]
-		r.columns = nil
 		switch r.kind {
 		case added:
 			s.Added++
@@ -142,7 +177,7 @@ func (c *Comparison) Finish(ctx context.Context) (*Result, error) {
 					s.Columns[name]++
 				}
 			}
-			from, to := statusName(r.before), statusName(r.after)
+			from, to := c.statuses.name(r.before), c.statuses.name(r.after)
 			if from != to {
 				key := [2]string{from, to}
 				if _, ok := transitions[key]; !ok && len(transitions) >= maxTransitions {
@@ -159,7 +194,7 @@ func (c *Comparison) Finish(ctx context.Context) (*Result, error) {
 	slices.SortFunc(s.StatusTransitions, func(a, b Transition) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
 	})
-	return &Result{Summary: s, rows: c.rows, names: c.base.h.names}, nil
+	return &Result{Summary: s, rows: c.rows, names: c.base.h.names, statuses: c.statuses.names}, nil
 }
 
 // readBefore fills the before-values of the changed and removed rows from
@@ -218,7 +253,7 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 		picks.reset()
 		err := g.strings(statusLeaf, func(row int, v []byte) {
 			if r := picks.at(row); r != nil {
-				r.before.status, r.before.hasStatus = keepStatus(v, c.statuses), true
+				r.before.status, r.before.hasStatus = keepStatus(&c.statuses, v), true
 			}
 		})
 		if err == nil {
@@ -246,7 +281,7 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 				return err
 			}
 			for p, row := range picks.rows {
-				if r := picks.changes[p]; r.kind == changed && col[row] != r.columns[k] {
+				if r := picks.changes[p]; r.kind == changed && col[row] != c.columnHashes.at(r.columns, k) {
 					r.mask |= 1 << k
 				}
 			}
@@ -281,34 +316,49 @@ func (p *rowPicks) at(row int) *change {
 
 func (p *rowPicks) reset() { p.next = 0 }
 
-func statusName(v values) string {
+// statusTable holds the cert_status values of the change table's rows,
+// which refer to them by index: a real day has a handful, which then
+// cost nothing per row.
+type statusTable struct {
+	names []string          // index 0 is LongStatus
+	index map[string]uint32 // of the first maxInterned distinct values
+}
+
+// maxInterned bounds the distinct values a statusTable looks up: past
+// them a value is kept again for each row that holds it (at most
+// spoc.MaxStatusBytes), so that the map does not grow with a hostile
+// day's distinct values.
+const maxInterned = 1024
+
+func newStatusTable() statusTable {
+	return statusTable{names: []string{LongStatus}, index: map[string]uint32{}}
+}
+
+// keepStatus is the index in t of the cert_status v as the change table
+// keeps it: a copy, or LongStatus for a value longer than
+// spoc.MaxStatusBytes, of which nothing is kept.
+func keepStatus[T string | []byte](t *statusTable, v T) uint32 {
+	if len(v) > spoc.MaxStatusBytes {
+		return 0
+	}
+	if i, ok := t.index[string(v)]; ok {
+		return i
+	}
+	// Not the memory of v, a batch's or a page's, which is reused.
+	i := uint32(len(t.names))
+	t.names = append(t.names, strings.Clone(string(v)))
+	if len(t.index) < maxInterned {
+		t.index[t.names[i]] = i
+	}
+	return i
+}
+
+// name is v's cert_status as the summary's transitions name it.
+func (t *statusTable) name(v values) string {
 	if !v.hasStatus {
 		return NullStatus
 	}
-	return v.status // LongStatus for a long one (keepStatus)
-}
-
-// maxInterned bounds the distinct cert_status values a Comparison
-// interns: a real day has a handful, which then cost nothing per plot;
-// past them a value is copied for each plot that holds it.
-const maxInterned = 1024
-
-// keepStatus is the cert_status v as the change table keeps it: a copy,
-// interned in intern, or LongStatus for a value longer than
-// spoc.MaxStatusBytes, of which nothing is kept.
-func keepStatus[T string | []byte](v T, intern map[string]string) string {
-	if len(v) > spoc.MaxStatusBytes {
-		return LongStatus
-	}
-	if s, ok := intern[string(v)]; ok {
-		return s
-	}
-	// Not the memory of v, a batch's or a page's, which is reused.
-	s := strings.Clone(string(v))
-	if len(intern) < maxInterned {
-		intern[s] = s
-	}
-	return s
+	return t.names[v.status]
 }
 
 // valueReader reads the values of the change table from a snapshot batch.
@@ -326,10 +376,10 @@ func newValueReader(rec arrow.RecordBatch) valueReader {
 	return v
 }
 
-func (v valueReader) at(i int, intern map[string]string) values {
+func (v valueReader) at(i int, statuses *statusTable) values {
 	var out values
 	if v.status != nil && v.status.IsValid(i) {
-		out.status, out.hasStatus = keepStatus(v.status.Value(i), intern), true
+		out.status, out.hasStatus = keepStatus(statuses, v.status.Value(i)), true
 	}
 	if v.area != nil && v.area.IsValid(i) {
 		out.area, out.hasArea = v.area.Value(i), true

@@ -8,9 +8,10 @@ import (
 
 // Result is the outcome of a Comparison.
 type Result struct {
-	Summary Summary
-	rows    []change // ascending by id
-	names   []string // the compared columns, in the order of a mask's bits
+	Summary  Summary
+	rows     []change // ascending by id
+	names    []string // the compared columns, in the order of a mask's bits
+	statuses []string // the rows' cert_status values, by index
 }
 
 // Len is the number of rows of the change table.
@@ -56,8 +57,8 @@ func (r *Result) WriteBatches(w RecordWriter, mem memory.Allocator, batchSize in
 		} else {
 			cols.AppendNull()
 		}
-		appendValues(row.before, statusBefore, areaBefore, updBefore)
-		appendValues(row.after, statusAfter, areaAfter, updAfter)
+		r.appendValues(row.before, statusBefore, areaBefore, updBefore)
+		r.appendValues(row.after, statusAfter, areaAfter, updAfter)
 		if (i+1)%batchSize == 0 {
 			if err := flush(); err != nil {
 				return err
@@ -70,9 +71,9 @@ func (r *Result) WriteBatches(w RecordWriter, mem memory.Allocator, batchSize in
 	return nil
 }
 
-func appendValues(v values, status *array.StringBuilder, area *array.Float64Builder, updated *array.TimestampBuilder) {
+func (r *Result) appendValues(v values, status *array.StringBuilder, area *array.Float64Builder, updated *array.TimestampBuilder) {
 	if v.hasStatus {
-		status.Append(v.status)
+		status.Append(r.statuses[v.status])
 	} else {
 		status.AppendNull()
 	}
