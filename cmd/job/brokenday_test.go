@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
@@ -42,6 +43,10 @@ func TestJobAfterABrokenDay(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil, first},
+		// A FIFO would block the run that opens it for a writer that
+		// never comes: it is no object, and the day's manifest none.
+		{"manifest is a FIFO", fifo(snapshot.ManifestName), nil, first},
+		{"lock is a FIFO", fifo(snapshot.LockName), nil, broken},
 		// Without change detection the Parquet file is never read: the
 		// day is whole as far as its manifest goes.
 		{"Parquet bytes flipped, without change detection", breakFile(snapshot.ParquetName, func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b }),
@@ -53,7 +58,7 @@ func TestJobAfterABrokenDay(t *testing.T) {
 				t.Helper()
 				env = append([]string{"SPOC_URL=" + saved, "SPOC_OUTPUT=" + out, "SPOC_DATE=" + day,
 					"OTEL_METRICS_EXPORTER=none", "OTEL_TRACES_EXPORTER=none"}, env...)
-				code, logs := execJob(t, env...)
+				code, logs := execJob(t, append(env, "SPOC_DEADLINE=60s")...)
 				if code != exitOK {
 					t.Fatalf("day %s: exit %d, want %d:\n%s", day, code, exitOK, logs)
 				}
@@ -79,6 +84,18 @@ func TestJobAfterABrokenDay(t *testing.T) {
 				t.Errorf("day %s compared with %+v, passing over %+v; want %s and none passed over", after, m.Previous, m.PassedOver, next)
 			}
 		})
+	}
+}
+
+// fifo puts a FIFO at the day's object name.
+func fifo(name string) func(t *testing.T, dir string) {
+	return func(t *testing.T, dir string) {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		os.Remove(path)
+		if err := syscall.Mkfifo(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -127,7 +127,9 @@ func (l *Local) NewReaderAt(_ context.Context, name string) (ReaderAt, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	// O_NONBLOCK: a FIFO opens at once, to be refused below, instead of
+	// blocking until a writer comes; a regular file reads as usual.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
@@ -135,6 +137,10 @@ func (l *Local) NewReaderAt(_ context.Context, name string) (ReaderAt, error) {
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("read %s: %w (%s)", p, ErrNotObject, fi.Mode().Type())
 	}
 	return localReaderAt{f, fi.Size(), localGeneration(fi)}, nil
 }

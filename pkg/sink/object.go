@@ -79,6 +79,11 @@ import (
 // the write and its commit.
 var ErrConflict = errors.New("object changed by another writer")
 
+// ErrNotObject is a name whose local file is not a regular file (a
+// FIFO, a device, a directory): it holds no object, and is not opened
+// for reading, since opening a FIFO would wait for a writer forever.
+var ErrNotObject = errors.New("not an object: not a regular file")
+
 // ErrAborted is returned by Write and Commit on an aborted object.
 var ErrAborted = errors.New("object aborted")
 

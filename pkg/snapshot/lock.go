@@ -457,6 +457,10 @@ const maxLockBytes = 64 << 10
 // not decode, it is unreadable.
 func readLock(ctx context.Context, store sink.Store, name string) (lockInfo, int64, error) {
 	r, err := store.NewReaderAt(ctx, name)
+	if errors.Is(err, sink.ErrNotObject) {
+		// Not a file any run wrote: taken over at once.
+		return lockInfo{Holder: "an unreadable lock", unreadable: err.Error()}, 0, nil
+	}
 	if err != nil {
 		return lockInfo{}, 0, err
 	}

@@ -119,6 +119,9 @@ const maxManifestBytes = 1 << 20
 // is checked before anything is read.
 func readManifestData(ctx context.Context, store sink.Store, name string) (*Manifest, error) {
 	r, err := store.NewReader(ctx, name)
+	if errors.Is(err, sink.ErrNotObject) {
+		return nil, fmt.Errorf("%w: %v", errNotManifest, err)
+	}
 	if err != nil {
 		return nil, err
 	}
