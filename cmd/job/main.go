@@ -312,10 +312,11 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	// lock makes the day's folder and every missing folder above it), so
 	// that a first try without a network leaves no empty ./data, nor the
 	// parents of a nested SPOC_OUTPUT.
-	var created string
+	var created, dayDir string
 	if !strings.HasPrefix(cfg.Output, "gs://") {
 		root := strings.TrimPrefix(cfg.Output, "file://")
-		created = firstMissingDir(filepath.Join(root, filepath.FromSlash(snapshot.Dir(cfg.Prefix, day))))
+		dayDir = filepath.Join(root, filepath.FromSlash(snapshot.Dir(cfg.Prefix, day)))
+		created = firstMissingDir(dayDir)
 	}
 	progress := &snapshot.Progress{}
 	stopProgress := startProgress(ctx, progress.Snapshot, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
@@ -370,7 +371,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	}
 	if err != nil {
 		if created != "" {
-			removeEmptyDirs(created)
+			removeCreatedDirs(dayDir, created)
 		}
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", err, cause)
@@ -468,18 +469,27 @@ func firstMissingDir(dir string) string {
 	}
 }
 
-// removeEmptyDirs removes top and the folders below it that are empty,
-// deepest first; a folder that holds a file stays, with its parents.
-func removeEmptyDirs(top string) {
+// removeCreatedDirs removes, where empty, the folders a run created: the
+// day's folder dir and the folders below it, deepest first, then its
+// parents up to top. A folder that holds a file stays, with its parents;
+// so does an empty folder off that path, which another run (of another
+// day) may have just made and not yet written into.
+func removeCreatedDirs(dir, top string) {
 	var dirs []string
-	filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			dirs = append(dirs, path)
 		}
 		return nil
 	})
-	for _, dir := range slices.Backward(dirs) {
-		os.Remove(dir) // fails, as it should, on a folder that is not empty
+	for _, d := range slices.Backward(dirs) {
+		os.Remove(d) // fails, as it should, on a folder that is not empty
+	}
+	for d := filepath.Dir(dir); len(d) >= len(top) && d != filepath.Dir(d); d = filepath.Dir(d) {
+		// A missing folder was never made (the run failed before): go on up.
+		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return
+		}
 	}
 }
 
