@@ -48,6 +48,7 @@ var nonGlobal = []netip.Prefix{
 	netip.MustParsePrefix("2001::/23"), // Teredo and other protocol assignments
 	netip.MustParsePrefix("2001:db8::/32"),
 	netip.MustParsePrefix("fec0::/10"),
+	netip.MustParsePrefix("::/96"), // IPv4-compatible: ::a9fe:a9fe is 169.254.169.254 to some stacks
 }
 
 var (

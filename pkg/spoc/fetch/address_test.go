@@ -41,6 +41,7 @@ func TestIssuerAddressAllowed(t *testing.T) {
 		{"64:ff9b::a9fe:a9fe", "metadata server", nil},                // NAT64 of 169.254.169.254
 		{"2002:a9fe:a9fe::1", "metadata server", nil},                 // 6to4 of 169.254.169.254
 		{"::ffff:169.254.169.254", "link-local metadata server", nil}, // IPv4-mapped
+		{"::a9fe:a9fe", "non-global", nil},                            // IPv4-compatible form of 169.254.169.254
 		{"169.254.1.1", "link-local", nil},
 		{"fe80::1", "link-local", nil},
 		{"0.0.0.0", "non-global", nil},
