@@ -150,7 +150,7 @@ var (
 // default: SPOC_COLLAPSE_BELOW_PERCENT= would turn the guard off), and
 // a number, duration, size or boolean that does not parse, with a
 // message that names no Go field. Settings without a default take empty
-// as unset. It returns environ with the integers in canonical decimal.
+// as unset, but not blank. It returns environ with the integers in canonical decimal.
 func checkValues(environ map[string]string) (map[string]string, error) {
 	ds := spoc.Datasets()[environ["SPOC_DATASET"]]
 	if ds == nil {
@@ -167,8 +167,13 @@ func checkValues(environ map[string]string) (map[string]string, error) {
 			return &ConfigError{Var: s.Var, Err: fmt.Errorf(format, args...)}
 		}
 		if strings.TrimSpace(v) == "" {
-			if s.Default == "" {
+			if s.Default == "" && v == "" {
 				continue
+			}
+			if s.Default == "" {
+				// Blank, not empty: a value (a secret, a path) that did
+				// not come through must not pass for none.
+				return nil, bad("blank: leave it empty or unset for none")
 			}
 			return nil, bad("empty: unset it for the default %s", s.defaultIn(ds))
 		}
@@ -357,9 +362,14 @@ func (c *Config) validate() error {
 // pinnedKeys parses SPOC_TLS_PIN_SHA256.
 func (c *Config) pinnedKeys() ([][32]byte, error) {
 	var pins [][32]byte
+	if len(c.TLSPins) == 1 && c.TLSPins[0] == "" {
+		return nil, nil // set but empty, as the deployment sets it: no pins
+	}
 	for _, s := range c.TLSPins {
 		if strings.TrimSpace(s) == "" {
-			continue
+			// A pin that came blank (a secret not filled in) must not
+			// turn pinning off without a word.
+			return nil, fmt.Errorf("%q holds a blank pin: give only pins, or leave it empty for none", strings.Join(c.TLSPins, ","))
 		}
 		p, err := fetch.ParsePin(s)
 		if err != nil {

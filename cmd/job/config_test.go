@@ -122,6 +122,7 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"CA file without certificates", "SPOC_CA_FILE", aFile},
 		{"bad boolean", "SPOC_INSECURE_SKIP_VERIFY", "perhaps"},
 		{"pin not a SHA-256 digest", "SPOC_TLS_PIN_SHA256", "sha256/abc"},
+		{"blank pin", "SPOC_TLS_PIN_SHA256", " "},
 		{"bad log format", "SPOC_LOG_FORMAT", "xml"},
 		{"bad log level", "SPOC_LOG_LEVEL", "loud"},
 		{"no records allowed", "SPOC_MAX_RECORDS", "0"},
