@@ -522,6 +522,12 @@ type row struct {
 // bytes is the text of the row: the bytes of its live string values.
 func (r *row) bytes() int { return len(r.arena) - r.dead }
 
+// reset empties the row, keeping its buffers.
+func (r *row) reset() {
+	clear(r.cells)
+	r.arena, r.dead = r.arena[:0], 0
+}
+
 // release gives back the arena bytes of the value in cl, which is about
 // to be overwritten.
 func (r *row) release(cl *cell) {
@@ -553,6 +559,13 @@ func (r *row) compact() {
 	r.spare, r.arena, r.dead = r.arena[:0], live, 0
 }
 
+// pastRecordCap says whether the record that starts at offset start has
+// gone past the record cap, as it stands in the body or in the text of
+// its values once decoded.
+func (d *Decoder) pastRecordCap(start int64) bool {
+	return d.sc.Offset()-start > d.cfg.maxRecordBytes || int64(d.row.bytes()) > d.cfg.maxRecordBytes
+}
+
 // readElement reads one element of data.results into the staged row,
 // reporting whether it is one to commit, or counts it as dropped.
 func (d *Decoder) readElement() (staged bool, err error) {
@@ -569,8 +582,7 @@ func (d *Decoder) readElement() (staged bool, err error) {
 		d.stats.dropped[DropNotAnObject]++
 		return false, sc.SkipValue(3)
 	}
-	clear(d.row.cells)
-	d.row.arena, d.row.dead = d.row.arena[:0], 0
+	d.row.reset()
 	start := sc.Offset()
 	tooLarge := false
 	more, err := sc.OpenObject("in a record")
@@ -582,10 +594,9 @@ func (d *Decoder) readElement() (staged bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if !tooLarge && (sc.Offset()-start > d.cfg.maxRecordBytes || int64(d.row.bytes()) > d.cfg.maxRecordBytes) {
+		if !tooLarge && d.pastRecordCap(start) {
 			tooLarge = true
-			clear(d.row.cells)
-			d.row.arena, d.row.dead = d.row.arena[:0], 0
+			d.row.reset()
 		}
 		// The key at this position in the previous record, first.
 		var col int
@@ -608,8 +619,7 @@ func (d *Decoder) readElement() (staged bool, err error) {
 				// The scanner skipped the rest of the value: the
 				// record goes as one past the record cap does.
 				tooLarge, err = true, nil
-				clear(d.row.cells)
-				d.row.arena, d.row.dead = d.row.arena[:0], 0
+				d.row.reset()
 			}
 		}
 		if err != nil {
@@ -619,7 +629,7 @@ func (d *Decoder) readElement() (staged bool, err error) {
 			return false, err
 		}
 	}
-	if tooLarge || sc.Offset()-start > d.cfg.maxRecordBytes || int64(d.row.bytes()) > d.cfg.maxRecordBytes {
+	if tooLarge || d.pastRecordCap(start) {
 		d.stats.dropped[DropTooLarge]++
 		return false, nil
 	}
