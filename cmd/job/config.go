@@ -150,7 +150,8 @@ var (
 // default: SPOC_COLLAPSE_BELOW_PERCENT= would turn the guard off), and
 // a number, duration, size or boolean that does not parse, with a
 // message that names no Go field. Settings without a default take empty
-// as unset, but not blank. It returns environ with the integers in canonical decimal.
+// as unset, but not blank. It returns environ with the integers in
+// canonical decimal.
 func checkValues(environ map[string]string) (map[string]string, error) {
 	ds := spoc.Datasets()[environ["SPOC_DATASET"]]
 	if ds == nil {
@@ -223,8 +224,9 @@ func varInError(err error) string {
 // misspelt name would otherwise leave its setting at the default without
 // a word.
 func unknownSetting(environ map[string]string) error {
+	known := settings()
 	for _, name := range slices.Sorted(maps.Keys(environ)) {
-		if !strings.HasPrefix(name, "SPOC_") || slices.ContainsFunc(settings(), func(s setting) bool { return s.Var == name }) {
+		if !strings.HasPrefix(name, "SPOC_") || slices.ContainsFunc(known, func(s setting) bool { return s.Var == name }) {
 			continue
 		}
 		return &ConfigError{Var: name, Err: fmt.Errorf("not a setting; did you mean %s? (-help lists them all)", closestSetting(name))}
