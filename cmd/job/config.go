@@ -107,6 +107,56 @@ func LoadConfig(ctx context.Context, environ map[string]string) (*Config, error)
 // dataset is the Dataset SPOC_DATASET names (LoadConfig checked it).
 func (c *Config) dataset() *spoc.Dataset { return spoc.Datasets()[c.Dataset] }
 
+// The options of each component of the run, built once from the
+// settings: snapshot.Run uses them as they are.
+
+// retry is the attempts of the fetch and the waits between them.
+func (c *Config) retry() fetch.Backoff {
+	return fetch.Backoff{Attempts: c.Attempts, Initial: c.RetryInitial, Max: c.RetryMax}
+}
+
+// decoderOptions are the decoder's batch size and limits.
+func (c *Config) decoderOptions() []spoc.DecoderOption {
+	return []spoc.DecoderOption{
+		spoc.WithBatchSize(c.BatchSize),
+		spoc.WithMaxBodyBytes(int64(c.MaxBodyBytes)),
+		spoc.WithMaxStringBytes(int(c.MaxStringBytes)),
+		spoc.WithMaxRecordBytes(int64(c.MaxRecordBytes)),
+		spoc.WithMaxRecords(c.MaxRecords),
+	}
+}
+
+// layouts are the Parquet options of the snapshot (the dataset's
+// dictionary columns, its GPS columns at their own zstd level) and of the
+// change table (its defaults).
+func (c *Config) layouts() snapshot.Layouts {
+	return snapshot.NewLayouts(c.dataset(), version, snapshot.Layout{
+		RowGroupRows:        int64(c.RowGroupRows),
+		ZstdLevel:           c.ZstdLevel,
+		CoordinateZstdLevel: c.CoordinateZstdLevel,
+	}, snapshot.Layout{})
+}
+
+// guards are the checks a body must pass to be published.
+func (c *Config) guards() snapshot.Guards {
+	return snapshot.Guards{
+		MinRecords:           c.MinRecords,
+		MaxWithoutIDPercent:  c.MaxDroppedPercent,
+		MaxFallPercent:       c.MaxDropPercent,
+		CollapseWasPercent:   c.CollapseWasPercent,
+		CollapseBelowPercent: c.CollapseBelowPercent,
+		Force:                c.Force,
+		SkipIfUnchanged:      c.SkipIfUnchanged,
+	}
+}
+
+// lock is the timing of the day's lock, held by task: Cloud Run starts a
+// task's retry in the same execution only after the earlier attempt
+// ended, so its lock is taken over at once.
+func (c *Config) lock(task cloudRunTask) snapshot.LockOptions {
+	return snapshot.LockOptions{Wait: c.LockWait, Execution: task.execution, Task: task.index}
+}
+
 // selectDataset resolves SPOC_DATASET, and gives SPOC_URL and
 // SPOC_PREFIX the dataset's own defaults when they are not set: their
 // declared defaults are the SPOC list's.

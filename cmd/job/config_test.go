@@ -422,7 +422,7 @@ func TestErrorsNameNoLibraryOption(t *testing.T) {
 	if err != nil || len(sources) == 0 {
 		t.Fatalf("no sources (%v)", err)
 	}
-	option := regexp.MustCompile(`Options\.[A-Z]\w*`)
+	option := regexp.MustCompile(`Options(\.[A-Z]\w*)+`)
 	found := 0
 	for _, name := range sources {
 		if strings.HasSuffix(name, "_test.go") {

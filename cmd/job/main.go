@@ -320,49 +320,26 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	}
 	progress := &snapshot.Progress{}
 	stopProgress := startProgress(ctx, progress.Snapshot, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
-	ds := cfg.dataset()
 	m, err := snapshot.Run(ctx, snapshot.Options{
+		Dataset: cfg.dataset(),
 		Source:  cfg.URL,
 		Client:  client,
-		Dataset: ds,
 		Store:   store,
 		Prefix:  cfg.Prefix,
 		Day:     day,
-		Backoff: fetch.Backoff{
-			Attempts: cfg.Attempts,
-			Initial:  cfg.RetryInitial,
-			Max:      cfg.RetryMax,
+		Retry:   cfg.retry(),
+		Decoder: cfg.decoderOptions(),
+		Layouts: cfg.layouts(),
+		Guards:  cfg.guards(),
+		Outputs: snapshot.Outputs{Archive: cfg.ArchiveRaw, Changes: cfg.DetectChanges},
+		Lock:    cfg.lock(attempt),
+		Version: version,
+		Telemetry: snapshot.Telemetry{
+			Logger:         log,
+			MeterProvider:  providers.Meter,
+			TracerProvider: providers.Tracer,
+			Progress:       progress,
 		},
-		BatchSize:      cfg.BatchSize,
-		MaxBodyBytes:   int64(cfg.MaxBodyBytes),
-		MaxStringBytes: int(cfg.MaxStringBytes),
-		MaxRecordBytes: int64(cfg.MaxRecordBytes),
-		MaxRecords:     cfg.MaxRecords,
-		// The dataset's dictionary columns are the layout's default.
-		SnapshotLayout: snapshot.Layout{
-			RowGroupRows:     int64(cfg.RowGroupRows),
-			ZstdLevel:        cfg.ZstdLevel,
-			ColumnZstdLevels: coordinateLevels(ds, cfg.CoordinateZstdLevel),
-		},
-		MinRecords:           cfg.MinRecords,
-		MaxWithoutIDPercent:  cfg.MaxDroppedPercent,
-		MaxFallPercent:       cfg.MaxDropPercent,
-		CollapseWasPercent:   cfg.CollapseWasPercent,
-		CollapseBelowPercent: cfg.CollapseBelowPercent,
-		Force:                cfg.Force,
-		ArchiveRaw:           cfg.ArchiveRaw,
-		DetectChanges:        cfg.DetectChanges,
-		SkipIfUnchanged:      cfg.SkipIfUnchanged,
-		// Cloud Run starts a task's retry in the same execution only
-		// after the earlier attempt ended: its lock is taken over at once.
-		Execution:      attempt.execution,
-		Task:           attempt.index,
-		LockWait:       cfg.LockWait,
-		Version:        version,
-		Logger:         log,
-		MeterProvider:  providers.Meter,
-		TracerProvider: providers.Tracer,
-		Progress:       progress,
 	})
 	stopProgress()
 	if errors.Is(err, snapshot.ErrUnchanged) {
@@ -415,10 +392,10 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 
 // settingNames rewrites the library options that the errors of package
 // snapshot name into the job's settings that set them: the job's user
-// sets SPOC_FORCE, and has no Options.Force to set.
+// sets SPOC_FORCE, and has no Options.Guards.Force to set.
 var settingNames = strings.NewReplacer(
-	"Options.Force", "SPOC_FORCE=true",
-	"Options.LockWait", "SPOC_LOCK_WAIT",
+	"Options.Guards.Force", "SPOC_FORCE=true",
+	"Options.Lock.Wait", "SPOC_LOCK_WAIT",
 )
 
 // fixFor says which setting changes the outcome of a failed run, or ""
@@ -532,15 +509,6 @@ func tlsFix(err error) string {
 		return "the server's key is not one of SPOC_TLS_PIN_SHA256: if the new key (sha256/" + ce.Pin + ") is genuine, pin it, or unset SPOC_TLS_PIN_SHA256 to verify the chain instead"
 	}
 	return "SPOC_CA_FILE adds trusted CA certificates; " + pin
-}
-
-// coordinateLevels is the zstd level of each GPS column.
-func coordinateLevels(ds *spoc.Dataset, level int) map[string]int {
-	levels := map[string]int{}
-	for _, col := range ds.CoordinateColumns() {
-		levels[col] = level
-	}
-	return levels
 }
 
 // gcpProject is the Google Cloud project the job runs in, for the trace

@@ -70,10 +70,10 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 		return attemptResult{}, err
 	}
 	defer body.Close()
-	opts.Progress.bodyOpened(body)
+	opts.Telemetry.Progress.bodyOpened(body)
 	defer func() { a.fig.wireBytes, a.fig.bodyBytes = body.WireBytes(), body.BodyBytes() }()
 
-	// Every byte the decoder reads is also hashed and, with ArchiveRaw,
+	// Every byte the decoder reads is also hashed and, with Outputs.Archive,
 	// archived: one download, no second pass. A gzip body is archived as
 	// received (its SHA-256 is still the decoded body's); any other is
 	// compressed into the archive.
@@ -81,13 +81,13 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	var archive *rawArchive
 	tee := io.Writer(digest)
 	switch {
-	case opts.ArchiveRaw && body.Gzipped():
+	case opts.Outputs.Archive && body.Gzipped():
 		if archive, err = newGzipArchive(ctx, opts.Store, stage(a.names.Archive)); err != nil {
 			return attemptResult{}, err
 		}
 		defer archive.abort()
 		body.TeeGzip(archive)
-	case opts.ArchiveRaw:
+	case opts.Outputs.Archive:
 		if archive, err = newRawArchive(ctx, opts.Store, stage(a.names.Archive)); err != nil {
 			return attemptResult{}, err
 		}
@@ -101,7 +101,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 		return attemptResult{}, err
 	}
 	defer obj.Abort()
-	pw, err := sink.NewParquetWriter(obj, opts.Dataset.Schema(), opts.SnapshotLayout.orDefault(DefaultSnapshotLayout(opts.Dataset)).options(opts.Version)...)
+	pw, err := sink.NewParquetWriter(obj, opts.Dataset.Schema(), opts.Layouts.Snapshot...)
 	if err != nil {
 		return attemptResult{}, err
 	}
@@ -114,13 +114,13 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	case a.h.baseline != nil:
 		cmp = a.h.baseline.NewComparison()
 		digester, rows = cmp.Digester(), cmp
-	case opts.DetectChanges:
+	case opts.Outputs.Changes:
 		if digester, err = changes.NewDigester(opts.Dataset.Schema()); err != nil {
 			return attemptResult{}, err
 		}
 		rows = digester
 	}
-	dec := spoc.NewDecoder(source, decoderOptions(opts)...)
+	dec := spoc.NewDecoder(source, opts.Decoder...)
 	defer dec.Release()
 	_, decodeSpan := a.in.tracer.Start(ctx, PhaseDecode)
 	batches := startReadAhead(dec, &a.fig.decode)
@@ -142,10 +142,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	// The decoder stops at the end of the JSON value, or at the error in
 	// a refused body: whatever follows (a final newline, the rest of the
 	// body) still belongs to the body and its archive, up to the cap.
-	maxBody := opts.MaxBodyBytes
-	if maxBody <= 0 {
-		maxBody = spoc.DefaultMaxBodyBytes
-	}
+	maxBody := dec.MaxBodyBytes()
 	_, derr := io.Copy(io.Discard, io.LimitReader(source, max(0, maxBody-body.BodyBytes())+1))
 	switch {
 	case derr != nil && err == nil:
@@ -158,12 +155,12 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	res := attemptResult{stats: stats, run: run}
 	sum := hex.EncodeToString(digest.Sum(nil))
 	if err == nil {
-		res.forced, err = checkHistory(opts, stats.RecordsWritten, sum, a.h.sameDay, a.h.previous)
+		res.forced, err = checkHistory(opts.Guards, stats.RecordsWritten, sum, a.h.sameDay, a.h.previous)
 		refused = errors.Is(err, ErrRecordsFell)
 	}
 	if err == nil {
 		var forced bool
-		forced, err = checkColumns(opts, stats, a.h.previous)
+		forced, err = checkColumns(opts.Guards, opts.Dataset, stats, a.h.previous)
 		res.forced = res.forced || forced
 		refused = errors.Is(err, ErrColumnCollapsed)
 	}
@@ -180,7 +177,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 		return attemptResult{}, err
 	}
 	var changeTable, digestObj *sink.Object
-	if opts.DetectChanges {
+	if opts.Outputs.Changes {
 		err := a.in.phase(ctx, PhaseChanges, &a.fig.changes, func(ctx context.Context) (err error) {
 			if changeTable, res.changes, err = writeChanges(ctx, opts, cmp, stage(a.names.Changes)); err != nil {
 				return err
@@ -227,28 +224,6 @@ func contentFailure(err error) bool {
 		return !se.Truncated
 	}
 	return errors.Is(err, spoc.ErrNoResults) || errors.Is(err, spoc.ErrValueTooLong) || errors.Is(err, spoc.ErrTooManyRecords)
-}
-
-// decoderOptions are the decoder's settings of opts; zero ones keep
-// spoc's defaults.
-func decoderOptions(opts Options) []spoc.DecoderOption {
-	o := []spoc.DecoderOption{spoc.WithDataset(opts.Dataset)}
-	if opts.BatchSize > 0 {
-		o = append(o, spoc.WithBatchSize(opts.BatchSize))
-	}
-	if opts.MaxBodyBytes > 0 {
-		o = append(o, spoc.WithMaxBodyBytes(opts.MaxBodyBytes))
-	}
-	if opts.MaxStringBytes > 0 {
-		o = append(o, spoc.WithMaxStringBytes(opts.MaxStringBytes))
-	}
-	if opts.MaxRecordBytes > 0 {
-		o = append(o, spoc.WithMaxRecordBytes(opts.MaxRecordBytes))
-	}
-	if opts.MaxRecords > 0 {
-		o = append(o, spoc.WithMaxRecords(opts.MaxRecords))
-	}
-	return o
 }
 
 // stageAll commits the snapshot, then the others (the change table and
@@ -311,7 +286,7 @@ func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches
 		start := time.Now()
 		err := pw.Write(rec)
 		a.fig.write += time.Since(start)
-		opts.Progress.wrote(rec.NumRows())
+		opts.Telemetry.Progress.wrote(rec.NumRows())
 		if err != nil {
 			err = fmt.Errorf("write %s: %w", obj.URL(), err)
 		} else if rows != nil {
@@ -336,7 +311,7 @@ func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches
 		return spoc.Stats{}, fmt.Errorf("decode %s: %w", source, err)
 	}
 	stats := dec.Stats()
-	if err := checkStats(opts, stats); err != nil {
+	if err := checkStats(opts.Guards, stats); err != nil {
 		return stats, err
 	}
 	footer := [][2]string{

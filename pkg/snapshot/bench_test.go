@@ -51,7 +51,7 @@ func BenchmarkRunDay2(b *testing.B) {
 		b.Fatal(err)
 	}
 	opts := options(b, day1, store)
-	opts.ArchiveRaw, opts.DetectChanges = true, true
+	opts.Outputs.Archive, opts.Outputs.Changes = true, true
 	opts.Day = day.AddDate(0, 0, -1)
 	if _, err := snapshot.Run(context.Background(), opts); err != nil {
 		b.Fatal(err)

@@ -126,7 +126,7 @@ func TestChangesDayOneDayTwo(t *testing.T) {
 	day1Body := generated(t, 500, 7)
 	day1 := options(t, serve(t, day1Body), store)
 	day1.Day = day.AddDate(0, 0, -1)
-	day1.DetectChanges, day1.ArchiveRaw = true, true
+	day1.Outputs.Changes, day1.Outputs.Archive = true, true
 	m1, err := snapshot.Run(context.Background(), day1)
 	if err != nil {
 		t.Fatal(err)
@@ -141,9 +141,9 @@ func TestChangesDayOneDayTwo(t *testing.T) {
 
 	day2Body, want := plantedDay2(t, day1Body, []int{10, 11, 12, 13}, []int{20, 21, 22}, []int64{90000, 90001, 90002, 90003, 90004}, 30)
 	day2 := options(t, serve(t, day2Body), store)
-	day2.DetectChanges, day2.ArchiveRaw = true, true
+	day2.Outputs.Changes, day2.Outputs.Archive = true, true
 	reader, mp, _, tp := newTelemetry()
-	day2.MeterProvider, day2.TracerProvider = mp, tp
+	day2.Telemetry.MeterProvider, day2.Telemetry.TracerProvider = mp, tp
 	m2, err := snapshot.Run(context.Background(), day2)
 	if err != nil {
 		t.Fatal(err)
@@ -218,14 +218,14 @@ func TestPreviousWithoutCRC32CIsCheckedByItsFooter(t *testing.T) {
 	store := fakeGCS(t)
 	day1 := options(t, serve(t, generated(t, 100, 1)), store)
 	day1.Day = day.AddDate(0, 0, -1)
-	day1.DetectChanges = true
+	day1.Outputs.Changes = true
 	if _, err := snapshot.Run(context.Background(), day1); err != nil {
 		t.Fatal(err)
 	}
 	const manifest1 = "raw/spoc/20261125/" + snapshot.ManifestName
 	editManifest(t, store, manifest1, func(m *snapshot.Manifest) { m.Parquet.CRC32C = 0 })
 	day2 := options(t, serve(t, generated(t, 100, 2)), store)
-	day2.DetectChanges, day2.SkipIfUnchanged = true, false
+	day2.Outputs.Changes, day2.Guards.SkipIfUnchanged = true, false
 	m, err := snapshot.Run(context.Background(), day2)
 	if err != nil {
 		t.Fatal(err)

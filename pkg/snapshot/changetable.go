@@ -117,7 +117,7 @@ func writeChanges(ctx context.Context, opts Options, cmp *changes.Comparison, na
 		obj.Abort()
 		return nil, nil, fmt.Errorf("write %s: %w", obj.URL(), err)
 	}
-	pw, err := sink.NewParquetWriter(obj, changes.Schema, opts.ChangesLayout.orDefault(DefaultChangesLayout()).options(opts.Version)...)
+	pw, err := sink.NewParquetWriter(obj, changes.Schema, opts.Layouts.Changes...)
 	if err != nil {
 		return fail(err)
 	}

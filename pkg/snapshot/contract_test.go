@@ -67,8 +67,8 @@ func contractDay(t *testing.T, cd contractDataset, store sink.Store, day1Body, d
 		o := options(t, serve(t, body), store)
 		o.Dataset, o.Prefix = cd.ds, cd.ds.Prefix
 		o.Day = day.AddDate(0, 0, d)
-		o.ArchiveRaw, o.DetectChanges = true, true
-		o.CollapseWasPercent, o.CollapseBelowPercent = 90, 10
+		o.Outputs.Archive, o.Outputs.Changes = true, true
+		o.Guards.CollapseWasPercent, o.Guards.CollapseBelowPercent = 90, 10
 		return o
 	}
 	if day1Body != nil {
@@ -110,9 +110,9 @@ func TestRenamedFieldIsRefused(t *testing.T) {
 				t.Errorf("day 2 holds %v, want only the rejected body %v", got, want)
 			}
 
-			opts.Force = true
+			opts.Guards.Force = true
 			reader, mp, _, _ := newTelemetry()
-			opts.MeterProvider = mp
+			opts.Telemetry.MeterProvider = mp
 			m, err := snapshot.Run(context.Background(), opts)
 			if err != nil {
 				t.Fatalf("forced: %v", err)

@@ -61,7 +61,7 @@ func TestOSHDayOneDayTwo(t *testing.T) {
 		opts := options(t, serve(t, body), store)
 		opts.Dataset, opts.Prefix = spoc.OSH, spoc.OSH.Prefix
 		opts.Day = day.AddDate(0, 0, i)
-		opts.ArchiveRaw, opts.DetectChanges = true, true
+		opts.Outputs.Archive, opts.Outputs.Changes = true, true
 		m, err := snapshot.Run(context.Background(), opts)
 		if err != nil {
 			t.Fatalf("day %d: %v", i+1, err)
@@ -125,7 +125,7 @@ func TestOSHReplayAndGuard(t *testing.T) {
 	oshOptions := func(source string, d int) snapshot.Options {
 		opts := options(t, source, store)
 		opts.Dataset, opts.Prefix = spoc.OSH, spoc.OSH.Prefix
-		opts.Day, opts.ArchiveRaw, opts.MaxFallPercent = day.AddDate(0, 0, d), true, 10
+		opts.Day, opts.Outputs.Archive, opts.Guards.MaxFallPercent = day.AddDate(0, 0, d), true, 10
 		return opts
 	}
 	dayDir := func(d int) string {
@@ -157,7 +157,7 @@ func TestOSHMetricNames(t *testing.T) {
 	reader, mp, _, _ := newTelemetry()
 	store, _ := sink.NewLocal(t.TempDir())
 	opts := options(t, serve(t, generatedOSH(t, 500, 4)), store)
-	opts.Dataset, opts.Prefix, opts.MeterProvider = spoc.OSH, spoc.OSH.Prefix, mp
+	opts.Dataset, opts.Prefix, opts.Telemetry.MeterProvider = spoc.OSH, spoc.OSH.Prefix, mp
 	if _, err := snapshot.Run(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestSnapshotDictionaryColumnsAreTheDatasets(t *testing.T) {
 			store, _ := sink.NewLocal(out)
 			opts := options(t, serve(t, tc.body), store)
 			opts.Dataset, opts.Prefix = tc.ds, tc.ds.Prefix
-			if opts.SnapshotLayout.Dictionary != nil {
+			if opts.Layouts.Snapshot != nil {
 				t.Fatal("the test's options name dictionary columns")
 			}
 			if _, err := snapshot.Run(context.Background(), opts); err != nil {

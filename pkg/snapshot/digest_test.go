@@ -69,8 +69,8 @@ func TestChangesFallBackFromAnUnusableDigest(t *testing.T) {
 				var logs bytes.Buffer
 				opts := options(t, serve(t, body), store)
 				opts.Day = day.AddDate(0, 0, dayOffset)
-				opts.DetectChanges, opts.SkipIfUnchanged, opts.MaxFallPercent = true, false, 50
-				opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+				opts.Outputs.Changes, opts.Guards.SkipIfUnchanged, opts.Guards.MaxFallPercent = true, false, 50
+				opts.Telemetry.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 				m, err := snapshot.Run(context.Background(), opts)
 				if err != nil {
 					t.Fatalf("day %s: %v\n%s", opts.Day.Format(snapshot.DateLayout), err, logs.String())

@@ -14,36 +14,36 @@ var (
 	ErrTooFewRecords  = errors.New("too few records")
 	ErrTooManyDropped = errors.New("too many records dropped")
 	// ErrRecordsFell is a publish guard: the body holds far fewer records
-	// than the previous snapshot. Options.Force overrides it.
+	// than the previous snapshot. Options.Guards.Force overrides it.
 	ErrRecordsFell = errors.New("record count fell against the previous snapshot")
 	// ErrColumnCollapsed is a publish guard: a column that was nearly
 	// always filled in the previous snapshot is nearly always null in
 	// this one, which is how a renamed upstream field shows. The error
-	// is a *CollapsedError. Options.Force overrides it.
+	// is a *CollapsedError. Options.Guards.Force overrides it.
 	ErrColumnCollapsed = errors.New("a column collapsed to nulls against the previous snapshot")
 	// ErrUnchanged means the day's snapshot was already published from
-	// the same body bytes (Options.SkipIfUnchanged): nothing was written.
+	// the same body bytes (Options.Guards.SkipIfUnchanged): nothing was written.
 	// It is not a failure.
 	ErrUnchanged = errors.New("snapshot unchanged")
 )
 
 // checkStats applies the checks of the body alone: enough usable records,
 // not too many without an id.
-func checkStats(opts Options, stats spoc.Stats) error {
-	if stats.RecordsWritten < opts.MinRecords {
-		return fmt.Errorf("%w: the body holds %d usable records, the minimum is %d", ErrTooFewRecords, stats.RecordsWritten, opts.MinRecords)
+func checkStats(g Guards, stats spoc.Stats) error {
+	if stats.RecordsWritten < g.MinRecords {
+		return fmt.Errorf("%w: the body holds %d usable records, the minimum is %d", ErrTooFewRecords, stats.RecordsWritten, g.MinRecords)
 	}
-	if p := stats.DroppedPercent(); p > opts.MaxWithoutIDPercent {
-		return fmt.Errorf("%w: %d of %d records (%.2f%%) have no usable id, the limit is %g%%", ErrTooManyDropped, stats.RecordsDropped, stats.RecordsRead, p, opts.MaxWithoutIDPercent)
+	if p := stats.DroppedPercent(); p > g.MaxWithoutIDPercent {
+		return fmt.Errorf("%w: %d of %d records (%.2f%%) have no usable id, the limit is %g%%", ErrTooManyDropped, stats.RecordsDropped, stats.RecordsRead, p, g.MaxWithoutIDPercent)
 	}
 	return nil
 }
 
 // checkHistory applies the checks that compare this run with earlier ones:
 // an unchanged rerun of the day, and the fall of the record count against
-// the previous day. forced reports a fall that opts.Force let through.
-func checkHistory(opts Options, records int64, sum string, sameDay, previous *Manifest) (forced bool, err error) {
-	if opts.SkipIfUnchanged && sameDay != nil && sameDay.Source.SHA256 != "" && sameDay.Source.SHA256 == sum {
+// the previous day. forced reports a fall that g.Force let through.
+func checkHistory(g Guards, records int64, sum string, sameDay, previous *Manifest) (forced bool, err error) {
+	if g.SkipIfUnchanged && sameDay != nil && sameDay.Source.SHA256 != "" && sameDay.Source.SHA256 == sum {
 		return false, fmt.Errorf("%w: %s was published from the same body (SHA-256 %s)", ErrUnchanged, sameDay.Snapshot, sum)
 	}
 	if previous == nil || previous.Stats.RecordsWritten == 0 {
@@ -52,13 +52,13 @@ func checkHistory(opts Options, records int64, sum string, sameDay, previous *Ma
 	before := previous.Stats.RecordsWritten
 	fell := 100 * float64(before-records) / float64(before)
 	switch {
-	case fell <= opts.MaxFallPercent:
+	case fell <= g.MaxFallPercent:
 		return false, nil
-	case opts.Force:
+	case g.Force:
 		return true, nil
 	}
-	return false, fmt.Errorf("%w: %d records, %d in %s (%.1f%% fewer, the limit is %g%%; Options.Force publishes anyway)",
-		ErrRecordsFell, records, before, previous.Snapshot, fell, opts.MaxFallPercent)
+	return false, fmt.Errorf("%w: %d records, %d in %s (%.1f%% fewer, the limit is %g%%; Options.Guards.Force publishes anyway)",
+		ErrRecordsFell, records, before, previous.Snapshot, fell, g.MaxFallPercent)
 }
 
 // CollapsedError names the columns that collapsed to nulls, with the
@@ -96,30 +96,30 @@ func (e *CollapsedError) Error() string {
 			fmt.Fprintf(&b, ", and the undeclared field %q appeared %d times: likely renamed %q -> %q", c.LikelyRename, c.Count, c.Field, c.LikelyRename)
 		}
 	}
-	fmt.Fprintf(&b, " (the guard refuses a column that falls from at least %g%% to below %g%%; Options.Force publishes anyway)", e.WasPercent, e.BelowPercent)
+	fmt.Fprintf(&b, " (the guard refuses a column that falls from at least %g%% to below %g%%; Options.Guards.Force publishes anyway)", e.WasPercent, e.BelowPercent)
 	return b.String()
 }
 
 func (e *CollapsedError) Unwrap() error { return ErrColumnCollapsed }
 
 // checkColumns refuses a body in which a column that had a value in at
-// least opts.CollapseWasPercent of the previous snapshot's rows has one in
-// fewer than opts.CollapseBelowPercent (0 turns the guard off; so does a
+// least g.CollapseWasPercent of the previous snapshot's rows has one in
+// fewer than g.CollapseBelowPercent (0 turns the guard off; so does a
 // first run, with nothing to compare). forced reports a collapse that
-// opts.Force let through.
-func checkColumns(opts Options, stats spoc.Stats, previous *Manifest) (forced bool, err error) {
-	if opts.CollapseBelowPercent <= 0 || previous == nil || previous.Stats.RecordsWritten == 0 || stats.RecordsWritten == 0 {
+// g.Force let through. The columns are ds's.
+func checkColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Manifest) (forced bool, err error) {
+	if g.CollapseBelowPercent <= 0 || previous == nil || previous.Stats.RecordsWritten == 0 || stats.RecordsWritten == 0 {
 		return false, nil
 	}
-	collapsed := &CollapsedError{Previous: previous.Snapshot, WasPercent: opts.CollapseWasPercent, BelowPercent: opts.CollapseBelowPercent}
-	for _, col := range opts.Dataset.Columns {
+	collapsed := &CollapsedError{Previous: previous.Snapshot, WasPercent: g.CollapseWasPercent, BelowPercent: g.CollapseBelowPercent}
+	for _, col := range ds.Columns {
 		before, ok := previous.Stats.Columns[col.Name]
 		if !ok {
 			continue
 		}
 		was := 100 * spoc.NonNullShareOf(before.Nulls, previous.Stats.RecordsWritten)
 		now := 100 * spoc.NonNullShareOf(stats.Columns[col.Name].Nulls, stats.RecordsWritten)
-		if was < opts.CollapseWasPercent || now >= opts.CollapseBelowPercent {
+		if was < g.CollapseWasPercent || now >= g.CollapseBelowPercent {
 			continue
 		}
 		c := CollapsedColumn{Column: col.Name, Field: col.JSON, Was: was, Now: now}
@@ -136,7 +136,7 @@ func checkColumns(opts Options, stats spoc.Stats, previous *Manifest) (forced bo
 	switch {
 	case len(collapsed.Columns) == 0:
 		return false, nil
-	case opts.Force:
+	case g.Force:
 		return true, nil
 	}
 	return false, collapsed

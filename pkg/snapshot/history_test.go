@@ -73,7 +73,7 @@ func archivedRun(t *testing.T, source string) (*snapshot.Manifest, string) {
 	out := t.TempDir()
 	store, _ := sink.NewLocal(out)
 	opts := options(t, source, store)
-	opts.ArchiveRaw = true
+	opts.Outputs.Archive = true
 	m, err := snapshot.Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestPublishGuards(t *testing.T) {
 
 			body := generated(t, tt.records, 2)
 			day2 := options(t, serve(t, body), store)
-			day2.ArchiveRaw, day2.MaxFallPercent, day2.Force, day2.MinRecords = true, 10, tt.force, 50
+			day2.Outputs.Archive, day2.Guards.MaxFallPercent, day2.Guards.Force, day2.Guards.MinRecords = true, 10, tt.force, 50
 			m, err := snapshot.Run(context.Background(), day2)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("day 2: %v, want %v", err, tt.wantErr)
@@ -168,7 +168,7 @@ func TestPublishGuards(t *testing.T) {
 func TestFirstRunHasNoPrevious(t *testing.T) {
 	store, _ := sink.NewLocal(t.TempDir())
 	opts := options(t, serve(t, generated(t, 50, 1)), store)
-	opts.MaxFallPercent = 10
+	opts.Guards.MaxFallPercent = 10
 	m, err := snapshot.Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestRerunWithTheSameBodyIsSkipped(t *testing.T) {
 	out := t.TempDir()
 	store, _ := sink.NewLocal(out)
 	opts := options(t, serve(t, body), store)
-	opts.ArchiveRaw, opts.SkipIfUnchanged = true, true
+	opts.Outputs.Archive, opts.Guards.SkipIfUnchanged = true, true
 	first, err := snapshot.Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -215,11 +215,11 @@ func TestRerunWithTheSameBodyIsSkipped(t *testing.T) {
 
 	// A changed body, or the skip turned off, publishes again.
 	changed := options(t, serve(t, generated(t, 300, 2)), store)
-	changed.SkipIfUnchanged = true
+	changed.Guards.SkipIfUnchanged = true
 	if m, err := snapshot.Run(context.Background(), changed); err != nil || m.Source.SHA256 == first.Source.SHA256 {
 		t.Fatalf("rerun with a changed body: %v", err)
 	}
-	opts.SkipIfUnchanged = false
+	opts.Guards.SkipIfUnchanged = false
 	if _, err := snapshot.Run(context.Background(), opts); err != nil {
 		t.Fatalf("rerun without the skip: %v", err)
 	}
@@ -233,7 +233,7 @@ func TestRerunWithTheSameBodyIsSkipped(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, snapshot.ManifestName), []byte("{\"snapshot\""), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	opts.SkipIfUnchanged = true
+	opts.Guards.SkipIfUnchanged = true
 	if m, err := snapshot.Run(context.Background(), opts); err != nil || m.Source.SHA256 != first.Source.SHA256 {
 		t.Fatalf("rerun over a manifest that does not read: %v", err)
 	}
@@ -259,7 +259,7 @@ func TestConcurrentRunsLeaveOneConsistentSnapshot(t *testing.T) {
 			var wg sync.WaitGroup
 			for i, body := range bodies {
 				opts := options(t, serve(t, body), store)
-				opts.ArchiveRaw = true
+				opts.Outputs.Archive = true
 				wg.Go(func() { _, errs[i] = snapshot.Run(context.Background(), opts) })
 			}
 			wg.Wait()

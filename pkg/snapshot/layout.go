@@ -9,28 +9,61 @@ import (
 )
 
 // Layout is how a table is laid out in Parquet: plain settings, which
-// the snapshot and the change table each have. Each zero field takes the
-// table's default (DefaultSnapshotLayout, DefaultChangesLayout), and
-// sink's where that has none; so a caller sets only what it changes.
+// the snapshot and the change table each have, and which NewLayouts
+// builds into sink options once. Each zero field takes the table's
+// default (DefaultSnapshotLayout, DefaultChangesLayout), and sink's where
+// that has none; so a caller sets only what it changes.
 type Layout struct {
 	RowGroupRows     int64          // rows per row group
 	RowGroupBytes    int64          // text per row group (sink.WithMaxRowGroupBytes)
 	ZstdLevel        int            // zstd level of every column
 	ColumnZstdLevels map[string]int // zstd levels of some columns, by name
+	// CoordinateZstdLevel is the zstd level of the dataset's coordinate
+	// columns (spoc.Dataset.CoordinateColumns), whose nearly random bytes
+	// shrink markedly only at high levels; ColumnZstdLevels overrides it.
+	// Zero means ZstdLevel's.
+	CoordinateZstdLevel int
 	// Dictionary names the columns dictionary-encoded; none else is. Nil
 	// means the default ones, an empty slice none.
 	Dictionary []string
 }
 
-// DefaultSnapshotLayout is the snapshot's layout of ds unless Options
-// says otherwise: dictionary encoding for the columns whose values
+// Layouts are the sink options of a day's two tables, built once
+// (NewLayouts) and used by every attempt as they are.
+type Layouts struct {
+	Snapshot, Changes []sink.ParquetOption
+}
+
+// NewLayouts builds the Parquet options of ds's snapshot and of the
+// change table, in files written by version: each table's layout, with
+// its zero fields the default's (DefaultSnapshotLayout(ds),
+// DefaultChangesLayout), the snapshot's coordinate columns at its
+// CoordinateZstdLevel.
+func NewLayouts(ds *spoc.Dataset, version string, snapshot, changes Layout) Layouts {
+	s := snapshot.orDefault(DefaultSnapshotLayout(ds))
+	if s.CoordinateZstdLevel > 0 {
+		levels := map[string]int{}
+		for _, col := range ds.CoordinateColumns() {
+			levels[col] = s.CoordinateZstdLevel
+		}
+		maps.Copy(levels, s.ColumnZstdLevels)
+		s.ColumnZstdLevels = levels
+	}
+	return Layouts{
+		Snapshot: s.options(version),
+		Changes:  changes.orDefault(DefaultChangesLayout()).options(version),
+	}
+}
+
+// DefaultSnapshotLayout is the snapshot's layout of ds unless NewLayouts
+// is given another: dictionary encoding for the columns whose values
 // repeat.
 func DefaultSnapshotLayout(ds *spoc.Dataset) Layout {
 	return Layout{Dictionary: ds.DictionaryColumns()}
 }
 
-// DefaultChangesLayout is the change table's layout unless Options says
-// otherwise.
+// DefaultChangesLayout is the change table's layout unless NewLayouts is
+// given another.
 func DefaultChangesLayout() Layout {
 	return Layout{Dictionary: []string{"change", "cert_status_before", "cert_status_after"}}
 }
@@ -48,6 +81,9 @@ func (l Layout) orDefault(def Layout) Layout {
 	}
 	if l.ColumnZstdLevels == nil {
 		l.ColumnZstdLevels = def.ColumnZstdLevels
+	}
+	if l.CoordinateZstdLevel == 0 {
+		l.CoordinateZstdLevel = def.CoordinateZstdLevel
 	}
 	if l.Dictionary == nil {
 		l.Dictionary = def.Dictionary

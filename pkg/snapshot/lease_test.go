@@ -101,7 +101,7 @@ func TestWatchDecidesOnTheTakersClock(t *testing.T) {
 	}{
 		{name: "a renewing holder whose clock is ten minutes behind", stamped: wall.Add(-10 * time.Minute), renews: true, wantBusy: "renewed while this run watched"},
 		{name: "a silent holder whose clock is a year ahead", stamped: wall.AddDate(1, 0, 0)},
-		{name: "a silent holder, the run waiting less than a lease", stamped: wall, wait: time.Minute, wantBusy: "this run waited (Options.LockWait), less than its lease"},
+		{name: "a silent holder, the run waiting less than a lease", stamped: wall, wait: time.Minute, wantBusy: "this run waited (Options.Lock.Wait), less than its lease"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store, _ := sink.NewLocal(t.TempDir())
@@ -126,7 +126,7 @@ func TestWatchDecidesOnTheTakersClock(t *testing.T) {
 					gen = info.Generation
 				}
 			}
-			opts := Options{Store: store, LockLease: lease, LockWait: tc.wait, clock: c}
+			opts := Options{Store: store, Lock: LockOptions{Lease: lease, Wait: tc.wait}, clock: c}
 			_, l, err := lockDay(context.Background(), opts, testDir, LockName, slog.New(slog.DiscardHandler))
 			elapsed := c.Now().Sub(wall)
 			if tc.wantBusy != "" {
@@ -233,7 +233,7 @@ func TestLeaseWritesResolveLostReplies(t *testing.T) {
 			if tc.kind == "create" {
 				arm()
 			}
-			opts := Options{Store: store, LockLease: time.Minute, clock: c}
+			opts := Options{Store: store, Lock: LockOptions{Lease: time.Minute}, clock: c}
 			l := newLease(opts, testLock, slog.New(slog.DiscardHandler))
 			if err := l.writeWithin(ctx); err != nil {
 				t.Fatalf("take the lock: %v", err)
@@ -284,7 +284,7 @@ func TestLeaseLostAfterALeaseOfFailedRenewals(t *testing.T) {
 	store := sinktest.NewFaulty(local)
 	start := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 	c := &fakeClock{now: start}
-	l := newLease(Options{Store: store, LockLease: time.Minute, clock: c}, testLock, slog.New(slog.DiscardHandler))
+	l := newLease(Options{Store: store, Lock: LockOptions{Lease: time.Minute}, clock: c}, testLock, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	if err := l.writeWithin(ctx); err != nil {
 		t.Fatal(err)

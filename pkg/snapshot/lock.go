@@ -28,14 +28,14 @@ import (
 // guard each object, not the set of them.
 //
 // The lock is a lease. Its holder rewrites it every third of
-// Options.LockLease, each time under a generation precondition, so that a
+// Options.Lock.Lease, each time under a generation precondition, so that a
 // holder whose lock was taken over finds out. A run that finds the lock
 // held watches it on its own monotonic clock, never comparing another
 // host's clock with its own: if the lock changes, its holder is alive and
 // the run fails with ErrBusy; if it stays at one generation for a whole
 // lease, its holder stopped renewing it and the run takes it over. A lock
 // left by a run known to be gone is taken over at once: one held under
-// the same Options.Execution and Options.Task (Cloud Run starts a task's
+// the same Options.Lock.Execution and Task (Cloud Run starts a task's
 // retry only after the earlier attempt ended), or one held by a process
 // that no longer exists on this host, in the same PID namespace.
 //
@@ -47,7 +47,7 @@ import (
 const LockName = ".spoc-list-public.lock"
 
 // DefaultLockLease is how long a lock holds without renewal unless
-// Options.LockLease says otherwise.
+// Options.Lock.Lease says otherwise.
 const DefaultLockLease = 2 * time.Minute
 
 // Errors of the day's lock.
@@ -195,11 +195,11 @@ func lockDay(ctx context.Context, opts Options, dir, lockName string, log *slog.
 }
 
 func newLease(opts Options, name string, log *slog.Logger) *lease {
-	leaseTime := opts.LockLease
+	leaseTime := opts.Lock.Lease
 	if leaseTime <= 0 {
 		leaseTime = DefaultLockLease
 	}
-	wait := opts.LockWait
+	wait := opts.Lock.Wait
 	if wait <= 0 {
 		wait = leaseTime + leaseTime/8
 	}
@@ -216,8 +216,8 @@ func newLease(opts Options, name string, log *slog.Logger) *lease {
 			BootID:       bootID(),
 			PIDNamespace: pidNamespace(),
 			PID:          os.Getpid(),
-			Execution:    opts.Execution,
-			Task:         opts.Task,
+			Execution:    opts.Lock.Execution,
+			Task:         opts.Lock.Task,
 			Started:      time.Now().UTC(),
 		},
 	}
@@ -270,7 +270,7 @@ func (l *lease) watch(ctx context.Context, held lockInfo, generation int64) (str
 			return fmt.Sprintf("not renewed for %s (a whole lease) while this run watched", unchanged.Round(time.Millisecond)), nil
 		}
 		if unchanged >= l.wait {
-			return "", busy(fmt.Sprintf("it was not renewed in the %s this run waited (Options.LockWait), less than its lease of %s", l.wait, l.lease))
+			return "", busy(fmt.Sprintf("it was not renewed in the %s this run waited (Options.Lock.Wait), less than its lease of %s", l.wait, l.lease))
 		}
 		if err := l.clock.Sleep(ctx, min(poll, l.lease-unchanged, l.wait-unchanged)); err != nil {
 			return "", fmt.Errorf("lock %s: %w", url, err)

@@ -221,11 +221,11 @@ func TestDayLock(t *testing.T) {
 					stopRenewing = renewLock(t, store, lock, tc.held.(lockHeld))
 				}
 				opts := options(t, serve(t, generated(t, 50, 1)), store)
-				opts.Execution, opts.Task = tc.execution, tc.task
+				opts.Lock.Execution, opts.Lock.Task = tc.execution, tc.task
 				// A short lease: a silent lock is stale after 600 ms.
-				opts.LockLease = 600 * time.Millisecond
+				opts.Lock.Lease = 600 * time.Millisecond
 				var logs syncBuffer
-				opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+				opts.Telemetry.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 				_, err := snapshot.Run(ctx, opts)
 				stopRenewing() // before listing: a renewal's partial file is no leftover
 				if tc.busy {
@@ -272,7 +272,7 @@ func slowBody(t *testing.T, d time.Duration) string {
 func startRun(t *testing.T, backend string, lease, d time.Duration) (sink.Store, func() []string, <-chan error) {
 	store, list := storeFor(t, backend)
 	opts := options(t, slowBody(t, d), store)
-	opts.LockLease = lease
+	opts.Lock.Lease = lease
 	done := make(chan error, 1)
 	go func() { _, err := snapshot.Run(context.Background(), opts); done <- err }()
 	return store, list, done
@@ -303,7 +303,7 @@ func TestLockIsRenewedWhileTheRunLasts(t *testing.T) {
 				renewals[l.Renewed.String()] = true
 				if busy == nil && len(renewals) >= 2 {
 					second := options(t, slowBody(t, time.Second), store)
-					second.LockLease = lease
+					second.Lock.Lease = lease
 					_, busy = snapshot.Run(ctx, second)
 				}
 			}
@@ -389,14 +389,14 @@ func TestStalledHolderIsSettledByTheTaker(t *testing.T) {
 				publishDay(t, base, day, generated(t, 300, 1))
 				wakeA := runStalled(t, base, tc.stallAt, func(a sink.Store) snapshot.Options {
 					optsA := rerunOptions(t, a, generated(t, 300, 2))
-					optsA.LockLease = 600 * time.Millisecond
+					optsA.Lock.Lease = 600 * time.Millisecond
 					return optsA
 				})
 
 				optsB := rerunOptions(t, base, generated(t, 300, 3))
-				optsB.LockLease = 600 * time.Millisecond
+				optsB.Lock.Lease = 600 * time.Millisecond
 				var logs syncBuffer
-				optsB.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+				optsB.Telemetry.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 				mB, err := snapshot.Run(context.Background(), optsB)
 				if err != nil {
 					t.Fatalf("run B: %v\n%s", err, logs.String())
@@ -504,7 +504,7 @@ func TestLeaseSurvivesOneLostReplyOnGCS(t *testing.T) {
 			})
 			// A lease of 900 ms is renewed every 300 ms in a run of 2 s.
 			opts := options(t, slowBody(t, 2*time.Second), h.Store)
-			opts.LockLease = 900 * time.Millisecond
+			opts.Lock.Lease = 900 * time.Millisecond
 			_, err := snapshot.Run(context.Background(), opts)
 			e.Fail(nil)
 			if err != nil {

@@ -20,11 +20,11 @@ type Manifest struct {
 	Source   Source      `json:"source"`
 	Parquet  ParquetInfo `json:"parquet"`
 	Stats    spoc.Stats  `json:"stats"`
-	// Archive is the raw body (ArchiveName), when Options.ArchiveRaw.
+	// Archive is the raw body (ArchiveName), when Options.Outputs.Archive.
 	Archive *sink.ObjectInfo `json:"archive,omitempty"`
 	// Changes is the change table (ChangesName) and its summary, and
 	// Digest the snapshot's digest (DigestName), when
-	// Options.DetectChanges.
+	// Options.Outputs.Changes.
 	Changes *ChangesInfo     `json:"changes,omitempty"`
 	Digest  *sink.ObjectInfo `json:"digest,omitempty"`
 	// Previous is the snapshot the publish guards and the change table

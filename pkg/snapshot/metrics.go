@@ -35,7 +35,7 @@ const (
 	MetricFetchAttempts = "spoc.fetch.attempts"
 	MetricRunDuration   = "spoc.run.duration"
 	MetricLastSuccess   = "spoc.last_success"
-	// Changes since the previous snapshot (Options.DetectChanges).
+	// Changes since the previous snapshot (Options.Outputs.Changes).
 	MetricChanges           = "spoc.changes"
 	MetricStatusTransitions = "spoc.status_transitions"
 	// The schema contract of the published body: the fields it has that

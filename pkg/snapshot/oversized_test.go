@@ -131,7 +131,7 @@ func TestOversizedManifestAndLock(t *testing.T) {
 		{"day's own manifest", manifest1, func(t *testing.T, days dayRunner, base sink.Store) string {
 			// The same body again: read, the manifest would make the
 			// rerun find the day unchanged and publish nothing.
-			days.tweak = func(o *snapshot.Options) { o.SkipIfUnchanged = true }
+			days.tweak = func(o *snapshot.Options) { o.Guards.SkipIfUnchanged = true }
 			logs := days.run(-1, body1)
 			checkPublished(t, base, day1Dir)
 			return checkLogged(logs, "the day's manifest does not read: publishing over it", manifestTooBig)

@@ -43,7 +43,7 @@ const (
 	// with the manifest's row count (a manifest without a CRC32C).
 	VerifiedFooter = "parquet_footer"
 	// VerifiedManifest: only the manifest was read, as a run without
-	// Options.DetectChanges reads none of the previous snapshot's data
+	// Options.Outputs.Changes reads none of the previous snapshot's data
 	// objects to compare with.
 	VerifiedManifest = "manifest"
 )
@@ -120,7 +120,7 @@ func (r *run) findPrevious(ctx context.Context) (*previousDay, error) {
 		case m != nil:
 			found.manifest = m
 			found.verified = VerifiedManifest
-			if opts.DetectChanges {
+			if opts.Outputs.Changes {
 				found.verified = verifiedBy(m)
 			}
 			return found, nil
@@ -179,7 +179,7 @@ func (r *run) settleDay(ctx context.Context, d string) (why string, err error) {
 }
 
 // wholeDay reads the manifest of the earlier day d and, with
-// Options.DetectChanges, checks the Parquet object beside it: its size,
+// Options.Outputs.Changes, checks the Parquet object beside it: its size,
 // and its CRC32C (free on GCS, read from the file locally) or, for a
 // manifest that records none, its footer. why says what is wrong with
 // the day; err is only a store that cannot be read.
@@ -195,7 +195,7 @@ func (r *run) wholeDay(ctx context.Context, d string) (_ *Manifest, why string, 
 		return nil, "", err
 	case m.Snapshot != d:
 		return nil, fmt.Sprintf("its manifest is of snapshot %q", m.Snapshot), nil
-	case !r.opts.DetectChanges:
+	case !r.opts.Outputs.Changes:
 		return m, "", nil
 	}
 	name := path.Join(dir, r.names.Parquet)

@@ -70,8 +70,8 @@ func (d dayRunner) run(dayOffset int, body []byte) string {
 	var logs syncBuffer
 	opts := rerunOptions(d.t, d.store, body)
 	opts.Day = day.AddDate(0, 0, dayOffset)
-	opts.MaxFallPercent = 50
-	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	opts.Guards.MaxFallPercent = 50
+	opts.Telemetry.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	if d.tweak != nil {
 		d.tweak(&opts)
 	}
@@ -189,7 +189,7 @@ func TestBrokenDayWithoutChangeDetection(t *testing.T) {
 				return sinktest.StoreFault{}
 			})
 			days := dayRunner{t: t, store: store, tweak: func(o *snapshot.Options) {
-				o.DetectChanges, o.Force = false, true
+				o.Outputs.Changes, o.Guards.Force = false, true
 			}}
 			days.run(-2, generated(t, 300, 1))
 			days.run(-1, generated(t, 300, 2))

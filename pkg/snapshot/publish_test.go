@@ -38,8 +38,8 @@ func publishDay(t *testing.T, store sink.Store, day time.Time, body []byte) {
 // write that failed is retried within milliseconds.
 func rerunOptions(t *testing.T, store sink.Store, body []byte) snapshot.Options {
 	opts := options(t, serve(t, body), store)
-	opts.ArchiveRaw, opts.DetectChanges, opts.SkipIfUnchanged = true, true, false
-	opts.LockLease = 1200 * time.Millisecond
+	opts.Outputs.Archive, opts.Outputs.Changes, opts.Guards.SkipIfUnchanged = true, true, false
+	opts.Lock.Lease = 1200 * time.Millisecond
 	return opts
 }
 

@@ -25,7 +25,7 @@
 //
 // # Changes
 //
-// With Options.DetectChanges, a run compares its records with the
+// With Options.Outputs.Changes, a run compares its records with the
 // previous snapshot using package changes, and writes the change table in
 // the day's changes/ folder. The first run under a prefix writes an empty
 // change table and says so in the manifest (changes.first_run).
@@ -35,8 +35,8 @@
 // settles the publish journal it finds in an earlier day's lock, as a
 // takeover of that lock would (a live holder is left alone and its day
 // passed over; settling copies that day's objects back into place, with
-// or without Options.DetectChanges), and passes over a day whose manifest does not read or,
-// with Options.DetectChanges, whose Parquet object is missing or differs
+// or without Options.Outputs.Changes), and passes over a day whose manifest does not read or,
+// with Options.Outputs.Changes, whose Parquet object is missing or differs
 // from its manifest in size or CRC32C (its footer, for a manifest without
 // a CRC32C). Each day passed over is logged and listed, with why, in the
 // manifest (Manifest.PassedOver); with none whole, the run is a first
@@ -100,7 +100,7 @@
 // the lock held watches it: a holder that renews it makes the run fail
 // with ErrBusy before fetching; a lock unchanged for a whole lease on the
 // watcher's own clock is taken over, and one left by a run known to be
-// gone (Options.Execution and Options.Task, a dead process of this host
+// gone (Options.Lock.Execution and Task, a dead process of this host
 // and PID namespace) at once. The run that takes a lock over first
 // settles the publish journal it holds (finishing a publish that reached
 // its commit point, restoring the day otherwise), then removes what a
@@ -176,7 +176,10 @@ func Dir(prefix string, day time.Time) string {
 	return path.Join(prefix, day.Format(DateLayout))
 }
 
-// Options is what Run needs.
+// Options is what Run needs: each component's settings built once by
+// the caller (the decoder's options, the Parquet layouts, the guards,
+// the lock's timing, the retries). Run resolves the zero ones to their
+// defaults once; no attempt translates them again.
 type Options struct {
 	// Dataset is the list published: its records' place in the body, its
 	// schema and its object names. Nil means spoc.SPOC.
@@ -187,19 +190,31 @@ type Options struct {
 	Prefix  string    // folder of all snapshots inside Store
 	Day     time.Time // the snapshot's day; only its calendar date is used
 
-	Backoff fetch.Backoff
+	Retry fetch.Backoff // the attempts and the waits between them
 
-	// The decoder's batches and limits; zero means spoc's defaults.
-	BatchSize      int   // rows per record batch
-	MaxBodyBytes   int64 // largest body, after decompression
-	MaxStringBytes int   // longest value of one field
-	MaxRecordBytes int64 // largest record: a larger one is dropped and counted
-	MaxRecords     int64 // most records: more fail the run, on its content
-	// The Parquet layout of the snapshot and of the change table; each
-	// zero field is DefaultSnapshotLayout(Dataset)'s and
-	// DefaultChangesLayout's.
-	SnapshotLayout, ChangesLayout Layout
+	// Decoder is the decoder's batch size and limits (spoc.WithBatchSize,
+	// spoc.WithMaxBodyBytes...); none means spoc's defaults. The decoder
+	// reads the body as Dataset.
+	Decoder []spoc.DecoderOption
+	// Layouts are the Parquet options of the snapshot and of the change
+	// table (NewLayouts); a nil one is NewLayouts' default for Dataset.
+	Layouts Layouts
+	// Guards are the checks a body must pass to be published.
+	Guards Guards
+	// Outputs are the objects written beside the snapshot.
+	Outputs Outputs
+	// Lock is the timing of the day's lock and who holds it.
+	Lock  LockOptions
+	clock clock // the lease's clock; nil: the real one
 
+	Version   string // job version, recorded in the manifest and the Parquet footer
+	Telemetry Telemetry
+}
+
+// Guards are the checks a body must pass to be published. Their zero
+// values are limits too (a MaxWithoutIDPercent of zero refuses any
+// record without an id), so a caller sets each one it relies on.
+type Guards struct {
 	MinRecords int64 // fewer written records fail the run (ErrTooFewRecords)
 	// MaxWithoutIDPercent fails a body in which a larger share of the
 	// records has no usable id (ErrTooManyDropped).
@@ -216,11 +231,18 @@ type Options struct {
 	// Force publishes a body that a publish guard (ErrRecordsFell,
 	// ErrColumnCollapsed) refuses, and the manifest says "forced".
 	Force bool
-	// ArchiveRaw keeps the body as received (after transfer decoding),
+	// SkipIfUnchanged makes a rerun of a day whose manifest records the
+	// same body SHA-256 publish nothing and return ErrUnchanged.
+	SkipIfUnchanged bool
+}
+
+// Outputs are the objects a run writes beside the snapshot.
+type Outputs struct {
+	// Archive keeps the body as received (after transfer decoding),
 	// gzip-compressed, as ArchiveName beside the snapshot, or under
 	// RejectedDir when the run is refused.
-	ArchiveRaw bool
-	// DetectChanges compares the records with the previous snapshot and
+	Archive bool
+	// Changes compares the records with the previous snapshot and
 	// writes the change table (ChangesName) in the day's folder, and the
 	// snapshot's digest (DigestName) for the next day's comparison.
 	// Without it, no data object of an earlier day is read to compare
@@ -229,14 +251,22 @@ type Options struct {
 	// when its manifest reads (Previous.Verified is VerifiedManifest).
 	// Settling an earlier day's unfinished publish still restores that
 	// day's objects, by copies (server-side on GCS, of the files locally).
-	DetectChanges bool
-	// SkipIfUnchanged makes a rerun of a day whose manifest records the
-	// same body SHA-256 publish nothing and return ErrUnchanged.
-	SkipIfUnchanged bool
-	// LockLease is how long the day's lock (LockName) holds against
-	// other runs without being renewed; the run renews it every third of
-	// that. Zero means DefaultLockLease.
-	LockLease time.Duration
+	Changes bool
+}
+
+// LockOptions are the timing of the day's lock (LockName) and the
+// execution that holds it.
+type LockOptions struct {
+	// Lease is how long the lock holds against other runs without being
+	// renewed; the run renews it every third of that. Zero means
+	// DefaultLockLease.
+	Lease time.Duration
+	// Wait is how long a run that finds the day's lock held watches it
+	// before it gives up with ErrBusy: a lock renewed meanwhile gives up
+	// at once, one unchanged for a whole Lease is taken over, so a Wait
+	// shorter than the lease never takes over a crashed run's lock. Zero
+	// means the lease and an eighth.
+	Wait time.Duration
 	// Execution identifies the execution this run is an attempt of, the
 	// same for its retries (on Cloud Run, CLOUD_RUN_EXECUTION), and Task
 	// the task of that execution (CLOUD_RUN_TASK_INDEX): a lock held
@@ -244,17 +274,11 @@ type Options struct {
 	// that is over, and is taken over at once. Empty outside such a
 	// platform.
 	Execution, Task string
-	// LockWait is how long a run that finds the day's lock held watches
-	// it before it gives up with ErrBusy: a lock renewed meanwhile gives
-	// up at once, one unchanged for a whole LockLease is taken over, so a
-	// LockWait shorter than the lease never takes over a crashed run's
-	// lock. Zero means the lease and an eighth.
-	LockWait time.Duration
-	clock    clock // the lease's clock; nil: the real one
+}
 
-	Version string       // job version, recorded in the manifest and the Parquet footer
-	Logger  *slog.Logger // nil: no logs
-
+// Telemetry is where a run reports.
+type Telemetry struct {
+	Logger *slog.Logger // nil: no logs
 	// MeterProvider and TracerProvider receive the run's metrics (the
 	// Metric* names) and its spans: one per attempt, with its phases as
 	// children, under the span of ctx. Nil means none.
@@ -266,17 +290,12 @@ type Options struct {
 
 // Run publishes the snapshot of opts.Day and returns its manifest.
 func Run(ctx context.Context, opts Options) (*Manifest, error) {
-	if opts.Dataset == nil {
-		opts.Dataset = spoc.SPOC
-	}
-	in, err := newInstruments(opts.MeterProvider, opts.TracerProvider, opts.Dataset)
+	opts = opts.withDefaults()
+	in, err := newInstruments(opts.Telemetry.MeterProvider, opts.Telemetry.TracerProvider, opts.Dataset)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot metrics: %w", err)
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	r := &run{opts: opts, in: in, log: opts.Logger, dir: Dir(opts.Prefix, opts.Day), names: NamesOf(opts.Dataset), startedAt: time.Now().UTC(), last: &attemptFigures{}}
+	r := &run{opts: opts, in: in, log: opts.Telemetry.Logger, dir: Dir(opts.Prefix, opts.Day), names: NamesOf(opts.Dataset), startedAt: time.Now().UTC(), last: &attemptFigures{}}
 	m, manifestBytes, err := r.publish(ctx)
 	outcome := OutcomeSuccess
 	switch {
@@ -286,12 +305,32 @@ func Run(ctx context.Context, opts Options) (*Manifest, error) {
 		outcome = OutcomeFailure
 	}
 	r.last.changes += r.baselineTime
-	in.phases(ctx, outcome, r.last, time.Since(r.startedAt), opts.DetectChanges)
+	in.phases(ctx, outcome, r.last, time.Since(r.startedAt), opts.Outputs.Changes)
 	if err != nil {
 		return nil, err
 	}
 	in.published(ctx, m, manifestBytes)
 	return m, nil
+}
+
+// withDefaults is opts with its zero settings resolved, once a run: the
+// dataset, the logger, the layouts, and the decoder's dataset.
+func (opts Options) withDefaults() Options {
+	if opts.Dataset == nil {
+		opts.Dataset = spoc.SPOC
+	}
+	if opts.Telemetry.Logger == nil {
+		opts.Telemetry.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := NewLayouts(opts.Dataset, opts.Version, Layout{}, Layout{})
+	if opts.Layouts.Snapshot == nil {
+		opts.Layouts.Snapshot = def.Snapshot
+	}
+	if opts.Layouts.Changes == nil {
+		opts.Layouts.Changes = def.Changes
+	}
+	opts.Decoder = append([]spoc.DecoderOption{spoc.WithDataset(opts.Dataset)}, opts.Decoder...)
+	return opts
 }
 
 // run is one Run: what it checks the day against, and the figures of its
@@ -312,7 +351,7 @@ type run struct {
 
 // history is what a run is checked against: the newest earlier whole
 // snapshot and the manifest already published for the same day, if any;
-// with Options.DetectChanges, the digest of the previous snapshot.
+// with Options.Outputs.Changes, the digest of the previous snapshot.
 type history struct {
 	previousDay       *previousDay // previous is its manifest
 	previous, sameDay *Manifest
@@ -345,7 +384,7 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 	} else {
 		log.InfoContext(ctx, "no previous snapshot under the prefix: the first run, no publish guard against an earlier day")
 	}
-	if opts.DetectChanges && r.h.previous != nil {
+	if opts.Outputs.Changes && r.h.previous != nil {
 		var prev sink.ReaderAt
 		err := r.in.phase(ctx, "baseline", &r.baselineTime, func(ctx context.Context) (err error) {
 			r.h.baseline, prev, r.h.baselineFrom, err = readBaseline(ctx, opts, r.names, r.h.previous, log)
@@ -359,7 +398,7 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 		defer prev.Close()
 		log.InfoContext(ctx, "read the previous snapshot's digest", "snapshot", r.h.previous.Snapshot, "from", r.h.baselineFrom, "ids", r.h.baseline.Len(), "seconds", r.baselineTime.Seconds())
 	}
-	if opts.SkipIfUnchanged {
+	if opts.Guards.SkipIfUnchanged {
 		name := path.Join(r.dir, r.names.Manifest)
 		r.h.sameDay, err = ReadManifest(ctx, opts.Store, name)
 		if errors.Is(err, errNotManifest) {
@@ -375,10 +414,10 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 	var result attemptResult
 	attempts := 0
 	parent := trace.SpanFromContext(ctx)
-	err = opts.Backoff.Do(ctx, func(ctx context.Context, n int) error {
+	err = opts.Retry.Do(ctx, func(ctx context.Context, n int) error {
 		attempts = n
 		a := &attempt{run: r, fig: &attemptFigures{}}
-		opts.Progress.attemptStarted(n)
+		opts.Telemetry.Progress.attemptStarted(n)
 		ctx, span := r.in.tracer.Start(ctx, "attempt", trace.WithAttributes(attribute.Int("spoc.attempt", n)))
 		var err error
 		result, err = a.publish(ctx)

@@ -32,19 +32,17 @@ func options(t testing.TB, source string, store sink.Store) snapshot.Options {
 		t.Fatal(err)
 	}
 	return snapshot.Options{
-		Source:  source,
-		Client:  client,
-		Store:   store,
-		Prefix:  "raw/spoc",
-		Day:     day,
-		Backoff: fetch.Backoff{Attempts: 1},
-		// The dataset's dictionary columns are the default.
-		SnapshotLayout: snapshot.Layout{
-			ColumnZstdLevels: map[string]int{"gps_coordinate_lat": 3, "gps_coordinate_long": 3},
-		},
-		MinRecords:          1,
-		MaxWithoutIDPercent: 20,
-		Version:             "test",
+		Source: source,
+		Client: client,
+		Store:  store,
+		Prefix: "raw/spoc",
+		Day:    day,
+		Retry:  fetch.Backoff{Attempts: 1},
+		// No Layouts: the default, the dataset's dictionary columns, and
+		// every column at sink's zstd level (the job's default, GPS
+		// columns included).
+		Guards:  snapshot.Guards{MinRecords: 1, MaxWithoutIDPercent: 20},
+		Version: "test",
 	}
 }
 
@@ -121,7 +119,7 @@ func TestManifestFailureRemovesTheParquetObject(t *testing.T) {
 	local, _ := sink.NewLocal(out)
 	store := &failingManifestStore{Store: local}
 	opts := options(t, "testdata/small.json", store)
-	opts.DetectChanges, opts.ArchiveRaw = true, true
+	opts.Outputs.Changes, opts.Outputs.Archive = true, true
 	_, err := snapshot.Run(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("error %v, want the manifest's failure", err)
@@ -174,7 +172,7 @@ func TestArchiveFailureTakesBackTheSnapshot(t *testing.T) {
 	out := t.TempDir()
 	local, _ := sink.NewLocal(out)
 	opts := options(t, "testdata/small.json", &archiveCopyFailingStore{Store: local})
-	opts.DetectChanges, opts.ArchiveRaw = true, true
+	opts.Outputs.Changes, opts.Outputs.Archive = true, true
 	_, err := snapshot.Run(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("error %v, want the copy's failure", err)

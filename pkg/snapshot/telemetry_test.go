@@ -87,10 +87,10 @@ func TestRunMetrics(t *testing.T) {
 	out := t.TempDir()
 	store, _ := sink.NewLocal(out)
 	opts := options(t, srv.URL, store)
-	opts.Backoff = fetch.Backoff{Attempts: 2}
-	opts.MeterProvider, opts.TracerProvider = mp, tp
+	opts.Retry = fetch.Backoff{Attempts: 2}
+	opts.Telemetry.MeterProvider, opts.Telemetry.TracerProvider = mp, tp
 	progress := &snapshot.Progress{}
-	opts.Progress = progress
+	opts.Telemetry.Progress = progress
 
 	m, err := snapshot.Run(context.Background(), opts)
 	if err != nil {
@@ -186,8 +186,8 @@ func TestRunMetricsOnFailure(t *testing.T) {
 	reader, mp, _, tp := newTelemetry()
 	store, _ := sink.NewLocal(t.TempDir())
 	opts := options(t, srv.URL, store)
-	opts.Backoff = fetch.Backoff{Attempts: 3}
-	opts.MeterProvider, opts.TracerProvider = mp, tp
+	opts.Retry = fetch.Backoff{Attempts: 3}
+	opts.Telemetry.MeterProvider, opts.Telemetry.TracerProvider = mp, tp
 	if _, err := snapshot.Run(context.Background(), opts); err == nil {
 		t.Fatal("run succeeded against a failing upstream")
 	}
@@ -213,9 +213,9 @@ func TestRunMetricsRejected(t *testing.T) {
 	reader, mp, _, tp := newTelemetry()
 	store, _ := sink.NewLocal(t.TempDir())
 	opts := options(t, srv.URL, store)
-	opts.Backoff = fetch.Backoff{Attempts: 3}
-	opts.MinRecords = 100
-	opts.MeterProvider, opts.TracerProvider = mp, tp
+	opts.Retry = fetch.Backoff{Attempts: 3}
+	opts.Guards.MinRecords = 100
+	opts.Telemetry.MeterProvider, opts.Telemetry.TracerProvider = mp, tp
 	if _, err := snapshot.Run(context.Background(), opts); err == nil {
 		t.Fatal("published 5 records with a minimum of 100")
 	}

@@ -243,6 +243,10 @@ func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 // Schema returns the schema of the emitted batches: the dataset's.
 func (d *Decoder) Schema() *arrow.Schema { return d.ds.schema }
 
+// MaxBodyBytes is the decoder's cap on the body (WithMaxBodyBytes), so
+// that a caller that reads past the JSON value stops at the same cap.
+func (d *Decoder) MaxBodyBytes() int64 { return d.cfg.maxBodyBytes }
+
 // Next decodes the next batch of records. It returns false at the end of
 // the body or on error; Err tells which.
 func (d *Decoder) Next() bool {
