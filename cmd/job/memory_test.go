@@ -20,7 +20,7 @@ import (
 )
 
 // memoryTarget is the peak RSS a run stays within at the defaults,
-// whatever the size of its records (README, "What a run does").
+// whatever the size of its records (docs/architecture.md, "Memory").
 const memoryTarget = 256 << 20
 
 // TestJobMemoryOfLongRecords runs the job on saved bodies of 1,050

@@ -19,15 +19,18 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
-// schemaTable reads the README table that follows heading: each column
+// schemaDoc is where the schema tables live.
+var schemaDoc = filepath.Join(repoRoot, "docs", "schema.md")
+
+// schemaTable reads the table of doc that follows heading: each column
 // named in backquotes in a row's first cell, with the row's type.
-func schemaTable(t *testing.T, readme, heading string) map[string]string {
+func schemaTable(t *testing.T, doc, heading string) map[string]string {
 	t.Helper()
-	i := strings.Index(readme, heading)
+	i := strings.Index(doc, heading)
 	if i < 0 {
-		t.Fatalf("README has no %q", heading)
+		t.Fatalf("%s has no %q", schemaDoc, heading)
 	}
-	rest := readme[i:]
+	rest := doc[i:]
 	start := strings.Index(rest, "| Column | Arrow type |")
 	if start < 0 {
 		t.Fatalf("no schema table after %q", heading)
@@ -50,34 +53,34 @@ func schemaTable(t *testing.T, readme, heading string) map[string]string {
 	return cols
 }
 
-// readmeType is how the README writes an Arrow type.
-func readmeType(dt arrow.DataType) string {
+// docType is how docs/schema.md writes an Arrow type.
+func docType(dt arrow.DataType) string {
 	if dt.ID() == arrow.STRING {
 		return "string"
 	}
 	return dt.String()
 }
 
-// The README's schema tables are the datasets' schemas: every column, in
-// no other, with its type.
-func TestReadmeSchemaTables(t *testing.T) {
-	data, err := os.ReadFile("../../README.md")
+// The schema tables of docs/schema.md are the datasets' schemas: every
+// column, in no other, with its type.
+func TestDocsSchemaTables(t *testing.T) {
+	data, err := os.ReadFile(schemaDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := string(data)
+	doc := string(data)
 	for heading, ds := range map[string]*spoc.Dataset{
-		"## Tidy schema": spoc.SPOC,
-		"### Organised smallholders (`SPOC_DATASET=osh`)": spoc.OSH,
+		"## Certified independent smallholders (`SPOC_DATASET=spoc`)": spoc.SPOC,
+		"## Organised smallholders (`SPOC_DATASET=osh`)":              spoc.OSH,
 	} {
-		table := schemaTable(t, readme, heading)
+		table := schemaTable(t, doc, heading)
 		for _, f := range ds.Schema().Fields() {
 			got, ok := table[f.Name]
 			switch {
 			case !ok:
 				t.Errorf("%s: no row for %s", heading, f.Name)
-			case got != readmeType(f.Type):
-				t.Errorf("%s: %s is %q, the schema says %q", heading, f.Name, got, readmeType(f.Type))
+			case got != docType(f.Type):
+				t.Errorf("%s: %s is %q, the schema says %q", heading, f.Name, got, docType(f.Type))
 			}
 			delete(table, f.Name)
 		}
