@@ -15,10 +15,10 @@ import (
 // The previous snapshot is read with arrow-go's column chunk readers, not
 // as Arrow record batches: a value is hashed where the decoder leaves it
 // (a string in the page or the dictionary), so reading a file allocates
-// little beyond its pages. Read through pqarrow, every batch copied each
-// string into freshly grown builders: 130 MB allocated per 131,072 rows,
-// and on a small machine the time went to zeroing and faulting in that
-// memory (BenchmarkReadBaseline).
+// little beyond its pages. Read through pqarrow, every batch would copy
+// each string into freshly grown builders, about 130 MB allocated per
+// 131,072 rows, and on a small machine the time goes to zeroing and
+// faulting in that memory (BenchmarkReadBaseline).
 
 // snapshotFile is a previous snapshot's Parquet file opened for reading,
 // with the leaf of each compared column (-1 for one the file lacks, read
