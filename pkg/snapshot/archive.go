@@ -51,8 +51,8 @@ func newRawArchive(ctx context.Context, store sink.Store, staging string) (*rawA
 	// Fastest level: compressing 200 MB takes tens of CPU seconds on a
 	// small machine even so, and this JSON still shrinks fivefold.
 	// The compressor writes a few hundred bytes at a time (its bit
-	// writer's buffer): unbuffered, that was 145,000 writes for a
-	// 36 MB archive, each a system call on local disk and a hand-over to
+	// writer's buffer): unbuffered, a 36 MB archive would take some
+	// 145,000 writes, each a system call on local disk and a hand-over to
 	// the upload goroutine on GCS.
 	out := bufio.NewWriterSize(obj, archiveWriteBuffer)
 	gz, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
