@@ -71,7 +71,8 @@ type ColumnStats struct {
 
 // NonNullShareOf is the share of rows with a value in a column of nulls
 // nulls over written rows (0 when there are none): the same figure as
-// ColumnStats.NonNullShare, for manifests written before it was.
+// ColumnStats.NonNullShare, computed from the counts so that a manifest
+// that does not record that share still gives it.
 func NonNullShareOf(nulls, written int64) float64 {
 	if written <= 0 {
 		return 0
