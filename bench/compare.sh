@@ -22,7 +22,7 @@
 #     against a day 1 published just before (not measured);
 #   - the same day 2 served gzip-compressed over loopback, as the upstream
 #     may send it: its archive is the received stream (306,000 only);
-# with the ratios to the baseline and the targets of issue 25 (each met or
+# with the ratios to the baseline and the project's targets (each met or
 # MISSED, from this one run, with the machine's load before and after), and checks
 # that the job's snapshot and DuckDB's exact-rules output hold the same
 # rows. Then it serves the body at 20 MB/s on loopback and times the job
@@ -198,7 +198,7 @@ for records in "${sizes[@]+"${sizes[@]}"}"; do
     }
     echo "The job's snapshot and DuckDB's exact-rules output hold the same rows: $same."
     echo
-    echo "Targets (issue 25), against the typed query:"
+    echo "Targets, against the typed query:"
     echo "- core CPU at most 0.35x: $(verdict "$(awk -v a="$cc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.35) ($(ratio "$cc" "$dc"))"
     echo "- core wall at most 0.4x: $(verdict "$(awk -v a="$cw" -v b="$dw" 'BEGIN{print a/b}')" '<=' 0.4) ($(ratio "$cw" "$dw"))"
     echo "- default (day 2) CPU at most 0.6x: $(verdict "$(awk -v a="$fc" -v b="$dc" 'BEGIN{print a/b}')" '<=' 0.6) ($(ratio "$fc" "$dc"))"
