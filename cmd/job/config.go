@@ -19,10 +19,10 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // Config is every setting of the job. Each is an environment variable with

@@ -16,9 +16,9 @@ import (
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 

@@ -15,9 +15,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // attempt is one try at publishing the day: open the source, stream it

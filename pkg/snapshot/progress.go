@@ -3,7 +3,7 @@ package snapshot
 import (
 	"sync/atomic"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 )
 
 // Progress is a live view of a run for a progress bar or a periodic log

@@ -129,9 +129,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 // Object names inside a day's folder.

@@ -16,9 +16,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")

@@ -13,7 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/calee-data/mspo-spoc/internal/jsonscan"
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 )
 
 // Defaults of the decoder's options.

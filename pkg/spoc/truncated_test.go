@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 

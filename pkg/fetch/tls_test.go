@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 )
 
 // TestRedactURL: user information and the value of every query

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 )
 
 // TestSavedBodyErrors: a saved body that is cut or corrupt is a

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
-	"github.com/calee-data/mspo-spoc/pkg/spoc/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
