@@ -12,6 +12,8 @@ import (
 	"io"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/calee-data/mspo-spoc/internal/failure"
 )
 
 // Scanner is a pull tokenizer for JSON over an io.Reader. It keeps one
@@ -41,8 +43,8 @@ const (
 	maxSkipDepth = 512
 )
 
-// Errors of the limits. Each names its failure kind ("too_large") for
-// fetch.Classify, which reads it through FailureKind.
+// Errors of the limits. Each names its failure kind (failure.TooLarge)
+// for fetch.Classify, which reads it through FailureKind.
 var (
 	// ErrInputTooLarge means the input went past maxInput bytes.
 	ErrInputTooLarge error = &limitError{"response body too large"}
@@ -56,8 +58,8 @@ type limitError struct{ msg string }
 
 func (e *limitError) Error() string { return e.msg }
 
-// FailureKind is fetch.FailureTooLarge.
-func (e *limitError) FailureKind() string { return "too_large" }
+// FailureKind is failure.TooLarge.
+func (e *limitError) FailureKind() string { return failure.TooLarge }
 
 // SyntaxError is malformed or truncated JSON.
 type SyntaxError struct {
@@ -70,13 +72,13 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
 }
 
-// FailureKind is fetch.FailureReset for an input that ended early
-// (another attempt may get all of it), fetch.FailureBadJSON otherwise.
+// FailureKind is failure.Reset for an input that ended early (another
+// attempt may get all of it), failure.BadJSON otherwise.
 func (e *SyntaxError) FailureKind() string {
 	if e.Truncated {
-		return "reset"
+		return failure.Reset
 	}
-	return "bad_json"
+	return failure.BadJSON
 }
 
 // New returns a Scanner of r that fails past maxInput bytes of input or

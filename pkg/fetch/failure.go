@@ -9,28 +9,30 @@ import (
 	"net"
 	"net/http"
 	"syscall"
+
+	"github.com/calee-data/mspo-spoc/internal/failure"
 )
 
-// Failure kinds, the Kind of a Failure. They are few and fixed, so they
-// can label metrics without growing their cardinality.
+// Failure kinds, the Kind of a Failure: the kinds of package failure,
+// which the decoder's errors name too (KindedError).
 const (
-	FailureHTTP4xx    = "http_4xx"
-	FailureHTTP429    = "http_429"
-	FailureHTTP5xx    = "http_5xx"
-	FailureNotJSON    = "not_json"    // a 2xx page that is not JSON
-	FailureTimeout    = "timeout"     // a connect, first-byte or stall timeout, or the run's deadline
-	FailureReset      = "reset"       // the connection was reset or the body cut off, JSON incomplete
-	FailureRefused    = "refused"     // nothing listened
-	FailureTLS        = "tls"         // the certificate did not verify
-	FailureTransport  = "transport"   // any other network failure
-	FailureBadJSON    = "bad_json"    // malformed JSON
-	FailureTooLarge   = "too_large"   // past the decoder's body or value limit
-	FailureNoResults  = "no_results"  // valid JSON without data.results
-	FailureCanceled   = "canceled"    // the run was cancelled (SIGTERM)
-	FailureNotFound   = "not_found"   // a source file that does not exist
-	FailureBadBody    = "bad_body"    // a saved body cut or corrupt (a *BodyError)
-	FailureRedirect   = "redirect"    // a redirect refused: out of http(s) or https, to an address out of bounds, or too many
-	FailureOtherError = "other_error" // anything else, such as a failed write
+	FailureHTTP4xx    = failure.HTTP4xx
+	FailureHTTP429    = failure.HTTP429
+	FailureHTTP5xx    = failure.HTTP5xx
+	FailureNotJSON    = failure.NotJSON
+	FailureTimeout    = failure.Timeout
+	FailureReset      = failure.Reset
+	FailureRefused    = failure.Refused
+	FailureTLS        = failure.TLS
+	FailureTransport  = failure.Transport
+	FailureBadJSON    = failure.BadJSON
+	FailureTooLarge   = failure.TooLarge
+	FailureNoResults  = failure.NoResults
+	FailureCanceled   = failure.Canceled
+	FailureNotFound   = failure.NotFound
+	FailureBadBody    = failure.BadBody
+	FailureRedirect   = failure.Redirect
+	FailureOtherError = failure.OtherError
 )
 
 // KindedError is an error that knows its failure kind: those of the

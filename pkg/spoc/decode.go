@@ -12,8 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/calee-data/mspo-spoc/internal/failure"
 	"github.com/calee-data/mspo-spoc/internal/jsonscan"
-	"github.com/calee-data/mspo-spoc/pkg/fetch"
 )
 
 // Defaults of the decoder's options.
@@ -56,10 +56,10 @@ var (
 	ErrValueTooLong = jsonscan.ErrValueTooLong
 	// ErrNoResults means the body is valid JSON but has no records array
 	// where the dataset has it (data.results for SPOC).
-	ErrNoResults error = &decodeError{"no records array in the body", fetch.FailureNoResults}
+	ErrNoResults error = &decodeError{"no records array in the body", failure.NoResults}
 	// ErrTooManyRecords means the records array holds more elements than
 	// the record cap (WithMaxRecords).
-	ErrTooManyRecords error = &decodeError{"too many records", fetch.FailureTooLarge}
+	ErrTooManyRecords error = &decodeError{"too many records", failure.TooLarge}
 )
 
 // decodeError is a sentinel error of the decoder that knows its failure

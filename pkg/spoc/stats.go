@@ -99,7 +99,10 @@ func (s Stats) DroppedPercent() float64 {
 	return 100 * float64(s.RecordsDropped) / float64(s.RecordsRead)
 }
 
-// Reasons a record is dropped.
+// Reasons a record is dropped: the keys of Stats.DroppedByReason and the
+// reason label of the dropped-records metric. They are not failure kinds
+// (a dropped record does not fail the run), though DropTooLarge reads
+// the same as a body past its limit.
 const (
 	DropMissingID   = "missing_id"
 	DropNullID      = "null_id"
