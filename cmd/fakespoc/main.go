@@ -15,12 +15,16 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
@@ -64,7 +68,11 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		if _, err := spoctest.Generate(f, o.gen()); err != nil {
+		gen, err := o.gen()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := spoctest.Generate(f, gen); err != nil {
 			log.Fatal(err)
 		}
 		if err := f.Close(); err != nil {
@@ -95,15 +103,23 @@ func main() {
 }
 
 // gen is the generator's options for o.
-func (o *options) gen() spoctest.GenOptions {
-	return spoctest.GenOptions{Records: o.records, Seed: o.seed, NextDay: o.next, Dataset: o.dataset}
+func (o *options) gen() (spoctest.GenOptions, error) {
+	ds, ok := spoc.Datasets()[o.dataset]
+	if !ok {
+		return spoctest.GenOptions{}, fmt.Errorf("-dataset %q: no such list (%s)", o.dataset, strings.Join(slices.Sorted(maps.Keys(spoc.Datasets())), ", "))
+	}
+	return spoctest.GenOptions{Records: o.records, Seed: o.seed, NextDay: o.next, Dataset: ds}, nil
 }
 
 // serverOptions are the fake upstream's options for o. A next day's body
 // is generated once, into memory, as the server's generator makes only
 // a first day's.
 func serverOptions(o *options) ([]spoctest.Option, error) {
-	opts := []spoctest.Option{spoctest.WithRecords(o.records), spoctest.WithSeed(o.seed), spoctest.WithDataset(o.dataset), spoctest.WithContentLength()}
+	gen, err := o.gen()
+	if err != nil {
+		return nil, err
+	}
+	opts := []spoctest.Option{spoctest.WithRecords(gen.Records), spoctest.WithSeed(gen.Seed), spoctest.WithDataset(gen.Dataset), spoctest.WithContentLength()}
 	switch {
 	case o.bodyFile != "" && o.next != (spoctest.Changes{}):
 		return nil, errors.New("-body serves a file as it is: the next day's flags do not apply to it")
@@ -117,7 +133,7 @@ func serverOptions(o *options) ([]spoctest.Option, error) {
 		opts = append(opts, spoctest.WithBody(body))
 	case o.next != (spoctest.Changes{}):
 		var body bytes.Buffer
-		if _, err := spoctest.Generate(&body, o.gen()); err != nil {
+		if _, err := spoctest.Generate(&body, gen); err != nil {
 			return nil, err
 		}
 		opts = append(opts, spoctest.WithBody(body.Bytes()))

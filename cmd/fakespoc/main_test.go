@@ -28,8 +28,12 @@ func TestNextDayFlags(t *testing.T) {
 			t.Errorf("-help does not show %s:\n%s", f, help.String())
 		}
 	}
+	gen, err := o.gen()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var written bytes.Buffer
-	if _, err := spoctest.Generate(&written, o.gen()); err != nil {
+	if _, err := spoctest.Generate(&written, gen); err != nil {
 		t.Fatal(err)
 	}
 	opts, err := serverOptions(o)

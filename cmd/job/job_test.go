@@ -513,12 +513,12 @@ func TestJobRecordsFellNamesTheSettings(t *testing.T) {
 func TestJobRefusesARenamedField(t *testing.T) {
 	for _, dataset := range []string{"spoc", "osh"} {
 		t.Run(dataset, func(t *testing.T) {
+			ds := spoc.Datasets()[dataset]
 			var day1, day2 bytes.Buffer
-			spoctest.Generate(&day1, spoctest.GenOptions{Dataset: dataset, Records: 800, Seed: 1})
-			spoctest.Generate(&day2, spoctest.GenOptions{Dataset: dataset, Records: 800, Seed: 2})
+			spoctest.Generate(&day1, spoctest.GenOptions{Dataset: ds, Records: 800, Seed: 1})
+			spoctest.Generate(&day2, spoctest.GenOptions{Dataset: ds, Records: 800, Seed: 2})
 			renamed := bytes.ReplaceAll(day2.Bytes(), []byte(`"cert_status":`), []byte(`"certStatus":`))
 			out := t.TempDir()
-			ds := spoc.Datasets()[dataset]
 			run := func(body []byte, date string, extra map[string]string) (int, string) {
 				up := spoctest.NewServer(spoctest.WithBody(body))
 				defer up.Close()

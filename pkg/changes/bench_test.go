@@ -28,7 +28,7 @@ func generatedDay(records int) ([]arrow.RecordBatch, []byte, error) {
 // generatedDayOf is generatedDay for any dataset and generator options.
 func generatedDayOf(ds *spoc.Dataset, opts spoctest.GenOptions) ([]arrow.RecordBatch, []byte, error) {
 	var body bytes.Buffer
-	opts.Dataset = ds.Name
+	opts.Dataset = ds
 	if _, err := spoctest.Generate(&body, opts); err != nil {
 		return nil, nil, err
 	}

@@ -110,7 +110,7 @@ func TestWrongDatasetBodyPublishesNothing(t *testing.T) {
 func generatedOSH(t *testing.T, n int, seed uint64) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if _, err := spoctest.Generate(&b, spoctest.GenOptions{Records: n, Seed: seed, Dataset: "osh"}); err != nil {
+	if _, err := spoctest.Generate(&b, spoctest.GenOptions{Records: n, Seed: seed, Dataset: spoc.OSH}); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

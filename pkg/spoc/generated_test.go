@@ -2,15 +2,16 @@ package spoc_test
 
 import (
 	"bytes"
+	"cmp"
+	"reflect"
 	"testing"
 
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
-// CheckPlanted compares a decoder's statistics with what the generator
-// planted. Exported to the tests of this module through spoctest would
-// make spoctest depend on spoc, so each test package keeps this small copy.
+// checkPlanted compares a decoder's statistics with what the generator
+// planted.
 func checkPlanted(t *testing.T, ds *spoc.Dataset, st spoc.Stats, p spoctest.Planted) {
 	t.Helper()
 	if st.RecordsRead != int64(p.Records) || st.RecordsDropped != int64(p.Dropped) || st.RecordsWritten != int64(p.Records-p.Dropped) {
@@ -60,13 +61,10 @@ func TestDecodeGeneratedBody(t *testing.T) {
 	for _, opts := range []spoctest.GenOptions{
 		{Records: 50_000, Seed: 1},
 		{Records: 30_000, Seed: 7, DropEvery: 500},
-		{Records: 30_000, Seed: 3, Dataset: "osh"},
-		{Records: 25_000, Seed: 9, DropEvery: 700, Dataset: "osh"},
+		{Records: 30_000, Seed: 3, Dataset: spoc.OSH},
+		{Records: 25_000, Seed: 9, DropEvery: 700, Dataset: spoc.OSH},
 	} {
-		ds := spoc.SPOC
-		if opts.Dataset == "osh" {
-			ds = spoc.OSH
-		}
+		ds := cmp.Or(opts.Dataset, spoc.SPOC)
 		var buf bytes.Buffer
 		planted, err := spoctest.Generate(&buf, opts)
 		if err != nil {
@@ -97,5 +95,36 @@ func TestDecodeGeneratedBody(t *testing.T) {
 			t.Errorf("sum of ids %d, planted %d", idSum, planted.IDSum)
 		}
 		checkPlanted(t, ds, st, planted)
+	}
+}
+
+// TestReusedBuffersDecodeTheSame decodes one body in one batch and in
+// many small ones, where every batch after the first is built in the
+// buffers of released ones: the rows must be the same.
+func TestReusedBuffersDecodeTheSame(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := spoctest.Generate(&buf, spoctest.GenOptions{Records: 5000, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	whole, _, err := spoc.DecodeAll(t, bytes.NewReader(buf.Bytes()), spoc.WithBatchSize(5000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pieces, _, err := spoc.DecodeAll(t, bytes.NewReader(buf.Bytes()), spoc.WithBatchSize(333))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range min(len(whole), len(pieces)) {
+		if !reflect.DeepEqual(whole[i], pieces[i]) {
+			for k, v := range whole[i] {
+				if !reflect.DeepEqual(v, pieces[i][k]) {
+					t.Errorf("row %d column %s: %#v in one batch, %#v in small ones", i, k, v, pieces[i][k])
+				}
+			}
+			break
+		}
+	}
+	if len(whole) < 4900 || !reflect.DeepEqual(whole, pieces) {
+		t.Fatalf("%d rows in one batch, %d in batches of 333, or their values differ", len(whole), len(pieces))
 	}
 }

@@ -1,14 +1,10 @@
 package spoc
 
 import (
-	"bytes"
-	"reflect"
 	"testing"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
-
-	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
 func TestRecyclerReusesClearedBuffers(t *testing.T) {
@@ -60,35 +56,4 @@ func TestRecyclerKeepsAtMostMaxIdle(t *testing.T) {
 	late := r.Allocate(64)
 	r.Free(late) // after close: straight back to mem
 	mem.AssertSize(t, 0)
-}
-
-// TestReusedBuffersDecodeTheSame decodes one body in one batch and in
-// many small ones, where every batch after the first is built in the
-// buffers of released ones: the rows must be the same.
-func TestReusedBuffersDecodeTheSame(t *testing.T) {
-	var buf bytes.Buffer
-	if _, err := spoctest.Generate(&buf, spoctest.GenOptions{Records: 5000, Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
-	whole, _, err := decodeAll(t, bytes.NewReader(buf.Bytes()), WithBatchSize(5000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pieces, _, err := decodeAll(t, bytes.NewReader(buf.Bytes()), WithBatchSize(333))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range min(len(whole), len(pieces)) {
-		if !reflect.DeepEqual(whole[i], pieces[i]) {
-			for k, v := range whole[i] {
-				if !reflect.DeepEqual(v, pieces[i][k]) {
-					t.Errorf("row %d column %s: %#v in one batch, %#v in small ones", i, k, v, pieces[i][k])
-				}
-			}
-			break
-		}
-	}
-	if len(whole) < 4900 || !reflect.DeepEqual(whole, pieces) {
-		t.Fatalf("%d rows in one batch, %d in batches of 333, or their values differ", len(whole), len(pieces))
-	}
 }

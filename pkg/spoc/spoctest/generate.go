@@ -3,21 +3,26 @@ package spoctest
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // GenOptions configures Generate.
 type GenOptions struct {
-	// Dataset is the upstream list the body imitates: "spoc" (the
-	// default: records under data.results) or "osh", the organised
-	// smallholders (records under data.data, with entity_code and
-	// without the mukim, zone, spoc_code, record_status, deleted and
-	// geolocation fields).
-	Dataset string
-	Records int    // elements of data.results
+	// Dataset is the list the body imitates (default spoc.SPOC): its
+	// records are where its Records path says and hold the fields it
+	// declares (see Generate), so that spoc.OSH's are under data.data,
+	// with entity_code and without the mukim, zone, spoc_code,
+	// record_status, deleted and geolocation fields.
+	Dataset *spoc.Dataset
+	Records int    // elements of the records array
 	Seed    uint64 // the same seed gives the same body, byte for byte
 	// DropEvery, when above zero, makes every DropEvery-th record lack
 	// its entity_smallholder_id (the job drops such records).
@@ -63,7 +68,7 @@ type Changes struct {
 // Planted is what a generated body holds, counted while it was written,
 // so that tests can check the decoder's statistics against it.
 type Planted struct {
-	Records int // elements of data.results, dropped ones included
+	Records int // elements of the records array, dropped ones included
 	// Dropped counts records without an id (see GenOptions.DropEvery).
 	Dropped int
 	// Nulls counts, per tidy column, the JSON nulls and missing fields in
@@ -95,7 +100,20 @@ func (p *Planted) invalid(column, reason string) {
 // all four certification statuses, deleted records, a few ids repeated,
 // and a few unparseable dates. It streams: memory does not depend on
 // opts.Records.
+//
+// The generator makes the records of SPOC's upstream; another dataset's
+// keep the fields it declares, in the same order, and Planted counts its
+// columns only. Of the fields a dataset may declare that SPOC does not,
+// the generator makes entity_code; any other is an error.
 func Generate(w io.Writer, opts GenOptions) (Planted, error) {
+	ds := opts.Dataset
+	if ds == nil {
+		ds = spoc.SPOC
+	}
+	shape, err := shapeOf(ds)
+	if err != nil {
+		return Planted{}, err
+	}
 	g := &generator{
 		rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)),
 		p: Planted{
@@ -106,12 +124,7 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 		opts: opts,
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	osh := opts.Dataset == "osh"
-	if osh {
-		bw.WriteString(`{"status":true,"message":"OK","data":{"page":1,"page_size":10,"data":[`)
-	} else {
-		bw.WriteString(`{"status":"success","message":"OK","data":{"page_size":"10","results":[`)
-	}
+	bw.WriteString(shape.head)
 	var buf []byte
 	written := 0
 	for i := range opts.Records + opts.NextDay.Added {
@@ -127,8 +140,8 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 		if every(opts.Long.Every, i) {
 			buf = append(buf[:start], g.lengthen(buf[start:])...)
 		}
-		if osh {
-			buf = append(buf[:start], oshRecord(buf[start:])...)
+		if shape.reshapes() {
+			buf = append(buf[:start], shape.record(buf[start:])...)
 		}
 		if removed {
 			continue
@@ -139,29 +152,96 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 		}
 	}
 	bw.WriteString(`],"total":` + strconv.Itoa(written) + `}}`)
-	if osh {
-		for _, col := range oshLacks {
-			delete(g.p.Nulls, col)
-			delete(g.p.Invalid, col)
-		}
-		g.p.Deleted = 0
-	}
+	shape.planted(&g.p)
 	return g.p, bw.Flush()
 }
 
-// The OSH list's records lack these SPOC columns, and its upstream
-// does not send these fields.
-var (
-	oshLacks = []string{"mukim_id", "mukim", "zone_id", "zone", "spoc_code", "record_status", "deleted"}
-	oshSkips = map[string]bool{"mukimId": true, "mukim": true, "zoneId": true, "zone": true, "spoc_code": true,
-		"record_status": true, "deleted": true, "geolocation": true}
-)
+// envelope is what a list's upstream sends around the records array and
+// its Dataset does not say: the value of "status" and the page fields
+// before the array.
+type envelope struct{ status, page string }
 
-// oshRecord reshapes a generated SPOC record as the OSH upstream sends
-// one: the fields it lacks left out, entity_code after the id (from the
-// id, as "ORS" and five digits). The record is the generator's own
-// output: an object of scalar values.
-func oshRecord(rec []byte) []byte {
+// envelopes are the lists' envelopes; a dataset without one gets SPOC's.
+var envelopes = map[*spoc.Dataset]envelope{
+	spoc.SPOC: {status: `"success"`, page: `"page_size":"10"`},
+	spoc.OSH:  {status: `true`, page: `"page":1,"page_size":10`},
+}
+
+// entityCode is the field the generator makes, after the id, for a
+// dataset that declares it (OSH): "ORS" and the id's last five digits.
+const entityCode = "entity_code"
+
+// shape is how a dataset's body differs from the generated SPOC one.
+type shape struct {
+	head       string          // the body up to the first record
+	skip       map[string]bool // fields SPOC's upstream sends and the dataset does not declare
+	entityCode bool
+	columns    map[string]bool // the dataset's tidy columns
+	deleted    bool            // the dataset has a RoleDeleted column
+}
+
+// shapeOf is ds's shape: its envelope and records path, and the fields
+// it declares (its columns' and Dropped) compared with SPOC's.
+func shapeOf(ds *spoc.Dataset) (shape, error) {
+	want := declared(ds)
+	env, ok := envelopes[ds]
+	if !ok {
+		env = envelopes[spoc.SPOC]
+	}
+	s := shape{
+		head:       `{"status":` + env.status + `,"message":"OK","` + ds.Records[0] + `":{` + env.page + `,"` + ds.Records[1] + `":[`,
+		skip:       map[string]bool{},
+		entityCode: want[entityCode],
+		columns:    map[string]bool{},
+	}
+	for f := range declared(spoc.SPOC) {
+		if !want[f] {
+			s.skip[f] = true
+		}
+		delete(want, f)
+	}
+	delete(want, entityCode)
+	if len(want) > 0 {
+		return shape{}, fmt.Errorf("spoctest: dataset %q declares fields the generator does not make: %q", ds.Name, slices.Sorted(maps.Keys(want)))
+	}
+	for _, c := range ds.Columns {
+		s.columns[c.Name] = true
+		s.deleted = s.deleted || c.Role == spoc.RoleDeleted
+	}
+	return s, nil
+}
+
+// declared is the set of JSON fields ds declares.
+func declared(ds *spoc.Dataset) map[string]bool {
+	fields := map[string]bool{}
+	for _, c := range ds.Columns {
+		if c.JSON != "" {
+			fields[c.JSON] = true
+		}
+	}
+	for _, f := range ds.Dropped {
+		fields[f] = true
+	}
+	return fields
+}
+
+// reshapes says whether the dataset's records are not SPOC's.
+func (s shape) reshapes() bool { return len(s.skip) > 0 || s.entityCode }
+
+// planted leaves out of p what the dataset has no column for.
+func (s shape) planted(p *Planted) {
+	maps.DeleteFunc(p.Nulls, func(col string, _ int) bool { return !s.columns[col] })
+	maps.DeleteFunc(p.Invalid, func(col string, _ map[string]int) bool { return !s.columns[col] })
+	if !s.deleted {
+		p.Deleted = 0
+	}
+}
+
+// record reshapes a generated SPOC record as the dataset's upstream
+// sends one: the fields it does not declare left out, entity_code after
+// the id if it declares it. The record is the generator's own output: an
+// object of scalar values.
+func (s shape) record(rec []byte) []byte {
 	out := []byte{'{'}
 	i := 1
 	for i < len(rec) && rec[i] != '}' {
@@ -181,13 +261,13 @@ func oshRecord(rec []byte) []byte {
 				end++
 			}
 		}
-		if !oshSkips[key] {
+		if !s.skip[key] {
 			if len(out) > 1 {
 				out = append(out, ',')
 			}
 			out = append(out, rec[i:end]...)
-			if key == "entity_smallholder_id" {
-				out = append(out, `,"entity_code":"ORS`...)
+			if s.entityCode && key == "entity_smallholder_id" {
+				out = append(out, `,"`+entityCode+`":"ORS`...)
 				out = append(out, rec[max(v, end-5):end]...)
 				out = append(out, '"')
 			}

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // Option configures a Server.
@@ -46,9 +48,9 @@ func WithRecords(n int) Option { return func(c *config) { c.gen.Records = n } }
 // WithSeed sets the generator's seed (default 1).
 func WithSeed(seed uint64) Option { return func(c *config) { c.gen.Seed = seed } }
 
-// WithDataset makes the generated body that of another upstream list
-// (see GenOptions.Dataset): "osh".
-func WithDataset(name string) Option { return func(c *config) { c.gen.Dataset = name } }
+// WithDataset makes the generated body that of another list, such as
+// spoc.OSH (see GenOptions.Dataset).
+func WithDataset(ds *spoc.Dataset) Option { return func(c *config) { c.gen.Dataset = ds } }
 
 // WithDropEvery makes every n-th generated record lack its id.
 func WithDropEvery(n int) Option { return func(c *config) { c.gen.DropEvery = n } }
@@ -107,7 +109,8 @@ type Handler struct {
 }
 
 // NewHandler returns the fake endpoint as an http.Handler, for a server
-// of the caller's (cmd/fakespoc); tests use NewServer.
+// of the caller's (cmd/fakespoc); tests use NewServer. It panics if the
+// body is to be generated for a dataset Generate cannot imitate.
 func NewHandler(opts ...Option) *Handler {
 	h := &Handler{cfg: config{gen: GenOptions{Records: 1000, Seed: 1}}}
 	for _, o := range opts {
@@ -117,8 +120,11 @@ func NewHandler(opts ...Option) *Handler {
 		// A dry run tells what the body holds and its size; the body is
 		// generated again, identically, for every request.
 		var n countingWriter
-		h.planted, _ = Generate(&n, h.cfg.gen)
-		h.size = int64(n)
+		planted, err := Generate(&n, h.cfg.gen)
+		if err != nil {
+			panic(err) // a dataset the generator cannot imitate
+		}
+		h.planted, h.size = planted, int64(n)
 	} else {
 		h.size = int64(len(h.cfg.body))
 	}

@@ -1,0 +1,64 @@
+package spoctest_test
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
+)
+
+// Generate imitates a list from its Dataset: a dataset that declares
+// some of SPOC's fields gets those only, under its records path, and the
+// counts of its columns only; one that declares a field the generator
+// does not make is refused.
+func TestGenerateFollowsTheDataset(t *testing.T) {
+	dataset := func(t *testing.T, second spoc.Column) *spoc.Dataset {
+		t.Helper()
+		ds, err := spoc.NewDataset(spoc.Dataset{Name: "few", Object: "few", Floor: 1, Records: [2]string{"data", "items"},
+			Columns: []spoc.Column{{JSON: "entity_smallholder_id", Name: "id", Kind: spoc.KindKey}, second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+
+	t.Run("fewer fields", func(t *testing.T) {
+		ds := dataset(t, spoc.Column{JSON: "daerah", Name: "daerah"})
+		var body bytes.Buffer
+		planted, err := spoctest.Generate(&body, spoctest.GenOptions{Dataset: ds, Records: 2000, Seed: 5, DropEvery: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(body.String(), `"items":[{"entity_smallholder_id":70000,"daerah":`) {
+			t.Errorf("the body does not start with the dataset's records and fields: %.120s", body.String())
+		}
+		dec := spoc.NewDecoder(&body, spoc.WithDataset(ds))
+		for dec.Next() {
+		}
+		if err := dec.Err(); err != nil {
+			t.Fatal(err)
+		}
+		st := dec.Stats()
+		if st.RecordsRead != int64(planted.Records) || st.RecordsDropped != int64(planted.Dropped) || planted.Dropped == 0 {
+			t.Errorf("read %d, dropped %d; planted %d records, %d without id", st.RecordsRead, st.RecordsDropped, planted.Records, planted.Dropped)
+		}
+		if len(st.UndeclaredFields) != 0 || len(st.MissingFields) != 0 {
+			t.Errorf("undeclared fields %+v, missing %v; want none", st.UndeclaredFields, st.MissingFields)
+		}
+		if len(planted.Nulls) != 1 || planted.Nulls["daerah"] == 0 || st.Columns["daerah"].Nulls != int64(planted.Nulls["daerah"]) ||
+			len(planted.Invalid) != 0 || planted.Deleted != 0 {
+			t.Errorf("planted nulls %v, invalid %v, deleted %d; the decoder counts %d null daerah",
+				planted.Nulls, planted.Invalid, planted.Deleted, st.Columns["daerah"].Nulls)
+		}
+	})
+
+	t.Run("a field it does not make", func(t *testing.T) {
+		ds := dataset(t, spoc.Column{JSON: "colour", Name: "colour"})
+		if _, err := spoctest.Generate(io.Discard, spoctest.GenOptions{Dataset: ds, Records: 10}); err == nil || !strings.Contains(err.Error(), "colour") {
+			t.Errorf("Generate: %v, want an error naming colour", err)
+		}
+	})
+}
