@@ -67,9 +67,10 @@ type Column struct {
 	// Coordinate marks the GPS columns, whose low bytes are close to
 	// random (see CoordinateColumns).
 	Coordinate bool
-	// Role gives the column a part in the statistics: the licence number
+	// Role gives the column a part in the statistics (the licence number
 	// whose repeats are counted, the status counted by value, the
-	// soft-delete flag.
+	// soft-delete flag) or in the change table, which holds the status,
+	// the certified area and the update time of a plot before and after.
 	Role Role
 }
 
@@ -88,16 +89,28 @@ const (
 	KindTimestamp             // timestamp[us, UTC] from RFC 3339
 )
 
-// Role is a column's part in the statistics.
+// Role is a column's part in the statistics and the change table.
 type Role uint8
 
-// Roles of a column.
+// Roles of a column. A dataset gives each to one column at most, of the
+// kind the role names (KindString for RoleStatus, say).
 const (
-	RoleNone    Role = iota
-	RoleLicence      // counted for licence numbers held by several plots
-	RoleStatus       // counted by value (Stats.RecordsByCertStatus)
-	RoleDeleted      // true counts as a soft-deleted record
+	RoleNone          Role = iota
+	RoleLicence            // counted for licence numbers held by several plots
+	RoleStatus             // counted by value (Stats.RecordsByCertStatus); before and after in the change table, with its transitions
+	RoleDeleted            // true counts as a soft-deleted record
+	RoleCertifiedArea      // the area certified: before and after in the change table
+	RoleUpdateTime         // when the upstream last changed the record: before and after in the change table
 )
+
+// roleKinds is the kind of column each role needs.
+var roleKinds = map[Role]Kind{
+	RoleLicence:       KindString,
+	RoleStatus:        KindString,
+	RoleDeleted:       KindBool,
+	RoleCertifiedArea: KindFloat,
+	RoleUpdateTime:    KindTimestamp,
+}
 
 // keyColumn is every dataset's first column: the key.
 const keyColumn = 0
@@ -215,7 +228,7 @@ func (k Kind) arrowType() arrow.DataType {
 
 // NewDataset checks d and returns it ready for decoding: the key first
 // and only there, names and JSON fields unique, at most one column of
-// each role.
+// each role, and that of the kind the role needs.
 func NewDataset(d Dataset) (*Dataset, error) {
 	bad := func(format string, args ...any) (*Dataset, error) {
 		return nil, fmt.Errorf("dataset %q: %s", d.Name, fmt.Sprintf(format, args...))
@@ -232,6 +245,7 @@ func NewDataset(d Dataset) (*Dataset, error) {
 	d.fields = map[string]int{}
 	d.roles = roleColumns{-1, -1, -1}
 	names := map[string]bool{}
+	roles := map[Role]bool{}
 	fields := make([]arrow.Field, len(d.Columns))
 	for i, c := range d.Columns {
 		switch {
@@ -243,8 +257,13 @@ func NewDataset(d Dataset) (*Dataset, error) {
 			// Parquet writes booleans bit-packed; the writer ignores a
 			// dictionary for them.
 			return bad("column %s: a bool column is never dictionary-encoded", c.Name)
+		case c.Role != RoleNone && roles[c.Role]:
+			return bad("two columns with one role")
+		case c.Role != RoleNone && roleKinds[c.Role] != c.Kind:
+			return bad("column %s: its role needs another kind of column", c.Name)
 		}
 		names[c.Name] = true
+		roles[c.Role] = true
 		if c.JSON != "" {
 			if _, dup := d.fields[c.JSON]; dup {
 				return bad("JSON field %q feeds two columns", c.JSON)
@@ -255,13 +274,13 @@ func NewDataset(d Dataset) (*Dataset, error) {
 			d.fields[c.JSON] = i
 		}
 		d.kinds = append(d.kinds, c.Kind)
-		for role, at := range map[Role]*int{RoleLicence: &d.roles.licence, RoleStatus: &d.roles.status, RoleDeleted: &d.roles.deleted} {
-			if c.Role == role {
-				if *at >= 0 {
-					return bad("two columns with one role")
-				}
-				*at = i
-			}
+		switch c.Role {
+		case RoleLicence:
+			d.roles.licence = i
+		case RoleStatus:
+			d.roles.status = i
+		case RoleDeleted:
+			d.roles.deleted = i
 		}
 		fields[i] = arrow.Field{Name: c.Name, Type: c.Kind.arrowType(), Nullable: c.Kind != KindKey}
 	}
@@ -296,6 +315,16 @@ func (d *Dataset) RecordsPath() string { return strings.Join(d.Records[:], ".") 
 // DictionaryColumns names the columns marked Dictionary.
 func (d *Dataset) DictionaryColumns() []string {
 	return d.namesWhere(func(c Column) bool { return c.Dictionary })
+}
+
+// ColumnWithRole is the column that has role r, if one has.
+func (d *Dataset) ColumnWithRole(r Role) (Column, bool) {
+	for _, c := range d.Columns {
+		if c.Role == r && r != RoleNone {
+			return c, true
+		}
+	}
+	return Column{}, false
 }
 
 // CoordinateColumns names the columns marked Coordinate.

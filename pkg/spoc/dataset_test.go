@@ -67,6 +67,8 @@ func TestNewDatasetChecks(t *testing.T) {
 		{"a repeated name", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "a", Name: "id"}}}, "repeated name"},
 		{"one field, two columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "id", Name: "id2"}}}, "feeds two columns"},
 		{"two status columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "s", Name: "s", Role: RoleStatus}, {JSON: "t", Name: "t", Role: RoleStatus}}}, "two columns with one role"},
+		{"an update time that is text", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "u", Name: "u", Role: RoleUpdateTime}}}, "its role needs another kind"},
+		{"two certified areas", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "a", Name: "a", Kind: KindFloat, Role: RoleCertifiedArea}, {JSON: "b", Name: "b", Kind: KindFloat, Role: RoleCertifiedArea}}}, "two columns with one role"},
 		{"no records path", Dataset{Name: "x", Object: "x", Columns: []Column{key}}, "records path"},
 		{"a bool dictionary", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "b", Name: "b", Kind: KindBool, Dictionary: true}}}, "never dictionary-encoded"},
 		{"a dropped field that is a column's", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key}, Dropped: []string{"id"}}, "declared twice"},
@@ -152,4 +154,19 @@ func (d *Dataset) column(key []byte) (col int, known bool) {
 		return d.lookup[slot].col, true
 	}
 	return 0, false
+}
+
+// Each list gives its roles to the columns the statistics and the change
+// table read; OSH has no soft-delete flag, and no column has RoleNone as
+// a role.
+func TestColumnWithRole(t *testing.T) {
+	for _, ds := range []*Dataset{SPOC, OSH} {
+		for role, want := range map[Role]string{RoleLicence: "mpob_no", RoleStatus: "cert_status", RoleCertifiedArea: "certified_area",
+			RoleUpdateTime: "updated_at", RoleDeleted: map[*Dataset]string{SPOC: "deleted", OSH: ""}[ds], RoleNone: ""} {
+			c, ok := ds.ColumnWithRole(role)
+			if ok != (want != "") || c.Name != want {
+				t.Errorf("%s: role %d is column %q (%v), want %q", ds.Name, role, c.Name, ok, want)
+			}
+		}
+	}
 }

@@ -24,7 +24,7 @@ var OSH = mustDataset(Dataset{
 		{JSON: "mpob_no", Name: "mpob_no", Role: RoleLicence},
 		{JSON: "name", Name: "name", Dictionary: true},
 		{JSON: "planted_area", Name: "planted_area", Kind: KindFloat},
-		{JSON: "certified_area", Name: "certified_area", Kind: KindFloat},
+		{JSON: "certified_area", Name: "certified_area", Kind: KindFloat, Role: RoleCertifiedArea},
 		{JSON: "gps_coordinate_lat", Name: "gps_coordinate_lat", Kind: KindLatitude, Coordinate: true},
 		{JSON: "gps_coordinate_long", Name: "gps_coordinate_long", Kind: KindLongitude, Coordinate: true},
 		{JSON: "stateId", Name: "state_id", Kind: KindInt32, Dictionary: true},
@@ -36,6 +36,6 @@ var OSH = mustDataset(Dataset{
 		{JSON: "cert_status", Name: "cert_status", Dictionary: true, Role: RoleStatus},
 		{JSON: "track_id", Name: "track_id"},
 		{JSON: "created_at", Name: "created_at", Kind: KindTimestamp},
-		{JSON: "updated_at", Name: "updated_at", Kind: KindTimestamp},
+		{JSON: "updated_at", Name: "updated_at", Kind: KindTimestamp, Role: RoleUpdateTime},
 	},
 })
