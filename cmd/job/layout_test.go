@@ -71,7 +71,7 @@ func TestOneGlobOneTable(t *testing.T) {
 				}
 			}
 			for _, name := range changeTables {
-				if s := parquettest.Schema(t, read(name)); !sameFields(s, changes.Schema) {
+				if s := parquettest.Schema(t, read(name)); !sameFields(s, changes.Schema(spoc.SPOC)) {
 					t.Errorf("%s matches the change tables' glob with the schema\n%s", name, s)
 				}
 			}

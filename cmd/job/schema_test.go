@@ -127,8 +127,9 @@ func deployDatasets() map[string]deployDataset {
 func schemaFiles() map[string]*arrow.Schema {
 	files := map[string]*arrow.Schema{}
 	for name, d := range deployDatasets() {
-		files[d.SchemaFiles["snapshots"]] = spoc.Datasets()[name].Schema()
-		files[d.SchemaFiles["changes"]] = changes.Schema
+		ds := spoc.Datasets()[name]
+		files[d.SchemaFiles["snapshots"]] = ds.Schema()
+		files[d.SchemaFiles["changes"]] = changes.Schema(ds)
 	}
 	return files
 }

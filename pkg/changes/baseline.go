@@ -4,8 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/apache/arrow-go/v18/arrow"
 	"slices"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // Flags of a Baseline entry.
@@ -25,6 +26,7 @@ type Baseline struct {
 	snapshot   string
 	file       File
 	h          hasher
+	table      *table
 	entries    []entry
 	duplicates int64
 }
@@ -39,15 +41,15 @@ func (b *Baseline) find(id int64) (int, bool) {
 }
 
 // ReadBaseline reads the digest of snapshot (its date, YYYYMMDD) from its
-// Parquet file f, which the Baseline keeps (see Baseline). schema is the
-// dataset's (spoc.SPOC.Schema(), say): the first column is the id, and
+// Parquet file f, which the Baseline keeps (see Baseline). ds is the
+// snapshot's dataset (spoc.SPOC, say): its first column is the id, and
 // every other is compared.
-func ReadBaseline(ctx context.Context, schema *arrow.Schema, snapshot string, f File) (*Baseline, error) {
-	h, err := newHasher(schema)
+func ReadBaseline(ctx context.Context, ds *spoc.Dataset, snapshot string, f File) (*Baseline, error) {
+	h, err := newHasher(ds)
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot %s: %w", snapshot, err)
 	}
-	b := &Baseline{snapshot: snapshot, file: f, h: h}
+	b := &Baseline{snapshot: snapshot, file: f, h: h, table: newTable(ds)}
 	if err := b.read(ctx, f); err != nil {
 		return nil, fmt.Errorf("read snapshot %s: %w", snapshot, err)
 	}

@@ -72,7 +72,7 @@ func BenchmarkReadBaseline(b *testing.B) {
 	b.SetBytes(int64(len(file)))
 	b.ReportAllocs()
 	for b.Loop() {
-		base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", bytes.NewReader(file))
+		base, err := changes.ReadBaseline(context.Background(), spoc.SPOC, "20261125", bytes.NewReader(file))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func BenchmarkReadBaseline(b *testing.B) {
 // the two compare in MB/s.
 func BenchmarkReadDigest(b *testing.B) {
 	batches, file := benchSnapshot()
-	d, err := changes.NewDigester(spoc.Schema)
+	d, err := changes.NewDigester(spoc.SPOC)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func BenchmarkReadDigest(b *testing.B) {
 	b.SetBytes(int64(len(file)))
 	b.ReportAllocs()
 	for b.Loop() {
-		base, err := changes.ReadDigest(context.Background(), spoc.Schema, "20261125", bytes.NewReader(digest.Bytes()), int64(digest.Len()), bytes.NewReader(file))
+		base, err := changes.ReadDigest(context.Background(), spoc.SPOC, "20261125", bytes.NewReader(digest.Bytes()), int64(digest.Len()), bytes.NewReader(file))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -119,7 +119,7 @@ func BenchmarkReadDigest(b *testing.B) {
 // the previous file again for the before-values.
 func BenchmarkComparison(b *testing.B) {
 	batches, file := benchSnapshot()
-	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", bytes.NewReader(file))
+	base, err := changes.ReadBaseline(context.Background(), spoc.SPOC, "20261125", bytes.NewReader(file))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,9 @@
-// Package changes compares a day's SPOC snapshot with the previous one,
-// plot by plot, keyed by entity_smallholder_id: which plots were added,
-// which removed, which changed and in which columns, and how their
-// cert_status moved.
+// Package changes compares a day's snapshot of a dataset with the
+// previous one, plot by plot, keyed by the dataset's key
+// (entity_smallholder_id): which plots were added, which removed, which
+// changed and in which columns, and how their status moved. The change
+// table holds the before and after values of the columns to which the
+// dataset gives the roles it reads (Schema), and names no column itself.
 //
 // A Baseline is the previous snapshot's digest: per id, a hash of the
 // rest of its row. It is read before the day's body is fetched, from the
@@ -25,7 +27,7 @@
 // or removed one about 120. On an ordinary day a few thousand plots
 // change and the cost is a few megabytes at 306,000 plots; on a day when
 // every plot changes it is about 95 MB. No text of a plot is kept but its
-// cert_status, at most spoc.MaxStatusBytes of it (a longer one is kept as
+// status, at most spoc.MaxStatusBytes of it (a longer one is kept as
 // LongStatus), so that a day of long values costs no more.
 //
 // The keys of the hash function are drawn at random when a Baseline is
@@ -47,7 +49,6 @@ package changes
 import (
 	"errors"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet"
 
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -59,27 +60,6 @@ const (
 	Removed = "removed"
 	Changed = "changed"
 )
-
-// Schema is the table of one day's changes, one row per plot that was
-// added, removed or changed, ordered by entity_smallholder_id. The before
-// columns are null for an added plot, the after columns for a removed one,
-// and changed_columns is null unless the change is "changed". A
-// cert_status longer than spoc.MaxStatusBytes stands as LongStatus: the
-// plot is still found changed when only its long status changed, as
-// changed_columns says, but its before and after may then read alike.
-var Schema = arrow.NewSchema([]arrow.Field{
-	{Name: "entity_smallholder_id", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "change", Type: arrow.BinaryTypes.String},
-	// "element", as Parquet names a list's values, so that the schema read
-	// back from the file is this one.
-	{Name: "changed_columns", Type: arrow.ListOfField(arrow.Field{Name: "element", Type: arrow.BinaryTypes.String, Nullable: true}), Nullable: true},
-	{Name: "cert_status_before", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "cert_status_after", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "certified_area_before", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-	{Name: "certified_area_after", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-	{Name: "updated_at_before", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
-	{Name: "updated_at_after", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
-}, nil)
 
 // Summary counts the changes of one day. It goes into the manifest and the
 // spoc.changes and spoc.status_transitions metrics.
@@ -95,16 +75,17 @@ type Summary struct {
 	Unchanged int64 `json:"unchanged"`
 	// Columns counts the changed plots per column that changed.
 	Columns map[string]int64 `json:"columns,omitempty"`
-	// StatusTransitions counts the changed plots whose cert_status
-	// differs, by before and after value ("(null)" for a null), ordered
-	// by count, then by from and to.
+	// StatusTransitions counts the changed plots whose status (the
+	// dataset's spoc.RoleStatus column: cert_status) differs, by before
+	// and after value ("(null)" for a null), ordered by count, then by
+	// from and to. A dataset without a status has none.
 	StatusTransitions []Transition `json:"status_transitions,omitempty"`
 	// IgnoredDuplicates counts the rows that repeat an id already seen in
 	// the same snapshot; they take no part in the comparison.
 	IgnoredDuplicates Duplicates `json:"ignored_duplicates"`
 }
 
-// Transition is a count of plots whose cert_status went From -> To.
+// Transition is a count of plots whose status went From -> To.
 type Transition struct {
 	From  string `json:"from"`
 	To    string `json:"to"`
@@ -120,7 +101,7 @@ type Duplicates struct {
 // Rows is the number of rows of the change table.
 func (s Summary) Rows() int64 { return s.Added + s.Removed + s.Changed }
 
-// NullStatus stands for a null cert_status in StatusTransitions; OtherStatus
+// NullStatus stands for a null status in StatusTransitions; OtherStatus
 // for every value after the first maxTransitions pairs, and LongStatus for
 // a value longer than spoc.MaxStatusBytes, there and in the change table,
 // which keeps the metric's attributes few and short, and the comparison's
@@ -132,11 +113,9 @@ const (
 	maxTransitions = 64
 )
 
-// idColumnName is the key of the comparison.
-const idColumnName = "entity_smallholder_id"
-
 // ErrSchema means the previous snapshot's file cannot be compared: a
-// column has another type than in spoc.Schema, or the id is missing.
+// column has another type than in the dataset's schema, or the key is
+// missing.
 var ErrSchema = errors.New("previous snapshot has an incompatible schema")
 
 // File is the previous snapshot's Parquet file.

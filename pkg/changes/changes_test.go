@@ -106,7 +106,7 @@ func parquetFile(t testing.TB, rowGroup int64, plots ...plot) *bytes.Reader {
 // batchSize) against previous.
 func compare(t testing.TB, previous changes.File, batchSize int, current ...plot) (*changes.Result, error) {
 	t.Helper()
-	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", previous)
+	base, err := changes.ReadBaseline(context.Background(), spoc.SPOC, "20261125", previous)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func TestPlantedChanges(t *testing.T) {
 func TestNothingChanged(t *testing.T) {
 	prev := parquetFile(t, 4, day1...)
 	file := &swappableFile{prev}
-	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", file)
+	base, err := changes.ReadBaseline(context.Background(), spoc.SPOC, "20261125", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestPreviousSnapshotUnusable(t *testing.T) {
 		{"unreadable", failingFile{}, errRead},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", tc.file)
+			_, err := changes.ReadBaseline(context.Background(), spoc.SPOC, "20261125", tc.file)
 			if err == nil || !strings.Contains(err.Error(), "20261125") || (tc.is != nil && !errors.Is(err, tc.is)) {
 				t.Errorf("ReadBaseline: %v; want an error naming the snapshot, wrapping %v", err, tc.is)
 			}
@@ -324,7 +324,7 @@ func TestPreviousSnapshotUnusable(t *testing.T) {
 // half-filled change table.
 func TestPreviousSnapshotChangedBetweenReads(t *testing.T) {
 	file := &swappableFile{parquetFile(t, 4, day1...)}
-	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", file)
+	base, err := changes.ReadBaseline(context.Background(), spoc.SPOC, "20261125", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func TestPreviousSnapshotChangedBetweenReads(t *testing.T) {
 }
 
 func TestCurrentBatchWithoutIDs(t *testing.T) {
-	base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", parquetFile(t, 4, day1...))
+	base, err := changes.ReadBaseline(context.Background(), spoc.SPOC, "20261125", parquetFile(t, 4, day1...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestGeneratedDay(t *testing.T) {
 					row++
 				}
 			}
-			base, err := changes.ReadBaseline(context.Background(), spoc.Schema, "20261125", bytes.NewReader(file))
+			base, err := changes.ReadBaseline(context.Background(), spoc.SPOC, "20261125", bytes.NewReader(file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -478,7 +478,7 @@ func TestBothReadersHashAlike(t *testing.T) {
 		}
 		for _, sliced := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/sliced=%v", ds.Name, sliced), func(t *testing.T) {
-				base, err := changes.ReadBaseline(context.Background(), ds.Schema(), "20261125", bytes.NewReader(file))
+				base, err := changes.ReadBaseline(context.Background(), ds, "20261125", bytes.NewReader(file))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -652,6 +652,134 @@ func TestChangeRowsAreCompact(t *testing.T) {
 				t.Errorf("%d bytes on the heap a row of the change table (%d rows); want at most %d", perRow, r.Len(), maxBytesPerRow)
 			}
 			runtime.KeepAlive(r)
+		})
+	}
+}
+
+// The change table of SPOC and of OSH is the published one, column for
+// column: the before and after columns come from the roles the datasets
+// give cert_status, certified_area and updated_at.
+func TestPublishedChangeTable(t *testing.T) {
+	utc := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+	want := arrow.NewSchema([]arrow.Field{
+		{Name: "entity_smallholder_id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "change", Type: arrow.BinaryTypes.String},
+		{Name: "changed_columns", Type: arrow.ListOfField(arrow.Field{Name: "element", Type: arrow.BinaryTypes.String, Nullable: true}), Nullable: true},
+		{Name: "cert_status_before", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "cert_status_after", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "certified_area_before", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "certified_area_after", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "updated_at_before", Type: utc, Nullable: true},
+		{Name: "updated_at_after", Type: utc, Nullable: true},
+	}, nil)
+	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH} {
+		if got := changes.Schema(ds); !got.Equal(want) {
+			t.Errorf("%s: change table\n%s\nwant\n%s", ds.Name, got, want)
+		}
+		if got := changes.DictionaryColumns(ds); !slices.Equal(got, []string{"change", "cert_status_before", "cert_status_after"}) {
+			t.Errorf("%s: dictionary columns %q", ds.Name, got)
+		}
+	}
+}
+
+// A dataset that gives a role to no column has no before and after
+// columns for it, and one without a status has no transitions; the key
+// is the dataset's, whatever its name.
+func TestChangeTableOfOtherDatasets(t *testing.T) {
+	key := spoc.Column{JSON: "id", Name: "plot_id", Kind: spoc.KindKey}
+	status := spoc.Column{JSON: "s", Name: "state", Dictionary: true, Role: spoc.RoleStatus}
+	size := spoc.Column{JSON: "z", Name: "size", Kind: spoc.KindFloat}
+	for _, tc := range []struct {
+		name         string
+		columns      []spoc.Column
+		fields, dict []string
+		rows         []string
+		transitions  []changes.Transition
+	}{
+		{
+			name: "no roles", columns: []spoc.Column{key, {JSON: "s", Name: "state"}, size},
+			fields: []string{"plot_id", "change", "changed_columns"},
+			dict:   []string{"change"},
+			rows: []string{
+				"plot_id=1 change=changed changed_columns=[state]",
+				"plot_id=2 change=removed changed_columns=null",
+				"plot_id=3 change=added changed_columns=null",
+			},
+		},
+		{
+			name: "a status only", columns: []spoc.Column{key, status, size},
+			fields: []string{"plot_id", "change", "changed_columns", "state_before", "state_after"},
+			dict:   []string{"change", "state_before", "state_after"},
+			rows: []string{
+				"plot_id=1 change=changed changed_columns=[state] state_before=A state_after=B",
+				"plot_id=2 change=removed changed_columns=null state_before=A state_after=null",
+				"plot_id=3 change=added changed_columns=null state_before=null state_after=A",
+			},
+			transitions: []changes.Transition{{From: "A", To: "B", Count: 1}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ds, err := spoc.NewDataset(spoc.Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: tc.columns})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, f := range changes.Schema(ds).Fields() {
+				names = append(names, f.Name)
+			}
+			if !slices.Equal(names, tc.fields) || !slices.Equal(changes.DictionaryColumns(ds), tc.dict) {
+				t.Errorf("columns %q, dictionary %q; want %q, %q", names, changes.DictionaryColumns(ds), tc.fields, tc.dict)
+			}
+			type row struct {
+				id    int64
+				state string
+				size  float64
+			}
+			day := func(rows ...row) arrow.RecordBatch {
+				b := array.NewRecordBuilder(memory.DefaultAllocator, ds.Schema())
+				defer b.Release()
+				for _, r := range rows {
+					b.Field(0).(*array.Int64Builder).Append(r.id)
+					b.Field(1).(*array.StringBuilder).Append(r.state)
+					b.Field(2).(*array.Float64Builder).Append(r.size)
+				}
+				return b.NewRecordBatch()
+			}
+			before, after := day(row{1, "A", 2}, row{2, "A", 3}), day(row{1, "B", 2}, row{3, "A", 4})
+			defer before.Release()
+			defer after.Release()
+			var file bytes.Buffer
+			pw, err := sink.NewParquetWriter(&file, ds.Schema())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pw.Write(before); err != nil {
+				t.Fatal(err)
+			}
+			if err := pw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			base, err := changes.ReadBaseline(context.Background(), ds, "20261125", bytes.NewReader(file.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := base.NewComparison()
+			if err := c.Add(after); err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.Finish(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rowsOf(t, res, 0); !slices.Equal(got, tc.rows) {
+				t.Errorf("change table\n%q\nwant\n%q", got, tc.rows)
+			}
+			if s := res.Summary; !slices.Equal(s.StatusTransitions, tc.transitions) || s.Added != 1 || s.Removed != 1 || s.Changed != 1 {
+				t.Errorf("summary %+v, want one of each change and transitions %v", s, tc.transitions)
+			}
+			if got := rowsOf(t, changes.FirstRun(ds), 0); len(got) != 0 {
+				t.Errorf("a first run's change table has rows %q", got)
+			}
 		})
 	}
 }

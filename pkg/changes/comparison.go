@@ -101,7 +101,7 @@ func (c *Comparison) Digester() *Digester { return c.next }
 // Add compares the rows of rec, a batch with spoc.Schema, with the
 // Baseline.
 func (c *Comparison) Add(rec arrow.RecordBatch) error {
-	ids, err := idColumn(rec)
+	ids, err := idColumn(rec, c.base.h.id)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (c *Comparison) Add(rec arrow.RecordBatch) error {
 		return err
 	}
 	hashes := &c.next.hashes
-	get := newValueReader(rec)
+	get := newValueReader(rec, c.base.table)
 	for i := range ids.Len() {
 		id := ids.Value(i)
 		j, found := c.base.find(id)
@@ -194,7 +194,7 @@ func (c *Comparison) Finish(ctx context.Context) (*Result, error) {
 	slices.SortFunc(s.StatusTransitions, func(a, b Transition) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
 	})
-	return &Result{Summary: s, rows: c.rows, names: c.base.h.names, statuses: c.statuses.names}, nil
+	return &Result{Summary: s, table: c.base.table, rows: c.rows, names: c.base.h.names, statuses: c.statuses.names}, nil
 }
 
 // readBefore fills the before-values of the changed and removed rows from
@@ -224,8 +224,8 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 		return err
 	}
 	defer s.Close()
-	h := c.base.h
-	statusLeaf, areaLeaf, updatedLeaf := s.leaf(h, "cert_status"), s.leaf(h, "certified_area"), s.leaf(h, "updated_at")
+	h, t := c.base.h, c.base.table
+	statusLeaf, areaLeaf, updatedLeaf := s.leaf(h, t.status), s.leaf(h, t.area), s.leaf(h, t.updated)
 	filled := 0
 	var picks rowPicks
 	var col []uint64
@@ -316,7 +316,7 @@ func (p *rowPicks) at(row int) *change {
 
 func (p *rowPicks) reset() { p.next = 0 }
 
-// statusTable holds the cert_status values of the change table's rows,
+// statusTable holds the status values of the change table's rows,
 // which refer to them by index: a real day has a handful, which then
 // cost nothing per row.
 type statusTable struct {
@@ -334,7 +334,7 @@ func newStatusTable() statusTable {
 	return statusTable{names: []string{LongStatus}, index: map[string]uint32{}}
 }
 
-// keepStatus is the index in t of the cert_status v as the change table
+// keepStatus is the index in t of the status v as the change table
 // keeps it: a copy, or LongStatus for a value longer than
 // spoc.MaxStatusBytes, of which nothing is kept.
 func keepStatus[T string | []byte](t *statusTable, v T) uint32 {
@@ -353,7 +353,7 @@ func keepStatus[T string | []byte](t *statusTable, v T) uint32 {
 	return i
 }
 
-// name is v's cert_status as the summary's transitions name it.
+// name is v's status as the summary's transitions name it.
 func (t *statusTable) name(v values) string {
 	if !v.hasStatus {
 		return NullStatus
@@ -361,18 +361,19 @@ func (t *statusTable) name(v values) string {
 	return t.names[v.status]
 }
 
-// valueReader reads the values of the change table from a snapshot batch.
+// valueReader reads the values of the change table from a snapshot
+// batch; a column the table has not is nil, and read as null.
 type valueReader struct {
 	status  *array.String
 	area    *array.Float64
 	updated *array.Timestamp
 }
 
-func newValueReader(rec arrow.RecordBatch) valueReader {
+func newValueReader(rec arrow.RecordBatch, t *table) valueReader {
 	var v valueReader
-	v.status, _ = column(rec, "cert_status").(*array.String)
-	v.area, _ = column(rec, "certified_area").(*array.Float64)
-	v.updated, _ = column(rec, "updated_at").(*array.Timestamp)
+	v.status, _ = column(rec, t.status).(*array.String)
+	v.area, _ = column(rec, t.area).(*array.Float64)
+	v.updated, _ = column(rec, t.updated).(*array.Timestamp)
 	return v
 }
 
@@ -390,18 +391,18 @@ func (v valueReader) at(i int, statuses *statusTable) values {
 	return out
 }
 
-// column is the column of rec named name, or nil.
+// column is the column of rec named name, or nil (for "" too).
 func column(rec arrow.RecordBatch, name string) arrow.Array {
-	if idx := rec.Schema().FieldIndices(name); len(idx) > 0 {
+	if idx := rec.Schema().FieldIndices(name); name != "" && len(idx) > 0 {
 		return rec.Column(idx[0])
 	}
 	return nil
 }
 
-func idColumn(rec arrow.RecordBatch) (*array.Int64, error) {
-	ids, ok := column(rec, idColumnName).(*array.Int64)
+func idColumn(rec arrow.RecordBatch, id string) (*array.Int64, error) {
+	ids, ok := column(rec, id).(*array.Int64)
 	if !ok || ids.NullN() > 0 {
-		return nil, fmt.Errorf("%w: entity_smallholder_id is missing, not int64, or has nulls", ErrSchema)
+		return nil, fmt.Errorf("%w: %s is missing, not int64, or has nulls", ErrSchema, id)
 	}
 	return ids, nil
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // ErrDigest means a digest cannot stand for its snapshot: it is cut or
@@ -35,11 +37,11 @@ type Digester struct {
 	dups   int64     // rows dropped by sorting
 }
 
-// NewDigester starts the digest of a snapshot of schema, the dataset's,
-// with fresh keys: for a run that has no Baseline to compare with.
-// Comparison.Digester is the one of a run that has.
-func NewDigester(schema *arrow.Schema) (*Digester, error) {
-	h, err := newHasher(schema)
+// NewDigester starts the digest of a snapshot of ds with fresh keys: for
+// a run that has no Baseline to compare with. Comparison.Digester is the
+// one of a run that has.
+func NewDigester(ds *spoc.Dataset) (*Digester, error) {
+	h, err := newHasher(ds)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +51,7 @@ func NewDigester(schema *arrow.Schema) (*Digester, error) {
 // Add hashes the rows of rec, a batch of the snapshot, in the order the
 // snapshot holds them.
 func (d *Digester) Add(rec arrow.RecordBatch) error {
-	ids, err := idColumn(rec)
+	ids, err := idColumn(rec, d.h.id)
 	if err != nil {
 		return err
 	}
@@ -141,22 +143,22 @@ func (d *Digester) WriteDigest(w io.Writer, snapshot string) (int64, error) {
 
 // ReadDigest reads the Baseline of snapshot (YYYYMMDD) from its digest, r
 // of size bytes, written by WriteDigest in the run that published it.
-// schema is the dataset's, as for ReadBaseline, and f the snapshot's
+// ds is the snapshot's dataset, as for ReadBaseline, and f the snapshot's
 // Parquet file, which the Baseline keeps for Comparison.Finish (see
 // Baseline). It reads r to its end. A digest that is cut, malformed, or
 // of another snapshot or schema is an ErrDigest.
 //
 // ReadDigest checks the digest's form, not its bytes: the caller checks
 // them against what the snapshot's manifest recorded.
-func ReadDigest(ctx context.Context, schema *arrow.Schema, snapshot string, r io.Reader, size int64, f File) (*Baseline, error) {
-	b, err := readDigest(ctx, schema, snapshot, r, size, f)
+func ReadDigest(ctx context.Context, ds *spoc.Dataset, snapshot string, r io.Reader, size int64, f File) (*Baseline, error) {
+	b, err := readDigest(ctx, ds, snapshot, r, size, f)
 	if err != nil {
 		return nil, fmt.Errorf("read the digest of snapshot %s: %w", snapshot, err)
 	}
 	return b, nil
 }
 
-func readDigest(ctx context.Context, schema *arrow.Schema, snapshot string, r io.Reader, size int64, f File) (*Baseline, error) {
+func readDigest(ctx context.Context, ds *spoc.Dataset, snapshot string, r io.Reader, size int64, f File) (*Baseline, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	var fixed [len(digestMagic) + 4]byte
 	if _, err := io.ReadFull(br, fixed[:]); err != nil {
@@ -177,7 +179,7 @@ func readDigest(ctx context.Context, schema *arrow.Schema, snapshot string, r io
 	if err := json.Unmarshal(raw, &header); err != nil {
 		return nil, fmt.Errorf("%w: its header: %w", ErrDigest, err)
 	}
-	h, err := hasherWithKeys(schema, header.Seed, header.Key)
+	h, err := hasherWithKeys(ds, header.Seed, header.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +191,7 @@ func readDigest(ctx context.Context, schema *arrow.Schema, snapshot string, r io
 	case header.Rows < 0 || rest != header.Rows*digestEntrySize:
 		return nil, fmt.Errorf("%w: %d rows in %d bytes", ErrDigest, header.Rows, rest)
 	}
-	b := &Baseline{snapshot: snapshot, file: f, h: h, duplicates: header.Duplicates, entries: make([]entry, header.Rows)}
+	b := &Baseline{snapshot: snapshot, file: f, h: h, table: newTable(ds), duplicates: header.Duplicates, entries: make([]entry, header.Rows)}
 	var buf [digestEntrySize]byte
 	for i := range b.entries {
 		if i%(64<<10) == 0 {

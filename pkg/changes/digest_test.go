@@ -52,8 +52,8 @@ func digestBytes(t *testing.T, d *changes.Digester, snapshot string) []byte {
 	return buf.Bytes()
 }
 
-func readDigest(schema *arrow.Schema, snapshot string, digest []byte, file []byte) (*changes.Baseline, error) {
-	return changes.ReadDigest(context.Background(), schema, snapshot, bytes.NewReader(digest), int64(len(digest)), bytes.NewReader(file))
+func readDigest(ds *spoc.Dataset, snapshot string, digest []byte, file []byte) (*changes.Baseline, error) {
+	return changes.ReadDigest(context.Background(), ds, snapshot, bytes.NewReader(digest), int64(len(digest)), bytes.NewReader(file))
 }
 
 func releaseAll(t *testing.T, batches []arrow.RecordBatch) {
@@ -84,7 +84,7 @@ func TestDigestComparesAsTheParquetFile(t *testing.T) {
 			releaseAll(t, day1)
 			releaseAll(t, day2)
 
-			fromFile, err := changes.ReadBaseline(context.Background(), ds.Schema(), "20261125", bytes.NewReader(file1))
+			fromFile, err := changes.ReadBaseline(context.Background(), ds, "20261125", bytes.NewReader(file1))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestDigestComparesAsTheParquetFile(t *testing.T) {
 				t.Fatalf("the generated days differ too little to test: %+v", s)
 			}
 
-			d, err := changes.NewDigester(ds.Schema())
+			d, err := changes.NewDigester(ds)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +107,7 @@ func TestDigestComparesAsTheParquetFile(t *testing.T) {
 					}
 				}
 			}
-			fromDigest, err := readDigest(ds.Schema(), "20261125", digestBytes(t, d, "20261125"), file1)
+			fromDigest, err := readDigest(ds, "20261125", digestBytes(t, d, "20261125"), file1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,18 +125,18 @@ func TestDigestComparesAsTheParquetFile(t *testing.T) {
 			// Day 2's digest, as the run of day 2 writes it, against
 			// day 2 itself and against day 1 reversed: as its file.
 			day2Digest := digestBytes(t, cmp.Digester(), "20261126")
-			next, err := readDigest(ds.Schema(), "20261126", day2Digest, file2)
+			next, err := readDigest(ds, "20261126", day2Digest, file2)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if r, _ := compareBatches(t, next, day2); r.Summary.Rows() != 0 || r.Summary.Unchanged == 0 {
 				t.Errorf("day 2 against its own digest: %+v; want every plot unchanged", r.Summary)
 			}
-			next, err = readDigest(ds.Schema(), "20261126", day2Digest, file2)
+			next, err = readDigest(ds, "20261126", day2Digest, file2)
 			if err != nil {
 				t.Fatal(err)
 			}
-			back, err := changes.ReadBaseline(context.Background(), ds.Schema(), "20261126", bytes.NewReader(file2))
+			back, err := changes.ReadBaseline(context.Background(), ds, "20261126", bytes.NewReader(file2))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +160,7 @@ func TestReadDigestRefusesWhatItCannotUse(t *testing.T) {
 	}
 	releaseAll(t, day)
 	build := func(ds *spoc.Dataset, batches []arrow.RecordBatch) []byte {
-		d, err := changes.NewDigester(ds.Schema())
+		d, err := changes.NewDigester(ds)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +172,7 @@ func TestReadDigestRefusesWhatItCannotUse(t *testing.T) {
 		return digestBytes(t, d, "20261125")
 	}
 	good := build(spoc.SPOC, day)
-	if _, err := readDigest(spoc.Schema, "20261125", good, file); err != nil {
+	if _, err := readDigest(spoc.SPOC, "20261125", good, file); err != nil {
 		t.Fatalf("the digest itself: %v", err)
 	}
 	oshDay, _, err := generatedDayOf(spoc.OSH, spoctest.GenOptions{Records: 300, Seed: 1})
@@ -219,7 +219,7 @@ func TestReadDigestRefusesWhatItCannotUse(t *testing.T) {
 			if snapshot == "" {
 				snapshot = "20261125"
 			}
-			_, err := readDigest(spoc.Schema, snapshot, tc.digest, file)
+			_, err := readDigest(spoc.SPOC, snapshot, tc.digest, file)
 			if !errors.Is(err, changes.ErrDigest) || !strings.Contains(err.Error(), snapshot) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("ReadDigest: %v; want an ErrDigest naming snapshot %s and saying %q", err, snapshot, tc.want)
 			}
@@ -230,7 +230,7 @@ func TestReadDigestRefusesWhatItCannotUse(t *testing.T) {
 // A digest is written once: a batch added after it would be in no
 // digest, so Add refuses it.
 func TestDigesterAddAfterWrite(t *testing.T) {
-	d, err := changes.NewDigester(spoc.Schema)
+	d, err := changes.NewDigester(spoc.SPOC)
 	if err != nil {
 		t.Fatal(err)
 	}

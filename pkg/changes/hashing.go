@@ -8,6 +8,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/zeebo/xxh3"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // hasher hashes the columns of a snapshot's schema but the id, its first.
@@ -19,22 +21,21 @@ import (
 type hasher struct {
 	seed  uint64 // of a text value's hash
 	key   uint64 // mixed into a number's bits, and a row's first hash
+	id    string // the key's column
 	names []string
 	types []arrow.DataType
 }
 
-// newHasher is a hasher of schema with fresh keys.
-func newHasher(schema *arrow.Schema) (hasher, error) {
-	return hasherWithKeys(schema, rand.Uint64(), rand.Uint64())
+// newHasher is a hasher of ds's schema with fresh keys.
+func newHasher(ds *spoc.Dataset) (hasher, error) {
+	return hasherWithKeys(ds, rand.Uint64(), rand.Uint64())
 }
 
-func hasherWithKeys(schema *arrow.Schema, seed, key uint64) (hasher, error) {
-	h := hasher{seed: seed, key: key}
-	fields := schema.Fields()
-	switch {
-	case len(fields) == 0 || fields[0].Name != idColumnName:
-		return h, fmt.Errorf("%w: the first column is not %s", ErrSchema, idColumnName)
-	case len(fields)-1 > maxCompared:
+func hasherWithKeys(ds *spoc.Dataset, seed, key uint64) (hasher, error) {
+	// A dataset's first column is its key (spoc.NewDataset).
+	fields := ds.Schema().Fields()
+	h := hasher{seed: seed, key: key, id: fields[0].Name}
+	if len(fields)-1 > maxCompared {
 		// A row's changed columns are a bit mask.
 		return h, fmt.Errorf("%w: %d columns to compare, at most %d", ErrSchema, len(fields)-1, maxCompared)
 	}

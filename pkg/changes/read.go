@@ -25,12 +25,13 @@ import (
 // as all null).
 type snapshotFile struct {
 	pf     *file.Reader
+	id     string // the key's column
 	idLeaf int
 	leaves []int // by compared column, in the order of hasher.names
 }
 
 // openSnapshot opens f and checks that its columns have the types of
-// spoc.Schema.
+// the dataset's schema, h's.
 func openSnapshot(f File, h hasher) (*snapshotFile, error) {
 	// Hide f's Close, if it has one: the Parquet reader's Close would
 	// close it, and Finish reads f again.
@@ -38,7 +39,7 @@ func openSnapshot(f File, h hasher) (*snapshotFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshotFile{pf: pf}
+	s := &snapshotFile{pf: pf, id: h.id}
 	if err := s.resolve(h); err != nil {
 		pf.Close()
 		return nil, err
@@ -64,8 +65,8 @@ func (s *snapshotFile) resolve(h hasher) error {
 		}
 		return md.Schema.ColumnIndexByName(name), nil
 	}
-	if s.idLeaf, err = leaf(idColumnName, arrow.PrimitiveTypes.Int64); err != nil || s.idLeaf < 0 {
-		return fmt.Errorf("%w: %s is missing, not int64, or has nulls", ErrSchema, idColumnName)
+	if s.idLeaf, err = leaf(s.id, arrow.PrimitiveTypes.Int64); err != nil || s.idLeaf < 0 {
+		return fmt.Errorf("%w: %s is missing, not int64, or has nulls", ErrSchema, s.id)
 	}
 	s.leaves = make([]int, len(h.names))
 	for k, name := range h.names {
@@ -78,7 +79,8 @@ func (s *snapshotFile) resolve(h hasher) error {
 
 func (s *snapshotFile) Close() error { return s.pf.Close() }
 
-// leaf is the leaf of the compared column name, or -1.
+// leaf is the leaf of the compared column name, or -1 (for "" too: a
+// role the dataset gives to no column).
 func (s *snapshotFile) leaf(h hasher, name string) int {
 	if k := slices.Index(h.names, name); k >= 0 {
 		return s.leaves[k]
@@ -123,7 +125,7 @@ func (s *snapshotFile) eachRowGroup(ctx context.Context, fn func(g *rowGroup) er
 		seen := 0
 		err := g.int64s(s.idLeaf, func(row int, v int64) { g.ids[row] = v; seen++ })
 		if err == nil && seen < n {
-			err = fmt.Errorf("%w: %s has nulls", ErrSchema, idColumnName)
+			err = fmt.Errorf("%w: %s has nulls", ErrSchema, s.id)
 		}
 		if err != nil {
 			return fmt.Errorf("row group %d: %w", i, err)

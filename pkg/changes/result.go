@@ -1,17 +1,28 @@
 package changes
 
 import (
+	"errors"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // Result is the outcome of a Comparison.
 type Result struct {
 	Summary  Summary
+	table    *table
 	rows     []change // ascending by id
 	names    []string // the compared columns, in the order of a mask's bits
-	statuses []string // the rows' cert_status values, by index
+	statuses []string // the rows' status values, by index
+}
+
+// FirstRun is the Result of a run of ds with no previous snapshot: no
+// rows, and Summary.FirstRun.
+func FirstRun(ds *spoc.Dataset) *Result {
+	return &Result{Summary: Summary{FirstRun: true}, table: newTable(ds)}
 }
 
 // Len is the number of rows of the change table.
@@ -23,22 +34,24 @@ type RecordWriter interface {
 	Write(rec arrow.RecordBatch) error
 }
 
-// WriteBatches writes the change table to w in batches of at most batchSize
-// rows (all of them in one if batchSize < 1). A row holds no long value
-// (see Schema), so the rows bound a batch's bytes.
+// WriteBatches writes the change table (Schema of the dataset) to w in
+// batches of at most batchSize rows (all of them in one if batchSize <
+// 1). A row holds no long value (see Schema), so the rows bound a
+// batch's bytes.
 func (r *Result) WriteBatches(w RecordWriter, mem memory.Allocator, batchSize int) error {
+	if r.table == nil {
+		return errors.New("changes: a Result of no dataset (see FirstRun)")
+	}
 	if batchSize < 1 {
 		batchSize = max(len(r.rows), 1)
 	}
-	b := array.NewRecordBuilder(mem, Schema)
+	b := array.NewRecordBuilder(mem, r.table.schema)
 	defer b.Release()
 	ids := b.Field(0).(*array.Int64Builder)
 	kinds := b.Field(1).(*array.StringBuilder)
 	cols := b.Field(2).(*array.ListBuilder)
 	colNames := cols.ValueBuilder().(*array.StringBuilder)
-	statusBefore, statusAfter := b.Field(3).(*array.StringBuilder), b.Field(4).(*array.StringBuilder)
-	areaBefore, areaAfter := b.Field(5).(*array.Float64Builder), b.Field(6).(*array.Float64Builder)
-	updBefore, updAfter := b.Field(7).(*array.TimestampBuilder), b.Field(8).(*array.TimestampBuilder)
+	before, after := r.table.builders(b, "_before"), r.table.builders(b, "_after")
 	flush := func() error {
 		rec := b.NewRecordBatch()
 		defer rec.Release()
@@ -57,8 +70,8 @@ func (r *Result) WriteBatches(w RecordWriter, mem memory.Allocator, batchSize in
 		} else {
 			cols.AppendNull()
 		}
-		r.appendValues(row.before, statusBefore, areaBefore, updBefore)
-		r.appendValues(row.after, statusAfter, areaAfter, updAfter)
+		r.appendValues(row.before, before)
+		r.appendValues(row.after, after)
 		if (i+1)%batchSize == 0 {
 			if err := flush(); err != nil {
 				return err
@@ -71,20 +84,50 @@ func (r *Result) WriteBatches(w RecordWriter, mem memory.Allocator, batchSize in
 	return nil
 }
 
-func (r *Result) appendValues(v values, status *array.StringBuilder, area *array.Float64Builder, updated *array.TimestampBuilder) {
-	if v.hasStatus {
-		status.Append(r.statuses[v.status])
-	} else {
-		status.AppendNull()
+// valueBuilders build one side (before or after) of the change table's
+// values; nil for a column the table has not.
+type valueBuilders struct {
+	status  *array.StringBuilder
+	area    *array.Float64Builder
+	updated *array.TimestampBuilder
+}
+
+// builders are the builders in b of the values' columns named with
+// suffix.
+func (t *table) builders(b *array.RecordBuilder, suffix string) valueBuilders {
+	var v valueBuilders
+	field := func(col string) array.Builder {
+		if col == "" {
+			return nil
+		}
+		return b.Field(t.schema.FieldIndices(col + suffix)[0])
 	}
-	if v.hasArea {
-		area.Append(v.area)
-	} else {
-		area.AppendNull()
+	v.status, _ = field(t.status).(*array.StringBuilder)
+	v.area, _ = field(t.area).(*array.Float64Builder)
+	v.updated, _ = field(t.updated).(*array.TimestampBuilder)
+	return v
+}
+
+func (r *Result) appendValues(v values, to valueBuilders) {
+	switch {
+	case to.status == nil:
+	case v.hasStatus:
+		to.status.Append(r.statuses[v.status])
+	default:
+		to.status.AppendNull()
 	}
-	if v.hasUpdated {
-		updated.Append(arrow.Timestamp(v.updated))
-	} else {
-		updated.AppendNull()
+	switch {
+	case to.area == nil:
+	case v.hasArea:
+		to.area.Append(v.area)
+	default:
+		to.area.AppendNull()
+	}
+	switch {
+	case to.updated == nil:
+	case v.hasUpdated:
+		to.updated.Append(arrow.Timestamp(v.updated))
+	default:
+		to.updated.AppendNull()
 	}
 }

@@ -115,7 +115,7 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 		cmp = a.h.baseline.NewComparison()
 		digester, rows = cmp.Digester(), cmp
 	case opts.Outputs.Changes:
-		if digester, err = changes.NewDigester(opts.Dataset.Schema()); err != nil {
+		if digester, err = changes.NewDigester(opts.Dataset); err != nil {
 			return attemptResult{}, err
 		}
 		rows = digester

@@ -17,6 +17,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // fakeGCS is a GCS store on an in-process emulator on loopback.
@@ -91,7 +92,7 @@ func changeRows(t *testing.T, data []byte) []string {
 	t.Helper()
 	tbl := parquettest.ReadTable(t, data)
 	for i, f := range tbl.Schema().Fields() {
-		if want := changes.Schema.Field(i); f.Name != want.Name || !arrow.TypeEqual(f.Type, want.Type) || f.Nullable != want.Nullable {
+		if want := changes.Schema(spoc.SPOC).Field(i); f.Name != want.Name || !arrow.TypeEqual(f.Type, want.Type) || f.Nullable != want.Nullable {
 			t.Errorf("change table column %d: %s, want %s", i, f, want)
 		}
 	}

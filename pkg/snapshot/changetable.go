@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"path"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // readBaseline opens the previous snapshot's Parquet object, checks it is
@@ -22,7 +22,7 @@ import (
 // BaselineFromParquet). The Baseline keeps the Parquet object for
 // Comparison.Finish; the caller closes it at the end of the run.
 func readBaseline(ctx context.Context, opts Options, names Names, previous *Manifest, log *slog.Logger) (_ *changes.Baseline, _ sink.ReaderAt, from string, _ error) {
-	store, schema := opts.Store, opts.Dataset.Schema()
+	store, ds := opts.Store, opts.Dataset
 	dir := path.Join(opts.Prefix, previous.Snapshot)
 	name := path.Join(dir, names.Parquet)
 	f, err := store.NewReaderAt(ctx, name)
@@ -36,7 +36,7 @@ func readBaseline(ctx context.Context, opts Options, names Names, previous *Mani
 	digest := path.Join(dir, names.Digest)
 	if previous.Digest == nil {
 		log.InfoContext(ctx, "the previous snapshot has no digest: reading its Parquet file", "snapshot", previous.Snapshot)
-	} else if base, err := readDigest(ctx, store, digest, *previous.Digest, schema, previous.Snapshot, f); err == nil {
+	} else if base, err := readDigest(ctx, store, digest, *previous.Digest, ds, previous.Snapshot, f); err == nil {
 		return base, f, BaselineFromDigest, nil
 	} else if ctx.Err() != nil {
 		f.Close()
@@ -45,7 +45,7 @@ func readBaseline(ctx context.Context, opts Options, names Names, previous *Mani
 		log.WarnContext(ctx, "the previous snapshot's digest cannot be used: reading its Parquet file instead",
 			"snapshot", previous.Snapshot, "digest", store.URL(digest), "error", err.Error())
 	}
-	base, err := changes.ReadBaseline(ctx, schema, previous.Snapshot, f)
+	base, err := changes.ReadBaseline(ctx, ds, previous.Snapshot, f)
 	if err != nil {
 		f.Close()
 		return nil, nil, "", fmt.Errorf("compare with the previous snapshot %s: %w", store.URL(name), err)
@@ -56,7 +56,7 @@ func readBaseline(ctx context.Context, opts Options, names Names, previous *Mani
 // readDigest reads the Baseline of snapshot from its digest at name, which
 // must have the size and CRC32C its manifest recorded (want); f is the
 // snapshot's Parquet object.
-func readDigest(ctx context.Context, store sink.Store, name string, want sink.ObjectInfo, schema *arrow.Schema, snapshot string, f changes.File) (*changes.Baseline, error) {
+func readDigest(ctx context.Context, store sink.Store, name string, want sink.ObjectInfo, ds *spoc.Dataset, snapshot string, f changes.File) (*changes.Baseline, error) {
 	r, err := store.NewReader(ctx, name)
 	if err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ func readDigest(ctx context.Context, store sink.Store, name string, want sink.Ob
 		return nil, fmt.Errorf("it holds %d bytes, its manifest says %d", r.Size(), want.Size)
 	}
 	sum := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	base, err := changes.ReadDigest(ctx, schema, snapshot, io.TeeReader(r, sum), want.Size, f)
+	base, err := changes.ReadDigest(ctx, ds, snapshot, io.TeeReader(r, sum), want.Size, f)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ const changeTableBatch = 64 << 10
 // change table) and writes the change table to a new object at name,
 // which it returns uncommitted.
 func writeChanges(ctx context.Context, opts Options, cmp *changes.Comparison, name string) (*sink.Object, *ChangesInfo, error) {
-	result := &changes.Result{Summary: changes.Summary{FirstRun: true}}
+	result := changes.FirstRun(opts.Dataset)
 	if cmp != nil {
 		var err error
 		if result, err = cmp.Finish(ctx); err != nil {
@@ -117,7 +117,7 @@ func writeChanges(ctx context.Context, opts Options, cmp *changes.Comparison, na
 		obj.Abort()
 		return nil, nil, fmt.Errorf("write %s: %w", obj.URL(), err)
 	}
-	pw, err := sink.NewParquetWriter(obj, changes.Schema, opts.Layouts.Changes...)
+	pw, err := sink.NewParquetWriter(obj, changes.Schema(opts.Dataset), opts.Layouts.Changes...)
 	if err != nil {
 		return fail(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
@@ -37,10 +38,10 @@ type Layouts struct {
 // NewLayouts builds the Parquet options of ds's snapshot and of the
 // change table, in files written by version: each table's layout, with
 // its zero fields the default's (DefaultSnapshotLayout(ds),
-// DefaultChangesLayout), the snapshot's coordinate columns at its
+// DefaultChangesLayout(ds)), the snapshot's coordinate columns at its
 // CoordinateZstdLevel.
-func NewLayouts(ds *spoc.Dataset, version string, snapshot, changes Layout) Layouts {
-	s := snapshot.orDefault(DefaultSnapshotLayout(ds))
+func NewLayouts(ds *spoc.Dataset, version string, snapshotLayout, changesLayout Layout) Layouts {
+	s := snapshotLayout.orDefault(DefaultSnapshotLayout(ds))
 	if s.CoordinateZstdLevel > 0 {
 		levels := map[string]int{}
 		for _, col := range ds.CoordinateColumns() {
@@ -51,7 +52,7 @@ func NewLayouts(ds *spoc.Dataset, version string, snapshot, changes Layout) Layo
 	}
 	return Layouts{
 		Snapshot: s.options(version),
-		Changes:  changes.orDefault(DefaultChangesLayout()).options(version),
+		Changes:  changesLayout.orDefault(DefaultChangesLayout(ds)).options(version),
 	}
 }
 
@@ -62,10 +63,11 @@ func DefaultSnapshotLayout(ds *spoc.Dataset) Layout {
 	return Layout{Dictionary: ds.DictionaryColumns()}
 }
 
-// DefaultChangesLayout is the change table's layout unless NewLayouts is
-// given another.
-func DefaultChangesLayout() Layout {
-	return Layout{Dictionary: []string{"change", "cert_status_before", "cert_status_after"}}
+// DefaultChangesLayout is the change table's layout of ds unless
+// NewLayouts is given another: dictionary encoding for the kind of change
+// and the status before and after.
+func DefaultChangesLayout(ds *spoc.Dataset) Layout {
+	return Layout{Dictionary: changes.DictionaryColumns(ds)}
 }
 
 // orDefault is l with each zero field taken from def.

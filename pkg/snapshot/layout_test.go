@@ -8,13 +8,14 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
 // A zero field of a Layout takes the default's, a set one is kept (an
 // empty dictionary list included: no dictionary), and its columns are
 // checked against the table's schema.
 func TestLayout(t *testing.T) {
-	def := DefaultChangesLayout()
+	def := DefaultChangesLayout(spoc.SPOC)
 	for _, tc := range []struct {
 		name string
 		set  Layout
@@ -34,7 +35,7 @@ func TestLayout(t *testing.T) {
 			}
 		})
 	}
-	if _, err := sink.NewParquetWriter(&bytes.Buffer{}, changes.Schema, Layout{Dictionary: []string{"no_such_column"}}.options("test")...); err == nil {
+	if _, err := sink.NewParquetWriter(&bytes.Buffer{}, changes.Schema(spoc.SPOC), Layout{Dictionary: []string{"no_such_column"}}.options("test")...); err == nil {
 		t.Error("a dictionary column outside the schema was accepted")
 	}
 }
