@@ -3,8 +3,10 @@
 // zstd Parquet snapshot with its manifest, on local disk or in Cloud
 // Storage. Run it with -help for every setting.
 //
-// Exit status: 0 the snapshot was published; 1 the run failed (nothing
-// was published); 2 bad configuration (nothing was fetched). SIGINT and
+// Exit status: 0 the snapshot was published, or the day already holds
+// the same body (SPOC_SKIP_IF_UNCHANGED); 1 the run failed, another run
+// holds the day's lock included (nothing was published); 2 bad
+// configuration (nothing was fetched). SIGINT and
 // SIGTERM cancel the run, abort the open objects and exit with status 1.
 // On every exit after the configuration is read, the metrics and spans
 // still held are exported first, for at most SPOC_TELEMETRY_TIMEOUT.

@@ -117,7 +117,7 @@ func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider, ds *spoc.D
 		metric.WithDescription("Bytes of the source received: on the wire (stage=wire) and after decompression (stage=body), every attempt included."))
 	add(err)
 	in.outputBytes, err = m.Int64Counter(MetricName(ds, MetricOutputBytes), metric.WithUnit("By"),
-		metric.WithDescription("Bytes of the objects published, by kind (parquet, manifest)."))
+		metric.WithDescription("Bytes of the objects published, by kind (parquet, manifest, archive, changes)."))
 	add(err)
 	in.fetchAttempts, err = m.Int64Counter(MetricName(ds, MetricFetchAttempts), metric.WithUnit("{attempt}"),
 		metric.WithDescription("Attempts to fetch, decode and write the snapshot, by outcome."))
