@@ -412,7 +412,7 @@ func TestStalledHolderIsSettledByTheTaker(t *testing.T) {
 				if !tc.committed && !errors.Is(errA, snapshot.ErrLockLost) {
 					t.Errorf("run A: %v, want ErrLockLost", errA)
 				}
-				if d := diffContents(afterB, dayContents(t, base, list)); d != "" {
+				if d := sinktest.DiffContents(afterB, dayContents(t, base, list)); d != "" {
 					t.Errorf("run A changed the day after it lost its lock: %s", d)
 				}
 				if m := readManifest(t, base, path.Join(rerunDir, snapshot.ManifestName)); m.Source.SHA256 != mB.Source.SHA256 {

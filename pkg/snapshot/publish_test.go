@@ -3,10 +3,7 @@ package snapshot_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/crc32"
-	"maps"
-	"net/http"
 	"path"
 	"slices"
 	"strings"
@@ -47,14 +44,8 @@ func rerunOptions(t *testing.T, store sink.Store, body []byte) snapshot.Options 
 // with a digest of its bytes; the lock is left out.
 func dayContents(t *testing.T, store sink.Store, list func() []string) map[string]string {
 	t.Helper()
-	got := map[string]string{}
-	for _, name := range list() {
-		if path.Base(name) == snapshot.LockName {
-			continue
-		}
-		got[name] = sha256Hex(readAll(t, store, name))
-	}
-	return got
+	names := slices.DeleteFunc(list(), func(name string) bool { return path.Base(name) == snapshot.LockName })
+	return sinktest.Contents(t, store, names)
 }
 
 // checkPublished fails the test unless the day's manifest describes the
@@ -83,149 +74,26 @@ func checkPublished(t *testing.T, store sink.Store, dir string) {
 	}
 }
 
-func hiddenObjects(contents map[string]string) []string {
-	var hidden []string
-	for name := range contents {
-		if strings.HasPrefix(path.Base(name), ".") {
-			hidden = append(hidden, name)
-		}
-	}
-	return hidden
-}
-
-func diffContents(before, after map[string]string) string {
-	var d []string
-	for _, name := range slices.Sorted(maps.Keys(before)) {
-		switch a, ok := after[name]; {
-		case !ok:
-			d = append(d, "-"+name)
-		case a != before[name]:
-			d = append(d, "~"+name)
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(after)) {
-		if _, ok := before[name]; !ok {
-			d = append(d, "+"+name)
-		}
-	}
-	return strings.Join(d, " ")
-}
-
-// faultPlan fails the nth write of a run: arm sets it, disarm clears
-// it and says whether the run reached it, and what it hit.
-type faultPlan struct {
-	arm    func(n int)
-	disarm func() (reached bool, hit string)
-}
-
-// wrapperFaults fails the nth write through a Faulty store: refused
-// before it, or (applied) carried out with its reply lost.
-func wrapperFaults(store *sinktest.Faulty, applied bool) faultPlan {
-	fault := errInjected
-	if applied {
-		fault = fmt.Errorf("%w (%w)", sink.ErrUnavailable, errInjected)
-	}
-	var writes, at int
-	var hit sinktest.Op
-	return faultPlan{
-		arm: func(n int) {
-			writes, at, hit = 0, n, sinktest.Op{}
-			store.Fail(func(op sinktest.Op) sinktest.StoreFault {
-				if !op.Writes() {
-					return sinktest.StoreFault{}
-				}
-				if writes++; writes == at {
-					hit = op
-					return sinktest.StoreFault{Err: fault, Applied: applied}
-				}
-				return sinktest.StoreFault{}
-			})
-		},
-		disarm: func() (bool, string) {
-			store.Fail(nil)
-			return writes >= at, hit.Kind + " " + path.Base(hit.Name)
-		},
-	}
-}
-
-// emulatorFaults fails the nth write request the emulator receives:
-// refused with a 403 (which the client does not retry), or carried out
-// and answered 503 (which it retries, meeting its own write).
-func emulatorFaults(e *sinktest.Emulator, applied bool) faultPlan {
-	var writes, at int
-	var hit sinktest.Request
-	return faultPlan{
-		arm: func(n int) {
-			writes, at, hit = 0, n, sinktest.Request{}
-			e.Fail(func(r sinktest.Request) sinktest.Fault {
-				if !r.Write {
-					return sinktest.Fault{}
-				}
-				if writes++; writes != at {
-					return sinktest.Fault{}
-				}
-				hit = r
-				if applied {
-					return sinktest.Fault{Status: http.StatusServiceUnavailable, Applied: true}
-				}
-				return sinktest.Fault{Status: http.StatusForbidden}
-			})
-		},
-		disarm: func() (bool, string) {
-			e.Fail(nil)
-			kind := strings.ToLower(hit.Method)
-			if hit.Copy {
-				kind = "copy"
-			}
-			return writes >= at, kind + " " + path.Base(hit.Object)
-		},
-	}
-}
-
 // rerunUnderFaults reruns the day on store with a fault at the nth write
 // for every n until a run meets none, and checks what each run leaves
 // (see TestRerunFailingAtAnyStepLeavesTheDay). It returns what was hit.
-func rerunUnderFaults(t *testing.T, base, store sink.Store, list func() []string, plan faultPlan) []string {
+func rerunUnderFaults(t *testing.T, base, store sink.Store, list func() []string, plan sinktest.NthWrite) []string {
 	publishDay(t, base, day.AddDate(0, 0, -1), generated(t, 300, 1))
 	publishDay(t, base, day, generated(t, 300, 2))
-	var hits []string
-	failed, committed := 0, 0
-	for n := 1; ; n++ {
-		before := dayContents(t, base, list)
-		plan.arm(n)
-		_, err := snapshot.Run(context.Background(), rerunOptions(t, store, generated(t, 300, uint64(10+n))))
-		reached, hit := plan.disarm()
-		after := dayContents(t, base, list)
-		if !reached {
-			if err != nil {
-				t.Fatalf("run without a fault: %v", err)
-			}
+	parquet := path.Join(rerunDir, snapshot.ParquetName)
+	return sinktest.EveryWrite(t, plan,
+		func() map[string]string { return dayContents(t, base, list) },
+		func(n int) error {
+			_, err := snapshot.Run(context.Background(), rerunOptions(t, store, generated(t, 300, uint64(10+n))))
+			return err
+		},
+		func(before, after map[string]string) {
 			checkPublished(t, base, rerunDir)
-			break
-		}
-		hits = append(hits, hit)
-		if err != nil {
-			failed++
-			if d := diffContents(before, after); d != "" {
-				t.Errorf("fault at write %d (%s): run failed (%v) and changed the day: %s", n, hit, err, d)
+			if after[parquet] == before[parquet] {
+				t.Errorf("the run succeeded but the day's Parquet is the old one")
 			}
-			continue
-		}
-		committed++
-		checkPublished(t, base, rerunDir)
-		if after[path.Join(rerunDir, snapshot.ParquetName)] == before[path.Join(rerunDir, snapshot.ParquetName)] {
-			t.Errorf("fault at write %d (%s): the run succeeded but the day's Parquet is the old one", n, hit)
-		}
-		// A fault after the commit may leave a hidden backup or staged
-		// object, which the next run removes: let it, so that each fault
-		// starts from a tidy day.
-		publishDay(t, base, day, generated(t, 300, 2))
-		if d := hiddenObjects(dayContents(t, base, list)); d != nil {
-			t.Errorf("a clean rerun left hidden objects: %v", d)
-		}
-	}
-	t.Logf("%d faults: %d runs failed leaving the day as it was, %d committed; faulted: %s", len(hits), failed, committed, strings.Join(hits, ", "))
-	return hits
+		},
+		func() { publishDay(t, base, day, generated(t, 300, 2)) })
 }
 
 func checkStepsFaulted(t *testing.T, hits []string, steps []string) {
@@ -255,7 +123,7 @@ func TestRerunFailingAtAnyStepLeavesTheDay(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				base, list := storeFor(t, backend)
 				store := sinktest.NewFaulty(base)
-				hits := rerunUnderFaults(t, base, store, list, wrapperFaults(store, applied))
+				hits := rerunUnderFaults(t, base, store, list, sinktest.FailNthWrite(store, applied, errInjected))
 				// Every step of the protocol was faulted: the staged
 				// objects, the backups, the swap and the manifest.
 				checkStepsFaulted(t, hits, []string{
@@ -290,7 +158,7 @@ func TestRerunFailingAtAnyRequestLeavesTheDayOnGCS(t *testing.T) {
 				}
 				return names
 			}
-			hits := rerunUnderFaults(t, h.Store, h.Store, list, emulatorFaults(e, applied))
+			hits := rerunUnderFaults(t, h.Store, h.Store, list, sinktest.FailNthRequest(e, applied))
 			checkStepsFaulted(t, hits, []string{
 				"post .spoc-list-public.parquet.tmp-", "copy .spoc-list-public.", "copy spoc-list-public.parquet", "copy spoc-list-public.json.gz", "copy spoc-list-public.digest",
 				"post .spoc-list-public.digest.tmp-", "post spoc-list-public.manifest.json", "post .spoc-list-public.lock", "delete .spoc-list-public.",
