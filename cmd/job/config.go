@@ -23,6 +23,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/transaction"
 )
 
 // Config is every setting of the job. Each is an environment variable with
@@ -153,8 +154,8 @@ func (c *Config) guards() snapshot.Guards {
 // lock is the timing of the day's lock, held by task: Cloud Run starts a
 // task's retry in the same execution only after the earlier attempt
 // ended, so its lock is taken over at once.
-func (c *Config) lock(task cloudRunTask) snapshot.LockOptions {
-	return snapshot.LockOptions{Wait: c.LockWait, Execution: task.execution, Task: task.index}
+func (c *Config) lock(task cloudRunTask) transaction.Options {
+	return transaction.Options{Wait: c.LockWait, Execution: task.execution, Task: task.index}
 }
 
 // selectDataset resolves SPOC_DATASET, and gives SPOC_URL and

@@ -414,13 +414,18 @@ func TestHelpListsEveryDataset(t *testing.T) {
 	}
 }
 
-// Every library option that an error message of package snapshot names
+// Every library option that an error message of package snapshot or
+// transaction names
 // is rewritten into the job's setting, so no error line of the job names
 // an option its user cannot set.
 func TestErrorsNameNoLibraryOption(t *testing.T) {
-	sources, err := filepath.Glob("../../pkg/snapshot/*.go")
-	if err != nil || len(sources) == 0 {
-		t.Fatalf("no sources (%v)", err)
+	var sources []string
+	for _, pkg := range []string{"snapshot", "transaction"} {
+		files, err := filepath.Glob("../../pkg/" + pkg + "/*.go")
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no sources of %s (%v)", pkg, err)
+		}
+		sources = append(sources, files...)
 	}
 	option := regexp.MustCompile(`Options(\.[A-Z]\w*)+`)
 	found := 0

@@ -392,12 +392,12 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	return exitOK
 }
 
-// settingNames rewrites the library options that the errors of package
-// snapshot name into the job's settings that set them: the job's user
-// sets SPOC_FORCE, and has no Options.Guards.Force to set.
+// settingNames rewrites the library options that the errors of packages
+// snapshot and transaction name into the job's settings that set them:
+// the job's user sets SPOC_FORCE, and has no Options.Guards.Force to set.
 var settingNames = strings.NewReplacer(
 	"Options.Guards.Force", "SPOC_FORCE=true",
-	"Options.Lock.Wait", "SPOC_LOCK_WAIT",
+	"Options.Wait", "SPOC_LOCK_WAIT",
 )
 
 // fixFor says which setting changes the outcome of a failed run, or ""

@@ -45,7 +45,7 @@
 //
 // A Store makes one object atomic; a set of them (a snapshot, its
 // change table and its manifest) is made atomic by the caller with the
-// generation primitives, as package snapshot does: stage each object
+// generation primitives, as package transaction does: stage each object
 // under a name of its own, Copy the current version of each final name
 // to a backup, Copy each staged object over its final name under a
 // precondition on the generation seen, and write the object that marks

@@ -2,10 +2,7 @@ package snapshot
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -13,41 +10,30 @@ import (
 )
 
 // rawArchive is the gzip copy of the body, written while the body streams
-// into the decoder. It goes to a hidden staging name first: whether it
-// ends as the day's archive or under rejected/ is known only at the end
-// of the body.
+// into the decoder to an object staged in the attempt's transaction:
+// whether it ends as the day's archive or, set aside, under rejected/ is
+// known only at the end of the body.
 //
 // A body that arrives gzip-compressed is archived as it arrived
 // (newGzipArchive): the received stream is already a gzip file of the
 // body, so nothing is compressed again. Otherwise the body is compressed
 // here (newRawArchive).
 type rawArchive struct {
-	store   sink.Store
-	staging string
-	obj     *sink.Object
-	gz      *gzip.Writer  // nil when the bytes written are gzip already
-	out     *bufio.Writer // between gz and obj; nil with gz
-	async   *asyncWriter  // feeds gz (or obj) on a goroutine of its own
+	obj   *sink.Object
+	gz    *gzip.Writer  // nil when the bytes written are gzip already
+	out   *bufio.Writer // between gz and obj; nil with gz
+	async *asyncWriter  // feeds gz (or obj) on a goroutine of its own
 }
 
-// newGzipArchive starts an archive written with the received gzip stream
-// of the body itself (fetch.Body.TeeGzip).
-func newGzipArchive(ctx context.Context, store sink.Store, staging string) (*rawArchive, error) {
-	obj, err := store.NewObject(ctx, staging, "application/gzip")
-	if err != nil {
-		return nil, err
-	}
-	return &rawArchive{store: store, staging: staging, obj: obj, async: newAsyncWriter(obj, 4, 256<<10)}, nil
+// newGzipArchive starts an archive written to obj with the received
+// gzip stream of the body itself (fetch.Body.TeeGzip).
+func newGzipArchive(obj *sink.Object) *rawArchive {
+	return &rawArchive{obj: obj, async: newAsyncWriter(obj, 4, 256<<10)}
 }
 
-// newRawArchive starts the archive at the staged name staging: hidden
-// and not ending in .json.gz, so globs over the snapshots never pick it
-// up.
-func newRawArchive(ctx context.Context, store sink.Store, staging string) (*rawArchive, error) {
-	obj, err := store.NewObject(ctx, staging, "application/gzip")
-	if err != nil {
-		return nil, err
-	}
+// newRawArchive starts an archive that compresses what it is written
+// into obj.
+func newRawArchive(obj *sink.Object) (*rawArchive, error) {
 	// Fastest level: compressing 200 MB takes tens of CPU seconds on a
 	// small machine even so, and this JSON still shrinks fivefold.
 	// The compressor writes a few hundred bytes at a time (its bit
@@ -57,11 +43,10 @@ func newRawArchive(ctx context.Context, store sink.Store, staging string) (*rawA
 	out := bufio.NewWriterSize(obj, archiveWriteBuffer)
 	gz, err := gzip.NewWriterLevel(out, gzip.BestSpeed)
 	if err != nil {
-		obj.Abort()
 		return nil, err
 	}
 	// 4 x 256 KiB: the decoder's reads are 64 KiB.
-	return &rawArchive{store: store, staging: staging, obj: obj, gz: gz, out: out, async: newAsyncWriter(gz, 4, 256<<10)}, nil
+	return &rawArchive{obj: obj, gz: gz, out: out, async: newAsyncWriter(gz, 4, 256<<10)}, nil
 }
 
 // archiveWriteBuffer is the size of the writes of a compressed archive
@@ -70,11 +55,12 @@ const archiveWriteBuffer = 256 << 10
 
 func (a *rawArchive) Write(p []byte) (int, error) { return a.async.Write(p) }
 
-// commit finishes the archive and commits it at its staged name.
-func (a *rawArchive) commit() (sink.ObjectInfo, error) {
+// finish writes the rest of the archive to its object, which is then
+// ready to commit; on failure the object is aborted.
+func (a *rawArchive) finish() error {
 	if err := a.async.Close(); err != nil {
 		a.obj.Abort()
-		return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
+		return fmt.Errorf("write %s: %w", a.obj.URL(), err)
 	}
 	if a.gz != nil {
 		err := a.gz.Close()
@@ -83,42 +69,11 @@ func (a *rawArchive) commit() (sink.ObjectInfo, error) {
 		}
 		if err != nil {
 			a.obj.Abort()
-			return sink.ObjectInfo{}, fmt.Errorf("write %s: %w", a.obj.URL(), err)
+			return fmt.Errorf("write %s: %w", a.obj.URL(), err)
 		}
 	}
-	return a.obj.Commit()
+	return nil
 }
 
-// publish commits the archive and moves it to name, out of the day's
-// publish: the body of a refused run, or of one that failed on its
-// content, kept under rejected/.
-func (a *rawArchive) publish(ctx context.Context, name string) (sink.ObjectInfo, error) {
-	info, err := a.commit()
-	if err != nil {
-		return sink.ObjectInfo{}, err
-	}
-	drop := func() error {
-		cctx, cancel := cleanupContext(ctx)
-		defer cancel()
-		return a.store.DeleteGeneration(cctx, a.staging, info.Generation)
-	}
-	// Copy, under a precondition on what is at name, then remove the
-	// staged object (by the generation committed: only this one).
-	var there int64
-	if now, err := a.store.Stat(ctx, name); err == nil {
-		there = now.Generation
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return sink.ObjectInfo{}, errors.Join(err, drop())
-	}
-	copied, err := a.store.Copy(ctx, a.staging, info.Generation, name, there)
-	if err != nil {
-		return sink.ObjectInfo{}, errors.Join(err, drop())
-	}
-	return copied, drop()
-}
-
-// abort drops an archive that was not published.
-func (a *rawArchive) abort() {
-	a.async.Close()
-	a.obj.Abort()
-}
+// stop ends the archive's goroutine; the transaction aborts its object.
+func (a *rawArchive) stop() { a.async.Close() }

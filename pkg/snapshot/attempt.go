@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"path"
 	"strconv"
@@ -18,13 +19,13 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/transaction"
 )
 
-// attempt is one try at publishing the day: open the source, stream it
-// through the decoder into the Parquet object (and the raw archive),
-// check the result and commit. Any failure aborts its objects, so a
-// retry starts from nothing. Its figures are its own; Run turns the last
-// attempt's into metrics.
+// attempt is one try at publishing the day: a pipeline from the source
+// to the day's transaction (see publish). Any failure aborts its
+// transaction, so a retry starts from nothing. Its figures are its own;
+// Run turns the last attempt's into metrics.
 type attempt struct {
 	*run
 	fig *attemptFigures
@@ -39,93 +40,240 @@ type attemptFigures struct {
 	decode                atomic.Int64
 }
 
-// attemptResult is what a successful attempt published, from which Run
+// attemptResult is what a successful attempt staged, from which Run
 // builds the manifest.
 type attemptResult struct {
 	source  Source
 	parquet ParquetInfo
 	stats   spoc.Stats
-	archive *sink.ObjectInfo
 	changes *ChangesInfo
 	forced  bool
-	run     string         // the attempt's id, in its staged names
-	staged  []stagedObject // committed under their staged names
+	tx      *transaction.Tx // its objects, prepared: Run commits them with the manifest
 }
 
-// publish runs the attempt.
-func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
-	opts := a.opts
-	run := newRunID()
-	stage := func(name string) string { return stagedName(path.Join(a.dir, name), run) }
+// publish runs the attempt, one stage after the other:
+//
+//	source   the body, hashed (and archived) as the decoder reads it
+//	decoder  its records as Arrow batches, read ahead on a goroutine
+//	outputs  the batches written to the Parquet snapshot and compared
+//	         with the previous snapshot; the body's bytes to the archive
+//	guards   the checks that refuse a body (an archive is set aside)
+//	outputs  written after the guards: the change table and the digest
+//	staging  each output's object committed under its staged name
+//
+// Every output writes one object staged in the attempt's transaction
+// (tx.Stage); Run commits the transaction with the manifest.
+func (a *attempt) publish(ctx context.Context) (_ attemptResult, err error) {
+	tx := a.day.Begin()
+	defer func() {
+		if err != nil {
+			tx.Abort()
+		}
+	}()
 	// The body has its own context, so that a failed write can stop a
 	// decode that is waiting for the network.
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	var body *fetch.Body
-	err := a.in.phase(fetchCtx, PhaseFetch, &a.fig.fetch, func(ctx context.Context) (err error) {
-		body, err = opts.Client.Open(ctx, opts.Source)
-		return err
-	})
+	body, err := a.open(fetchCtx)
 	if err != nil {
 		return attemptResult{}, err
 	}
 	defer body.Close()
-	opts.Telemetry.Progress.bodyOpened(body)
 	defer func() { a.fig.wireBytes, a.fig.bodyBytes = body.WireBytes(), body.BodyBytes() }()
 
-	// Every byte the decoder reads is also hashed and, with Outputs.Archive,
-	// archived: one download, no second pass. A gzip body is archived as
-	// received (its SHA-256 is still the decoded body's); any other is
-	// compressed into the archive.
-	digest := sha256.New()
-	var archive *rawArchive
-	tee := io.Writer(digest)
-	switch {
-	case opts.Outputs.Archive && body.Gzipped():
-		if archive, err = newGzipArchive(ctx, opts.Store, stage(a.names.Archive)); err != nil {
-			return attemptResult{}, err
-		}
-		defer archive.abort()
-		body.TeeGzip(archive)
-	case opts.Outputs.Archive:
-		if archive, err = newRawArchive(ctx, opts.Store, stage(a.names.Archive)); err != nil {
-			return attemptResult{}, err
-		}
-		defer archive.abort()
-		tee = io.MultiWriter(digest, archive)
+	snap, err := a.newSnapshot(ctx, tx)
+	if err != nil {
+		return attemptResult{}, err
 	}
-	source := io.TeeReader(body, tee)
+	src, err := a.tee(ctx, tx, body)
+	if err != nil {
+		return attemptResult{}, err
+	}
+	defer src.stop()
+	cmp, err := a.newComparison()
+	if err != nil {
+		return attemptResult{}, err
+	}
+	stats, refused, err := a.decode(ctx, src, snap, cmp, stopFetch)
+	if err != nil && !refused {
+		return attemptResult{}, err
+	}
+	res := attemptResult{stats: stats, tx: tx, source: src.describe()}
+	if err == nil {
+		res.forced, refused, err = a.guard(stats, res.source.SHA256)
+	}
+	if refused {
+		err = a.setAside(ctx, tx, src.archive, err)
+	}
+	if err != nil {
+		return attemptResult{}, err
+	}
+	if cmp != nil {
+		if res.changes, err = a.writeComparison(ctx, tx, cmp); err != nil {
+			return attemptResult{}, err
+		}
+	}
+	err = a.in.phase(ctx, PhasePublish, &a.fig.publish, func(ctx context.Context) error {
+		if src.archive != nil {
+			if err := src.archive.finish(); err != nil {
+				return err
+			}
+		}
+		return tx.Prepare(ctx)
+	})
+	if err != nil {
+		return attemptResult{}, err
+	}
+	res.parquet.Rows, res.parquet.RowGroups = snap.pw.Rows(), snap.pw.RowGroups()
+	return res, nil
+}
 
-	obj, err := opts.Store.NewObject(ctx, stage(a.names.Parquet), sink.ParquetContentType)
+// open opens the body (the fetch phase).
+func (a *attempt) open(ctx context.Context) (*fetch.Body, error) {
+	var body *fetch.Body
+	err := a.in.phase(ctx, PhaseFetch, &a.fig.fetch, func(ctx context.Context) (err error) {
+		body, err = a.opts.Client.Open(ctx, a.opts.Source)
+		return err
+	})
 	if err != nil {
-		return attemptResult{}, err
+		return nil, err
 	}
-	defer obj.Abort()
+	a.opts.Telemetry.Progress.bodyOpened(body)
+	return body, nil
+}
+
+// parquetOutput is the snapshot being written: its staged object and
+// the Parquet writer on it.
+type parquetOutput struct {
+	obj *sink.Object
+	pw  *sink.ParquetWriter
+}
+
+// newSnapshot stages the snapshot's Parquet object.
+func (a *attempt) newSnapshot(ctx context.Context, tx *transaction.Tx) (parquetOutput, error) {
+	opts := a.opts
+	obj, err := tx.Stage(ctx, a.names.Parquet, sink.ParquetContentType)
+	if err != nil {
+		return parquetOutput{}, err
+	}
 	pw, err := sink.NewParquetWriter(obj, opts.Dataset.Schema(), opts.Layouts.Snapshot...)
-	if err != nil {
-		return attemptResult{}, err
+	return parquetOutput{obj: obj, pw: pw}, err
+}
+
+// source is the body as the decoder reads it: every byte is also hashed
+// and, with Outputs.Archive, archived: one download, no second pass.
+type source struct {
+	body    *fetch.Body
+	r       io.Reader
+	digest  hash.Hash
+	archive *rawArchive // nil without Outputs.Archive
+}
+
+// tee sets up the outputs of the body's bytes. A gzip body is archived
+// as received (its SHA-256 is still the decoded body's); any other is
+// compressed into the archive.
+func (a *attempt) tee(ctx context.Context, tx *transaction.Tx, body *fetch.Body) (*source, error) {
+	src := &source{body: body, digest: sha256.New()}
+	tee := io.Writer(src.digest)
+	if a.opts.Outputs.Archive {
+		obj, err := tx.Stage(ctx, a.names.Archive, "application/gzip")
+		if err != nil {
+			return nil, err
+		}
+		if body.Gzipped() {
+			src.archive = newGzipArchive(obj)
+			body.TeeGzip(src.archive)
+		} else {
+			if src.archive, err = newRawArchive(obj); err != nil {
+				return nil, err
+			}
+			tee = io.MultiWriter(src.digest, src.archive)
+		}
 	}
-	// The comparison builds the day's digest; without a previous
-	// snapshot a Digester alone does.
-	var cmp *changes.Comparison
-	var digester *changes.Digester
-	var rows batchAdder
+	src.r = io.TeeReader(body, tee)
+	return src, nil
+}
+
+// stop ends the archive's writer, if any.
+func (s *source) stop() {
+	if s.archive != nil {
+		s.archive.stop()
+	}
+}
+
+// describe is the manifest's account of the body read.
+func (s *source) describe() Source {
+	body := s.body
+	return Source{
+		SHA256:       hex.EncodeToString(s.digest.Sum(nil)),
+		URL:          body.Source,
+		RequestedURL: body.Requested,
+		HTTPStatus:   body.StatusCode,
+		ETag:         body.ETag,
+		LastModified: body.LastModified,
+		WireBytes:    body.WireBytes(),
+		BodyBytes:    body.BodyBytes(),
+	}
+}
+
+// comparison compares the day's batches with the previous snapshot as
+// they are written, and builds the day's digest: the outputs of
+// Options.Outputs.Changes, staged after the guards.
+type comparison struct {
+	cmp      *changes.Comparison // nil on a first run: a Digester alone
+	digester *changes.Digester
+}
+
+// newComparison is the comparison with the previous snapshot; nil
+// without Options.Outputs.Changes.
+func (a *attempt) newComparison() (*comparison, error) {
 	switch {
 	case a.h.baseline != nil:
-		cmp = a.h.baseline.NewComparison()
-		digester, rows = cmp.Digester(), cmp
-	case opts.Outputs.Changes:
-		if digester, err = changes.NewDigester(opts.Dataset); err != nil {
-			return attemptResult{}, err
+		cmp := a.h.baseline.NewComparison()
+		return &comparison{cmp: cmp, digester: cmp.Digester()}, nil
+	case a.opts.Outputs.Changes:
+		d, err := changes.NewDigester(a.opts.Dataset)
+		if err != nil {
+			return nil, err
 		}
-		rows = digester
+		return &comparison{digester: d}, nil
 	}
-	dec := spoc.NewDecoder(source, opts.Decoder...)
+	return nil, nil
+}
+
+// Add takes one batch of the snapshot.
+func (c *comparison) Add(rec arrow.RecordBatch) error {
+	if c.cmp != nil {
+		return c.cmp.Add(rec)
+	}
+	return c.digester.Add(rec)
+}
+
+// writeComparison writes the change table and the digest to their
+// staged objects (the changes phase).
+func (a *attempt) writeComparison(ctx context.Context, tx *transaction.Tx, c *comparison) (info *ChangesInfo, err error) {
+	err = a.in.phase(ctx, PhaseChanges, &a.fig.changes, func(ctx context.Context) error {
+		if info, err = writeChanges(ctx, tx, a.opts, c.cmp, a.names.Changes); err != nil {
+			return err
+		}
+		info.BaselineFrom = a.h.baselineFrom
+		return writeDigest(ctx, tx, a.opts, c.digester, a.names.Digest)
+	})
+	return info, err
+}
+
+// decode streams the body through the decoder into the outputs, and
+// then reads what follows the JSON value. refused says err refuses the
+// body on its content or its counts: the body was read to its end, for
+// the archive to keep.
+func (a *attempt) decode(ctx context.Context, src *source, snap parquetOutput, cmp *comparison, stopFetch func()) (_ spoc.Stats, refused bool, err error) {
+	opts, body := a.opts, src.body
+	dec := spoc.NewDecoder(src.r, opts.Decoder...)
 	defer dec.Release()
 	_, decodeSpan := a.in.tracer.Start(ctx, PhaseDecode)
 	batches := startReadAhead(dec, &a.fig.decode)
 	_, writeSpan := a.in.tracer.Start(ctx, PhaseWrite)
-	stats, err := a.writeBatches(pw, obj, batches, dec, rows, body)
+	stats, err := a.writeBatches(snap, batches, dec, cmp, body)
 	// A body refused for its content is read to its end for the
 	// archive; any other failure stops the download.
 	refusedContent := err != nil && contentFailure(err)
@@ -135,83 +283,54 @@ func (a *attempt) publish(ctx context.Context) (attemptResult, error) {
 	batches.Close()
 	endSpan(writeSpan, err)
 	endSpan(decodeSpan, dec.Err())
-	refused := refusedContent || errors.Is(err, ErrTooFewRecords) || errors.Is(err, ErrTooManyDropped)
+	refused = refusedContent || errors.Is(err, ErrTooFewRecords) || errors.Is(err, ErrTooManyDropped)
 	if err != nil && !refused {
-		return attemptResult{}, err
+		return stats, false, err
 	}
 	// The decoder stops at the end of the JSON value, or at the error in
 	// a refused body: whatever follows (a final newline, the rest of the
 	// body) still belongs to the body and its archive, up to the cap.
 	maxBody := dec.MaxBodyBytes()
-	_, derr := io.Copy(io.Discard, io.LimitReader(source, max(0, maxBody-body.BodyBytes())+1))
+	_, derr := io.Copy(io.Discard, io.LimitReader(src.r, max(0, maxBody-body.BodyBytes())+1))
 	switch {
 	case derr != nil && err == nil:
-		return attemptResult{}, fmt.Errorf("read %s: %w", body.Source, derr)
+		return stats, false, fmt.Errorf("read %s: %w", body.Source, derr)
 	case derr != nil:
-		return attemptResult{}, fmt.Errorf("%w (and reading the rest of its raw body failed: %v)", err, derr)
+		return stats, false, fmt.Errorf("%w (and reading the rest of its raw body failed: %v)", err, derr)
 	case refusedContent && body.BodyBytes() > maxBody:
-		return attemptResult{}, fmt.Errorf("%w (its raw body is not kept: larger than %d bytes)", err, maxBody)
+		return stats, false, fmt.Errorf("%w (its raw body is not kept: larger than %d bytes)", err, maxBody)
 	}
-	res := attemptResult{stats: stats, run: run}
-	sum := hex.EncodeToString(digest.Sum(nil))
-	if err == nil {
-		res.forced, err = checkHistory(opts.Guards, stats.RecordsWritten, sum, a.h.sameDay, a.h.previous)
-		refused = errors.Is(err, ErrRecordsFell)
-	}
-	if err == nil {
-		var forced bool
-		forced, err = checkColumns(opts.Guards, opts.Dataset, stats, a.h.previous)
-		res.forced = res.forced || forced
-		refused = errors.Is(err, ErrColumnCollapsed)
-	}
-	if refused && archive != nil {
-		// Keep the refused body for inspection, never at the final names.
-		rejected := path.Join(a.dir, RejectedDir, a.names.Archive)
-		if info, aerr := archive.publish(ctx, rejected); aerr != nil {
-			err = fmt.Errorf("%w (and keeping its raw body failed: %v)", err, aerr)
-		} else {
-			err = fmt.Errorf("%w; the raw body is kept at %s", err, info.URL)
-		}
-	}
+	return stats, refused, err
+}
+
+// guard checks the snapshot against the history: the publish guards.
+// refused says err refuses the body (ErrRecordsFell, ErrColumnCollapsed);
+// forced that a guard was overridden.
+func (a *attempt) guard(stats spoc.Stats, sum string) (forced, refused bool, err error) {
+	forced, err = checkHistory(a.opts.Guards, stats.RecordsWritten, sum, a.h.sameDay, a.h.previous)
 	if err != nil {
-		return attemptResult{}, err
+		return forced, errors.Is(err, ErrRecordsFell), err
 	}
-	var changeTable, digestObj *sink.Object
-	if opts.Outputs.Changes {
-		err := a.in.phase(ctx, PhaseChanges, &a.fig.changes, func(ctx context.Context) (err error) {
-			if changeTable, res.changes, err = writeChanges(ctx, opts, cmp, stage(a.names.Changes)); err != nil {
-				return err
-			}
-			res.changes.BaselineFrom = a.h.baselineFrom
-			digestObj, err = writeDigest(ctx, opts, digester, stage(a.names.Digest))
-			return err
-		})
-		if changeTable != nil {
-			defer changeTable.Abort()
-		}
-		if err != nil {
-			return attemptResult{}, err
-		}
-		defer digestObj.Abort()
+	collapsed, err := checkColumns(a.opts.Guards, a.opts.Dataset, stats, a.h.previous)
+	return forced || collapsed, errors.Is(err, ErrColumnCollapsed), err
+}
+
+// setAside keeps the refused body's archive (nil: none) for inspection,
+// under RejectedDir, never at the final names, and returns the refusal
+// err saying where it is.
+func (a *attempt) setAside(ctx context.Context, tx *transaction.Tx, archive *rawArchive, err error) error {
+	if archive == nil {
+		return err
 	}
-	err = a.in.phase(ctx, PhasePublish, &a.fig.publish, func(ctx context.Context) error {
-		return a.stageAll(ctx, obj, []namedObject{{a.names.Changes, changeTable}, {a.names.Digest, digestObj}}, archive, &res)
-	})
-	if err != nil {
-		return attemptResult{}, err
+	rejected := path.Join(RejectedDir, a.names.Archive)
+	info, aerr := sink.ObjectInfo{}, archive.finish()
+	if aerr == nil {
+		info, aerr = tx.SetAside(ctx, a.names.Archive, rejected)
 	}
-	res.source = Source{
-		SHA256:       sum,
-		URL:          body.Source,
-		RequestedURL: body.Requested,
-		HTTPStatus:   body.StatusCode,
-		ETag:         body.ETag,
-		LastModified: body.LastModified,
-		WireBytes:    body.WireBytes(),
-		BodyBytes:    body.BodyBytes(),
+	if aerr != nil {
+		return fmt.Errorf("%w (and keeping its raw body failed: %v)", err, aerr)
 	}
-	res.parquet.Rows, res.parquet.RowGroups = pw.Rows(), pw.RowGroups()
-	return res, nil
+	return fmt.Errorf("%w; the raw body is kept at %s", err, info.URL)
 }
 
 // contentFailure reports whether err is the decoder's refusal of the
@@ -226,57 +345,11 @@ func contentFailure(err error) bool {
 	return errors.Is(err, spoc.ErrNoResults) || errors.Is(err, spoc.ErrValueTooLong) || errors.Is(err, spoc.ErrTooManyRecords)
 }
 
-// stageAll commits the snapshot, then the others (the change table and
-// the digest; nil ones are skipped) and the archive (nil: none), under
-// their staged names, and records them in res. If one fails, those
-// already staged are deleted again.
-func (a *attempt) stageAll(ctx context.Context, snapshot *sink.Object, others []namedObject, archive *rawArchive, res *attemptResult) error {
-	add := func(name string, info sink.ObjectInfo, err error) error {
-		if err != nil {
-			return errors.Join(err, dropStaged(ctx, a.opts.Store, res.staged))
-		}
-		res.staged = append(res.staged, stagedObject{name: path.Join(a.dir, name), staged: info, path: stagedName(path.Join(a.dir, name), res.run)})
-		return nil
-	}
-	info, err := snapshot.Commit()
-	if err := add(a.names.Parquet, info, err); err != nil {
-		return err
-	}
-	for _, o := range others {
-		if o.obj == nil {
-			continue
-		}
-		info, err := o.obj.Commit()
-		if err := add(o.name, info, err); err != nil {
-			return err
-		}
-	}
-	if archive != nil {
-		info, err := archive.commit()
-		if err := add(a.names.Archive, info, err); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// namedObject is an object of the day and its name in the day's folder.
-type namedObject struct {
-	name string
-	obj  *sink.Object
-}
-
-// batchAdder takes the snapshot's batches as they are written: a
-// changes.Comparison, or a changes.Digester on a first run.
-type batchAdder interface {
-	Add(rec arrow.RecordBatch) error
-}
-
-// writeBatches encodes every batch of the decoder into pw (and hands it
-// to rows, if not nil), checks the decoder's statistics against the
-// run's limits and closes pw.
-func (a *attempt) writeBatches(pw *sink.ParquetWriter, obj *sink.Object, batches *readAhead, dec *spoc.Decoder, rows batchAdder, body *fetch.Body) (spoc.Stats, error) {
-	source := body.Source
+// writeBatches encodes every batch of the decoder into the snapshot (and
+// hands it to the comparison, if not nil), checks the decoder's
+// statistics against the run's limits and closes the Parquet writer.
+func (a *attempt) writeBatches(snap parquetOutput, batches *readAhead, dec *spoc.Decoder, rows *comparison, body *fetch.Body) (spoc.Stats, error) {
+	source, pw, obj := body.Source, snap.pw, snap.obj
 	opts := a.opts
 	for {
 		rec, ok := batches.Next()

@@ -13,6 +13,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/transaction"
 )
 
 // readBaseline opens the previous snapshot's Parquet object, checks it is
@@ -76,18 +77,17 @@ func readDigest(ctx context.Context, store sink.Store, name string, want sink.Ob
 	return base, nil
 }
 
-// writeDigest writes the digest d of the day's snapshot to a new object at
-// name, which it returns uncommitted.
-func writeDigest(ctx context.Context, opts Options, d *changes.Digester, name string) (*sink.Object, error) {
-	obj, err := opts.Store.NewObject(ctx, name, "application/octet-stream")
+// writeDigest writes the digest d of the day's snapshot to the object
+// staged in tx as name.
+func writeDigest(ctx context.Context, tx *transaction.Tx, opts Options, d *changes.Digester, name string) error {
+	obj, err := tx.Stage(ctx, name, "application/octet-stream")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := d.WriteDigest(obj, opts.Day.Format(DateLayout)); err != nil {
-		obj.Abort()
-		return nil, fmt.Errorf("write %s: %w", obj.URL(), err)
+		return fmt.Errorf("write %s: %w", obj.URL(), err)
 	}
-	return obj, nil
+	return nil
 }
 
 // changeTableBatch is the change table's rows per record batch: the
@@ -99,23 +99,22 @@ func writeDigest(ctx context.Context, opts Options, d *changes.Digester, name st
 const changeTableBatch = 64 << 10
 
 // writeChanges finishes the comparison cmp (nil on the first run: an empty
-// change table) and writes the change table to a new object at name,
-// which it returns uncommitted.
-func writeChanges(ctx context.Context, opts Options, cmp *changes.Comparison, name string) (*sink.Object, *ChangesInfo, error) {
+// change table) and writes the change table to the object staged in tx
+// as name.
+func writeChanges(ctx context.Context, tx *transaction.Tx, opts Options, cmp *changes.Comparison, name string) (*ChangesInfo, error) {
 	result := changes.FirstRun(opts.Dataset)
 	if cmp != nil {
 		var err error
 		if result, err = cmp.Finish(ctx); err != nil {
-			return nil, nil, fmt.Errorf("compare with the previous snapshot: %w", err)
+			return nil, fmt.Errorf("compare with the previous snapshot: %w", err)
 		}
 	}
-	obj, err := opts.Store.NewObject(ctx, name, sink.ParquetContentType)
+	obj, err := tx.Stage(ctx, name, sink.ParquetContentType)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	fail := func(err error) (*sink.Object, *ChangesInfo, error) {
-		obj.Abort()
-		return nil, nil, fmt.Errorf("write %s: %w", obj.URL(), err)
+	fail := func(err error) (*ChangesInfo, error) {
+		return nil, fmt.Errorf("write %s: %w", obj.URL(), err)
 	}
 	pw, err := sink.NewParquetWriter(obj, changes.Schema(opts.Dataset), opts.Layouts.Changes...)
 	if err != nil {
@@ -130,5 +129,5 @@ func writeChanges(ctx context.Context, opts Options, cmp *changes.Comparison, na
 	if err := pw.Close(); err != nil {
 		return fail(err)
 	}
-	return obj, &ChangesInfo{Rows: pw.Rows(), Summary: result.Summary}, nil
+	return &ChangesInfo{Rows: pw.Rows(), Summary: result.Summary}, nil
 }

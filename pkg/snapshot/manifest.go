@@ -164,18 +164,3 @@ func parseManifest(data []byte) (*Manifest, error) {
 	}
 	return m, nil
 }
-
-// writeManifest writes data as the manifest at name, under the
-// precondition that name is still at generation (0: still absent).
-func writeManifest(ctx context.Context, store sink.Store, name string, data []byte, generation int64) error {
-	var err error
-	if generation == 0 {
-		_, err = store.Create(ctx, name, "application/json", data)
-	} else {
-		_, err = store.Replace(ctx, name, "application/json", data, generation)
-	}
-	if err != nil {
-		return fmt.Errorf("write the manifest: %w", err)
-	}
-	return nil
-}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
+	"github.com/calee-data/mspo-spoc/pkg/transaction"
 )
 
 // A run compares itself with the newest earlier day that is whole: one
@@ -103,7 +104,9 @@ func (r *run) findPrevious(ctx context.Context) (*previousDay, error) {
 		o := days[d]
 		why := ""
 		if o.lock {
-			if why, err = r.settleDay(ctx, d); err != nil {
+			// A journal left in its lock is settled first, as a run of
+			// that day would settle it (transaction.Settle).
+			if why, err = transaction.Settle(ctx, opts.Store, path.Join(opts.Prefix, d), r.names.Lock, lockOptions(opts)); err != nil {
 				return nil, err
 			}
 		}
@@ -136,46 +139,6 @@ func verifiedBy(m *Manifest) string {
 		return VerifiedFooter
 	}
 	return VerifiedCRC32C
-}
-
-// settleDay looks at the lock of the earlier day d. A lock that holds the
-// journal of a publish is taken as a run of that day would take it (at
-// once from a holder known to be gone, after a whole unrenewed lease from
-// any other), which settles the publish; then it is released. A holder
-// that renews it is left alone and the day passed over: why says so. A
-// lock without a journal is a run that has not swapped anything yet; one
-// that does not read holds no journal either, and is logged.
-func (r *run) settleDay(ctx context.Context, d string) (why string, err error) {
-	dir := path.Join(r.opts.Prefix, d)
-	held, _, err := readLock(ctx, r.opts.Store, path.Join(dir, r.names.Lock))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", nil
-	case err != nil:
-		return "", fmt.Errorf("look at the lock of %s: %w", d, err)
-	case held.unreadable != "":
-		// No journal can be read from it: there is nothing to settle,
-		// and the day is whole or not by its manifest, as without a lock.
-		r.log.WarnContext(ctx, "an earlier day's lock does not read: taking it to hold no publish under way",
-			"snapshot", d, "url", r.opts.Store.URL(path.Join(dir, r.names.Lock)), "reason", held.unreadable)
-		return "", nil
-	case held.Publish == nil:
-		return "", nil
-	}
-	r.log.WarnContext(ctx, "an earlier day's lock holds a publish under way: settling it before comparing with that day",
-		"snapshot", d, "holder", held.Holder, "renewed", held.Renewed)
-	_, l, err := lockDay(ctx, r.opts, dir, r.names.Lock, r.log)
-	switch {
-	case ctx.Err() != nil:
-		return "", fmt.Errorf("settle %s: %w", d, ctx.Err())
-	case errors.Is(err, ErrBusy):
-		// Renewed by its holder, or not watched for a whole lease.
-		return "its lock holds a publish under way, not taken over: " + err.Error(), nil
-	case err != nil:
-		return "its unfinished publish could not be settled: " + err.Error(), nil
-	}
-	l.release(ctx)
-	return "", nil
 }
 
 // wholeDay reads the manifest of the earlier day d and, with

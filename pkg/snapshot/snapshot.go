@@ -3,6 +3,29 @@
 // result, commits it, and then writes the manifest that marks the snapshot
 // complete.
 //
+// # Pipeline
+//
+// Run takes the day's lock (package transaction), finds the previous
+// snapshot, and runs attempts until one succeeds; then it commits that
+// attempt's transaction with the manifest. An attempt is a pipeline:
+//
+//	source   the body, hashed and, with Options.ArchiveRaw, archived as it is read
+//	decoder  the records as Arrow batches (package spoc), read ahead
+//	outputs  the batches written to the Parquet snapshot and, with
+//	         Options.DetectChanges, compared with the previous snapshot
+//	guards   the checks that refuse a body (checkStats, checkHistory, checkColumns)
+//	outputs  the change table and the digest, written once the guards pass
+//	staging  each output's object committed under its hidden staged name
+//
+// Each output is one stage that ends as one object staged in the
+// attempt's transaction. To add an output: give its object a name in
+// Names; stage it with tx.Stage where the attempt sets up its outputs
+// (attempt.publish), feed it the batches in attempt.writeBatches (or the
+// body's bytes in attempt.tee) and finish writing it before tx.Prepare;
+// then record what the transaction put at its name, from the map
+// run.manifest is given, in the Manifest. The transaction publishes it
+// with the others, or not at all.
+//
 // # Layout
 //
 // A snapshot lives in one folder per day below the store's prefix:
@@ -61,52 +84,19 @@
 //
 // # Publishing
 //
-// A run publishes the day's objects in steps, recorded in the day's lock
-// as a journal, so that a rerun that fails at any step, or dies, leaves
-// the day exactly as it was:
-//
-//  1. the attempt commits each object under a hidden name of its own
-//     (".NAME.tmp-RUN"), which no glob matches;
-//  2. the lock records the generation at each final name and at the
-//     manifest;
-//  3. each final object that exists is copied to a hidden backup
-//     (".NAME.backup-RUN");
-//  4. each staged object is copied to its final name under the
-//     precondition that the name still holds the recorded generation;
-//  5. the run confirms its lock and writes the manifest under the
-//     precondition that it is still at its recorded generation: the
-//     commit point;
-//  6. the backups and staged objects are deleted, the journal cleared.
-//
-// What a reader sees: until step 4 the previous snapshot, whole. During
-// step 4 and until the commit point, a reader of the objects by glob may
-// see new objects beside the previous manifest; a reader that goes by the
-// manifest and checks sizes or CRC32Cs sees that they differ. From the
-// commit point on, the new snapshot, whole.
-//
-// A failure before the commit point restores the day: each final name
-// that no longer holds its recorded generation gets its backup back, or
-// is deleted if it held nothing, under a precondition on what it holds.
-// A failure after it leaves only hidden objects, which the next run of
-// the day removes. An unknown outcome of the manifest's write (no
-// answer) is read back: a manifest at another generation was this run's.
-// Every delete and overwrite names the generation it expects, so a run
-// changes only what it wrote.
-//
-// # Lock
+// The day's objects are published together, or not at all, by package
+// transaction: each is staged under a hidden name, and the manifest,
+// written last, is the commit point. A rerun that fails at any step, or
+// dies, leaves the day exactly as it was; the next run of the day
+// settles what a dead run left. A reader that goes by the manifest sees
+// the previous snapshot whole until the commit point and the new one
+// whole from then on.
 //
 // A run holds the day's lock (LockName), a lease it renews while it runs,
 // so that two runs of one day never mix their objects. A run that finds
-// the lock held watches it: a holder that renews it makes the run fail
-// with ErrBusy before fetching; a lock unchanged for a whole lease on the
-// watcher's own clock is taken over, and one left by a run known to be
-// gone (Options.Lock.Execution and Task, a dead process of this host
-// and PID namespace) at once. The run that takes a lock over first
-// settles the publish journal it holds (finishing a publish that reached
-// its commit point, restoring the day otherwise), then removes what a
-// killed run left in the day's folder. A run that loses its lock stops
-// with ErrLockLost and touches nothing more: the journal stays in the
-// lock for whoever takes it.
+// the lock held by a run that renews it fails with ErrBusy before
+// fetching; one that loses its lock stops with ErrLockLost and touches
+// nothing more. Package transaction says when a lock is taken over.
 //
 // # Telemetry
 //
@@ -118,6 +108,7 @@ package snapshot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,6 +123,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/transaction"
 )
 
 // Object names inside a day's folder.
@@ -146,6 +138,28 @@ const (
 	// ChangesName is in a folder of its own, out of the snapshots' glob.
 	ChangesName = "changes/spoc-list-public.changes.parquet"
 	RejectedDir = "rejected" // where a refused run's raw body goes
+	// LockName marks a day's folder as being published: it keeps two
+	// runs of one day (a manual run during the scheduled one, two
+	// backfills) from each publishing part of a snapshot, since GCS
+	// preconditions guard each object, not the set of them. It is a
+	// transaction lock, which also holds the journal of a publish under
+	// way.
+	LockName = ".spoc-list-public.lock"
+)
+
+// DefaultLockLease is how long a lock holds without renewal unless
+// Options.LockLease says otherwise.
+const DefaultLockLease = transaction.DefaultLease
+
+// Errors of the day's lock, package transaction's.
+var (
+	// ErrBusy means another run holds the day's lock: nothing was fetched
+	// or published.
+	ErrBusy = transaction.ErrBusy
+	// ErrLockLost means the run could not renew its lock before the lease
+	// ran out, or found it taken over: it stops and publishes nothing
+	// more.
+	ErrLockLost = transaction.ErrLockLost
 )
 
 // Names are the names of a dataset's objects in a day's folder: for
@@ -203,9 +217,9 @@ type Options struct {
 	Guards Guards
 	// Outputs are the objects written beside the snapshot.
 	Outputs Outputs
-	// Lock is the timing of the day's lock and who holds it.
-	Lock  LockOptions
-	clock clock // the lease's clock; nil: the real one
+	// Lock is the timing of the day's lock (LockName) and who holds it;
+	// its Logger is Telemetry's.
+	Lock transaction.Options
 
 	Version   string // job version, recorded in the manifest and the Parquet footer
 	Telemetry Telemetry
@@ -252,28 +266,6 @@ type Outputs struct {
 	// Settling an earlier day's unfinished publish still restores that
 	// day's objects, by copies (server-side on GCS, of the files locally).
 	Changes bool
-}
-
-// LockOptions are the timing of the day's lock (LockName) and the
-// execution that holds it.
-type LockOptions struct {
-	// Lease is how long the lock holds against other runs without being
-	// renewed; the run renews it every third of that. Zero means
-	// DefaultLockLease.
-	Lease time.Duration
-	// Wait is how long a run that finds the day's lock held watches it
-	// before it gives up with ErrBusy: a lock renewed meanwhile gives up
-	// at once, one unchanged for a whole Lease is taken over, so a Wait
-	// shorter than the lease never takes over a crashed run's lock. Zero
-	// means the lease and an eighth.
-	Wait time.Duration
-	// Execution identifies the execution this run is an attempt of, the
-	// same for its retries (on Cloud Run, CLOUD_RUN_EXECUTION), and Task
-	// the task of that execution (CLOUD_RUN_TASK_INDEX): a lock held
-	// under the same Execution and Task was left by an earlier attempt
-	// that is over, and is taken over at once. Empty outside such a
-	// platform.
-	Execution, Task string
 }
 
 // Telemetry is where a run reports.
@@ -343,7 +335,7 @@ type run struct {
 	names     Names
 	startedAt time.Time
 
-	lock         *lease
+	day          *transaction.Day
 	h            history
 	baselineTime time.Duration
 	last         *attemptFigures // of the last attempt, for the metrics
@@ -364,11 +356,11 @@ type history struct {
 // writes it, the last object of the day.
 func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 	opts, log := r.opts, r.log
-	ctx, r.lock, err = lockDay(ctx, opts, r.dir, r.names.Lock, log)
+	ctx, r.day, err = transaction.Open(ctx, opts.Store, r.dir, r.names.Lock, lockOptions(opts))
 	if err != nil {
 		return nil, 0, err
 	}
-	defer r.lock.release(ctx)
+	defer r.day.Close(ctx)
 	defer func() {
 		// A lost lock cancels the run: say so rather than "context canceled".
 		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrLockLost) && !errors.Is(err, ErrLockLost) {
@@ -447,11 +439,20 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 				"added", c.Added, "removed", c.Removed, "changed", c.Changed, "unchanged", c.Unchanged)
 		}
 	}
+	// The day's transaction commits the attempt's objects, then writes
+	// the manifest built from what landed at their final names.
 	var m *Manifest
 	var manifestBytes int64
-	err = r.in.phase(ctx, "manifest", &r.last.publish, func(ctx context.Context) (err error) {
-		m, manifestBytes, err = r.commit(ctx, result, attempts)
-		return err
+	err = r.in.phase(ctx, "manifest", &r.last.publish, func(ctx context.Context) error {
+		return result.tx.Commit(ctx, r.names.Manifest, func(at map[string]sink.ObjectInfo) ([]byte, error) {
+			m = r.manifest(result, attempts, at)
+			data, err := json.MarshalIndent(m, "", "  ")
+			if err != nil {
+				return nil, fmt.Errorf("encode manifest: %w", err)
+			}
+			manifestBytes = int64(len(data) + 1)
+			return append(data, '\n'), nil
+		})
 	})
 	if err != nil {
 		return nil, 0, err
@@ -459,18 +460,26 @@ func (r *run) publish(ctx context.Context) (_ *Manifest, _ int64, err error) {
 	return m, manifestBytes, nil
 }
 
+// lockOptions are the day lock's settings of opts.
+func lockOptions(opts Options) transaction.Options {
+	o := opts.Lock
+	o.Logger = opts.Telemetry.Logger
+	return o
+}
+
 // manifest is the manifest of a published day, built once, from the
-// successful attempt's result and what its swap put at the final names.
+// successful attempt's result and what its transaction put at the final
+// names (by their names in the day's folder).
 func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.ObjectInfo) *Manifest {
-	res.parquet.ObjectInfo = at[path.Join(r.dir, r.names.Parquet)]
+	res.parquet.ObjectInfo = at[r.names.Parquet]
 	if res.changes != nil {
-		res.changes.ObjectInfo = at[path.Join(r.dir, r.names.Changes)]
+		res.changes.ObjectInfo = at[r.names.Changes]
 	}
-	if info, ok := at[path.Join(r.dir, r.names.Archive)]; ok {
-		res.archive = &info
+	var archive, digest *sink.ObjectInfo
+	if info, ok := at[r.names.Archive]; ok {
+		archive = &info
 	}
-	var digest *sink.ObjectInfo
-	if info, ok := at[path.Join(r.dir, r.names.Digest)]; ok {
+	if info, ok := at[r.names.Digest]; ok {
 		digest = &info
 	}
 	m := &Manifest{
@@ -478,7 +487,7 @@ func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.Objec
 		Source:     res.source,
 		Parquet:    res.parquet,
 		Stats:      res.stats,
-		Archive:    res.archive,
+		Archive:    archive,
 		Changes:    res.changes,
 		Digest:     digest,
 		Forced:     res.forced,

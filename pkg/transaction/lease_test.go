@@ -1,4 +1,4 @@
-package snapshot
+package transaction
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path"
@@ -56,7 +55,10 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 
 const testDir = "raw/spoc/20261126"
 
-var testLock = path.Join(testDir, LockName)
+// testLockName is the day lock of the job's first dataset.
+const testLockName = ".spoc-list-public.lock"
+
+var testLock = path.Join(testDir, testLockName)
 
 func writeHeld(t *testing.T, store sink.Store, held lockInfo) int64 {
 	t.Helper()
@@ -101,7 +103,7 @@ func TestWatchDecidesOnTheTakersClock(t *testing.T) {
 	}{
 		{name: "a renewing holder whose clock is ten minutes behind", stamped: wall.Add(-10 * time.Minute), renews: true, wantBusy: "renewed while this run watched"},
 		{name: "a silent holder whose clock is a year ahead", stamped: wall.AddDate(1, 0, 0)},
-		{name: "a silent holder, the run waiting less than a lease", stamped: wall, wait: time.Minute, wantBusy: "this run waited (Options.Lock.Wait), less than its lease"},
+		{name: "a silent holder, the run waiting less than a lease", stamped: wall, wait: time.Minute, wantBusy: "this run waited (Options.Wait), less than its lease"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store, _ := sink.NewLocal(t.TempDir())
@@ -126,8 +128,8 @@ func TestWatchDecidesOnTheTakersClock(t *testing.T) {
 					gen = info.Generation
 				}
 			}
-			opts := Options{Store: store, Lock: LockOptions{Lease: lease, Wait: tc.wait}, clock: c}
-			_, l, err := lockDay(context.Background(), opts, testDir, LockName, slog.New(slog.DiscardHandler))
+			opts := Options{Lease: lease, Wait: tc.wait, clock: c}
+			_, day, err := Open(context.Background(), store, testDir, testLockName, opts)
 			elapsed := c.Now().Sub(wall)
 			if tc.wantBusy != "" {
 				if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), tc.wantBusy) {
@@ -141,12 +143,12 @@ func TestWatchDecidesOnTheTakersClock(t *testing.T) {
 			if err != nil {
 				t.Fatalf("lock: %v, want it taken over", err)
 			}
-			defer l.release(context.Background())
+			defer day.Close(context.Background())
 			if elapsed < lease || elapsed > lease+lease/6 {
 				t.Errorf("taken over after %s of the taker's clock, want a lease (%s) and at most one poll more", elapsed, lease)
 			}
-			if now, _ := readHeld(t, store); now.Nonce != l.info.Nonce {
-				t.Errorf("the lock holds nonce %q, the taker wrote %q", now.Nonce, l.info.Nonce)
+			if now, _ := readHeld(t, store); now.Nonce != day.lease.info.Nonce {
+				t.Errorf("the lock holds nonce %q, the taker wrote %q", now.Nonce, day.lease.info.Nonce)
 			}
 		})
 	}
@@ -233,8 +235,7 @@ func TestLeaseWritesResolveLostReplies(t *testing.T) {
 			if tc.kind == "create" {
 				arm()
 			}
-			opts := Options{Store: store, Lock: LockOptions{Lease: time.Minute}, clock: c}
-			l := newLease(opts, testLock, slog.New(slog.DiscardHandler))
+			l := newLease(store, testLock, Options{Lease: time.Minute, clock: c})
 			if err := l.writeWithin(ctx); err != nil {
 				t.Fatalf("take the lock: %v", err)
 			}
@@ -284,7 +285,7 @@ func TestLeaseLostAfterALeaseOfFailedRenewals(t *testing.T) {
 	store := sinktest.NewFaulty(local)
 	start := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 	c := &fakeClock{now: start}
-	l := newLease(Options{Store: store, Lock: LockOptions{Lease: time.Minute}, clock: c}, testLock, slog.New(slog.DiscardHandler))
+	l := newLease(store, testLock, Options{Lease: time.Minute, clock: c})
 	ctx := context.Background()
 	if err := l.writeWithin(ctx); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,7 @@
-package snapshot
+package transaction
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,31 +10,6 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 )
-
-// The publish protocol, in the order a run carries it out (the package
-// documentation says what a reader sees at each step):
-//
-//  1. stage: each object of the day is committed under a hidden name of
-//     this attempt (stagedName);
-//  2. journal: the lock records, for each object, the generation now at
-//     its final name, its staged name and generation, and the name of
-//     its backup; and the manifest's generation now;
-//  3. back up: each final object that exists is copied to its backup
-//     name, at the generation recorded;
-//  4. swap: each staged object is copied to its final name, under the
-//     precondition that the final name still holds the recorded
-//     generation;
-//  5. commit: the lock is confirmed, then the manifest is written under
-//     the precondition that it is still at the recorded generation. This
-//     is the commit point;
-//  6. settle: the backups and staged objects are deleted (at their own
-//     generations) and the journal is cleared.
-//
-// A failure before the commit undoes the swap from the backups (restore);
-// a failure after it only leaves hidden objects. A run killed anywhere
-// leaves the journal in its lock: the run that takes the lock over
-// settles it first, deciding from the manifest's generation whether the
-// commit happened.
 
 // journal is a publish under way, kept in the day's lock.
 type journal struct {
@@ -57,13 +31,6 @@ type journalEntry struct {
 	Backup           string `json:"backup,omitempty"` // where Previous is kept until the commit
 }
 
-// stagedObject is an object of the day committed under its staged name.
-type stagedObject struct {
-	name   string // the final name
-	staged sink.ObjectInfo
-	path   string // the staged name
-}
-
 // stagedName is the hidden name an attempt commits the object name under
 // before the swap: it matches none of the day's globs.
 func stagedName(name, run string) string {
@@ -75,7 +42,7 @@ func backupName(name, run string) string {
 }
 
 // newJournal records what is at each final name now.
-func newJournal(ctx context.Context, store sink.Store, run, manifest string, staged []stagedObject) (*journal, error) {
+func newJournal(ctx context.Context, store sink.Store, run, manifest string, staged []*stagedObject) (*journal, error) {
 	j := &journal{Run: run, Manifest: manifest}
 	var err error
 	if j.ManifestPrevious, err = generationAt(ctx, store, manifest); err != nil {
@@ -175,7 +142,7 @@ func dropJournaled(ctx context.Context, store sink.Store, j *journal) error {
 }
 
 // dropStaged deletes an attempt's staged objects, at their generations.
-func dropStaged(ctx context.Context, store sink.Store, staged []stagedObject) error {
+func dropStaged(ctx context.Context, store sink.Store, staged []*stagedObject) error {
 	ctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	var errs []error
@@ -210,83 +177,6 @@ func manifestCommitted(ctx context.Context, store sink.Store, j *journal) (bool,
 // when the run's own context is done.
 func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-}
-
-// commit publishes an attempt's staged objects and the manifest built
-// from what landed at the final names: steps 2 to 6 above.
-func (r *run) commit(ctx context.Context, res attemptResult, attempts int) (*Manifest, int64, error) {
-	store, log := r.opts.Store, r.log
-	manifestName := path.Join(r.dir, r.names.Manifest)
-	j, err := newJournal(ctx, store, res.run, manifestName, res.staged)
-	if err == nil {
-		err = r.lock.setJournal(ctx, j)
-	}
-	if err != nil {
-		// Nothing was swapped: drop what was staged, unless the lock is
-		// lost, when this run touches nothing more.
-		if r.lock.isLost() == nil {
-			if derr := dropStaged(ctx, store, res.staged); derr != nil {
-				log.ErrorContext(ctx, "could not remove a staged object", "error", derr.Error())
-			}
-		}
-		return nil, 0, err
-	}
-	infos, err := swap(ctx, store, j)
-	if err == nil {
-		err = r.lock.confirm(ctx)
-	}
-	if err != nil {
-		return nil, 0, r.undo(ctx, j, err)
-	}
-	m := r.manifest(res, attempts, infos)
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return nil, 0, r.undo(ctx, j, fmt.Errorf("encode manifest: %w", err))
-	}
-	data = append(data, '\n')
-	if err := writeManifest(ctx, store, manifestName, data, j.ManifestPrevious); err != nil {
-		cctx, cancel := cleanupContext(ctx)
-		committed, serr := manifestCommitted(cctx, store, j)
-		cancel()
-		switch {
-		case serr != nil:
-			return nil, 0, fmt.Errorf("%w; whether it was written is not known (%v): the day's lock keeps the publish journal, and the next run of the day finishes or undoes the publish", err, serr)
-		case !committed:
-			return nil, 0, r.undo(ctx, j, err)
-		}
-		log.WarnContext(ctx, "the manifest was written although the store did not say so", "url", store.URL(manifestName), "error", err.Error())
-	}
-	// Committed: what remains only tidies hidden objects.
-	cctx, cancel := cleanupContext(ctx)
-	defer cancel()
-	if err := dropJournaled(cctx, store, j); err != nil {
-		log.ErrorContext(ctx, "published, but could not remove a staged object or backup; the next run of the day removes it", "error", err.Error())
-	} else if err := r.lock.setJournal(cctx, nil); err != nil {
-		log.ErrorContext(ctx, "published, but could not clear the publish journal from the day's lock", "error", err.Error())
-	}
-	return m, int64(len(data)), nil
-}
-
-// undo restores the day after a publish failed before its commit, and
-// returns cause, with the restore's own failure if any. A run whose lock
-// is lost touches nothing: the run that took the lock over settles the
-// journal it found there.
-func (r *run) undo(ctx context.Context, j *journal, cause error) error {
-	if lost := r.lock.isLost(); lost != nil {
-		if !errors.Is(cause, ErrLockLost) {
-			cause = fmt.Errorf("%w (%w)", cause, lost)
-		}
-		return cause
-	}
-	cctx, cancel := cleanupContext(ctx)
-	defer cancel()
-	if err := restore(cctx, r.opts.Store, j); err != nil {
-		return fmt.Errorf("%w; undoing the publish failed too (%v): the day's lock keeps the publish journal, and the next run of the day undoes it", cause, err)
-	}
-	if err := r.lock.setJournal(cctx, nil); err != nil {
-		r.log.ErrorContext(ctx, "undid the publish, but could not clear the publish journal from the day's lock", "error", err.Error())
-	}
-	return cause
 }
 
 // settleTakenOver finishes or undoes the publish a run whose lock this

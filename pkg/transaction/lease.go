@@ -1,4 +1,4 @@
-package snapshot
+package transaction
 
 import (
 	"bytes"
@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,45 +19,6 @@ import (
 	"time"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
-)
-
-// LockName is the object that marks a day's folder as being published. It
-// keeps two runs of one day (a manual run during the scheduled one, two
-// backfills) from each publishing part of a snapshot: GCS preconditions
-// guard each object, not the set of them.
-//
-// The lock is a lease. Its holder rewrites it every third of
-// Options.Lock.Lease, each time under a generation precondition, so that a
-// holder whose lock was taken over finds out. A run that finds the lock
-// held watches it on its own monotonic clock, never comparing another
-// host's clock with its own: if the lock changes, its holder is alive and
-// the run fails with ErrBusy; if it stays at one generation for a whole
-// lease, its holder stopped renewing it and the run takes it over. A lock
-// left by a run known to be gone is taken over at once: one held under
-// the same Options.Lock.Execution and Task (Cloud Run starts a task's
-// retry only after the earlier attempt ended), or one held by a process
-// that no longer exists on this host, in the same PID namespace.
-//
-// While a run swaps a day's objects into place, the lock also holds its
-// publish journal: whoever takes the lock over finishes or undoes that
-// publish before anything else (see the package documentation). A run of
-// a later day that finds such a journal takes the lock by the same rules,
-// to settle it before comparing with that day, and then releases it.
-const LockName = ".spoc-list-public.lock"
-
-// DefaultLockLease is how long a lock holds without renewal unless
-// Options.Lock.Lease says otherwise.
-const DefaultLockLease = 2 * time.Minute
-
-// Errors of the day's lock.
-var (
-	// ErrBusy means another run holds the day's lock: nothing was fetched
-	// or published.
-	ErrBusy = errors.New("another run is publishing this day")
-	// ErrLockLost means the run could not renew its lock before the lease
-	// ran out, or found it taken over: it stops and publishes nothing
-	// more.
-	ErrLockLost = errors.New("the day's lock was lost")
 )
 
 // lockInfo is the content of the lock object.
@@ -79,7 +39,7 @@ type lockInfo struct {
 	// Expires is for people reading the lock; no run compares it with
 	// its own clock.
 	Expires time.Time `json:"expires"`
-	// Publish is the journal of a publish under way (see publish.go).
+	// Publish is the journal of a publish under way (see tx.go).
 	Publish *journal `json:"publish,omitempty"`
 
 	unreadable string // why the lock object is not one this job wrote
@@ -125,102 +85,6 @@ type lease struct {
 
 	stop func()        // stops the renewals
 	done chan struct{} // closed when they have stopped
-}
-
-// lockDay takes the day's lock, settles a publish its earlier holder left
-// half done, removes what a killed run of the day left behind, and keeps
-// renewing the lock until release. The returned context is ctx, cancelled
-// with ErrLockLost as its cause if the lock is lost.
-func lockDay(ctx context.Context, opts Options, dir, lockName string, log *slog.Logger) (context.Context, *lease, error) {
-	l := newLease(opts, path.Join(dir, lockName), log)
-	store, url := l.store, l.store.URL(l.name)
-	var held *lockInfo
-	for range 3 {
-		err := l.writeWithin(ctx)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, sink.ErrConflict) {
-			return nil, nil, fmt.Errorf("lock %s: %w", url, err)
-		}
-		h, generation, err := readLock(ctx, store, l.name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // released in between
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("lock %s: %w", url, err)
-		}
-		why := l.info.gone(h)
-		if why == "" {
-			if why, err = l.watch(ctx, h, generation); err != nil {
-				return nil, nil, err
-			}
-			if why == "" {
-				continue // released while watched
-			}
-		}
-		log.WarnContext(ctx, "taking over the day's lock: "+why, "url", url, "holder", h.Holder,
-			"execution", h.Execution, "task", h.Task, "renewed", h.Renewed, "publish_pending", h.Publish != nil)
-		l.generation = generation
-		l.info.Publish = h.Publish // carried until settled, should this run die too
-		if err := l.writeWithin(ctx); err != nil {
-			l.generation, l.info.Publish = 0, nil
-			if errors.Is(err, sink.ErrConflict) {
-				continue // renewed or taken by someone else in between: look again
-			}
-			return nil, nil, fmt.Errorf("lock %s: %w", url, err)
-		}
-		held = &h
-		break
-	}
-	if l.generation == 0 {
-		return nil, nil, fmt.Errorf("%w: %s changed hands during every look", ErrBusy, url)
-	}
-	if held != nil && held.Publish != nil {
-		if err := l.settleTakenOver(ctx, held); err != nil {
-			l.release(ctx)
-			return nil, nil, err
-		}
-	}
-	if err := removeLeftovers(ctx, store, dir, lockName, log); err != nil {
-		l.release(ctx)
-		return nil, nil, err
-	}
-	runCtx, cancel := context.WithCancelCause(ctx)
-	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	l.done = make(chan struct{})
-	l.stop = func() { stop(); <-l.done; cancel(nil) }
-	go l.renew(renewCtx, cancel)
-	return runCtx, l, nil
-}
-
-func newLease(opts Options, name string, log *slog.Logger) *lease {
-	leaseTime := opts.Lock.Lease
-	if leaseTime <= 0 {
-		leaseTime = DefaultLockLease
-	}
-	wait := opts.Lock.Wait
-	if wait <= 0 {
-		wait = leaseTime + leaseTime/8
-	}
-	c := opts.clock
-	if c == nil {
-		c = realClock{}
-	}
-	host, _ := os.Hostname()
-	return &lease{
-		store: opts.Store, name: name, lease: leaseTime, wait: wait, clock: c, log: log,
-		info: lockInfo{
-			Holder:       fmt.Sprintf("%s/%d", host, os.Getpid()),
-			Host:         host,
-			BootID:       bootID(),
-			PIDNamespace: pidNamespace(),
-			PID:          os.Getpid(),
-			Execution:    opts.Lock.Execution,
-			Task:         opts.Lock.Task,
-			Started:      time.Now().UTC(),
-		},
-	}
 }
 
 // gone says why the lock held can be taken over by me at once, or "" if
@@ -270,7 +134,7 @@ func (l *lease) watch(ctx context.Context, held lockInfo, generation int64) (str
 			return fmt.Sprintf("not renewed for %s (a whole lease) while this run watched", unchanged.Round(time.Millisecond)), nil
 		}
 		if unchanged >= l.wait {
-			return "", busy(fmt.Sprintf("it was not renewed in the %s this run waited (Options.Lock.Wait), less than its lease of %s", l.wait, l.lease))
+			return "", busy(fmt.Sprintf("it was not renewed in the %s this run waited (Options.Wait), less than its lease of %s", l.wait, l.lease))
 		}
 		if err := l.clock.Sleep(ctx, min(poll, l.lease-unchanged, l.wait-unchanged)); err != nil {
 			return "", fmt.Errorf("lock %s: %w", url, err)
@@ -478,47 +342,6 @@ func readLock(ctx context.Context, store sink.Store, name string) (lockInfo, int
 		return unreadable(err.Error())
 	}
 	return l, r.Generation(), nil
-}
-
-// removeLeftovers removes what a killed run of the day left in its
-// folder: hidden objects it staged or backed up (".NAME.tmp-RUN",
-// ".NAME.backup-RUN") and, locally, partial files. The caller holds the
-// day's lock and has settled any publish it recorded, so none of them is
-// anyone's any more. Each is removed at the generation seen.
-func removeLeftovers(ctx context.Context, store sink.Store, dir, lockName string, log *slog.Logger) error {
-	names, err := store.List(ctx, dir+"/")
-	if err != nil {
-		return fmt.Errorf("look for leftovers: %w", err)
-	}
-	var removed []string
-	for _, name := range names {
-		if base := path.Base(name); base == lockName || !strings.HasPrefix(base, ".") ||
-			!strings.Contains(base, ".tmp-") && !strings.Contains(base, ".backup-") {
-			continue
-		}
-		if err := deleteAsSeen(ctx, store, name); err != nil {
-			return fmt.Errorf("remove leftovers: %w", err)
-		}
-		removed = append(removed, name)
-	}
-	if r, ok := store.(temporaryRemover); ok {
-		files, err := r.RemoveTemporary(ctx, dir)
-		removed = append(removed, files...)
-		if err != nil {
-			return fmt.Errorf("remove leftovers: %w", err)
-		}
-	}
-	if len(removed) > 0 {
-		log.InfoContext(ctx, "removed what an earlier run of the day left behind", "objects", removed)
-	}
-	return nil
-}
-
-// temporaryRemover is a store that can remove the partial files a killed
-// writer left behind (the local store: on GCS an upload that was never
-// finalised is not visible at all).
-type temporaryRemover interface {
-	RemoveTemporary(ctx context.Context, dir string) ([]string, error)
 }
 
 // newRunID is 16 random hex digits.

@@ -1,0 +1,261 @@
+package transaction
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink"
+)
+
+// Tx is one attempt at changing a day's objects: the objects it stages,
+// committed together with the manifest, or not at all. A Tx is used by
+// one goroutine.
+type Tx struct {
+	day    *Day
+	run    string // in the hidden names of its objects
+	staged []*stagedObject
+	state  txState
+}
+
+type txState int
+
+const (
+	txOpen     txState = iota // objects may be staged
+	txPrepared                // every object is committed under its staged name
+	txDone                    // committed or aborted
+)
+
+// stagedObject is an object of the day, written under its staged name.
+type stagedObject struct {
+	key    string // its name in the day's folder, as given to Stage
+	name   string // the final name
+	path   string // the staged name
+	obj    *sink.Object
+	staged sink.ObjectInfo // once committed under path
+}
+
+// Begin starts a transaction on the day, with a run id of its own.
+func (d *Day) Begin() *Tx {
+	return &Tx{day: d, run: newRunID()}
+}
+
+// Stage starts the object that name (a slash-separated path in the day's
+// folder) is to hold once the transaction commits. It is written under a
+// hidden name of this transaction (".NAME.tmp-RUN"), which matches no
+// glob over the day's objects. The caller writes it and leaves it to the
+// transaction: Prepare, Commit and Abort commit or abort it.
+func (tx *Tx) Stage(ctx context.Context, name, contentType string) (*sink.Object, error) {
+	if tx.state != txOpen {
+		return nil, errors.New("transaction: stage after prepare, commit or abort")
+	}
+	full := path.Join(tx.day.dir, name)
+	s := &stagedObject{key: name, name: full, path: stagedName(full, tx.run)}
+	obj, err := tx.day.store.NewObject(ctx, s.path, contentType)
+	if err != nil {
+		return nil, err
+	}
+	s.obj = obj
+	tx.staged = append(tx.staged, s)
+	return obj, nil
+}
+
+// Prepare commits every staged object under its staged name, in the
+// order they were staged: nothing is at the final names yet. If one
+// fails, those already committed are deleted again and the others
+// aborted. Commit prepares a transaction not prepared.
+func (tx *Tx) Prepare(ctx context.Context) error {
+	if tx.state != txOpen {
+		return errors.New("transaction: prepare after prepare, commit or abort")
+	}
+	for i, s := range tx.staged {
+		info, err := s.obj.Commit()
+		if err != nil {
+			for _, rest := range tx.staged[i+1:] {
+				rest.obj.Abort()
+			}
+			tx.state = txDone
+			return errors.Join(err, dropStaged(ctx, tx.day.store, tx.staged[:i]))
+		}
+		s.staged = info
+	}
+	tx.state = txPrepared
+	return nil
+}
+
+// SetAside commits the staged object name alone and copies it to asName
+// (another name in the day's folder), out of the transaction: what an
+// attempt keeps of itself when the day is not to change, such as a
+// refused body. The staged object is then deleted; the transaction no
+// longer holds it.
+func (tx *Tx) SetAside(ctx context.Context, name, asName string) (sink.ObjectInfo, error) {
+	i := tx.find(name)
+	if i < 0 || tx.state != txOpen {
+		return sink.ObjectInfo{}, fmt.Errorf("transaction: set aside %s: not staged", name)
+	}
+	s, store := tx.staged[i], tx.day.store
+	tx.staged = append(tx.staged[:i], tx.staged[i+1:]...)
+	info, err := s.obj.Commit()
+	if err != nil {
+		return sink.ObjectInfo{}, err
+	}
+	drop := func() error {
+		cctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		return store.DeleteGeneration(cctx, s.path, info.Generation)
+	}
+	// Copy, under a precondition on what is at asName, then remove the
+	// staged object (by the generation committed: only this one).
+	to := path.Join(tx.day.dir, asName)
+	var there int64
+	if now, err := store.Stat(ctx, to); err == nil {
+		there = now.Generation
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return sink.ObjectInfo{}, errors.Join(err, drop())
+	}
+	copied, err := store.Copy(ctx, s.path, info.Generation, to, there)
+	if err != nil {
+		return sink.ObjectInfo{}, errors.Join(err, drop())
+	}
+	return copied, drop()
+}
+
+func (tx *Tx) find(name string) int {
+	for i, s := range tx.staged {
+		if s.key == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Abort drops what the transaction staged: objects being written are
+// aborted, prepared ones deleted (at their generations; not once the
+// lock is lost, when the run touches nothing more). After Commit, or a
+// second time, it does nothing, so "defer tx.Abort()" never leaks a
+// staged object.
+func (tx *Tx) Abort() {
+	switch tx.state {
+	case txOpen:
+		for _, s := range tx.staged {
+			s.obj.Abort()
+		}
+	case txPrepared:
+		if tx.day.lease.isLost() == nil {
+			if err := dropStaged(context.Background(), tx.day.store, tx.staged); err != nil {
+				tx.day.log.Error("could not remove a staged object", "error", err.Error())
+			}
+		}
+	}
+	tx.state = txDone
+}
+
+// Commit puts the staged objects at their final names and then writes
+// the manifest at manifestName (in the day's folder), whose bytes
+// manifest returns given what now stands at each final name (by the
+// names given to Stage). The manifest's write is the commit point: see
+// the package documentation for the steps and what a failure at each
+// leaves. A transaction not yet prepared is prepared first.
+func (tx *Tx) Commit(ctx context.Context, manifestName string, manifest func(at map[string]sink.ObjectInfo) ([]byte, error)) error {
+	if tx.state == txOpen {
+		if err := tx.Prepare(ctx); err != nil {
+			return err
+		}
+	}
+	if tx.state != txPrepared {
+		return errors.New("transaction: commit after commit or abort")
+	}
+	tx.state = txDone
+	d, store, log := tx.day, tx.day.store, tx.day.log
+	manifestPath := path.Join(d.dir, manifestName)
+	j, err := newJournal(ctx, store, tx.run, manifestPath, tx.staged)
+	if err == nil {
+		err = d.lease.setJournal(ctx, j)
+	}
+	if err != nil {
+		// Nothing was swapped: drop what was staged, unless the lock is
+		// lost, when this run touches nothing more.
+		if d.lease.isLost() == nil {
+			if derr := dropStaged(ctx, store, tx.staged); derr != nil {
+				log.ErrorContext(ctx, "could not remove a staged object", "error", derr.Error())
+			}
+		}
+		return err
+	}
+	infos, err := swap(ctx, store, j)
+	if err == nil {
+		err = d.lease.confirm(ctx)
+	}
+	if err != nil {
+		return tx.undo(ctx, j, err)
+	}
+	at := make(map[string]sink.ObjectInfo, len(tx.staged))
+	for _, s := range tx.staged {
+		at[s.key] = infos[s.name]
+	}
+	data, err := manifest(at)
+	if err != nil {
+		return tx.undo(ctx, j, err)
+	}
+	if err := writeManifest(ctx, store, manifestPath, data, j.ManifestPrevious); err != nil {
+		cctx, cancel := cleanupContext(ctx)
+		committed, serr := manifestCommitted(cctx, store, j)
+		cancel()
+		switch {
+		case serr != nil:
+			return fmt.Errorf("%w; whether it was written is not known (%v): the day's lock keeps the publish journal, and the next run of the day finishes or undoes the publish", err, serr)
+		case !committed:
+			return tx.undo(ctx, j, err)
+		}
+		log.WarnContext(ctx, "the manifest was written although the store did not say so", "url", store.URL(manifestPath), "error", err.Error())
+	}
+	// Committed: what remains only tidies hidden objects.
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := dropJournaled(cctx, store, j); err != nil {
+		log.ErrorContext(ctx, "published, but could not remove a staged object or backup; the next run of the day removes it", "error", err.Error())
+	} else if err := d.lease.setJournal(cctx, nil); err != nil {
+		log.ErrorContext(ctx, "published, but could not clear the publish journal from the day's lock", "error", err.Error())
+	}
+	return nil
+}
+
+// undo restores the day after a commit failed before its commit point,
+// and returns cause, with the restore's own failure if any. A run whose
+// lock is lost touches nothing: the run that took the lock over settles
+// the journal it found there.
+func (tx *Tx) undo(ctx context.Context, j *journal, cause error) error {
+	d := tx.day
+	if lost := d.lease.isLost(); lost != nil {
+		if !errors.Is(cause, ErrLockLost) {
+			cause = fmt.Errorf("%w (%w)", cause, lost)
+		}
+		return cause
+	}
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := restore(cctx, d.store, j); err != nil {
+		return fmt.Errorf("%w; undoing the publish failed too (%v): the day's lock keeps the publish journal, and the next run of the day undoes it", cause, err)
+	}
+	if err := d.lease.setJournal(cctx, nil); err != nil {
+		d.log.ErrorContext(ctx, "undid the publish, but could not clear the publish journal from the day's lock", "error", err.Error())
+	}
+	return cause
+}
+
+// writeManifest writes data as the manifest at name, under the
+// precondition that name is still at generation (0: still absent).
+func writeManifest(ctx context.Context, store sink.Store, name string, data []byte, generation int64) error {
+	var err error
+	if generation == 0 {
+		_, err = store.Create(ctx, name, "application/json", data)
+	} else {
+		_, err = store.Replace(ctx, name, "application/json", data, generation)
+	}
+	if err != nil {
+		return fmt.Errorf("write the manifest: %w", err)
+	}
+	return nil
+}
