@@ -10,10 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -90,14 +88,6 @@ func renewLock(t *testing.T, store sink.Store, name string, held lockHeld) (stop
 	return stop
 }
 
-func pidNamespace(t *testing.T) string {
-	ns, err := os.Readlink("/proc/self/ns/pid")
-	if err != nil {
-		t.Skip("no PID namespace on this system")
-	}
-	return ns
-}
-
 func thisHost(t *testing.T) (host, boot string) {
 	host, _ = os.Hostname()
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
@@ -105,25 +95,6 @@ func thisHost(t *testing.T) (host, boot string) {
 		t.Skip("no boot id on this system")
 	}
 	return host, strings.TrimSpace(string(b))
-}
-
-// pidGone is the number of a process that has exited.
-func pidGone(t *testing.T) int {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	return cmd.Process.Pid
-}
-
-// pidAlive is the number of a live process, stopped at the end of the test.
-func pidAlive(t *testing.T) int {
-	cmd := exec.Command("sleep", "60")
-	if err := cmd.Start(); err != nil {
-		t.Skip("cannot start sleep:", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd.Process.Pid
 }
 
 func storeFor(t *testing.T, backend string) (sink.Store, func() []string) {
@@ -145,116 +116,6 @@ func storeFor(t *testing.T, backend string) (sink.Store, func() []string) {
 			names = append(names, lockDir+"/"+f)
 		}
 		return names
-	}
-}
-
-// TestDayLock covers who may take a day's lock from whom: a holder that
-// renews its lock keeps a second run out, whatever its clock says; a
-// holder known to be gone (an earlier attempt of the same execution's
-// task, a dead process of this host in this PID namespace) is taken over
-// at once; any other is taken over once its lock stays unchanged for a
-// whole lease. The run that takes the lock removes what a killed run left
-// in the day's folder.
-func TestDayLock(t *testing.T) {
-	host, boot := thisHost(t)
-	ns := pidNamespace(t)
-	now := time.Now().UTC()
-	live := lockHeld{Holder: "other/1", Host: "other", PID: 1, Nonce: "n", Started: now.Add(-time.Minute), Renewed: now.Add(-10 * time.Second), Expires: now.Add(110 * time.Second)}
-	with := func(f func(*lockHeld)) lockHeld { l := live; f(&l); return l }
-	const (
-		atOnce = "at once"
-		stale  = "not renewed for"
-	)
-	for _, tc := range []struct {
-		name            string
-		held            any // the lock's content
-		renewed         bool
-		execution, task string
-		busy            bool
-		why             string // the reason the takeover logs
-		local           bool   // only meaningful on a local store
-	}{
-		{name: "a live holder elsewhere keeps the run out", held: live, renewed: true, busy: true},
-		{name: "a live holder whose clock is far behind keeps the run out", held: with(func(l *lockHeld) { l.Renewed, l.Expires = now.Add(-time.Hour), now.Add(-58*time.Minute) }), renewed: true, busy: true},
-		{name: "a lease not renewed in time is taken over", held: live, why: stale},
-		{name: "a silent holder whose clock is far ahead is taken over", held: with(func(l *lockHeld) { l.Expires = now.AddDate(1, 0, 0) }), why: stale},
-		{name: "a lock of the same execution's task is taken over at once", held: with(func(l *lockHeld) { l.Execution, l.Task = "spoc-abc12", "0" }), execution: "spoc-abc12", task: "0", why: "earlier attempt of this execution's task"},
-		{name: "another task's live lock keeps the run out", held: with(func(l *lockHeld) { l.Execution, l.Task = "spoc-abc12", "1" }), renewed: true, execution: "spoc-abc12", task: "0", busy: true},
-		{name: "another execution's live lock keeps the run out", held: with(func(l *lockHeld) { l.Execution = "spoc-abc12" }), renewed: true, execution: "spoc-xyz34", busy: true},
-		{name: "a dead process of this host is taken over at once", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, boot, ns, pidGone(t) }), local: true, why: "is gone"},
-		{name: "a live process of this host keeps the run out", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, boot, ns, pidAlive(t) }), renewed: true, local: true, busy: true},
-		{name: "a process number of another boot proves nothing", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, "another-boot", ns, pidGone(t) }), renewed: true, local: true, busy: true},
-		{name: "a process number of another boot is not taken over at once", held: with(func(l *lockHeld) { l.Host, l.BootID, l.PIDNamespace, l.PID = host, "another-boot", ns, pidGone(t) }), local: true, why: stale},
-		{name: "a process number of another PID namespace proves nothing", held: with(func(l *lockHeld) {
-			l.Host, l.BootID, l.PIDNamespace, l.PID = host, boot, "pid:[4026532999]", pidGone(t)
-		}), local: true, why: stale},
-		{name: "an unreadable lock is taken over at once", held: "not json", why: "not a lock this job wrote"},
-	} {
-		for _, backend := range []string{"local", "gcs"} {
-			if tc.local && backend != "local" {
-				continue
-			}
-			t.Run(backend+"/"+tc.name, func(t *testing.T) {
-				store, list := storeFor(t, backend)
-				ctx := context.Background()
-				data, _ := json.Marshal(tc.held)
-				if s, ok := tc.held.(string); ok {
-					data = []byte(s)
-				}
-				lock := path.Join(lockDir, snapshot.LockName)
-				if _, err := store.Create(ctx, lock, "application/json", data); err != nil {
-					t.Fatal(err)
-				}
-				// What a killed run leaves: its staged archive, committed
-				// under a hidden name (and locally its partial files).
-				staged := path.Join(lockDir, "."+snapshot.ArchiveName+".tmp-0123456789abcdef")
-				if _, err := store.Create(ctx, staged, "application/gzip", []byte("partial")); err != nil {
-					t.Fatal(err)
-				}
-				if backend == "local" {
-					obj, _ := store.NewObject(ctx, path.Join(lockDir, snapshot.ParquetName), "application/octet-stream")
-					obj.Write([]byte("PAR1 partial")) // never committed nor aborted
-				}
-				before := list()
-				stopRenewing := func() {}
-				if tc.renewed {
-					stopRenewing = renewLock(t, store, lock, tc.held.(lockHeld))
-				}
-				opts := options(t, serve(t, generated(t, 50, 1)), store)
-				opts.Lock.Execution, opts.Lock.Task = tc.execution, tc.task
-				// A short lease: a silent lock is stale after 600 ms.
-				opts.Lock.Lease = 600 * time.Millisecond
-				var logs syncBuffer
-				opts.Telemetry.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-				_, err := snapshot.Run(ctx, opts)
-				stopRenewing() // before listing: a renewal's partial file is no leftover
-				if tc.busy {
-					if !errors.Is(err, snapshot.ErrBusy) || !strings.Contains(err.Error(), "other/1") {
-						t.Fatalf("run: %v, want ErrBusy naming the holder", err)
-					}
-					if got := list(); !slices.Equal(got, before) {
-						t.Errorf("a refused run changed the day's folder: %v, was %v", got, before)
-					}
-					return
-				}
-				if err != nil {
-					t.Fatalf("run: %v, want the lock taken over", err)
-				}
-				took := regexp.MustCompile(`taking over the day's lock: ([^"]*)`).FindStringSubmatch(logs.String())
-				switch {
-				case took == nil:
-					t.Errorf("no takeover logged:\n%s", logs.String())
-				case !strings.Contains(took[1], tc.why):
-					t.Errorf("taken over because %q, want %q", took[1], tc.why)
-				case tc.why != stale && strings.Contains(logs.String(), "watching whether its holder renews it"):
-					t.Errorf("a lock whose holder is known to be gone was watched first:\n%s", logs.String())
-				}
-				want := []string{path.Join(lockDir, snapshot.ManifestName), path.Join(lockDir, snapshot.ParquetName)}
-				if got := list(); !slices.Equal(got, want) {
-					t.Errorf("day folder holds %v, want %v: the lock released and the leftovers removed", got, want)
-				}
-			})
-		}
 	}
 }
 

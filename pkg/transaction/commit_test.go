@@ -1,4 +1,4 @@
-package transaction_test
+package transaction
 
 import (
 	"context"
@@ -14,14 +14,9 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
-	"github.com/calee-data/mspo-spoc/pkg/transaction"
 )
 
-const (
-	dayDir       = "raw/spoc/20261126"
-	lockName     = ".spoc-list-public.lock"
-	manifestName = "spoc-list-public.manifest.json"
-)
+const manifestName = "spoc-list-public.manifest.json"
 
 // dayObjects are the objects a day's commit stages, as the job's are named.
 var dayObjects = []string{
@@ -52,7 +47,7 @@ func content(name, body string) string {
 // release is taken over at once, as an earlier attempt's of the same
 // execution's task.
 func commitDay(store sink.Store, body string) error {
-	ctx, day, err := transaction.Open(context.Background(), store, dayDir, lockName, transaction.Options{Lease: 6 * time.Second, Execution: "test", Task: "0"})
+	ctx, day, err := Open(context.Background(), store, testDir, testLockName, Options{Lease: 6 * time.Second, Execution: "test", Task: "0"})
 	if err != nil {
 		return err
 	}
@@ -86,7 +81,7 @@ func mustCommit(t *testing.T, store sink.Store, body string) {
 func checkCommitted(t *testing.T, store sink.Store, body string) {
 	t.Helper()
 	var m testManifest
-	if err := json.Unmarshal(sinktest.ReadAll(t, store, path.Join(dayDir, manifestName)), &m); err != nil {
+	if err := json.Unmarshal(sinktest.ReadAll(t, store, path.Join(testDir, manifestName)), &m); err != nil {
 		t.Fatal(err)
 	}
 	if m.Body != body {
@@ -94,7 +89,7 @@ func checkCommitted(t *testing.T, store sink.Store, body string) {
 	}
 	for _, name := range dayObjects {
 		info, ok := m.Objects[name]
-		data := sinktest.ReadAll(t, store, path.Join(dayDir, name))
+		data := sinktest.ReadAll(t, store, path.Join(testDir, name))
 		switch crc := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)); {
 		case !ok:
 			t.Errorf("the manifest does not name %s", name)
@@ -136,8 +131,8 @@ func localStore(t *testing.T) (sink.Store, func() []string) {
 	}
 	return store, func() []string {
 		var names []string
-		for _, f := range sinktest.Files(t, path.Join(dir, dayDir)) {
-			names = append(names, path.Join(dayDir, f))
+		for _, f := range sinktest.Files(t, path.Join(dir, testDir)) {
+			names = append(names, path.Join(testDir, f))
 		}
 		return names
 	}
@@ -151,7 +146,7 @@ func gcsStore(t *testing.T) (sink.Store, func() []string) {
 
 func listing(t *testing.T, store sink.Store) func() []string {
 	return func() []string {
-		names, err := store.List(context.Background(), dayDir+"/")
+		names, err := store.List(context.Background(), testDir+"/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +217,7 @@ func commitUnderFaults(t *testing.T, base, store sink.Store, list func() []strin
 	body := ""
 	return sinktest.EveryWrite(t, plan,
 		func() map[string]string {
-			names := slices.DeleteFunc(list(), func(name string) bool { return path.Base(name) == lockName })
+			names := slices.DeleteFunc(list(), func(name string) bool { return path.Base(name) == testLockName })
 			return sinktest.Contents(t, base, names)
 		},
 		func(n int) error {
