@@ -39,7 +39,7 @@ type lockInfo struct {
 	// Expires is for people reading the lock; no run compares it with
 	// its own clock.
 	Expires time.Time `json:"expires"`
-	// Publish is the journal of a publish under way (see tx.go).
+	// Publish is the journal of a publish under way (see commit.go).
 	Publish *journal `json:"publish,omitempty"`
 
 	unreadable string // why the lock object is not one this job wrote

@@ -11,6 +11,114 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 )
 
+// Commit puts the staged objects at their final names and then writes
+// the manifest at manifestName (in the day's folder), whose bytes
+// manifest returns given what now stands at each final name (by the
+// names given to Stage). The manifest's write is the commit point: see
+// the package documentation for the steps and what a failure at each
+// leaves. A transaction not yet prepared is prepared first.
+func (tx *Tx) Commit(ctx context.Context, manifestName string, manifest func(at map[string]sink.ObjectInfo) ([]byte, error)) error {
+	if tx.state == txOpen {
+		if err := tx.Prepare(ctx); err != nil {
+			return err
+		}
+	}
+	if tx.state != txPrepared {
+		return errors.New("transaction: commit after commit or abort")
+	}
+	tx.state = txDone
+	d, store, log := tx.day, tx.day.store, tx.day.log
+	manifestPath := path.Join(d.dir, manifestName)
+	j, err := newJournal(ctx, store, tx.run, manifestPath, tx.staged)
+	if err == nil {
+		err = d.lease.setJournal(ctx, j)
+	}
+	if err != nil {
+		// Nothing was swapped: drop what was staged, unless the lock is
+		// lost, when this run touches nothing more.
+		if d.lease.isLost() == nil {
+			if derr := dropStaged(ctx, store, tx.staged); derr != nil {
+				log.ErrorContext(ctx, "could not remove a staged object", "error", derr.Error())
+			}
+		}
+		return err
+	}
+	infos, err := swap(ctx, store, j)
+	if err == nil {
+		err = d.lease.confirm(ctx)
+	}
+	if err != nil {
+		return tx.undo(ctx, j, err)
+	}
+	at := make(map[string]sink.ObjectInfo, len(tx.staged))
+	for _, s := range tx.staged {
+		at[s.key] = infos[s.name]
+	}
+	data, err := manifest(at)
+	if err != nil {
+		return tx.undo(ctx, j, err)
+	}
+	if err := writeManifest(ctx, store, manifestPath, data, j.ManifestPrevious); err != nil {
+		cctx, cancel := cleanupContext(ctx)
+		committed, serr := manifestCommitted(cctx, store, j)
+		cancel()
+		switch {
+		case serr != nil:
+			return fmt.Errorf("%w; whether it was written is not known (%v): the day's lock keeps the publish journal, and the next run of the day finishes or undoes the publish", err, serr)
+		case !committed:
+			return tx.undo(ctx, j, err)
+		}
+		log.WarnContext(ctx, "the manifest was written although the store did not say so", "url", store.URL(manifestPath), "error", err.Error())
+	}
+	// Committed: what remains only tidies hidden objects.
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := dropJournaled(cctx, store, j); err != nil {
+		log.ErrorContext(ctx, "published, but could not remove a staged object or backup; the next run of the day removes it", "error", err.Error())
+	} else if err := d.lease.setJournal(cctx, nil); err != nil {
+		log.ErrorContext(ctx, "published, but could not clear the publish journal from the day's lock", "error", err.Error())
+	}
+	return nil
+}
+
+// undo restores the day after a commit failed before its commit point,
+// and returns cause, with the restore's own failure if any. A run whose
+// lock is lost touches nothing: the run that took the lock over settles
+// the journal it found there.
+func (tx *Tx) undo(ctx context.Context, j *journal, cause error) error {
+	d := tx.day
+	if lost := d.lease.isLost(); lost != nil {
+		if !errors.Is(cause, ErrLockLost) {
+			cause = fmt.Errorf("%w (%w)", cause, lost)
+		}
+		return cause
+	}
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := restore(cctx, d.store, j); err != nil {
+		return fmt.Errorf("%w; undoing the publish failed too (%v): the day's lock keeps the publish journal, and the next run of the day undoes it", cause, err)
+	}
+	if err := d.lease.setJournal(cctx, nil); err != nil {
+		d.log.ErrorContext(ctx, "undid the publish, but could not clear the publish journal from the day's lock", "error", err.Error())
+	}
+	return cause
+}
+
+// writeManifest writes data as the manifest at name, under the
+// precondition that name is still at generation (0: still absent).
+func writeManifest(ctx context.Context, store sink.Store, name string, data []byte, generation int64) error {
+	var err error
+	if generation == 0 {
+		_, err = store.Create(ctx, name, "application/json", data)
+	} else {
+		_, err = store.Replace(ctx, name, "application/json", data, generation)
+	}
+	if err != nil {
+		return fmt.Errorf("write the manifest: %w", err)
+	}
+	return nil
+}
+
 // journal is a publish under way, kept in the day's lock.
 type journal struct {
 	Run string `json:"run"`
