@@ -415,9 +415,8 @@ func TestHelpListsEveryDataset(t *testing.T) {
 }
 
 // Every library option that an error message of package snapshot or
-// transaction names
-// is rewritten into the job's setting, so no error line of the job names
-// an option its user cannot set.
+// transaction names is rewritten into the job's setting, so no error line
+// of the job names an option its user cannot set.
 func TestErrorsNameNoLibraryOption(t *testing.T) {
 	var sources []string
 	for _, pkg := range []string{"snapshot", "transaction"} {

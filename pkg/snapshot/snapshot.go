@@ -9,10 +9,10 @@
 // snapshot, and runs attempts until one succeeds; then it commits that
 // attempt's transaction with the manifest. An attempt is a pipeline:
 //
-//	source   the body, hashed and, with Options.ArchiveRaw, archived as it is read
+//	source   the body, hashed and, with Options.Outputs.Archive, archived as it is read
 //	decoder  the records as Arrow batches (package spoc), read ahead
 //	outputs  the batches written to the Parquet snapshot and, with
-//	         Options.DetectChanges, compared with the previous snapshot
+//	         Options.Outputs.Changes, compared with the previous snapshot
 //	guards   the checks that refuse a body (checkStats, checkHistory, checkColumns)
 //	outputs  the change table and the digest, written once the guards pass
 //	staging  each output's object committed under its hidden staged name
@@ -148,7 +148,7 @@ const (
 )
 
 // DefaultLockLease is how long a lock holds without renewal unless
-// Options.LockLease says otherwise.
+// Options.Lock.Lease says otherwise.
 const DefaultLockLease = transaction.DefaultLease
 
 // Errors of the day's lock, package transaction's.
