@@ -169,18 +169,6 @@ func newJournal(ctx context.Context, store sink.Store, run, manifest string, sta
 	return j, nil
 }
 
-// generationAt is the generation of the object at name, 0 if none.
-func generationAt(ctx context.Context, store sink.Store, name string) (int64, error) {
-	info, err := store.Stat(ctx, name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	return info.Generation, nil
-}
-
 // swap backs up every final object, then copies every staged object to
 // its final name, and returns what is at the final names by name.
 func swap(ctx context.Context, store sink.Store, j *journal) (map[string]sink.ObjectInfo, error) {
@@ -262,15 +250,6 @@ func dropStaged(ctx context.Context, store sink.Store, staged []*stagedObject) e
 	return errors.Join(errs...)
 }
 
-// deleteAsSeen deletes the object at name at the generation it has now.
-func deleteAsSeen(ctx context.Context, store sink.Store, name string) error {
-	generation, err := generationAt(ctx, store, name)
-	if err != nil || generation == 0 {
-		return err
-	}
-	return store.DeleteGeneration(ctx, name, generation)
-}
-
 // manifestCommitted reports whether the publish of j reached its commit
 // point: the manifest is no longer at the generation it had before.
 func manifestCommitted(ctx context.Context, store sink.Store, j *journal) (bool, error) {
@@ -281,32 +260,42 @@ func manifestCommitted(ctx context.Context, store sink.Store, j *journal) (bool,
 	return now != j.ManifestPrevious, nil
 }
 
+// settle finishes or undoes the commit of j that a run whose lock was
+// taken over left unfinished, deciding by the manifest whether it
+// reached its commit point.
+func settle(ctx context.Context, store sink.Store, j *journal) (committed bool, err error) {
+	if committed, err = manifestCommitted(ctx, store, j); err != nil {
+		return false, err
+	}
+	if committed {
+		return true, dropJournaled(ctx, store, j)
+	}
+	return false, restore(ctx, store, j)
+}
+
+// generationAt is the generation of the object at name, 0 if none.
+func generationAt(ctx context.Context, store sink.Store, name string) (int64, error) {
+	info, err := store.Stat(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return info.Generation, nil
+}
+
+// deleteAsSeen deletes the object at name at the generation it has now.
+func deleteAsSeen(ctx context.Context, store sink.Store, name string) error {
+	generation, err := generationAt(ctx, store, name)
+	if err != nil || generation == 0 {
+		return err
+	}
+	return store.DeleteGeneration(ctx, name, generation)
+}
+
 // cleanupContext is a context for undoing and settling, which must go on
 // when the run's own context is done.
 func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-}
-
-// settleTakenOver finishes or undoes the publish a run whose lock this
-// run took over left in it.
-func (l *lease) settleTakenOver(ctx context.Context, held *lockInfo) error {
-	j, url := held.Publish, l.store.URL(l.name)
-	committed, err := manifestCommitted(ctx, l.store, j)
-	if err != nil {
-		return fmt.Errorf("settle the publish %s left in %s: %w", j.Run, url, err)
-	}
-	if committed {
-		err = dropJournaled(ctx, l.store, j)
-	} else {
-		err = restore(ctx, l.store, j)
-	}
-	if err != nil {
-		return fmt.Errorf("settle the publish %s left in %s: %w", j.Run, url, err)
-	}
-	l.log.WarnContext(ctx, "settled the publish the earlier holder of the day's lock left unfinished",
-		"run", j.Run, "committed", committed, "undone", !committed, "holder", held.Holder)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.info.Publish = nil
-	return l.confirmLocked(ctx)
 }

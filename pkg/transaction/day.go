@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path"
 	"strings"
 	"time"
@@ -71,65 +70,34 @@ type Day struct {
 // its cause if the lock is lost.
 func Open(ctx context.Context, store sink.Store, dir, lockName string, opts Options) (context.Context, *Day, error) {
 	l := newLease(store, path.Join(dir, lockName), opts)
-	log, url := l.log, store.URL(l.name)
-	var held *lockInfo
-	for range 3 {
-		err := l.writeWithin(ctx)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, sink.ErrConflict) {
-			return nil, nil, fmt.Errorf("lock %s: %w", url, err)
-		}
-		h, generation, err := readLock(ctx, store, l.name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // released in between
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("lock %s: %w", url, err)
-		}
-		why := l.info.gone(h)
-		if why == "" {
-			if why, err = l.watch(ctx, h, generation); err != nil {
-				return nil, nil, err
-			}
-			if why == "" {
-				continue // released while watched
-			}
-		}
-		log.WarnContext(ctx, "taking over the day's lock: "+why, "url", url, "holder", h.Holder,
-			"execution", h.Execution, "task", h.Task, "renewed", h.Renewed, "publish_pending", h.Publish != nil)
-		l.generation = generation
-		l.info.Publish = h.Publish // carried until settled, should this run die too
-		if err := l.writeWithin(ctx); err != nil {
-			l.generation, l.info.Publish = 0, nil
-			if errors.Is(err, sink.ErrConflict) {
-				continue // renewed or taken by someone else in between: look again
-			}
-			return nil, nil, fmt.Errorf("lock %s: %w", url, err)
-		}
-		held = &h
-		break
-	}
-	if l.generation == 0 {
-		return nil, nil, fmt.Errorf("%w: %s changed hands during every look", ErrBusy, url)
+	held, err := l.take(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	if held != nil && held.Publish != nil {
-		if err := l.settleTakenOver(ctx, held); err != nil {
+		if err := settleTakenOver(ctx, l, held); err != nil {
 			l.release(ctx)
 			return nil, nil, err
 		}
 	}
-	if err := removeLeftovers(ctx, store, dir, lockName, log); err != nil {
+	if err := removeLeftovers(ctx, store, dir, lockName, l.log); err != nil {
 		l.release(ctx)
 		return nil, nil, err
 	}
-	runCtx, cancel := context.WithCancelCause(ctx)
-	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	l.done = make(chan struct{})
-	l.stop = func() { stop(); <-l.done; cancel(nil) }
-	go l.renew(renewCtx, cancel)
-	return runCtx, &Day{store: store, dir: dir, lease: l, log: log}, nil
+	return l.keep(ctx), &Day{store: store, dir: dir, lease: l, log: l.log}, nil
+}
+
+// settleTakenOver settles the commit that held, the lock's earlier
+// holder, left in it, and then takes its journal out of the lock l.
+func settleTakenOver(ctx context.Context, l *lease, held *lockInfo) error {
+	j := held.Publish
+	committed, err := settle(ctx, l.store, j)
+	if err != nil {
+		return fmt.Errorf("settle the publish %s left in %s: %w", j.Run, l.store.URL(l.name), err)
+	}
+	l.log.WarnContext(ctx, "settled the publish the earlier holder of the day's lock left unfinished",
+		"run", j.Run, "committed", committed, "undone", !committed, "holder", held.Holder)
+	return l.journalSettled(ctx)
 }
 
 // Close stops renewing the lock and deletes it (its own generation
@@ -137,35 +105,6 @@ func Open(ctx context.Context, store sink.Store, dir, lockName string, opts Opti
 // settled, so that the next run of the day settles it, and leaves
 // everything as it is once the lock is lost.
 func (d *Day) Close(ctx context.Context) { d.lease.release(ctx) }
-
-func newLease(store sink.Store, name string, opts Options) *lease {
-	leaseTime := opts.Lease
-	if leaseTime <= 0 {
-		leaseTime = DefaultLease
-	}
-	wait := opts.Wait
-	if wait <= 0 {
-		wait = leaseTime + leaseTime/8
-	}
-	c := opts.clock
-	if c == nil {
-		c = realClock{}
-	}
-	host, _ := os.Hostname()
-	return &lease{
-		store: store, name: name, lease: leaseTime, wait: wait, clock: c, log: opts.logger(),
-		info: lockInfo{
-			Holder:       fmt.Sprintf("%s/%d", host, os.Getpid()),
-			Host:         host,
-			BootID:       bootID(),
-			PIDNamespace: pidNamespace(),
-			PID:          os.Getpid(),
-			Execution:    opts.Execution,
-			Task:         opts.Task,
-			Started:      time.Now().UTC(),
-		},
-	}
-}
 
 // Settle looks at the lock lockName of an earlier day's folder dir. A
 // lock that holds the journal of a commit is taken as Open takes it (at

@@ -115,6 +115,97 @@ func (l lockInfo) describe() string {
 	return s
 }
 
+// newLease is the lease of the lock at name, not yet taken.
+func newLease(store sink.Store, name string, opts Options) *lease {
+	leaseTime := opts.Lease
+	if leaseTime <= 0 {
+		leaseTime = DefaultLease
+	}
+	wait := opts.Wait
+	if wait <= 0 {
+		wait = leaseTime + leaseTime/8
+	}
+	c := opts.clock
+	if c == nil {
+		c = realClock{}
+	}
+	host, _ := os.Hostname()
+	return &lease{
+		store: store, name: name, lease: leaseTime, wait: wait, clock: c, log: opts.logger(),
+		info: lockInfo{
+			Holder:       fmt.Sprintf("%s/%d", host, os.Getpid()),
+			Host:         host,
+			BootID:       bootID(),
+			PIDNamespace: pidNamespace(),
+			PID:          os.Getpid(),
+			Execution:    opts.Execution,
+			Task:         opts.Task,
+			Started:      time.Now().UTC(),
+		},
+	}
+}
+
+// take writes the lock: at once if it is free or its holder is known to
+// be gone, after watching it for up to l.wait otherwise (ErrBusy if its
+// holder renews it). held is the lock taken over, nil if it was free.
+func (l *lease) take(ctx context.Context) (held *lockInfo, err error) {
+	store, log, url := l.store, l.log, l.store.URL(l.name)
+	for range 3 {
+		err := l.writeWithin(ctx)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sink.ErrConflict) {
+			return nil, fmt.Errorf("lock %s: %w", url, err)
+		}
+		h, generation, err := readLock(ctx, store, l.name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // released in between
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", url, err)
+		}
+		why := l.info.gone(h)
+		if why == "" {
+			if why, err = l.watch(ctx, h, generation); err != nil {
+				return nil, err
+			}
+			if why == "" {
+				continue // released while watched
+			}
+		}
+		log.WarnContext(ctx, "taking over the day's lock: "+why, "url", url, "holder", h.Holder,
+			"execution", h.Execution, "task", h.Task, "renewed", h.Renewed, "publish_pending", h.Publish != nil)
+		l.generation = generation
+		l.info.Publish = h.Publish // carried until settled, should this run die too
+		if err := l.writeWithin(ctx); err != nil {
+			l.generation, l.info.Publish = 0, nil
+			if errors.Is(err, sink.ErrConflict) {
+				continue // renewed or taken by someone else in between: look again
+			}
+			return nil, fmt.Errorf("lock %s: %w", url, err)
+		}
+		held = &h
+		break
+	}
+	if l.generation == 0 {
+		return nil, fmt.Errorf("%w: %s changed hands during every look", ErrBusy, url)
+	}
+	return held, nil
+}
+
+// keep renews the lock every third of the lease until release, and
+// returns ctx cancelled with ErrLockLost as its cause if the lock is
+// lost.
+func (l *lease) keep(ctx context.Context) context.Context {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	l.done = make(chan struct{})
+	l.stop = func() { stop(); <-l.done; cancel(nil) }
+	go l.renew(renewCtx, cancel)
+	return runCtx
+}
+
 // watch looks at the lock held at generation for up to l.wait. It
 // returns ErrBusy as soon as the lock changes (its holder renewed it),
 // "" if the lock went (released: try again), or why it may be taken over
@@ -276,6 +367,17 @@ func (l *lease) setJournal(ctx context.Context, j *journal) error {
 		return err
 	}
 	return nil
+}
+
+// journalSettled takes the journal out of the lock once it is settled,
+// which confirms the lock. Unlike setJournal(nil), a failed write does
+// not put the settled journal back: the lock is released, not kept for
+// a next run to settle again.
+func (l *lease) journalSettled(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.info.Publish = nil
+	return l.confirmLocked(ctx)
 }
 
 // isLost reports whether the lock is lost: the run must touch nothing.
