@@ -36,7 +36,12 @@ func publishDay(t *testing.T, store sink.Store, day time.Time, body []byte) {
 func rerunOptions(t *testing.T, store sink.Store, body []byte) snapshot.Options {
 	opts := options(t, serve(t, body), store)
 	opts.Outputs.Archive, opts.Outputs.Changes, opts.Guards.SkipIfUnchanged = true, true, false
-	opts.Lock.Lease = 1200 * time.Millisecond
+	// Each rerun is a retry of one task: the lock a failed run keeps (its
+	// journal unsettled) is taken over at once, not after a lease. The
+	// lease is long enough that no renewal, itself a write, lands among
+	// the run's writes and shifts which step the nth write is.
+	opts.Lock.Lease = 6 * time.Second
+	opts.Lock.Execution, opts.Lock.Task = "rerun", "0"
 	return opts
 }
 
