@@ -123,11 +123,13 @@ const maxFieldLength = 63
 
 const lookupSize = 256
 
-// fieldEntry is a slot of the lookup table: a field's name, its column,
-// and the name as the words matchesInBuffer compares a key with.
+// fieldEntry is a slot of the lookup table: a field's name, its column
+// and the column's kind, and the name as the words matchesInBuffer
+// compares a key with.
 type fieldEntry struct {
 	name string
 	col  int
+	kind Kind
 	// short is len(name) for a name of at most 24 bytes, else -1 (and -1
 	// for an empty slot); w holds its bytes, zero-padded, and m the mask
 	// of those that are the name's.
@@ -193,6 +195,9 @@ seeds:
 				continue seeds
 			}
 			*slot = newFieldEntry(name, col)
+			if col != dropped {
+				slot.kind = d.kinds[col]
+			}
 		}
 		// An empty slot matches no key, the empty one included.
 		for i := range t {

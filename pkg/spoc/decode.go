@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"sync/atomic"
 
@@ -195,15 +196,19 @@ type Decoder struct {
 	refs       atomic.Int64
 	// inRecords is where an element of the records array is, for errors.
 	inRecords string
-	// order is the lookup slot of each key of the previous record, by
-	// position: the upstream writes its keys in one order, so the next
-	// key is almost always the one at its position last time, and one
-	// comparison finds it without hashing.
-	order [maxPredicted]uint8
+	// order is the lookup entry of each key of the previous record, by
+	// position (noField before there is one): the upstream writes its
+	// keys in one order, so the next key is almost always the one at its
+	// position last time, and one comparison finds it without hashing.
+	order [maxPredicted]*fieldEntry
 }
 
 // maxPredicted is how many keys of a record the decoder predicts.
 const maxPredicted = 64
+
+// noField is the prediction of a position no record has reached yet: it
+// matches no key.
+var noField = fieldEntry{short: -1}
 
 // NewDecoder returns a Decoder reading r. It does not close r.
 func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
@@ -235,6 +240,9 @@ func NewDecoder(r io.Reader, opts ...DecoderOption) *Decoder {
 		row:       row{cells: make([]cell, len(ds.Columns))},
 		inRecords: "in " + ds.RecordsPath(),
 		stats:     newCollector(ds),
+	}
+	for i := range d.order {
+		d.order[i] = &noField
 	}
 	d.refs.Store(1)
 	return d
@@ -563,15 +571,27 @@ func (r *row) compact() {
 	r.spare, r.arena, r.dead = r.arena[:0], live, 0
 }
 
-// pastRecordCap says whether the record that starts at offset start has
-// gone past the record cap, as it stands in the body or in the text of
-// its values once decoded.
-func (d *Decoder) pastRecordCap(start int64) bool {
-	return d.sc.Offset()-start > d.cfg.maxRecordBytes || int64(d.row.bytes()) > d.cfg.maxRecordBytes
+// recordEnd is the offset past which the record that starts at offset
+// start is past the record cap as it stands in the body (maxInt64 where
+// the cap reaches beyond any offset).
+func (d *Decoder) recordEnd(start int64) int64 {
+	if d.cfg.maxRecordBytes > math.MaxInt64-start {
+		return math.MaxInt64
+	}
+	return start + d.cfg.maxRecordBytes
 }
+
+// pastTextCap says whether the staged row's text, decoded, is past the
+// record cap.
+func (d *Decoder) pastTextCap() bool { return int64(d.row.bytes()) > d.cfg.maxRecordBytes }
 
 // readElement reads one element of data.results into the staged row,
 // reporting whether it is one to commit, or counts it as dropped.
+//
+// A record goes past the record cap in the body (checked at each key)
+// or in its text once decoded (which grows only as a value is read, so
+// it is checked after each value): the rest of it is skipped, and it is
+// dropped.
 func (d *Decoder) readElement() (staged bool, err error) {
 	sc := d.sc
 	d.stats.read++
@@ -587,39 +607,52 @@ func (d *Decoder) readElement() (staged bool, err error) {
 		return false, sc.SkipValue(3)
 	}
 	d.row.reset()
-	start := sc.Offset()
+	end := d.recordEnd(sc.Offset())
 	tooLarge := false
 	more, err := sc.OpenObject("in a record")
 	if err != nil {
 		return false, err
 	}
-	for pos := 0; more; pos++ {
+	present := d.stats.present
+	for pos := uint(0); more; pos++ {
 		key, err := sc.Key("in a record")
 		if err != nil {
 			return false, err
 		}
-		if !tooLarge && d.pastRecordCap(start) {
+		if sc.Offset() > end && !tooLarge {
 			tooLarge = true
 			d.row.reset()
 		}
 		// The key at this position in the previous record, first.
-		var col int
-		var known bool
-		if e := &d.ds.lookup[d.order[pos%maxPredicted]]; e.matchesInBuffer(key) {
-			col, known = e.col, true
-		} else {
-			col, known = d.fieldByHash(key, pos)
+		e := d.order[pos%maxPredicted]
+		if !e.matchesInBuffer(key) {
+			if e = d.fieldByHash(key, pos); e == nil {
+				if err = d.skipUndeclared(key); err != nil {
+					return false, err
+				}
+				if more, err = sc.Next('}', "in a record"); err != nil {
+					return false, err
+				}
+				continue
+			}
 		}
-		switch {
-		case !known:
-			err = d.skipUndeclared(key)
+		switch col := e.col; {
 		case col == dropped:
 			err = sc.SkipValue(4)
+		case tooLarge:
+			present[col]++
+			err = sc.SkipValue(4)
 		default:
-			d.stats.present[col]++
-			if tooLarge {
-				err = sc.SkipValue(4)
-			} else if err = d.readField(col); err != nil && errors.Is(err, ErrValueTooLong) {
+			present[col]++
+			if err = d.readField(col, e.kind); err == nil {
+				if d.row.dead != 0 {
+					d.row.compact()
+				}
+				if d.pastTextCap() {
+					tooLarge = true
+					d.row.reset()
+				}
+			} else if errors.Is(err, ErrValueTooLong) {
 				// The scanner skipped the rest of the value: the
 				// record goes as one past the record cap does.
 				tooLarge, err = true, nil
@@ -633,22 +666,24 @@ func (d *Decoder) readElement() (staged bool, err error) {
 			return false, err
 		}
 	}
-	if tooLarge || d.pastRecordCap(start) {
+	if tooLarge || sc.Offset() > end {
 		d.stats.dropped[DropTooLarge]++
 		return false, nil
 	}
 	return true, nil
 }
 
-// fieldByHash is the column of a key that is not where it was in the
-// previous record (or is unknown), remembering it for the next.
-func (d *Decoder) fieldByHash(key []byte, pos int) (col int, known bool) {
+// fieldByHash is the lookup entry of a key that is not where it was in
+// the previous record, remembering its slot for the next, or nil for a
+// key the dataset does not know.
+func (d *Decoder) fieldByHash(key []byte, pos uint) *fieldEntry {
 	slot, ok := d.ds.slot(key)
 	if !ok {
-		return 0, false
+		return nil
 	}
-	d.order[pos%maxPredicted] = slot
-	return d.ds.lookup[slot].col, true
+	e := &d.ds.lookup[slot]
+	d.order[pos%maxPredicted] = e
+	return e
 }
 
 // skipUndeclared skips the value of a field the dataset does not declare,
@@ -696,21 +731,15 @@ func jsonType(c byte) int {
 	return typeInvalid
 }
 
-// readField converts the next JSON value into the row's cell for col. A
-// repeated key overwrites the earlier value, as in encoding/json.
-func (d *Decoder) readField(col int) error {
+// readField converts the next JSON value into the row's cell for col, of
+// kind kind. A repeated key overwrites the earlier value, as in
+// encoding/json.
+func (d *Decoder) readField(col int, kind Kind) error {
 	cl := &d.row.cells[col]
-	d.row.release(cl)
-	*cl = cell{}
-	err := d.readValue(col, cl)
-	if d.row.dead != 0 {
-		d.row.compact()
+	if cl.state != cellAbsent { // a repeated key
+		d.row.release(cl)
+		*cl = cell{}
 	}
-	return err
-}
-
-// readValue converts the next JSON value into cl, the cell of col.
-func (d *Decoder) readValue(col int, cl *cell) error {
 	sc := d.sc
 	c, err := sc.Peek("before a value")
 	if err != nil {
@@ -722,19 +751,19 @@ func (d *Decoder) readValue(col int, cl *cell) error {
 		if err != nil {
 			return err
 		}
-		d.setText(col, s, true)
+		d.setText(cl, kind, s, true)
 	case c == '-' || jsonscan.IsDigit(c):
 		n, err := sc.ReadNumber()
 		if err != nil {
 			return err
 		}
-		d.setText(col, n, false)
+		d.setText(cl, kind, n, false)
 	case c == 't' || c == 'f' || c == 'n':
 		lit, err := sc.ReadLiteral()
 		if err != nil {
 			return err
 		}
-		d.setLiteral(col, lit)
+		d.setLiteral(cl, kind, lit)
 	case c == '{' || c == '[':
 		if err := sc.SkipValue(5); err != nil {
 			return err
@@ -751,11 +780,11 @@ func (cl *cell) invalid(reason string) {
 	cl.reason = reason
 }
 
-// setText converts a string's contents (quoted) or a number's text.
-func (d *Decoder) setText(col int, text []byte, quoted bool) {
-	cl := &d.row.cells[col]
+// setText converts a string's contents (quoted) or a number's text into
+// cl, a cell of kind kind.
+func (d *Decoder) setText(cl *cell, kind Kind, text []byte, quoted bool) {
 	var reason string
-	switch d.ds.kinds[col] {
+	switch kind {
 	case KindString:
 		cl.start = len(d.row.arena)
 		d.row.arena = append(d.row.arena, text...)
@@ -803,14 +832,14 @@ func (d *Decoder) setText(col int, text []byte, quoted bool) {
 	cl.state = cellValue
 }
 
-// setLiteral converts true, false or null (given by its first byte).
-func (d *Decoder) setLiteral(col int, lit byte) {
-	cl := &d.row.cells[col]
+// setLiteral converts true, false or null (given by its first byte) into
+// cl, a cell of kind kind.
+func (d *Decoder) setLiteral(cl *cell, kind Kind, lit byte) {
 	if lit == 'n' {
 		cl.state = cellNull
 		return
 	}
-	switch d.ds.kinds[col] {
+	switch kind {
 	case KindBool:
 		cl.state = cellValue
 		if lit == 't' {
