@@ -7,9 +7,11 @@
 package jsonscan
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -256,17 +258,32 @@ func (s *Scanner) Key(where string) ([]byte, error) {
 func (s *Scanner) ReadString() ([]byte, error) {
 	s.pos++ // opening quote
 	start := s.pos
-	var high byte
-	for i := start; i < s.end; i++ {
-		c := s.buf[i]
+	buf := s.buf[:s.end]
+	// high collects the bytes before the closing quote, to see whether
+	// any is past ASCII.
+	var high uint64
+	i := start
+	// Eight bytes at a time while eight are buffered, then byte by byte.
+	for ; i+8 <= len(buf); i += 8 {
+		w := binary.LittleEndian.Uint64(buf[i:])
+		if stop := stringStops(w); stop != 0 {
+			n := bits.TrailingZeros64(stop) / 8
+			high |= w & (1<<(8*n) - 1)
+			i += n
+			break
+		}
+		high |= w
+	}
+	for ; i < len(buf); i++ {
+		c := buf[i]
 		if c == '"' {
-			str := s.buf[start:i]
+			str := buf[start:i]
 			if len(str) > s.maxString {
 				err := s.stringTooLong()
 				s.pos = i + 1
 				return nil, err
 			}
-			if high >= utf8.RuneSelf && !utf8.Valid(str) {
+			if high&asciiMask != 0 && !utf8.Valid(str) {
 				break
 			}
 			s.pos = i + 1
@@ -275,9 +292,24 @@ func (s *Scanner) ReadString() ([]byte, error) {
 		if c == '\\' || c < 0x20 {
 			break
 		}
-		high |= c
+		high |= uint64(c)
 	}
 	return s.readStringSlow(start)
+}
+
+const (
+	lowBits   = 0x0101010101010101
+	asciiMask = 0x8080808080808080 // the bit of each byte past ASCII
+)
+
+// stringStops has the high bit set in the bytes of w (little-endian) that
+// end a string's plain run: '"', '\\' and control bytes. Bits above the
+// lowest set one may be false alarms (a borrow carries into the next
+// byte), so only the lowest is to be trusted.
+func stringStops(w uint64) uint64 {
+	quote := w ^ ('"' * lowBits)
+	backslash := w ^ ('\\' * lowBits)
+	return ((quote-lowBits)&^quote | (backslash-lowBits)&^backslash | (w-0x20*lowBits)&^w) & asciiMask
 }
 
 // readStringSlow handles strings with escapes, control bytes, invalid UTF-8

@@ -1,6 +1,7 @@
 package jsonscan
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -152,5 +153,43 @@ func TestValueTooLongIsSkipped(t *testing.T) {
 				t.Fatalf("key %q (%v), want ok", k, err)
 			}
 		})
+	}
+}
+
+// ReadString reads a string as encoding/json does, wherever in it the
+// byte that ends its plain run (a quote, an escape, a control byte) or a
+// byte past ASCII stands: eight bytes are scanned at a time, so every
+// position in a word and past it is tried, and so is a string of plain
+// bytes that ends in a later read.
+func TestReadStringAtEveryPosition(t *testing.T) {
+	specials := []string{`\"`, `\\`, `\n`, `\u00e9`, "\x01", "\x1f", "\x7f", "é", "\xff", "\xe9a", "\u00e9\xff"}
+	for _, special := range specials {
+		for before := range 20 {
+			for _, after := range []int{0, 3, 11} {
+				body := strings.Repeat("a", before) + special + strings.Repeat("b", after)
+				doc := `"` + body + `"` + " "
+				var want string
+				wantErr := json.Unmarshal([]byte(doc), &want) != nil
+				for _, r := range []io.Reader{strings.NewReader(doc), iotest.HalfReader(strings.NewReader(doc))} {
+					s := New(r, 1<<20, 1<<10)
+					if _, err := s.Peek("before a value"); err != nil {
+						t.Fatal(err)
+					}
+					got, err := s.ReadString()
+					if wantErr {
+						if err == nil {
+							t.Errorf("%q: read %q, want an error", doc, got)
+						}
+						continue
+					}
+					if err != nil || string(got) != want {
+						t.Errorf("%q: read %q (%v), want %q", doc, got, err, want)
+					}
+					if off := s.Offset(); off != int64(len(doc)-1) {
+						t.Errorf("%q: offset %d after the string, want %d", doc, off, len(doc)-1)
+					}
+				}
+			}
+		}
 	}
 }
