@@ -150,7 +150,17 @@ func (s *Scanner) Errorf(format string, args ...any) error {
 }
 
 // peek skips white space and returns the next byte without consuming it.
+// A body without white space between its tokens, as an API writes it,
+// takes the first test, which is small enough to be inlined.
 func (s *Scanner) Peek(where string) (byte, error) {
+	if s.pos < s.end && s.buf[s.pos] > ' ' {
+		return s.buf[s.pos], nil
+	}
+	return s.skipSpace(where)
+}
+
+// skipSpace is Peek past white space or the end of the buffer.
+func (s *Scanner) skipSpace(where string) (byte, error) {
 	for {
 		for s.pos < s.end {
 			switch c := s.buf[s.pos]; c {

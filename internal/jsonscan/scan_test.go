@@ -58,8 +58,11 @@ func walk(t *testing.T, s *Scanner) (map[string]string, error) {
 func TestScanner(t *testing.T) {
 	const doc = `{"s":"a\u00e9\"b","n":-12.5e3,"t":true,"z":null,"deep":[[{"x":[1,2]}],"y"],"u":"\ud83d\ude00"}`
 	want := map[string]string{"s": `aé"b`, "n": "-12.5e3", "t": "t", "z": "n", "deep": "(skipped)", "u": "😀"}
+	// White space between every token, as a pretty-printer writes it.
+	spaced := strings.NewReplacer("{", " {\n\t", ":", " : ", ",", "\r\n,\t", "}", "\n}").Replace(doc)
 	// One byte at a time too: every token may cross a buffer's end.
-	for _, r := range []io.Reader{strings.NewReader(doc), iotest.OneByteReader(strings.NewReader(doc))} {
+	for _, r := range []io.Reader{strings.NewReader(doc), iotest.OneByteReader(strings.NewReader(doc)),
+		strings.NewReader(spaced), iotest.OneByteReader(strings.NewReader(spaced))} {
 		got, err := walk(t, New(r, 1<<20, 1<<10))
 		if err != nil {
 			t.Fatal(err)
