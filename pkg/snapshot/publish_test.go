@@ -36,12 +36,7 @@ func publishDay(t *testing.T, store sink.Store, day time.Time, body []byte) {
 func rerunOptions(t *testing.T, store sink.Store, body []byte) snapshot.Options {
 	opts := options(t, serve(t, body), store)
 	opts.Outputs.Archive, opts.Outputs.Changes, opts.Guards.SkipIfUnchanged = true, true, false
-	// Each rerun is a retry of one task: the lock a failed run keeps (its
-	// journal unsettled) is taken over at once, not after a lease. The
-	// lease is long enough that no renewal, itself a write, lands among
-	// the run's writes and shifts which step the nth write is.
-	opts.Lock.Lease = 6 * time.Second
-	opts.Lock.Execution, opts.Lock.Task = "rerun", "0"
+	opts.Lock.Lease = 1200 * time.Millisecond
 	return opts
 }
 
@@ -89,7 +84,15 @@ func rerunUnderFaults(t *testing.T, base, store sink.Store, list func() []string
 	return sinktest.EveryWrite(t, plan,
 		func() map[string]string { return dayContents(t, base, list) },
 		func(n int) error {
-			_, err := snapshot.Run(context.Background(), rerunOptions(t, store, generated(t, 300, uint64(10+n))))
+			// Each rerun is a retry of one task: the lock a failed run
+			// keeps (its journal unsettled) is taken over at once, not
+			// after a lease. The lease is long enough that no renewal,
+			// itself a write, lands among the run's writes and shifts
+			// which step the nth write is.
+			opts := rerunOptions(t, store, generated(t, 300, uint64(10+n)))
+			opts.Lock.Lease = 6 * time.Second
+			opts.Lock.Execution, opts.Lock.Task = "rerun", "0"
+			_, err := snapshot.Run(context.Background(), opts)
 			return err
 		},
 		func(before, after map[string]string) {
