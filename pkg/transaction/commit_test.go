@@ -16,14 +16,15 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 )
 
-const manifestName = "spoc-list-public.manifest.json"
+const manifestName = "table.manifest.json"
 
-// dayObjects are the objects a day's commit stages, as the job's are named.
+// dayObjects are the objects a day's commit stages: one in a folder of
+// its own, as a day's change table is.
 var dayObjects = []string{
-	"spoc-list-public.parquet",
-	"spoc-list-public.json.gz",
-	"changes/spoc-list-public.changes.parquet",
-	"spoc-list-public.digest",
+	"table.parquet",
+	"body.json.gz",
+	"changes/table.changes.parquet",
+	"table.digest",
 }
 
 var errInjected = errors.New("injected fault")
@@ -155,14 +156,30 @@ func listing(t *testing.T, store sink.Store) func() []string {
 }
 
 // wrapperSteps are the operations through the wrapper that every
-// commit's fault test must have failed: the staged objects, the
-// backups, the swap, the manifest and the lock.
-var wrapperSteps = []string{
-	"new-object .spoc-list-public.parquet.tmp-",
-	"new-object .spoc-list-public.digest.tmp-",
-	"copy .spoc-list-public.parquet.backup-", "copy .spoc-list-public.json.gz.backup-", "copy .spoc-list-public.changes.parquet.backup-", "copy .spoc-list-public.digest.backup-",
-	"copy spoc-list-public.parquet", "copy spoc-list-public.json.gz", "copy spoc-list-public.changes.parquet", "copy spoc-list-public.digest",
-	"replace spoc-list-public.manifest.json", "replace .spoc-list-public.lock",
+// commit's fault test must have failed: the staging of the first and
+// last object, each backup, each swap, the manifest and the lock.
+func wrapperSteps() []string {
+	first, last := path.Base(dayObjects[0]), path.Base(dayObjects[len(dayObjects)-1])
+	steps := []string{"new-object ." + first + ".tmp-", "new-object ." + last + ".tmp-"}
+	for _, name := range dayObjects {
+		steps = append(steps, "copy ."+path.Base(name)+".backup-", "copy "+path.Base(name))
+	}
+	return append(steps, "replace "+manifestName, "replace "+testLockName)
+}
+
+// requestSteps are the emulator's write requests that every commit's
+// fault test must have failed: the uploads of the first and last object,
+// a backup, each swap but for the folder's own object, the manifest, the
+// lock and the deletes of the hidden objects.
+func requestSteps() []string {
+	first, last := path.Base(dayObjects[0]), path.Base(dayObjects[len(dayObjects)-1])
+	steps := []string{"post ." + first + ".tmp-", "post ." + last + ".tmp-", "copy ." + first + ".backup-"}
+	for _, name := range dayObjects {
+		if path.Dir(name) == "." {
+			steps = append(steps, "copy "+name)
+		}
+	}
+	return append(steps, "post "+manifestName, "post "+testLockName, "delete .")
 }
 
 // TestCommitFailingAtAnyWriteLeavesTheDay commits a day that holds an
@@ -184,12 +201,9 @@ func TestCommitFailingAtAnyWriteLeavesTheDay(t *testing.T) {
 		return store, store, listing(t, store), func(applied bool) sinktest.NthWrite { return sinktest.FailNthRequest(e, applied) }
 	}
 	for _, b := range []backend{
-		{name: "local", store: wrapped(localStore), steps: wrapperSteps},
-		{name: "gcs", store: wrapped(gcsStore), steps: wrapperSteps},
-		{name: "gcs-requests", store: emulated, steps: []string{
-			"post .spoc-list-public.parquet.tmp-", "copy .spoc-list-public.", "copy spoc-list-public.parquet", "copy spoc-list-public.json.gz", "copy spoc-list-public.digest",
-			"post .spoc-list-public.digest.tmp-", "post spoc-list-public.manifest.json", "post .spoc-list-public.lock", "delete .spoc-list-public.",
-		}},
+		{name: "local", store: wrapped(localStore), steps: wrapperSteps()},
+		{name: "gcs", store: wrapped(gcsStore), steps: wrapperSteps()},
+		{name: "gcs-requests", store: emulated, steps: requestSteps()},
 	} {
 		for _, applied := range []bool{false, true} {
 			name := b.name + "/refused"

@@ -56,7 +56,7 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 const testDir = "raw/spoc/20261126"
 
 // testLockName is the day lock of the job's first dataset.
-const testLockName = ".spoc-list-public.lock"
+const testLockName = ".table.lock"
 
 var testLock = path.Join(testDir, testLockName)
 

@@ -81,7 +81,7 @@ func commitOnce(store sink.Store, opts Options) error {
 	defer day.Close(ctx)
 	tx := day.Begin()
 	defer tx.Abort()
-	obj, err := tx.Stage(ctx, "spoc-list-public.parquet", "application/octet-stream")
+	obj, err := tx.Stage(ctx, "table.parquet", "application/octet-stream")
 	if err != nil {
 		return err
 	}
@@ -162,12 +162,12 @@ func TestDayLock(t *testing.T) {
 				}
 				// What a killed run leaves: its staged archive, committed
 				// under a hidden name (and locally its partial files).
-				staged := path.Join(testDir, ".spoc-list-public.json.gz.tmp-0123456789abcdef")
+				staged := path.Join(testDir, ".table.json.gz.tmp-0123456789abcdef")
 				if _, err := store.Create(ctx, staged, "application/gzip", []byte("partial")); err != nil {
 					t.Fatal(err)
 				}
 				if backend == "local" {
-					obj, _ := store.NewObject(ctx, path.Join(testDir, "spoc-list-public.parquet"), "application/octet-stream")
+					obj, _ := store.NewObject(ctx, path.Join(testDir, "table.parquet"), "application/octet-stream")
 					obj.Write([]byte("PAR1 partial")) // never committed nor aborted
 				}
 				before := list()
@@ -197,7 +197,7 @@ func TestDayLock(t *testing.T) {
 				case tc.why != stale && strings.Contains(logs.String(), "watching whether its holder renews it"):
 					t.Errorf("a lock whose holder is known to be gone was watched first:\n%s", logs.String())
 				}
-				want := []string{path.Join(testDir, manifestName), path.Join(testDir, "spoc-list-public.parquet")}
+				want := []string{path.Join(testDir, manifestName), path.Join(testDir, "table.parquet")}
 				if got := list(); !slices.Equal(got, want) {
 					t.Errorf("day folder holds %v, want %v: the lock released and the leftovers removed", got, want)
 				}
