@@ -382,6 +382,8 @@ func (c *Config) validate() error {
 		return bad("SPOC_DEADLINE", "must be positive")
 	case c.ProgressInterval < 0:
 		return bad("SPOC_PROGRESS_INTERVAL", "negative")
+	case c.LockWait < 0:
+		return bad("SPOC_LOCK_WAIT", "negative")
 	case c.TelemetryTimeout <= 0:
 		return bad("SPOC_TELEMETRY_TIMEOUT", "must be positive")
 	}

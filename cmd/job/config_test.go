@@ -106,6 +106,7 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"coordinate zstd level out of range", "SPOC_ZSTD_LEVEL_COORDINATES", "0"},
 		{"row groups too large", "SPOC_ROW_GROUP_ROWS", "99999999"},
 		{"negative progress interval", "SPOC_PROGRESS_INTERVAL", "-1s"},
+		{"negative lock wait", "SPOC_LOCK_WAIT", "-1s"},
 		{"zero telemetry timeout", "SPOC_TELEMETRY_TIMEOUT", "0s"},
 		{"body cap not a size", "SPOC_MAX_BODY_BYTES", "big"},
 		{"dropped percent above 100", "SPOC_MAX_DROPPED_PERCENT", "150"},
