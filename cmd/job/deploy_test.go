@@ -366,7 +366,7 @@ func TestTerraformWaitsForTheAPIs(t *testing.T) {
 	}
 	for _, typ := range []string{"google_service_account", "google_project_iam_member", "google_storage_bucket_iam_member",
 		"google_storage_bucket", "google_artifact_registry_repository", "google_cloud_run_v2_job", "google_cloud_scheduler_job",
-		"google_monitoring_alert_policy", "google_bigquery_dataset"} {
+		"google_monitoring_alert_policy", "google_monitoring_dashboard", "google_bigquery_dataset"} {
 		for name, b := range tf.resources(typ) {
 			if !strings.Contains(source(b, "depends_on"), "time_sleep.apis_ready") {
 				t.Errorf("%s.%s does not depend on time_sleep.apis_ready", typ, name)
@@ -413,15 +413,8 @@ func TestTerraformStalenessAlert(t *testing.T) {
 func TestStalenessAlertIsThisJobs(t *testing.T) {
 	tf := parseTerraform(t)
 	promql := path(t, tf.resources("google_monitoring_alert_policy")["stale_snapshot"], "conditions", "condition_prometheus_query_language")
-	jobName := literal(t, tf.block("variable", "job_name"), "default").AsString()
 	datasets := deployDatasets()
-	// Each dataset's job is named as deploy/main.tf names it.
-	jobOf := func(dataset string) string {
-		if dataset == configEnv(t)["SPOC_DATASET"] {
-			return jobName
-		}
-		return jobName + "-" + dataset
-	}
+	jobOf := func(dataset string) string { return deployedJobName(t, tf, dataset) }
 	for dataset, d := range datasets {
 		t.Run(dataset, func(t *testing.T) {
 			// The query as Cloud Monitoring gets it: HCL's escapes undone,

@@ -95,6 +95,22 @@ run "apply_with_both_datasets" {
     error_message = "The osh view does not read the osh table."
   }
   assert {
+    condition     = length(jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles) == 2 + length(local.dashboard_charts["spoc"]) + length(local.dashboard_charts["osh"])
+    error_message = "The dashboard does not have a header and the charts of each dataset."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for t in jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles : [
+        for s in try(t.widget.xyChart.dataSets, []) : strcontains(try(s.timeSeriesQuery.timeSeriesFilter.filter, s.timeSeriesQuery.prometheusQuery), "job=\"mspo-spoc-osh\"") && (strcontains(try(s.timeSeriesQuery.timeSeriesFilter.filter, ""), "workload.googleapis.com/osh.") || strcontains(try(s.timeSeriesQuery.prometheusQuery, ""), "workload_googleapis_com:osh_"))
+      ] if startswith(try(t.widget.title, ""), "osh: ")
+    ]))
+    error_message = "An osh chart does not read the osh metrics of the osh job."
+  }
+  assert {
+    condition     = length([for t in jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles : t if startswith(try(t.widget.title, ""), "osh: ")]) == length(local.dashboard_charts["osh"])
+    error_message = "The osh dataset does not have its charts."
+  }
+  assert {
     condition     = output.jobs["osh"].snapshot_url == "gs://my-project-mspo-spoc/raw/mspo/api/osh/all-smallholder/" && output.job_name == "mspo-spoc" && strcontains(output.build_command, "_JOBS=mspo-spoc mspo-spoc-osh,")
     error_message = "outputs: ${jsonencode(output.jobs)}, ${output.build_command}"
   }
@@ -110,6 +126,10 @@ run "osh_only" {
   assert {
     condition     = keys(google_cloud_run_v2_job.dataset) == ["osh"] && keys(google_cloud_scheduler_job.daily) == ["osh"] && keys(google_bigquery_table.snapshots) == ["osh"]
     error_message = "Only the osh dataset's resources are planned."
+  }
+  assert {
+    condition     = length(jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles) == 1 + length(local.dashboard_charts["osh"]) && keys(local.dashboard_charts) == ["osh"]
+    error_message = "The dashboard has charts of a dataset not enabled."
   }
 }
 

@@ -33,6 +33,29 @@ run "plan_with_required_variables_only" {
   }
 }
 
+# One dashboard, with a header and the charts of the one dataset, every
+# chart on that dataset's job.
+run "dashboard_of_the_default_dataset" {
+  command = plan
+
+  assert {
+    condition     = jsondecode(google_monitoring_dashboard.spoc.dashboard_json).displayName == "mspo-spoc: published lists"
+    error_message = "The dashboard is not named after the deployment: ${jsondecode(google_monitoring_dashboard.spoc.dashboard_json).displayName}"
+  }
+  assert {
+    condition     = length(jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles) == 1 + length(local.dashboard_charts["spoc"]) && length(local.dashboard_charts["spoc"]) >= 7
+    error_message = "The dashboard does not have a header and the spoc dataset's charts."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for t in jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles : [
+        for s in try(t.widget.xyChart.dataSets, []) : strcontains(try(s.timeSeriesQuery.timeSeriesFilter.filter, s.timeSeriesQuery.prometheusQuery), "job=\"mspo-spoc\"")
+      ]
+    ]))
+    error_message = "A chart does not read the mspo-spoc job's series."
+  }
+}
+
 run "apply_with_required_variables_only" {
   command = apply
 

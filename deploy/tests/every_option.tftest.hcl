@@ -37,6 +37,14 @@ run "plan_with_every_option" {
     condition     = one(google_storage_bucket.snapshots[0].lifecycle_rule[0].condition).age == 400
     error_message = "snapshot_retention_days does not reach the bucket's lifecycle rule."
   }
+  assert {
+    condition = one(flatten([
+      for t in jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles : [
+        for th in try(t.widget.xyChart.thresholds, []) : th.value
+      ]
+    ])) == 48 && strcontains(google_monitoring_dashboard.spoc.dashboard_json, "[96h]")
+    error_message = "staleness_hours does not reach the dashboard's time-since-success chart."
+  }
 }
 
 run "apply_with_every_option" {
