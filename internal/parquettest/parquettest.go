@@ -6,6 +6,7 @@ package parquettest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -78,4 +79,29 @@ func CellText(col arrow.Array, i int) string {
 		return "[" + strings.Join(s, ",") + "]"
 	}
 	return col.ValueStr(i)
+}
+
+// CellValue is value i of col as a Go value, for comparing with one
+// built by hand: nil for a null, int64, int32, float64, string (a copy:
+// the array's memory may be reused once it is released), bool, or a
+// time.Time for a timestamp. It panics on another type of array.
+func CellValue(col arrow.Array, i int) any {
+	if col.IsNull(i) {
+		return nil
+	}
+	switch a := col.(type) {
+	case *array.Int64:
+		return a.Value(i)
+	case *array.Int32:
+		return a.Value(i)
+	case *array.Float64:
+		return a.Value(i)
+	case *array.String:
+		return strings.Clone(a.Value(i))
+	case *array.Boolean:
+		return a.Value(i)
+	case *array.Timestamp:
+		return a.Value(i).ToTime(arrow.Microsecond)
+	}
+	panic(fmt.Sprintf("parquettest: unexpected array type %T", col))
 }

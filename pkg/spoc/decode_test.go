@@ -14,6 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 )
 
 // decodeAll decodes body completely and returns every row as a map from
@@ -33,7 +35,7 @@ func decodeAll(t testing.TB, r io.Reader, opts ...DecoderOption) ([]map[string]a
 		for i := range int(rec.NumRows()) {
 			row := make(map[string]any, len(rec.Columns()))
 			for c, col := range rec.Columns() {
-				row[dec.Schema().Field(c).Name] = goValue(col, i)
+				row[dec.Schema().Field(c).Name] = parquettest.CellValue(col, i)
 			}
 			rows = append(rows, row)
 		}
@@ -62,29 +64,6 @@ func checkBatch(t testing.TB, rec arrow.RecordBatch, schema *arrow.Schema) {
 	if rec.Column(keyColumn).NullN() != 0 {
 		t.Fatal("a row without id was written")
 	}
-}
-
-func goValue(col arrow.Array, i int) any {
-	if col.IsNull(i) {
-		return nil
-	}
-	switch a := col.(type) {
-	case *array.Int64:
-		return a.Value(i)
-	case *array.Int32:
-		return a.Value(i)
-	case *array.Float64:
-		return a.Value(i)
-	case *array.String:
-		// Value points into the batch's memory, which the decoder reuses
-		// once the batch is released.
-		return strings.Clone(a.Value(i))
-	case *array.Boolean:
-		return a.Value(i)
-	case *array.Timestamp:
-		return a.Value(i).ToTime(arrow.Microsecond)
-	}
-	panic(fmt.Sprintf("unexpected array type %T", col))
 }
 
 func body(records ...string) string {
