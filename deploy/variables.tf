@@ -13,8 +13,9 @@ variable "datasets" {
   description = <<-EOT
     The public MSPO lists to publish, each with its own Cloud Run job,
     schedule, pair of alerts and (with bigquery_dataset) BigQuery tables:
-    "spoc" (certified independent smallholders) and "osh" (organised
-    smallholders); deploy/datasets.json lists the ones the job knows.
+    "spoc" (certified independent smallholders), "osh" (organised
+    smallholders) and "gm" (smallholders certified through a group
+    manager); deploy/datasets.json lists the ones the job knows.
   EOT
   type        = set(string)
   default     = ["spoc"]

@@ -51,7 +51,7 @@ func defineFlags(fs *flag.FlagSet) *options {
 	fs.BoolVar(&o.html, "html", false, "serve an HTML maintenance page with status 200")
 	fs.StringVar(&o.out, "o", "", "write the body to this file and exit instead of serving")
 	fs.StringVar(&o.bodyFile, "body", "", "serve this file as the body instead of a generated one")
-	fs.StringVar(&o.dataset, "dataset", "spoc", "the list imitated: spoc, or osh (the organised smallholders, under data.data)")
+	fs.StringVar(&o.dataset, "dataset", "spoc", "the list imitated: spoc, osh (the organised smallholders, under data.data) or gm (the group managers' smallholders)")
 	fs.IntVar(&o.next.RemoveEvery, "remove-every", 0, "a next day's body: every N-th record removed")
 	fs.IntVar(&o.next.StatusEvery, "status-every", 0, "a next day's body: every N-th record's cert_status changed")
 	fs.IntVar(&o.next.AreaEvery, "area-every", 0, "a next day's body: every N-th record's certified_area changed")

@@ -67,3 +67,45 @@ func TestNextDayFlags(t *testing.T) {
 		t.Error("-body with a next day's flags: no error")
 	}
 }
+
+// -dataset gm serves the group managers' list: its records under
+// data.results with gm_code and without spoc_code or geolocation.
+func TestDatasetGM(t *testing.T) {
+	fs := flag.NewFlagSet("fakespoc", flag.ContinueOnError)
+	o := defineFlags(fs)
+	if err := fs.Parse([]string{"-records", "30", "-dataset", "gm"}); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := serverOptions(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := spoctest.NewServer(opts...)
+	defer up.Close()
+	resp, err := http.Get(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Data struct{ Results []map[string]any }
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Data.Results) != 30 {
+		t.Fatalf("%d records under data.results, want 30", len(list.Data.Results))
+	}
+	for _, rec := range list.Data.Results {
+		code, _ := rec["gm_code"].(string)
+		_, spocCode := rec["spoc_code"]
+		_, geolocation := rec["geolocation"]
+		if !strings.HasPrefix(code, "GRM") || len(code) != len("GRM1086921") || spocCode || geolocation {
+			t.Fatalf("a record that is not GM's: %v", rec)
+		}
+	}
+}

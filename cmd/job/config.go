@@ -29,7 +29,7 @@ import (
 // Config is every setting of the job. Each is an environment variable with
 // a default; the help tag is what -help prints and the README repeats.
 type Config struct {
-	Dataset              string        `env:"SPOC_DATASET, default=spoc" help:"Which public MSPO list to publish: spoc (certified independent smallholders) or osh (organised smallholders). It picks the defaults of SPOC_URL and SPOC_PREFIX, the schema and the object names; the -dataset flag sets it too."`
+	Dataset              string        `env:"SPOC_DATASET, default=spoc" help:"Which public MSPO list to publish: spoc (certified independent smallholders), osh (organised smallholders) or gm (group managers' smallholders). It picks the defaults of SPOC_URL and SPOC_PREFIX, the schema and the object names; the -dataset flag sets it too."`
 	URL                  string        `env:"SPOC_URL, default=https://api.mspots.org.my/api/spoc/get-spoc-list-public" help:"Source of the list: the endpoint's URL, or a saved body (a raw archive) as a path, file:// or gs:// URL (.gz is decompressed)."`
 	Output               string        `env:"SPOC_OUTPUT, default=./data" help:"Where snapshots go: a local directory, or gs://bucket (optionally gs://bucket/path)."`
 	Prefix               string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day."`

@@ -385,6 +385,7 @@ func TestHelpListsEveryDataset(t *testing.T) {
 		{"flag before", nil, []string{"-dataset", "osh", "-help"}, spoc.OSH},
 		{"flag after", nil, []string{"-help", "-dataset", "osh"}, spoc.OSH},
 		{"env", map[string]string{"SPOC_DATASET": "osh"}, []string{"-h"}, spoc.OSH},
+		{"gm by flag", nil, []string{"-dataset", "gm", "-help"}, spoc.GM},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out := runJob(t, context.Background(), tc.env, tc.args...)
@@ -563,7 +564,7 @@ func TestHelpUnknownDataset(t *testing.T) {
 			if code != exitConfig {
 				t.Fatalf("exit %d, want %d\n%s", code, exitConfig, out)
 			}
-			if want := `SPOC_DATASET: "bogus" is not a dataset; the known ones are osh, spoc`; !strings.Contains(out, want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			if want := `SPOC_DATASET: "bogus" is not a dataset; the known ones are gm, osh, spoc`; !strings.Contains(out, want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
 				t.Errorf("output %q, want one line saying %s", out, want)
 			}
 		})

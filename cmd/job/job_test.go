@@ -511,7 +511,7 @@ func TestJobRecordsFellNamesTheSettings(t *testing.T) {
 // its body under rejected/ and publishing nothing; SPOC_FORCE=true then
 // publishes it, and the manifest says it was forced. Both datasets.
 func TestJobRefusesARenamedField(t *testing.T) {
-	for _, dataset := range []string{"spoc", "osh"} {
+	for _, dataset := range []string{"spoc", "osh", "gm"} {
 		t.Run(dataset, func(t *testing.T) {
 			ds := spoc.Datasets()[dataset]
 			var day1, day2 bytes.Buffer

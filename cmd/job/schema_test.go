@@ -72,6 +72,7 @@ func TestDocsSchemaTables(t *testing.T) {
 	for heading, ds := range map[string]*spoc.Dataset{
 		"## Certified independent smallholders (`SPOC_DATASET=spoc`)": spoc.SPOC,
 		"## Organised smallholders (`SPOC_DATASET=osh`)":              spoc.OSH,
+		"## Group managers' smallholders (`SPOC_DATASET=gm`)":         spoc.GM,
 	} {
 		table := schemaTable(t, doc, heading)
 		for _, f := range ds.Schema().Fields() {

@@ -133,6 +133,37 @@ run "osh_only" {
   }
 }
 
+run "gm_beside_spoc" {
+  command = plan
+
+  variables {
+    datasets         = ["spoc", "gm"]
+    dataset_settings = {}
+  }
+
+  assert {
+    condition     = keys(google_cloud_run_v2_job.dataset) == ["gm", "spoc"] && google_cloud_run_v2_job.dataset["gm"].name == "mspo-spoc-gm" && google_cloud_run_v2_job.dataset["spoc"].name == "mspo-spoc"
+    error_message = "The gm dataset does not get a job of its own beside spoc's, at spoc's unchanged address."
+  }
+  assert {
+    condition = (
+      local.job_env["gm"]["SPOC_DATASET"] == "gm" &&
+      local.job_env["gm"]["SPOC_URL"] == "https://api.mspots.org.my/api/groupmanager/list-public" &&
+      local.job_env["gm"]["SPOC_PREFIX"] == "raw/mspo/api/groupmanager/list-public" &&
+      local.job_env["gm"]["SPOC_MIN_RECORDS"] == "2000"
+    )
+    error_message = "The gm job does not get its dataset, URL, prefix and floor: ${jsonencode(local.job_env["gm"])}"
+  }
+  assert {
+    condition     = strcontains(google_monitoring_alert_policy.stale_snapshot["gm"].conditions[0].condition_prometheus_query_language[0].query, "gm_last_success") && strcontains(google_monitoring_alert_policy.execution_failed["gm"].conditions[0].condition_threshold[0].filter, "resource.labels.job_name = \"mspo-spoc-gm\"")
+    error_message = "The gm alerts do not watch the gm job and its gm.last_success."
+  }
+  assert {
+    condition     = google_bigquery_table.snapshots["gm"].table_id == "gm_snapshots_external" && google_bigquery_table.changes["gm"].table_id == "gm_changes_external" && endswith(google_storage_bucket_object.snapshots_schema["gm"].name, "/groupmanager-list-public.schema.parquet")
+    error_message = "The gm BigQuery tables do not read the gm objects and reference schema."
+  }
+}
+
 run "refuses_an_unknown_dataset" {
   command = plan
 

@@ -459,7 +459,7 @@ func TestGeneratedDay(t *testing.T) {
 // or slices that start inside the arrays' buffers, and changing one
 // column's value shows in that column only.
 func TestBothReadersHashAlike(t *testing.T) {
-	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH} {
+	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH, spoc.GM} {
 		batches, file, err := generatedDayOf(ds, spoctest.GenOptions{Records: 3000, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -656,7 +656,7 @@ func TestChangeRowsAreCompact(t *testing.T) {
 	}
 }
 
-// The change table of SPOC and of OSH is the published one, column for
+// The change table of SPOC, OSH and GM is the published one, column for
 // column: the before and after columns come from the roles the datasets
 // give cert_status, certified_area and updated_at.
 func TestPublishedChangeTable(t *testing.T) {
@@ -672,7 +672,7 @@ func TestPublishedChangeTable(t *testing.T) {
 		{Name: "updated_at_before", Type: utc, Nullable: true},
 		{Name: "updated_at_after", Type: utc, Nullable: true},
 	}, nil)
-	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH} {
+	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH, spoc.GM} {
 		if got := changes.Schema(ds); !got.Equal(want) {
 			t.Errorf("%s: change table\n%s\nwant\n%s", ds.Name, got, want)
 		}

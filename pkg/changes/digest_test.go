@@ -71,7 +71,7 @@ func releaseAll(t *testing.T, batches []arrow.RecordBatch) {
 // with its keys carried over. A digest built in sliced batches is the
 // same digest.
 func TestDigestComparesAsTheParquetFile(t *testing.T) {
-	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH} {
+	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH, spoc.GM} {
 		t.Run(ds.Name, func(t *testing.T) {
 			day1, file1, err := generatedDayOf(ds, spoctest.GenOptions{Records: 20100, Seed: 1})
 			if err != nil {

@@ -26,6 +26,7 @@ func contractDatasets() []contractDataset {
 	return []contractDataset{
 		{spoc.SPOC, generated},
 		{spoc.OSH, func(t testing.TB, n int, seed uint64) []byte { return generatedOSH(t.(*testing.T), n, seed) }},
+		{spoc.GM, generatedGMBody},
 	}
 }
 

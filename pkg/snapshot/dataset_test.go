@@ -189,6 +189,7 @@ func TestSnapshotDictionaryColumnsAreTheDatasets(t *testing.T) {
 	}{
 		{spoc.SPOC, generated(t, 300, 5)},
 		{spoc.OSH, generatedOSH(t, 300, 5)},
+		{spoc.GM, generatedGMBody(t, 300, 5)},
 	} {
 		t.Run(tc.ds.Name, func(t *testing.T) {
 			out := t.TempDir()

@@ -13,7 +13,7 @@ import (
 // A Dataset is one public MSPO list as the job takes it: where it is,
 // where its records are in the body, and its tidy columns with the rule
 // that converts each. Everything that differs between two lists is here,
-// so that a list is added by declaring one Dataset (see SPOC and OSH),
+// so that a list is added by declaring one Dataset (see SPOC, OSH and GM),
 // never by copying code. Build one with NewDataset, which checks it and
 // derives the decoder's tables once.
 type Dataset struct {
@@ -359,5 +359,5 @@ func (d *Dataset) slot(key []byte) (uint8, bool) {
 
 // Datasets are the lists the job knows, by Name.
 func Datasets() map[string]*Dataset {
-	return map[string]*Dataset{SPOC.Name: SPOC, OSH.Name: OSH}
+	return map[string]*Dataset{SPOC.Name: SPOC, OSH.Name: OSH, GM.Name: GM}
 }

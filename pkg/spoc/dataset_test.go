@@ -2,6 +2,7 @@ package spoc
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -51,6 +52,57 @@ func TestDatasetsDecodeTheirOwnBodies(t *testing.T) {
 				t.Errorf("%d rows, error %v: want ErrNoResults saying %q", len(rows), err, tc.mention)
 			}
 		})
+	}
+}
+
+// gmExample is the record of the GM endpoint's public documentation
+// (docs.jinlee.org/scrapers/MSPO/smallholders/group-manager), with
+// coordinates of eight decimals and more certified than planted.
+const gmExample = `{"entity_smallholder_id":77890,"entity_name":"Greenview Plantations Sdn Bhd","mpob_no":"840560001007",` +
+	`"planted_area":"5.0700","certified_area":"5.2600","gps_coordinate_lat":"1.57191667","gps_coordinate_long":"103.98219444",` +
+	`"name":"Greenview Plantations Sdn Bhd","stateId":1,"state":"Johor","daerahId":null,"daerah":null,"mukimId":null,"mukim":null,` +
+	`"lot_no":"9","cert_status":"DELAYED","zoneId":5,"zone":"Zon Selatan 2","cert_no":"M001C","gm_code":"GRM1086921",` +
+	`"created_at":"2025-06-03T04:46:41.581Z","updated_at":"2024-07-24T01:17:06.101Z","track_id":"OPMC205399",` +
+	`"record_status":"NO CHANGE","deleted":false}`
+
+// The documented GM record decodes by SPOC's rules into the GM schema,
+// gm_code where SPOC has spoc_code: the coordinates keep their eight
+// decimals (the float64 prints back as the text sent), the certified
+// area above the planted one is kept as sent, and every field is
+// declared.
+func TestGMDecodesTheDocumentedRecord(t *testing.T) {
+	rows, st, err := decodeAll(t, strings.NewReader(body(gmExample)), WithDataset(GM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || len(rows[0]) != len(GM.Columns) {
+		t.Fatalf("rows %v", rows)
+	}
+	row := rows[0]
+	want := map[string]any{"entity_smallholder_id": int64(77890), "mpob_no": "840560001007", "planted_area": 5.07, "certified_area": 5.26,
+		"gps_coordinate_lat": 1.57191667, "gps_coordinate_long": 103.98219444, "state_id": int32(1), "daerah_id": nil, "mukim": nil,
+		"zone_id": int32(5), "gm_code": "GRM1086921", "cert_no": "M001C", "cert_status": "DELAYED", "deleted": false,
+		"updated_at": ts("2024-07-24T01:17:06.101Z")}
+	for k, v := range want {
+		if row[k] != v {
+			t.Errorf("%s = %v (%T), want %v", k, row[k], row[k], v)
+		}
+	}
+	for col, text := range map[string]string{"gps_coordinate_lat": "1.57191667", "gps_coordinate_long": "103.98219444"} {
+		if got := strconv.FormatFloat(row[col].(float64), 'f', 8, 64); got != text {
+			t.Errorf("%s prints back as %s, sent %s", col, got, text)
+		}
+	}
+	if _, ok := row["spoc_code"]; ok {
+		t.Error("a GM row has a spoc_code column")
+	}
+	if len(st.UndeclaredFields) != 0 || st.RecordsByCertStatus["DELAYED"] != 1 || st.Columns["certified_area"].Nulls != 0 {
+		t.Errorf("undeclared %v, statuses %v, certified_area %+v", st.UndeclaredFields, st.RecordsByCertStatus, st.Columns["certified_area"])
+	}
+	// A geolocation string, should the list send one, is no field of GM's.
+	withGeo := strings.Replace(gmExample, `"name":`, `"geolocation":"1.57191667, 103.98219444","name":`, 1)
+	if _, st, err := decodeAll(t, strings.NewReader(body(withGeo)), WithDataset(GM)); err != nil || len(st.UndeclaredFields) != 1 || st.UndeclaredFields[0].Name != "geolocation" {
+		t.Errorf("geolocation in a GM record: undeclared %+v, error %v", st.UndeclaredFields, err)
 	}
 }
 
@@ -160,9 +212,9 @@ func (d *Dataset) column(key []byte) (col int, known bool) {
 // table read; OSH has no soft-delete flag, and no column has RoleNone as
 // a role.
 func TestColumnWithRole(t *testing.T) {
-	for _, ds := range []*Dataset{SPOC, OSH} {
+	for _, ds := range []*Dataset{SPOC, OSH, GM} {
 		for role, want := range map[Role]string{RoleLicence: "mpob_no", RoleStatus: "cert_status", RoleCertifiedArea: "certified_area",
-			RoleUpdateTime: "updated_at", RoleDeleted: map[*Dataset]string{SPOC: "deleted", OSH: ""}[ds], RoleNone: ""} {
+			RoleUpdateTime: "updated_at", RoleDeleted: map[*Dataset]string{SPOC: "deleted", OSH: "", GM: "deleted"}[ds], RoleNone: ""} {
 			c, ok := ds.ColumnWithRole(role)
 			if ok != (want != "") || c.Name != want {
 				t.Errorf("%s: role %d is column %q (%v), want %q", ds.Name, role, c.Name, ok, want)

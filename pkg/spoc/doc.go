@@ -1,7 +1,8 @@
 // Package spoc turns the bodies of MSPO's public lists into tidy Arrow
 // record batches: each list is a Dataset (SPOC, the certified independent
-// oil-palm smallholders, and OSH, the organised smallholders), and a
-// Decoder reads a body as the dataset it is given.
+// oil-palm smallholders, OSH, the organised smallholders, and GM, those
+// certified through a group manager), and a Decoder reads a body as the
+// dataset it is given.
 //
 // The SPOC endpoint returns every plot (about 306,000) in one JSON body of
 // 80 MB or more. This package never holds that body: package fetch
@@ -11,7 +12,7 @@
 // # Conversion rules
 //
 // The records are the elements of the dataset's records array
-// (data.results for SPOC, data.data for OSH); the array may stand
+// (data.results for SPOC and GM, data.data for OSH); the array may stand
 // anywhere in the top-level object, beside other keys of any shape, and
 // record fields may come in any order. Unknown fields are skipped, and
 // "geolocation" too (it repeats the two coordinates). Each field is

@@ -63,6 +63,8 @@ func TestDecodeGeneratedBody(t *testing.T) {
 		{Records: 30_000, Seed: 7, DropEvery: 500},
 		{Records: 30_000, Seed: 3, Dataset: spoc.OSH},
 		{Records: 25_000, Seed: 9, DropEvery: 700, Dataset: spoc.OSH},
+		{Records: 25_000, Seed: 5, Dataset: spoc.GM},
+		{Records: 25_000, Seed: 11, DropEvery: 600, Dataset: spoc.GM},
 	} {
 		ds := cmp.Or(opts.Dataset, spoc.SPOC)
 		var buf bytes.Buffer
@@ -71,7 +73,7 @@ func TestDecodeGeneratedBody(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(planted.ByCertStatus) != 4 || planted.DuplicateIDs == 0 || planted.MPOBWithSeveralPlots == 0 || (planted.Deleted == 0) != (ds == spoc.OSH) ||
-			len(planted.Invalid["gps_coordinate_lat"]) != 2 || planted.Nulls["daerah_id"] == 0 {
+			len(planted.Invalid["gps_coordinate_lat"]) != 2 || planted.Nulls["daerah_id"] == 0 || (planted.OverCertified == 0) != (ds != spoc.GM) {
 			t.Fatalf("the generator planted too few quirks: %+v", planted)
 		}
 		dec := spoc.NewDecoder(&buf, spoc.WithDataset(ds), spoc.WithBatchSize(8192))

@@ -3,6 +3,7 @@ package spoctest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -20,7 +21,9 @@ type GenOptions struct {
 	// records are where its Records path says and hold the fields it
 	// declares (see Generate), so that spoc.OSH's are under data.data,
 	// with entity_code and without the mukim, zone, spoc_code,
-	// record_status, deleted and geolocation fields.
+	// record_status, deleted and geolocation fields, and spoc.GM's have
+	// gm_code for spoc_code, no geolocation, coordinates of eight
+	// decimals and now and then a certified area above the planted one.
 	Dataset *spoc.Dataset
 	Records int    // elements of the records array
 	Seed    uint64 // the same seed gives the same body, byte for byte
@@ -84,6 +87,10 @@ type Planted struct {
 	ByCertStatus         map[string]int
 	Deleted              int
 	IDSum                int64 // sum of the ids of records that keep theirs
+	// OverCertified counts records that keep their id and whose
+	// certified area exceeds their planted area (GM's upstream, or a
+	// next day's NextDay.AreaEvery).
+	OverCertified int
 }
 
 func (p *Planted) invalid(column, reason string) {
@@ -104,7 +111,8 @@ func (p *Planted) invalid(column, reason string) {
 // The generator makes the records of SPOC's upstream; another dataset's
 // keep the fields it declares, in the same order, and Planted counts its
 // columns only. Of the fields a dataset may declare that SPOC does not,
-// the generator makes entity_code; any other is an error.
+// the generator makes entity_code and gm_code (in spoc_code's place);
+// any other is an error.
 func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 	ds := opts.Dataset
 	if ds == nil {
@@ -122,6 +130,7 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 			ByCertStatus: map[string]int{},
 		},
 		opts: opts,
+		up:   shape.up,
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	bw.WriteString(shape.head)
@@ -156,43 +165,65 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 	return g.p, bw.Flush()
 }
 
-// envelope is what a list's upstream sends around the records array and
-// its Dataset does not say: the value of "status" and the page fields
-// before the array.
-type envelope struct{ status, page string }
+// upstream is what a list's upstream sends and its Dataset does not say:
+// around the records array, the value of "status" and the page fields
+// before the array; in the records, the decimals of the coordinates and
+// how often the certified area exceeds the planted one.
+type upstream struct {
+	status, page string
+	// coordDecimals is the decimals of a coordinate; 0 means SPOC's six.
+	coordDecimals int
+	// overCertified is the share of records certified for more than
+	// they have planted.
+	overCertified float64
+}
 
-// envelopes are the lists' envelopes; a dataset without one gets SPOC's.
-var envelopes = map[*spoc.Dataset]envelope{
+// upstreams are the lists' upstreams; a dataset without one gets SPOC's.
+// GM's eight decimals and areas certified above the planted ones are
+// those of its documented example ("1.57191667"; 5.26 ha certified of
+// 5.07 planted); how many records are so is not documented, and 5%
+// plants some in any body a test would generate.
+var upstreams = map[*spoc.Dataset]upstream{
 	spoc.SPOC: {status: `"success"`, page: `"page_size":"10"`},
 	spoc.OSH:  {status: `true`, page: `"page":1,"page_size":10`},
+	spoc.GM:   {status: `"success"`, page: `"page_size":"10"`, coordDecimals: 8, overCertified: 0.05},
 }
 
 // entityCode is the field the generator makes, after the id, for a
 // dataset that declares it (OSH): "ORS" and the id's last five digits.
 const entityCode = "entity_code"
 
+// gmCode is the field the generator makes in spoc_code's place for a
+// dataset that declares it (GM): "GRM10" and five digits that follow
+// from the SPOC code, so that a few dozen group managers hold the plots.
+const gmCode = "gm_code"
+
 // shape is how a dataset's body differs from the generated SPOC one.
 type shape struct {
 	head       string          // the body up to the first record
 	skip       map[string]bool // fields SPOC's upstream sends and the dataset does not declare
 	entityCode bool
+	gmCode     bool
 	columns    map[string]bool // the dataset's tidy columns
 	deleted    bool            // the dataset has a RoleDeleted column
+	up         upstream
 }
 
 // shapeOf is ds's shape: its envelope and records path, and the fields
 // it declares (its columns' and Dropped) compared with SPOC's.
 func shapeOf(ds *spoc.Dataset) (shape, error) {
 	want := declared(ds)
-	env, ok := envelopes[ds]
+	up, ok := upstreams[ds]
 	if !ok {
-		env = envelopes[spoc.SPOC]
+		up = upstreams[spoc.SPOC]
 	}
 	s := shape{
-		head:       `{"status":` + env.status + `,"message":"OK","` + ds.Records[0] + `":{` + env.page + `,"` + ds.Records[1] + `":[`,
+		head:       `{"status":` + up.status + `,"message":"OK","` + ds.Records[0] + `":{` + up.page + `,"` + ds.Records[1] + `":[`,
 		skip:       map[string]bool{},
 		entityCode: want[entityCode],
+		gmCode:     want[gmCode],
 		columns:    map[string]bool{},
+		up:         up,
 	}
 	for f := range declared(spoc.SPOC) {
 		if !want[f] {
@@ -201,6 +232,7 @@ func shapeOf(ds *spoc.Dataset) (shape, error) {
 		delete(want, f)
 	}
 	delete(want, entityCode)
+	delete(want, gmCode)
 	if len(want) > 0 {
 		return shape{}, fmt.Errorf("spoctest: dataset %q declares fields the generator does not make: %q", ds.Name, slices.Sorted(maps.Keys(want)))
 	}
@@ -226,7 +258,7 @@ func declared(ds *spoc.Dataset) map[string]bool {
 }
 
 // reshapes says whether the dataset's records are not SPOC's.
-func (s shape) reshapes() bool { return len(s.skip) > 0 || s.entityCode }
+func (s shape) reshapes() bool { return len(s.skip) > 0 || s.entityCode || s.gmCode }
 
 // planted leaves out of p what the dataset has no column for.
 func (s shape) planted(p *Planted) {
@@ -239,8 +271,8 @@ func (s shape) planted(p *Planted) {
 
 // record reshapes a generated SPOC record as the dataset's upstream
 // sends one: the fields it does not declare left out, entity_code after
-// the id if it declares it. The record is the generator's own output: an
-// object of scalar values.
+// the id and gm_code for spoc_code if it declares them. The record is the
+// generator's own output: an object of scalar values.
 func (s shape) record(rec []byte) []byte {
 	out := []byte{'{'}
 	i := 1
@@ -261,7 +293,15 @@ func (s shape) record(rec []byte) []byte {
 				end++
 			}
 		}
-		if !s.skip[key] {
+		if s.gmCode && key == "spoc_code" {
+			// spoc_code is a letter and a digit: 99 group managers.
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, `"`+gmCode+`":"GRM10`...)
+			out = strconv.AppendInt(out, 86000+int64(rec[v+1]-'A')*10+int64(rec[v+2]-'0'), 10)
+			out = append(out, '"')
+		} else if !s.skip[key] {
 			if len(out) > 1 {
 				out = append(out, ',')
 			}
@@ -338,6 +378,7 @@ func valueEnd(v []byte) int {
 }
 
 type generator struct {
+	up         upstream // the dataset's quirks
 	rng        *rand.Rand
 	letters    *rand.Rand // of long values (GenOptions.Long)
 	lengthened int        // long records written so far (LongValues.Moving)
@@ -477,8 +518,16 @@ func (g *generator) record(b []byte, i int, removed bool) []byte {
 	b = strconv.AppendFloat(b, planted, 'f', 4, 64)
 	b = append(b, '"', ',')
 	certified := planted * (0.6 + 0.4*g.rng.Float64())
+	if g.up.overCertified > 0 && g.chance(g.up.overCertified) {
+		// At least 1% more than planted: still more once both are
+		// rounded to four decimals.
+		certified = planted * (1.01 + 0.1*g.rng.Float64())
+	}
 	if every(g.opts.NextDay.AreaEvery, i) {
 		certified++
+	}
+	if certified > planted && count {
+		p.OverCertified++
 	}
 	b = appendKey(b, "certified_area")
 	if g.chance(0.02) { // sometimes a JSON number rather than a string
@@ -493,6 +542,7 @@ func (g *generator) record(b []byte, i int, removed bool) []byte {
 	lat := st.lat[0] + g.rng.Float64()*(st.lat[1]-st.lat[0])
 	long := st.long[0] + g.rng.Float64()*(st.long[1]-st.long[0])
 	var latText, longText string
+	decimals := cmp.Or(g.up.coordDecimals, 6)
 	switch r := g.rng.Float64(); {
 	case r < 0.03:
 		null("gps_coordinate_lat")
@@ -507,13 +557,13 @@ func (g *generator) record(b []byte, i int, removed bool) []byte {
 		invalid("gps_coordinate_lat", "not_a_number")
 		invalid("gps_coordinate_long", "empty")
 	case r < 0.05: // a slipped decimal point puts the plot off the globe
-		latText = strconv.FormatFloat(lat*100, 'f', 6, 64)
-		longText = strconv.FormatFloat(long*10, 'f', 6, 64)
+		latText = strconv.FormatFloat(lat*100, 'f', decimals, 64)
+		longText = strconv.FormatFloat(long*10, 'f', decimals, 64)
 		invalid("gps_coordinate_lat", "out_of_range")
 		invalid("gps_coordinate_long", "out_of_range")
 	default:
-		latText = strconv.FormatFloat(lat, 'f', 6, 64)
-		longText = strconv.FormatFloat(long, 'f', 6, 64)
+		latText = strconv.FormatFloat(lat, 'f', decimals, 64)
+		longText = strconv.FormatFloat(long, 'f', decimals, 64)
 		if g.chance(0.01) {
 			latText = " " + latText + " "
 		}

@@ -3,6 +3,7 @@ package spoctest_test
 import (
 	"bytes"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -61,4 +62,28 @@ func TestGenerateFollowsTheDataset(t *testing.T) {
 			t.Errorf("Generate: %v, want an error naming colour", err)
 		}
 	})
+}
+
+// spoc.GM's body is SPOC's with gm_code in spoc_code's place, no
+// geolocation, coordinates of eight decimals, and some records certified
+// for more than they have planted, which Planted counts.
+func TestGenerateGM(t *testing.T) {
+	var body bytes.Buffer
+	planted, err := spoctest.Generate(&body, spoctest.GenOptions{Dataset: spoc.GM, Records: 2000, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := body.String()
+	if !strings.HasPrefix(b, `{"status":"success","message":"OK","data":{"page_size":"10","results":[{"entity_smallholder_id":70000,`) ||
+		strings.Contains(b, `"spoc_code"`) || strings.Contains(b, `"geolocation"`) || !strings.Contains(b, `","gm_code":"GRM10`) ||
+		strings.Count(b, `"gm_code"`) != 2000 {
+		t.Errorf("not a GM body: %.400s", b)
+	}
+	if !regexp.MustCompile(`"gps_coordinate_lat":"-?[0-9]+\.[0-9]{8}","gps_coordinate_long":"-?[0-9]+\.[0-9]{8}"`).MatchString(b) ||
+		regexp.MustCompile(`"gps_coordinate_lat":"-?[0-9]+\.[0-9]{6}"`).MatchString(b) {
+		t.Error("the coordinates do not have eight decimals")
+	}
+	if planted.OverCertified < 50 || planted.OverCertified > 200 {
+		t.Errorf("%d records certified for more than planted, want about 5%% of 2000", planted.OverCertified)
+	}
 }
