@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -19,6 +20,10 @@ import (
 type Dataset struct {
 	// Name selects the dataset (SPOC_DATASET) and names its metrics.
 	Name string
+	// Group is the declared group the dataset is in, if any (References
+	// for a reference list): naming the group selects every dataset in
+	// it, so a list declared with its group is selected with it.
+	Group string
 	// URL is the endpoint's default URL, and Query the query a URL
 	// without one is sent with (fetch.ClientOptions.Query).
 	URL   string
@@ -244,6 +249,9 @@ func NewDataset(d Dataset) (*Dataset, error) {
 	if d.Floor < 1 {
 		return bad("a floor of at least one record is needed")
 	}
+	if d.Group != "" && !slices.Contains(groups, d.Group) {
+		return bad("group %q is not declared (Groups)", d.Group)
+	}
 	if len(d.Columns) == 0 || d.Columns[0].Kind != KindKey {
 		return bad("the first column must be the key")
 	}
@@ -355,6 +363,33 @@ func (d *Dataset) slot(key []byte) (uint8, bool) {
 	}
 	h := fieldHash(key, d.lookupSeed)
 	return uint8(h), d.lookup[h].matches(key)
+}
+
+// References is the group of the reference lists, the small lists that
+// name the ids the others hold (states, zones, certification bodies...).
+const References = "references"
+
+// groups are the declared groups. A group is declared before any dataset
+// is in it, so that naming it is known even when it selects nothing.
+var groups = []string{References}
+
+// Groups names the declared groups.
+func Groups() []string { return slices.Clone(groups) }
+
+// InGroup lists the datasets of group, sorted by name: none for a
+// declared group no dataset is in yet, and ok false for a name that is
+// no declared group.
+func InGroup(group string) (in []*Dataset, ok bool) {
+	if !slices.Contains(groups, group) {
+		return nil, false
+	}
+	for _, ds := range Datasets() {
+		if ds.Group == group {
+			in = append(in, ds)
+		}
+	}
+	slices.SortFunc(in, func(a, b *Dataset) int { return strings.Compare(a.Name, b.Name) })
+	return in, true
 }
 
 // Datasets are the lists the job knows, by Name.

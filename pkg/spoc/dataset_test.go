@@ -2,6 +2,7 @@ package spoc
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,6 +126,7 @@ func TestNewDatasetChecks(t *testing.T) {
 		{"a bool dictionary", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "b", Name: "b", Kind: KindBool, Dictionary: true}}}, "never dictionary-encoded"},
 		{"a dropped field that is a column's", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key}, Dropped: []string{"id"}}, "declared twice"},
 		{"no floor", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{key}}, "a floor of at least one record"},
+		{"an undeclared group", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key}, Group: "refs"}, `group "refs" is not declared`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewDataset(tc.d); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -220,5 +222,39 @@ func TestColumnWithRole(t *testing.T) {
 				t.Errorf("%s: role %d is column %q (%v), want %q", ds.Name, role, c.Name, ok, want)
 			}
 		}
+	}
+}
+
+// A group is declared before any dataset is in it, so that naming it
+// selects what it holds, none yet included; no group has a dataset's
+// name, and a dataset is in the group it declares.
+func TestGroups(t *testing.T) {
+	if !slices.Contains(Groups(), References) {
+		t.Errorf("the groups %v do not include %q", Groups(), References)
+	}
+	for _, g := range Groups() {
+		if _, clash := Datasets()[g]; clash {
+			t.Errorf("group %q has a dataset's name", g)
+		}
+		in, ok := InGroup(g)
+		if !ok {
+			t.Errorf("InGroup(%q) does not know a declared group", g)
+		}
+		if !slices.IsSortedFunc(in, func(a, b *Dataset) int { return strings.Compare(a.Name, b.Name) }) {
+			t.Errorf("group %q: not sorted by name", g)
+		}
+		for _, ds := range in {
+			if ds.Group != g {
+				t.Errorf("group %q holds %s, of group %q", g, ds.Name, ds.Group)
+			}
+		}
+		for _, ds := range Datasets() {
+			if ds.Group == g && !slices.Contains(in, ds) {
+				t.Errorf("group %q leaves out %s", g, ds.Name)
+			}
+		}
+	}
+	if in, ok := InGroup("spoc"); ok || in != nil {
+		t.Errorf("InGroup(spoc) = %v, %v: a dataset is no group", in, ok)
 	}
 }
