@@ -6,6 +6,7 @@ locals {
   job_defaults = {
     SPOC_DATASET                = "spoc"
     SPOC_URL                    = "https://api.mspots.org.my/api/spoc/get-spoc-list-public"
+    SPOC_API_BASE               = ""
     SPOC_OUTPUT                 = "./data"
     SPOC_PREFIX                 = "raw/mspo/api/spoc/get-spoc-list-public"
     SPOC_TIMEZONE               = "Asia/Kuala_Lumpur"

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -29,10 +30,11 @@ import (
 // Config is every setting of the job. Each is an environment variable with
 // a default; the help tag is what -help prints and the README repeats.
 type Config struct {
-	Dataset              string        `env:"SPOC_DATASET, default=spoc" help:"Which public MSPO list to publish: spoc (certified independent smallholders), osh (organised smallholders) or gm (group managers' smallholders). It picks the defaults of SPOC_URL and SPOC_PREFIX, the schema and the object names; the -dataset flag sets it too."`
-	URL                  string        `env:"SPOC_URL, default=https://api.mspots.org.my/api/spoc/get-spoc-list-public" help:"Source of the list: the endpoint's URL, or a saved body (a raw archive) as a path, file:// or gs:// URL (.gz is decompressed)."`
+	Dataset              string        `env:"SPOC_DATASET, default=spoc" help:"Which public MSPO lists to publish: spoc (certified independent smallholders), osh (organised smallholders), gm (group managers' smallholders), several separated by commas (spoc,osh), or the group references for every reference list. Each picks its defaults of SPOC_URL and SPOC_PREFIX, its schema and object names, and is published as if it ran alone: one that fails does not stop the others. The -dataset flag sets it too."`
+	URL                  string        `env:"SPOC_URL, default=https://api.mspots.org.my/api/spoc/get-spoc-list-public" help:"Source of the list: the endpoint's URL, or a saved body (a raw archive) as a path, file:// or gs:// URL (.gz is decompressed). Only with one list."`
+	APIBase              string        `env:"SPOC_API_BASE" help:"http(s)://host[:port] that replaces the scheme and host of every list's default URL, its path kept: a mirror, a proxy, a test server. Not with SPOC_URL."`
 	Output               string        `env:"SPOC_OUTPUT, default=./data" help:"Where snapshots go: a local directory, or gs://bucket (optionally gs://bucket/path)."`
-	Prefix               string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day."`
+	Prefix               string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day. Only with one list: with several, each has its own."`
 	Timezone             string        `env:"SPOC_TIMEZONE, default=Asia/Kuala_Lumpur" help:"Time zone that decides the date of a run's folder."`
 	MinRecords           int64         `env:"SPOC_MIN_RECORDS, default=1" help:"A body with fewer usable records fails the run, nothing is published."`
 	MaxDroppedPercent    float64       `env:"SPOC_MAX_DROPPED_PERCENT, default=1" help:"A larger share of records without a usable id fails the run, nothing is published."`
@@ -59,7 +61,7 @@ type Config struct {
 	ConnectTimeout       time.Duration `env:"SPOC_CONNECT_TIMEOUT, default=30s" help:"Limit for the TCP connection and TLS handshake."`
 	FirstByteTimeout     time.Duration `env:"SPOC_FIRST_BYTE_TIMEOUT, default=5m" help:"Limit from sending the request to the response headers (the upstream builds the whole list first)."`
 	StallTimeout         time.Duration `env:"SPOC_STALL_TIMEOUT, default=1m" help:"Longest wait for the next bytes of the body before the attempt fails."`
-	Deadline             time.Duration `env:"SPOC_DEADLINE, default=45m" help:"Limit for the whole run, retries included."`
+	Deadline             time.Duration `env:"SPOC_DEADLINE, default=45m" help:"Limit for the whole run, retries and every list included."`
 	CAFile               string        `env:"SPOC_CA_FILE" help:"PEM file of extra CA certificates to trust for the source, beside the system's."`
 	TLSPins              []string      `env:"SPOC_TLS_PIN_SHA256" help:"For a source whose certificate chain can never verify (self-signed, expired, a private CA): comma-separated SHA-256 digests of the accepted leaf keys (SubjectPublicKeyInfo, base64 as in sha256/..., or hex). Only those keys are accepted, the host name is still checked; logs a warning on every run. The way out instead of SPOC_INSECURE_SKIP_VERIFY."`
 	InsecureSkipVerify   bool          `env:"SPOC_INSECURE_SKIP_VERIFY, default=false" help:"Turn off TLS certificate checks for the source. Logs a warning on every run; keep it off (see SPOC_CA_FILE and SPOC_TLS_PIN_SHA256)."`
@@ -67,6 +69,17 @@ type Config struct {
 	LogLevel             string        `env:"SPOC_LOG_LEVEL, default=info" help:"Least severe log level written: debug, info, warn or error."`
 	ProgressInterval     time.Duration `env:"SPOC_PROGRESS_INTERVAL, default=10s" help:"Off a terminal, how often a progress line is logged (0: never). On a terminal a progress bar is drawn instead."`
 	TelemetryTimeout     time.Duration `env:"SPOC_TELEMETRY_TIMEOUT, default=10s" help:"Longest wait, at exit, to export the last metrics and spans. Exporters are chosen by the OTEL_* variables."`
+
+	// lists are the lists SPOC_DATASET selects, in its order, each with
+	// its own settings (LoadConfig resolves them; not a setting).
+	lists []list
+}
+
+// list is one list of a run: the dataset, where its body comes from and
+// the folder of its days. The rest of the settings are the run's.
+type list struct {
+	Dataset     *spoc.Dataset
+	URL, Prefix string
 }
 
 // ConfigError is a setting that is missing or wrong. The job exits with
@@ -96,7 +109,7 @@ func LoadConfig(ctx context.Context, environ map[string]string) (*Config, error)
 		// which the job's user has no use for.
 		return nil, &ConfigError{Var: varInError(err), Err: cmp.Or(errors.Unwrap(err), err)}
 	}
-	if err := c.selectDataset(env); err != nil {
+	if err := c.selectLists(env); err != nil {
 		return nil, err
 	}
 	if err := c.validate(); err != nil {
@@ -104,9 +117,6 @@ func LoadConfig(ctx context.Context, environ map[string]string) (*Config, error)
 	}
 	return &c, nil
 }
-
-// dataset is the Dataset SPOC_DATASET names (LoadConfig checked it).
-func (c *Config) dataset() *spoc.Dataset { return spoc.Datasets()[c.Dataset] }
 
 // The options of each component of the run, built once from the
 // settings: snapshot.Run uses them as they are.
@@ -130,8 +140,8 @@ func (c *Config) decoderOptions() []spoc.DecoderOption {
 // layouts are the Parquet options of the snapshot (the dataset's
 // dictionary columns, its GPS columns at their own zstd level) and of the
 // change table (its defaults).
-func (c *Config) layouts() snapshot.Layouts {
-	return snapshot.NewLayouts(c.dataset(), version, snapshot.Layout{
+func (c *Config) layouts(ds *spoc.Dataset) snapshot.Layouts {
+	return snapshot.NewLayouts(ds, version, snapshot.Layout{
 		RowGroupRows:        int64(c.RowGroupRows),
 		ZstdLevel:           c.ZstdLevel,
 		CoordinateZstdLevel: c.CoordinateZstdLevel,
@@ -158,32 +168,145 @@ func (c *Config) lock(task cloudRunTask) transaction.Options {
 	return transaction.Options{Wait: c.LockWait, Execution: task.execution, Task: task.index}
 }
 
-// selectDataset resolves SPOC_DATASET, and gives SPOC_URL and
-// SPOC_PREFIX the dataset's own defaults when they are not set: their
-// declared defaults are the SPOC list's.
-func (c *Config) selectDataset(env envconfig.Lookuper) error {
-	ds, err := lookupDataset(c.Dataset)
+// selectLists resolves SPOC_DATASET into the run's lists, each with its
+// own URL and prefix: the dataset's defaults (SPOC_URL's and
+// SPOC_PREFIX's declared defaults are the SPOC list's), its URL moved to
+// SPOC_API_BASE when that is set, and SPOC_URL and SPOC_PREFIX as given
+// for a single list. Several lists refuse both: one URL or one folder
+// cannot be every list's.
+func (c *Config) selectLists(env envconfig.Lookuper) error {
+	datasets, err := parseLists(c.Dataset)
 	if err != nil {
 		return err
 	}
-	if _, set := env.Lookup("SPOC_URL"); !set {
-		c.URL = ds.URL
+	_, urlSet := env.Lookup("SPOC_URL")
+	_, prefixSet := env.Lookup("SPOC_PREFIX")
+	if len(datasets) > 1 {
+		names := make([]string, len(datasets))
+		for i, ds := range datasets {
+			names[i] = ds.Name
+		}
+		if urlSet {
+			return &ConfigError{Var: "SPOC_URL", Err: fmt.Errorf("set with several lists (%s), each of which has its own URL: unset it, or set SPOC_API_BASE to fetch them all from another host", strings.Join(names, ", "))}
+		}
+		if prefixSet {
+			return &ConfigError{Var: "SPOC_PREFIX", Err: fmt.Errorf("set with several lists (%s), each of which has its own folder below SPOC_OUTPUT: unset it", strings.Join(names, ", "))}
+		}
 	}
-	if _, set := env.Lookup("SPOC_PREFIX"); !set {
-		c.Prefix = ds.Prefix
+	if c.APIBase != "" {
+		if urlSet {
+			return &ConfigError{Var: "SPOC_API_BASE", Err: errors.New("set together with SPOC_URL, which replaces the whole URL and would ignore it: choose one")}
+		}
+		if err := checkAPIBase(c.APIBase); err != nil {
+			return &ConfigError{Var: "SPOC_API_BASE", Err: err}
+		}
+	}
+	c.lists = c.lists[:0]
+	for _, ds := range datasets {
+		l := list{Dataset: ds, URL: ds.URL, Prefix: ds.Prefix}
+		switch {
+		case urlSet:
+			l.URL = c.URL
+		case c.APIBase != "":
+			l.URL = onBase(c.APIBase, ds.URL)
+		}
+		if prefixSet {
+			l.Prefix = c.Prefix
+		}
+		c.lists = append(c.lists, l)
+	}
+	if len(c.lists) == 1 {
+		c.URL, c.Prefix = c.lists[0].URL, c.lists[0].Prefix
 	}
 	return nil
 }
 
-// lookupDataset is the dataset SPOC_DATASET names, or a *ConfigError
-// listing the known ones.
-func lookupDataset(name string) (*spoc.Dataset, error) {
-	known := spoc.Datasets()
-	ds, ok := known[name]
-	if !ok {
-		return nil, &ConfigError{Var: "SPOC_DATASET", Err: fmt.Errorf("%q is not a dataset; the known ones are %s", name, strings.Join(slices.Sorted(maps.Keys(known)), ", "))}
+// parseLists reads SPOC_DATASET: dataset and group names separated by
+// commas (spaces around them are ignored), each dataset once. A group
+// with no dataset in it yet, an empty or unknown name, or a dataset
+// named twice (by its name or through a group) is a *ConfigError; an
+// unknown name is told the closest known one.
+func parseLists(value string) ([]*spoc.Dataset, error) {
+	bad := func(format string, args ...any) error {
+		return &ConfigError{Var: "SPOC_DATASET", Err: fmt.Errorf(format, args...)}
 	}
-	return ds, nil
+	known := spoc.Datasets()
+	var out []*spoc.Dataset
+	for name := range strings.SplitSeq(value, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			return nil, bad("%q holds an empty name: give dataset names separated by commas, as spoc,osh", value)
+		}
+		selected := []*spoc.Dataset{known[name]}
+		if selected[0] == nil {
+			in, isGroup := spoc.InGroup(name)
+			switch {
+			case !isGroup:
+				names := slices.Sorted(maps.Keys(known))
+				return nil, bad("%q is not a dataset; the known ones are %s, and the groups %s; did you mean %s?",
+					name, strings.Join(names, ", "), strings.Join(spoc.Groups(), ", "), closest(name, append(slices.Clone(names), spoc.Groups()...)))
+			case len(in) == 0:
+				return nil, bad("the group %s holds no dataset yet", name)
+			}
+			selected = in
+		}
+		for _, ds := range selected {
+			if slices.Contains(out, ds) {
+				how := ""
+				if ds.Name != name {
+					how = " (once through the group " + name + ")"
+				}
+				return nil, bad("%q is named twice%s", ds.Name, how)
+			}
+			out = append(out, ds)
+		}
+	}
+	return out, nil
+}
+
+// checkAPIBase refuses a SPOC_API_BASE that is more or less than
+// http(s)://host[:port]: the path, query and fragment are each list's
+// own, and credentials are not to sit in a setting every log names. Its
+// URLs are fenced as SPOC_URL's are (fetch.Client refuses a metadata
+// server, and lets redirects lead only where the first address allows).
+func checkAPIBase(base string) error {
+	u, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL such as https://mirror.example.org:8443", fetch.RedactURL(base))
+	}
+	shown := fetch.RedactURL(base)
+	port := u.Port()
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q: want http:// or https:// and a host, such as https://mirror.example.org:8443", shown)
+	case u.User != nil:
+		return fmt.Errorf("%q holds a user or password: a base is only a scheme, a host and a port", shown)
+	case u.Host == "" || u.Hostname() == "" || u.Opaque != "":
+		return fmt.Errorf("%q has no host", shown)
+	case u.Path != "" && u.Path != "/":
+		return fmt.Errorf("%q has a path: each list keeps its own, only the scheme, host and port are replaced", shown)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(base, "#"):
+		return fmt.Errorf("%q has a query or a fragment: each list keeps its own", shown)
+	case strings.HasSuffix(u.Host, ":") && port == "":
+		return fmt.Errorf("%q has an empty port", shown)
+	}
+	if port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("%q: port %s is not between 1 and 65535", shown, port)
+		}
+	}
+	return nil
+}
+
+// onBase is the declared URL raw with its scheme and host replaced by
+// base (checkAPIBase passed it), the rest kept byte for byte: a trailing
+// "?" a list needs stays.
+func onBase(base, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // declared URLs parse (TestAPIBase)
+	}
+	return strings.TrimSuffix(base, "/") + strings.TrimPrefix(raw, u.Scheme+"://"+u.Host)
 }
 
 // plainInteger and plainDecimal are the only spellings of numbers the
@@ -204,13 +327,13 @@ var (
 // as unset, but not blank. It returns environ with the integers in
 // canonical decimal.
 func checkValues(environ map[string]string) (map[string]string, error) {
-	ds := spoc.Datasets()[environ["SPOC_DATASET"]]
-	if ds == nil {
-		ds = spoc.SPOC
+	ds := spoc.SPOC
+	if lists, err := parseLists(cmp.Or(environ["SPOC_DATASET"], ds.Name)); err == nil {
+		ds = lists[0]
 	}
 	t := reflect.TypeFor[Config]()
 	out := maps.Clone(environ)
-	for i, s := range settings() {
+	for _, s := range settings() {
 		v, set := environ[s.Var]
 		if !set {
 			continue
@@ -229,7 +352,7 @@ func checkValues(environ map[string]string) (map[string]string, error) {
 			}
 			return nil, bad("empty: unset it for the default %s", s.defaultIn(ds))
 		}
-		switch f := t.Field(i).Type; {
+		switch f := t.Field(s.field).Type; {
 		case f == reflect.TypeFor[time.Duration]():
 			if _, err := time.ParseDuration(v); err != nil {
 				return nil, bad("%q is not a duration such as 90s, 5m or 1h30m", v)
@@ -288,10 +411,20 @@ func unknownSetting(environ map[string]string) error {
 // closestSetting is the setting whose name is the fewest edits away from
 // name.
 func closestSetting(name string) string {
-	best, bestDist := "", -1
+	var names []string
 	for _, s := range settings() {
-		if d := editDistance(name, s.Var); bestDist < 0 || d < bestDist {
-			best, bestDist = s.Var, d
+		names = append(names, s.Var)
+	}
+	return closest(name, names)
+}
+
+// closest is the one of names the fewest edits away from name, the
+// first of those as close.
+func closest(name string, names []string) string {
+	best, bestDist := "", -1
+	for _, n := range names {
+		if d := editDistance(name, n); bestDist < 0 || d < bestDist {
+			best, bestDist = n, d
 		}
 	}
 	return best
@@ -323,8 +456,13 @@ func (c *Config) validate() error {
 	bad := func(name, format string, args ...any) error {
 		return &ConfigError{Var: name, Err: fmt.Errorf(format, args...)}
 	}
-	if err := validateSource(c.URL); err != nil {
-		return &ConfigError{Var: "SPOC_URL", Err: err}
+	for _, l := range c.lists {
+		if err := validateSource(l.URL); err != nil {
+			return &ConfigError{Var: "SPOC_URL", Err: err}
+		}
+		if strings.Contains(l.Prefix, "..") || strings.HasPrefix(l.Prefix, "/") {
+			return bad("SPOC_PREFIX", "%q must be a relative path without ..", l.Prefix)
+		}
 	}
 	if strings.HasPrefix(c.Output, "gs://") {
 		if _, _, err := sink.ParseGCSURL(c.Output); err != nil {
@@ -336,9 +474,6 @@ func (c *Config) validate() error {
 		return bad("SPOC_OUTPUT", "%q: only gs:// URLs and local directories are supported", c.Output)
 	} else if fi, err := os.Stat(strings.TrimPrefix(c.Output, "file://")); err == nil && !fi.IsDir() {
 		return bad("SPOC_OUTPUT", "%s exists and is not a directory", c.Output)
-	}
-	if strings.Contains(c.Prefix, "..") || strings.HasPrefix(c.Prefix, "/") {
-		return bad("SPOC_PREFIX", "%q must be a relative path without ..", c.Prefix)
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		return bad("SPOC_TIMEZONE", "%v", err)
@@ -495,6 +630,7 @@ func (b *ByteSize) EnvDecode(val string) error {
 // setting is one configuration variable as -help and the docs show it.
 type setting struct {
 	Var, Default, Help string
+	field              int // its index in Config
 }
 
 // settings lists every variable of Config, read from the struct tags, so
@@ -504,8 +640,11 @@ func settings() []setting {
 	out := make([]setting, 0, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if !f.IsExported() {
+			continue // resolved from the settings, not one
+		}
 		name, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
-		s := setting{Var: strings.TrimSpace(name), Help: f.Tag.Get("help")}
+		s := setting{Var: strings.TrimSpace(name), Help: f.Tag.Get("help"), field: i}
 		for _, o := range strings.Split(opts, ",") {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(o), "default="); ok {
 				s.Default = v
@@ -529,15 +668,17 @@ func (s setting) defaultIn(ds *spoc.Dataset) string {
 }
 
 // printUsage writes -help: the flags, every dataset with its defaults and
-// object names, and the settings with the defaults of dataset (the
-// selected one; the default's when it is empty). An unknown dataset is
-// a *ConfigError, and nothing is written.
+// object names, the groups, and the settings with the defaults of
+// dataset (the first one selected; the default's when it is empty). A
+// selection parseLists refuses is its *ConfigError, and nothing is
+// written.
 func printUsage(w io.Writer, flags *flag.FlagSet, dataset string) error {
 	known := spoc.Datasets()
-	selected, err := lookupDataset(cmp.Or(dataset, spoc.SPOC.Name))
+	lists, err := parseLists(cmp.Or(dataset, spoc.SPOC.Name))
 	if err != nil {
 		return err
 	}
+	selected := lists[0]
 	fmt.Fprintf(w, `mspo-spoc %s fetches a public MSPO list and publishes it as a tidy zstd
 Parquet snapshot, locally or in GCS, with its raw body, its manifest and the
 changes since the previous day, in one folder per day:
@@ -559,6 +700,15 @@ Flags:
 		fmt.Fprintf(tw, "  \tobjects\t%s\n", strings.Join([]string{n.Parquet, n.Manifest, n.Archive, n.Changes, n.Digest}, ", "))
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\nGroups, each selecting its datasets (SPOC_DATASET=spoc,osh selects several by name):\n\n")
+	for _, g := range spoc.Groups() {
+		in, _ := spoc.InGroup(g)
+		names := make([]string, len(in))
+		for i, ds := range in {
+			names[i] = ds.Name
+		}
+		fmt.Fprintf(w, "  %s: %s\n", g, cmp.Or(strings.Join(names, ", "), "(none declared yet)"))
+	}
 	fmt.Fprintf(w, "\nSettings (environment variables), with the defaults of dataset %s:\n\n", selected.Name)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, s := range settings() {
@@ -571,8 +721,10 @@ Flags:
 	tw.Flush()
 	fmt.Fprint(w, `
 Exit status: 0 the snapshot was published (or already was, from the same
-body); 1 the run failed or was refused and nothing was published (a refused
-body is kept under rejected/); 2 bad configuration (nothing was fetched).
+body), every list's with several; 1 the run failed or was refused and
+nothing was published (a refused body is kept under rejected/), for at
+least one list with several, the others published; 2 bad configuration
+(nothing was fetched).
 `)
 	return nil
 }

@@ -3,10 +3,15 @@
 // zstd Parquet snapshot with its manifest, on local disk or in Cloud
 // Storage. Run it with -help for every setting.
 //
+// SPOC_DATASET may name several lists (spoc,osh, or the group
+// references): each is published as if it ran alone, one after the
+// other, and one that fails does not stop the others.
+//
 // Exit status: 0 the snapshot was published, or the day already holds
-// the same body (SPOC_SKIP_IF_UNCHANGED); 1 the run failed, another run
-// holds the day's lock included (nothing was published); 2 bad
-// configuration (nothing was fetched). SIGINT and
+// the same body (SPOC_SKIP_IF_UNCHANGED), every list's with several; 1
+// the run failed, another run holds the day's lock included (nothing was
+// published), for at least one list with several; 2 bad configuration
+// (nothing was fetched). SIGINT and
 // SIGTERM cancel the run, abort the open objects and exit with status 1.
 // On every exit after the configuration is read, the metrics and spans
 // still held are exported first, for at most SPOC_TELEMETRY_TIMEOUT.
@@ -256,17 +261,9 @@ func (g *gcsSource) open(ctx context.Context, u string) (io.ReadCloser, int64, e
 // attempt of; empty elsewhere.
 type cloudRunTask struct{ execution, index string }
 
-// execute runs one configured job under a root span (named for the
-// dataset: spoc.run) and returns the exit status.
-func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (code int) {
-	ctx, span := providers.Tracer.Tracer("github.com/calee-data/mspo-spoc/cmd/job").Start(ctx, cfg.Dataset+".run")
-	defer func() {
-		span.SetAttributes(attribute.Int("spoc.exit_code", code))
-		if code != exitOK {
-			span.SetStatus(codes.Error, fmt.Sprintf("exit status %d", code))
-		}
-		span.End()
-	}()
+// execute runs one configured job and returns the exit status: each list
+// in turn (publishList), then, with several, a line that sums them up.
+func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) int {
 	if cfg.InsecureSkipVerify {
 		log.WarnContext(ctx, "TLS certificate verification of the source is OFF (SPOC_INSECURE_SKIP_VERIFY=true): the body could come from anyone on the path")
 	}
@@ -274,21 +271,27 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	if len(pins) > 0 {
 		log.WarnContext(ctx, "TLS chain verification of the source is replaced by key pins (SPOC_TLS_PIN_SHA256): only the pinned keys are accepted, whatever their issuer or validity dates; remove the pins once the server's chain verifies", "pins", len(pins))
 	}
-	client, err := fetch.NewClient(fetch.ClientOptions{
-		Logger:             log,
-		PinnedKeys:         pins,
-		Openers:            map[string]fetch.Opener{"gs": (&gcsSource{stores: map[string]*sink.GCS{}}).open},
-		Query:              cfg.dataset().Query,
-		UserAgent:          "mspo-spoc/" + version,
-		ConnectTimeout:     cfg.ConnectTimeout,
-		FirstByteTimeout:   cfg.FirstByteTimeout,
-		StallTimeout:       cfg.StallTimeout,
-		CAFile:             cfg.CAFile,
-		InsecureSkipVerify: cfg.InsecureSkipVerify,
-	})
-	if err != nil {
-		log.ErrorContext(ctx, "bad configuration", "error", (&ConfigError{Var: "SPOC_CA_FILE", Err: err}).Error())
-		return exitConfig
+	gcs := &gcsSource{stores: map[string]*sink.GCS{}}
+	clients := make([]*fetch.Client, len(cfg.lists))
+	for i, l := range cfg.lists {
+		// A client per list: each sends its own dataset's query.
+		client, err := fetch.NewClient(fetch.ClientOptions{
+			Logger:             log.With("dataset", l.Dataset.Name),
+			PinnedKeys:         pins,
+			Openers:            map[string]fetch.Opener{"gs": gcs.open},
+			Query:              l.Dataset.Query,
+			UserAgent:          "mspo-spoc/" + version,
+			ConnectTimeout:     cfg.ConnectTimeout,
+			FirstByteTimeout:   cfg.FirstByteTimeout,
+			StallTimeout:       cfg.StallTimeout,
+			CAFile:             cfg.CAFile,
+			InsecureSkipVerify: cfg.InsecureSkipVerify,
+		})
+		if err != nil {
+			log.ErrorContext(ctx, "bad configuration", "error", (&ConfigError{Var: "SPOC_CA_FILE", Err: err}).Error())
+			return exitConfig
+		}
+		clients[i] = client
 	}
 
 	ctx, cancel := context.WithTimeoutCause(ctx, cfg.Deadline, fmt.Errorf("run deadline of %s (SPOC_DEADLINE) passed", cfg.Deadline))
@@ -305,7 +308,73 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	if cfg.Date != "" {
 		day, _ = time.ParseInLocation(snapshot.DateLayout, cfg.Date, loc) // validated
 	}
-	log.InfoContext(ctx, "run started", "source", fetch.RedactURL(cfg.URL), "output", store.URL(snapshot.Dir(cfg.Prefix, day)), "version", version, "commit", commit,
+	// One list after the other, never together: a list may take the
+	// whole memory the job is sized for (a body at SPOC_MAX_RECORDS peaks
+	// near 256 MiB, docs/architecture.md#memory), so the bound of a run
+	// stays that of one list, whatever the number of lists.
+	code := exitOK
+	var published, unchanged, failed, notRun []string
+	for i, l := range cfg.lists {
+		if ctx.Err() != nil {
+			// Cancelled or past SPOC_DEADLINE: the lists left would
+			// fail at once.
+			for _, l := range cfg.lists[i:] {
+				notRun = append(notRun, l.Dataset.Name)
+			}
+			code = exitFailed
+			break
+		}
+		switch publishList(ctx, cfg, l, clients[i], store, day, attempt, providers, log.With("dataset", l.Dataset.Name), stderr) {
+		case listPublished:
+			published = append(published, l.Dataset.Name)
+		case listUnchanged:
+			unchanged = append(unchanged, l.Dataset.Name)
+		default:
+			failed = append(failed, l.Dataset.Name)
+			code = exitFailed
+		}
+	}
+	if len(cfg.lists) > 1 {
+		level := slog.LevelInfo
+		if code != exitOK {
+			level = slog.LevelError
+		}
+		log.Log(ctx, level, "run finished",
+			"published", strings.Join(published, ","),
+			"unchanged", strings.Join(unchanged, ","),
+			"failed", strings.Join(failed, ","),
+			"not_run", strings.Join(notRun, ","),
+			"duration", time.Since(start).Round(time.Millisecond).String())
+	}
+	return code
+}
+
+// listOutcome is how one list of a run ended.
+type listOutcome int
+
+const (
+	listPublished listOutcome = iota
+	listUnchanged
+	listFailed
+)
+
+// publishList publishes one list as if it ran alone, under its own root
+// span (named for the dataset: spoc.run): its own day's lock, manifest,
+// guards, change table and metrics, all of snapshot.Run's, and on a
+// failure it takes away the folders it created and publishes nothing.
+func publishList(ctx context.Context, cfg *Config, l list, client *fetch.Client, store sink.Store, day time.Time, attempt cloudRunTask, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (outcome listOutcome) {
+	ctx, span := providers.Tracer.Tracer("github.com/calee-data/mspo-spoc/cmd/job").Start(ctx, l.Dataset.Name+".run")
+	defer func() {
+		code := exitOK
+		if outcome == listFailed {
+			code = exitFailed
+			span.SetStatus(codes.Error, fmt.Sprintf("exit status %d", code))
+		}
+		span.SetAttributes(attribute.Int("spoc.exit_code", code))
+		span.End()
+	}()
+	start := time.Now()
+	log.InfoContext(ctx, "run started", "source", fetch.RedactURL(l.URL), "output", store.URL(snapshot.Dir(l.Prefix, day)), "version", version, "commit", commit,
 		"memory_limit_mib", debug.SetMemoryLimit(-1)>>20,
 		"metrics_exporter", providers.MetricsExporter, "traces_exporter", providers.TracesExporter)
 	// The first folder on the way to the day's that a local output does
@@ -317,21 +386,21 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	var created, dayDir string
 	if !strings.HasPrefix(cfg.Output, "gs://") {
 		root := strings.TrimPrefix(cfg.Output, "file://")
-		dayDir = filepath.Join(root, filepath.FromSlash(snapshot.Dir(cfg.Prefix, day)))
+		dayDir = filepath.Join(root, filepath.FromSlash(snapshot.Dir(l.Prefix, day)))
 		created = firstMissingDir(dayDir)
 	}
 	progress := &snapshot.Progress{}
 	stopProgress := startProgress(ctx, progress.Snapshot, stderr, isTerminal(stderr), cfg.ProgressInterval, log)
 	m, err := snapshot.Run(ctx, snapshot.Options{
-		Dataset: cfg.dataset(),
-		Source:  cfg.URL,
+		Dataset: l.Dataset,
+		Source:  l.URL,
 		Client:  client,
 		Store:   store,
-		Prefix:  cfg.Prefix,
+		Prefix:  l.Prefix,
 		Day:     day,
 		Retry:   cfg.retry(),
 		Decoder: cfg.decoderOptions(),
-		Layouts: cfg.layouts(),
+		Layouts: cfg.layouts(l.Dataset),
 		Guards:  cfg.guards(),
 		Outputs: snapshot.Outputs{Archive: cfg.ArchiveRaw, Changes: cfg.DetectChanges},
 		Lock:    cfg.lock(attempt),
@@ -346,7 +415,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	stopProgress()
 	if errors.Is(err, snapshot.ErrUnchanged) {
 		log.InfoContext(ctx, "snapshot unchanged, nothing published", "reason", err.Error(), "duration", time.Since(start).Round(time.Millisecond).String())
-		return exitOK
+		return listUnchanged
 	}
 	if err != nil {
 		if created != "" {
@@ -373,7 +442,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 			attrs = append(attrs, "fix", fix)
 		}
 		log.ErrorContext(ctx, "run failed, nothing published", attrs...)
-		return exitFailed
+		return listFailed
 	}
 	log.InfoContext(ctx, "snapshot published",
 		"records", m.Stats.RecordsWritten,
@@ -389,7 +458,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		"previous", previousSummary(m.Previous),
 		"forced", m.Forced,
 	)
-	return exitOK
+	return listPublished
 }
 
 // settingNames rewrites the library options that the errors of packages
