@@ -95,35 +95,56 @@ func TestSeveralListsPublishEach(t *testing.T) {
 
 // A list that answers 503 fails alone: the others are published, the
 // job exits 1, and nothing is left of the failed list, no object, no
-// lock, no hidden file, not even its folder.
+// lock, no hidden file, not even its folder, locally or in GCS.
 func TestOneFailingListPublishesTheOthers(t *testing.T) {
-	api, _ := fakeAPI(t, map[*spoc.Dataset][]spoctest.Option{spoc.SPOC: nil, spoc.OSH: {spoctest.FailFirst(1000, http.StatusServiceUnavailable)}})
-	out := t.TempDir()
-	// The failing list first: the one after it still runs.
-	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_DATASET": "osh,spoc", "SPOC_API_BASE": api.URL, "SPOC_OUTPUT": out, "SPOC_ATTEMPTS": "2"})
-	if code != exitFailed {
-		t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
-	}
-	if _, err := os.Stat(filepath.Join(out, spoc.OSH.Prefix)); !os.IsNotExist(err) {
-		t.Errorf("the failed list left %v under its prefix (%v)", files(t, filepath.Join(out, "raw/mspo/api/osh")), err)
-	}
-	n := snapshot.NamesOf(spoc.SPOC)
-	if got := files(t, filepath.Join(out, spoc.SPOC.Prefix, today())); !slices.Contains(got, n.Manifest) || !slices.Contains(got, n.Parquet) {
-		t.Errorf("spoc's day holds %v, want it published", got)
-	}
-	lines := logLines(t, logs)
-	var failed bool
-	for _, l := range lines {
-		if l["message"] == "run failed, nothing published" {
-			failed = l["dataset"] == "osh"
-		}
-	}
-	if !failed {
-		t.Errorf("no failure line names osh:\n%s", logs)
-	}
-	last := lines[len(lines)-1]
-	if last["message"] != "run finished" || last["published"] != "spoc" || last["failed"] != "osh" || last["severity"] != "ERROR" {
-		t.Errorf("summary line %v", last)
+	for _, output := range []string{"local", "gcs"} {
+		t.Run(output, func(t *testing.T) {
+			api, _ := fakeAPI(t, map[*spoc.Dataset][]spoctest.Option{spoc.SPOC: nil, spoc.OSH: {spoctest.FailFirst(1000, http.StatusServiceUnavailable)}})
+			out := t.TempDir()
+			// Every object of the output, below its root.
+			objects := func() []string { return files(t, out) }
+			if output == "gcs" {
+				startFakeGCS(t, "calee-lists")
+				out = "gs://calee-lists"
+				client := gcsClient(t)
+				objects = func() []string { return bucketObjects(t, client, "calee-lists") }
+			}
+			// The failing list first: the one after it still runs.
+			code, logs := runJob(t, context.Background(), map[string]string{"SPOC_DATASET": "osh,spoc", "SPOC_API_BASE": api.URL, "SPOC_OUTPUT": out, "SPOC_ATTEMPTS": "2"})
+			if code != exitFailed {
+				t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
+			}
+			n := snapshot.NamesOf(spoc.SPOC)
+			var spocs []string
+			for _, o := range objects() {
+				if strings.HasPrefix(o, spoc.OSH.Prefix+"/") || !strings.HasPrefix(o, spoc.SPOC.Prefix+"/"+today()+"/") {
+					t.Errorf("%s left behind", o)
+				}
+				spocs = append(spocs, strings.TrimPrefix(o, spoc.SPOC.Prefix+"/"+today()+"/"))
+			}
+			if !slices.Contains(spocs, n.Manifest) || !slices.Contains(spocs, n.Parquet) {
+				t.Errorf("spoc's day holds %v, want it published", spocs)
+			}
+			if output == "local" {
+				if _, err := os.Stat(filepath.Join(out, spoc.OSH.Prefix)); !os.IsNotExist(err) {
+					t.Errorf("the failed list left its folder (%v)", err)
+				}
+			}
+			lines := logLines(t, logs)
+			var failed bool
+			for _, l := range lines {
+				if l["message"] == "run failed, nothing published" {
+					failed = l["dataset"] == "osh"
+				}
+			}
+			if !failed {
+				t.Errorf("no failure line names osh:\n%s", logs)
+			}
+			last := lines[len(lines)-1]
+			if last["message"] != "run finished" || last["published"] != "spoc" || last["failed"] != "osh" || last["severity"] != "ERROR" {
+				t.Errorf("summary line %v", last)
+			}
+		})
 	}
 }
 
