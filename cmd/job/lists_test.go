@@ -290,3 +290,25 @@ func TestHelpWithSeveralLists(t *testing.T) {
 		t.Errorf("-help -dataset osh,osh: exit %d\n%s", code, out)
 	}
 }
+
+// Past SPOC_DEADLINE, which bounds the whole run, the lists left are
+// not started: the summary names them as not run, and the job exits 1.
+func TestListsLeftPastTheDeadlineAreNotRun(t *testing.T) {
+	api, handlers := fakeAPI(t, map[*spoc.Dataset][]spoctest.Option{spoc.SPOC: nil, spoc.OSH: {spoctest.WithThrottle(2048)}})
+	out := t.TempDir()
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_DATASET": "osh,spoc", "SPOC_API_BASE": api.URL, "SPOC_OUTPUT": out, "SPOC_DEADLINE": "300ms"})
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
+	}
+	if got := files(t, out); len(got) != 0 {
+		t.Errorf("left %v", got)
+	}
+	if n := handlers[spoc.SPOC].Requests(); n != 0 {
+		t.Errorf("spoc was fetched %d times after the deadline", n)
+	}
+	lines := logLines(t, logs)
+	last := lines[len(lines)-1]
+	if last["message"] != "run finished" || last["failed"] != "osh" || last["not_run"] != "spoc" || last["published"] != "" {
+		t.Errorf("summary line %v", last)
+	}
+}
