@@ -419,11 +419,12 @@ func closestSetting(name string) string {
 }
 
 // closest is the one of names the fewest edits away from name, the
-// first of those as close.
+// first of those as close. Case counts for nothing: SPOC is spoc
+// mistyped, and spoc_force SPOC_FORCE.
 func closest(name string, names []string) string {
 	best, bestDist := "", -1
 	for _, n := range names {
-		if d := editDistance(name, n); bestDist < 0 || d < bestDist {
+		if d := editDistance(strings.ToLower(name), strings.ToLower(n)); bestDist < 0 || d < bestDist {
 			best, bestDist = n, d
 		}
 	}

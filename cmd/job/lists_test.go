@@ -162,6 +162,7 @@ func TestSelectingLists(t *testing.T) {
 		{"two, in their order", map[string]string{"SPOC_DATASET": "osh,spoc"}, []string{"osh", "spoc"}, false},
 		{"spaces around names", map[string]string{"SPOC_DATASET": " spoc , osh"}, []string{"spoc", "osh"}, false},
 		{"a duplicate", map[string]string{"SPOC_DATASET": "spoc,osh,spoc"}, []string{"SPOC_DATASET", `"spoc" is named twice`}, true},
+		{"a name in capitals", map[string]string{"SPOC_DATASET": "SPOC"}, []string{"SPOC_DATASET", `"SPOC" is not a dataset;`, "did you mean spoc?"}, true},
 		{"an unknown name", map[string]string{"SPOC_DATASET": "spoc,oshh"}, []string{"SPOC_DATASET", `"oshh" is not a dataset;`, "did you mean osh?", "the known ones are " + strings.Join(slices.Sorted(maps.Keys(spoc.Datasets())), ", "), "references"}, true},
 		{"an empty name", map[string]string{"SPOC_DATASET": "spoc,"}, []string{"SPOC_DATASET", "an empty name"}, true},
 		{"SPOC_URL with two", map[string]string{"SPOC_DATASET": "spoc,osh", "SPOC_URL": "https://example.org/x"}, []string{"SPOC_URL", "several lists", "SPOC_API_BASE"}, true},
