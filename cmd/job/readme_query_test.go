@@ -99,13 +99,7 @@ func TestReadmeQueries(t *testing.T) {
 			t.Fatalf("%s: exit %d\n%s", date, code, logs)
 		}
 	}
-	const bucket = "gs://calee_data/"
-	local := func(q string) string {
-		if !strings.Contains(q, bucket) {
-			t.Fatalf("the query reads no %s:\n%s", bucket, q)
-		}
-		return strings.ReplaceAll(q, bucket, filepath.ToSlash(out)+"/")
-	}
+	local := localBucket(t, out)
 	everyDay := query(local(queries[0]))
 	newest := query(local(queries[1]))
 	newestAlone := query(strings.ReplaceAll(local(queries[0]), "/*/*.parquet", "/20261202/*.parquet"))
@@ -117,5 +111,22 @@ func TestReadmeQueries(t *testing.T) {
 	}
 	if reflect.DeepEqual(everyDay, newestAlone) {
 		t.Error("the seed's query gives the newest day alone, not every day's sum: the test proves nothing")
+	}
+}
+
+// docsBucket is the bucket of the documented queries' URLs.
+const docsBucket = "gs://calee_data/"
+
+// localBucket makes a documented query read the snapshots published in
+// the folder out instead of the bucket; a query that reads no bucket
+// fails the test.
+func localBucket(t *testing.T, out string) func(string) string {
+	t.Helper()
+	return func(q string) string {
+		t.Helper()
+		if !strings.Contains(q, docsBucket) {
+			t.Fatalf("the query reads no %s:\n%s", docsBucket, q)
+		}
+		return strings.ReplaceAll(q, docsBucket, filepath.ToSlash(out)+"/")
 	}
 }
