@@ -684,9 +684,18 @@ func TestPublishedChangeTable(t *testing.T) {
 
 // A dataset that gives a role to no column has no before and after
 // columns for it, and one without a status has no transitions; the key
-// is the dataset's, whatever its name.
+// is the dataset's, whatever its name and whether an int64 or an int32
+// (a reference list's), which the change table keeps. A Baseline read
+// from the day's digest compares as one read from its Parquet file.
 func TestChangeTableOfOtherDatasets(t *testing.T) {
 	key := spoc.Column{JSON: "id", Name: "plot_id", Kind: spoc.KindKey}
+	key32 := spoc.Column{JSON: "id", Name: "plot_id", Kind: spoc.KindKey32}
+	// The rows of a dataset without roles, whatever its key's type.
+	noRoles := []string{
+		"plot_id=1 change=changed changed_columns=[state]",
+		"plot_id=2 change=removed changed_columns=null",
+		"plot_id=3 change=added changed_columns=null",
+	}
 	status := spoc.Column{JSON: "s", Name: "state", Dictionary: true, Role: spoc.RoleStatus}
 	size := spoc.Column{JSON: "z", Name: "size", Kind: spoc.KindFloat}
 	for _, tc := range []struct {
@@ -700,11 +709,7 @@ func TestChangeTableOfOtherDatasets(t *testing.T) {
 			name: "no roles", columns: []spoc.Column{key, {JSON: "s", Name: "state"}, size},
 			fields: []string{"plot_id", "change", "changed_columns"},
 			dict:   []string{"change"},
-			rows: []string{
-				"plot_id=1 change=changed changed_columns=[state]",
-				"plot_id=2 change=removed changed_columns=null",
-				"plot_id=3 change=added changed_columns=null",
-			},
+			rows:   noRoles,
 		},
 		{
 			name: "a status only", columns: []spoc.Column{key, status, size},
@@ -717,9 +722,15 @@ func TestChangeTableOfOtherDatasets(t *testing.T) {
 			},
 			transitions: []changes.Transition{{From: "A", To: "B", Count: 1}},
 		},
+		{
+			name: "an int32 key", columns: []spoc.Column{key32, {JSON: "s", Name: "state"}, size},
+			fields: []string{"plot_id", "change", "changed_columns"},
+			dict:   []string{"change"},
+			rows:   noRoles,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ds, err := spoc.NewDataset(spoc.Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: tc.columns})
+			ds, err := spoc.NewDataset(spoc.Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: tc.columns})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -730,6 +741,9 @@ func TestChangeTableOfOtherDatasets(t *testing.T) {
 			if !slices.Equal(names, tc.fields) || !slices.Equal(changes.DictionaryColumns(ds), tc.dict) {
 				t.Errorf("columns %q, dictionary %q; want %q, %q", names, changes.DictionaryColumns(ds), tc.fields, tc.dict)
 			}
+			if got, want := changes.Schema(ds).Field(0).Type, ds.Schema().Field(0).Type; !arrow.TypeEqual(got, want) {
+				t.Errorf("the change table's key is %s, the dataset's %s", got, want)
+			}
 			type row struct {
 				id    int64
 				state string
@@ -739,7 +753,11 @@ func TestChangeTableOfOtherDatasets(t *testing.T) {
 				b := array.NewRecordBuilder(memory.DefaultAllocator, ds.Schema())
 				defer b.Release()
 				for _, r := range rows {
-					b.Field(0).(*array.Int64Builder).Append(r.id)
+					if ids, ok := b.Field(0).(*array.Int32Builder); ok {
+						ids.Append(int32(r.id))
+					} else {
+						b.Field(0).(*array.Int64Builder).Append(r.id)
+					}
 					b.Field(1).(*array.StringBuilder).Append(r.state)
 					b.Field(2).(*array.Float64Builder).Append(r.size)
 				}
@@ -759,23 +777,40 @@ func TestChangeTableOfOtherDatasets(t *testing.T) {
 			if err := pw.Close(); err != nil {
 				t.Fatal(err)
 			}
-			base, err := changes.ReadBaseline(context.Background(), ds, "20261125", bytes.NewReader(file.Bytes()))
+			fromFile, err := changes.ReadBaseline(context.Background(), ds, "20261125", bytes.NewReader(file.Bytes()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := base.NewComparison()
-			if err := c.Add(after); err != nil {
-				t.Fatal(err)
-			}
-			res, err := c.Finish(context.Background())
+			dg, err := changes.NewDigester(ds)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := rowsOf(t, res, 0); !slices.Equal(got, tc.rows) {
-				t.Errorf("change table\n%q\nwant\n%q", got, tc.rows)
+			if err := dg.Add(before); err != nil {
+				t.Fatal(err)
 			}
-			if s := res.Summary; !slices.Equal(s.StatusTransitions, tc.transitions) || s.Added != 1 || s.Removed != 1 || s.Changed != 1 {
-				t.Errorf("summary %+v, want one of each change and transitions %v", s, tc.transitions)
+			var digest bytes.Buffer
+			if _, err := dg.WriteDigest(&digest, "20261125"); err != nil {
+				t.Fatal(err)
+			}
+			fromDigest, err := changes.ReadDigest(context.Background(), ds, "20261125", &digest, int64(digest.Len()), bytes.NewReader(file.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for from, base := range map[string]*changes.Baseline{"file": fromFile, "digest": fromDigest} {
+				c := base.NewComparison()
+				if err := c.Add(after); err != nil {
+					t.Fatal(err)
+				}
+				res, err := c.Finish(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := rowsOf(t, res, 0); !slices.Equal(got, tc.rows) {
+					t.Errorf("from the %s: change table\n%q\nwant\n%q", from, got, tc.rows)
+				}
+				if s := res.Summary; !slices.Equal(s.StatusTransitions, tc.transitions) || s.Added != 1 || s.Removed != 1 || s.Changed != 1 {
+					t.Errorf("from the %s: summary %+v, want one of each change and transitions %v", from, s, tc.transitions)
+				}
 			}
 			if got := rowsOf(t, changes.FirstRun(ds), 0); len(got) != 0 {
 				t.Errorf("a first run's change table has rows %q", got)

@@ -110,8 +110,7 @@ func (c *Comparison) Add(rec arrow.RecordBatch) error {
 	}
 	hashes := &c.next.hashes
 	get := newValueReader(rec, c.base.table)
-	for i := range ids.Len() {
-		id := ids.Value(i)
+	for i, id := range ids {
 		j, found := c.base.find(id)
 		switch {
 		case !found:
@@ -399,10 +398,23 @@ func column(rec arrow.RecordBatch, name string) arrow.Array {
 	return nil
 }
 
-func idColumn(rec arrow.RecordBatch, id string) (*array.Int64, error) {
-	ids, ok := column(rec, id).(*array.Int64)
-	if !ok || ids.NullN() > 0 {
-		return nil, fmt.Errorf("%w: %s is missing, not int64, or has nulls", ErrSchema, id)
+// idColumn is the key column of rec, widened to int64: a key is an
+// int64 or, for a reference list, an int32 (spoc.KindKey32), and every
+// id is compared, sorted and kept in a digest as an int64.
+func idColumn(rec arrow.RecordBatch, id string) ([]int64, error) {
+	switch ids := column(rec, id).(type) {
+	case *array.Int64:
+		if ids.NullN() == 0 {
+			return ids.Int64Values(), nil
+		}
+	case *array.Int32:
+		if ids.NullN() == 0 {
+			wide := make([]int64, ids.Len())
+			for i, v := range ids.Int32Values() {
+				wide[i] = int64(v)
+			}
+			return wide, nil
+		}
 	}
-	return ids, nil
+	return nil, fmt.Errorf("%w: %s is missing, not an int64 or int32, or has nulls", ErrSchema, id)
 }

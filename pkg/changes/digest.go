@@ -11,7 +11,6 @@ import (
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
@@ -58,14 +57,14 @@ func (d *Digester) Add(rec arrow.RecordBatch) error {
 	return d.add(rec, ids)
 }
 
-func (d *Digester) add(rec arrow.RecordBatch, ids *array.Int64) error {
+func (d *Digester) add(rec arrow.RecordBatch, ids []int64) error {
 	if d.sorted {
 		return errors.New("digest: Add after WriteDigest")
 	}
 	if err := d.hashes.compute(d.h, rec); err != nil {
 		return err
 	}
-	for i, id := range ids.Int64Values() {
+	for i, id := range ids {
 		d.rows = append(d.rows, entry{id, d.hashes.row[i]})
 	}
 	return nil

@@ -19,11 +19,14 @@ import (
 // writes, so that the next run, which reads that digest, hashes its day
 // with the same function. They are written nowhere else.
 type hasher struct {
-	seed  uint64 // of a text value's hash
-	key   uint64 // mixed into a number's bits, and a row's first hash
-	id    string // the key's column
-	names []string
-	types []arrow.DataType
+	seed uint64 // of a text value's hash
+	key  uint64 // mixed into a number's bits, and a row's first hash
+	id   string // the key's column
+	// idType is the key's type, int64 or int32 (spoc.KindKey32, a
+	// reference list's id): either is widened to int64 to be compared.
+	idType arrow.DataType
+	names  []string
+	types  []arrow.DataType
 }
 
 // newHasher is a hasher of ds's schema with fresh keys.
@@ -34,7 +37,7 @@ func newHasher(ds *spoc.Dataset) (hasher, error) {
 func hasherWithKeys(ds *spoc.Dataset, seed, key uint64) (hasher, error) {
 	// A dataset's first column is its key (spoc.NewDataset).
 	fields := ds.Schema().Fields()
-	h := hasher{seed: seed, key: key, id: fields[0].Name}
+	h := hasher{seed: seed, key: key, id: fields[0].Name, idType: fields[0].Type}
 	if len(fields)-1 > maxCompared {
 		// A row's changed columns are a bit mask.
 		return h, fmt.Errorf("%w: %d columns to compare, at most %d", ErrSchema, len(fields)-1, maxCompared)

@@ -27,7 +27,10 @@ type snapshotFile struct {
 	pf     *file.Reader
 	id     string // the key's column
 	idLeaf int
-	leaves []int // by compared column, in the order of hasher.names
+	// int32Key says the key is an int32 (a reference list's), read
+	// widened to int64.
+	int32Key bool
+	leaves   []int // by compared column, in the order of hasher.names
 }
 
 // openSnapshot opens f and checks that its columns have the types of
@@ -65,8 +68,9 @@ func (s *snapshotFile) resolve(h hasher) error {
 		}
 		return md.Schema.ColumnIndexByName(name), nil
 	}
-	if s.idLeaf, err = leaf(s.id, arrow.PrimitiveTypes.Int64); err != nil || s.idLeaf < 0 {
-		return fmt.Errorf("%w: %s is missing, not int64, or has nulls", ErrSchema, s.id)
+	s.int32Key = h.idType.ID() == arrow.INT32
+	if s.idLeaf, err = leaf(s.id, h.idType); err != nil || s.idLeaf < 0 {
+		return fmt.Errorf("%w: %s is missing, not %s, or has nulls", ErrSchema, s.id, h.idType)
 	}
 	s.leaves = make([]int, len(h.names))
 	for k, name := range h.names {
@@ -123,7 +127,7 @@ func (s *snapshotFile) eachRowGroup(ctx context.Context, fn func(g *rowGroup) er
 		}
 		g.ids = ids[:n]
 		seen := 0
-		err := g.int64s(s.idLeaf, func(row int, v int64) { g.ids[row] = v; seen++ })
+		err := g.keys(s.idLeaf, s.int32Key, func(row int, v int64) { g.ids[row] = v; seen++ })
 		if err == nil && seen < n {
 			err = fmt.Errorf("%w: %s has nulls", ErrSchema, s.id)
 		}
@@ -186,6 +190,17 @@ func (g *rowGroup) float64s(leaf int, fn func(row int, v float64)) error {
 func (g *rowGroup) int64s(leaf int, fn func(row int, v int64)) error {
 	return readTyped(g, leaf, func(cr *file.Int64ColumnChunkReader, maxDef int16) error {
 		return visit(cr, maxDef, len(g.ids), &g.bufs.int64, g.bufs.defs, fn)
+	})
+}
+
+// keys calls fn with every non-null value of the key's column, widened
+// to int64 from an int32 one (a reference list's, spoc.KindKey32).
+func (g *rowGroup) keys(leaf int, int32Key bool, fn func(row int, v int64)) error {
+	if !int32Key {
+		return g.int64s(leaf, fn)
+	}
+	return readTyped(g, leaf, func(cr *file.Int32ColumnChunkReader, maxDef int16) error {
+		return visit(cr, maxDef, len(g.ids), &g.bufs.int32, g.bufs.defs, func(row int, v int32) { fn(row, int64(v)) })
 	})
 }
 

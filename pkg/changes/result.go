@@ -2,6 +2,7 @@ package changes
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -47,7 +48,17 @@ func (r *Result) WriteBatches(w RecordWriter, mem memory.Allocator, batchSize in
 	}
 	b := array.NewRecordBuilder(mem, r.table.schema)
 	defer b.Release()
-	ids := b.Field(0).(*array.Int64Builder)
+	// The key keeps the dataset's type (int64, or int32 for a reference
+	// list); the ids were widened to int64 only to be compared.
+	var appendID func(int64)
+	switch ids := b.Field(0).(type) {
+	case *array.Int64Builder:
+		appendID = ids.Append
+	case *array.Int32Builder:
+		appendID = func(id int64) { ids.Append(int32(id)) }
+	default:
+		return fmt.Errorf("%w: a key of type %s", ErrSchema, ids.Type())
+	}
 	kinds := b.Field(1).(*array.StringBuilder)
 	cols := b.Field(2).(*array.ListBuilder)
 	colNames := cols.ValueBuilder().(*array.StringBuilder)
@@ -58,7 +69,7 @@ func (r *Result) WriteBatches(w RecordWriter, mem memory.Allocator, batchSize in
 		return w.Write(rec)
 	}
 	for i, row := range r.rows {
-		ids.Append(row.id)
+		appendID(row.id)
 		kinds.Append(kindNames[row.kind])
 		if row.kind == changed {
 			cols.Append(true)

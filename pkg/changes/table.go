@@ -25,7 +25,9 @@ type table struct {
 func newTable(ds *spoc.Dataset) *table {
 	t := &table{id: ds.Columns[0].Name, dictionary: []string{"change"}}
 	fields := []arrow.Field{
-		{Name: t.id, Type: arrow.PrimitiveTypes.Int64},
+		// The key keeps the dataset's type: int64, or int32 for a
+		// reference list (spoc.KindKey32).
+		{Name: t.id, Type: ds.Schema().Field(0).Type},
 		{Name: "change", Type: arrow.BinaryTypes.String},
 		// "element", as Parquet names a list's values, so that the schema
 		// read back from the file is this one.

@@ -33,9 +33,10 @@ type Dataset struct {
 	// and Prefix the default folder of the days, which mirrors the API's
 	// path.
 	Object, Prefix string
-	// Records is the path of the records array in the body, two keys
-	// deep: {"data", "results"} for data.results.
-	Records [2]string
+	// Records is the path of the records array in the body, one or two
+	// keys deep: {"data", "results"} for data.results, {"data"} for a
+	// reference list's array directly under data.
+	Records []string
 	// Columns are the tidy columns in the order of the published table;
 	// the first is the key (a record without a usable one is dropped).
 	Columns []Column
@@ -92,7 +93,11 @@ const (
 	KindLongitude             // float64 in [-180, 180]
 	KindBool                  // bool from true/false or "true"/"false"
 	KindTimestamp             // timestamp[us, UTC] from RFC 3339
+	KindKey32                 // int32, the record's key: not null (a reference list's id)
 )
+
+// IsKey says whether the kind is one of a key: KindKey or KindKey32.
+func (k Kind) IsKey() bool { return k == KindKey || k == KindKey32 }
 
 // Role is a column's part in the statistics and the change table.
 type Role uint8
@@ -224,7 +229,7 @@ func (k Kind) arrowType() arrow.DataType {
 	switch k {
 	case KindKey:
 		return arrow.PrimitiveTypes.Int64
-	case KindInt32:
+	case KindInt32, KindKey32:
 		return arrow.PrimitiveTypes.Int32
 	case KindFloat, KindLatitude, KindLongitude:
 		return arrow.PrimitiveTypes.Float64
@@ -243,16 +248,20 @@ func NewDataset(d Dataset) (*Dataset, error) {
 	bad := func(format string, args ...any) (*Dataset, error) {
 		return nil, fmt.Errorf("dataset %q: %s", d.Name, fmt.Sprintf(format, args...))
 	}
-	if d.Name == "" || d.Object == "" || d.Records[0] == "" || d.Records[1] == "" {
+	if d.Name == "" || d.Object == "" || len(d.Records) == 0 || slices.Contains(d.Records, "") {
 		return bad("a name, an object name and a records path are needed")
 	}
+	if len(d.Records) > 2 {
+		return bad("a records path of %d keys; the decoder follows one or two", len(d.Records))
+	}
+	d.Records = slices.Clone(d.Records)
 	if d.Floor < 1 {
 		return bad("a floor of at least one record is needed")
 	}
 	if d.Group != "" && !slices.Contains(groups, d.Group) {
 		return bad("group %q is not declared (Groups)", d.Group)
 	}
-	if len(d.Columns) == 0 || d.Columns[0].Kind != KindKey {
+	if len(d.Columns) == 0 || !d.Columns[0].Kind.IsKey() {
 		return bad("the first column must be the key")
 	}
 	d.fields = map[string]int{}
@@ -264,7 +273,7 @@ func NewDataset(d Dataset) (*Dataset, error) {
 		switch {
 		case c.Name == "" || names[c.Name]:
 			return bad("column %d: a missing or repeated name %q", i, c.Name)
-		case i > 0 && c.Kind == KindKey:
+		case i > 0 && c.Kind.IsKey():
 			return bad("column %s: only the first column is the key", c.Name)
 		case c.Dictionary && c.Kind == KindBool:
 			// Parquet writes booleans bit-packed; the writer ignores a
@@ -295,7 +304,7 @@ func NewDataset(d Dataset) (*Dataset, error) {
 		case RoleDeleted:
 			d.roles.deleted = i
 		}
-		fields[i] = arrow.Field{Name: c.Name, Type: c.Kind.arrowType(), Nullable: c.Kind != KindKey}
+		fields[i] = arrow.Field{Name: c.Name, Type: c.Kind.arrowType(), Nullable: !c.Kind.IsKey()}
 	}
 	for _, f := range d.Dropped {
 		if _, dup := d.fields[f]; dup || f == "" || len(f) > maxFieldLength {
@@ -323,7 +332,7 @@ func mustDataset(d Dataset) *Dataset {
 func (d *Dataset) Schema() *arrow.Schema { return d.schema }
 
 // RecordsPath is the records array's path, as in "data.results".
-func (d *Dataset) RecordsPath() string { return strings.Join(d.Records[:], ".") }
+func (d *Dataset) RecordsPath() string { return strings.Join(d.Records, ".") }
 
 // DictionaryColumns names the columns marked Dictionary.
 func (d *Dataset) DictionaryColumns() []string {

@@ -115,18 +115,21 @@ func TestNewDatasetChecks(t *testing.T) {
 		d    Dataset
 		want string
 	}{
-		{"no key first", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{{JSON: "n", Name: "n"}, key}}, "the first column must be the key"},
-		{"a second key", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "k", Name: "k", Kind: KindKey}}}, "only the first column is the key"},
-		{"a repeated name", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "a", Name: "id"}}}, "repeated name"},
-		{"one field, two columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "id", Name: "id2"}}}, "feeds two columns"},
-		{"two status columns", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "s", Name: "s", Role: RoleStatus}, {JSON: "t", Name: "t", Role: RoleStatus}}}, "two columns with one role"},
-		{"an update time that is text", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "u", Name: "u", Role: RoleUpdateTime}}}, "its role needs another kind"},
-		{"two certified areas", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "a", Name: "a", Kind: KindFloat, Role: RoleCertifiedArea}, {JSON: "b", Name: "b", Kind: KindFloat, Role: RoleCertifiedArea}}}, "two columns with one role"},
+		{"no key first", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{{JSON: "n", Name: "n"}, key}}, "the first column must be the key"},
+		{"a second key", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "k", Name: "k", Kind: KindKey}}}, "only the first column is the key"},
+		{"a repeated name", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "a", Name: "id"}}}, "repeated name"},
+		{"one field, two columns", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "id", Name: "id2"}}}, "feeds two columns"},
+		{"two status columns", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "s", Name: "s", Role: RoleStatus}, {JSON: "t", Name: "t", Role: RoleStatus}}}, "two columns with one role"},
+		{"an update time that is text", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "u", Name: "u", Role: RoleUpdateTime}}}, "its role needs another kind"},
+		{"two certified areas", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "a", Name: "a", Kind: KindFloat, Role: RoleCertifiedArea}, {JSON: "b", Name: "b", Kind: KindFloat, Role: RoleCertifiedArea}}}, "two columns with one role"},
 		{"no records path", Dataset{Name: "x", Object: "x", Columns: []Column{key}}, "records path"},
-		{"a bool dictionary", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "b", Name: "b", Kind: KindBool, Dictionary: true}}}, "never dictionary-encoded"},
-		{"a dropped field that is a column's", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key}, Dropped: []string{"id"}}, "declared twice"},
-		{"no floor", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Columns: []Column{key}}, "a floor of at least one record"},
-		{"an undeclared group", Dataset{Name: "x", Object: "x", Records: [2]string{"a", "b"}, Floor: 1, Columns: []Column{key}, Group: "refs"}, `group "refs" is not declared`},
+		{"a bool dictionary", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{key, {JSON: "b", Name: "b", Kind: KindBool, Dictionary: true}}}, "never dictionary-encoded"},
+		{"a dropped field that is a column's", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{key}, Dropped: []string{"id"}}, "declared twice"},
+		{"no floor", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Columns: []Column{key}}, "a floor of at least one record"},
+		{"a records path three keys deep", Dataset{Name: "x", Object: "x", Records: []string{"a", "b", "c"}, Floor: 1, Columns: []Column{key}}, "one or two"},
+		{"an empty key in the records path", Dataset{Name: "x", Object: "x", Records: []string{"a", ""}, Floor: 1, Columns: []Column{key}}, "records path"},
+		{"an int32 key after the key", Dataset{Name: "x", Object: "x", Records: []string{"a"}, Floor: 1, Columns: []Column{key, {JSON: "k", Name: "k", Kind: KindKey32}}}, "only the first column is the key"},
+		{"an undeclared group", Dataset{Name: "x", Object: "x", Records: []string{"a", "b"}, Floor: 1, Columns: []Column{key}, Group: "refs"}, `group "refs" is not declared`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewDataset(tc.d); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -387,6 +387,9 @@ func (d *Decoder) seekResults() error {
 				return sc.Errorf("duplicate key %q", d.ds.Records[0])
 			}
 			d.seenData = true
+			if len(d.ds.Records) == 1 {
+				return d.openResults()
+			}
 			found, err := d.seekResultsInData()
 			if err != nil || found {
 				return err
@@ -440,7 +443,7 @@ func (d *Decoder) seekResultsInData() (bool, error) {
 
 func (d *Decoder) openResults() error {
 	sc := d.sc
-	c, err := sc.Peek("after " + strconv.Quote(d.ds.Records[1]))
+	c, err := sc.Peek("after " + strconv.Quote(d.ds.Records[len(d.ds.Records)-1]))
 	if err != nil {
 		return err
 	}
@@ -460,12 +463,15 @@ func (d *Decoder) openResults() error {
 }
 
 // finishDocument reads what follows data.results: the rest of data, the
-// rest of the top-level object and the end of input. Keys after the array
-// are checked, so a second "results" or "data" is an error rather than
+// rest of the top-level object and the end of input (for a records array
+// directly under data, only the last two). Keys after the array are
+// checked, so a second "results" or "data" is an error rather than
 // silently ignored.
 func (d *Decoder) finishDocument() error {
 	sc := d.sc
-	for level, closing := range []string{d.ds.Records[0], "the top-level object"} {
+	path := d.ds.Records
+	closings := []string{path[0], "the top-level object"}[2-len(path):]
+	for level, closing := range closings {
 		for {
 			more, err := sc.Next('}', "in "+closing)
 			if err != nil {
@@ -478,7 +484,8 @@ func (d *Decoder) finishDocument() error {
 			if err != nil {
 				return err
 			}
-			if (level == 0 && string(key) == d.ds.Records[1]) || (level == 1 && string(key) == d.ds.Records[0]) {
+			// The key that holds this level's part of the path.
+			if string(key) == path[len(path)-1-level] {
 				return sc.Errorf("duplicate key %q", key)
 			}
 			if err := sc.SkipValue(level + 1); err != nil {
@@ -791,7 +798,7 @@ func (d *Decoder) setText(cl *cell, kind Kind, text []byte, quoted bool) {
 		cl.end = len(d.row.arena)
 	case KindKey:
 		cl.num, reason = parseInt(text, 64)
-	case KindInt32:
+	case KindInt32, KindKey32:
 		cl.num, reason = parseInt(text, 32)
 	case KindFloat:
 		cl.f, reason = parseFloat(text)
@@ -896,7 +903,7 @@ func (d *Decoder) commitRow() {
 			b.(*array.StringBuilder).BinaryBuilder.Append(d.row.arena[cl.start:cl.end])
 		case KindKey:
 			b.(*array.Int64Builder).Append(cl.num)
-		case KindInt32:
+		case KindInt32, KindKey32:
 			b.(*array.Int32Builder).Append(int32(cl.num))
 		case KindFloat, KindLatitude, KindLongitude:
 			b.(*array.Float64Builder).Append(cl.f)

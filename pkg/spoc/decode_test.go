@@ -548,3 +548,62 @@ func TestCertStatusValuesAreBounded(t *testing.T) {
 		t.Errorf("%d distinct statuses kept, %d under %s; want %d and 10", len(st.RecordsByCertStatus), st.RecordsByCertStatus[otherStatus], otherStatus, maxStatusValues+1)
 	}
 }
+
+// A records path may be one key deep, the array directly under data as
+// a reference list sends it, and a key may be an int32: the decoder finds
+// the array, keeps the key's type and drops a record whose id does not
+// fit it.
+func TestRecordsDirectlyUnderData(t *testing.T) {
+	states := mustDataset(Dataset{Name: "states", Object: "states", Records: []string{"data"}, Floor: 1, Columns: []Column{
+		{JSON: "stateId", Name: "state_id", Kind: KindKey32},
+		{JSON: "state", Name: "state"},
+	}})
+	if got := states.Schema().Field(0); got.Type.ID() != arrow.INT32 || got.Nullable {
+		t.Errorf("the key is %v, want an INT32 that is not null", got)
+	}
+	johor, kedah := `{"stateId":1,"state":"Johor"}`, `{"stateId":"2","state":"Kedah"}`
+	for _, tc := range []struct {
+		name, body string
+		ids        []any // the rows' state_id
+		dropped    int64
+	}{
+		{"the documented shape", `{"data":[` + johor + `,` + kedah + `]}`, []any{int32(1), int32(2)}, 0},
+		{"keys around data", `{"status":"success","meta":{"data":[1]},"data":[` + johor + `],"total":1}`, []any{int32(1)}, 0},
+		{"an empty list", `{"data":[]}`, nil, 0},
+		{"an id past int32", `{"data":[` + johor + `,{"stateId":2147483648,"state":"X"}]}`, []any{int32(1)}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows, st, err := decodeAll(t, strings.NewReader(tc.body), WithDataset(states))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []any
+			for _, r := range rows {
+				ids = append(ids, r["state_id"])
+			}
+			if len(ids) != len(tc.ids) || st.RecordsDropped != tc.dropped {
+				t.Fatalf("ids %v, dropped %d; want %v, %d", ids, st.RecordsDropped, tc.ids, tc.dropped)
+			}
+			for i := range ids {
+				if ids[i] != tc.ids[i] {
+					t.Errorf("row %d: state_id %v (%T), want %v", i, ids[i], ids[i], tc.ids[i])
+				}
+			}
+		})
+	}
+	for _, tc := range []struct{ name, body, want string }{
+		{"records under data.results", `{"data":{"results":[` + johor + `]}}`, "data is not an array"},
+		{"no data", `{"results":[` + johor + `]}`, "no data array"},
+		{"a second data after the array", `{"data":[` + johor + `],"data":[]}`, `duplicate key "data"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := decodeAll(t, strings.NewReader(tc.body), WithDataset(states))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one saying %q", err, tc.want)
+			}
+			if !strings.Contains(tc.want, "duplicate") && !errors.Is(err, ErrNoResults) {
+				t.Errorf("error %v, want ErrNoResults", err)
+			}
+		})
+	}
+}

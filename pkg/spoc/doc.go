@@ -12,7 +12,8 @@
 // # Conversion rules
 //
 // The records are the elements of the dataset's records array
-// (data.results for SPOC and GM, data.data for OSH); the array may stand
+// (data.results for SPOC and GM, data.data for OSH, data itself for a
+// reference list, whose array is directly under data); the array may stand
 // anywhere in the top-level object, beside other keys of any shape, and
 // record fields may come in any order. Unknown fields are skipped, and
 // "geolocation" too (it repeats the two coordinates). Each field is
@@ -41,8 +42,9 @@
 //     ColumnStats.Nulls but is not invalid.
 //   - An object or array where a scalar belongs is ReasonWrongType.
 //
-// A record without a usable entity_smallholder_id (missing, null, not an
-// integer) is dropped and counted in Stats.DroppedByReason; so is an element
+// A record without a usable key (entity_smallholder_id, an int64; a
+// reference list's id, an int32: missing, null, not an integer or out of
+// its range) is dropped and counted in Stats.DroppedByReason; so is an element
 // of data.results that is not an object, and a record larger than
 // WithMaxRecordBytes or with a declared value longer than
 // WithMaxStringBytes (DropTooLarge). Deciding how many drops are too many

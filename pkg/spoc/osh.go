@@ -16,7 +16,7 @@ var OSH = mustDataset(Dataset{
 	// they are sent as the public site sends them.
 	Query:   url.Values{"page": {"1"}, "pageSize": {"10"}},
 	Floor:   40_000, // a little below the ~47,500 records of 2026
-	Records: [2]string{"data", "data"},
+	Records: []string{"data", "data"},
 	Columns: []Column{
 		{JSON: "entity_smallholder_id", Name: "entity_smallholder_id", Kind: KindKey},
 		{JSON: "entity_code", Name: "entity_code", Dictionary: true},

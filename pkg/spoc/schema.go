@@ -24,7 +24,7 @@ var SPOC = mustDataset(Dataset{
 	// they are sent as the public site sends them.
 	Query:   url.Values{"page": {"1"}, "pageSize": {"10"}},
 	Floor:   250_000, // a little below the ~306,000 plots of 2026
-	Records: [2]string{"data", "results"},
+	Records: []string{"data", "results"},
 	Columns: []Column{
 		{JSON: "entity_smallholder_id", Name: "entity_smallholder_id", Kind: KindKey},
 		{JSON: "entity_name", Name: "entity_name", Dictionary: true},

@@ -18,7 +18,7 @@ import (
 func TestGenerateFollowsTheDataset(t *testing.T) {
 	dataset := func(t *testing.T, second spoc.Column) *spoc.Dataset {
 		t.Helper()
-		ds, err := spoc.NewDataset(spoc.Dataset{Name: "few", Object: "few", Floor: 1, Records: [2]string{"data", "items"},
+		ds, err := spoc.NewDataset(spoc.Dataset{Name: "few", Object: "few", Floor: 1, Records: []string{"data", "items"},
 			Columns: []spoc.Column{{JSON: "entity_smallholder_id", Name: "id", Kind: spoc.KindKey}, second}})
 		if err != nil {
 			t.Fatal(err)
