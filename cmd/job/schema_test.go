@@ -69,11 +69,17 @@ func TestDocsSchemaTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(data)
-	for heading, ds := range map[string]*spoc.Dataset{
+	headings := map[string]*spoc.Dataset{
 		"## Certified independent smallholders (`SPOC_DATASET=spoc`)": spoc.SPOC,
 		"## Organised smallholders (`SPOC_DATASET=osh`)":              spoc.OSH,
 		"## Group managers' smallholders (`SPOC_DATASET=gm`)":         spoc.GM,
-	} {
+		"### States (`SPOC_DATASET=states`)":                          spoc.States,
+		"### Zones (`SPOC_DATASET=zones`)":                            spoc.Zones,
+	}
+	if len(headings) != len(spoc.Datasets()) {
+		t.Errorf("%d schema tables checked, for %d datasets: every dataset needs its table", len(headings), len(spoc.Datasets()))
+	}
+	for heading, ds := range headings {
 		table := schemaTable(t, doc, heading)
 		for _, f := range ds.Schema().Fields() {
 			got, ok := table[f.Name]

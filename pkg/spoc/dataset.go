@@ -403,5 +403,5 @@ func InGroup(group string) (in []*Dataset, ok bool) {
 
 // Datasets are the lists the job knows, by Name.
 func Datasets() map[string]*Dataset {
-	return map[string]*Dataset{SPOC.Name: SPOC, OSH.Name: OSH, GM.Name: GM}
+	return map[string]*Dataset{SPOC.Name: SPOC, OSH.Name: OSH, GM.Name: GM, States.Name: States, Zones.Name: Zones}
 }

@@ -108,6 +108,9 @@ func (p *Planted) invalid(column, reason string) {
 // and a few unparseable dates. It streams: memory does not depend on
 // opts.Records.
 //
+// A reference list (spoc.States, spoc.Zones) is its fixed list instead
+// (see referenceLists).
+//
 // The generator makes the records of SPOC's upstream; another dataset's
 // keep the fields it declares, in the same order, and Planted counts its
 // columns only. Of the fields a dataset may declare that SPOC does not,
@@ -117,6 +120,9 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 	ds := opts.Dataset
 	if ds == nil {
 		ds = spoc.SPOC
+	}
+	if names, ok := referenceLists[ds]; ok {
+		return generateReference(w, ds, names, opts)
 	}
 	shape, err := shapeOf(ds)
 	if err != nil {

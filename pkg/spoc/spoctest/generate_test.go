@@ -87,3 +87,41 @@ func TestGenerateGM(t *testing.T) {
 		t.Errorf("%d records certified for more than planted, want about 5%% of 2000", planted.OverCertified)
 	}
 }
+
+// A reference list's body is its documented list under data, the first
+// Records of it less every RemoveEvery-th; the options that plant SPOC's
+// quirks are refused.
+func TestGenerateReferenceLists(t *testing.T) {
+	for _, tc := range []struct {
+		ds      *spoc.Dataset
+		opts    spoctest.GenOptions
+		records int
+		idSum   int64
+		start   string
+	}{
+		{spoc.States, spoctest.GenOptions{Records: 1000}, 16, 136, `{"data":[{"stateId":1,"state":"Johor"},{"stateId":2,"state":"Kedah"},`},
+		{spoc.Zones, spoctest.GenOptions{Records: 1000}, 11, 66, `{"data":[{"zoneId":1,"zone":"Zon Utara 1"},`},
+		{spoc.States, spoctest.GenOptions{Records: 5}, 5, 15, `{"data":[{"stateId":1,`},
+		{spoc.Zones, spoctest.GenOptions{Records: 1000, NextDay: spoctest.Changes{RemoveEvery: 5}}, 9, 66 - 5 - 10, `{"data":[{"zoneId":1,`},
+	} {
+		tc.opts.Dataset = tc.ds
+		var body bytes.Buffer
+		planted, err := spoctest.Generate(&body, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(body.String(), tc.start) || planted.Records != tc.records || planted.IDSum != tc.idSum {
+			t.Errorf("%s %+v: %d records, id sum %d, body %.80s; want %d, %d, %s", tc.ds.Name, tc.opts, planted.Records, planted.IDSum, body.String(), tc.records, tc.idSum, tc.start)
+		}
+		dec := spoc.NewDecoder(&body, spoc.WithDataset(tc.ds))
+		for dec.Next() {
+		}
+		st := dec.Stats()
+		if err := dec.Err(); err != nil || st.RecordsWritten != int64(tc.records) || len(st.UndeclaredFields)+len(st.MissingFields) != 0 {
+			t.Errorf("%s: decoded %d records (undeclared %v, missing %v), error %v", tc.ds.Name, st.RecordsWritten, st.UndeclaredFields, st.MissingFields, err)
+		}
+	}
+	if _, err := spoctest.Generate(io.Discard, spoctest.GenOptions{Dataset: spoc.States, Records: 16, DropEvery: 3}); err == nil {
+		t.Error("DropEvery for a reference list: no error")
+	}
+}
