@@ -40,17 +40,7 @@ func TestNextDayFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := spoctest.NewServer(opts...)
-	defer up.Close()
-	resp, err := http.Get(up.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	served := serve(t, opts)
 	for name, body := range map[string][]byte{"written": written.Bytes(), "served": served} {
 		var list struct {
 			Data struct{ Results []json.RawMessage }
@@ -80,17 +70,7 @@ func TestDatasetGM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := spoctest.NewServer(opts...)
-	defer up.Close()
-	resp, err := http.Get(up.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := serve(t, opts)
 	var list struct {
 		Data struct{ Results []map[string]any }
 	}
@@ -108,4 +88,22 @@ func TestDatasetGM(t *testing.T) {
 			t.Fatalf("a record that is not GM's: %v", rec)
 		}
 	}
+}
+
+// serve starts the fake upstream with opts on loopback and returns the
+// body it answers a GET with.
+func serve(t *testing.T, opts []spoctest.Option) []byte {
+	t.Helper()
+	up := spoctest.NewServer(opts...)
+	defer up.Close()
+	resp, err := http.Get(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
