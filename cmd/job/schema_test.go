@@ -107,6 +107,9 @@ type deployDataset struct {
 	MinRecords        int64             `json:"min_records"`
 	LastSuccessMetric string            `json:"last_success_metric"`
 	SchemaFiles       map[string]string `json:"schema_files"`
+	// The group (SPOC_DATASET=references) whose one job publishes this
+	// list when Terraform's datasets enables the group.
+	Group string `json:"group,omitempty"`
 }
 
 // deployDatasets is deploy/datasets.json as the datasets declare it.
@@ -124,6 +127,7 @@ func deployDatasets() map[string]deployDataset {
 				"snapshots": ds.Object + ".schema.parquet",
 				"changes":   ds.Object + ".changes.schema.parquet",
 			},
+			Group: ds.Group,
 		}
 	}
 	return out
