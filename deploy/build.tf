@@ -55,7 +55,7 @@ moved {
 
 # Every dataset's job runs the one image: the build updates each.
 resource "google_cloud_run_v2_job_iam_member" "build_updates_job" {
-  for_each = local.datasets
+  for_each = local.jobs
 
   name     = google_cloud_run_v2_job.dataset[each.key].name
   location = google_cloud_run_v2_job.dataset[each.key].location

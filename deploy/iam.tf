@@ -86,7 +86,7 @@ moved {
 }
 
 resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_job" {
-  for_each = local.datasets
+  for_each = local.jobs
 
   name     = google_cloud_run_v2_job.dataset[each.key].name
   location = google_cloud_run_v2_job.dataset[each.key].location

@@ -45,13 +45,15 @@ locals {
     SPOC_TELEMETRY_TIMEOUT      = "10s"
   }
 
-  # What the deployment decides for each dataset's job, whatever
-  # job_settings says.
+  # What the deployment decides for each job, whatever job_settings says.
+  # A group's job (SPOC_DATASET=references) publishes several lists, and
+  # the job refuses SPOC_URL or SPOC_PREFIX with several (exit 2): its
+  # url and output_prefix are null, and job_env drops null settings.
   job_fixed = {
-    for name, d in local.datasets : name => {
+    for name, j in local.jobs : name => {
       SPOC_DATASET  = name
       SPOC_OUTPUT   = "gs://${local.bucket_name}"
-      SPOC_PREFIX   = d.output_prefix
+      SPOC_PREFIX   = j.output_prefix
       SPOC_TIMEZONE = var.time_zone
       # Cloud Logging reads JSON lines on stderr; "auto" would pick it
       # too, but say it.
@@ -60,25 +62,28 @@ locals {
       # guard needs a previous snapshot, so on the first day only this
       # floor stops a body that suddenly honours pageSize=10 from being
       # published as the whole list.
-      SPOC_MIN_RECORDS = tostring(d.min_records)
+      SPOC_MIN_RECORDS = tostring(j.min_records)
     }
   }
 
-  # Each dataset's job: the job's defaults, the dataset's own URL (the job
+  # Each job's env: the job's defaults, the dataset's own URL (the job
   # would pick it from SPOC_DATASET, but job_defaults names the spoc one),
   # then the settings given for every job, those given for this dataset,
-  # and what the deployment decides.
+  # and what the deployment decides; without the settings that are null
+  # (a group's URL and prefix), which the job then leaves to each list.
   job_env = {
-    for name, d in local.datasets : name => merge(
-      local.job_defaults,
-      { SPOC_URL = d.url },
-      var.job_settings,
-      d.job_settings,
-      local.job_fixed[name],
-    )
+    for name, j in local.jobs : name => {
+      for k, v in merge(
+        local.job_defaults,
+        { SPOC_URL = j.url },
+        var.job_settings,
+        j.job_settings,
+        local.job_fixed[name],
+      ) : k => v if v != null
+    }
   }
 
-  given_job_settings   = setunion(keys(var.job_settings), flatten([for d in values(local.datasets) : keys(d.job_settings)]))
+  given_job_settings   = setunion(keys(var.job_settings), flatten([for j in values(local.jobs) : keys(j.job_settings)]))
   unknown_job_settings = setsubtract(local.given_job_settings, keys(local.job_defaults))
   fixed_job_settings   = setintersection(local.given_job_settings, flatten([for f in values(local.job_fixed) : keys(f)]))
 }
@@ -89,8 +94,10 @@ moved {
   to   = google_cloud_run_v2_job.dataset["spoc"]
 }
 
+# One per entry of var.datasets: a dataset's, or a group's (references),
+# which publishes each of the group's lists.
 resource "google_cloud_run_v2_job" "dataset" {
-  for_each = local.datasets
+  for_each = local.jobs
 
   name     = each.value.job_name
   location = var.region
@@ -143,6 +150,10 @@ resource "google_cloud_run_v2_job" "dataset" {
     precondition {
       condition     = length(local.fixed_job_settings) == 0
       error_message = "job_settings sets ${join(", ", local.fixed_job_settings)}, which the deployment decides: set datasets, bucket_name, output_prefix, time_zone or min_records (or dataset_settings) instead."
+    }
+    precondition {
+      condition     = each.value.url != null || !contains(keys(merge(var.job_settings, each.value.job_settings)), "SPOC_URL")
+      error_message = "job_settings sets SPOC_URL for ${each.key}, whose job publishes several lists, each from its own URL: set SPOC_API_BASE to fetch them from another host."
     }
   }
 

@@ -25,25 +25,61 @@ locals {
   # away from being deployed.
   catalog = jsondecode(file("${path.module}/datasets.json"))
 
+  # A group of lists (today references: states and zones), as the
+  # catalog's group fields give it. A group in var.datasets is one job and
+  # one schedule whose run publishes each list as if it ran alone
+  # (SPOC_DATASET=references); each list keeps its own alerts, BigQuery
+  # tables, bucket binding and dashboard block.
+  groups = {
+    for g in distinct([for c in values(local.catalog) : c.group if try(c.group, "") != ""]) :
+    g => sort([for name, c in local.catalog : name if try(c.group, "") == g])
+  }
+
   # The default dataset (the job's SPOC_DATASET default) keeps the
   # deployment's names as they were before there were datasets: job_name,
-  # output_prefix and min_records are its. Every other one is named
-  # JOB_NAME-DATASET, and takes its prefix and floor from the catalog
-  # unless dataset_settings says otherwise.
+  # output_prefix and min_records are its. Every other job is named
+  # JOB_NAME-DATASET (a group's JOB_NAME-GROUP), and takes its prefix and
+  # floor from the catalog unless dataset_settings says otherwise. A
+  # group's job sets neither URL nor prefix (null: each list uses its
+  # own), and its one floor is the smallest of its lists', so that no list
+  # is refused for being small; each list's drop guard
+  # (SPOC_MAX_DROP_PERCENT) still stops a collapse from its second day.
   default_dataset = local.job_defaults.SPOC_DATASET
-  datasets = {
+  jobs = {
     for name in var.datasets : name => {
-      job_name       = name == local.default_dataset ? var.job_name : "${var.job_name}-${name}"
+      job_name      = name == local.default_dataset ? var.job_name : "${var.job_name}-${name}"
+      lists         = contains(keys(local.groups), name) ? local.groups[name] : [name]
+      url           = contains(keys(local.groups), name) ? null : local.catalog[name].url
+      output_prefix = contains(keys(local.groups), name) ? null : trim(coalesce(try(var.dataset_settings[name].output_prefix, null), name == local.default_dataset ? var.output_prefix : local.catalog[name].prefix), "/")
+      min_records = coalesce(try(var.dataset_settings[name].min_records, null), name == local.default_dataset ? var.min_records : (
+        contains(keys(local.groups), name) ? min([for l in local.groups[name] : local.catalog[l].min_records]...) : local.catalog[name].min_records
+      ))
+      schedule     = coalesce(try(var.dataset_settings[name].schedule, null), var.schedule)
+      job_settings = try(var.dataset_settings[name].job_settings, {})
+    } if contains(keys(local.catalog), name) || contains(keys(local.groups), name)
+  }
+
+  # Which job publishes each list; a list enabled twice (states beside
+  # references) is refused by a precondition on time_sleep.apis_ready.
+  list_jobs = {
+    for pair in flatten([for job, j in local.jobs : [for l in j.lists : { list = l, job = job }]]) : pair.list => pair.job...
+  }
+
+  # Each list published, whichever job publishes it.
+  datasets = {
+    for name, jobs in local.list_jobs : name => {
+      job            = jobs[0]
+      job_name       = local.jobs[jobs[0]].job_name
       url            = local.catalog[name].url
       object         = local.catalog[name].object
-      output_prefix  = trim(coalesce(try(var.dataset_settings[name].output_prefix, null), name == local.default_dataset ? var.output_prefix : local.catalog[name].prefix), "/")
-      min_records    = coalesce(try(var.dataset_settings[name].min_records, null), name == local.default_dataset ? var.min_records : local.catalog[name].min_records)
-      schedule       = coalesce(try(var.dataset_settings[name].schedule, null), var.schedule)
-      job_settings   = try(var.dataset_settings[name].job_settings, {})
+      output_prefix  = coalesce(local.jobs[jobs[0]].output_prefix, local.catalog[name].prefix)
+      min_records    = jobs[0] == name ? local.jobs[name].min_records : local.catalog[name].min_records
+      schedule       = local.jobs[jobs[0]].schedule
+      job_settings   = local.jobs[jobs[0]].job_settings
       last_success   = local.catalog[name].last_success_metric
       schema_files   = local.catalog[name].schema_files
       bigquery_table = name
-    } if contains(keys(local.catalog), name)
+    }
   }
 }
 
@@ -75,8 +111,16 @@ resource "time_sleep" "apis_ready" {
   # created.
   lifecycle {
     precondition {
-      condition     = length(setsubtract(var.datasets, keys(local.catalog))) == 0
-      error_message = "datasets has ${join(", ", sort(setsubtract(var.datasets, keys(local.catalog))))}, which the job does not know; the known ones are ${join(", ", sort(keys(local.catalog)))} (deploy/datasets.json)."
+      condition     = length(setsubtract(var.datasets, concat(keys(local.catalog), keys(local.groups)))) == 0
+      error_message = "datasets has ${join(", ", sort(setsubtract(var.datasets, concat(keys(local.catalog), keys(local.groups)))))}, which the job does not know; the known ones are ${join(", ", sort(concat(keys(local.catalog), keys(local.groups))))} (deploy/datasets.json)."
+    }
+    precondition {
+      condition     = alltrue([for jobs in values(local.list_jobs) : length(jobs) == 1])
+      error_message = "datasets enables ${join(", ", sort([for name, jobs in local.list_jobs : name if length(jobs) > 1]))} both alone and in a group: enable the group or its lists, not both."
+    }
+    precondition {
+      condition     = alltrue([for g in setintersection(var.datasets, keys(local.groups)) : try(var.dataset_settings[g].output_prefix, null) == null])
+      error_message = "dataset_settings gives a group an output_prefix: each of a group's lists is written under its own prefix."
     }
     precondition {
       condition     = length(setsubtract(keys(var.dataset_settings), var.datasets)) == 0

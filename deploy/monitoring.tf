@@ -22,7 +22,7 @@ resource "google_monitoring_alert_policy" "execution_failed" {
   conditions {
     display_name = "A ${each.value.job_name} execution ended failed"
     condition_threshold {
-      filter          = "resource.type = \"cloud_run_job\" AND resource.labels.job_name = \"${google_cloud_run_v2_job.dataset[each.key].name}\" AND metric.type = \"run.googleapis.com/job/completed_execution_count\" AND metric.labels.result = \"failed\""
+      filter          = "resource.type = \"cloud_run_job\" AND resource.labels.job_name = \"${google_cloud_run_v2_job.dataset[each.value.job].name}\" AND metric.type = \"run.googleapis.com/job/completed_execution_count\" AND metric.labels.result = \"failed\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -85,7 +85,7 @@ resource "google_monitoring_alert_policy" "stale_snapshot" {
   conditions {
     display_name = "No successful ${each.value.job_name} run for ${var.staleness_hours} hours"
     condition_prometheus_query_language {
-      query               = "absent_over_time(workload_googleapis_com:${each.value.last_success}{monitored_resource=\"generic_task\",job=\"${google_cloud_run_v2_job.dataset[each.key].name}\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed.unix + var.staleness_hours * 3600})"
+      query               = "absent_over_time(workload_googleapis_com:${each.value.last_success}{monitored_resource=\"generic_task\",job=\"${google_cloud_run_v2_job.dataset[each.value.job].name}\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed.unix + var.staleness_hours * 3600})"
       duration            = "0s"
       evaluation_interval = "300s"
       # The metric does not exist until the job has published once;

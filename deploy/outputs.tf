@@ -2,9 +2,9 @@ output "jobs" {
   description = "Per dataset: its Cloud Run job, the folder holding its YYYYMMDD folders, and the command that runs it now and waits."
   value = {
     for name, d in local.datasets : name => {
-      job_name        = google_cloud_run_v2_job.dataset[name].name
+      job_name        = google_cloud_run_v2_job.dataset[d.job].name
       snapshot_url    = "gs://${local.bucket_name}/${d.output_prefix}/"
-      execute_command = "gcloud run jobs execute ${google_cloud_run_v2_job.dataset[name].name} --region ${var.region} --project ${var.project_id} --wait"
+      execute_command = "gcloud run jobs execute ${google_cloud_run_v2_job.dataset[d.job].name} --region ${var.region} --project ${var.project_id} --wait"
     }
   }
 }
@@ -43,5 +43,5 @@ output "execute_command" {
 
 output "build_command" {
   description = "Test, build and deploy the current checkout to every dataset's job (run at the repository's top). The build runs in var.build_region; the image and the jobs stay in var.region."
-  value       = "gcloud builds submit --project ${var.project_id} --region ${var.build_region} --config cloudbuild.yaml --service-account ${google_service_account.build.id} --gcs-source-staging-dir gs://${google_storage_bucket.build_source.name}/source --substitutions \"COMMIT_SHA=$(git rev-parse HEAD),SHORT_SHA=$(git rev-parse --short HEAD),_REGION=${var.region},_REPOSITORY=${var.repository_id},_JOBS=${join(" ", sort([for d in values(local.datasets) : d.job_name]))},_IMAGE=${var.job_name}\""
+  value       = "gcloud builds submit --project ${var.project_id} --region ${var.build_region} --config cloudbuild.yaml --service-account ${google_service_account.build.id} --gcs-source-staging-dir gs://${google_storage_bucket.build_source.name}/source --substitutions \"COMMIT_SHA=$(git rev-parse HEAD),SHORT_SHA=$(git rev-parse --short HEAD),_REGION=${var.region},_REPOSITORY=${var.repository_id},_JOBS=${join(" ", sort([for j in values(local.jobs) : j.job_name]))},_IMAGE=${var.job_name}\""
 }

@@ -5,7 +5,7 @@ moved {
 }
 
 resource "google_cloud_scheduler_job" "daily" {
-  for_each = local.datasets
+  for_each = local.jobs
 
   name        = "${each.value.job_name}-daily"
   description = "Starts the ${each.value.job_name} Cloud Run job."

@@ -15,7 +15,9 @@ variable "datasets" {
     schedule, pair of alerts and (with bigquery_dataset) BigQuery tables:
     "spoc" (certified independent smallholders), "osh" (organised
     smallholders) and "gm" (smallholders certified through a group
-    manager); deploy/datasets.json lists the ones the job knows.
+    manager); deploy/datasets.json lists the ones the job knows. A group,
+    "references", is one job and one schedule that publishes each of its
+    lists (states, zones), with per-list alerts and tables.
   EOT
   type        = set(string)
   default     = ["spoc"]
@@ -31,7 +33,8 @@ variable "dataset_settings" {
     Per dataset, what differs from the deployment's defaults: its
     output_prefix (default: the dataset's own; for spoc, var.output_prefix),
     its min_records floor (default: the dataset's own; for spoc,
-    var.min_records), its schedule (default: var.schedule) and job_settings
+    var.min_records; for a group, the smallest of its lists' floors; a
+    group takes no output_prefix), its schedule (default: var.schedule) and job_settings
     applied over var.job_settings. For example
     { osh = { schedule = "30 3 * * *", job_settings = { SPOC_MAX_DROP_PERCENT = "5" } } }.
   EOT

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 
@@ -139,13 +140,20 @@ func exportedMetrics(t *testing.T) map[string]exportedMetric {
 // as go-cty and HCL implement them (Terraform's own are these).
 func terraformFunctions() map[string]function.Function {
 	return map[string]function.Function{
-		"ceil": stdlib.CeilFunc, "coalesce": stdlib.CoalesceFunc, "concat": stdlib.ConcatFunc, "contains": stdlib.ContainsFunc,
+		"ceil": stdlib.CeilFunc, "coalesce": stdlib.CoalesceFunc, "concat": stdlib.ConcatFunc, "contains": stdlib.ContainsFunc, "distinct": stdlib.DistinctFunc,
 		"flatten": stdlib.FlattenFunc, "floor": stdlib.FloorFunc, "jsondecode": stdlib.JSONDecodeFunc, "jsonencode": stdlib.JSONEncodeFunc,
 		"join": stdlib.JoinFunc, "keys": stdlib.KeysFunc, "length": stdlib.LengthFunc, "lower": stdlib.LowerFunc, "max": stdlib.MaxFunc,
 		"merge": stdlib.MergeFunc, "min": stdlib.MinFunc, "replace": stdlib.ReplaceFunc, "setintersection": stdlib.SetIntersectionFunc,
 		"setsubtract": stdlib.SetSubtractFunc, "setunion": stdlib.SetUnionFunc, "sort": stdlib.SortFunc, "trim": stdlib.TrimFunc,
 		"trimprefix": stdlib.TrimPrefixFunc, "trimsuffix": stdlib.TrimSuffixFunc, "values": stdlib.ValuesFunc, "format": stdlib.FormatFunc,
 		"try": tryfunc.TryFunc, "can": tryfunc.CanFunc,
+		"tostring": function.New(&function.Spec{
+			Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType, AllowNull: true}},
+			Type:   function.StaticReturnType(cty.String),
+			Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+				return convert.Convert(args[0], cty.String)
+			},
+		}),
 		"file": function.New(&function.Spec{
 			Params: []function.Parameter{{Name: "path", Type: cty.String}},
 			Type:   function.StaticReturnType(cty.String),
@@ -272,13 +280,18 @@ type dashboardJSON struct {
 }
 
 // deployedJobName is the Cloud Run job deploy/main.tf makes for a
-// dataset: job_name for the job's default dataset, JOB_NAME-DATASET for
+// dataset, with var.datasets enabling enabled: job_name for the job's
+// default dataset, JOB_NAME-GROUP for a list whose group is enabled
+// (JOB_NAME-references publishes states and zones), JOB_NAME-DATASET for
 // another.
-func deployedJobName(t *testing.T, tf *terraform, dataset string) string {
+func deployedJobName(t *testing.T, tf *terraform, dataset string, enabled []string) string {
 	t.Helper()
 	jobName := literal(t, tf.block("variable", "job_name"), "default").AsString()
 	if dataset == configEnv(t)["SPOC_DATASET"] {
 		return jobName
+	}
+	if ds := spoc.Datasets()[dataset]; ds != nil && ds.Group != "" && slices.Contains(enabled, ds.Group) {
+		return jobName + "-" + ds.Group
 	}
 	return jobName + "-" + dataset
 }
@@ -323,9 +336,11 @@ func TestDashboard(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		datasets []string // nil: the variable's default
+		lists    []string // the datasets published, when not datasets
 	}{
-		{"default datasets", nil},
-		{"every dataset", all},
+		{"default datasets", nil, nil},
+		{"every dataset", all, nil},
+		{"references beside spoc", []string{"references", "spoc"}, []string{"spoc", "states", "zones"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := map[string]cty.Value{}
@@ -478,7 +493,7 @@ func TestDashboard(t *testing.T) {
 							t.Errorf("%s: %s has no label %q (it has %v)", where, metric, l, e.labels)
 						}
 					}
-					if want := deployedJobName(t, tf, e.dataset); job != want {
+					if want := deployedJobName(t, tf, e.dataset, tc.datasets); job != want {
 						t.Errorf("%s: %s selects job %q, want the %s dataset's job %q", where, metric, job, e.dataset, want)
 					}
 					if chartDataset != "" && chartDataset != e.dataset {
@@ -506,8 +521,12 @@ func TestDashboard(t *testing.T) {
 			}); !slices.Equal(got, enabled) {
 				t.Fatalf("datasets with charts %v, enabled %v", got, enabled)
 			}
-			if tc.datasets != nil && !slices.Equal(enabled, tc.datasets) {
-				t.Errorf("enabled %v, want %v", enabled, tc.datasets)
+			lists := tc.lists
+			if lists == nil {
+				lists = tc.datasets
+			}
+			if lists != nil && !slices.Equal(enabled, lists) {
+				t.Errorf("enabled %v, want %v", enabled, lists)
 			}
 			for _, name := range enabled {
 				sort.Strings(charts[name])

@@ -6,6 +6,7 @@ package main
 // these tests parse the files instead of applying or building them.
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"math/big"
@@ -414,14 +415,14 @@ func TestStalenessAlertIsThisJobs(t *testing.T) {
 	tf := parseTerraform(t)
 	promql := path(t, tf.resources("google_monitoring_alert_policy")["stale_snapshot"], "conditions", "condition_prometheus_query_language")
 	datasets := deployDatasets()
-	jobOf := func(dataset string) string { return deployedJobName(t, tf, dataset) }
+	jobOf := func(dataset string) string { return deployedJobName(t, tf, dataset, nil) }
 	for dataset, d := range datasets {
 		t.Run(dataset, func(t *testing.T) {
 			// The query as Cloud Monitoring gets it: HCL's escapes undone,
 			// the dataset's metric and job in place of their references.
 			query := strings.ReplaceAll(source(promql, "query"), `\"`, `"`)
 			query = strings.ReplaceAll(query, "${each.value.last_success}", d.LastSuccessMetric)
-			query = strings.ReplaceAll(query, "${google_cloud_run_v2_job.dataset[each.key].name}", jobOf(dataset))
+			query = strings.ReplaceAll(query, "${google_cloud_run_v2_job.dataset[each.value.job].name}", jobOf(dataset))
 			selector := regexp.MustCompile(`workload_googleapis_com:` + d.LastSuccessMetric + `\{([^}]*)\}`).FindStringSubmatch(query)
 			if selector == nil {
 				t.Fatalf("query %s has no %s{...} selector", query, d.LastSuccessMetric)
@@ -675,8 +676,8 @@ func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 	if job == nil {
 		t.Fatal("no google_cloud_run_v2_job.dataset")
 	}
-	if got := source(job, "for_each"); got != "local.datasets" {
-		t.Errorf("the job's for_each = %s, want one job per dataset (local.datasets)", got)
+	if got := source(job, "for_each"); got != "local.jobs" {
+		t.Errorf("the job's for_each = %s, want one job per entry of var.datasets (local.jobs)", got)
 	}
 	container := path(t, job, "template", "template", "containers")
 	if got := source(path(t, job, "template", "template"), "service_account"); got != "google_service_account.runtime.email" {
@@ -693,8 +694,9 @@ func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 		t.Fatal("no local.job_env")
 	}
 	// The job's defaults, the dataset's URL, the settings for every job,
-	// then for this dataset, and last what the deployment decides.
-	const wantEnv = "{ for name, d in local.datasets : name => merge( local.job_defaults, { SPOC_URL = d.url }, var.job_settings, d.job_settings, local.job_fixed[name], ) }"
+	// then for this dataset, and last what the deployment decides; a
+	// null (a group's URL and prefix) leaves the setting out.
+	const wantEnv = "{ for name, j in local.jobs : name => { for k, v in merge( local.job_defaults, { SPOC_URL = j.url }, var.job_settings, j.job_settings, local.job_fixed[name], ) : k => v if v != null } }"
 	if got := strings.Join(strings.Fields(exprSource(tf.locals["job_env"])), " "); got != wantEnv {
 		t.Fatalf("local.job_env = %s\nwant %s", got, wantEnv)
 	}
@@ -714,8 +716,8 @@ func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 		}
 	}
 	perDataset, ok := tf.locals["job_fixed"].(*hclsyntax.ForExpr)
-	if !ok || exprSource(perDataset.CollExpr) != "local.datasets" {
-		t.Fatalf("local.job_fixed = %s, want { for name, d in local.datasets : name => {...} }", exprSource(tf.locals["job_fixed"]))
+	if !ok || exprSource(perDataset.CollExpr) != "local.jobs" {
+		t.Fatalf("local.job_fixed = %s, want { for name, j in local.jobs : name => {...} }", exprSource(tf.locals["job_fixed"]))
 	}
 	fixed := objectKeys(t, "local.job_fixed's value", perDataset.ValExpr)
 	for _, name := range fixed {
@@ -745,6 +747,70 @@ func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 	flush, _ := time.ParseDuration(want["SPOC_TELEMETRY_TIMEOUT"])
 	if timeout <= deadline+flush {
 		t.Errorf("task_timeout %s is not above SPOC_DEADLINE %s + SPOC_TELEMETRY_TIMEOUT %s", timeout, deadline, flush)
+	}
+}
+
+// TestTerraformJobEnvIsAccepted evaluates each job's env as a plan would
+// and loads it as the job would: a group's job (SPOC_DATASET=references)
+// publishes several lists, with which the job refuses SPOC_URL and
+// SPOC_PREFIX (exit 2), so Terraform must set neither; and its one floor
+// must not refuse its smallest list.
+func TestTerraformJobEnvIsAccepted(t *testing.T) {
+	tf := parseTerraform(t)
+	for _, tc := range []struct {
+		name     string
+		datasets []string
+	}{
+		{"spoc alone", []string{"spoc"}},
+		{"references beside spoc", []string{"spoc", "references"}},
+		{"every dataset alone", slices.Sorted(maps.Keys(spoc.Datasets()))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var names []cty.Value
+			for _, n := range tc.datasets {
+				names = append(names, cty.StringVal(n))
+			}
+			ev := newTFLocals(t, tf, map[string]cty.Value{"datasets": cty.SetVal(names)})
+			ev.done["bucket_name"] = cty.StringVal("my-bucket") // a resource's attribute
+			jobs := ev.local("job_env").AsValueMap()
+			if len(jobs) != len(tc.datasets) {
+				t.Fatalf("%d jobs for datasets %v, want one each", len(jobs), tc.datasets)
+			}
+			for _, name := range tc.datasets {
+				envVal, ok := jobs[name]
+				if !ok {
+					t.Fatalf("no job for %s", name)
+				}
+				env := map[string]string{}
+				for k, v := range envVal.AsValueMap() {
+					if v.IsNull() {
+						t.Errorf("%s: %s is null", name, k)
+						continue
+					}
+					env[k] = v.AsString()
+				}
+				if env["SPOC_DATASET"] != name {
+					t.Errorf("%s: SPOC_DATASET=%q", name, env["SPOC_DATASET"])
+				}
+				lists, isGroup := spoc.InGroup(name)
+				if isGroup {
+					for _, k := range []string{"SPOC_URL", "SPOC_PREFIX"} {
+						if v, ok := env[k]; ok {
+							t.Errorf("%s: %s=%q: each of the group's lists has its own", name, k, v)
+						}
+					}
+					floor, _ := strconv.ParseInt(env["SPOC_MIN_RECORDS"], 10, 64)
+					for _, ds := range lists {
+						if floor > ds.Floor {
+							t.Errorf("%s: SPOC_MIN_RECORDS=%d refuses %s at its own floor %d", name, floor, ds.Name, ds.Floor)
+						}
+					}
+				}
+				if _, err := LoadConfig(context.Background(), env); err != nil {
+					t.Errorf("%s: the job refuses its env (exit 2): %v", name, err)
+				}
+			}
+		})
 	}
 }
 

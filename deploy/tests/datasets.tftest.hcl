@@ -164,6 +164,64 @@ run "gm_beside_spoc" {
   }
 }
 
+run "references_beside_spoc" {
+  command = plan
+
+  variables {
+    datasets         = ["spoc", "references"]
+    dataset_settings = {}
+  }
+
+  assert {
+    condition     = keys(google_cloud_run_v2_job.dataset) == ["references", "spoc"] && google_cloud_run_v2_job.dataset["references"].name == "mspo-spoc-references" && google_cloud_run_v2_job.dataset["spoc"].name == "mspo-spoc"
+    error_message = "references does not get one job of its own beside spoc's, at spoc's unchanged address."
+  }
+  assert {
+    condition     = keys(google_cloud_scheduler_job.daily) == ["references", "spoc"] && google_cloud_scheduler_job.daily["references"].http_target[0].uri == "https://run.googleapis.com/v2/projects/my-project/locations/asia-southeast1/jobs/mspo-spoc-references:run"
+    error_message = "references does not get one schedule that starts its job."
+  }
+  assert {
+    condition = (
+      local.job_env["references"]["SPOC_DATASET"] == "references" &&
+      !contains(keys(local.job_env["references"]), "SPOC_URL") &&
+      !contains(keys(local.job_env["references"]), "SPOC_PREFIX") &&
+      local.job_env["references"]["SPOC_MIN_RECORDS"] == "9"
+    )
+    error_message = "The references job must select the group, leave each list its URL and prefix, and take the smallest floor of its lists: ${jsonencode(local.job_env["references"])}"
+  }
+  assert {
+    condition = alltrue([for l in ["states", "zones"] : (
+      strcontains(google_monitoring_alert_policy.stale_snapshot[l].conditions[0].condition_prometheus_query_language[0].query, "workload_googleapis_com:${l}_last_success{monitored_resource=\"generic_task\",job=\"mspo-spoc-references\"}") &&
+      strcontains(google_monitoring_alert_policy.execution_failed[l].conditions[0].condition_threshold[0].filter, "resource.labels.job_name = \"mspo-spoc-references\"")
+    )]) && keys(google_monitoring_alert_policy.stale_snapshot) == ["spoc", "states", "zones"]
+    error_message = "Each reference list does not get its own alerts on the references job."
+  }
+  assert {
+    condition = (
+      google_bigquery_table.snapshots["states"].table_id == "states_snapshots_external" && google_bigquery_table.changes["zones"].table_id == "zones_changes_external" &&
+      google_bigquery_table.snapshots["states"].external_data_configuration[0].source_uris == ["gs://my-project-mspo-spoc/raw/mspo/api/references/states/*references-states.parquet"] &&
+      google_bigquery_table.snapshots["zones"].external_data_configuration[0].source_uris == ["gs://my-project-mspo-spoc/raw/mspo/api/spoc/zones/*spoc-zones.parquet"] &&
+      !contains(keys(google_bigquery_table.snapshots), "references")
+    )
+    error_message = "Each reference list does not get its own BigQuery tables over its own prefix."
+  }
+  assert {
+    condition     = google_storage_bucket_iam_member.runtime_objects["states"].condition[0].expression == "resource.name.startsWith(\"projects/_/buckets/my-project-mspo-spoc/objects/raw/mspo/api/references/states/\")" && contains(keys(google_storage_bucket_iam_member.runtime_objects), "zones")
+    error_message = "The runtime account cannot write each reference list's prefix."
+  }
+}
+
+run "refuses_a_list_both_alone_and_in_its_group" {
+  command = plan
+
+  variables {
+    datasets         = ["spoc", "states", "references"]
+    dataset_settings = {}
+  }
+
+  expect_failures = [time_sleep.apis_ready]
+}
+
 run "refuses_an_unknown_dataset" {
   command = plan
 
