@@ -369,8 +369,10 @@ func (l *Local) info(p string, data []byte) (ObjectInfo, error) {
 // dir (".NAME.tmp-*", in subfolders too) and returns their names. They
 // are what a writer killed before Commit or Abort leaves behind (a
 // crashed process runs no deferred Abort): call it only while no other
-// writer can be writing below dir.
-func (l *Local) RemoveTemporary(_ context.Context, dir string) ([]string, error) {
+// writer can be writing below dir, but for the files keep spares (by
+// their base names; nil spares none), which a live writer may be
+// writing still.
+func (l *Local) RemoveTemporary(_ context.Context, dir string, keep func(name string) bool) ([]string, error) {
 	root, err := l.path(dir)
 	if err != nil {
 		return nil, err
@@ -383,7 +385,7 @@ func (l *Local) RemoveTemporary(_ context.Context, dir string) ([]string, error)
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || !isTemporary(d.Name()) {
+		if d.IsDir() || !isTemporary(d.Name()) || keep != nil && keep(d.Name()) {
 			return nil
 		}
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {

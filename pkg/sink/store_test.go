@@ -40,7 +40,7 @@ func TestLocalRemoveTemporary(t *testing.T) {
 		obj.Write([]byte("partial"))
 		// not aborted: as if the process had been killed
 	}
-	removed, err := local.RemoveTemporary(ctx, "p/d")
+	removed, err := local.RemoveTemporary(ctx, "p/d", nil)
 	if err != nil || len(removed) != 2 {
 		t.Fatalf("RemoveTemporary = %v, %v; want the two partial files below p/d", removed, err)
 	}

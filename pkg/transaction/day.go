@@ -151,7 +151,9 @@ func Settle(ctx context.Context, store sink.Store, dir, lockName string, opts Op
 // folder: hidden objects it staged or backed up (".NAME.tmp-RUN",
 // ".NAME.backup-RUN") and, locally, partial files. The caller holds the
 // day's lock and has settled any commit it recorded, so none of them is
-// anyone's any more. Each is removed at the generation seen.
+// anyone's any more, but for the lock's own: another run may be writing
+// the lock through a temporary file of the local store at this moment,
+// to find it held. Each is removed at the generation seen.
 func removeLeftovers(ctx context.Context, store sink.Store, dir, lockName string, log *slog.Logger) error {
 	names, err := store.List(ctx, dir+"/")
 	if err != nil {
@@ -169,7 +171,8 @@ func removeLeftovers(ctx context.Context, store sink.Store, dir, lockName string
 		removed = append(removed, name)
 	}
 	if r, ok := store.(temporaryRemover); ok {
-		files, err := r.RemoveTemporary(ctx, dir)
+		lockWrite := func(name string) bool { return strings.HasPrefix(name, "."+lockName+".tmp-") }
+		files, err := r.RemoveTemporary(ctx, dir, lockWrite)
 		removed = append(removed, files...)
 		if err != nil {
 			return fmt.Errorf("remove leftovers: %w", err)
@@ -185,5 +188,5 @@ func removeLeftovers(ctx context.Context, store sink.Store, dir, lockName string
 // writer left behind (the local store: on GCS an upload that was never
 // finalised is not visible at all).
 type temporaryRemover interface {
-	RemoveTemporary(ctx context.Context, dir string) ([]string, error)
+	RemoveTemporary(ctx context.Context, dir string, keep func(name string) bool) ([]string, error)
 }

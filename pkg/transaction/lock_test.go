@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -203,5 +205,40 @@ func TestDayLock(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// The run that takes the lock removes what a killed writer left in the
+// day's folder, but not the temporary file another run is writing the
+// lock through at that moment (on local disk a lock is written to a
+// hidden temporary file and linked into place): removing it made that
+// run fail with "no such file or directory" instead of ErrBusy.
+func TestOpenSparesAnotherRunsLockWrite(t *testing.T) {
+	dir := t.TempDir()
+	store, err := sink.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(dir, filepath.FromSlash(testDir))
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lockWrite := filepath.Join(folder, "."+testLockName+".tmp-123456")
+	killedWrite := filepath.Join(folder, ".table.parquet.tmp-654321")
+	for _, f := range []string{lockWrite, killedWrite} {
+		if err := os.WriteFile(f, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, day, err := Open(context.Background(), store, testDir, testLockName, Options{Lease: 6 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day.Close(ctx)
+	if _, err := os.Stat(lockWrite); err != nil {
+		t.Errorf("another run's write of the lock was removed: %v", err)
+	}
+	if _, err := os.Stat(killedWrite); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a killed writer's partial file is still there: %v", err)
 	}
 }

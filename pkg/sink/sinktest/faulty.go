@@ -132,9 +132,9 @@ func (f *Faulty) NewReaderAt(ctx context.Context, name string) (sink.ReaderAt, e
 
 // RemoveTemporary passes through to a store that removes partial files
 // (the local one), so that the wrapper changes nothing but the faults.
-func (f *Faulty) RemoveTemporary(ctx context.Context, dir string) ([]string, error) {
+func (f *Faulty) RemoveTemporary(ctx context.Context, dir string, keep func(name string) bool) ([]string, error) {
 	r, ok := f.Store.(interface {
-		RemoveTemporary(ctx context.Context, dir string) ([]string, error)
+		RemoveTemporary(ctx context.Context, dir string, keep func(name string) bool) ([]string, error)
 	})
 	if !ok {
 		return nil, nil
@@ -142,5 +142,5 @@ func (f *Faulty) RemoveTemporary(ctx context.Context, dir string) ([]string, err
 	if fault := f.fault("remove-temporary", dir); fault.Err != nil {
 		return nil, fault.Err
 	}
-	return r.RemoveTemporary(ctx, dir)
+	return r.RemoveTemporary(ctx, dir, keep)
 }
