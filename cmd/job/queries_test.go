@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -59,11 +60,19 @@ func blankLicences(body []byte) []byte {
 	return body
 }
 
-// plot is what the queries read of a published record.
+// plot is what the queries read of a published record: the zone is
+// nil in OSH, which has none.
 type plot struct {
 	licence      *string
 	code, status string
 	deleted      bool
+	state, zone  *place
+}
+
+// place is a plot's state or zone: the id and the name it sends.
+type place struct {
+	id   int
+	name string
 }
 
 // plotsOf are the records of a generated body of ds, read with
@@ -96,9 +105,75 @@ func plotsOf(t *testing.T, ds *spoc.Dataset, body []byte) []plot {
 				p.code = s
 			}
 		}
+		p.state = placeOf(r, "stateId", "state")
+		p.zone = placeOf(r, "zoneId", "zone")
 		plots = append(plots, p)
 	}
 	return plots
+}
+
+// placeOf is the id and name fields of a record, nil when it has no id.
+func placeOf(r map[string]any, id, name string) *place {
+	n, ok := r[id].(float64)
+	if !ok {
+		return nil
+	}
+	s, _ := r[name].(string)
+	return &place{int(n), s}
+}
+
+// namesOf are the names of a generated reference list's body, by id,
+// read with encoding/json.
+func namesOf(t *testing.T, ds *spoc.Dataset, body []byte) map[int]string {
+	t.Helper()
+	var envelope map[string][]map[string]any
+	if err := json.Unmarshal(body, &envelope); err != nil {
+		t.Fatal(err)
+	}
+	names := map[int]string{}
+	for _, r := range envelope[ds.Records[0]] {
+		p := placeOf(r, ds.Columns[0].JSON, ds.Columns[1].JSON)
+		names[p.id] = p.name
+	}
+	return names
+}
+
+// referenceDays are the bodies of the states and the zones the test
+// publishes each day: every state and zone the first day; the second,
+// the states without their 10th, the zones without their 8th (each
+// within the record count's fall limit), and Kedah's name in capitals, so that the queries must
+// take the newest day of each reference list, leave no plot out whose
+// id the list lacks, and compare names without regard to case.
+func referenceDays(t *testing.T) []map[*spoc.Dataset][]byte {
+	t.Helper()
+	var days []map[*spoc.Dataset][]byte
+	for i := range queryDays {
+		day := map[*spoc.Dataset][]byte{}
+		for ds, n := range map[*spoc.Dataset]int{spoc.States: 16, spoc.Zones: 11} {
+			gen := spoctest.GenOptions{Dataset: ds, Records: n}
+			if i > 0 {
+				gen.NextDay.RemoveEvery = map[*spoc.Dataset]int{spoc.States: 10, spoc.Zones: 8}[ds]
+			}
+			var body bytes.Buffer
+			if _, err := spoctest.Generate(&body, gen); err != nil {
+				t.Fatal(err)
+			}
+			day[ds] = body.Bytes()
+			if i > 0 && ds == spoc.States {
+				day[ds] = bytes.Replace(day[ds], []byte(`"Kedah"`), []byte(`"KEDAH"`), 1)
+			}
+		}
+		days = append(days, day)
+	}
+	return days
+}
+
+// orNil renders a name that may be missing as DuckDB's null is.
+func orNil(name string, ok bool) string {
+	if !ok {
+		return fmt.Sprint(nil)
+	}
+	return name
 }
 
 // rowsText renders query rows, keys in the given order, one line each,
@@ -116,27 +191,37 @@ func rowsText(rows []map[string]any, keys ...string) []string {
 }
 
 // The DuckDB queries of docs/queries.md, as written there, run over two
-// published days of SPOC and OSH and one of GM (so that each list's
-// newest day is not the same) and give the rows computed in Go
-// from the generated bodies. The generator issues licences in one
+// published days of SPOC, OSH, states and zones and one of GM (so that
+// each list's newest day is not the same) and give the rows computed in
+// Go from the generated bodies. The generator issues licences in one
 // sequence from the same first number, so lists of different seeds and
 // sizes share some licences and not others, and a licence holds several
 // plots now and then; a few licences are made blank or null on purpose.
+// The generator numbers the plots' states and zones otherwise than the
+// reference lists do, for some of them, as the public documentation's
+// example plot does (its zone 11 is "Zon Timur 2", the zones list's 11
+// "Zon Sarawak"), so that a join on the name would not give the rows a
+// join on the id gives.
 // The BigQuery queries cannot run here: they are checked to read the
 // same lists' views and to name the same columns.
 func TestDocsQueriesAcrossLists(t *testing.T) {
 	query := duckDB(t)
 	queries := docsQueries(t)
-	if len(queries) != 6 {
-		t.Fatalf("%d SQL blocks in docs/queries.md, want a DuckDB and a BigQuery form of three queries", len(queries))
+	if len(queries) != 10 {
+		t.Fatalf("%d SQL blocks in docs/queries.md, want a DuckDB and a BigQuery form of five queries", len(queries))
 	}
 	lists := []*spoc.Dataset{spoc.SPOC, spoc.OSH, spoc.GM}
 	records := map[*spoc.Dataset]int{spoc.SPOC: 800, spoc.OSH: 600, spoc.GM: 300}
 	out := t.TempDir()
 	plots := map[string]map[string][]plot{} // list, day
+	refDays := referenceDays(t)
 	for i, date := range queryDays {
 		bodies := map[*spoc.Dataset][]spoctest.Option{}
 		var names []string
+		for _, ds := range []*spoc.Dataset{spoc.States, spoc.Zones} {
+			names = append(names, ds.Name)
+			bodies[ds] = []spoctest.Option{spoctest.WithBody(refDays[i][ds])}
+		}
 		for _, ds := range lists {
 			if ds == spoc.GM && i > 0 {
 				continue // GM's newest day is older than the others'
@@ -247,6 +332,91 @@ func TestDocsQueriesAcrossLists(t *testing.T) {
 		}
 	}
 
+	// Plots per state and zone named from the reference lists' newest
+	// day, and the names the plots send that the lists do not give.
+	last := refDays[len(refDays)-1]
+	refs := map[string]map[int]string{"state": namesOf(t, spoc.States, last[spoc.States]), "zone": namesOf(t, spoc.Zones, last[spoc.Zones])}
+	type placed struct {
+		list        string
+		state, zone int // zone 0 in OSH
+	}
+	perPlace := map[placed]int{}
+	type sent struct {
+		list, field string
+		id          int
+		name        string
+	}
+	disagree := map[sent]int{}
+	kedah := 0
+	for list, days := range plots {
+		for _, p := range days[slices.Max(slices.Collect(maps.Keys(days)))] {
+			if p.deleted {
+				continue
+			}
+			k := placed{list: list, state: p.state.id}
+			fields := map[string]*place{"state": p.state}
+			if p.zone != nil {
+				k.zone = p.zone.id
+				fields["zone"] = p.zone
+			}
+			perPlace[k]++
+			for field, pl := range fields {
+				listed, ok := refs[field][pl.id]
+				if !ok || !strings.EqualFold(strings.TrimSpace(pl.name), strings.TrimSpace(listed)) {
+					disagree[sent{list, field, pl.id, pl.name}]++
+				}
+			}
+			if p.state.id == 2 {
+				kedah++
+			}
+		}
+	}
+	want = nil
+	unnamed := map[string]int{}
+	for _, k := range slices.SortedFunc(maps.Keys(perPlace), func(a, b placed) int {
+		return cmp.Or(strings.Compare(a.list, b.list), a.state-b.state, a.zone-b.zone)
+	}) {
+		state, ok := refs["state"][k.state]
+		if !ok {
+			unnamed["state"]++
+		}
+		zoneID, zone := fmt.Sprint(nil), fmt.Sprint(nil)
+		if k.zone != 0 {
+			zoneID = fmt.Sprint(k.zone)
+			z, ok := refs["zone"][k.zone]
+			if !ok {
+				unnamed["zone"]++
+			}
+			zone = orNil(z, ok)
+		}
+		want = append(want, fmt.Sprintf("%s|%d|%s|%s|%s|%d", k.list, k.state, orNil(state, ok), zoneID, zone, perPlace[k]))
+	}
+	if unnamed["state"] == 0 || unnamed["zone"] == 0 || kedah == 0 {
+		t.Fatalf("%d rows of a state and %d of a zone the newest lists lack, %d plots in Kedah: the data cannot tell a join on the newest day from another, or a comparison without case", unnamed["state"], unnamed["zone"], kedah)
+	}
+	got = rowsText(query(local(queries[6].sql)), "list", "state_id", "state", "zone_id", "zone", "plots")
+	if !slices.Equal(got, want) {
+		t.Errorf("plots per state and zone: %d rows\n%v\nwant %d\n%v", len(got), got, len(want), want)
+	}
+	want = nil
+	listedElse := 0
+	for _, k := range slices.SortedFunc(maps.Keys(disagree), func(a, b sent) int {
+		return cmp.Or(strings.Compare(a.list, b.list), strings.Compare(a.field, b.field), a.id-b.id, strings.Compare(a.name, b.name))
+	}) {
+		listed, ok := refs[k.field][k.id]
+		if ok {
+			listedElse++
+		}
+		want = append(want, fmt.Sprintf("%s|%s|%d|%s|%s|%d", k.list, k.field, k.id, k.name, orNil(listed, ok), disagree[k]))
+	}
+	if listedElse == 0 || listedElse == len(want) {
+		t.Fatalf("%d of %d names that disagree are under an id the lists give: the data cannot tell a missing id from another name", listedElse, len(want))
+	}
+	got = rowsText(query(local(queries[8].sql)), "list", "field", "id", "name", "listed", "plots")
+	if !slices.Equal(got, want) {
+		t.Errorf("names that disagree with the reference lists: %d rows\n%v\nwant %d\n%v", len(got), got, len(want), want)
+	}
+
 	// The BigQuery forms: each follows its DuckDB form, reads the views
 	// Terraform creates for the same lists, leaves out the same deleted
 	// plots and blank licences, and names the same columns.
@@ -255,7 +425,7 @@ func TestDocsQueriesAcrossLists(t *testing.T) {
 		if duck.engine != "DuckDB" || bq.engine != "BigQuery" {
 			t.Fatalf("blocks %d and %d are for %q and %q, want DuckDB then BigQuery", i, i+1, duck.engine, bq.engine)
 		}
-		for _, ds := range lists {
+		for _, ds := range append(slices.Clone(lists), spoc.States, spoc.Zones) {
 			reads := strings.Contains(duck.sql, docsBucket+ds.Prefix+"/*/*.parquet")
 			view := "mspo." + ds.Name + "_snapshots"
 			if regexp.MustCompile(regexp.QuoteMeta(view)+`\b`).MatchString(bq.sql) != reads {
