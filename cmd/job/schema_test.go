@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,39 +63,93 @@ func docType(dt arrow.DataType) string {
 	return dt.String()
 }
 
-// The schema tables of docs/schema.md are the datasets' schemas: every
-// column, in no other, with its type.
-func TestDocsSchemaTables(t *testing.T) {
-	data, err := os.ReadFile(schemaDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(data)
-	headings := map[string]*spoc.Dataset{
-		"## Certified independent smallholders (`SPOC_DATASET=spoc`)": spoc.SPOC,
-		"## Organised smallholders (`SPOC_DATASET=osh`)":              spoc.OSH,
-		"## Group managers' smallholders (`SPOC_DATASET=gm`)":         spoc.GM,
-		"### States (`SPOC_DATASET=states`)":                          spoc.States,
-		"### Zones (`SPOC_DATASET=zones`)":                            spoc.Zones,
-	}
-	if len(headings) != len(spoc.Datasets()) {
-		t.Errorf("%d schema tables checked, for %d datasets: every dataset needs its table", len(headings), len(spoc.Datasets()))
-	}
-	for heading, ds := range headings {
-		table := schemaTable(t, doc, heading)
-		for _, f := range ds.Schema().Fields() {
-			got, ok := table[f.Name]
-			switch {
-			case !ok:
-				t.Errorf("%s: no row for %s", heading, f.Name)
-			case got != docType(f.Type):
-				t.Errorf("%s: %s is %q, the schema says %q", heading, f.Name, got, docType(f.Type))
-			}
-			delete(table, f.Name)
+// checkSchemaTable reports the columns of ds that table (read after
+// heading) lacks or types otherwise, and the columns it has that ds
+// does not.
+func checkSchemaTable(t *testing.T, heading string, table map[string]string, ds *spoc.Dataset) {
+	t.Helper()
+	for _, f := range ds.Schema().Fields() {
+		got, ok := table[f.Name]
+		switch {
+		case !ok:
+			t.Errorf("%s: no row for %s", heading, f.Name)
+		case got != docType(f.Type):
+			t.Errorf("%s: %s is %q, the schema says %q", heading, f.Name, got, docType(f.Type))
 		}
-		for name := range table {
-			t.Errorf("%s: %s is not a column of the %s dataset", heading, name, ds.Name)
+		delete(table, f.Name)
+	}
+	for name := range table {
+		t.Errorf("%s: %s is not a column of the %s dataset", heading, name, ds.Name)
+	}
+}
+
+// thousands writes n as docs/schema.md does, with commas: 250,000.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// The list of datasets at the top of docs/schema.md is spoc.Datasets():
+// a row for every declared dataset and none other, each cell what the
+// dataset declares (its group, endpoint, objects, prefix, records path,
+// key and floor); and every dataset has a section headed with its
+// SPOC_DATASET name whose table is its schema: every column, and no
+// other, with its type.
+func TestDocsDatasetList(t *testing.T) {
+	doc := string(mustRead(t, schemaDoc))
+	const header = "| Dataset | Group | Endpoint | Objects | Prefix | Records | Key | Floor |"
+	start := strings.Index(doc, header)
+	if start < 0 {
+		t.Fatalf("%s has no table %q", schemaDoc, header)
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(doc[start:], "\n")[2:] {
+		if !strings.HasPrefix(line, "|") {
+			break
 		}
+		var cells []string
+		for _, c := range strings.Split(strings.Trim(line, "|"), "|") {
+			cells = append(cells, strings.TrimSpace(c))
+		}
+		rows[strings.Trim(cells[0], "`")] = cells[1:]
+	}
+	code := func(s string) string { return "`" + s + "`" }
+	for name, ds := range spoc.Datasets() {
+		group := ""
+		if ds.Group != "" {
+			group = code(ds.Group)
+		}
+		key := ds.Schema().Field(0)
+		want := []string{
+			group,
+			code(ds.URL),
+			code(ds.Object + ".*"),
+			code(ds.Prefix),
+			code(strings.Join(ds.Records, ".")),
+			code(key.Name) + " " + docType(key.Type),
+			thousands(ds.Floor),
+		}
+		got, ok := rows[name]
+		if !ok {
+			t.Errorf("no row for the dataset %s: want %q", name, want)
+			continue
+		}
+		delete(rows, name)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s's row: %q\nwant %q", name, got, want)
+		}
+		heading := regexp.MustCompile("(?m)^#+ .*\\(`SPOC_DATASET=" + regexp.QuoteMeta(name) + "`\\)$").FindString(doc)
+		if heading == "" {
+			t.Errorf("no section headed (`SPOC_DATASET=%s`)", name)
+			continue
+		}
+		checkSchemaTable(t, heading, schemaTable(t, doc, heading), ds)
+	}
+	for name := range rows {
+		t.Errorf("the row %s is no declared dataset", name)
 	}
 }
 
