@@ -36,7 +36,7 @@ type Config struct {
 	Output               string        `env:"SPOC_OUTPUT, default=./data" help:"Where snapshots go: a local directory, or gs://bucket (optionally gs://bucket/path)."`
 	Prefix               string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day. Only with one list: with several, each has its own."`
 	Timezone             string        `env:"SPOC_TIMEZONE, default=Asia/Kuala_Lumpur" help:"Time zone that decides the date of a run's folder."`
-	MinRecords           int64         `env:"SPOC_MIN_RECORDS, default=1" help:"A body with fewer usable records fails the run, nothing is published."`
+	MinRecords           RecordFloors  `env:"SPOC_MIN_RECORDS, default=1" help:"A body with fewer usable records fails the run, nothing is published. One number is every list's floor; several lists can each have their own, as comma-separated NAME=N, and a bare N for the lists not named (states=13,zones=9 or 1,spoc=250000; a list not named gets 1 when no bare N is given)."`
 	MaxDroppedPercent    float64       `env:"SPOC_MAX_DROPPED_PERCENT, default=1" help:"A larger share of records without a usable id fails the run, nothing is published."`
 	MaxDropPercent       float64       `env:"SPOC_MAX_DROP_PERCENT, default=10" help:"Publish guard: a body with this many percent fewer records than the previous snapshot fails the run, nothing is published (its raw body goes under rejected/)."`
 	CollapseWasPercent   float64       `env:"SPOC_COLLAPSE_WAS_PERCENT, default=90" help:"Publish guard, with SPOC_COLLAPSE_BELOW_PERCENT: a column that had a value in at least this percent of the previous snapshot's rows..."`
@@ -80,6 +80,7 @@ type Config struct {
 type list struct {
 	Dataset     *spoc.Dataset
 	URL, Prefix string
+	MinRecords  int64 // its floor, from SPOC_MIN_RECORDS
 }
 
 // ConfigError is a setting that is missing or wrong. The job exits with
@@ -148,10 +149,11 @@ func (c *Config) layouts(ds *spoc.Dataset) snapshot.Layouts {
 	}, snapshot.Layout{})
 }
 
-// guards are the checks a body must pass to be published.
-func (c *Config) guards() snapshot.Guards {
+// guards are the checks list l's body must pass to be published: the
+// run's, with l's own record floor.
+func (c *Config) guards(l list) snapshot.Guards {
 	return snapshot.Guards{
-		MinRecords:           c.MinRecords,
+		MinRecords:           l.MinRecords,
 		MaxWithoutIDPercent:  c.MaxDroppedPercent,
 		MaxFallPercent:       c.MaxDropPercent,
 		CollapseWasPercent:   c.CollapseWasPercent,
@@ -201,9 +203,12 @@ func (c *Config) selectLists(env envconfig.Lookuper) error {
 			return &ConfigError{Var: "SPOC_API_BASE", Err: err}
 		}
 	}
+	if err := c.MinRecords.check(datasets); err != nil {
+		return &ConfigError{Var: "SPOC_MIN_RECORDS", Err: err}
+	}
 	c.lists = c.lists[:0]
 	for _, ds := range datasets {
-		l := list{Dataset: ds, URL: ds.URL, Prefix: ds.Prefix}
+		l := list{Dataset: ds, URL: ds.URL, Prefix: ds.Prefix, MinRecords: c.MinRecords.of(ds.Name)}
 		switch {
 		case urlSet:
 			l.URL = c.URL
@@ -357,8 +362,9 @@ func checkValues(environ map[string]string) (map[string]string, error) {
 			if _, err := time.ParseDuration(v); err != nil {
 				return nil, bad("%q is not a duration such as 90s, 5m or 1h30m", v)
 			}
-		case f == reflect.TypeFor[ByteSize]():
-			if err := new(ByteSize).EnvDecode(v); err != nil {
+		case reflect.PointerTo(f).Implements(reflect.TypeFor[envconfig.Decoder]()):
+			// ByteSize, RecordFloors: their own parsers' messages.
+			if err := reflect.New(f).Interface().(envconfig.Decoder).EnvDecode(v); err != nil {
 				return nil, &ConfigError{Var: s.Var, Err: err}
 			}
 		case f.Kind() == reflect.Bool:
@@ -480,8 +486,6 @@ func (c *Config) validate() error {
 		return bad("SPOC_TIMEZONE", "%v", err)
 	}
 	switch {
-	case c.MinRecords < 0:
-		return bad("SPOC_MIN_RECORDS", "%d is negative", c.MinRecords)
 	case c.MaxDroppedPercent < 0 || c.MaxDroppedPercent > 100:
 		return bad("SPOC_MAX_DROPPED_PERCENT", "%g is not between 0 and 100", c.MaxDroppedPercent)
 	case c.MaxDropPercent < 0 || c.MaxDropPercent > 100:
@@ -626,6 +630,107 @@ func (b *ByteSize) EnvDecode(val string) error {
 	}
 	*b = ByteSize(n * scale)
 	return nil
+}
+
+// RecordFloors is SPOC_MIN_RECORDS: the fewest usable records each list
+// of a run must hold to be published. One number is every list's floor,
+// as it was before a run held several lists; otherwise comma-separated
+// parts, each NAME=N (that list's floor) or a bare N (the floor of the
+// lists not named, 1 without one), so that a run of several lists guards
+// each at its own size: states=13,zones=9. Which names are lists of the
+// run is for check, once the lists are known.
+type RecordFloors struct {
+	others int64        // the floor of the lists not named
+	named  []namedFloor // in the order given
+}
+
+type namedFloor struct {
+	list  string
+	floor int64
+}
+
+// EnvDecode implements envconfig.Decoder.
+func (f *RecordFloors) EnvDecode(val string) error {
+	*f = RecordFloors{others: 1}
+	if !strings.ContainsAny(val, ",=") {
+		// One number, read as every other whole-number setting is.
+		n, err := strconv.ParseInt(val, 10, 64)
+		if !plainInteger.MatchString(val) || err != nil {
+			return fmt.Errorf("%q is not a whole number in decimal within 64 bits", val)
+		}
+		if n < 0 {
+			return fmt.Errorf("%d is negative", n)
+		}
+		f.others = n
+		return nil
+	}
+	bare := ""
+	for part := range strings.SplitSeq(val, ",") {
+		name, num, named := strings.Cut(part, "=")
+		name, num = strings.TrimSpace(name), strings.TrimSpace(num)
+		if !named {
+			name, num = "", name
+		}
+		whose := "the lists not named"
+		switch {
+		case num == "" && name == "":
+			return fmt.Errorf("%q holds an empty part: give NAME=N parts, and at most one bare N, separated by commas, as states=13,zones=9", val)
+		case named && name == "":
+			return fmt.Errorf("%q gives the floor %s to no list name: write NAME=N, as states=13", val, num)
+		case named:
+			whose = name
+		}
+		n, err := strconv.ParseInt(num, 10, 64)
+		switch {
+		case !plainInteger.MatchString(num) || err != nil:
+			return fmt.Errorf("%q: the floor of %s, %q, is not a whole number in decimal within 64 bits", val, whose, num)
+		case n < 0:
+			return fmt.Errorf("%q: the floor of %s, %d, is negative", val, whose, n)
+		case !named && bare != "":
+			return fmt.Errorf("%q gives two floors to the lists not named, %s and %s: give one bare number at most", val, bare, num)
+		case !named:
+			bare, f.others = num, n
+		case slices.ContainsFunc(f.named, func(nf namedFloor) bool { return nf.list == name }):
+			return fmt.Errorf("%q gives %s a floor twice", val, name)
+		default:
+			f.named = append(f.named, namedFloor{name, n})
+		}
+	}
+	return nil
+}
+
+// check refuses a floor given to a name that is no list of the run: a
+// misspelt name would otherwise leave its list at the others' floor
+// without a word.
+func (f RecordFloors) check(lists []*spoc.Dataset) error {
+	names := make([]string, len(lists))
+	for i, ds := range lists {
+		names[i] = ds.Name
+	}
+	for _, nf := range f.named {
+		if slices.Contains(names, nf.list) {
+			continue
+		}
+		given, run := fmt.Sprintf("%s=%d", nf.list, nf.floor), strings.Join(names, ", ")
+		if _, isGroup := spoc.InGroup(nf.list); isGroup {
+			return fmt.Errorf("%s names the group %s, not a list: give each of this run's lists (%s) its own floor, or one bare number to the lists not named", given, nf.list, run)
+		}
+		if _, known := spoc.Datasets()[nf.list]; known {
+			return fmt.Errorf("%s: %s is not one of this run's lists (%s): SPOC_DATASET does not select it", given, nf.list, run)
+		}
+		return fmt.Errorf("%s: %s is not one of this run's lists (%s); did you mean %s?", given, nf.list, run, closest(nf.list, names))
+	}
+	return nil
+}
+
+// of is the floor of the list named name.
+func (f RecordFloors) of(name string) int64 {
+	for _, nf := range f.named {
+		if nf.list == name {
+			return nf.floor
+		}
+	}
+	return f.others
 }
 
 // setting is one configuration variable as -help and the docs show it.

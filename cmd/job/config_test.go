@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -42,7 +43,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"SPOC_ZSTD_LEVEL", cfg.ZstdLevel, 3},
 		{"SPOC_ZSTD_LEVEL_COORDINATES", cfg.CoordinateZstdLevel, 3},
 		{"SPOC_ATTEMPTS", cfg.Attempts, 4},
-		{"SPOC_MIN_RECORDS", cfg.MinRecords, int64(1)},
+		{"SPOC_MIN_RECORDS", cfg.lists[0].MinRecords, int64(1)},
 		{"SPOC_MAX_DROPPED_PERCENT", cfg.MaxDroppedPercent, 1.0},
 		{"SPOC_INSECURE_SKIP_VERIFY", cfg.InsecureSkipVerify, false},
 		{"SPOC_PROGRESS_INTERVAL", cfg.ProgressInterval, 10 * time.Second},
@@ -142,6 +143,12 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"underscore in an integer", "SPOC_BATCH_SIZE", "1_0"},
 		{"hex integer", "SPOC_ZSTD_LEVEL", "0x3"},
 		{"binary integer", "SPOC_ATTEMPTS", "0b11"},
+		{"floor of a list not in the run", "SPOC_MIN_RECORDS", "states=13"},
+		{"floor of a misspelt list", "SPOC_MIN_RECORDS", "spco=13"},
+		{"floor given twice", "SPOC_MIN_RECORDS", "spoc=5,spoc=6"},
+		{"two floors for the lists not named", "SPOC_MIN_RECORDS", "5,7"},
+		{"floor not a whole number", "SPOC_MIN_RECORDS", "spoc=1.5"},
+		{"negative floor of a list", "SPOC_MIN_RECORDS", "spoc=-1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,9 +304,9 @@ func TestFixNamesTheSetting(t *testing.T) {
 // guard set to NaN would never refuse a body.
 func TestNonFiniteNumbersRefused(t *testing.T) {
 	numeric := 0
-	for i, s := range settings() {
-		switch reflect.TypeFor[Config]().Field(i).Type.Kind() {
-		case reflect.Int, reflect.Int64, reflect.Float64:
+	for _, s := range settings() {
+		switch f := reflect.TypeFor[Config]().Field(s.field).Type; {
+		case f.Kind() == reflect.Int, f.Kind() == reflect.Int64, f.Kind() == reflect.Float64, f == reflect.TypeFor[RecordFloors]():
 		default:
 			continue
 		}
@@ -314,6 +321,77 @@ func TestNonFiniteNumbersRefused(t *testing.T) {
 	}
 	if numeric < 15 {
 		t.Errorf("only %d numeric settings found", numeric)
+	}
+}
+
+// SPOC_MIN_RECORDS is one floor for every list, or each list's own
+// (NAME=N) with a bare N for the lists not named, 1 without one. A
+// name that is no list of the run, a list named twice, two bare numbers,
+// or a number that is not a whole one at least 0, is a *ConfigError on
+// SPOC_MIN_RECORDS alone.
+func TestMinRecordsPerList(t *testing.T) {
+	const refs = "references"
+	for _, tc := range []struct {
+		name, dataset, value string
+		want                 map[string]int64 // each list's floor; nil: refused
+		err                  string           // the whole message, or words of it
+	}{
+		{"unset", refs, "", map[string]int64{"states": 1, "zones": 1}, ""},
+		{"one for every list", refs, "13", map[string]int64{"states": 13, "zones": 13}, ""},
+		{"one, one list", "spoc", "250000", map[string]int64{"spoc": 250000}, ""},
+		{"one, leading zero", "spoc", "007", map[string]int64{"spoc": 7}, ""},
+		{"zero", "spoc", "0", map[string]int64{"spoc": 0}, ""},
+		{"each its own", refs, "states=13,zones=9", map[string]int64{"states": 13, "zones": 9}, ""},
+		{"spaces around parts", refs, " states = 13 , zones=9", map[string]int64{"states": 13, "zones": 9}, ""},
+		{"one named, the other 1", refs, "states=13", map[string]int64{"states": 13, "zones": 1}, ""},
+		{"a bare number for the others", "spoc,osh,gm", "1,spoc=250000", map[string]int64{"spoc": 250000, "osh": 1, "gm": 1}, ""},
+		{"the bare number after", refs, "zones=9,13", map[string]int64{"states": 13, "zones": 9}, ""},
+		{"the only list named", "spoc", "spoc=5", map[string]int64{"spoc": 5}, ""},
+		{"one negative", "spoc", "-1", nil, "SPOC_MIN_RECORDS: -1 is negative"},
+		{"one not whole", refs, "1.5", nil, `SPOC_MIN_RECORDS: "1.5" is not a whole number in decimal within 64 bits`},
+		{"one with a space", "spoc", " 5", nil, `SPOC_MIN_RECORDS: " 5" is not a whole number in decimal within 64 bits`},
+		{"a misspelt list", refs, "stats=13,zones=9", nil, "SPOC_MIN_RECORDS: stats=13: stats is not one of this run's lists (states, zones); did you mean states?"},
+		{"a list not selected", refs, "states=13,spoc=250000", nil, "SPOC_MIN_RECORDS: spoc=250000: spoc is not one of this run's lists (states, zones): SPOC_DATASET does not select it"},
+		{"a group", refs, "references=9", nil, "names the group references, not a list"},
+		{"a name in capitals", refs, "States=13", nil, "did you mean states?"},
+		{"a list twice", refs, "states=13,zones=9,states=14", nil, `SPOC_MIN_RECORDS: "states=13,zones=9,states=14" gives states a floor twice`},
+		{"two bare numbers", refs, "5,states=13,7", nil, `SPOC_MIN_RECORDS: "5,states=13,7" gives two floors to the lists not named, 5 and 7: give one bare number at most`},
+		{"a negative floor", refs, "states=-1", nil, `SPOC_MIN_RECORDS: "states=-1": the floor of states, -1, is negative`},
+		{"a negative bare floor", refs, "-1,states=13", nil, "the floor of the lists not named, -1, is negative"},
+		{"a fraction", refs, "states=13.5", nil, `the floor of states, "13.5", is not a whole number`},
+		{"a hex floor", refs, "states=0xd", nil, `the floor of states, "0xd", is not a whole number`},
+		{"no floor", refs, "states=,zones=9", nil, `the floor of states, "", is not a whole number`},
+		{"no name", refs, "=13", nil, "gives the floor 13 to no list name"},
+		{"an empty part", refs, "states=13,", nil, "holds an empty part"},
+		{"too large", refs, "states=99999999999999999999", nil, "is not a whole number in decimal within 64 bits"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"SPOC_DATASET": tc.dataset}
+			if tc.value != "" {
+				env["SPOC_MIN_RECORDS"] = tc.value
+			}
+			cfg, err := LoadConfig(context.Background(), env)
+			if tc.want == nil {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || ce.Var != "SPOC_MIN_RECORDS" || strings.Count(err.Error(), "SPOC_MIN_RECORDS") != 1 || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want a ConfigError on SPOC_MIN_RECORDS, naming it once, that says %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int64{}
+			for _, l := range cfg.lists {
+				got[l.Dataset.Name] = l.MinRecords
+				if g := cfg.guards(l); g.MinRecords != l.MinRecords {
+					t.Errorf("%s: guards hold the floor %d, the list %d", l.Dataset.Name, g.MinRecords, l.MinRecords)
+				}
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("floors %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 

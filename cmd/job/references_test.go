@@ -99,3 +99,34 @@ func TestReferencesPublishEveryList(t *testing.T) {
 		t.Errorf("the zones' change: %d %s, want 11 removed", ids.Value(0), kinds.Value(0))
 	}
 }
+
+// SPOC_MIN_RECORDS gives each list of a run its own floor: held to 14,
+// a states list that lost three of its 16 fails with too few records and
+// publishes nothing (its body kept under rejected/), while the zones,
+// held to 1, publish; the job exits 1.
+func TestEachListHasItsOwnFloor(t *testing.T) {
+	api, _ := fakeAPI(t, map[*spoc.Dataset][]spoctest.Option{spoc.States: {spoctest.WithRecords(13)}, spoc.Zones: nil})
+	out := t.TempDir()
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_DATASET": spoc.References, "SPOC_API_BASE": api.URL, "SPOC_OUTPUT": out, "SPOC_MIN_RECORDS": "states=14,zones=1"})
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
+	}
+	var statesFailed bool
+	for _, l := range logLines(t, logs) {
+		if l["dataset"] == spoc.States.Name && l["severity"] == "ERROR" {
+			err, _ := l["error"].(string)
+			statesFailed = strings.Contains(err, "too few records") && strings.Contains(err, "the minimum is 14")
+		}
+	}
+	if !statesFailed {
+		t.Errorf("no error line of states' too few records under its floor of 14\n%s", logs)
+	}
+	if got, want := files(t, filepath.Join(out, spoc.States.Prefix)), []string{today() + "/rejected/" + snapshot.NamesOf(spoc.States).Archive}; !slices.Equal(got, want) {
+		t.Errorf("states left %v, want only %v", got, want)
+	}
+	n := snapshot.NamesOf(spoc.Zones)
+	m := readManifest(t, mustRead(t, filepath.Join(out, spoc.Zones.Prefix, today(), n.Manifest)))
+	if m.Stats.RecordsWritten != 11 {
+		t.Errorf("the zones published %d records, want 11", m.Stats.RecordsWritten)
+	}
+}
