@@ -61,8 +61,9 @@ locals {
       # The job's own default (1) suits a laptop; in production the drop
       # guard needs a previous snapshot, so on the first day only this
       # floor stops a body that suddenly honours pageSize=10 from being
-      # published as the whole list.
-      SPOC_MIN_RECORDS = tostring(j.min_records)
+      # published as the whole list. One number when every list of the
+      # job has the same floor, else each list's: states=13,zones=9.
+      SPOC_MIN_RECORDS = length(distinct(values(j.min_records))) == 1 ? tostring(values(j.min_records)[0]) : join(",", [for l in j.lists : "${l}=${j.min_records[l]}"])
     }
   }
 

@@ -41,9 +41,10 @@ locals {
   # JOB_NAME-DATASET (a group's JOB_NAME-GROUP), and takes its prefix and
   # floor from the catalog unless dataset_settings says otherwise. A
   # group's job sets neither URL nor prefix (null: each list uses its
-  # own), and its one floor is the smallest of its lists', so that no list
-  # is refused for being small; each list's drop guard
-  # (SPOC_MAX_DROP_PERCENT) still stops a collapse from its second day.
+  # own). Its lists differ in size (16 states, 11 zones), so each keeps
+  # its own floor (min_records: list => floor; job_fixed writes them as
+  # SPOC_MIN_RECORDS=states=13,zones=9), unless dataset_settings gives
+  # the group one for all of them.
   default_dataset = local.job_defaults.SPOC_DATASET
   jobs = {
     for name in var.datasets : name => {
@@ -51,9 +52,9 @@ locals {
       lists         = contains(keys(local.groups), name) ? local.groups[name] : [name]
       url           = contains(keys(local.groups), name) ? null : local.catalog[name].url
       output_prefix = contains(keys(local.groups), name) ? null : trim(coalesce(try(var.dataset_settings[name].output_prefix, null), name == local.default_dataset ? var.output_prefix : local.catalog[name].prefix), "/")
-      min_records = coalesce(try(var.dataset_settings[name].min_records, null), name == local.default_dataset ? var.min_records : (
-        contains(keys(local.groups), name) ? min([for l in local.groups[name] : local.catalog[l].min_records]...) : local.catalog[name].min_records
-      ))
+      min_records = {
+        for l in try(local.groups[name], [name]) : l => coalesce(try(var.dataset_settings[name].min_records, null), l == local.default_dataset ? var.min_records : local.catalog[l].min_records)
+      }
       schedule     = coalesce(try(var.dataset_settings[name].schedule, null), var.schedule)
       job_settings = try(var.dataset_settings[name].job_settings, {})
     } if contains(keys(local.catalog), name) || contains(keys(local.groups), name)
@@ -73,7 +74,7 @@ locals {
       url            = local.catalog[name].url
       object         = local.catalog[name].object
       output_prefix  = coalesce(local.jobs[jobs[0]].output_prefix, local.catalog[name].prefix)
-      min_records    = jobs[0] == name ? local.jobs[name].min_records : local.catalog[name].min_records
+      min_records    = local.jobs[jobs[0]].min_records[name]
       schedule       = local.jobs[jobs[0]].schedule
       job_settings   = local.jobs[jobs[0]].job_settings
       last_success   = local.catalog[name].last_success_metric

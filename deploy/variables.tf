@@ -33,9 +33,10 @@ variable "dataset_settings" {
     Per dataset, what differs from the deployment's defaults: its
     output_prefix (default: the dataset's own; for spoc, var.output_prefix),
     its min_records floor (default: the dataset's own; for spoc,
-    var.min_records; for a group, the smallest of its lists' floors; a
-    group takes no output_prefix), its schedule (default: var.schedule) and job_settings
-    applied over var.job_settings. For example
+    var.min_records; a group's lists each keep their own, as
+    SPOC_MIN_RECORDS=states=13,zones=9, unless min_records gives one for
+    all of them; a group takes no output_prefix), its schedule (default:
+    var.schedule) and job_settings applied over var.job_settings. For example
     { osh = { schedule = "30 3 * * *", job_settings = { SPOC_MAX_DROP_PERCENT = "5" } } }.
   EOT
   type = map(object({
@@ -136,8 +137,8 @@ variable "time_zone" {
 variable "min_records" {
   description = <<-EOT
     The fewest records a run of the spoc dataset may publish
-    (SPOC_MIN_RECORDS); other datasets default to their own floor
-    (deploy/datasets.json, dataset_settings). The list has
+    (SPOC_MIN_RECORDS); other datasets, and each list of a group, default
+    to their own floor (deploy/datasets.json, dataset_settings). The list has
     about 306,000 plots; the default refuses a body far below that, such as
     an endpoint that one day honours pageSize=10, even on the first run,
     when there is no previous snapshot for the drop guard

@@ -753,24 +753,35 @@ func TestTerraformJobEnvMatchesConfig(t *testing.T) {
 // TestTerraformJobEnvIsAccepted evaluates each job's env as a plan would
 // and loads it as the job would: a group's job (SPOC_DATASET=references)
 // publishes several lists, with which the job refuses SPOC_URL and
-// SPOC_PREFIX (exit 2), so Terraform must set neither; and its one floor
-// must not refuse its smallest list.
+// SPOC_PREFIX (exit 2), so Terraform must set neither; and each list's
+// floor, as the job reads SPOC_MIN_RECORDS, must be the list's own (its
+// declared Floor), or the one dataset_settings gives its job.
 func TestTerraformJobEnvIsAccepted(t *testing.T) {
 	tf := parseTerraform(t)
 	for _, tc := range []struct {
 		name     string
 		datasets []string
+		floors   map[string]int64 // dataset_settings' min_records, by job
 	}{
-		{"spoc alone", []string{"spoc"}},
-		{"references beside spoc", []string{"spoc", "references"}},
-		{"every dataset alone", slices.Sorted(maps.Keys(spoc.Datasets()))},
+		{"spoc alone", []string{"spoc"}, nil},
+		{"references beside spoc", []string{"spoc", "references"}, nil},
+		{"every dataset alone", slices.Sorted(maps.Keys(spoc.Datasets())), nil},
+		{"one floor for the references", []string{"spoc", "references"}, map[string]int64{"references": 5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var names []cty.Value
 			for _, n := range tc.datasets {
 				names = append(names, cty.StringVal(n))
 			}
-			ev := newTFLocals(t, tf, map[string]cty.Value{"datasets": cty.SetVal(names)})
+			vars := map[string]cty.Value{"datasets": cty.SetVal(names)}
+			if len(tc.floors) > 0 {
+				settings := map[string]cty.Value{}
+				for job, floor := range tc.floors {
+					settings[job] = cty.ObjectVal(map[string]cty.Value{"min_records": cty.NumberIntVal(floor)})
+				}
+				vars["dataset_settings"] = cty.MapVal(settings)
+			}
+			ev := newTFLocals(t, tf, vars)
 			ev.done["bucket_name"] = cty.StringVal("my-bucket") // a resource's attribute
 			jobs := ev.local("job_env").AsValueMap()
 			if len(jobs) != len(tc.datasets) {
@@ -799,15 +810,28 @@ func TestTerraformJobEnvIsAccepted(t *testing.T) {
 							t.Errorf("%s: %s=%q: each of the group's lists has its own", name, k, v)
 						}
 					}
-					floor, _ := strconv.ParseInt(env["SPOC_MIN_RECORDS"], 10, 64)
-					for _, ds := range lists {
-						if floor > ds.Floor {
-							t.Errorf("%s: SPOC_MIN_RECORDS=%d refuses %s at its own floor %d", name, floor, ds.Name, ds.Floor)
-						}
+				} else {
+					lists = []*spoc.Dataset{spoc.Datasets()[name]}
+				}
+				cfg, err := LoadConfig(context.Background(), env)
+				if err != nil {
+					t.Errorf("%s: the job refuses its env (exit 2): %v", name, err)
+					continue
+				}
+				if len(cfg.lists) != len(lists) {
+					t.Fatalf("%s: %d lists, want %d", name, len(cfg.lists), len(lists))
+				}
+				for i, l := range cfg.lists {
+					want, one := tc.floors[name]
+					if !one {
+						want = lists[i].Floor
+					}
+					if l.Dataset != lists[i] || l.MinRecords != want {
+						t.Errorf("%s: SPOC_MIN_RECORDS=%s gives %s the floor %d, want %d", name, env["SPOC_MIN_RECORDS"], l.Dataset.Name, l.MinRecords, want)
 					}
 				}
-				if _, err := LoadConfig(context.Background(), env); err != nil {
-					t.Errorf("%s: the job refuses its env (exit 2): %v", name, err)
+				if _, one := tc.floors[name]; one && env["SPOC_MIN_RECORDS"] != strconv.FormatInt(tc.floors[name], 10) {
+					t.Errorf("%s: SPOC_MIN_RECORDS=%s, want one number, %d, for every list", name, env["SPOC_MIN_RECORDS"], tc.floors[name])
 				}
 			}
 		})

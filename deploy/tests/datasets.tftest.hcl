@@ -185,9 +185,9 @@ run "references_beside_spoc" {
       local.job_env["references"]["SPOC_DATASET"] == "references" &&
       !contains(keys(local.job_env["references"]), "SPOC_URL") &&
       !contains(keys(local.job_env["references"]), "SPOC_PREFIX") &&
-      local.job_env["references"]["SPOC_MIN_RECORDS"] == "9"
+      local.job_env["references"]["SPOC_MIN_RECORDS"] == "states=13,zones=9"
     )
-    error_message = "The references job must select the group, leave each list its URL and prefix, and take the smallest floor of its lists: ${jsonencode(local.job_env["references"])}"
+    error_message = "The references job must select the group, leave each list its URL and prefix, and give each list its own floor: ${jsonencode(local.job_env["references"])}"
   }
   assert {
     condition = alltrue([for l in ["states", "zones"] : (
@@ -208,6 +208,20 @@ run "references_beside_spoc" {
   assert {
     condition     = google_storage_bucket_iam_member.runtime_objects["states"].condition[0].expression == "resource.name.startsWith(\"projects/_/buckets/my-project-mspo-spoc/objects/raw/mspo/api/references/states/\")" && contains(keys(google_storage_bucket_iam_member.runtime_objects), "zones")
     error_message = "The runtime account cannot write each reference list's prefix."
+  }
+}
+
+run "references_with_one_floor" {
+  command = plan
+
+  variables {
+    datasets         = ["spoc", "references"]
+    dataset_settings = { references = { min_records = 5 } }
+  }
+
+  assert {
+    condition     = local.job_env["references"]["SPOC_MIN_RECORDS"] == "5" && local.job_env["spoc"]["SPOC_MIN_RECORDS"] == "250000"
+    error_message = "dataset_settings.references.min_records must be one floor for every list of the references job, and leave spoc's alone: ${jsonencode(local.job_env["references"])}"
   }
 }
 
