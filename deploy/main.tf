@@ -28,8 +28,9 @@ locals {
   # A group of lists (today references: states and zones), as the
   # catalog's group fields give it. A group in var.datasets is one job and
   # one schedule whose run publishes each list as if it ran alone
-  # (SPOC_DATASET=references); each list keeps its own alerts, BigQuery
-  # tables, bucket binding and dashboard block.
+  # (SPOC_DATASET=references); each list keeps its own staleness alert,
+  # BigQuery tables, bucket binding and dashboard block (the job has one
+  # execution-failed alert).
   groups = {
     for g in distinct([for c in values(local.catalog) : c.group if try(c.group, "") != ""]) :
     g => sort([for name, c in local.catalog : name if try(c.group, "") == g])

@@ -1,6 +1,8 @@
 # Two alerts, which between them catch a job that fails loudly and one that
 # quietly stops publishing (the scheduler paused, the job deleted, runs that
-# hang until their timeout).
+# hang until their timeout). A failed execution is one job's, whichever of
+# its lists failed, so execution_failed is one per job; publishing is each
+# list's, so stale_snapshot is one per list and tells which one stopped.
 
 # The spoc dataset's alerts had these addresses before there were datasets.
 moved {
@@ -13,8 +15,11 @@ moved {
   to   = google_monitoring_alert_policy.stale_snapshot["spoc"]
 }
 
+# Keyed as local.jobs: a single list's job by its dataset's name, so
+# execution_failed["spoc"] keeps its address; a group's by the group's
+# (references), one alert for all its lists.
 resource "google_monitoring_alert_policy" "execution_failed" {
-  for_each = local.datasets
+  for_each = local.jobs
 
   display_name = "${each.value.job_name}: execution failed"
   combiner     = "OR"
@@ -22,7 +27,7 @@ resource "google_monitoring_alert_policy" "execution_failed" {
   conditions {
     display_name = "A ${each.value.job_name} execution ended failed"
     condition_threshold {
-      filter          = "resource.type = \"cloud_run_job\" AND resource.labels.job_name = \"${google_cloud_run_v2_job.dataset[each.value.job].name}\" AND metric.type = \"run.googleapis.com/job/completed_execution_count\" AND metric.labels.result = \"failed\""
+      filter          = "resource.type = \"cloud_run_job\" AND resource.labels.job_name = \"${google_cloud_run_v2_job.dataset[each.key].name}\" AND metric.type = \"run.googleapis.com/job/completed_execution_count\" AND metric.labels.result = \"failed\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -41,9 +46,10 @@ resource "google_monitoring_alert_policy" "execution_failed" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      The ${each.value.job_name} Cloud Run job failed: no snapshot was published by that execution (the job never publishes part of one).
+      The ${each.value.job_name} Cloud Run job, which publishes ${join(", ", each.value.lists)}, failed: ${length(each.value.lists) > 1 ? "at least one of its lists was not published by that execution (each list is published as if it ran alone, never in part: the others may have been; the run's last log line, \"run finished\", names the failed ones)" : "no snapshot was published by that execution (the job never publishes part of one)"}.
       Its logs say why: `gcloud logging read 'resource.type="cloud_run_job" AND resource.labels.job_name="${each.value.job_name}" AND severity>=ERROR' --limit 20`.
       Exit status 2 is a configuration error, 1 a failed run (upstream down, bad body, publish guard).
+      Each list's "no snapshot" alert tells which list stopped being published.
     EOT
   }
 
@@ -79,11 +85,13 @@ resource "time_static" "deployed" {}
 resource "google_monitoring_alert_policy" "stale_snapshot" {
   for_each = local.datasets
 
-  display_name = "${each.value.job_name}: no snapshot for ${var.staleness_hours} h"
+  # Named for its list too when the job publishes several, so that the
+  # alerts of a group's lists are told apart.
+  display_name = "${each.value.job_name}: no ${each.key == each.value.job ? "" : "${each.key} "}snapshot for ${var.staleness_hours} h"
   combiner     = "OR"
 
   conditions {
-    display_name = "No successful ${each.value.job_name} run for ${var.staleness_hours} hours"
+    display_name = "No successful ${each.value.job_name} run${each.key == each.value.job ? "" : " of ${each.key}"} for ${var.staleness_hours} hours"
     condition_prometheus_query_language {
       query               = "absent_over_time(workload_googleapis_com:${each.value.last_success}{monitored_resource=\"generic_task\",job=\"${google_cloud_run_v2_job.dataset[each.value.job].name}\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed.unix + var.staleness_hours * 3600})"
       duration            = "0s"
@@ -97,7 +105,7 @@ resource "google_monitoring_alert_policy" "stale_snapshot" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      No ${each.value.job_name} run has published a snapshot for ${var.staleness_hours} hours.
+      No ${each.value.job_name} run has published a snapshot of ${each.key} for ${var.staleness_hours} hours.
       Check that the scheduler job ${each.value.job_name}-daily is enabled and that recent executions ran: `gcloud run jobs executions list --job ${each.value.job_name} --region ${var.region}`.
     EOT
   }

@@ -12,12 +12,14 @@ variable "region" {
 variable "datasets" {
   description = <<-EOT
     The public MSPO lists to publish, each with its own Cloud Run job,
-    schedule, pair of alerts and (with bigquery_dataset) BigQuery tables:
+    schedule, pair of alerts (execution failed, no snapshot) and (with
+    bigquery_dataset) BigQuery tables:
     "spoc" (certified independent smallholders), "osh" (organised
     smallholders) and "gm" (smallholders certified through a group
     manager); deploy/datasets.json lists the ones the job knows. A group,
     "references", is one job and one schedule that publishes each of its
-    lists (states, zones), with per-list alerts and tables.
+    lists (states, zones), with one execution-failed alert for the job and
+    per-list staleness alerts and tables.
   EOT
   type        = set(string)
   default     = ["spoc"]

@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/sethvargo/go-envconfig"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
@@ -403,6 +404,96 @@ func TestTerraformStalenessAlert(t *testing.T) {
 	}
 	if tf.resources("time_static")["deployed"] == nil {
 		t.Error("no time_static.deployed")
+	}
+}
+
+// A failed execution is one job's, whichever of its lists failed: a
+// references deployment has exactly one "execution failed" policy for its
+// one job, whose documentation names the lists it publishes and points
+// at their staleness alerts, one per list, which tell which one stopped.
+// A single list's job is keyed by its dataset's name, so each dataset's
+// policy keeps the address it had (execution_failed["spoc"], ["osh"]...).
+func TestTerraformOneFailureAlertPerJob(t *testing.T) {
+	tf := parseTerraform(t)
+	policies := tf.resources("google_monitoring_alert_policy")
+	failed, stale := policies["execution_failed"], policies["stale_snapshot"]
+	if failed == nil || stale == nil {
+		t.Fatal("no google_monitoring_alert_policy.execution_failed or .stale_snapshot")
+	}
+	if got := source(failed, "for_each"); got != "local.jobs" {
+		t.Errorf("execution_failed for_each = %s, want local.jobs: one per job", got)
+	}
+	if got := source(stale, "for_each"); got != "local.datasets" {
+		t.Errorf("stale_snapshot for_each = %s, want local.datasets: one per list", got)
+	}
+	filter := source(path(t, failed, "conditions", "condition_threshold"), "filter")
+	if !strings.Contains(filter, "google_cloud_run_v2_job.dataset[each.key].name") {
+		t.Errorf("execution_failed's filter %s does not select its own job, google_cloud_run_v2_job.dataset[each.key]", filter)
+	}
+	content := path(t, failed, "documentation").Body.Attributes["content"]
+	staleName := stale.Body.Attributes["display_name"]
+	if content == nil || staleName == nil {
+		t.Fatal("execution_failed has no documentation content, or stale_snapshot no display_name")
+	}
+	for _, tc := range []struct {
+		name           string
+		datasets       []string
+		failed, staled []string // the policies' keys
+	}{
+		{"references beside spoc", []string{"spoc", "references"}, []string{"references", "spoc"}, []string{"spoc", "states", "zones"}},
+		{"every dataset alone", slices.Sorted(maps.Keys(spoc.Datasets())), slices.Sorted(maps.Keys(spoc.Datasets())), slices.Sorted(maps.Keys(spoc.Datasets()))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var names []cty.Value
+			for _, n := range tc.datasets {
+				names = append(names, cty.StringVal(n))
+			}
+			ev := newTFLocals(t, tf, map[string]cty.Value{"datasets": cty.SetVal(names)})
+			jobs, datasets := ev.local("jobs").AsValueMap(), ev.local("datasets").AsValueMap()
+			if got := slices.Sorted(maps.Keys(jobs)); !slices.Equal(got, tc.failed) {
+				t.Errorf("execution_failed policies %v, want %v", got, tc.failed)
+			}
+			if got := slices.Sorted(maps.Keys(datasets)); !slices.Equal(got, tc.staled) {
+				t.Errorf("stale_snapshot policies %v, want %v", got, tc.staled)
+			}
+			// Each policy's text as a plan renders it.
+			render := func(e hcl.Expression, key string, value cty.Value) string {
+				t.Helper()
+				ctx := &hcl.EvalContext{Functions: terraformFunctions(), Variables: map[string]cty.Value{
+					"each": cty.ObjectVal(map[string]cty.Value{"key": cty.StringVal(key), "value": value}),
+					"var":  cty.ObjectVal(map[string]cty.Value{"staleness_hours": ev.variable("staleness_hours"), "region": ev.variable("region")}),
+				}}
+				v, diags := e.Value(ctx)
+				if diags.HasErrors() {
+					t.Fatalf("%s: %s", key, diags.Error())
+				}
+				return v.AsString()
+			}
+			for key, job := range jobs {
+				var lists []string
+				for _, l := range job.GetAttr("lists").AsValueSlice() {
+					lists = append(lists, l.AsString())
+				}
+				doc := render(content.Expr, key, job)
+				if !strings.Contains(doc, "publishes "+strings.Join(lists, ", ")+",") || !strings.Contains(doc, `"no snapshot" alert tells which list stopped`) {
+					t.Errorf("%s: the documentation does not name the lists %v and their staleness alerts:\n%s", key, lists, doc)
+				}
+			}
+			// The staleness alerts of one job's lists are told apart by
+			// their names; a single list's keeps the one it had.
+			seen := map[string]string{}
+			for key, ds := range datasets {
+				name := render(staleName.Expr, key, ds)
+				if other, dup := seen[name]; dup {
+					t.Errorf("stale_snapshot[%q] and [%q] are both named %q", key, other, name)
+				}
+				seen[name] = key
+				hours, _ := convert.Convert(ev.variable("staleness_hours"), cty.String)
+				if want := ds.GetAttr("job_name").AsString() + ": no snapshot for " + hours.AsString() + " h"; ds.GetAttr("job").AsString() == key && name != want {
+					t.Errorf("stale_snapshot[%q] is named %q, want %q as before there were groups", key, name, want)
+				}
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
-# terraform test: one job, schedule, pair of alerts and set of BigQuery
-# tables per enabled dataset, each with its own names, prefix, floor and
-# metric; and the dataset settings the deployment refuses.
+# terraform test: one job, schedule and failure alert per enabled dataset
+# or group, one staleness alert and set of BigQuery tables per list, each
+# with its own names, prefix, floor and metric; and the dataset settings
+# the deployment refuses.
 
 mock_provider "google" {
   source = "./tests/mocks/google"
@@ -192,9 +193,18 @@ run "references_beside_spoc" {
   assert {
     condition = alltrue([for l in ["states", "zones"] : (
       strcontains(google_monitoring_alert_policy.stale_snapshot[l].conditions[0].condition_prometheus_query_language[0].query, "workload_googleapis_com:${l}_last_success{monitored_resource=\"generic_task\",job=\"mspo-spoc-references\"}") &&
-      strcontains(google_monitoring_alert_policy.execution_failed[l].conditions[0].condition_threshold[0].filter, "resource.labels.job_name = \"mspo-spoc-references\"")
-    )]) && keys(google_monitoring_alert_policy.stale_snapshot) == ["spoc", "states", "zones"]
-    error_message = "Each reference list does not get its own alerts on the references job."
+      google_monitoring_alert_policy.stale_snapshot[l].display_name == "mspo-spoc-references: no ${l} snapshot for 36 h"
+    )]) && keys(google_monitoring_alert_policy.stale_snapshot) == ["spoc", "states", "zones"] && google_monitoring_alert_policy.stale_snapshot["spoc"].display_name == "mspo-spoc: no snapshot for 36 h"
+    error_message = "Each reference list does not get its own staleness alert, named for it, on the references job."
+  }
+  assert {
+    condition = (
+      keys(google_monitoring_alert_policy.execution_failed) == ["references", "spoc"] &&
+      strcontains(google_monitoring_alert_policy.execution_failed["references"].conditions[0].condition_threshold[0].filter, "resource.labels.job_name = \"mspo-spoc-references\"") &&
+      strcontains(google_monitoring_alert_policy.execution_failed["references"].documentation[0].content, "publishes states, zones,") &&
+      strcontains(google_monitoring_alert_policy.execution_failed["spoc"].conditions[0].condition_threshold[0].filter, "resource.labels.job_name = \"mspo-spoc\"")
+    )
+    error_message = "The references job does not get exactly one execution_failed alert, naming its lists, beside spoc's."
   }
   assert {
     condition = (
