@@ -1,9 +1,11 @@
 package snapshot_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
 // contractDataset is a dataset with its generated bodies, for the tests
@@ -140,21 +143,109 @@ func TestRenamedFieldIsRefused(t *testing.T) {
 	}
 }
 
-// The first run has nothing to compare with: a renamed field publishes
-// (and is reported).
-func TestRenamedFieldOnTheFirstRunPublishes(t *testing.T) {
+// On a first day there is nothing to compare with, so the guard refuses
+// a declared field that no record holds: the body of another list served
+// at the URL (GM's at SPOC's), or a field renamed upstream before the
+// list was ever published. The day publishes nothing, keeps its body
+// under rejected/ and names the column and the field likely in its
+// place; Force publishes it, and says so. A field there with nulls in
+// every record, and every list's generated body, publish.
+func TestFirstDayWithoutADeclaredField(t *testing.T) {
+	type firstDay struct {
+		name string
+		ds   *spoc.Dataset
+		body []byte
+		// refused are the columns refused, each with the field likely
+		// in its place; none: the day publishes.
+		refused map[string]string
+	}
+	var tests []firstDay
 	for _, cd := range contractDatasets() {
-		t.Run(cd.ds.Name, func(t *testing.T) {
-			store, _ := sink.NewLocal(t.TempDir())
-			opts := contractDay(t, cd, store, nil, renamed(cd.body(t, 300, 1), "cert_status", "certStatus"))
+		tests = append(tests,
+			firstDay{name: cd.ds.Name + " generated", ds: cd.ds, body: cd.body(t, 300, 1)},
+			firstDay{name: cd.ds.Name + " cert_status renamed", ds: cd.ds, body: renamed(cd.body(t, 300, 1), "cert_status", "certStatus"),
+				refused: map[string]string{"cert_status": "certStatus"}},
+			firstDay{name: cd.ds.Name + " cert_status null in every record", ds: cd.ds, body: withNulls(t, cd.body(t, 300, 1), "cert_status", 1)},
+		)
+	}
+	refs, _ := spoc.InGroup(spoc.References)
+	for _, ds := range refs {
+		var b bytes.Buffer
+		if _, err := spoctest.Generate(&b, spoctest.GenOptions{Dataset: ds, Records: 100}); err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, firstDay{name: ds.Name + " generated", ds: ds, body: b.Bytes()})
+	}
+	tests = append(tests,
+		firstDay{name: "gm body at spoc", ds: spoc.SPOC, body: generatedGMBody(t, 300, 1), refused: map[string]string{"spoc_code": "gm_code"}},
+		firstDay{name: "spoc body at gm", ds: spoc.GM, body: generated(t, 300, 1), refused: map[string]string{"gm_code": "spoc_code"}},
+	)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			store, _ := sink.NewLocal(out)
+			opts := contractDay(t, contractDataset{ds: tt.ds}, store, nil, tt.body)
+			dir := filepath.Join(out, tt.ds.Prefix, opts.Day.Format(snapshot.DateLayout))
+			names := snapshot.NamesOf(tt.ds)
 			m, err := snapshot.Run(context.Background(), opts)
-			if err != nil {
-				t.Fatalf("first run: %v", err)
+			if tt.refused == nil {
+				if err != nil || m.Forced {
+					t.Fatalf("first day: %v (forced %v), want it published", err, m != nil && m.Forced)
+				}
+				return
 			}
-			if m.Forced || len(m.Stats.UndeclaredFields) != 1 || m.Stats.UndeclaredFields[0].Name != "certStatus" || !slices.Contains(m.Stats.MissingFields, "cert_status") {
-				t.Errorf("first run: forced %v, undeclared %+v, missing %v", m.Forced, m.Stats.UndeclaredFields, m.Stats.MissingFields)
+			var collapsed *snapshot.CollapsedError
+			if !errors.Is(err, snapshot.ErrColumnCollapsed) || !errors.As(err, &collapsed) {
+				t.Fatalf("first day: %v, want ErrColumnCollapsed", err)
+			}
+			got := map[string]string{}
+			for _, c := range collapsed.Columns {
+				got[c.Column] = c.LikelyRename
+				if want := tt.refused[c.Column]; !strings.Contains(err.Error(), fmt.Sprintf("likely renamed %q -> %q", c.Field, want)) {
+					t.Errorf("the error does not name %s and %s: %v", c.Field, want, err)
+				}
+			}
+			if !maps.Equal(got, tt.refused) {
+				t.Errorf("refused %v, want %v", got, tt.refused)
+			}
+			if !strings.Contains(err.Error(), "rejected/"+names.Archive) {
+				t.Errorf("the error does not say where the body is: %v", err)
+			}
+			if got, want := files(t, dir), []string{"rejected/" + names.Archive}; !slices.Equal(got, want) {
+				t.Errorf("the day holds %v, want only the rejected body %v", got, want)
+			}
+
+			opts.Guards.Force = true
+			m, err = snapshot.Run(context.Background(), opts)
+			if err != nil {
+				t.Fatalf("forced: %v", err)
+			}
+			if !m.Forced || m.Previous != nil {
+				t.Errorf("forced manifest: forced %v, previous %+v", m.Forced, m.Previous)
+			}
+			for col := range tt.refused {
+				field := tt.ds.Columns[slices.IndexFunc(tt.ds.Columns, func(c spoc.Column) bool { return c.Name == col })].JSON
+				if !slices.Contains(m.Stats.MissingFields, field) {
+					t.Errorf("forced manifest: missing fields %v, want %s among them", m.Stats.MissingFields, field)
+				}
 			}
 		})
+	}
+}
+
+// With the guard turned off (CollapseBelowPercent 0), a first day
+// publishes a body that lacks a declared field, and reports the field
+// missing.
+func TestFirstDayWithoutADeclaredFieldGuardOff(t *testing.T) {
+	store, _ := sink.NewLocal(t.TempDir())
+	opts := contractDay(t, contractDataset{ds: spoc.SPOC}, store, nil, generatedGMBody(t, 300, 1))
+	opts.Guards.CollapseBelowPercent = 0
+	m, err := snapshot.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	if m.Forced || !slices.Equal(m.Stats.MissingFields, []string{"spoc_code"}) || m.Stats.UndeclaredFields[0].Name != "gm_code" {
+		t.Errorf("first run: forced %v, undeclared %+v, missing %v", m.Forced, m.Stats.UndeclaredFields, m.Stats.MissingFields)
 	}
 }
 

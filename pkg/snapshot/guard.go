@@ -18,8 +18,10 @@ var (
 	ErrRecordsFell = errors.New("record count fell against the previous snapshot")
 	// ErrColumnCollapsed is a publish guard: a column that was nearly
 	// always filled in the previous snapshot is nearly always null in
-	// this one, which is how a renamed upstream field shows. The error
-	// is a *CollapsedError. Options.Guards.Force overrides it.
+	// this one, which is how a renamed upstream field shows; or, with no
+	// previous snapshot, a declared field is in no record at all, which
+	// is how another list's body at the URL shows. The error is a
+	// *CollapsedError. Options.Guards.Force overrides it.
 	ErrColumnCollapsed = errors.New("a column collapsed to nulls against the previous snapshot")
 	// ErrUnchanged means the day's snapshot was already published from
 	// the same body bytes (Options.Guards.SkipIfUnchanged): nothing was written.
@@ -62,9 +64,12 @@ func checkHistory(g Guards, records int64, sum string, sameDay, previous *Manife
 }
 
 // CollapsedError names the columns that collapsed to nulls, with the
-// undeclared field that most likely took each one's place.
+// undeclared field that most likely took each one's place. On a first
+// day (Previous ""), with nothing to compare with, they are the declared
+// columns whose field no record of the body holds.
 type CollapsedError struct {
-	Previous string // the snapshot compared with (YYYYMMDD)
+	Previous string // the snapshot compared with (YYYYMMDD); "" on a first day
+	Records  int64  // the records the body holds (read)
 	Columns  []CollapsedColumn
 	// WasPercent and BelowPercent are the guard's thresholds.
 	WasPercent, BelowPercent float64
@@ -75,28 +80,42 @@ type CollapsedColumn struct {
 	Column string // the tidy column
 	Field  string // its JSON field
 	// Was and Now are the column's shares of rows with a value, in
-	// percent, in the previous snapshot and in this body.
+	// percent, in the previous snapshot and in this body (both 0 on a
+	// first day).
 	Was, Now float64
 	// LikelyRename is the undeclared field met about as many times as the
-	// column had values before (within a tenth), "" when none was; Count
-	// is how many times it was met.
+	// column had values before (within a tenth), or on a first day about
+	// as many times as the body has records; "" when none was. Count is
+	// how many times it was met.
 	LikelyRename string
 	Count        int64
 }
 
 func (e *CollapsedError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%v: ", ErrColumnCollapsed)
+	if e.Previous == "" {
+		b.WriteString("a declared field is in no record, with no previous snapshot to compare with: ")
+	} else {
+		fmt.Fprintf(&b, "%v: ", ErrColumnCollapsed)
+	}
 	for i, c := range e.Columns {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s (field %q) had a value in %.1f%% of the rows of %s and has in %.1f%% now", c.Column, c.Field, c.Was, e.Previous, c.Now)
+		if e.Previous == "" {
+			fmt.Fprintf(&b, "%s (field %q) is in none of the %d records", c.Column, c.Field, e.Records)
+		} else {
+			fmt.Fprintf(&b, "%s (field %q) had a value in %.1f%% of the rows of %s and has in %.1f%% now", c.Column, c.Field, c.Was, e.Previous, c.Now)
+		}
 		if c.LikelyRename != "" {
 			fmt.Fprintf(&b, ", and the undeclared field %q appeared %d times: likely renamed %q -> %q", c.LikelyRename, c.Count, c.Field, c.LikelyRename)
 		}
 	}
-	fmt.Fprintf(&b, " (the guard refuses a column that falls from at least %g%% to below %g%%; Options.Guards.Force publishes anyway)", e.WasPercent, e.BelowPercent)
+	if e.Previous == "" {
+		b.WriteString(" (on a first day the guard refuses a declared field that no record holds, null or not: another list's body at the URL, or a renamed field; Options.Guards.Force publishes anyway)")
+	} else {
+		fmt.Fprintf(&b, " (the guard refuses a column that falls from at least %g%% to below %g%%; Options.Guards.Force publishes anyway)", e.WasPercent, e.BelowPercent)
+	}
 	return b.String()
 }
 
@@ -104,14 +123,33 @@ func (e *CollapsedError) Unwrap() error { return ErrColumnCollapsed }
 
 // checkColumns refuses a body in which a column that had a value in at
 // least g.CollapseWasPercent of the previous snapshot's rows has one in
-// fewer than g.CollapseBelowPercent (0 turns the guard off; so does a
-// first run, with nothing to compare). forced reports a collapse that
-// g.Force let through. The columns are ds's.
+// fewer than g.CollapseBelowPercent (0 turns the guard off). With no
+// previous snapshot to compare with, it refuses instead a declared column
+// whose field no record holds at all (absentColumns). forced reports a
+// refusal that g.Force let through. The columns are ds's.
 func checkColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Manifest) (forced bool, err error) {
-	if g.CollapseBelowPercent <= 0 || previous == nil || previous.Stats.RecordsWritten == 0 || stats.RecordsWritten == 0 {
+	if g.CollapseBelowPercent <= 0 || stats.RecordsWritten == 0 {
 		return false, nil
 	}
-	collapsed := &CollapsedError{Previous: previous.Snapshot, WasPercent: g.CollapseWasPercent, BelowPercent: g.CollapseBelowPercent}
+	var collapsed *CollapsedError
+	if previous == nil || previous.Stats.RecordsWritten == 0 {
+		collapsed = absentColumns(ds, stats)
+	} else {
+		collapsed = collapsedColumns(g, ds, stats, previous)
+	}
+	collapsed.Records, collapsed.WasPercent, collapsed.BelowPercent = stats.RecordsRead, g.CollapseWasPercent, g.CollapseBelowPercent
+	switch {
+	case len(collapsed.Columns) == 0:
+		return false, nil
+	case g.Force:
+		return true, nil
+	}
+	return false, collapsed
+}
+
+// collapsedColumns are the columns that fell against previous.
+func collapsedColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Manifest) *CollapsedError {
+	collapsed := &CollapsedError{Previous: previous.Snapshot}
 	for _, col := range ds.Columns {
 		before, ok := previous.Stats.Columns[col.Name]
 		if !ok {
@@ -125,19 +163,65 @@ func checkColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Manife
 		c := CollapsedColumn{Column: col.Name, Field: col.JSON, Was: was, Now: now}
 		// The former number of values, scaled to today's body.
 		former := float64(previous.Stats.RecordsWritten-before.Nulls) * float64(stats.RecordsRead) / float64(max(previous.Stats.RecordsRead, 1))
-		best := math.Inf(1)
-		for _, f := range stats.UndeclaredFields {
-			if off := math.Abs(float64(f.Count)-former) / former; off <= 0.1 && off < best && f.Name != spoc.OtherField {
-				best, c.LikelyRename, c.Count = off, f.Name, f.Count
-			}
-		}
+		c.LikelyRename, c.Count = likelyRename(stats.UndeclaredFields, col.JSON, former)
 		collapsed.Columns = append(collapsed.Columns, c)
 	}
-	switch {
-	case len(collapsed.Columns) == 0:
-		return false, nil
-	case g.Force:
-		return true, nil
+	return collapsed
+}
+
+// absentColumns are, on a first day, the declared columns whose field no
+// record holds (spoc.ColumnStats.Present is zero; a field present with a
+// null counts as held). A real list sends each of its fields in every
+// record, null when it has no value, so a field in none is another list's
+// body at the URL, or an upstream rename that the collapse guard would
+// have caught against a previous day. The key column is not among them:
+// a body with rows has the key in each.
+func absentColumns(ds *spoc.Dataset, stats spoc.Stats) *CollapsedError {
+	absent := &CollapsedError{}
+	for _, col := range ds.Columns {
+		if col.JSON == "" || stats.Columns[col.Name].Present > 0 {
+			continue
+		}
+		c := CollapsedColumn{Column: col.Name, Field: col.JSON}
+		// The field would have been in every record.
+		c.LikelyRename, c.Count = likelyRename(stats.UndeclaredFields, col.JSON, float64(stats.RecordsRead))
+		absent.Columns = append(absent.Columns, c)
 	}
-	return false, collapsed
+	return absent
+}
+
+// likelyRename is the undeclared field met nearest to want times, within
+// a tenth of it, and how many times; "" when none was. Of fields met as
+// often, the one whose name shares more of its start or end with field's
+// is taken: a whole body of another list holds several fields as often
+// as it has records (SPOC's at GM's URL: spoc_code and geolocation, for
+// gm_code).
+func likelyRename(undeclared []spoc.FieldSeen, field string, want float64) (name string, count int64) {
+	if want <= 0 {
+		return "", 0
+	}
+	best, shared := math.Inf(1), -1
+	for _, f := range undeclared {
+		off := math.Abs(float64(f.Count)-want) / want
+		if off > 0.1 || off > best || f.Name == spoc.OtherField {
+			continue
+		}
+		if s := sharedEnds(f.Name, field); off < best || s > shared {
+			best, shared, name, count = off, s, f.Name, f.Count
+		}
+	}
+	return name, count
+}
+
+// sharedEnds is the length of the longer of a's and b's common prefix and
+// common suffix.
+func sharedEnds(a, b string) int {
+	prefix, suffix := 0, 0
+	for prefix < min(len(a), len(b)) && a[prefix] == b[prefix] {
+		prefix++
+	}
+	for suffix < min(len(a), len(b)) && a[len(a)-1-suffix] == b[len(b)-1-suffix] {
+		suffix++
+	}
+	return max(prefix, suffix)
 }

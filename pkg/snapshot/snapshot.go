@@ -239,8 +239,10 @@ type Guards struct {
 	// CollapseWasPercent and CollapseBelowPercent refuse a body in which
 	// a column that had a value in at least CollapseWasPercent of the
 	// previous snapshot's rows has one in fewer than CollapseBelowPercent
-	// (ErrColumnCollapsed, a *CollapsedError); Force publishes anyway. A
-	// zero CollapseBelowPercent turns the guard off.
+	// (ErrColumnCollapsed, a *CollapsedError); Force publishes anyway.
+	// With no previous snapshot to compare with, the guard refuses
+	// instead a body in which no record holds a declared field at all,
+	// null or not. A zero CollapseBelowPercent turns the guard off.
 	CollapseWasPercent, CollapseBelowPercent float64
 	// Force publishes a body that a publish guard (ErrRecordsFell,
 	// ErrColumnCollapsed) refuses, and the manifest says "forced".
