@@ -125,3 +125,30 @@ func TestGenerateReferenceLists(t *testing.T) {
 		t.Error("DropEvery for a reference list: no error")
 	}
 }
+
+// Every list's generated body sends every field its dataset declares in
+// every record, null when it has no value, as the real lists do: a
+// first day refuses a body in which no record holds a declared field,
+// and a body the tests generate must not look like one.
+func TestGenerateSendsEveryDeclaredFieldInEveryRecord(t *testing.T) {
+	for name, ds := range spoc.Datasets() {
+		for _, n := range []int{1, 200} {
+			var body bytes.Buffer
+			if _, err := spoctest.Generate(&body, spoctest.GenOptions{Dataset: ds, Records: n, Seed: 3}); err != nil {
+				t.Fatal(err)
+			}
+			dec := spoc.NewDecoder(&body, spoc.WithDataset(ds))
+			for dec.Next() {
+			}
+			if err := dec.Err(); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			st := dec.Stats()
+			for _, c := range ds.Columns {
+				if got := st.Columns[c.Name].Present; got != st.RecordsRead || got == 0 {
+					t.Errorf("%s, %d records: %s is in %d of %d records", name, n, c.JSON, got, st.RecordsRead)
+				}
+			}
+		}
+	}
+}
