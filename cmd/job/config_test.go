@@ -283,7 +283,8 @@ func TestFixNamesTheSetting(t *testing.T) {
 		want string
 	}{
 		{fmt.Errorf("attempt 1: %w", snapshot.ErrRecordsFell), "SPOC_FORCE=true"},
-		{fmt.Errorf("attempt 1: %w", &snapshot.CollapsedError{}), "SPOC_COLLAPSE_BELOW_PERCENT"},
+		{fmt.Errorf("attempt 1: %w", &snapshot.CollapsedError{Previous: "20261201"}), "SPOC_COLLAPSE_BELOW_PERCENT"},
+		{fmt.Errorf("attempt 1: %w", &snapshot.CollapsedError{}), "SPOC_URL"},
 		{snapshot.ErrTooFewRecords, "SPOC_MIN_RECORDS"},
 		{snapshot.ErrTooManyDropped, "SPOC_MAX_DROPPED_PERCENT"},
 		{fmt.Errorf("decode: %w", spoc.ErrBodyTooLarge), "SPOC_MAX_BODY_BYTES"},

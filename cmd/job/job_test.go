@@ -560,6 +560,46 @@ func TestJobRefusesARenamedField(t *testing.T) {
 	}
 }
 
+// On a first day, with the job's defaults, a GM body served at SPOC's
+// URL fails (exit 1), naming spoc_code and gm_code, keeping its body
+// under rejected/ and publishing nothing in the day; SPOC_FORCE=true
+// then publishes it, and the manifest says it was forced.
+func TestJobRefusesAnotherListOnTheFirstDay(t *testing.T) {
+	var body bytes.Buffer
+	if _, err := spoctest.Generate(&body, spoctest.GenOptions{Dataset: spoc.GM, Records: 800, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	up := spoctest.NewServer(spoctest.WithBody(body.Bytes()))
+	defer up.Close()
+	out := t.TempDir()
+	env := map[string]string{"SPOC_DATASET": "spoc", "SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_DATE": "20261201"}
+	code, logs := runJob(t, context.Background(), env)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
+	}
+	for _, want := range []string{`spoc_code (field \"spoc_code\") is in none of the 800 records`, `likely renamed \"spoc_code\" -> \"gm_code\"`, "SPOC_FORCE=true", "SPOC_COLLAPSE_BELOW_PERCENT"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the logs do not say %s:\n%s", want, logs)
+		}
+	}
+	dir := filepath.Join(out, spoc.SPOC.Prefix, "20261201")
+	names := snapshot.NamesOf(spoc.SPOC)
+	if got := files(t, dir); !slices.Equal(got, []string{"rejected/" + names.Archive}) {
+		t.Errorf("the refused day holds %v, want only its rejected body", got)
+	}
+	env["SPOC_FORCE"] = "true"
+	if code, logs := runJob(t, context.Background(), env); code != exitOK {
+		t.Fatalf("forced: exit %d\n%s", code, logs)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, names.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := readManifest(t, data); !m.Forced || !slices.Equal(m.Stats.MissingFields, []string{"spoc_code"}) {
+		t.Errorf("forced manifest: forced %v, missing fields %v", m.Forced, m.Stats.MissingFields)
+	}
+}
+
 // An output bucket that cannot be connected to (here a closed port on
 // loopback) fails the run with a line that says GCS could not be reached,
 // for how long the run tried, and what to check; and no progress is

@@ -473,7 +473,10 @@ var settingNames = strings.NewReplacer(
 // when none does: the library packages say what happened, the job which
 // of its settings answers it.
 func fixFor(err error) string {
+	var collapsed *snapshot.CollapsedError
 	switch {
+	case errors.As(err, &collapsed) && collapsed.Previous == "":
+		return "if the URL (SPOC_URL, SPOC_API_BASE) serves another list than the dataset's, point it at the dataset's list; if the upstream renamed the field, declare the new name in the dataset and replay the kept body (README, Schema contract); SPOC_FORCE=true publishes it as it is (for one run); SPOC_COLLAPSE_BELOW_PERCENT=0 turns the guard off"
 	case errors.Is(err, snapshot.ErrRecordsFell):
 		return "if the fall is real, SPOC_FORCE=true publishes it (for one run); SPOC_MAX_DROP_PERCENT sets the limit"
 	case errors.Is(err, snapshot.ErrColumnCollapsed):
