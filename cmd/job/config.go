@@ -653,9 +653,12 @@ type namedFloor struct {
 func (f *RecordFloors) EnvDecode(val string) error {
 	*f = RecordFloors{others: 1}
 	if !strings.ContainsAny(val, ",=") {
-		// One number, read as every other whole-number setting is.
-		n, err := strconv.ParseInt(val, 10, 64)
-		if !plainInteger.MatchString(val) || err != nil {
+		// One number, the spaces around it ignored as they are around
+		// each part's: " 5" must not be refused where "states= 5" is
+		// read.
+		num := strings.TrimSpace(val)
+		n, err := strconv.ParseInt(num, 10, 64)
+		if !plainInteger.MatchString(num) || err != nil {
 			return fmt.Errorf("%q is not a whole number in decimal within 64 bits", val)
 		}
 		if n < 0 {
