@@ -230,7 +230,7 @@ func (c *Config) selectLists(env envconfig.Lookuper) error {
 // commas (spaces around them are ignored), each dataset once. A group
 // with no dataset in it yet, an empty or unknown name, or a dataset
 // named twice (by its name or through a group) is a *ConfigError; an
-// unknown name is told the closest known one.
+// unknown name is told the known one it likely meant, if one is close.
 func parseLists(value string) ([]*spoc.Dataset, error) {
 	bad := func(format string, args ...any) error {
 		return &ConfigError{Var: "SPOC_DATASET", Err: fmt.Errorf(format, args...)}
@@ -248,8 +248,8 @@ func parseLists(value string) ([]*spoc.Dataset, error) {
 			switch {
 			case !isGroup:
 				names := slices.Sorted(maps.Keys(known))
-				return nil, bad("%q is not a dataset; the known ones are %s, and the groups %s; did you mean %s?",
-					name, strings.Join(names, ", "), strings.Join(spoc.Groups(), ", "), closest(name, append(slices.Clone(names), spoc.Groups()...)))
+				return nil, bad("%q is not a dataset; the known ones are %s, and the groups %s%s",
+					name, strings.Join(names, ", "), strings.Join(spoc.Groups(), ", "), didYouMean(name, append(slices.Clone(names), spoc.Groups()...)))
 			case len(in) == 0:
 				return nil, bad("the group %s holds no dataset yet", name)
 			}
@@ -409,39 +409,55 @@ func unknownSetting(environ map[string]string) error {
 		if !strings.HasPrefix(name, "SPOC_") || slices.ContainsFunc(known, func(s setting) bool { return s.Var == name }) {
 			continue
 		}
-		return &ConfigError{Var: name, Err: fmt.Errorf("not a setting; did you mean %s? (-help lists them all)", closestSetting(name))}
+		return &ConfigError{Var: name, Err: fmt.Errorf("not a setting%s (-help lists them all)", didYouMean(name, settingVars()))}
 	}
 	return nil
 }
 
-// closestSetting is the setting whose name is the fewest edits away from
-// name.
-func closestSetting(name string) string {
+// settingVars are the names of every setting, in Config's order.
+func settingVars() []string {
 	var names []string
 	for _, s := range settings() {
 		names = append(names, s.Var)
 	}
-	return closest(name, names)
+	return names
+}
+
+// didYouMean is "; did you mean X?" for the one of names that name
+// likely meant, or "" when none is close enough (see closest).
+func didYouMean(name string, names []string) string {
+	if c := closest(name, names); c != "" {
+		return "; did you mean " + c + "?"
+	}
+	return ""
 }
 
 // closest is the one of names the fewest edits away from name, the
-// first of those as close. Case counts for nothing: SPOC is spoc
-// mistyped, and spoc_force SPOC_FORCE.
+// first of those as close, or "" when even that one is more edits away
+// than a third of its length (one at least): a name that far from every
+// known one is no slip of the keys, and naming the least unlike would
+// mislead (qqqqqqqq is not gm mistyped). Case counts for nothing: SPOC
+// is spoc mistyped, and spoc_force SPOC_FORCE.
 func closest(name string, names []string) string {
 	best, bestDist := "", -1
 	for _, n := range names {
-		if d := editDistance(strings.ToLower(name), strings.ToLower(n)); bestDist < 0 || d < bestDist {
+		d := editDistance(strings.ToLower(name), strings.ToLower(n))
+		if d <= max(1, len(n)/3) && (bestDist < 0 || d < bestDist) {
 			best, bestDist = n, d
 		}
 	}
 	return best
 }
 
-// editDistance is the Levenshtein distance of a and b: the fewest byte
-// insertions, deletions and substitutions that turn one into the other.
+// editDistance is the optimal string alignment distance of a and b: the
+// fewest byte insertions, deletions, substitutions and swaps of two
+// neighbours that turn one into the other. A swap counts as one edit, as
+// the slip it is (spco for spoc), so that closest's bound does not lose
+// it in a short name.
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
+	// Three rows of the distances of a's prefixes to b's: the one two
+	// back is for the swaps.
+	back, prev, cur := make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j
 	}
@@ -453,8 +469,11 @@ func editDistance(a, b string) int {
 				cost = 0
 			}
 			cur[j+1] = min(prev[j+1]+1, cur[j]+1, prev[j]+cost)
+			if i > 0 && j > 0 && a[i] == b[j-1] && a[i-1] == b[j] {
+				cur[j+1] = min(cur[j+1], back[j-1]+1)
+			}
 		}
-		prev, cur = cur, prev
+		back, prev, cur = prev, cur, back
 	}
 	return prev[len(b)]
 }
@@ -721,7 +740,7 @@ func (f RecordFloors) check(lists []*spoc.Dataset) error {
 		if _, known := spoc.Datasets()[nf.list]; known {
 			return fmt.Errorf("%s: %s is not one of this run's lists (%s): SPOC_DATASET does not select it", given, nf.list, run)
 		}
-		return fmt.Errorf("%s: %s is not one of this run's lists (%s); did you mean %s?", given, nf.list, run, closest(nf.list, names))
+		return fmt.Errorf("%s: %s is not one of this run's lists (%s)%s", given, nf.list, run, didYouMean(nf.list, names))
 	}
 	return nil
 }

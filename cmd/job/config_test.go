@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -437,10 +438,46 @@ func TestClosestSetting(t *testing.T) {
 		{"SPOC_URI", "SPOC_URL"},
 		{"SPOC_LOCKWAIT", "SPOC_LOCK_WAIT"},
 		{"SPOC_OUTPUTS", "SPOC_OUTPUT"},
+		{"SPOC_DEADLIEN", "SPOC_DEADLINE"},
+		{"SPOC_SOMETHING_ELSE", ""},
 	} {
-		if got := closestSetting(tc.in); got != tc.want {
-			t.Errorf("closestSetting(%s) = %s, want %s", tc.in, got, tc.want)
+		if got := closest(tc.in, settingVars()); got != tc.want {
+			t.Errorf("closest(%s, settings) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// A misspelt name, in SPOC_DATASET, in SPOC_MIN_RECORDS or as a SPOC_*
+// variable, is told the name it likely meant, a slip of a letter or two
+// (two swapped letters count as one); a name close to none is not told
+// one, which would only mislead.
+func TestSuggestionsOnlyWhenClose(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string // "": no suggestion
+	}{
+		{"dataset, two letters swapped", map[string]string{"SPOC_DATASET": "sopc"}, "did you mean spoc?"},
+		{"dataset, a letter missing", map[string]string{"SPOC_DATASET": "state"}, "did you mean states?"},
+		{"dataset, unrelated", map[string]string{"SPOC_DATASET": "qqqqqqqq"}, ""},
+		{"dataset, short and unrelated", map[string]string{"SPOC_DATASET": "xy"}, ""},
+		{"floor, two letters swapped", map[string]string{"SPOC_MIN_RECORDS": "spco=5"}, "did you mean spoc?"},
+		{"floor, unrelated", map[string]string{"SPOC_MIN_RECORDS": "qqqqqqqq=5"}, ""},
+		{"floor, unrelated, several lists", map[string]string{"SPOC_DATASET": "references", "SPOC_MIN_RECORDS": "qqqqqqqq=5"}, ""},
+		{"setting, two letters swapped", map[string]string{"SPOC_TIMEZOEN": "UTC"}, "did you mean SPOC_TIMEZONE?"},
+		{"setting, unrelated", map[string]string{"SPOC_QQQQQQQQ": "1"}, ""},
+		{"setting, another program's", map[string]string{"SPOC_BUCKET": "b"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(context.Background(), tc.env)
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v, want a ConfigError", err)
+			}
+			if tc.want == "" && strings.Contains(err.Error(), "did you mean") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to suggest %q", err, cmp.Or(tc.want, "nothing"))
+			}
+		})
 	}
 }
 
