@@ -738,7 +738,8 @@ func (f RecordFloors) check(lists []*spoc.Dataset) error {
 			return fmt.Errorf("%s names the group %s, not a list: give each of this run's lists (%s) its own floor, or one bare number to the lists not named", given, nf.list, run)
 		}
 		if _, known := spoc.Datasets()[nf.list]; known {
-			return fmt.Errorf("%s: %s is not one of this run's lists (%s): SPOC_DATASET does not select it", given, nf.list, run)
+			// The flag overrides SPOC_DATASET, which may not even be set.
+			return fmt.Errorf("%s: %s is not one of this run's lists (%s): the lists SPOC_DATASET or -dataset selects do not include it", given, nf.list, run)
 		}
 		return fmt.Errorf("%s: %s is not one of this run's lists (%s)%s", given, nf.list, run, didYouMean(nf.list, names))
 	}

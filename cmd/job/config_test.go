@@ -356,7 +356,7 @@ func TestMinRecordsPerList(t *testing.T) {
 		{"one, spaces after", refs, "5  ", map[string]int64{"states": 5, "zones": 5}, ""},
 		{"one, spaces inside", "spoc", "5 0", nil, `SPOC_MIN_RECORDS: "5 0" is not a whole number in decimal within 64 bits`},
 		{"a misspelt list", refs, "stats=13,zones=9", nil, "SPOC_MIN_RECORDS: stats=13: stats is not one of this run's lists (states, zones); did you mean states?"},
-		{"a list not selected", refs, "states=13,spoc=250000", nil, "SPOC_MIN_RECORDS: spoc=250000: spoc is not one of this run's lists (states, zones): SPOC_DATASET does not select it"},
+		{"a list not selected", refs, "states=13,spoc=250000", nil, "SPOC_MIN_RECORDS: spoc=250000: spoc is not one of this run's lists (states, zones): the lists SPOC_DATASET or -dataset selects do not include it"},
 		{"a group", refs, "references=9", nil, "names the group references, not a list"},
 		{"a name in capitals", refs, "States=13", nil, "did you mean states?"},
 		{"a list twice", refs, "states=13,zones=9,states=14", nil, `SPOC_MIN_RECORDS: "states=13,zones=9,states=14" gives states a floor twice`},
@@ -397,6 +397,19 @@ func TestMinRecordsPerList(t *testing.T) {
 				t.Errorf("floors %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// A floor of a list that -dataset, not SPOC_DATASET, left out of the
+// run exits 2 naming both ways of selecting the lists: the user who set
+// the flag may have no SPOC_DATASET at all.
+func TestFloorOfAListTheFlagLeavesOut(t *testing.T) {
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_OUTPUT": t.TempDir(), "SPOC_MIN_RECORDS": "spoc=5"}, "-dataset", "references")
+	if code != exitConfig {
+		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, logs)
+	}
+	if want := "spoc is not one of this run's lists (states, zones): the lists SPOC_DATASET or -dataset selects do not include it"; !strings.Contains(logs, want) {
+		t.Errorf("output %q, want it to say %s", logs, want)
 	}
 }
 
