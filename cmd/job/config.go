@@ -17,6 +17,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -90,8 +91,58 @@ type ConfigError struct {
 	Err error
 }
 
-func (e *ConfigError) Error() string { return e.Var + ": " + e.Err.Error() }
+// Error is the variable and the reason. The job's own reasons quote
+// values clipped (see quote); those of other packages, a source's
+// parser's or os.Stat's, may quote one whole, so a reason longer than
+// maxMessage loses its middle, keeping its start and the end that says
+// what is wrong.
+func (e *ConfigError) Error() string {
+	msg := clip(e.Var) + ": " + e.Err.Error()
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	tail := len(msg) - maxMessage/2
+	for tail < len(msg) && !utf8.RuneStart(msg[tail]) {
+		tail++
+	}
+	return clipAt(msg, maxMessage/2) + msg[tail:]
+}
 func (e *ConfigError) Unwrap() error { return e.Err }
+
+// shownBytes is the most of a value that a message quotes: a value can
+// be as long as the environment allows (a file's contents set in the
+// wrong variable), and a message that quotes it whole, twice where it
+// also quotes a part, buries its reason in a line of that length.
+// maxMessage bounds a whole ConfigError's text.
+const (
+	shownBytes = 64
+	maxMessage = 512
+)
+
+// clip is s up to shownBytes long, a longer one cut there (back to the
+// start of a rune) and marked with "…".
+func clip(s string) string { return clipAt(s, shownBytes) }
+
+// clipAt is s cut after n bytes as clip cuts it.
+func clipAt(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// quote is s quoted as %q does, clipped: "its first 64 bytes"…, the mark
+// outside the quotes, as no part of the value.
+func quote(s string) string {
+	c := clip(s)
+	if c == s {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(strings.TrimSuffix(c, "…")) + "…"
+}
 
 // LoadConfig reads the configuration from env (the process environment,
 // as variable names and values) and validates it.
@@ -240,7 +291,7 @@ func parseLists(value string) ([]*spoc.Dataset, error) {
 	for name := range strings.SplitSeq(value, ",") {
 		name = strings.TrimSpace(name)
 		if name == "" {
-			return nil, bad("%q holds an empty name: give dataset names separated by commas, as spoc,osh", value)
+			return nil, bad("%s holds an empty name: give dataset names separated by commas, as spoc,osh", quote(value))
 		}
 		selected := []*spoc.Dataset{known[name]}
 		if selected[0] == nil {
@@ -248,8 +299,8 @@ func parseLists(value string) ([]*spoc.Dataset, error) {
 			switch {
 			case !isGroup:
 				names := slices.Sorted(maps.Keys(known))
-				return nil, bad("%q is not a dataset; the known ones are %s, and the groups %s%s",
-					name, strings.Join(names, ", "), strings.Join(spoc.Groups(), ", "), didYouMean(name, append(slices.Clone(names), spoc.Groups()...)))
+				return nil, bad("%s is not a dataset; the known ones are %s, and the groups %s%s",
+					quote(name), strings.Join(names, ", "), strings.Join(spoc.Groups(), ", "), didYouMean(name, append(slices.Clone(names), spoc.Groups()...)))
 			case len(in) == 0:
 				return nil, bad("the group %s holds no dataset yet", name)
 			}
@@ -277,27 +328,27 @@ func parseLists(value string) ([]*spoc.Dataset, error) {
 func checkAPIBase(base string) error {
 	u, err := url.Parse(base)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL such as https://mirror.example.org:8443", fetch.RedactURL(base))
+		return fmt.Errorf("%s is not a URL such as https://mirror.example.org:8443", quote(fetch.RedactURL(base)))
 	}
-	shown := fetch.RedactURL(base)
+	shown := quote(fetch.RedactURL(base))
 	port := u.Port()
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%q: want http:// or https:// and a host, such as https://mirror.example.org:8443", shown)
+		return fmt.Errorf("%s: want http:// or https:// and a host, such as https://mirror.example.org:8443", shown)
 	case u.User != nil:
-		return fmt.Errorf("%q holds a user or password: a base is only a scheme, a host and a port", shown)
+		return fmt.Errorf("%s holds a user or password: a base is only a scheme, a host and a port", shown)
 	case u.Host == "" || u.Hostname() == "" || u.Opaque != "":
-		return fmt.Errorf("%q has no host", shown)
+		return fmt.Errorf("%s has no host", shown)
 	case u.Path != "" && u.Path != "/":
-		return fmt.Errorf("%q has a path: each list keeps its own, only the scheme, host and port are replaced", shown)
+		return fmt.Errorf("%s has a path: each list keeps its own, only the scheme, host and port are replaced", shown)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(base, "#"):
-		return fmt.Errorf("%q has a query or a fragment: each list keeps its own", shown)
+		return fmt.Errorf("%s has a query or a fragment: each list keeps its own", shown)
 	case strings.HasSuffix(u.Host, ":") && port == "":
-		return fmt.Errorf("%q has an empty port", shown)
+		return fmt.Errorf("%s has an empty port", shown)
 	}
 	if port != "" {
 		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-			return fmt.Errorf("%q: port %s is not between 1 and 65535", shown, port)
+			return fmt.Errorf("%s: port %s is not between 1 and 65535", shown, clip(port))
 		}
 	}
 	return nil
@@ -360,7 +411,7 @@ func checkValues(environ map[string]string) (map[string]string, error) {
 		switch f := t.Field(s.field).Type; {
 		case f == reflect.TypeFor[time.Duration]():
 			if _, err := time.ParseDuration(v); err != nil {
-				return nil, bad("%q is not a duration such as 90s, 5m or 1h30m", v)
+				return nil, bad("%s is not a duration such as 90s, 5m or 1h30m", quote(v))
 			}
 		case reflect.PointerTo(f).Implements(reflect.TypeFor[envconfig.Decoder]()):
 			// ByteSize, RecordFloors: their own parsers' messages.
@@ -369,12 +420,12 @@ func checkValues(environ map[string]string) (map[string]string, error) {
 			}
 		case f.Kind() == reflect.Bool:
 			if _, err := strconv.ParseBool(v); err != nil {
-				return nil, bad("%q is not true or false", v)
+				return nil, bad("%s is not true or false", quote(v))
 			}
 		case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
 			n, err := strconv.ParseInt(v, 10, f.Bits())
 			if !plainInteger.MatchString(v) || err != nil {
-				return nil, bad("%q is not a whole number in decimal within %d bits", v, f.Bits())
+				return nil, bad("%s is not a whole number in decimal within %d bits", quote(v), f.Bits())
 			}
 			out[s.Var] = strconv.FormatInt(n, 10)
 		case f.Kind() == reflect.Float64:
@@ -382,7 +433,7 @@ func checkValues(environ map[string]string) (map[string]string, error) {
 			// set to one would never refuse a body: the pattern has no
 			// NaN or Inf, and a number past float64's range is refused.
 			if _, err := strconv.ParseFloat(v, 64); !plainDecimal.MatchString(v) || err != nil {
-				return nil, bad("%q is not a finite decimal number such as 10 or 2.5", v)
+				return nil, bad("%s is not a finite decimal number such as 10 or 2.5", quote(v))
 			}
 		}
 	}
@@ -487,7 +538,7 @@ func (c *Config) validate() error {
 			return &ConfigError{Var: "SPOC_URL", Err: err}
 		}
 		if strings.Contains(l.Prefix, "..") || strings.HasPrefix(l.Prefix, "/") {
-			return bad("SPOC_PREFIX", "%q must be a relative path without ..", l.Prefix)
+			return bad("SPOC_PREFIX", "%s must be a relative path without ..", quote(l.Prefix))
 		}
 	}
 	if strings.HasPrefix(c.Output, "gs://") {
@@ -497,9 +548,9 @@ func (c *Config) validate() error {
 	} else if c.Output == "" {
 		return bad("SPOC_OUTPUT", "empty")
 	} else if strings.Contains(c.Output, "://") && !strings.HasPrefix(c.Output, "file://") {
-		return bad("SPOC_OUTPUT", "%q: only gs:// URLs and local directories are supported", c.Output)
+		return bad("SPOC_OUTPUT", "%s: only gs:// URLs and local directories are supported", quote(c.Output))
 	} else if fi, err := os.Stat(strings.TrimPrefix(c.Output, "file://")); err == nil && !fi.IsDir() {
-		return bad("SPOC_OUTPUT", "%s exists and is not a directory", c.Output)
+		return bad("SPOC_OUTPUT", "%s exists and is not a directory", clip(c.Output))
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		return bad("SPOC_TIMEZONE", "%v", err)
@@ -548,7 +599,7 @@ func (c *Config) validate() error {
 	}
 	if c.Date != "" {
 		if _, err := time.Parse(snapshot.DateLayout, c.Date); err != nil {
-			return bad("SPOC_DATE", "%q is not a date as YYYYMMDD", c.Date)
+			return bad("SPOC_DATE", "%s is not a date as YYYYMMDD", quote(c.Date))
 		}
 	}
 	if c.CAFile != "" {
@@ -565,7 +616,7 @@ func (c *Config) validate() error {
 	switch c.LogFormat {
 	case "auto", "json", "text":
 	default:
-		return bad("SPOC_LOG_FORMAT", "%q is not auto, json or text", c.LogFormat)
+		return bad("SPOC_LOG_FORMAT", "%s is not auto, json or text", quote(c.LogFormat))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return &ConfigError{Var: "SPOC_LOG_LEVEL", Err: err}
@@ -583,7 +634,7 @@ func (c *Config) pinnedKeys() ([][32]byte, error) {
 		if strings.TrimSpace(s) == "" {
 			// A pin that came blank (a secret not filled in) must not
 			// turn pinning off without a word.
-			return nil, fmt.Errorf("%q holds a blank pin: give only pins, or leave it empty for none", strings.Join(c.TLSPins, ","))
+			return nil, fmt.Errorf("%s holds a blank pin: give only pins, or leave it empty for none", quote(strings.Join(c.TLSPins, ",")))
 		}
 		p, err := fetch.ParsePin(s)
 		if err != nil {
@@ -605,18 +656,18 @@ func validateSource(source string) error {
 	case src.Kind == fetch.SourceOther && src.URL.Scheme == "gs":
 		_, name, err := sink.ParseGCSURL(source)
 		if err == nil && name == "" {
-			err = fmt.Errorf("%q names a bucket, not a saved body", fetch.RedactURL(source))
+			err = fmt.Errorf("%s names a bucket, not a saved body", quote(fetch.RedactURL(source)))
 		}
 		return err
 	case src.Kind == fetch.SourceOther:
-		return fmt.Errorf("%q: only http(s), gs:// and file:// URLs and paths are supported", fetch.RedactURL(source))
+		return fmt.Errorf("%s: only http(s), gs:// and file:// URLs and paths are supported", quote(fetch.RedactURL(source)))
 	}
 	fi, err := os.Stat(src.Path)
 	if err != nil {
 		return err
 	}
 	if fi.IsDir() {
-		return fmt.Errorf("%s is a directory, not a saved body", src.Path)
+		return fmt.Errorf("%s is a directory, not a saved body", clip(src.Path))
 	}
 	return nil
 }
@@ -645,7 +696,7 @@ func (b *ByteSize) EnvDecode(val string) error {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/scale {
-		return fmt.Errorf("%q is not a size such as 1048576, 512MiB or 2GiB", val)
+		return fmt.Errorf("%s is not a size such as 1048576, 512MiB or 2GiB", quote(val))
 	}
 	*b = ByteSize(n * scale)
 	return nil
@@ -678,7 +729,7 @@ func (f *RecordFloors) EnvDecode(val string) error {
 		num := strings.TrimSpace(val)
 		n, err := strconv.ParseInt(num, 10, 64)
 		if !plainInteger.MatchString(num) || err != nil {
-			return fmt.Errorf("%q is not a whole number in decimal within 64 bits", val)
+			return fmt.Errorf("%s is not a whole number in decimal within 64 bits", quote(val))
 		}
 		if n < 0 {
 			return fmt.Errorf("%d is negative", n)
@@ -696,24 +747,24 @@ func (f *RecordFloors) EnvDecode(val string) error {
 		whose := "the lists not named"
 		switch {
 		case num == "" && name == "":
-			return fmt.Errorf("%q holds an empty part: give NAME=N parts, and at most one bare N, separated by commas, as states=13,zones=9", val)
+			return fmt.Errorf("%s holds an empty part: give NAME=N parts, and at most one bare N, separated by commas, as states=13,zones=9", quote(val))
 		case named && name == "":
-			return fmt.Errorf("%q gives the floor %s to no list name: write NAME=N, as states=13", val, num)
+			return fmt.Errorf("%s gives the floor %s to no list name: write NAME=N, as states=13", quote(val), clip(num))
 		case named:
-			whose = name
+			whose = clip(name)
 		}
 		n, err := strconv.ParseInt(num, 10, 64)
 		switch {
 		case !plainInteger.MatchString(num) || err != nil:
-			return fmt.Errorf("%q: the floor of %s, %q, is not a whole number in decimal within 64 bits", val, whose, num)
+			return fmt.Errorf("%s: the floor of %s, %s, is not a whole number in decimal within 64 bits", quote(val), whose, quote(num))
 		case n < 0:
-			return fmt.Errorf("%q: the floor of %s, %d, is negative", val, whose, n)
+			return fmt.Errorf("%s: the floor of %s, %d, is negative", quote(val), whose, n)
 		case !named && bare != "":
-			return fmt.Errorf("%q gives two floors to the lists not named, %s and %s: give one bare number at most", val, bare, num)
+			return fmt.Errorf("%s gives two floors to the lists not named, %s and %s: give one bare number at most", quote(val), clip(bare), clip(num))
 		case !named:
 			bare, f.others = num, n
 		case slices.ContainsFunc(f.named, func(nf namedFloor) bool { return nf.list == name }):
-			return fmt.Errorf("%q gives %s a floor twice", val, name)
+			return fmt.Errorf("%s gives %s a floor twice", quote(val), clip(name))
 		default:
 			f.named = append(f.named, namedFloor{name, n})
 		}
@@ -733,15 +784,16 @@ func (f RecordFloors) check(lists []*spoc.Dataset) error {
 		if slices.Contains(names, nf.list) {
 			continue
 		}
-		given, run := fmt.Sprintf("%s=%d", nf.list, nf.floor), strings.Join(names, ", ")
+		name, run := clip(nf.list), strings.Join(names, ", ")
+		given := fmt.Sprintf("%s=%d", name, nf.floor)
 		if _, isGroup := spoc.InGroup(nf.list); isGroup {
-			return fmt.Errorf("%s names the group %s, not a list: give each of this run's lists (%s) its own floor, or one bare number to the lists not named", given, nf.list, run)
+			return fmt.Errorf("%s names the group %s, not a list: give each of this run's lists (%s) its own floor, or one bare number to the lists not named", given, name, run)
 		}
 		if _, known := spoc.Datasets()[nf.list]; known {
 			// The flag overrides SPOC_DATASET, which may not even be set.
-			return fmt.Errorf("%s: %s is not one of this run's lists (%s): the lists SPOC_DATASET or -dataset selects do not include it", given, nf.list, run)
+			return fmt.Errorf("%s: %s is not one of this run's lists (%s): the lists SPOC_DATASET or -dataset selects do not include it", given, name, run)
 		}
-		return fmt.Errorf("%s: %s is not one of this run's lists (%s)%s", given, nf.list, run, didYouMean(nf.list, names))
+		return fmt.Errorf("%s: %s is not one of this run's lists (%s)%s", given, name, run, didYouMean(nf.list, names))
 	}
 	return nil
 }

@@ -413,6 +413,73 @@ func TestFloorOfAListTheFlagLeavesOut(t *testing.T) {
 	}
 }
 
+// A refused value of any length gives a short line: a message quotes at
+// most the first 64 bytes of a value, so that a 100 KB value (a file's
+// contents in the wrong variable) does not bury the reason in a line of
+// 200 KB.
+func TestLongValuesShownShort(t *testing.T) {
+	const maxLine = 1024
+	long := strings.Repeat("a", 100<<10)
+	digits := strings.Repeat("7", 100<<10)
+	for _, s := range settings() {
+		for _, v := range []string{long, digits, "é" + long} {
+			if _, err := LoadConfig(context.Background(), map[string]string{s.Var: v}); err != nil && len(err.Error()) > maxLine {
+				t.Errorf("%s=%.10q…: a message of %d bytes: %.200s", s.Var, v, len(err.Error()), err)
+			}
+		}
+	}
+	for _, tc := range []struct{ variable, value string }{
+		{"SPOC_MIN_RECORDS", long},
+		{"SPOC_MIN_RECORDS", digits},
+		{"SPOC_MIN_RECORDS", "spoc=" + long},
+		{"SPOC_MIN_RECORDS", long + "=5"},
+		{"SPOC_MIN_RECORDS", "=" + long},
+		{"SPOC_MIN_RECORDS", "5," + long},
+		{"SPOC_MIN_RECORDS", "5,spoc=5," + long + "=5"},
+		{"SPOC_MIN_RECORDS", "spoc=5," + long + "=5,spoc=5"},
+		{"SPOC_DATASET", long},
+		{"SPOC_DATASET", "spoc," + long},
+		{"SPOC_DATASET", long + ","},
+		{"SPOC_URL", "https:///" + long},
+		{"SPOC_URL", "ftp://example.org/" + long},
+		{"SPOC_URL", "gs://" + long},
+		{"SPOC_URL", "/" + long},
+		{"SPOC_API_BASE", "https://example.org/" + long},
+		{"SPOC_API_BASE", "https://example.org:" + digits},
+		{"SPOC_API_BASE", "ftp://" + long},
+		{"SPOC_OUTPUT", "s3://" + long},
+		{"SPOC_OUTPUT", "gs://" + long},
+		{"SPOC_PREFIX", "../" + long},
+		{"SPOC_TIMEZONE", long},
+		{"SPOC_DATE", digits},
+		{"SPOC_CA_FILE", "/" + long},
+		{"SPOC_TLS_PIN_SHA256", "sha256/" + long},
+		{"SPOC_TLS_PIN_SHA256", long + ", "},
+		{"SPOC_LOG_FORMAT", long},
+		{"SPOC_LOG_LEVEL", long},
+		{"SPOC_BATCH_SIZE", digits},
+		{"SPOC_MAX_DROP_PERCENT", digits + "x"},
+		{"SPOC_MAX_BODY_BYTES", long},
+		{"SPOC_DEADLINE", long},
+		{"SPOC_FORCE", long},
+		{"SPOC_" + strings.ToUpper(long), "1"},
+	} {
+		env := map[string]string{tc.variable: tc.value}
+		name := fmt.Sprintf("%s=%.20q", tc.variable[:min(len(tc.variable), 24)], tc.value)
+		if _, err := LoadConfig(context.Background(), env); err == nil {
+			t.Errorf("%s: accepted", name) // and not run: it would fetch the default URL
+			continue
+		}
+		if tc.variable != "SPOC_OUTPUT" {
+			env["SPOC_OUTPUT"] = t.TempDir()
+		}
+		code, logs := runJob(t, context.Background(), env)
+		if code != exitConfig || len(logs) > maxLine || strings.Count(strings.TrimSpace(logs), "\n") != 0 {
+			t.Errorf("%s: exit %d, want %d, and %d bytes of output, want one line of at most %d: %.300s", name, code, exitConfig, len(logs), maxLine, logs)
+		}
+	}
+}
+
 // A misspelt variable is refused, naming the setting it was likely meant
 // to be, instead of being ignored while its default applies.
 func TestUnknownSettingRefused(t *testing.T) {

@@ -106,7 +106,7 @@ func parseLevel(s string) (slog.Level, error) {
 	case "error":
 		return slog.LevelError, nil
 	}
-	return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
+	return 0, fmt.Errorf("%s is not debug, info, warn or error", quote(s))
 }
 
 func isTerminal(w io.Writer) bool {
