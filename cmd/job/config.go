@@ -37,7 +37,7 @@ type Config struct {
 	Output               string        `env:"SPOC_OUTPUT, default=./data" help:"Where snapshots go: a local directory, or gs://bucket (optionally gs://bucket/path)."`
 	Prefix               string        `env:"SPOC_PREFIX, default=raw/mspo/api/spoc/get-spoc-list-public" help:"Folder below the output that holds one YYYYMMDD folder per day. Only with one list: with several, each has its own."`
 	Timezone             string        `env:"SPOC_TIMEZONE, default=Asia/Kuala_Lumpur" help:"Time zone that decides the date of a run's folder."`
-	MinRecords           RecordFloors  `env:"SPOC_MIN_RECORDS, default=1" help:"A body with fewer usable records fails the run, nothing is published. One number is every list's floor; several lists can each have their own, as comma-separated NAME=N, and a bare N for the lists not named (states=13,zones=9 or 1,spoc=250000; a list not named gets 1 when no bare N is given)."`
+	MinRecords           RecordFloors  `env:"SPOC_MIN_RECORDS, default=1" help:"A body with fewer usable records fails the run, nothing is published. One number is every list's floor; several lists can each have their own, as comma-separated NAME=N, and a bare N for the lists not named (states=13,zones=9 or 1,spoc=250000; a list not named gets 1 when no bare N is given). None may be above SPOC_MAX_RECORDS."`
 	MaxDroppedPercent    float64       `env:"SPOC_MAX_DROPPED_PERCENT, default=1" help:"A larger share of records without a usable id fails the run, nothing is published."`
 	MaxDropPercent       float64       `env:"SPOC_MAX_DROP_PERCENT, default=10" help:"Publish guard: a body with this many percent fewer records than the previous snapshot fails the run, nothing is published (its raw body goes under rejected/)."`
 	CollapseWasPercent   float64       `env:"SPOC_COLLAPSE_WAS_PERCENT, default=90" help:"Publish guard, with SPOC_COLLAPSE_BELOW_PERCENT: a column that had a value in at least this percent of the previous snapshot's rows..."`
@@ -596,6 +596,14 @@ func (c *Config) validate() error {
 		return bad("SPOC_LOCK_WAIT", "negative")
 	case c.TelemetryTimeout <= 0:
 		return bad("SPOC_TELEMETRY_TIMEOUT", "must be positive")
+	}
+	for _, l := range c.lists {
+		// A body with more records than SPOC_MAX_RECORDS fails too_large,
+		// so such a floor would fail every run, the reason found only
+		// after a whole fetch.
+		if l.MinRecords > c.MaxRecords {
+			return bad("SPOC_MIN_RECORDS", "the floor of %s, %d, is above SPOC_MAX_RECORDS, %d, the most records a body may hold: no body could meet it; lower the floor or raise SPOC_MAX_RECORDS", l.Dataset.Name, l.MinRecords, c.MaxRecords)
+		}
 	}
 	if c.Date != "" {
 		if _, err := time.Parse(snapshot.DateLayout, c.Date); err != nil {

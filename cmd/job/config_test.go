@@ -150,6 +150,7 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"two floors for the lists not named", "SPOC_MIN_RECORDS", "5,7"},
 		{"floor not a whole number", "SPOC_MIN_RECORDS", "spoc=1.5"},
 		{"negative floor of a list", "SPOC_MIN_RECORDS", "spoc=-1"},
+		{"floor above the most records", "SPOC_MIN_RECORDS", "spoc=3000000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -369,6 +370,10 @@ func TestMinRecordsPerList(t *testing.T) {
 		{"no name", refs, "=13", nil, "gives the floor 13 to no list name"},
 		{"an empty part", refs, "states=13,", nil, "holds an empty part"},
 		{"too large", refs, "states=99999999999999999999", nil, "is not a whole number in decimal within 64 bits"},
+		{"at SPOC_MAX_RECORDS", "spoc", "2000000", map[string]int64{"spoc": 2000000}, ""},
+		{"above SPOC_MAX_RECORDS", "spoc", "2000001", nil, "SPOC_MIN_RECORDS: the floor of spoc, 2000001, is above SPOC_MAX_RECORDS, 2000000, the most records a body may hold: no body could meet it"},
+		{"one list's above SPOC_MAX_RECORDS", refs, "zones=9,states=3000000", nil, "the floor of states, 3000000, is above SPOC_MAX_RECORDS, 2000000"},
+		{"the others' above SPOC_MAX_RECORDS", refs, "states=13,3000000", nil, "the floor of zones, 3000000, is above SPOC_MAX_RECORDS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := map[string]string{"SPOC_DATASET": tc.dataset}
@@ -397,6 +402,33 @@ func TestMinRecordsPerList(t *testing.T) {
 				t.Errorf("floors %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// A floor above SPOC_MAX_RECORDS can never be met: a body with more
+// records fails too_large. It exits 2, naming both settings, whichever
+// of the two was set.
+func TestFloorAboveTheMostRecords(t *testing.T) {
+	for _, tc := range []struct {
+		env   map[string]string
+		floor string // "": accepted
+	}{
+		{map[string]string{"SPOC_MIN_RECORDS": "states=3000000", "SPOC_MAX_RECORDS": "100", "SPOC_DATASET": "references"}, "the floor of states, 3000000"},
+		{map[string]string{"SPOC_MIN_RECORDS": "101", "SPOC_MAX_RECORDS": "100"}, "the floor of spoc, 101"},
+		{map[string]string{"SPOC_MIN_RECORDS": "100", "SPOC_MAX_RECORDS": "100"}, ""},
+		{map[string]string{"SPOC_MIN_RECORDS": "states=13,zones=9", "SPOC_MAX_RECORDS": "10", "SPOC_DATASET": "references"}, "the floor of states, 13, is above SPOC_MAX_RECORDS, 10"},
+	} {
+		_, err := LoadConfig(context.Background(), tc.env)
+		if tc.floor == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tc.env, err)
+			}
+			continue
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Var != "SPOC_MIN_RECORDS" || !strings.Contains(err.Error(), tc.floor) || !strings.Contains(err.Error(), "SPOC_MAX_RECORDS") {
+			t.Errorf("%v: error %v, want a ConfigError on SPOC_MIN_RECORDS that names SPOC_MAX_RECORDS and says %s", tc.env, err, tc.floor)
+		}
 	}
 }
 
