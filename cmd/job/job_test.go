@@ -577,7 +577,7 @@ func TestJobRefusesAnotherListOnTheFirstDay(t *testing.T) {
 	if code != exitFailed {
 		t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
 	}
-	for _, want := range []string{`spoc_code (field \"spoc_code\") is in none of the 800 records`, `likely renamed \"spoc_code\" -> \"gm_code\"`, "SPOC_FORCE=true", "SPOC_COLLAPSE_BELOW_PERCENT"} {
+	for _, want := range []string{`spoc_code (field \"spoc_code\") is in none of the 800 records written`, `likely renamed \"spoc_code\" -> \"gm_code\"`, "SPOC_FORCE=true", "SPOC_COLLAPSE_BELOW_PERCENT"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the logs do not say %s:\n%s", want, logs)
 		}

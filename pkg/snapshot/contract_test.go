@@ -179,6 +179,11 @@ func TestFirstDayWithoutADeclaredField(t *testing.T) {
 	tests = append(tests,
 		firstDay{name: "gm body at spoc", ds: spoc.SPOC, body: generatedGMBody(t, 300, 1), refused: map[string]string{"spoc_code": "gm_code"}},
 		firstDay{name: "spoc body at gm", ds: spoc.GM, body: generated(t, 300, 1), refused: map[string]string{"gm_code": "spoc_code"}},
+		// A record without an id is dropped: the field it alone holds is
+		// in no row published.
+		firstDay{name: "gm body at spoc, spoc_code only in a record without an id", ds: spoc.SPOC,
+			body:    []byte(strings.Replace(string(generatedGMBody(t, 300, 1)), `"results":[`, `"results":[{"spoc_code":"K9"},`, 1)),
+			refused: map[string]string{"spoc_code": "gm_code"}},
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

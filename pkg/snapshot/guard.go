@@ -19,7 +19,7 @@ var (
 	// ErrColumnCollapsed is a publish guard: a column that was nearly
 	// always filled in the previous snapshot is nearly always null in
 	// this one, which is how a renamed upstream field shows; or, with no
-	// previous snapshot, a declared field is in no record at all, which
+	// previous snapshot, a declared field is in no record written, which
 	// is how another list's body at the URL shows. The error is a
 	// *CollapsedError. Options.Guards.Force overrides it.
 	ErrColumnCollapsed = errors.New("a column collapsed to nulls against the previous snapshot")
@@ -66,10 +66,10 @@ func checkHistory(g Guards, records int64, sum string, sameDay, previous *Manife
 // CollapsedError names the columns that collapsed to nulls, with the
 // undeclared field that most likely took each one's place. On a first
 // day (Previous ""), with nothing to compare with, they are the declared
-// columns whose field no record of the body holds.
+// columns whose field no record written from the body holds.
 type CollapsedError struct {
 	Previous string // the snapshot compared with (YYYYMMDD); "" on a first day
-	Records  int64  // the records the body holds (read)
+	Records  int64  // the rows written from the body (records with a usable id)
 	Columns  []CollapsedColumn
 	// WasPercent and BelowPercent are the guard's thresholds.
 	WasPercent, BelowPercent float64
@@ -94,7 +94,7 @@ type CollapsedColumn struct {
 func (e *CollapsedError) Error() string {
 	var b strings.Builder
 	if e.Previous == "" {
-		b.WriteString("a declared field is in no record, with no previous snapshot to compare with: ")
+		b.WriteString("a declared field is in no record written, with no previous snapshot to compare with: ")
 	} else {
 		fmt.Fprintf(&b, "%v: ", ErrColumnCollapsed)
 	}
@@ -103,7 +103,7 @@ func (e *CollapsedError) Error() string {
 			b.WriteString("; ")
 		}
 		if e.Previous == "" {
-			fmt.Fprintf(&b, "%s (field %q) is in none of the %d records", c.Column, c.Field, e.Records)
+			fmt.Fprintf(&b, "%s (field %q) is in none of the %d records written", c.Column, c.Field, e.Records)
 		} else {
 			fmt.Fprintf(&b, "%s (field %q) had a value in %.1f%% of the rows of %s and has in %.1f%% now", c.Column, c.Field, c.Was, e.Previous, c.Now)
 		}
@@ -112,7 +112,7 @@ func (e *CollapsedError) Error() string {
 		}
 	}
 	if e.Previous == "" {
-		b.WriteString(" (on a first day the guard refuses a declared field that no record holds, null or not: another list's body at the URL, or a renamed field; Options.Guards.Force publishes anyway)")
+		b.WriteString(" (on a first day the guard refuses a declared field that no record written holds, null or not: another list's body at the URL, or a renamed field; Options.Guards.Force publishes anyway)")
 	} else {
 		fmt.Fprintf(&b, " (the guard refuses a column that falls from at least %g%% to below %g%%; Options.Guards.Force publishes anyway)", e.WasPercent, e.BelowPercent)
 	}
@@ -125,7 +125,7 @@ func (e *CollapsedError) Unwrap() error { return ErrColumnCollapsed }
 // least g.CollapseWasPercent of the previous snapshot's rows has one in
 // fewer than g.CollapseBelowPercent (0 turns the guard off). With no
 // previous snapshot to compare with, it refuses instead a declared column
-// whose field no record holds at all (absentColumns). forced reports a
+// whose field no record written holds (absentColumns). forced reports a
 // refusal that g.Force let through. The columns are ds's.
 func checkColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Manifest) (forced bool, err error) {
 	if g.CollapseBelowPercent <= 0 || stats.RecordsWritten == 0 {
@@ -137,7 +137,7 @@ func checkColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Manife
 	} else {
 		collapsed = collapsedColumns(g, ds, stats, previous)
 	}
-	collapsed.Records, collapsed.WasPercent, collapsed.BelowPercent = stats.RecordsRead, g.CollapseWasPercent, g.CollapseBelowPercent
+	collapsed.Records, collapsed.WasPercent, collapsed.BelowPercent = stats.RecordsWritten, g.CollapseWasPercent, g.CollapseBelowPercent
 	switch {
 	case len(collapsed.Columns) == 0:
 		return false, nil
@@ -170,8 +170,9 @@ func collapsedColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Ma
 }
 
 // absentColumns are, on a first day, the declared columns whose field no
-// record holds (spoc.ColumnStats.Present is zero; a field present with a
-// null counts as held). A real list sends each of its fields in every
+// row written holds (spoc.ColumnStats.Present is zero; a field present
+// with a null counts as held, one in a dropped record does not, as that
+// record is in no row). A real list sends each of its fields in every
 // record, null when it has no value, so a field in none is another list's
 // body at the URL, or an upstream rename that the collapse guard would
 // have caught against a previous day. The key column is not among them:
@@ -183,7 +184,8 @@ func absentColumns(ds *spoc.Dataset, stats spoc.Stats) *CollapsedError {
 			continue
 		}
 		c := CollapsedColumn{Column: col.Name, Field: col.JSON}
-		// The field would have been in every record.
+		// The field would have been in every record, as the undeclared
+		// ones counted are, dropped or not.
 		c.LikelyRename, c.Count = likelyRename(stats.UndeclaredFields, col.JSON, float64(stats.RecordsRead))
 		absent.Columns = append(absent.Columns, c)
 	}

@@ -241,8 +241,8 @@ type Guards struct {
 	// previous snapshot's rows has one in fewer than CollapseBelowPercent
 	// (ErrColumnCollapsed, a *CollapsedError); Force publishes anyway.
 	// With no previous snapshot to compare with, the guard refuses
-	// instead a body in which no record holds a declared field at all,
-	// null or not. A zero CollapseBelowPercent turns the guard off.
+	// instead a body in which no record written (a record with a usable
+	// id) holds a declared field, null or not. A zero CollapseBelowPercent turns the guard off.
 	CollapseWasPercent, CollapseBelowPercent float64
 	// Force publishes a body that a publish guard (ErrRecordsFell,
 	// ErrColumnCollapsed) refuses, and the manifest says "forced".

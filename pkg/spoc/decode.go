@@ -620,7 +620,6 @@ func (d *Decoder) readElement() (staged bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	present := d.stats.present
 	for pos := uint(0); more; pos++ {
 		key, err := sc.Key("in a record")
 		if err != nil {
@@ -647,10 +646,8 @@ func (d *Decoder) readElement() (staged bool, err error) {
 		case col == dropped:
 			err = sc.SkipValue(4)
 		case tooLarge:
-			present[col]++
 			err = sc.SkipValue(4)
 		default:
-			present[col]++
 			if err = d.readField(col, e.kind); err == nil {
 				if d.row.dead != 0 {
 					d.row.compact()
@@ -886,13 +883,16 @@ func (d *Decoder) commitRow() {
 	d.batchBytes += d.row.bytes()
 	// Locals of the loop's slices, of one length, so that it indexes
 	// them without reloading or bounds checks.
-	kinds, nulls := d.ds.kinds[:len(cells)], st.nulls[:len(cells)]
+	kinds, nulls, absent := d.ds.kinds[:len(cells)], st.nulls[:len(cells)], st.absent[:len(cells)]
 	for col := range cells {
 		cl := &cells[col]
 		b := d.bld.Field(col)
 		if cl.state != cellValue {
-			if cl.state == cellInvalid {
+			switch cl.state {
+			case cellInvalid:
 				st.countInvalid(col, cl.reason)
+			case cellAbsent:
+				absent[col]++
 			}
 			nulls[col]++
 			b.AppendNull()

@@ -44,8 +44,9 @@ type Stats struct {
 	// the rest are counted under "(other)", so a hostile body cannot grow
 	// the manifest.
 	UndeclaredFields []FieldSeen `json:"undeclared_fields,omitempty"`
-	// MissingFields are the declared JSON fields that no record had, in
-	// the order of the columns.
+	// MissingFields are the declared JSON fields that no row written had
+	// (ColumnStats.Present 0), in the order of the columns; none when no
+	// row was written, as there is then no row to hold them.
 	MissingFields []string `json:"missing_fields,omitempty"`
 }
 
@@ -62,8 +63,9 @@ type FieldSeen struct {
 type ColumnStats struct {
 	Nulls   int64            `json:"nulls"`
 	Invalid map[string]int64 `json:"invalid,omitempty"` // by reason (Reason* constants)
-	// Present counts the records read that had the column's field, null
-	// or not.
+	// Present counts the rows written whose record had the column's
+	// field, null or not. A dropped record (no usable id, too large) is
+	// in no row, so the fields it alone holds are not present.
 	Present int64 `json:"present"`
 	// NonNullShare is the share of written rows with a value, 0 to 1.
 	NonNullShare float64 `json:"non_null_share"`
@@ -144,8 +146,11 @@ type collector struct {
 	dropped                map[string]int64
 	columns                []Column
 	nulls                  []int64
-	present                []int64
-	invalid                []map[string]int64
+	// absent counts the rows written without the column's field: counted
+	// on the null path of a row only, where a row with every field costs
+	// nothing, and a dropped record not at all.
+	absent  []int64
+	invalid []map[string]int64
 	// undeclared counts the fields the dataset does not declare, by name.
 	undeclared map[string]*fieldCount
 	// byStatus points at the counts, so that counting a status seen
@@ -160,7 +165,7 @@ func newCollector(ds *Dataset) *collector {
 	return &collector{
 		columns:    ds.Columns,
 		nulls:      make([]int64, len(ds.Columns)),
-		present:    make([]int64, len(ds.Columns)),
+		absent:     make([]int64, len(ds.Columns)),
 		invalid:    make([]map[string]int64, len(ds.Columns)),
 		dropped:    map[string]int64{},
 		byStatus:   map[string]*int64{},
@@ -274,12 +279,12 @@ func (c *collector) stats() Stats {
 		return strings.Compare(a.Name, b.Name)
 	})
 	for i, col := range c.columns {
-		if col.JSON != "" && c.present[i] == 0 && c.read > 0 {
+		if col.JSON != "" && c.absent[i] == c.written && c.written > 0 {
 			s.MissingFields = append(s.MissingFields, col.JSON)
 		}
 	}
 	for i := range c.columns {
-		cs := ColumnStats{Nulls: c.nulls[i], Present: c.present[i], NonNullShare: NonNullShareOf(c.nulls[i], c.written)}
+		cs := ColumnStats{Nulls: c.nulls[i], Present: c.written - c.absent[i], NonNullShare: NonNullShareOf(c.nulls[i], c.written)}
 		if len(c.invalid[i]) > 0 {
 			cs.Invalid = make(map[string]int64, len(c.invalid[i]))
 			for k, v := range c.invalid[i] {

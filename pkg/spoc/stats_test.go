@@ -91,6 +91,20 @@ func TestSchemaContractStats(t *testing.T) {
 		t.Errorf("missing %v, want %v", st.MissingFields, wantMissing)
 	}
 
+	// Presence is among the rows written: a field that only a dropped
+	// record holds (no id, a null id) is in no row of the table, so it
+	// is missing.
+	st = decodeRecords(t, []string{`{"entity_smallholder_id":1,"cert_status":"ACTIVE"}`, `{"name":"X","cert_status":"ACTIVE"}`,
+		`{"entity_smallholder_id":null,"lot_no":"L1"}`})
+	if c := st.Columns["cert_status"]; c.Present != 1 {
+		t.Errorf("cert_status %+v, want present 1 (one row written)", c)
+	}
+	for _, field := range []string{"name", "lot_no"} {
+		if c := st.Columns[field]; c.Present != 0 || !slices.Contains(st.MissingFields, field) {
+			t.Errorf("%s %+v, missing %v; want present 0 and missing: only a dropped record holds it", field, c, st.MissingFields)
+		}
+	}
+
 	// A hostile body: many distinct names, each repeated.
 	var recs []string
 	for i := range 5000 {
