@@ -476,7 +476,7 @@ func fixFor(err error) string {
 	var collapsed *snapshot.CollapsedError
 	switch {
 	case errors.As(err, &collapsed) && collapsed.Previous == "":
-		return "if the URL (SPOC_URL, SPOC_API_BASE) serves another list than the dataset's, point it at the dataset's list; if the upstream renamed the field, declare the new name in the dataset and replay the kept body (README, Schema contract); SPOC_FORCE=true publishes it as it is (for one run); SPOC_COLLAPSE_BELOW_PERCENT=0 turns the guard off"
+		return "if the URL (SPOC_URL, SPOC_API_BASE) serves another list than the dataset's, point it at the dataset's list; if the upstream renamed the field or changed its shape, fix the dataset's declaration and replay the kept body (README, Schema contract); SPOC_FORCE=true publishes it as it is (for one run, though its snapshot becomes the next day's baseline); SPOC_COLLAPSE_BELOW_PERCENT=0 turns the guard off"
 	case errors.Is(err, snapshot.ErrRecordsFell):
 		return "if the fall is real, SPOC_FORCE=true publishes it (for one run); SPOC_MAX_DROP_PERCENT sets the limit"
 	case errors.Is(err, snapshot.ErrColumnCollapsed):

@@ -170,12 +170,18 @@ func TestFirstDayWithoutADeclaredField(t *testing.T) {
 	}
 	refs, _ := spoc.InGroup(spoc.References)
 	for _, ds := range refs {
-		var b bytes.Buffer
-		if _, err := spoctest.Generate(&b, spoctest.GenOptions{Dataset: ds, Records: 100}); err != nil {
-			t.Fatal(err)
-		}
-		tests = append(tests, firstDay{name: ds.Name + " generated", ds: ds, body: b.Bytes()})
+		tests = append(tests, firstDay{name: ds.Name + " generated", ds: ds, body: referenceBody(t, ds)})
 	}
+	// A field sent in a shape the column cannot hold, in every record,
+	// publishes no value at all.
+	tests = append(tests,
+		firstDay{name: "states with state an object", ds: spoc.States, refused: map[string]string{"state": ""},
+			body: fieldValue("state").ReplaceAllFunc(referenceBody(t, spoc.States), func(m []byte) []byte {
+				return []byte(`"state":{"name":` + string(m[len(`"state":`):]) + `}`)
+			})},
+		firstDay{name: "spoc with cert_status an array", ds: spoc.SPOC, refused: map[string]string{"cert_status": ""},
+			body: fieldValue("cert_status").ReplaceAll(generated(t, 300, 1), []byte(`"cert_status":["ACTIVE"]`))},
+	)
 	tests = append(tests,
 		firstDay{name: "gm body at spoc", ds: spoc.SPOC, body: generatedGMBody(t, 300, 1), refused: map[string]string{"spoc_code": "gm_code"}},
 		firstDay{name: "spoc body at gm", ds: spoc.GM, body: generated(t, 300, 1), refused: map[string]string{"gm_code": "spoc_code"}},
@@ -206,8 +212,11 @@ func TestFirstDayWithoutADeclaredField(t *testing.T) {
 			got := map[string]string{}
 			for _, c := range collapsed.Columns {
 				got[c.Column] = c.LikelyRename
-				if want := tt.refused[c.Column]; !strings.Contains(err.Error(), fmt.Sprintf("likely renamed %q -> %q", c.Field, want)) {
+				if want := tt.refused[c.Column]; want != "" && !strings.Contains(err.Error(), fmt.Sprintf("likely renamed %q -> %q", c.Field, want)) {
 					t.Errorf("the error does not name %s and %s: %v", c.Field, want, err)
+				}
+				if !strings.Contains(err.Error(), fmt.Sprintf("%s (field %q)", c.Column, c.Field)) {
+					t.Errorf("the error does not name %s: %v", c.Column, err)
 				}
 			}
 			if !maps.Equal(got, tt.refused) {
@@ -228,14 +237,27 @@ func TestFirstDayWithoutADeclaredField(t *testing.T) {
 			if !m.Forced || m.Previous != nil {
 				t.Errorf("forced manifest: forced %v, previous %+v", m.Forced, m.Previous)
 			}
+			// Each column refused is missing, or there with invalid
+			// values only.
 			for col := range tt.refused {
 				field := tt.ds.Columns[slices.IndexFunc(tt.ds.Columns, func(c spoc.Column) bool { return c.Name == col })].JSON
-				if !slices.Contains(m.Stats.MissingFields, field) {
-					t.Errorf("forced manifest: missing fields %v, want %s among them", m.Stats.MissingFields, field)
+				cs := m.Stats.Columns[col]
+				if !slices.Contains(m.Stats.MissingFields, field) && (len(cs.Invalid) == 0 || cs.NonNullShare != 0) {
+					t.Errorf("forced manifest: missing fields %v, %s %+v; want %s missing or its values invalid", m.Stats.MissingFields, col, cs, field)
 				}
 			}
 		})
 	}
+}
+
+// referenceBody is a generated body of a reference list, ds.
+func referenceBody(t testing.TB, ds *spoc.Dataset) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := spoctest.Generate(&b, spoctest.GenOptions{Dataset: ds, Records: 100}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // With the guard turned off (CollapseBelowPercent 0), a first day

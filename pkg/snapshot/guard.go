@@ -3,7 +3,9 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -20,8 +22,10 @@ var (
 	// always filled in the previous snapshot is nearly always null in
 	// this one, which is how a renamed upstream field shows; or, with no
 	// previous snapshot, a declared field is in no record written, which
-	// is how another list's body at the URL shows. The error is a
-	// *CollapsedError. Options.Guards.Force overrides it.
+	// is how another list's body at the URL shows, or is in them with no
+	// usable value, only invalid ones, which is how a field sent in a new
+	// shape shows. The error is a *CollapsedError. Options.Guards.Force
+	// overrides it.
 	ErrColumnCollapsed = errors.New("a column collapsed to nulls against the previous snapshot")
 	// ErrUnchanged means the day's snapshot was already published from
 	// the same body bytes (Options.Guards.SkipIfUnchanged): nothing was written.
@@ -66,7 +70,8 @@ func checkHistory(g Guards, records int64, sum string, sameDay, previous *Manife
 // CollapsedError names the columns that collapsed to nulls, with the
 // undeclared field that most likely took each one's place. On a first
 // day (Previous ""), with nothing to compare with, they are the declared
-// columns whose field no record written from the body holds.
+// columns whose field no record written from the body holds, or that
+// hold no usable value and at least one invalid one.
 type CollapsedError struct {
 	Previous string // the snapshot compared with (YYYYMMDD); "" on a first day
 	Records  int64  // the rows written from the body (records with a usable id)
@@ -89,12 +94,16 @@ type CollapsedColumn struct {
 	// how many times it was met.
 	LikelyRename string
 	Count        int64
+	// Invalid are, on a first day, the unusable values of a column that
+	// has no usable one, by reason (spoc.Reason*); nil for a field in no
+	// record written.
+	Invalid map[string]int64
 }
 
 func (e *CollapsedError) Error() string {
 	var b strings.Builder
 	if e.Previous == "" {
-		b.WriteString("a declared field is in no record written, with no previous snapshot to compare with: ")
+		b.WriteString("a declared field is in no record written, or has no usable value in any, with no previous snapshot to compare with: ")
 	} else {
 		fmt.Fprintf(&b, "%v: ", ErrColumnCollapsed)
 	}
@@ -102,9 +111,12 @@ func (e *CollapsedError) Error() string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		if e.Previous == "" {
+		switch {
+		case e.Previous == "" && c.Invalid != nil:
+			fmt.Fprintf(&b, "%s (field %q) has no usable value in the %d records written: %s", c.Column, c.Field, e.Records, invalidValues(c.Invalid))
+		case e.Previous == "":
 			fmt.Fprintf(&b, "%s (field %q) is in none of the %d records written", c.Column, c.Field, e.Records)
-		} else {
+		default:
 			fmt.Fprintf(&b, "%s (field %q) had a value in %.1f%% of the rows of %s and has in %.1f%% now", c.Column, c.Field, c.Was, e.Previous, c.Now)
 		}
 		if c.LikelyRename != "" {
@@ -112,7 +124,7 @@ func (e *CollapsedError) Error() string {
 		}
 	}
 	if e.Previous == "" {
-		b.WriteString(" (on a first day the guard refuses a declared field that no record written holds, null or not: another list's body at the URL, or a renamed field; Options.Guards.Force publishes anyway)")
+		b.WriteString(" (on a first day the guard refuses a declared field that no record written holds, null or not, or whose values are all unusable: another list's body at the URL, a renamed field, or a field sent in a new shape; Options.Guards.Force publishes anyway)")
 	} else {
 		fmt.Fprintf(&b, " (the guard refuses a column that falls from at least %g%% to below %g%%; Options.Guards.Force publishes anyway)", e.WasPercent, e.BelowPercent)
 	}
@@ -125,7 +137,8 @@ func (e *CollapsedError) Unwrap() error { return ErrColumnCollapsed }
 // least g.CollapseWasPercent of the previous snapshot's rows has one in
 // fewer than g.CollapseBelowPercent (0 turns the guard off). With no
 // previous snapshot to compare with, it refuses instead a declared column
-// whose field no record written holds (absentColumns). forced reports a
+// whose field no record written holds, or that holds only unusable
+// values (firstDayColumns). forced reports a
 // refusal that g.Force let through. The columns are ds's.
 func checkColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Manifest) (forced bool, err error) {
 	if g.CollapseBelowPercent <= 0 || stats.RecordsWritten == 0 {
@@ -133,7 +146,7 @@ func checkColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Manife
 	}
 	var collapsed *CollapsedError
 	if previous == nil || previous.Stats.RecordsWritten == 0 {
-		collapsed = absentColumns(ds, stats)
+		collapsed = firstDayColumns(ds, stats)
 	} else {
 		collapsed = collapsedColumns(g, ds, stats, previous)
 	}
@@ -169,27 +182,66 @@ func collapsedColumns(g Guards, ds *spoc.Dataset, stats spoc.Stats, previous *Ma
 	return collapsed
 }
 
-// absentColumns are, on a first day, the declared columns whose field no
-// row written holds (spoc.ColumnStats.Present is zero; a field present
+// firstDayColumns are, on a first day, the declared columns whose field
+// no row written holds (spoc.ColumnStats.Present is zero; a field present
 // with a null counts as held, one in a dropped record does not, as that
-// record is in no row). A real list sends each of its fields in every
-// record, null when it has no value, so a field in none is another list's
-// body at the URL, or an upstream rename that the collapse guard would
-// have caught against a previous day. The key column is not among them:
-// a body with rows has the key in each.
-func absentColumns(ds *spoc.Dataset, stats spoc.Stats) *CollapsedError {
+// record is in no row), and those with no usable value but at least one
+// invalid one (unusableColumn). A real list sends each of its fields in
+// every record, null when it has no value, so a field in none is another
+// list's body at the URL, or an upstream rename that the collapse guard
+// would have caught against a previous day. Either would publish a column
+// of nulls, which the collapse guard, from the next day, never guards:
+// it guards only a column that was filled. The key column is not among
+// them: a body with rows has a usable key in each.
+func firstDayColumns(ds *spoc.Dataset, stats spoc.Stats) *CollapsedError {
 	absent := &CollapsedError{}
 	for _, col := range ds.Columns {
-		if col.JSON == "" || stats.Columns[col.Name].Present > 0 {
+		cs := stats.Columns[col.Name]
+		invalid := unusableColumn(cs, stats.RecordsWritten)
+		if col.JSON == "" || (cs.Present > 0 && invalid == nil) {
 			continue
 		}
-		c := CollapsedColumn{Column: col.Name, Field: col.JSON}
+		c := CollapsedColumn{Column: col.Name, Field: col.JSON, Invalid: invalid}
 		// The field would have been in every record, as the undeclared
 		// ones counted are, dropped or not.
 		c.LikelyRename, c.Count = likelyRename(stats.UndeclaredFields, col.JSON, float64(stats.RecordsRead))
 		absent.Columns = append(absent.Columns, c)
 	}
 	return absent
+}
+
+// unusableColumn is the invalid values of a column with no usable value
+// among written rows, by reason, or nil when it has a value or none of
+// its values is invalid: a column null in every record publishes, as a
+// list may send a field it never fills. An empty string where a number,
+// an id, a boolean or a date belongs (spoc.ReasonEmpty) stands for the
+// null some upstreams send it as, and is not counted.
+func unusableColumn(cs spoc.ColumnStats, written int64) map[string]int64 {
+	if cs.Nulls < written {
+		return nil
+	}
+	var unusable map[string]int64
+	for reason, n := range cs.Invalid {
+		if reason != spoc.ReasonEmpty && n > 0 {
+			if unusable == nil {
+				unusable = map[string]int64{}
+			}
+			unusable[reason] = n
+		}
+	}
+	return unusable
+}
+
+// invalidValues says how many invalid values there are, and their
+// reasons: "16 invalid (wrong_type 16)".
+func invalidValues(invalid map[string]int64) string {
+	var total int64
+	reasons := make([]string, 0, len(invalid))
+	for _, reason := range slices.Sorted(maps.Keys(invalid)) {
+		total += invalid[reason]
+		reasons = append(reasons, fmt.Sprintf("%s %d", reason, invalid[reason]))
+	}
+	return fmt.Sprintf("%d invalid (%s)", total, strings.Join(reasons, ", "))
 }
 
 // likelyRename is the undeclared field met nearest to want times, within

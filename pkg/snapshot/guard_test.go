@@ -86,6 +86,35 @@ func TestCheckColumns(t *testing.T) {
 				s.Columns["lot_no"] = spoc.ColumnStats{Nulls: 399, Present: 1}
 				return s
 			}()},
+		{name: "first day: a field in every record with no usable value is refused", guards: on, ds: spoc.States,
+			stats: func() spoc.Stats {
+				s := bodyStats(spoc.States, 16, nil, nil, []string{"stateName"})
+				s.Columns["state"] = spoc.ColumnStats{Nulls: 16, Present: 16, Invalid: map[string]int64{spoc.ReasonWrongType: 16}}
+				return s
+			}(),
+			wantColumns: map[string]string{"state": "stateName"},
+			wantSays: []string{`state (field "state") has no usable value in the 16 records written: 16 invalid (wrong_type 16)`,
+				`likely renamed "state" -> "stateName"`, "no previous snapshot", "unusable"}},
+		{name: "first day: one unusable value in a column otherwise null is refused", guards: on, ds: spoc.SPOC,
+			stats: func() spoc.Stats {
+				s := bodyStats(spoc.SPOC, 400, nil, nil, nil)
+				s.Columns["created_at"] = spoc.ColumnStats{Nulls: 400, Present: 400, Invalid: map[string]int64{spoc.ReasonBadTimestamp: 1}}
+				return s
+			}(),
+			wantColumns: map[string]string{"created_at": ""},
+			wantSays:    []string{`created_at (field "created_at") has no usable value in the 400 records written: 1 invalid (bad_timestamp 1)`}},
+		{name: "first day: a field with values and unusable ones publishes", guards: on, ds: spoc.SPOC,
+			stats: func() spoc.Stats {
+				s := bodyStats(spoc.SPOC, 400, nil, nil, nil)
+				s.Columns["created_at"] = spoc.ColumnStats{Nulls: 399, Present: 400, Invalid: map[string]int64{spoc.ReasonBadTimestamp: 399}}
+				return s
+			}()},
+		{name: "first day: empty strings in every record publish, as the nulls they stand for", guards: on, ds: spoc.SPOC,
+			stats: func() spoc.Stats {
+				s := bodyStats(spoc.SPOC, 400, nil, nil, nil)
+				s.Columns["daerah_id"] = spoc.ColumnStats{Nulls: 400, Present: 400, Invalid: map[string]int64{spoc.ReasonEmpty: 400}}
+				return s
+			}()},
 		{name: "first day: a body with no rows is left to the record guards", guards: on, ds: spoc.SPOC,
 			stats: spoc.Stats{RecordsRead: 0, Columns: bodyStats(spoc.SPOC, 0, nil, nil, nil).Columns}},
 		{name: "first day: a reference list publishes", guards: on, ds: spoc.States, stats: bodyStats(spoc.States, 16, nil, nil, nil)},
