@@ -384,7 +384,7 @@ func (a *attempt) writeBatches(snap parquetOutput, batches *readAhead, dec *spoc
 		return spoc.Stats{}, fmt.Errorf("decode %s: %w", source, err)
 	}
 	stats := dec.Stats()
-	if err := checkStats(opts.Guards, stats); err != nil {
+	if err := checkStats(opts.Guards, opts.Dataset, stats); err != nil {
 		return stats, err
 	}
 	footer := [][2]string{

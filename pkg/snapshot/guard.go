@@ -34,16 +34,68 @@ var (
 )
 
 // checkStats applies the checks of the body alone: enough usable records,
-// not too many without an id.
-func checkStats(g Guards, stats spoc.Stats) error {
-	if stats.RecordsWritten < g.MinRecords {
+// not too many without an id. A body of records none of which has a usable
+// key is refused as a *NoKeyError, under the guard that refuses it.
+func checkStats(g Guards, ds *spoc.Dataset, stats spoc.Stats) error {
+	var guard error
+	switch {
+	case stats.RecordsWritten < g.MinRecords:
+		guard = ErrTooFewRecords
+	case stats.DroppedPercent() > g.MaxWithoutIDPercent:
+		guard = ErrTooManyDropped
+	default:
+		return nil
+	}
+	if stats.RecordsWritten == 0 && stats.RecordsRead > 0 {
+		return noKey(guard, ds, stats)
+	}
+	if guard == ErrTooFewRecords {
 		return fmt.Errorf("%w: the body holds %d usable records, the minimum is %d", ErrTooFewRecords, stats.RecordsWritten, g.MinRecords)
 	}
-	if p := stats.DroppedPercent(); p > g.MaxWithoutIDPercent {
-		return fmt.Errorf("%w: %d of %d records (%.2f%%) have no usable id, the limit is %g%%", ErrTooManyDropped, stats.RecordsDropped, stats.RecordsRead, p, g.MaxWithoutIDPercent)
-	}
-	return nil
+	return fmt.Errorf("%w: %d of %d records (%.2f%%) have no usable id, the limit is %g%%", ErrTooManyDropped, stats.RecordsDropped, stats.RecordsRead, stats.DroppedPercent(), g.MaxWithoutIDPercent)
 }
+
+// NoKeyError is a body of records none of which has a usable key, so
+// none is written: most often none holds the key field at all, as when
+// another list's body is served at the URL (the zones at the states') or
+// the upstream renamed the key. Its limits are not what is wrong with it,
+// so it says so instead of naming them. It unwraps to the guard that
+// refused the body, ErrTooFewRecords or ErrTooManyDropped.
+type NoKeyError struct {
+	Guard   error  // ErrTooFewRecords or ErrTooManyDropped
+	Field   string // the key's JSON field
+	Records int64  // the records read
+	// Dropped are the records dropped, by reason (spoc.Drop*): all of
+	// them.
+	Dropped map[string]int64
+	// LikelyRename is the undeclared field met in about as many records
+	// as lack the key field (within a tenth), "" when none was; Count is
+	// how many times it was met.
+	LikelyRename string
+	Count        int64
+}
+
+func noKey(guard error, ds *spoc.Dataset, stats spoc.Stats) *NoKeyError {
+	e := &NoKeyError{Guard: guard, Field: ds.Columns[0].JSON, Records: stats.RecordsRead, Dropped: stats.DroppedByReason}
+	e.LikelyRename, e.Count = likelyRename(stats.UndeclaredFields, e.Field, float64(stats.DroppedByReason[spoc.DropMissingID]))
+	return e
+}
+
+func (e *NoKeyError) Error() string {
+	var b strings.Builder
+	if e.Dropped[spoc.DropMissingID] == e.Records {
+		fmt.Fprintf(&b, "%v: none of the %d records holds the key field %q", e.Guard, e.Records, e.Field)
+	} else {
+		fmt.Fprintf(&b, "%v: none of the %d records has a usable key (field %q): %s", e.Guard, e.Records, e.Field, byReason(e.Dropped))
+	}
+	if e.LikelyRename != "" {
+		fmt.Fprintf(&b, ", and the undeclared field %q appeared %d times: likely renamed %q -> %q", e.LikelyRename, e.Count, e.Field, e.LikelyRename)
+	}
+	b.WriteString(" (another list's body at the URL, or a key field renamed or sent in a new shape)")
+	return b.String()
+}
+
+func (e *NoKeyError) Unwrap() error { return e.Guard }
 
 // checkHistory applies the checks that compare this run with earlier ones:
 // an unchanged rerun of the day, and the fall of the record count against
@@ -236,12 +288,20 @@ func unusableColumn(cs spoc.ColumnStats, written int64) map[string]int64 {
 // reasons: "16 invalid (wrong_type 16)".
 func invalidValues(invalid map[string]int64) string {
 	var total int64
-	reasons := make([]string, 0, len(invalid))
-	for _, reason := range slices.Sorted(maps.Keys(invalid)) {
-		total += invalid[reason]
-		reasons = append(reasons, fmt.Sprintf("%s %d", reason, invalid[reason]))
+	for _, n := range invalid {
+		total += n
 	}
-	return fmt.Sprintf("%d invalid (%s)", total, strings.Join(reasons, ", "))
+	return fmt.Sprintf("%d invalid (%s)", total, byReason(invalid))
+}
+
+// byReason lists counts by reason, the reasons sorted: "missing_id 2,
+// null_id 3".
+func byReason(counts map[string]int64) string {
+	reasons := make([]string, 0, len(counts))
+	for _, reason := range slices.Sorted(maps.Keys(counts)) {
+		reasons = append(reasons, fmt.Sprintf("%s %d", reason, counts[reason]))
+	}
+	return strings.Join(reasons, ", ")
 }
 
 // likelyRename is the undeclared field met nearest to want times, within

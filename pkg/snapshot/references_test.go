@@ -122,3 +122,56 @@ func referenceRows(tbl arrow.Table) []string {
 	}
 	return rows
 }
+
+// A body none of whose records holds the key field (another list's body
+// at the URL, or the key renamed) has no row to publish; the run is
+// refused under the record guard that applies, and the error says that
+// the key field is in no record and names the field likely in its place,
+// not only that the body has too few records.
+func TestNoRecordHoldsTheKey(t *testing.T) {
+	states, zones := referenceBody(t, spoc.States), referenceBody(t, spoc.Zones)
+	n := bytes.Count(states, []byte(`"stateId":`))
+	tests := []struct {
+		name       string
+		body       []byte
+		records    int
+		minRecords int64
+		want       error
+		says       []string
+	}{
+		{name: "zones at the states URL", body: zones, records: bytes.Count(zones, []byte(`"zoneId":`)), minRecords: 1, want: snapshot.ErrTooFewRecords,
+			says: []string{"too few records: ", `key field "stateId"`, `likely renamed "stateId" -> "zoneId"`}},
+		{name: "the key renamed", records: n, body: renamed(states, "stateId", "StateId"), minRecords: 1, want: snapshot.ErrTooFewRecords,
+			says: []string{fmt.Sprintf(`none of the %d records holds the key field "stateId"`, n), fmt.Sprintf(`the undeclared field "StateId" appeared %d times: likely renamed "stateId" -> "StateId"`, n)}},
+		{name: "no minimum: too many dropped", records: n, body: renamed(states, "stateId", "StateId"), want: snapshot.ErrTooManyDropped,
+			says: []string{"too many records dropped: ", `key field "stateId"`, `likely renamed "stateId" -> "StateId"`}},
+		{name: "a null key in every record", records: n, body: fieldValue("stateId").ReplaceAll(states, []byte(`"stateId":null`)), minRecords: 1, want: snapshot.ErrTooFewRecords,
+			says: []string{fmt.Sprintf(`none of the %d records has a usable key (field "stateId"): null_id %d`, n, n)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			store, _ := sink.NewLocal(out)
+			opts := options(t, serve(t, tt.body), store)
+			opts.Dataset, opts.Prefix = spoc.States, spoc.States.Prefix
+			opts.Guards.MinRecords = tt.minRecords
+			opts.Outputs.Archive = true
+			_, err := snapshot.Run(context.Background(), opts)
+			var noKey *snapshot.NoKeyError
+			if !errors.Is(err, tt.want) || !errors.As(err, &noKey) {
+				t.Fatalf("%v, want %v, a *NoKeyError", err, tt.want)
+			}
+			if noKey.Field != "stateId" || noKey.Records != int64(tt.records) {
+				t.Errorf("%+v, want field stateId, %d records", noKey, tt.records)
+			}
+			for _, want := range append(tt.says, "rejected/") {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("the error does not say %q: %v", want, err)
+				}
+			}
+			if strings.Contains(err.Error(), "the minimum is") {
+				t.Errorf("the error blames the minimum: %v", err)
+			}
+		})
+	}
+}
