@@ -288,6 +288,8 @@ func TestFixNamesTheSetting(t *testing.T) {
 		{fmt.Errorf("attempt 1: %w", &snapshot.CollapsedError{Previous: "20261201"}), "SPOC_COLLAPSE_BELOW_PERCENT"},
 		{fmt.Errorf("attempt 1: %w", &snapshot.CollapsedError{}), "SPOC_URL"},
 		{snapshot.ErrTooFewRecords, "SPOC_MIN_RECORDS"},
+		{fmt.Errorf("attempt 1: %w", &snapshot.NoKeyError{Guard: snapshot.ErrTooFewRecords}), "SPOC_URL"},
+		{&snapshot.NoKeyError{Guard: snapshot.ErrTooManyDropped}, "declaration"},
 		{snapshot.ErrTooManyDropped, "SPOC_MAX_DROPPED_PERCENT"},
 		{fmt.Errorf("decode: %w", spoc.ErrBodyTooLarge), "SPOC_MAX_BODY_BYTES"},
 		{spoc.ErrValueTooLong, "SPOC_MAX_STRING_BYTES"},

@@ -600,6 +600,55 @@ func TestJobRefusesAnotherListOnTheFirstDay(t *testing.T) {
 	}
 }
 
+// A body whose records lack the list's key field (the zones served at
+// the states' URL, or the key renamed) writes no row. The run fails
+// saying that no record holds the key field and naming the field likely
+// in its place, and the fix points at the URL and the dataset's
+// declaration, not at SPOC_MIN_RECORDS, which is not what is wrong.
+func TestJobNoRecordHoldsTheKey(t *testing.T) {
+	generate := func(ds *spoc.Dataset) []byte {
+		var b bytes.Buffer
+		if _, err := spoctest.Generate(&b, spoctest.GenOptions{Dataset: ds, Records: 100}); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	for _, tc := range []struct {
+		name, rename string
+		body         []byte
+	}{
+		{"zones at the states URL", "zoneId", generate(spoc.Zones)},
+		{"the key renamed", "StateId", bytes.ReplaceAll(generate(spoc.States), []byte(`"stateId":`), []byte(`"StateId":`))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := spoctest.NewServer(spoctest.WithBody(tc.body))
+			defer up.Close()
+			code, logs := runJob(t, context.Background(), map[string]string{"SPOC_DATASET": "states", "SPOC_URL": up.URL, "SPOC_OUTPUT": t.TempDir(), "SPOC_DATE": "20261201"})
+			if code != exitFailed {
+				t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
+			}
+			var failed map[string]any
+			last := strings.TrimSpace(logs)
+			if err := json.Unmarshal([]byte(last[strings.LastIndex(last, "\n")+1:]), &failed); err != nil {
+				t.Fatalf("last log line: %v\n%s", err, logs)
+			}
+			msg, _ := failed["error"].(string)
+			for _, want := range []string{`holds the key field "stateId"`, `likely renamed "stateId" -> "` + tc.rename + `"`} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not say %s", msg, want)
+				}
+			}
+			fix, _ := failed["fix"].(string)
+			if !strings.Contains(fix, "SPOC_URL") || !strings.Contains(fix, "SPOC_API_BASE") || !strings.Contains(fix, "declar") || strings.Contains(fix, "SPOC_MIN_RECORDS") {
+				t.Errorf("fix %q: want the URL and the declaration, not the minimum", fix)
+			}
+			if reason := failed["reason"]; reason != snapshot.OutcomeRejected {
+				t.Errorf("reason %v, want %q", reason, snapshot.OutcomeRejected)
+			}
+		})
+	}
+}
+
 // An output bucket that cannot be connected to (here a closed port on
 // loopback) fails the run with a line that says GCS could not be reached,
 // for how long the run tried, and what to check; and no progress is

@@ -473,8 +473,15 @@ var settingNames = strings.NewReplacer(
 // when none does: the library packages say what happened, the job which
 // of its settings answers it.
 func fixFor(err error) string {
-	var collapsed *snapshot.CollapsedError
+	var (
+		collapsed *snapshot.CollapsedError
+		noKey     *snapshot.NoKeyError
+	)
 	switch {
+	case errors.As(err, &noKey):
+		// Not the limits: the records are not the dataset's, or its key
+		// is not where the declaration says.
+		return "if the URL (SPOC_URL, SPOC_API_BASE) serves another list than the dataset's, point it at the dataset's list; if the upstream renamed the key field or changed its shape, fix the dataset's declaration and replay the kept body (README, Schema contract)"
 	case errors.As(err, &collapsed) && collapsed.Previous == "":
 		return "if the URL (SPOC_URL, SPOC_API_BASE) serves another list than the dataset's, point it at the dataset's list; if the upstream renamed the field or changed its shape, fix the dataset's declaration and replay the kept body (README, Schema contract); SPOC_FORCE=true publishes it as it is (for one run, though its snapshot becomes the next day's baseline); SPOC_COLLAPSE_BELOW_PERCENT=0 turns the guard off"
 	case errors.Is(err, snapshot.ErrRecordsFell):
