@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
@@ -25,6 +27,7 @@ const (
 type Baseline struct {
 	snapshot   string
 	file       File
+	schema     *arrow.Schema // the dataset's, of the rows of removed plots
 	h          hasher
 	table      *table
 	entries    []entry
@@ -49,7 +52,7 @@ func ReadBaseline(ctx context.Context, ds *spoc.Dataset, snapshot string, f File
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot %s: %w", snapshot, err)
 	}
-	b := &Baseline{snapshot: snapshot, file: f, h: h, table: newTable(ds)}
+	b := &Baseline{snapshot: snapshot, file: f, schema: ds.Schema(), h: h, table: newTable(ds)}
 	if err := b.read(ctx, f); err != nil {
 		return nil, fmt.Errorf("read snapshot %s: %w", snapshot, err)
 	}

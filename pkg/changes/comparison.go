@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
@@ -19,7 +20,8 @@ import (
 type Comparison struct {
 	base       *Baseline
 	flags      []uint8
-	rows       []change // added and changed, in the order seen
+	rows       []change  // added and changed, in the order seen
+	versions   []Version // of the last batch
 	duplicates int64
 	next       *Digester // of the current snapshot, with the Baseline's keys
 	statuses   statusTable
@@ -90,7 +92,8 @@ type values struct {
 func (b *Baseline) NewComparison() *Comparison {
 	// A day holds about as many plots as the day before: room for a few
 	// more spares the regrowth of 16 bytes a row.
-	next := &Digester{h: b.h, rows: make([]entry, 0, len(b.entries)+len(b.entries)/32)}
+	n := len(b.entries) + len(b.entries)/32
+	next := &Digester{h: b.h, rows: make([]entry, 0, n), first: newFirstRows(b.h.key, n)}
 	return &Comparison{base: b, flags: make([]uint8, len(b.entries)), next: next, statuses: newStatusTable()}
 }
 
@@ -110,13 +113,17 @@ func (c *Comparison) Add(rec arrow.RecordBatch) error {
 	}
 	hashes := &c.next.hashes
 	get := newValueReader(rec, c.base.table)
+	c.versions = c.versions[:0]
 	for i, id := range ids {
+		if !c.next.isFirst[i] {
+			c.duplicates++
+			continue
+		}
 		j, found := c.base.find(id)
 		switch {
 		case !found:
 			c.rows = append(c.rows, change{id: id, prev: -1, kind: added, after: get.at(i, &c.statuses)})
-		case c.flags[j]&seen != 0:
-			c.duplicates++
+			c.versions = append(c.versions, Version{Row: i, Change: Added})
 		default:
 			c.flags[j] |= seen
 			if c.base.entries[j].hash == hashes.row[i] {
@@ -124,21 +131,45 @@ func (c *Comparison) Add(rec arrow.RecordBatch) error {
 			}
 			start := c.columnHashes.add(hashes.columns, i)
 			c.rows = append(c.rows, change{id: id, prev: int32(j), kind: changed, after: get.at(i, &c.statuses), columns: start})
+			c.versions = append(c.versions, Version{Row: i, Change: Changed})
 		}
 	}
 	return nil
 }
+
+// A Version is a row of a snapshot batch that begins a version of its
+// plot: the first row of an id that the previous snapshot lacks (Added)
+// or held with other values (Changed). The versions of a day are these
+// rows and the last rows of the plots removed (Comparison.FinishVersions).
+type Version struct {
+	Row    int
+	Change string
+}
+
+// Versions are the rows of the batch last given to Add that begin a
+// version of their plot, in row order.
+func (c *Comparison) Versions() []Version { return c.versions }
 
 // Finish reads the previous snapshot's file (the Baseline's) again for
 // the before-values of the plots that changed or were removed, and
 // returns the result. Unless something changed or went, the file is not
 // read.
 func (c *Comparison) Finish(ctx context.Context) (*Result, error) {
+	return c.FinishVersions(ctx, nil)
+}
+
+// RemovedRows takes, batch by batch, the rows of the plots removed since
+// the previous snapshot, as that snapshot held them (the first row of
+// each id), in the dataset's schema. A batch is valid during the call.
+type RemovedRows func(rec arrow.RecordBatch) error
+
+// FinishVersions is Finish that also hands onRemoved (if not nil) the last
+// version of every plot removed: with the rows Versions named batch by
+// batch, the versions that begin this day. The rows are read from the
+// previous snapshot's file with the before-values, row group by row
+// group: a batch holds the removed plots of one row group.
+func (c *Comparison) FinishVersions(ctx context.Context, onRemoved RemovedRows) (*Result, error) {
 	f := c.base.file
-	// Added rows of an id seen twice: keep the first, as for the others.
-	var dropped int64
-	c.rows, dropped = firstOfEachID(c.rows, func(r change) int64 { return r.id })
-	c.duplicates += dropped
 	var matched int64
 	for _, fl := range c.flags {
 		if fl&seen != 0 {
@@ -153,7 +184,7 @@ func (c *Comparison) Finish(ctx context.Context) (*Result, error) {
 			c.rows = append(c.rows, change{id: c.base.entries[j].id, prev: int32(j), kind: removed})
 		}
 	}
-	if err := c.readBefore(ctx, f); err != nil {
+	if err := c.readBefore(ctx, f, onRemoved); err != nil {
 		return nil, err
 	}
 	c.columnHashes = nil
@@ -198,7 +229,7 @@ func (c *Comparison) Finish(ctx context.Context) (*Result, error) {
 
 // readBefore fills the before-values of the changed and removed rows from
 // the first row of their id in f, and the mask of the columns that changed.
-func (c *Comparison) readBefore(ctx context.Context, f File) error {
+func (c *Comparison) readBefore(ctx context.Context, f File, onRemoved RemovedRows) error {
 	// Changed and removed rows by their index into the Baseline.
 	var wanted []int
 	for i, r := range c.rows {
@@ -210,14 +241,14 @@ func (c *Comparison) readBefore(ctx context.Context, f File) error {
 		return nil
 	}
 	slices.SortFunc(wanted, func(a, b int) int { return cmp.Compare(c.rows[a].prev, c.rows[b].prev) })
-	err := c.fillBefore(ctx, f, wanted)
+	err := c.fillBefore(ctx, f, wanted, onRemoved)
 	if err != nil {
 		return fmt.Errorf("read snapshot %s again: %w", c.base.snapshot, err)
 	}
 	return nil
 }
 
-func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error {
+func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int, onRemoved RemovedRows) error {
 	s, err := openSnapshot(f, c.base.h)
 	if err != nil {
 		return err
@@ -228,8 +259,10 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 	filled := 0
 	var picks rowPicks
 	var col []uint64
+	var removedRows []int
 	err = s.eachRowGroup(ctx, func(g *rowGroup) error {
 		picks.rows, picks.changes = picks.rows[:0], picks.changes[:0]
+		removedRows = removedRows[:0]
 		anyChanged := false
 		for i, id := range g.ids {
 			j, found := c.base.find(id)
@@ -244,6 +277,9 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 			r := &c.rows[wanted[w]]
 			picks.rows, picks.changes = append(picks.rows, i), append(picks.changes, r)
 			anyChanged = anyChanged || r.kind == changed
+			if r.kind == removed {
+				removedRows = append(removedRows, i)
+			}
 		}
 		if len(picks.rows) == 0 {
 			return nil
@@ -271,6 +307,9 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 				}
 			})
 		}
+		if err == nil && onRemoved != nil && len(removedRows) > 0 {
+			err = c.handRemoved(g, s, removedRows, onRemoved)
+		}
 		if err != nil || !anyChanged {
 			return err
 		}
@@ -291,6 +330,22 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int) error
 		err = errors.New("it no longer holds every id it held when first read")
 	}
 	return err
+}
+
+// handRemoved hands fn the rows of g, ascending, as one batch of the
+// dataset's schema.
+func (c *Comparison) handRemoved(g *rowGroup, s *snapshotFile, rows []int, fn RemovedRows) error {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, c.base.schema)
+	defer b.Release()
+	leaves := append([]int{s.idLeaf}, s.leaves...)
+	for k, leaf := range leaves {
+		if err := g.appendRows(leaf, rows, b.Field(k)); err != nil {
+			return err
+		}
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	return fn(rec)
 }
 
 // rowPicks are the rows of a row group that fill changes, ascending, and

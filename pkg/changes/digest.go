@@ -34,6 +34,10 @@ type Digester struct {
 	rows   []entry   // every row added, in the order added
 	sorted bool      // rows are by id, the first of each id only
 	dups   int64     // rows dropped by sorting
+	// first tells the first row of each id from its repeats, and isFirst
+	// says which rows of the last batch are firsts; a Comparison reads it.
+	first   firstRows
+	isFirst []bool
 }
 
 // NewDigester starts the digest of a snapshot of ds with fresh keys: for
@@ -44,7 +48,7 @@ func NewDigester(ds *spoc.Dataset) (*Digester, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Digester{h: h}, nil
+	return &Digester{h: h, first: firstRows{key: h.key}}, nil
 }
 
 // Add hashes the rows of rec, a batch of the snapshot, in the order the
@@ -64,10 +68,30 @@ func (d *Digester) add(rec arrow.RecordBatch, ids []int64) error {
 	if err := d.hashes.compute(d.h, rec); err != nil {
 		return err
 	}
+	d.isFirst = slices.Grow(d.isFirst[:0], len(ids))[:len(ids)]
 	for i, id := range ids {
 		d.rows = append(d.rows, entry{id, d.hashes.row[i]})
+		first, err := d.first.add(d.rows, len(d.rows)-1)
+		if err != nil {
+			return err
+		}
+		d.isFirst[i] = first
 	}
 	return nil
+}
+
+// Versions are the rows of the batch last added that begin a version of
+// their plot in a snapshot that has nothing to compare with (the first
+// under its prefix): the first row of each id, every one Added. A
+// Comparison's Digester has the Comparison's Versions instead.
+func (d *Digester) Versions() []Version {
+	var out []Version
+	for i, first := range d.isFirst {
+		if first {
+			out = append(out, Version{Row: i, Change: Added})
+		}
+	}
+	return out
 }
 
 // The digest's layout, little-endian:
@@ -111,6 +135,7 @@ func (h hasher) digestColumns() []digestColumn {
 // and returns the bytes written. Call it once, after the last Add.
 func (d *Digester) WriteDigest(w io.Writer, snapshot string) (int64, error) {
 	if !d.sorted {
+		d.first = firstRows{}
 		d.rows, d.dups = firstOfEachID(d.rows, func(e entry) int64 { return e.id })
 		d.sorted = true
 	}
@@ -190,7 +215,7 @@ func readDigest(ctx context.Context, ds *spoc.Dataset, snapshot string, r io.Rea
 	case header.Rows < 0 || rest != header.Rows*digestEntrySize:
 		return nil, fmt.Errorf("%w: %d rows in %d bytes", ErrDigest, header.Rows, rest)
 	}
-	b := &Baseline{snapshot: snapshot, file: f, h: h, table: newTable(ds), duplicates: header.Duplicates, entries: make([]entry, header.Rows)}
+	b := &Baseline{snapshot: snapshot, file: f, schema: ds.Schema(), h: h, table: newTable(ds), duplicates: header.Duplicates, entries: make([]entry, header.Rows)}
 	var buf [digestEntrySize]byte
 	for i := range b.entries {
 		if i%(64<<10) == 0 {

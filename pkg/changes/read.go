@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -191,6 +192,85 @@ func (g *rowGroup) int64s(leaf int, fn func(row int, v int64)) error {
 	return readTyped(g, leaf, func(cr *file.Int64ColumnChunkReader, maxDef int16) error {
 		return visit(cr, maxDef, len(g.ids), &g.bufs.int64, g.bufs.defs, fn)
 	})
+}
+
+func (g *rowGroup) int32s(leaf int, fn func(row int, v int32)) error {
+	return readTyped(g, leaf, func(cr *file.Int32ColumnChunkReader, maxDef int16) error {
+		return visit(cr, maxDef, len(g.ids), &g.bufs.int32, g.bufs.defs, fn)
+	})
+}
+
+func (g *rowGroup) bools(leaf int, fn func(row int, v bool)) error {
+	return readTyped(g, leaf, func(cr *file.BooleanColumnChunkReader, maxDef int16) error {
+		return visit(cr, maxDef, len(g.ids), &g.bufs.bool, g.bufs.defs, fn)
+	})
+}
+
+// appendRows appends to b the value of each of rows (ascending) in the
+// column of leaf, or a null where the row has none (every row, for a leaf
+// < 0: a column the file lacks).
+func (g *rowGroup) appendRows(leaf int, rows []int, b array.Builder) error {
+	p := 0
+	// picked appends a null for each row before row, and reports whether
+	// row is the next of rows.
+	picked := func(row int) bool {
+		for p < len(rows) && rows[p] < row {
+			b.AppendNull()
+			p++
+		}
+		if p < len(rows) && rows[p] == row {
+			p++
+			return true
+		}
+		return false
+	}
+	var err error
+	if leaf >= 0 {
+		switch b := b.(type) {
+		case *array.StringBuilder:
+			err = g.strings(leaf, func(row int, v []byte) {
+				if picked(row) {
+					b.BinaryBuilder.Append(v)
+				}
+			})
+		case *array.Float64Builder:
+			err = g.float64s(leaf, func(row int, v float64) {
+				if picked(row) {
+					b.Append(v)
+				}
+			})
+		case *array.Int64Builder:
+			err = g.int64s(leaf, func(row int, v int64) {
+				if picked(row) {
+					b.Append(v)
+				}
+			})
+		case *array.TimestampBuilder:
+			err = g.int64s(leaf, func(row int, v int64) {
+				if picked(row) {
+					b.Append(arrow.Timestamp(v))
+				}
+			})
+		case *array.Int32Builder:
+			err = g.int32s(leaf, func(row int, v int32) {
+				if picked(row) {
+					b.Append(v)
+				}
+			})
+		case *array.BooleanBuilder:
+			err = g.bools(leaf, func(row int, v bool) {
+				if picked(row) {
+					b.Append(v)
+				}
+			})
+		default:
+			err = fmt.Errorf("%w: a column of type %s", ErrSchema, b.Type())
+		}
+	}
+	for ; p < len(rows); p++ {
+		b.AppendNull()
+	}
+	return err
 }
 
 // keys calls fn with every non-null value of the key's column, widened
