@@ -47,7 +47,7 @@ func TestReferencesPublishEveryList(t *testing.T) {
 	for _, ds := range refs {
 		dir := filepath.Join(out, ds.Prefix, "20261201")
 		n := snapshot.NamesOf(ds)
-		if got, want := files(t, dir), []string{n.Changes, n.Digest, n.Archive, n.Manifest, n.Parquet}; !slices.Equal(got, want) {
+		if got, want := files(t, dir), []string{n.Changes, n.Versions, n.Digest, n.Archive, n.Manifest, n.Parquet}; !slices.Equal(got, want) {
 			t.Errorf("%s: %v, want %v", ds.Name, got, want)
 		}
 		m := readManifest(t, mustRead(t, filepath.Join(dir, n.Manifest)))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/fetch"
+	"github.com/calee-data/mspo-spoc/pkg/history"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/transaction"
@@ -43,12 +44,13 @@ type attemptFigures struct {
 // attemptResult is what a successful attempt staged, from which Run
 // builds the manifest.
 type attemptResult struct {
-	source  Source
-	parquet ParquetInfo
-	stats   spoc.Stats
-	changes *ChangesInfo
-	forced  bool
-	tx      *transaction.Tx // its objects, prepared: Run commits them with the manifest
+	source   Source
+	parquet  ParquetInfo
+	stats    spoc.Stats
+	changes  *ChangesInfo
+	versions *VersionsInfo
+	forced   bool
+	tx       *transaction.Tx // its objects, prepared: Run commits them with the manifest
 }
 
 // publish runs the attempt, one stage after the other:
@@ -90,7 +92,7 @@ func (a *attempt) publish(ctx context.Context) (_ attemptResult, err error) {
 		return attemptResult{}, err
 	}
 	defer src.stop()
-	cmp, err := a.newComparison()
+	cmp, err := a.newComparison(ctx, tx)
 	if err != nil {
 		return attemptResult{}, err
 	}
@@ -109,7 +111,7 @@ func (a *attempt) publish(ctx context.Context) (_ attemptResult, err error) {
 		return attemptResult{}, err
 	}
 	if cmp != nil {
-		if res.changes, err = a.writeComparison(ctx, tx, cmp); err != nil {
+		if res.changes, res.versions, err = a.writeComparison(ctx, tx, cmp); err != nil {
 			return attemptResult{}, err
 		}
 	}
@@ -217,28 +219,45 @@ func (s *source) describe() Source {
 }
 
 // comparison compares the day's batches with the previous snapshot as
-// they are written, and builds the day's digest: the outputs of
-// Options.Outputs.Changes, staged after the guards.
+// they are written, builds the day's digest, and writes the versions
+// that begin the day: the outputs of Options.Outputs.Changes. The
+// versions are staged as the batches come; the change table and the
+// digest after the guards.
 type comparison struct {
 	cmp      *changes.Comparison // nil on a first run: a Digester alone
 	digester *changes.Digester
+	versions parquetOutput
+	writer   *history.Writer
 }
 
-// newComparison is the comparison with the previous snapshot; nil
-// without Options.Outputs.Changes.
-func (a *attempt) newComparison() (*comparison, error) {
+// newComparison is the comparison with the previous snapshot, with the
+// versions object staged in tx; nil without Options.Outputs.Changes.
+func (a *attempt) newComparison(ctx context.Context, tx *transaction.Tx) (*comparison, error) {
+	var c comparison
 	switch {
 	case a.h.baseline != nil:
-		cmp := a.h.baseline.NewComparison()
-		return &comparison{cmp: cmp, digester: cmp.Digester()}, nil
+		c.cmp = a.h.baseline.NewComparison()
+		c.digester = c.cmp.Digester()
 	case a.opts.Outputs.Changes:
 		d, err := changes.NewDigester(a.opts.Dataset)
 		if err != nil {
 			return nil, err
 		}
-		return &comparison{digester: d}, nil
+		c.digester = d
+	default:
+		return nil, nil
 	}
-	return nil, nil
+	obj, err := tx.Stage(ctx, a.names.Versions, sink.ParquetContentType)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := sink.NewParquetWriter(obj, history.Schema(a.opts.Dataset), a.opts.Layouts.Versions...)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", obj.URL(), err)
+	}
+	c.versions = parquetOutput{obj: obj, pw: pw}
+	c.writer = history.NewWriter(pw, a.opts.Dataset, a.opts.Day)
+	return &c, nil
 }
 
 // Add takes one batch of the snapshot.
@@ -249,17 +268,35 @@ func (c *comparison) Add(rec arrow.RecordBatch) error {
 	return c.digester.Add(rec)
 }
 
+// writeVersions writes the rows of rec, the batch last given to Add,
+// that begin a version of their plot.
+func (c *comparison) writeVersions(rec arrow.RecordBatch) error {
+	versions := c.digester.Versions()
+	if c.cmp != nil {
+		versions = c.cmp.Versions()
+	}
+	if err := c.writer.Write(rec, versions); err != nil {
+		return fmt.Errorf("write %s: %w", c.versions.obj.URL(), err)
+	}
+	return nil
+}
+
 // writeComparison writes the change table and the digest to their
-// staged objects (the changes phase).
-func (a *attempt) writeComparison(ctx context.Context, tx *transaction.Tx, c *comparison) (info *ChangesInfo, err error) {
+// staged objects, and the removed plots' versions before it closes the
+// versions object (the changes phase).
+func (a *attempt) writeComparison(ctx context.Context, tx *transaction.Tx, c *comparison) (info *ChangesInfo, versions *VersionsInfo, err error) {
 	err = a.in.phase(ctx, PhaseChanges, &a.fig.changes, func(ctx context.Context) error {
-		if info, err = writeChanges(ctx, tx, a.opts, c.cmp, a.names.Changes); err != nil {
+		if info, err = writeChanges(ctx, tx, a.opts, c.cmp, a.names.Changes, c.writer.WriteRemoved); err != nil {
 			return err
 		}
 		info.BaselineFrom = a.h.baselineFrom
+		if err := c.versions.pw.Close(); err != nil {
+			return fmt.Errorf("write %s: %w", c.versions.obj.URL(), err)
+		}
+		versions = &VersionsInfo{Rows: c.writer.Rows()}
 		return writeDigest(ctx, tx, a.opts, c.digester, a.names.Digest)
 	})
-	return info, err
+	return info, versions, err
 }
 
 // decode streams the body through the decoder into the outputs, and
@@ -366,6 +403,8 @@ func (a *attempt) writeBatches(snap parquetOutput, batches *readAhead, dec *spoc
 			start := time.Now()
 			if err = rows.Add(rec); err != nil {
 				err = fmt.Errorf("compare with the previous snapshot: %w", err)
+			} else {
+				err = rows.writeVersions(rec)
 			}
 			a.fig.changes += time.Since(start)
 		}

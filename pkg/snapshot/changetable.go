@@ -99,13 +99,14 @@ func writeDigest(ctx context.Context, tx *transaction.Tx, opts Options, d *chang
 const changeTableBatch = 64 << 10
 
 // writeChanges finishes the comparison cmp (nil on the first run: an empty
-// change table) and writes the change table to the object staged in tx
+// change table), handing removed the removed plots' last versions, and
+// writes the change table to the object staged in tx
 // as name.
-func writeChanges(ctx context.Context, tx *transaction.Tx, opts Options, cmp *changes.Comparison, name string) (*ChangesInfo, error) {
+func writeChanges(ctx context.Context, tx *transaction.Tx, opts Options, cmp *changes.Comparison, name string, removed changes.RemovedRows) (*ChangesInfo, error) {
 	result := changes.FirstRun(opts.Dataset)
 	if cmp != nil {
 		var err error
-		if result, err = cmp.Finish(ctx); err != nil {
+		if result, err = cmp.FinishVersions(ctx, removed); err != nil {
 			return nil, fmt.Errorf("compare with the previous snapshot: %w", err)
 		}
 	}

@@ -20,7 +20,7 @@ import (
 
 func TestNamesOfSPOCAreTheConstants(t *testing.T) {
 	got := snapshot.NamesOf(spoc.SPOC)
-	want := snapshot.Names{Parquet: snapshot.ParquetName, Manifest: snapshot.ManifestName, Archive: snapshot.ArchiveName, Changes: snapshot.ChangesName, Digest: snapshot.DigestName, Lock: snapshot.LockName}
+	want := snapshot.Names{Parquet: snapshot.ParquetName, Manifest: snapshot.ManifestName, Archive: snapshot.ArchiveName, Changes: snapshot.ChangesName, Digest: snapshot.DigestName, Versions: snapshot.VersionsName, Lock: snapshot.LockName}
 	if got != want {
 		t.Errorf("NamesOf(SPOC) = %+v, want %+v", got, want)
 	}
@@ -68,7 +68,7 @@ func TestOSHDayOneDayTwo(t *testing.T) {
 		}
 		dir := filepath.Join(out, spoc.OSH.Prefix, opts.Day.Format(snapshot.DateLayout))
 		names := snapshot.NamesOf(spoc.OSH)
-		want := []string{names.Changes, names.Digest, names.Archive, names.Manifest, names.Parquet}
+		want := []string{names.Changes, names.Versions, names.Digest, names.Archive, names.Manifest, names.Parquet}
 		if got := files(t, dir); !slices.Equal(got, want) {
 			t.Errorf("day %d holds %v, want %v", i+1, got, want)
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/history"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
@@ -32,7 +33,9 @@ type Layout struct {
 // Layouts are the sink options of a day's two tables, built once
 // (NewLayouts) and used by every attempt as they are.
 type Layouts struct {
-	Snapshot, Changes []sink.ParquetOption
+	// Versions are the versions table's (pkg/history): the snapshot's
+	// layout, with the two columns it adds dictionary-encoded.
+	Snapshot, Changes, Versions []sink.ParquetOption
 }
 
 // NewLayouts builds the Parquet options of ds's snapshot and of the
@@ -50,9 +53,12 @@ func NewLayouts(ds *spoc.Dataset, version string, snapshotLayout, changesLayout 
 		maps.Copy(levels, s.ColumnZstdLevels)
 		s.ColumnZstdLevels = levels
 	}
+	v := s
+	v.Dictionary = append(slices.Clone(s.Dictionary), history.ValidFrom, history.Change)
 	return Layouts{
 		Snapshot: s.options(version),
 		Changes:  changesLayout.orDefault(DefaultChangesLayout(ds)).options(version),
+		Versions: v.options(version),
 	}
 }
 

@@ -27,6 +27,10 @@ type Manifest struct {
 	// Options.Outputs.Changes.
 	Changes *ChangesInfo     `json:"changes,omitempty"`
 	Digest  *sink.ObjectInfo `json:"digest,omitempty"`
+	// Versions is the versions that begin the day (VersionsName: the
+	// plots added, changed and removed, see pkg/history), when
+	// Options.Outputs.Changes.
+	Versions *VersionsInfo `json:"versions,omitempty"`
 	// Previous is the snapshot the publish guards and the change table
 	// compared with, the newest earlier day that is whole; nil when there
 	// is none. PassedOver are the later days that were not whole, newest
@@ -70,6 +74,12 @@ type ChangesInfo struct {
 	// BaselineFromDigest or BaselineFromParquet; empty on a first run.
 	BaselineFrom string `json:"baseline_from,omitempty"`
 	changes.Summary
+}
+
+// VersionsInfo describes the published versions object.
+type VersionsInfo struct {
+	sink.ObjectInfo
+	Rows int64 `json:"rows"`
 }
 
 // Values of ChangesInfo.BaselineFrom.

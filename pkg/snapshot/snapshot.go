@@ -137,6 +137,10 @@ const (
 	DigestName = "spoc-list-public.digest"
 	// ChangesName is in a folder of its own, out of the snapshots' glob.
 	ChangesName = "changes/spoc-list-public.changes.parquet"
+	// VersionsName is the versions that begin the day (package history),
+	// in a folder of its own: {prefix}/*/history/*.parquet is the whole
+	// history, and no snapshot or change-table glob matches it.
+	VersionsName = "history/spoc-list-public.versions.parquet"
 	RejectedDir = "rejected" // where a refused run's raw body goes
 	// LockName marks a day's folder as being published: it keeps two
 	// runs of one day (a manual run during the scheduled one, two
@@ -164,9 +168,9 @@ var (
 
 // Names are the names of a dataset's objects in a day's folder: for
 // spoc.SPOC, ParquetName, ManifestName, ArchiveName, ChangesName,
-// DigestName and LockName.
+// DigestName, VersionsName and LockName.
 type Names struct {
-	Parquet, Manifest, Archive, Changes, Digest, Lock string
+	Parquet, Manifest, Archive, Changes, Digest, Versions, Lock string
 }
 
 // NamesOf is the names of ds's objects, from its Object base name.
@@ -178,6 +182,7 @@ func NamesOf(ds *spoc.Dataset) Names {
 		Archive:  o + ".json.gz",
 		Changes:  "changes/" + o + ".changes.parquet",
 		Digest:   o + ".digest",
+		Versions: "history/" + o + ".versions.parquet",
 		Lock:     "." + o + ".lock",
 	}
 }
@@ -259,8 +264,9 @@ type Outputs struct {
 	// RejectedDir when the run is refused.
 	Archive bool
 	// Changes compares the records with the previous snapshot and
-	// writes the change table (ChangesName) in the day's folder, and the
-	// snapshot's digest (DigestName) for the next day's comparison.
+	// writes the change table (ChangesName) and the versions that begin
+	// the day (VersionsName, package history) in the day's folder, and
+	// the snapshot's digest (DigestName) for the next day's comparison.
 	// Without it, no data object of an earlier day is read to compare
 	// with: a run looks at the earlier days' manifests (the publish
 	// guards' counts) and locks only, and the previous snapshot is whole
@@ -338,15 +344,15 @@ type run struct {
 	startedAt time.Time
 
 	day          *transaction.Day
-	h            history
+	h            past
 	baselineTime time.Duration
 	last         *attemptFigures // of the last attempt, for the metrics
 }
 
-// history is what a run is checked against: the newest earlier whole
+// past is what a run is checked against: the newest earlier whole
 // snapshot and the manifest already published for the same day, if any;
 // with Options.Outputs.Changes, the digest of the previous snapshot.
-type history struct {
+type past struct {
 	previousDay       *previousDay // previous is its manifest
 	previous, sameDay *Manifest
 	baseline          *changes.Baseline
@@ -477,6 +483,9 @@ func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.Objec
 	if res.changes != nil {
 		res.changes.ObjectInfo = at[r.names.Changes]
 	}
+	if res.versions != nil {
+		res.versions.ObjectInfo = at[r.names.Versions]
+	}
 	var archive, digest *sink.ObjectInfo
 	if info, ok := at[r.names.Archive]; ok {
 		archive = &info
@@ -491,6 +500,7 @@ func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.Objec
 		Stats:      res.stats,
 		Archive:    archive,
 		Changes:    res.changes,
+		Versions:   res.versions,
 		Digest:     digest,
 		Forced:     res.forced,
 		Attempts:   attempts,
