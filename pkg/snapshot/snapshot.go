@@ -141,7 +141,7 @@ const (
 	// in a folder of its own: {prefix}/*/history/*.parquet is the whole
 	// history, and no snapshot or change-table glob matches it.
 	VersionsName = "history/spoc-list-public.versions.parquet"
-	RejectedDir = "rejected" // where a refused run's raw body goes
+	RejectedDir  = "rejected" // where a refused run's raw body goes
 	// LockName marks a day's folder as being published: it keeps two
 	// runs of one day (a manual run during the scheduled one, two
 	// backfills) from each publishing part of a snapshot, since GCS
