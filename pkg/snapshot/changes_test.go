@@ -194,12 +194,22 @@ func TestChangesDayOneDayTwo(t *testing.T) {
 	if obj := readAll(t, store, dir+snapshot.ChangesName); c2.Size != int64(len(obj)) || !strings.HasSuffix(c2.URL, dir+snapshot.ChangesName) {
 		t.Errorf("manifest change table %+v, object of %d bytes", c2.ObjectInfo, len(obj))
 	}
+	// The versions that begin the day: one per plot added, removed or
+	// changed.
+	v2 := m2.Versions
+	if v2 == nil || v2.Rows != 5+4+4 {
+		t.Fatalf("manifest versions %+v, want 13 rows", v2)
+	}
+	if obj := readAll(t, store, dir+snapshot.VersionsName); v2.Size != int64(len(obj)) || !strings.HasSuffix(v2.URL, dir+snapshot.VersionsName) {
+		t.Errorf("manifest versions %+v, object of %d bytes", v2.ObjectInfo, len(obj))
+	}
 	metrics := points(t, reader)
 	for k, v := range map[string]int64{
-		"spoc.changes{kind=added}":        5,
-		"spoc.changes{kind=removed}":      4,
-		"spoc.changes{kind=changed}":      4,
-		"spoc.output.bytes{kind=changes}": c2.Size,
+		"spoc.changes{kind=added}":         5,
+		"spoc.changes{kind=removed}":       4,
+		"spoc.changes{kind=changed}":       4,
+		"spoc.output.bytes{kind=changes}":  c2.Size,
+		"spoc.output.bytes{kind=versions}": v2.Size,
 	} {
 		if metrics[k] != v {
 			t.Errorf("%s = %d, want %d", k, metrics[k], v)

@@ -117,7 +117,7 @@ func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider, ds *spoc.D
 		metric.WithDescription("Bytes of the source received: on the wire (stage=wire) and after decompression (stage=body), every attempt included."))
 	add(err)
 	in.outputBytes, err = m.Int64Counter(MetricName(ds, MetricOutputBytes), metric.WithUnit("By"),
-		metric.WithDescription("Bytes of the objects published, by kind (parquet, manifest, archive, changes)."))
+		metric.WithDescription("Bytes of the objects published, by kind (parquet, manifest, archive, changes, versions)."))
 	add(err)
 	in.fetchAttempts, err = m.Int64Counter(MetricName(ds, MetricFetchAttempts), metric.WithUnit("{attempt}"),
 		metric.WithDescription("Attempts to fetch, decode and write the snapshot, by outcome."))
@@ -186,6 +186,9 @@ func (in *instruments) published(ctx context.Context, m *Manifest, manifestBytes
 	in.outputBytes.Add(ctx, manifestBytes, metric.WithAttributes(attribute.String("kind", "manifest")))
 	if m.Archive != nil {
 		in.outputBytes.Add(ctx, m.Archive.Size, metric.WithAttributes(attribute.String("kind", "archive")))
+	}
+	if v := m.Versions; v != nil {
+		in.outputBytes.Add(ctx, v.Size, metric.WithAttributes(attribute.String("kind", "versions")))
 	}
 	if c := m.Changes; c != nil {
 		in.outputBytes.Add(ctx, c.Size, metric.WithAttributes(attribute.String("kind", "changes")))
