@@ -332,20 +332,33 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int, onRem
 	return err
 }
 
-// handRemoved hands fn the rows of g, ascending, as one batch of the
-// dataset's schema.
+// removedBatch bounds the rows of a batch of removed plots, as the
+// decoder's batch size bounds a day's: on a day that removes every plot,
+// a row group's rows would otherwise be held at once.
+const removedBatch = 16 << 10
+
+// handRemoved hands fn the rows of g, ascending, as batches of the
+// dataset's schema of at most removedBatch rows. Each batch reads the
+// columns of the row group again, up to its last row: one read on an
+// ordinary day, a few on a day that removes most plots.
 func (c *Comparison) handRemoved(g *rowGroup, s *snapshotFile, rows []int, fn RemovedRows) error {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, c.base.schema)
 	defer b.Release()
 	leaves := append([]int{s.idLeaf}, s.leaves...)
-	for k, leaf := range leaves {
-		if err := g.appendRows(leaf, rows, b.Field(k)); err != nil {
+	for chunk := range slices.Chunk(rows, removedBatch) {
+		for k, leaf := range leaves {
+			if err := g.appendRows(leaf, chunk, b.Field(k)); err != nil {
+				return err
+			}
+		}
+		rec := b.NewRecordBatch()
+		err := fn(rec)
+		rec.Release()
+		if err != nil {
 			return err
 		}
 	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	return fn(rec)
+	return nil
 }
 
 // rowPicks are the rows of a row group that fill changes, ascending, and

@@ -177,38 +177,21 @@ func (g *rowGroup) hashColumn(h hasher, leaf int, out []uint64) error {
 // strings calls fn with every non-null value of a string column; v is
 // valid only during the call.
 func (g *rowGroup) strings(leaf int, fn func(row int, v []byte)) error {
-	return readTyped(g, leaf, func(cr *file.ByteArrayColumnChunkReader, maxDef int16) error {
-		return visit(cr, maxDef, len(g.ids), &g.bufs.bytes, g.bufs.defs, func(row int, v parquet.ByteArray) { fn(row, v) })
-	})
+	return readRows[*file.ByteArrayColumnChunkReader](g, leaf, len(g.ids), &g.bufs.bytes, func(row int, v parquet.ByteArray) { fn(row, v) })
 }
 
 func (g *rowGroup) float64s(leaf int, fn func(row int, v float64)) error {
-	return readTyped(g, leaf, func(cr *file.Float64ColumnChunkReader, maxDef int16) error {
-		return visit(cr, maxDef, len(g.ids), &g.bufs.float64, g.bufs.defs, fn)
-	})
+	return readRows[*file.Float64ColumnChunkReader](g, leaf, len(g.ids), &g.bufs.float64, fn)
 }
 
 func (g *rowGroup) int64s(leaf int, fn func(row int, v int64)) error {
-	return readTyped(g, leaf, func(cr *file.Int64ColumnChunkReader, maxDef int16) error {
-		return visit(cr, maxDef, len(g.ids), &g.bufs.int64, g.bufs.defs, fn)
-	})
-}
-
-func (g *rowGroup) int32s(leaf int, fn func(row int, v int32)) error {
-	return readTyped(g, leaf, func(cr *file.Int32ColumnChunkReader, maxDef int16) error {
-		return visit(cr, maxDef, len(g.ids), &g.bufs.int32, g.bufs.defs, fn)
-	})
-}
-
-func (g *rowGroup) bools(leaf int, fn func(row int, v bool)) error {
-	return readTyped(g, leaf, func(cr *file.BooleanColumnChunkReader, maxDef int16) error {
-		return visit(cr, maxDef, len(g.ids), &g.bufs.bool, g.bufs.defs, fn)
-	})
+	return readRows[*file.Int64ColumnChunkReader](g, leaf, len(g.ids), &g.bufs.int64, fn)
 }
 
 // appendRows appends to b the value of each of rows (ascending) in the
 // column of leaf, or a null where the row has none (every row, for a leaf
-// < 0: a column the file lacks).
+// < 0: a column the file lacks). It reads the column up to the last of
+// rows.
 func (g *rowGroup) appendRows(leaf int, rows []int, b array.Builder) error {
 	p := 0
 	// picked appends a null for each row before row, and reports whether
@@ -225,40 +208,41 @@ func (g *rowGroup) appendRows(leaf int, rows []int, b array.Builder) error {
 		return false
 	}
 	var err error
-	if leaf >= 0 {
+	if leaf >= 0 && len(rows) > 0 {
+		n, bufs := rows[len(rows)-1]+1, g.bufs
 		switch b := b.(type) {
 		case *array.StringBuilder:
-			err = g.strings(leaf, func(row int, v []byte) {
+			err = readRows[*file.ByteArrayColumnChunkReader](g, leaf, n, &bufs.bytes, func(row int, v parquet.ByteArray) {
 				if picked(row) {
 					b.BinaryBuilder.Append(v)
 				}
 			})
 		case *array.Float64Builder:
-			err = g.float64s(leaf, func(row int, v float64) {
+			err = readRows[*file.Float64ColumnChunkReader](g, leaf, n, &bufs.float64, func(row int, v float64) {
 				if picked(row) {
 					b.Append(v)
 				}
 			})
 		case *array.Int64Builder:
-			err = g.int64s(leaf, func(row int, v int64) {
+			err = readRows[*file.Int64ColumnChunkReader](g, leaf, n, &bufs.int64, func(row int, v int64) {
 				if picked(row) {
 					b.Append(v)
 				}
 			})
 		case *array.TimestampBuilder:
-			err = g.int64s(leaf, func(row int, v int64) {
+			err = readRows[*file.Int64ColumnChunkReader](g, leaf, n, &bufs.int64, func(row int, v int64) {
 				if picked(row) {
 					b.Append(arrow.Timestamp(v))
 				}
 			})
 		case *array.Int32Builder:
-			err = g.int32s(leaf, func(row int, v int32) {
+			err = readRows[*file.Int32ColumnChunkReader](g, leaf, n, &bufs.int32, func(row int, v int32) {
 				if picked(row) {
 					b.Append(v)
 				}
 			})
 		case *array.BooleanBuilder:
-			err = g.bools(leaf, func(row int, v bool) {
+			err = readRows[*file.BooleanColumnChunkReader](g, leaf, n, &bufs.bool, func(row int, v bool) {
 				if picked(row) {
 					b.Append(v)
 				}
@@ -273,15 +257,24 @@ func (g *rowGroup) appendRows(leaf int, rows []int, b array.Builder) error {
 	return err
 }
 
+// readRows calls fn with every non-null value of the first n rows of the
+// column chunk of leaf, a column of type R.
+func readRows[R interface {
+	file.ColumnChunkReader
+	pageReader[T]
+}, T any](g *rowGroup, leaf, n int, buf *[]T, fn func(row int, v T)) error {
+	return readTyped(g, leaf, func(cr R, maxDef int16) error {
+		return visit[T](cr, maxDef, n, buf, g.bufs.defs, fn)
+	})
+}
+
 // keys calls fn with every non-null value of the key's column, widened
 // to int64 from an int32 one (a reference list's, spoc.KindKey32).
 func (g *rowGroup) keys(leaf int, int32Key bool, fn func(row int, v int64)) error {
 	if !int32Key {
 		return g.int64s(leaf, fn)
 	}
-	return readTyped(g, leaf, func(cr *file.Int32ColumnChunkReader, maxDef int16) error {
-		return visit(cr, maxDef, len(g.ids), &g.bufs.int32, g.bufs.defs, func(row int, v int32) { fn(row, int64(v)) })
-	})
+	return readRows[*file.Int32ColumnChunkReader](g, leaf, len(g.ids), &g.bufs.int32, func(row int, v int32) { fn(row, int64(v)) })
 }
 
 // readTyped opens the column chunk of leaf (nothing to read if leaf < 0)
