@@ -16,12 +16,21 @@
 // So the previous file is read once a run, and not at all on a day when
 // nothing changed or went.
 //
+// The same comparison names the versions that begin the day, for the
+// versions table (package history): per batch, the rows of the plots
+// added or changed (Comparison.Versions; Digester.Versions on a first
+// day, when every plot is added), and at the end the rows of the plots
+// removed, as the previous file held them (Comparison.FinishVersions),
+// read with the before-values in batches of at most 16,384 rows.
+//
 // # Memory
 //
 // Neither snapshot is held in memory. The previous file is read row group
 // by row group (one ranged read per column chunk on GCS) and the Baseline
 // keeps 17 bytes per previous plot: its id, a 64-bit hash of the rest of
-// its row, and a flag byte; the day's digest 16 bytes a plot. A changed
+// its row, and a flag byte; the day's digest 16 bytes a plot, and 5 to 11
+// more for the table that tells each id's first row from its repeats as
+// the rows arrive (firstRows). A changed
 // plot costs about 310 bytes (the hash of each of its columns, to name
 // the ones that changed, and the values of the change table), an added
 // or removed one about 120. On an ordinary day a few thousand plots

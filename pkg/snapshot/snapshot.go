@@ -12,9 +12,11 @@
 //	source   the body, hashed and, with Options.Outputs.Archive, archived as it is read
 //	decoder  the records as Arrow batches (package spoc), read ahead
 //	outputs  the batches written to the Parquet snapshot and, with
-//	         Options.Outputs.Changes, compared with the previous snapshot
+//	         Options.Outputs.Changes, compared with the previous snapshot,
+//	         the rows that begin a version written to the versions
 //	guards   the checks that refuse a body (checkStats, checkHistory, checkColumns)
-//	outputs  the change table and the digest, written once the guards pass
+//	outputs  the change table, the digest and the removed plots' versions,
+//	         written once the guards pass
 //	staging  each output's object committed under its hidden staged name
 //
 // Each output is one stage that ends as one object staged in the
@@ -35,6 +37,7 @@
 //	{prefix}/{YYYYMMDD}/spoc-list-public.digest                    per plot, a hash for the next day's changes
 //	{prefix}/{YYYYMMDD}/spoc-list-public.manifest.json             written last
 //	{prefix}/{YYYYMMDD}/changes/spoc-list-public.changes.parquet   changes since the previous snapshot
+//	{prefix}/{YYYYMMDD}/history/spoc-list-public.versions.parquet  the versions that begin the day
 //	{prefix}/{YYYYMMDD}/rejected/spoc-list-public.json.gz          the body of a refused run
 //
 // The manifest is written last. Its presence means the objects beside it
@@ -43,7 +46,8 @@
 // One glob, one table: "{prefix}/*/*.parquet" matches the snapshots and
 // nothing else, whatever the number of days, so that queries written
 // against it keep working; "{prefix}/*/changes/*.parquet" matches the
-// change tables. Partial objects are hidden (a dot and a ".tmp-" suffix)
+// change tables, and "{prefix}/*/history/*.parquet" every version of
+// every plot (package history). Partial objects are hidden (a dot and a ".tmp-" suffix)
 // or, on GCS, not visible until committed.
 //
 // # Changes
