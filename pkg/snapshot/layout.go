@@ -30,6 +30,15 @@ type Layout struct {
 	Dictionary []string
 }
 
+// versionsRowGroupBytes bounds the text of a row group of the versions.
+// The versions are written beside the snapshot, by a second Parquet
+// writer that holds its row group as the snapshot's does: on a first day,
+// when every plot is a version, both would hold a group of up to
+// sink.DefaultMaxRowGroupBytes of text at once. Groups of about one
+// decoder batch (spoc.DefaultMaxBatchBytes) keep the second small; an
+// ordinary day's versions are a few thousand rows, one group anyway.
+const versionsRowGroupBytes = 4 << 20
+
 // Layouts are the sink options of a day's two tables, built once
 // (NewLayouts) and used by every attempt as they are.
 type Layouts struct {
@@ -55,6 +64,9 @@ func NewLayouts(ds *spoc.Dataset, version string, snapshotLayout, changesLayout 
 	}
 	v := s
 	v.Dictionary = append(slices.Clone(s.Dictionary), history.ValidFrom, history.Change)
+	if v.RowGroupBytes == 0 || v.RowGroupBytes > versionsRowGroupBytes {
+		v.RowGroupBytes = versionsRowGroupBytes
+	}
 	return Layouts{
 		Snapshot: s.options(version),
 		Changes:  changesLayout.orDefault(DefaultChangesLayout(ds)).options(version),
