@@ -16,6 +16,7 @@ import (
 
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/history"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -157,12 +158,15 @@ var updateDeploy = flag.Bool("update", false, "rewrite deploy/datasets.json and 
 
 // deployDataset is what Terraform needs of a dataset (deploy/datasets.json).
 type deployDataset struct {
-	URL               string            `json:"url"`
-	Object            string            `json:"object"`
-	Prefix            string            `json:"prefix"`
-	MinRecords        int64             `json:"min_records"`
-	LastSuccessMetric string            `json:"last_success_metric"`
-	SchemaFiles       map[string]string `json:"schema_files"`
+	URL               string `json:"url"`
+	Object            string `json:"object"`
+	Prefix            string `json:"prefix"`
+	MinRecords        int64  `json:"min_records"`
+	LastSuccessMetric string `json:"last_success_metric"`
+	// Key is the column that names a plot (the dataset's first): the
+	// history view and the as-of function partition the versions by it.
+	Key         string            `json:"key"`
+	SchemaFiles map[string]string `json:"schema_files"`
 	// The group (SPOC_DATASET=references) whose one job publishes this
 	// list when Terraform's datasets enables the group.
 	Group string `json:"group,omitempty"`
@@ -179,9 +183,11 @@ func deployDatasets() map[string]deployDataset {
 			MinRecords: ds.Floor,
 			// As Cloud Monitoring's PromQL names the exported metric.
 			LastSuccessMetric: strings.ReplaceAll(snapshot.MetricName(ds, snapshot.MetricLastSuccess), ".", "_"),
+			Key:               ds.Schema().Field(0).Name,
 			SchemaFiles: map[string]string{
 				"snapshots": ds.Object + ".schema.parquet",
 				"changes":   ds.Object + ".changes.schema.parquet",
+				"versions":  ds.Object + ".versions.schema.parquet",
 			},
 			Group: ds.Group,
 		}
@@ -189,14 +195,27 @@ func deployDatasets() map[string]deployDataset {
 	return out
 }
 
+// schemaFile is a BigQuery reference schema: the table's schema, and
+// the Parquet options the file is written with.
+type schemaFile struct {
+	schema *arrow.Schema
+	opts   []sink.ParquetOption
+}
+
 // schemaFiles are the BigQuery reference schemas of every dataset, by
-// file name in deploy/schema/.
-func schemaFiles() map[string]*arrow.Schema {
-	files := map[string]*arrow.Schema{}
+// file name in deploy/schema/. The versions file is written as the job
+// writes the versions table (its layout), so that its Parquet types are
+// the job's. The other two are written plain: their bytes name their
+// uploaded objects (the MD5), and new bytes would replace their tables.
+func schemaFiles() map[string]schemaFile {
+	files := map[string]schemaFile{}
+	plain := []sink.ParquetOption{sink.WithCreatedBy("mspo-spoc schema")}
 	for name, d := range deployDatasets() {
 		ds := spoc.Datasets()[name]
-		files[d.SchemaFiles["snapshots"]] = ds.Schema()
-		files[d.SchemaFiles["changes"]] = changes.Schema(ds)
+		files[d.SchemaFiles["snapshots"]] = schemaFile{ds.Schema(), plain}
+		files[d.SchemaFiles["changes"]] = schemaFile{changes.Schema(ds), plain}
+		layouts := snapshot.NewLayouts(ds, "schema", snapshot.Layout{}, snapshot.Layout{})
+		files[d.SchemaFiles["versions"]] = schemaFile{history.Schema(ds), layouts.Versions}
 	}
 	return files
 }
@@ -234,12 +253,13 @@ func TestDeployDatasets(t *testing.T) {
 // a file no dataset names.
 func TestBigQuerySchemaFiles(t *testing.T) {
 	files := schemaFiles()
-	for name, schema := range files {
+	for name, f := range files {
 		t.Run(name, func(t *testing.T) {
+			schema := f.schema
 			file := filepath.Join(repoRoot, "deploy", "schema", name)
 			if *updateDeploy {
 				var b bytes.Buffer
-				pw, err := sink.NewParquetWriter(&b, schema, sink.WithCreatedBy("mspo-spoc schema"))
+				pw, err := sink.NewParquetWriter(&b, schema, f.opts...)
 				if err != nil {
 					t.Fatal(err)
 				}
