@@ -8,12 +8,13 @@
 # its schema from a reference file: a zero-row Parquet file written by the
 # job's own writer (deploy/schema/, checked against the job's schemas by
 # cmd/job's TestBigQuerySchemaFiles), uploaded here under the prefix's
-# _schema/ folder, three levels deep so that no snapshot or change-table
-# glob matches it. Its MD5 is in its name, so a new schema file is a new
-# object; and since BigQuery reads the reference file only when it creates
-# an external table (the provider updates reference_file_schema_uri in
-# place, it is not ForceNew), each table is replaced with its schema object
-# (replace_triggered_by), or it would keep the old schema.
+# _schema/ folder, three levels deep so that no snapshot, change-table or
+# versions glob matches it. Its MD5 is in its name, so a new schema file
+# is a new object; and since BigQuery reads the reference file only when
+# it creates an external table (the provider updates
+# reference_file_schema_uri in place, it is not ForceNew), each table is
+# replaced with its schema object (replace_triggered_by), or it would
+# keep the old schema.
 
 locals {
   bigquery = var.bigquery_dataset != "" ? 1 : 0
@@ -69,6 +70,15 @@ resource "google_storage_bucket_object" "changes_schema" {
   content_type = "application/vnd.apache.parquet"
 }
 
+resource "google_storage_bucket_object" "versions_schema" {
+  for_each = local.bigquery_datasets
+
+  bucket       = local.bucket_name
+  name         = "${each.value.output_prefix}/_schema/${substr(filemd5("${path.module}/schema/${each.value.schema_files.versions}"), 0, 12)}/${each.value.schema_files.versions}"
+  source       = "${path.module}/schema/${each.value.schema_files.versions}"
+  content_type = "application/vnd.apache.parquet"
+}
+
 resource "google_bigquery_dataset" "spoc" {
   count = local.bigquery
 
@@ -92,8 +102,8 @@ resource "google_bigquery_table" "snapshots" {
     autodetect                = false
     reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.snapshots_schema[each.key].name}"
     # One wildcard (BigQuery allows one), which also matches "/": here
-    # the YYYYMMDD/ folder. The change tables, in YYYYMMDD/changes/, end
-    # with another name.
+    # the YYYYMMDD/ folder. The change tables and the versions, in
+    # YYYYMMDD/changes/ and YYYYMMDD/history/, end with other names.
     source_uris = ["gs://${local.bucket_name}/${each.value.output_prefix}/*${each.value.object}.parquet"]
   }
 
@@ -145,4 +155,100 @@ resource "google_bigquery_table" "changes" {
   lifecycle {
     replace_triggered_by = [google_storage_bucket_object.changes_schema[each.key]]
   }
+}
+
+# The plots' history: every day's versions object (YYYYMMDD/history/),
+# the rows that begin a version that day (a plot added or changed, with
+# its new values, or removed, with its last ones), as one table; a view
+# that gives each version the day it ended; and a table function that
+# gives the list as of a day. The view and the function read the
+# external table directly, each with its full name (a table function
+# must name tables with their project), which is also what orders them
+# after it. Neither reads the other.
+resource "google_bigquery_table" "versions" {
+  for_each = local.bigquery_datasets
+
+  dataset_id          = google_bigquery_dataset.spoc[0].dataset_id
+  table_id            = "${each.value.bigquery_table}_versions_external"
+  description         = "Every version of every plot of the ${each.key} dataset: a row for each plot added, changed or removed on valid_from, under gs://${local.bucket_name}/${each.value.output_prefix}/*/history/."
+  deletion_protection = false
+
+  external_data_configuration {
+    source_format             = "PARQUET"
+    autodetect                = false
+    reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.versions_schema[each.key].name}"
+    source_uris               = ["gs://${local.bucket_name}/${each.value.output_prefix}/*/history/${each.value.object}.versions.parquet"]
+  }
+
+  lifecycle {
+    replace_triggered_by = [google_storage_bucket_object.versions_schema[each.key]]
+  }
+}
+
+# A plot's versions follow each other: one ends when the next begins
+# (valid_to, null for the newest). The newest is the plot's current
+# values unless it is a removal.
+resource "google_bigquery_table" "history" {
+  for_each = local.bigquery_datasets
+
+  dataset_id          = google_bigquery_dataset.spoc[0].dataset_id
+  table_id            = "${each.value.bigquery_table}_history"
+  description         = "The ${each.key} plots' versions with valid_to (the next version's valid_from, null for the newest) and is_current; a plot is ${each.value.key}."
+  deletion_protection = false
+
+  view {
+    use_legacy_sql = false
+    query          = <<-EOT
+      SELECT
+        *,
+        valid_to IS NULL AND change != 'removed' AS is_current
+      FROM (
+        SELECT
+          *,
+          LEAD(valid_from) OVER (PARTITION BY ${each.value.key} ORDER BY valid_from) AS valid_to
+        FROM `${var.project_id}.${var.bigquery_dataset}.${google_bigquery_table.versions[each.key].table_id}`
+      )
+    EOT
+  }
+
+  # A view keeps the schema its tables had when it was made: with the
+  # external table replaced by a new schema, its queries still see the
+  # new columns, but its listed schema would stay the old one.
+  lifecycle {
+    replace_triggered_by = [google_bigquery_table.versions[each.key]]
+  }
+}
+
+# The list as of a day: per plot, the newest version that began on or
+# before d, unless it is a removal. That is day d's snapshot (for a day
+# without one, the last one before it), with valid_from: the day the
+# plot took the values it had on d. No return_table_type: the columns
+# are the external table's, inferred when a query calls the function, so
+# they follow a new schema, and the provider keeps no JSON that could
+# differ from what the API returns.
+resource "google_bigquery_routine" "as_of" {
+  for_each = local.bigquery_datasets
+
+  dataset_id   = google_bigquery_dataset.spoc[0].dataset_id
+  routine_id   = "${each.value.bigquery_table}_as_of"
+  routine_type = "TABLE_VALUED_FUNCTION"
+  language     = "SQL"
+  description  = "The ${each.key} list as of the day d: each plot's newest version with valid_from <= d, without the removed ones."
+
+  arguments {
+    name      = "d"
+    data_type = jsonencode({ typeKind = "DATE" })
+  }
+
+  definition_body = <<-EOT
+    SELECT * EXCEPT (change, newest)
+    FROM (
+      SELECT
+        *,
+        ROW_NUMBER() OVER (PARTITION BY ${each.value.key} ORDER BY valid_from DESC) = 1 AS newest
+      FROM `${var.project_id}.${var.bigquery_dataset}.${google_bigquery_table.versions[each.key].table_id}`
+      WHERE valid_from <= d
+    )
+    WHERE newest AND change != 'removed'
+  EOT
 }

@@ -18,11 +18,11 @@ locals {
   bucket_name = var.create_bucket ? google_storage_bucket.snapshots[0].name : data.google_storage_bucket.existing[0].name
 
   # The lists the job knows, as its own declarations give them (pkg/spoc:
-  # name, default URL, object name, prefix, record floor, metric names and
-  # BigQuery reference schemas). cmd/job's tests write this file from them
-  # (go test ./cmd/job -run TestDeployDatasets -update) and fail when it
-  # is stale, so a dataset added to the job is one entry in var.datasets
-  # away from being deployed.
+  # name, default URL, object name, prefix, record floor, metric names,
+  # key column and BigQuery reference schemas). cmd/job's tests write
+  # this file from them (go test ./cmd/job -run TestDeployDatasets
+  # -update) and fail when it is stale, so a dataset added to the job is
+  # one entry in var.datasets away from being deployed.
   catalog = jsondecode(file("${path.module}/datasets.json"))
 
   # A group of lists (today references: states and zones), as the
@@ -80,6 +80,7 @@ locals {
       job_settings   = local.jobs[jobs[0]].job_settings
       last_success   = local.catalog[name].last_success_metric
       schema_files   = local.catalog[name].schema_files
+      key            = local.catalog[name].key
       bigquery_table = name
     }
   }

@@ -631,7 +631,7 @@ func TestTerraformImageCleanup(t *testing.T) {
 // so that they can be created on an empty bucket.
 func TestTerraformBigQuerySchemas(t *testing.T) {
 	tf := parseTerraform(t)
-	for table, object := range map[string]string{"snapshots": "snapshots_schema", "changes": "changes_schema"} {
+	for table, object := range map[string]string{"snapshots": "snapshots_schema", "changes": "changes_schema", "versions": "versions_schema"} {
 		b := tf.resources("google_bigquery_table")[table]
 		if b == nil {
 			t.Fatalf("no google_bigquery_table.%s", table)
@@ -1123,8 +1123,8 @@ func TestDockerfile(t *testing.T) {
 
 // TestBigQueryTablesMatchOneTableEach reads the BigQuery external tables'
 // source URIs as BigQuery does (one "*" that also matches "/") and checks
-// that the snapshot table reads the snapshots only and the change table
-// the change tables only.
+// that the snapshot table reads the snapshots only, the change table
+// the change tables only and the versions table the versions only.
 func TestBigQueryTablesMatchOneTableEach(t *testing.T) {
 	tf := parseTerraform(t)
 	for name, ds := range spoc.Datasets() {
@@ -1132,12 +1132,15 @@ func TestBigQueryTablesMatchOneTableEach(t *testing.T) {
 		objects := map[string]string{
 			"snapshot": prefix + "/20261127/" + names.Parquet,
 			"changes":  prefix + "/20261127/" + names.Changes,
+			"versions": prefix + "/20261127/" + names.Versions,
 			"archive":  prefix + "/20261127/" + names.Archive,
 			"manifest": prefix + "/20261127/" + names.Manifest,
 			"rejected": prefix + "/20261127/" + snapshot.RejectedDir + "/" + names.Archive,
-			"schema":   prefix + "/_schema/0123456789ab/" + deployDatasets()[name].SchemaFiles["snapshots"],
 		}
-		for table, want := range map[string]string{"snapshots": "snapshot", "changes": "changes"} {
+		for kind, file := range deployDatasets()[name].SchemaFiles {
+			objects["schema of the "+kind] = prefix + "/_schema/0123456789ab/" + file
+		}
+		for table, want := range map[string]string{"snapshots": "snapshot", "changes": "changes", "versions": "versions"} {
 			b := tf.resources("google_bigquery_table")[table]
 			if b == nil {
 				t.Errorf("no google_bigquery_table.%s", table)

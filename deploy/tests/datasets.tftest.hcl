@@ -96,6 +96,18 @@ run "apply_with_both_datasets" {
     error_message = "The osh view does not read the osh table."
   }
   assert {
+    condition = (
+      google_bigquery_table.versions["osh"].table_id == "osh_versions_external" && google_bigquery_table.history["osh"].table_id == "osh_history" && google_bigquery_routine.as_of["osh"].routine_id == "osh_as_of" &&
+      google_bigquery_table.versions["osh"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/osh/all-smallholder/*/history/osh-all-smallholder.versions.parquet"]) &&
+      google_bigquery_table.versions["osh"].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.versions_schema["osh"].name}" &&
+      endswith(google_storage_bucket_object.versions_schema["osh"].name, "/osh-all-smallholder.versions.schema.parquet") &&
+      strcontains(google_bigquery_table.history["osh"].view[0].query, "FROM `my-project.mspo.osh_versions_external`") &&
+      strcontains(google_bigquery_routine.as_of["osh"].definition_body, "FROM `my-project.mspo.osh_versions_external`") &&
+      google_bigquery_routine.as_of["spoc"].routine_id == "spoc_as_of"
+    )
+    error_message = "Each dataset does not have its own versions table, history view and as-of function over its own versions."
+  }
+  assert {
     condition     = length(jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles) == 2 + length(local.dashboard_charts["spoc"]) + length(local.dashboard_charts["osh"])
     error_message = "The dashboard does not have a header and the charts of each dataset."
   }
@@ -127,6 +139,10 @@ run "osh_only" {
   assert {
     condition     = keys(google_cloud_run_v2_job.dataset) == ["osh"] && keys(google_cloud_scheduler_job.daily) == ["osh"] && keys(google_bigquery_table.snapshots) == ["osh"]
     error_message = "Only the osh dataset's resources are planned."
+  }
+  assert {
+    condition     = keys(google_bigquery_table.versions) == ["osh"] && keys(google_bigquery_table.history) == ["osh"] && keys(google_bigquery_routine.as_of) == ["osh"]
+    error_message = "Only the osh dataset's history objects are planned."
   }
   assert {
     condition     = length(jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles) == 1 + length(local.dashboard_charts["osh"]) && keys(local.dashboard_charts) == ["osh"]
@@ -214,6 +230,19 @@ run "references_beside_spoc" {
       !contains(keys(google_bigquery_table.snapshots), "references")
     )
     error_message = "Each reference list does not get its own BigQuery tables over its own prefix."
+  }
+  # A reference list's plot is its own id: the view and the function
+  # partition by it, not by a smallholder id.
+  assert {
+    condition = (
+      keys(google_bigquery_routine.as_of) == ["spoc", "states", "zones"] &&
+      strcontains(google_bigquery_table.history["states"].view[0].query, "PARTITION BY state_id ORDER BY valid_from") &&
+      strcontains(google_bigquery_routine.as_of["states"].definition_body, "PARTITION BY state_id ORDER BY valid_from DESC") &&
+      strcontains(google_bigquery_table.history["zones"].view[0].query, "PARTITION BY zone_id ORDER BY valid_from") &&
+      strcontains(google_bigquery_routine.as_of["zones"].definition_body, "FROM `my-project.mspo.zones_versions_external`") &&
+      google_bigquery_table.versions["states"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/references/states/*/history/references-states.versions.parquet"])
+    )
+    error_message = "Each reference list's history objects do not partition by its own key or read its own versions."
   }
   assert {
     condition     = google_storage_bucket_iam_member.runtime_objects["states"].condition[0].expression == "resource.name.startsWith(\"projects/_/buckets/my-project-mspo-spoc/objects/raw/mspo/api/references/states/\")" && contains(keys(google_storage_bucket_iam_member.runtime_objects), "zones")

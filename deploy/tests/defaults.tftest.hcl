@@ -28,6 +28,10 @@ run "plan_with_required_variables_only" {
     error_message = "BigQuery is off unless bigquery_dataset is set."
   }
   assert {
+    condition     = length(google_bigquery_table.versions) == 0 && length(google_bigquery_table.history) == 0 && length(google_bigquery_routine.as_of) == 0 && length(google_storage_bucket_object.versions_schema) == 0
+    error_message = "The history objects are BigQuery's: none unless bigquery_dataset is set."
+  }
+  assert {
     condition     = time_sleep.apis_ready.create_duration == "90s"
     error_message = "The resources that call APIs wait for their activation to settle."
   }

@@ -34,6 +34,51 @@ run "plan_with_every_option" {
     error_message = "bigquery_dataset set: the plan must create both external tables and the view."
   }
   assert {
+    condition     = length(google_bigquery_table.versions) == 1 && length(google_bigquery_table.history) == 1 && length(google_bigquery_routine.as_of) == 1 && length(google_storage_bucket_object.versions_schema) == 1
+    error_message = "bigquery_dataset set: the plan must create the versions table, the history view and the as-of function."
+  }
+
+  # The history objects, as planned: names, the versions' objects, the
+  # key the view and the function partition by, the function's argument.
+  assert {
+    condition     = google_bigquery_table.versions["spoc"].table_id == "spoc_versions_external" && google_bigquery_table.history["spoc"].table_id == "spoc_history" && google_bigquery_routine.as_of["spoc"].routine_id == "spoc_as_of"
+    error_message = "The history objects are not named after the dataset's tables."
+  }
+  assert {
+    condition     = google_bigquery_table.versions["spoc"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*/history/spoc-list-public.versions.parquet"]) && google_bigquery_table.versions["spoc"].external_data_configuration[0].source_format == "PARQUET" && !google_bigquery_table.versions["spoc"].external_data_configuration[0].autodetect
+    error_message = "The versions table does not read every day's versions object."
+  }
+  assert {
+    condition     = startswith(google_storage_bucket_object.versions_schema["spoc"].name, "raw/mspo/api/spoc/get-spoc-list-public/_schema/") && endswith(google_storage_bucket_object.versions_schema["spoc"].name, "/spoc-list-public.versions.schema.parquet")
+    error_message = "The versions reference schema is not uploaded under the prefix's _schema/."
+  }
+  assert {
+    condition = (
+      strcontains(google_bigquery_table.history["spoc"].view[0].query, "FROM `my-project.mspo.spoc_versions_external`") &&
+      strcontains(google_bigquery_table.history["spoc"].view[0].query, "LEAD(valid_from) OVER (PARTITION BY entity_smallholder_id ORDER BY valid_from) AS valid_to") &&
+      strcontains(google_bigquery_table.history["spoc"].view[0].query, "valid_to IS NULL AND change != 'removed' AS is_current") &&
+      !google_bigquery_table.history["spoc"].view[0].use_legacy_sql
+    )
+    error_message = "The history view does not give valid_to and is_current over the plot's key: ${google_bigquery_table.history["spoc"].view[0].query}"
+  }
+  assert {
+    condition = (
+      google_bigquery_routine.as_of["spoc"].routine_type == "TABLE_VALUED_FUNCTION" && google_bigquery_routine.as_of["spoc"].language == "SQL" &&
+      length(google_bigquery_routine.as_of["spoc"].arguments) == 1 && google_bigquery_routine.as_of["spoc"].arguments[0].name == "d" &&
+      jsondecode(google_bigquery_routine.as_of["spoc"].arguments[0].data_type).typeKind == "DATE"
+    )
+    error_message = "as_of is not a SQL table function of one DATE d."
+  }
+  assert {
+    condition = (
+      strcontains(google_bigquery_routine.as_of["spoc"].definition_body, "FROM `my-project.mspo.spoc_versions_external`") &&
+      strcontains(google_bigquery_routine.as_of["spoc"].definition_body, "PARTITION BY entity_smallholder_id ORDER BY valid_from DESC") &&
+      strcontains(google_bigquery_routine.as_of["spoc"].definition_body, "WHERE valid_from <= d") &&
+      strcontains(google_bigquery_routine.as_of["spoc"].definition_body, "change != 'removed'")
+    )
+    error_message = "as_of does not take each plot's newest version on or before d, without removals: ${google_bigquery_routine.as_of["spoc"].definition_body}"
+  }
+  assert {
     condition     = one(google_storage_bucket.snapshots[0].lifecycle_rule[0].condition).age == 400
     error_message = "snapshot_retention_days does not reach the bucket's lifecycle rule."
   }
@@ -88,6 +133,14 @@ run "apply_with_every_option" {
   assert {
     condition     = google_bigquery_dataset.spoc[0].location == "asia-southeast1" && strcontains(google_bigquery_table.snapshots_by_date["spoc"].view[0].query, "`my-project.mspo.spoc_snapshots_external`")
     error_message = "The view does not read the external table of this dataset."
+  }
+  assert {
+    condition     = google_bigquery_table.versions["spoc"].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.versions_schema["spoc"].name}"
+    error_message = "The versions table's reference schema is not the uploaded versions schema file."
+  }
+  assert {
+    condition     = google_bigquery_routine.as_of["spoc"].dataset_id == "mspo" && google_bigquery_table.history["spoc"].dataset_id == "mspo" && google_bigquery_table.versions["spoc"].dataset_id == "mspo"
+    error_message = "The history objects are not in the BigQuery dataset."
   }
 }
 

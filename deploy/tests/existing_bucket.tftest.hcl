@@ -37,6 +37,10 @@ run "apply_into_an_existing_bucket" {
     error_message = "The schema files are not uploaded into the existing bucket's prefix."
   }
   assert {
+    condition     = google_storage_bucket_object.versions_schema["spoc"].bucket == "shared-data-bucket" && google_bigquery_table.versions["spoc"].external_data_configuration[0].source_uris == tolist(["gs://shared-data-bucket/raw/mspo/spoc/*/history/spoc-list-public.versions.parquet"])
+    error_message = "The versions table does not read the existing bucket's prefix."
+  }
+  assert {
     condition     = output.snapshot_url == "gs://shared-data-bucket/raw/mspo/spoc/"
     error_message = "snapshot_url: ${output.snapshot_url}"
   }
