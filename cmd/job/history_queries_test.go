@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -437,4 +440,137 @@ func TestDocsHistoryQueries(t *testing.T) {
 // byNumber orders ids, decimal integers, by their value.
 func byNumber(a, b string) int {
 	return cmp.Or(len(a)-len(b), strings.Compare(a, b))
+}
+
+// asOfVersions is the list as of each day that the versions objects of
+// days give: per plot, its newest version valid from that day or
+// earlier, unless it is a removal; each plot without valid_from and
+// change, as a snapshot's plots are.
+func asOfVersions(t *testing.T, prefix, object, key string, days []string) map[string]map[string]snapPlot {
+	t.Helper()
+	var all []snapPlot
+	for _, d := range days {
+		data, err := os.ReadFile(filepath.Join(prefix, d, object))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, readRows(t, data)...)
+	}
+	lists := map[string]map[string]snapPlot{}
+	for _, d := range days {
+		newest := map[string]snapPlot{}
+		for _, v := range all {
+			if from := strings.ReplaceAll(v["valid_from"], "-", ""); from <= d && from > strings.ReplaceAll(newest[v[key]]["valid_from"], "-", "") {
+				newest[v[key]] = v
+			}
+		}
+		lists[d] = map[string]snapPlot{}
+		for id, v := range newest {
+			if v["change"] != "removed" {
+				p := maps.Clone(v)
+				delete(p, "valid_from")
+				delete(p, "change")
+				lists[d][id] = p
+			}
+		}
+	}
+	return lists
+}
+
+// differing are the ids whose plot differs between a and b, or is in
+// one only.
+func differing(a, b map[string]snapPlot) []string {
+	var ids []string
+	for id := range a {
+		if q, ok := b[id]; !ok || !maps.Equal(a[id], q) {
+			ids = append(ids, id)
+		}
+	}
+	for id := range b {
+		if _, ok := a[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	return slices.SortedFunc(slices.Values(ids), byNumber)
+}
+
+// A day published with SPOC_DETECT_CHANGES=false writes no versions,
+// and the next day compares with its snapshot: the plots that changed
+// that day begin no version, and the history gives their old values as
+// of that day and later, as docs/history.md says, until that day is
+// rerun with change detection; then the list as of every day is that
+// day's snapshot again, the next day's versions untouched.
+func TestHistoryOfADayWithoutChangeDetection(t *testing.T) {
+	ds := spoc.SPOC
+	key := ds.Columns[0].Name
+	names := snapshot.NamesOf(ds)
+	out := t.TempDir()
+	prefix := filepath.Join(out, ds.Prefix)
+	days := []string{"20261201", "20261202", "20261203"}
+	next := map[string]spoctest.Changes{
+		"20261202": {RemoveEvery: 20, StatusEvery: 7, Added: 5},
+		"20261203": {RemoveEvery: 20, StatusEvery: 7, AreaEvery: 9, Added: 5},
+	}
+	publish := func(day string, env map[string]string) {
+		t.Helper()
+		var body bytes.Buffer
+		if _, err := spoctest.Generate(&body, spoctest.GenOptions{Dataset: ds, Records: 400, Seed: 34, NextDay: next[day]}); err != nil {
+			t.Fatal(err)
+		}
+		up := spoctest.NewServer(spoctest.WithBody(body.Bytes()))
+		defer up.Close()
+		full := map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_DATE": day}
+		maps.Copy(full, env)
+		if code, logs := runJob(t, context.Background(), full); code != exitOK {
+			t.Fatalf("%s: exit %d\n%s", day, code, logs)
+		}
+	}
+	for _, d := range days {
+		env := map[string]string{}
+		if d == days[1] {
+			env["SPOC_DETECT_CHANGES"] = "false"
+		}
+		publish(d, env)
+	}
+	snaps := map[string]map[string]snapPlot{}
+	for _, d := range days {
+		snaps[d] = firstByKey(readRows(t, mustRead(t, filepath.Join(prefix, d, names.Parquet))), key).plots
+	}
+	if _, err := os.Stat(filepath.Join(prefix, days[1], names.Versions)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the day without change detection has versions: %v", err)
+	}
+	changedOn2 := differing(snaps[days[0]], snaps[days[1]])
+	changedOn3 := differing(snaps[days[1]], snaps[days[2]])
+	if len(changedOn2) == 0 || len(changedOn3) == 0 {
+		t.Fatalf("%d plots changed on the second day, %d on the third: the days test nothing", len(changedOn2), len(changedOn3))
+	}
+	// Lost: the second day's changes, as of that day, and as of the
+	// third those the third day did not change again.
+	lists := asOfVersions(t, prefix, names.Versions, key, days)
+	var lostOn3 []string
+	for _, id := range changedOn2 {
+		if !slices.Contains(changedOn3, id) {
+			lostOn3 = append(lostOn3, id)
+		}
+	}
+	for d, want := range map[string][]string{days[0]: nil, days[1]: changedOn2, days[2]: lostOn3} {
+		if got := differing(lists[d], snaps[d]); !slices.Equal(got, want) {
+			t.Errorf("as of %s, before the rerun, the history and the snapshot differ on the plots\n%v\nwant\n%v", d, got, want)
+		}
+	}
+	third := mustRead(t, filepath.Join(prefix, days[2], names.Versions))
+
+	publish(days[1], map[string]string{"SPOC_SKIP_IF_UNCHANGED": "false"})
+	lists = asOfVersions(t, prefix, names.Versions, key, days)
+	for _, d := range days {
+		if got := differing(lists[d], snaps[d]); len(got) > 0 {
+			t.Errorf("as of %s, after the rerun, the history and the snapshot differ on the plots %v", d, got)
+		}
+	}
+	if !bytes.Equal(mustRead(t, filepath.Join(prefix, days[2], names.Versions)), third) {
+		t.Error("the rerun changed the next day's versions")
+	}
 }
