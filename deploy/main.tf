@@ -25,6 +25,18 @@ locals {
   # one entry in var.datasets away from being deployed.
   catalog = jsondecode(file("${path.module}/datasets.json"))
 
+  # What snapshot_retention_days deletes once old enough: a day's objects
+  # of every list, by the end of their names (a refused body's archive
+  # and a lock included). The versions (history/*.versions.parquet) are
+  # kept whatever their age, since a plot's newest version may be years
+  # old and the list as of any later day needs it; so are the BigQuery
+  # tables' schema files (_schema/*.schema.parquet).
+  retention_suffixes = sort(flatten([
+    for c in values(local.catalog) : [
+      for end in [".parquet", ".manifest.json", ".json.gz", ".digest", ".changes.parquet", ".lock"] : "${c.object}${end}"
+    ]
+  ]))
+
   # A group of lists (today references: states and zones), as the
   # catalog's group fields give it. A group in var.datasets is one job and
   # one schedule whose run publishes each list as if it ran alone
@@ -178,7 +190,8 @@ resource "google_storage_bucket" "snapshots" {
     for_each = var.snapshot_retention_days > 0 ? [var.snapshot_retention_days] : []
     content {
       condition {
-        age = lifecycle_rule.value
+        age            = lifecycle_rule.value
+        matches_suffix = local.retention_suffixes
       }
       action {
         type = "Delete"

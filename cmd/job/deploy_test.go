@@ -1210,3 +1210,48 @@ func TestIgnoreFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestTerraformRetentionKeepsTheHistory: snapshot_retention_days deletes
+// a day's objects of every list once old, and never a version (the list
+// as of a later day needs each plot's newest one) or a BigQuery schema
+// file.
+func TestTerraformRetentionKeepsTheHistory(t *testing.T) {
+	tf := parseTerraform(t)
+	bucket := tf.block("resource", "google_storage_bucket", "snapshots")
+	if bucket == nil {
+		t.Fatal("no google_storage_bucket.snapshots")
+	}
+	rule := path(t, bucket, "dynamic", "content", "condition")
+	if got := source(rule, "matches_suffix"); got != "local.retention_suffixes" {
+		t.Fatalf("the retention rule matches %q, want local.retention_suffixes", got)
+	}
+	ev := newTFLocals(t, tf, map[string]cty.Value{})
+	var suffixes []string
+	for _, v := range ev.local("retention_suffixes").AsValueSlice() {
+		suffixes = append(suffixes, v.AsString())
+	}
+	deleted := func(name string) bool {
+		return slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(name, s) })
+	}
+	for _, ds := range spoc.Datasets() {
+		n := snapshot.NamesOf(ds)
+		day := ds.Prefix + "/20250101/"
+		for _, name := range []string{n.Parquet, n.Manifest, n.Archive, n.Changes, n.Digest, n.Lock, snapshot.RejectedDir + "/" + n.Archive} {
+			if !deleted(day + name) {
+				t.Errorf("%s: %s is kept forever", ds.Name, day+name)
+			}
+		}
+		if deleted(day + n.Versions) {
+			t.Errorf("%s: the versions %s would be deleted", ds.Name, day+n.Versions)
+		}
+	}
+	schemas, err := filepath.Glob("../../deploy/schema/*.parquet")
+	if err != nil || len(schemas) == 0 {
+		t.Fatalf("no schema files (%v)", err)
+	}
+	for _, f := range schemas {
+		if name := "raw/x/_schema/0123456789ab/" + filepath.Base(f); deleted(name) {
+			t.Errorf("the schema file %s would be deleted", name)
+		}
+	}
+}
