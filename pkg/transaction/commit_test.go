@@ -18,11 +18,13 @@ import (
 
 const manifestName = "table.manifest.json"
 
-// dayObjects are the objects a day's commit stages: one in a folder of
-// its own, as a day's change table is.
+// dayObjects are the objects a day's commit stages, as a day of the
+// job's does: two in folders of their own, as its versions and change
+// table are.
 var dayObjects = []string{
 	"table.parquet",
 	"body.json.gz",
+	"history/table.versions.parquet",
 	"changes/table.changes.parquet",
 	"table.digest",
 }

@@ -134,6 +134,24 @@ func Snapshot(t testing.TB, data []byte, columns int) map[string]string {
 	return want
 }
 
+// Differing are the ids of the plots that the list as of a day (got)
+// and the day's snapshot (want) do not hold alike, sorted.
+func Differing(want, got map[string]string) []string {
+	var ids []string
+	for id, row := range want {
+		if g, ok := got[id]; !ok || g != row {
+			ids = append(ids, id)
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // Diff says how the list as of a day (got) differs from the day's
 // snapshot (want), a line a plot, sorted by id; nil if they are equal.
 func Diff(want, got map[string]string) []string {
