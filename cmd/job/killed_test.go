@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/calee-data/mspo-spoc/pkg/history/historytest"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
+	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
 
@@ -81,6 +83,9 @@ func TestJobKilledMidBodyThenRerun(t *testing.T) {
 			if backend == "local" && !containsPart(left, ".tmp-") {
 				t.Fatalf("the killed run left %v, no partial file: the test kills too late", left)
 			}
+			if versions := testPrefix + "/" + day + "/" + snapshot.VersionsName; slices.Contains(left, versions) {
+				t.Errorf("the killed run published %s", versions)
+			}
 
 			up := spoctest.NewServer(spoctest.WithRecords(20_000))
 			defer up.Close()
@@ -112,6 +117,12 @@ func TestJobKilledMidBodyThenRerun(t *testing.T) {
 			if got := list(); strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Errorf("after the rerun the day holds %v, want %v: no lock, no leftovers", got, want)
 			}
+			o := localOutputIn(t, output)
+			if backend == "gcs" {
+				client := gcsClient(t)
+				o.read = func(name string) []byte { return readObject(t, client, "calee-test", name) }
+			}
+			historytest.CheckAsOf(t, o.days(t, testPrefix, []string{day}), len(spoc.SPOC.Columns))
 		})
 	}
 }
@@ -197,6 +208,9 @@ func TestJobKilledBetweenSwapAndManifestThenNextDay(t *testing.T) {
 	if !slices.Contains(bucketObjects(t, client, "calee-test"), dir1+snapshot.LockName) {
 		t.Fatal("the killed rerun left no lock")
 	}
+	if info, err := store.Stat(context.Background(), day1+"/"+snapshot.VersionsName); err != nil || m1.Versions == nil || info.CRC32C == m1.Versions.CRC32C {
+		t.Fatalf("the killed rerun did not leave its versions beside day 1's manifest (%+v, %v)", info, err)
+	}
 
 	code, logs := runJob(t, context.Background(), env(day2, 3))
 	if code != exitOK {
@@ -232,4 +246,8 @@ func TestJobKilledBetweenSwapAndManifestThenNextDay(t *testing.T) {
 	if info, err := store.Stat(context.Background(), day1+"/"+snapshot.ParquetName); err != nil || info.CRC32C != m1.Parquet.CRC32C || info.Size != m1.Parquet.Size {
 		t.Errorf("day 1's Parquet file %+v (%v) is not its manifest's %+v", info, err, m1.Parquet.ObjectInfo)
 	}
+	// Day 1's versions are restored with it, and the next days' chain
+	// from them.
+	o := jobOutput{read: func(name string) []byte { return readObject(t, client, "calee-test", name) }}
+	historytest.CheckAsOf(t, o.days(t, testPrefix, []string{day1, day2, day3}), len(spoc.SPOC.Columns))
 }

@@ -27,8 +27,9 @@ type jobOutput struct {
 // url is how SPOC_URL names the object name of the output.
 func (o jobOutput) url(name string) string { return o.output + "/" + name }
 
-func localOutput(t *testing.T) jobOutput {
-	dir := t.TempDir()
+func localOutput(t *testing.T) jobOutput { return localOutputIn(t, t.TempDir()) }
+
+func localOutputIn(t *testing.T, dir string) jobOutput {
 	return jobOutput{
 		output: dir,
 		read: func(name string) []byte {
