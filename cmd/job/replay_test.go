@@ -84,7 +84,7 @@ func serveBody(t *testing.T, body []byte) string {
 }
 
 // replay replays the archive of each day under prefix, in date order,
-// as docs/history-replay.md says: the day's archive as SPOC_URL, the day
+// as docs/history.md says: the day's archive as SPOC_URL, the day
 // as SPOC_DATE, and no skip of an unchanged body.
 func (o jobOutput) replay(t *testing.T, prefix string, dates []string) {
 	t.Helper()
