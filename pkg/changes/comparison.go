@@ -21,6 +21,7 @@ type Comparison struct {
 	base       *Baseline
 	flags      []uint8
 	rows       []change  // added and changed, in the order seen
+	added      firstRows // the added rows' ids, by their position in rows
 	versions   []Version // of the last batch
 	duplicates int64
 	next       *Digester // of the current snapshot, with the Baseline's keys
@@ -93,8 +94,8 @@ func (b *Baseline) NewComparison() *Comparison {
 	// A day holds about as many plots as the day before: room for a few
 	// more spares the regrowth of 16 bytes a row.
 	n := len(b.entries) + len(b.entries)/32
-	next := &Digester{h: b.h, rows: make([]entry, 0, n), first: newFirstRows(b.h.key, n)}
-	return &Comparison{base: b, flags: make([]uint8, len(b.entries)), next: next, statuses: newStatusTable()}
+	next := &Digester{h: b.h, rows: make([]entry, 0, n)}
+	return &Comparison{base: b, flags: make([]uint8, len(b.entries)), next: next, statuses: newStatusTable(), added: firstRows{key: b.h.key}}
 }
 
 // Digester is the digest of the current snapshot, built by Add: the next
@@ -114,16 +115,23 @@ func (c *Comparison) Add(rec arrow.RecordBatch) error {
 	hashes := &c.next.hashes
 	get := newValueReader(rec, c.base.table)
 	c.versions = c.versions[:0]
+	idAt := func(pos int) int64 { return c.rows[pos].id }
 	for i, id := range ids {
-		if !c.next.isFirst[i] {
-			c.duplicates++
-			continue
-		}
 		j, found := c.base.find(id)
 		switch {
 		case !found:
+			first, err := c.added.add(id, len(c.rows), idAt)
+			if err != nil {
+				return err
+			}
+			if !first {
+				c.duplicates++
+				continue
+			}
 			c.rows = append(c.rows, change{id: id, prev: -1, kind: added, after: get.at(i, &c.statuses)})
 			c.versions = append(c.versions, Version{Row: i, Change: Added})
+		case c.flags[j]&seen != 0:
+			c.duplicates++
 		default:
 			c.flags[j] |= seen
 			if c.base.entries[j].hash == hashes.row[i] {

@@ -35,8 +35,9 @@ type Digester struct {
 	sorted bool      // rows are by id, the first of each id only
 	dups   int64     // rows dropped by sorting
 	// first tells the first row of each id from its repeats, and isFirst
-	// says which rows of the last batch are firsts; a Comparison reads it.
-	first   firstRows
+	// says which rows of the last batch are firsts: for Versions, on a
+	// first day (nil in a Comparison's Digester).
+	first   *firstRows
 	isFirst []bool
 }
 
@@ -48,7 +49,7 @@ func NewDigester(ds *spoc.Dataset) (*Digester, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Digester{h: h, first: firstRows{key: h.key}}, nil
+	return &Digester{h: h, first: &firstRows{key: h.key}}, nil
 }
 
 // Add hashes the rows of rec, a batch of the snapshot, in the order the
@@ -68,10 +69,17 @@ func (d *Digester) add(rec arrow.RecordBatch, ids []int64) error {
 	if err := d.hashes.compute(d.h, rec); err != nil {
 		return err
 	}
-	d.isFirst = slices.Grow(d.isFirst[:0], len(ids))[:len(ids)]
 	for i, id := range ids {
 		d.rows = append(d.rows, entry{id, d.hashes.row[i]})
-		first, err := d.first.add(d.rows, len(d.rows)-1)
+	}
+	if d.first == nil {
+		return nil
+	}
+	d.isFirst = slices.Grow(d.isFirst[:0], len(ids))[:len(ids)]
+	idAt := func(pos int) int64 { return d.rows[pos].id }
+	start := len(d.rows) - len(ids)
+	for i, id := range ids {
+		first, err := d.first.add(id, start+i, idAt)
 		if err != nil {
 			return err
 		}
@@ -135,7 +143,7 @@ func (h hasher) digestColumns() []digestColumn {
 // and returns the bytes written. Call it once, after the last Add.
 func (d *Digester) WriteDigest(w io.Writer, snapshot string) (int64, error) {
 	if !d.sorted {
-		d.first = firstRows{}
+		d.first = nil
 		d.rows, d.dups = firstOfEachID(d.rows, func(e entry) int64 { return e.id })
 		d.sorted = true
 	}

@@ -5,13 +5,16 @@ import (
 	"math"
 )
 
-// firstRows tells, as the rows of a snapshot arrive, the first row of
-// each id from the rows that repeat it: the first stands for the id in a
-// comparison and in the versions, and the repeats are ignored (see the
-// package doc). It is an open-addressing table of positions in the
-// Digester's rows, hashed with the hasher's random key so that no body
-// can choose ids that collide: 4 bytes a slot and at least 4/3 slots a
-// distinct id, about 5 to 11 bytes a plot.
+// firstRows tells, as rows arrive, the first row of each id from the
+// rows that repeat it: the first stands for the id in a comparison and in
+// the versions, and the repeats are ignored (see the package doc). It is
+// an open-addressing table of the rows' positions in the caller's list of
+// them, hashed with the hasher's random key so that no body can choose
+// ids that collide: 4 bytes a slot and at least 4/3 slots a distinct id,
+// about 5 to 11 bytes a row it holds. A first day's Digester holds every
+// row in one; a Comparison only its added rows (the previous snapshot's
+// ids are told apart by the Baseline's flags), so that an ordinary day
+// costs nothing more per plot.
 type firstRows struct {
 	slots []uint32 // 1 + the position of an id's first row; 0 is empty
 	used  int
@@ -36,34 +39,35 @@ func newFirstRows(key uint64, n int) firstRows {
 	return firstRows{slots: make([]uint32, size), key: key}
 }
 
-// add records rows[pos] and reports whether it is the first row of its
-// id among rows[:pos+1].
-func (f *firstRows) add(rows []entry, pos int) (bool, error) {
+// add records that the row at pos has id, and reports whether it is the
+// first row of its id; idAt is the id of an earlier row, by position (it
+// is never asked for pos).
+func (f *firstRows) add(id int64, pos int, idAt func(pos int) int64) (bool, error) {
 	if pos >= math.MaxUint32 {
 		return false, errTooManyRows
 	}
 	if f.slots == nil {
 		*f = newFirstRows(f.key, 0)
 	}
-	id := rows[pos].id
+	// Grow before placing the row, whose id idAt need not know yet.
+	if (f.used+1)*maxLoadDen > len(f.slots)*maxLoadNum {
+		f.grow(idAt)
+	}
 	mask := uint64(len(f.slots) - 1)
 	for i := mix(uint64(id)^f.key) & mask; ; i = (i + 1) & mask {
 		switch p := f.slots[i]; {
 		case p == 0:
 			f.slots[i] = uint32(pos) + 1
 			f.used++
-			if f.used*maxLoadDen > len(f.slots)*maxLoadNum {
-				f.grow(rows)
-			}
 			return true, nil
-		case rows[p-1].id == id:
+		case idAt(int(p-1)) == id:
 			return false, nil
 		}
 	}
 }
 
 // grow doubles the table, placing every position again.
-func (f *firstRows) grow(rows []entry) {
+func (f *firstRows) grow(idAt func(pos int) int64) {
 	old := f.slots
 	f.slots = make([]uint32, 2*len(old))
 	mask := uint64(len(f.slots) - 1)
@@ -71,7 +75,7 @@ func (f *firstRows) grow(rows []entry) {
 		if p == 0 {
 			continue
 		}
-		i := mix(uint64(rows[p-1].id)^f.key) & mask
+		i := mix(uint64(idAt(int(p-1)))^f.key) & mask
 		for f.slots[i] != 0 {
 			i = (i + 1) & mask
 		}

@@ -28,7 +28,7 @@ func TestFirstRowsTellsEachIDsFirstRow(t *testing.T) {
 			for i := range tt.rows {
 				id := tt.ids(r, i)
 				rows = append(rows, entry{id: id})
-				first, err := f.add(rows, len(rows)-1)
+				first, err := f.add(id, len(rows)-1, func(p int) int64 { return rows[p].id })
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
 
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -141,7 +142,8 @@ func Days(t testing.TB, b Body) map[string][]byte {
 		}
 	}
 	return map[string][]byte{
-		"20261201": b.With(t, b.Records),
+		// A first day too may repeat an id, with other values.
+		"20261201": b.With(t, append(slices.Clone(b.Records), clone(b.Records[2], " repeated"))),
 		"20261202": b.With(t, day2),
 		"20261204": b.With(t, day4),
 		"20261205": b.With(t, day5),

@@ -78,18 +78,24 @@ type History map[string][]Version
 
 // Add adds a day's versions table (columns tidy columns, then valid_from
 // and change), and fails the test if a version in it is not valid from
-// day (YYYYMMDD). It returns the day's versions, each as its row, its
+// day (YYYYMMDD), or if two of its versions are of one plot (the first
+// row of a repeated id stands for it). It returns the day's versions, each as its row, its
 // valid_from and its change, sorted: two runs that wrote the same
 // versions give the same list, whatever their row order.
 func (h History) Add(t testing.TB, day string, data []byte, columns int) []string {
 	t.Helper()
 	rows, ids, extras := RowTexts(t, data, columns, history.ValidFrom, history.Change)
 	out := make([]string, len(rows))
+	seen := map[string]bool{}
 	for i, id := range ids {
 		from := strings.ReplaceAll(extras[i][0], "-", "")
 		if from != day {
 			t.Fatalf("%s: a version valid from %s", day, from)
 		}
+		if seen[id] {
+			t.Errorf("%s: two versions of plot %s", day, id)
+		}
+		seen[id] = true
 		h[id] = append(h[id], Version{from, extras[i][1], rows[i]})
 		out[i] = rows[i] + "|" + from + "|" + extras[i][1]
 	}
