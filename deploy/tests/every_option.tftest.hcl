@@ -83,6 +83,13 @@ run "plan_with_every_option" {
     error_message = "snapshot_retention_days does not reach the bucket's lifecycle rule."
   }
   assert {
+    condition = (
+      anytrue([for s in one(google_storage_bucket.snapshots[0].lifecycle_rule[0].condition).matches_suffix : endswith("raw/mspo/api/spoc/get-spoc-list-public/20250101/spoc-list-public.parquet", s)]) &&
+      !anytrue([for s in one(google_storage_bucket.snapshots[0].lifecycle_rule[0].condition).matches_suffix : endswith("raw/mspo/api/spoc/get-spoc-list-public/20250101/history/spoc-list-public.versions.parquet", s)])
+    )
+    error_message = "The retention rule must delete old snapshots and keep every version (history/)."
+  }
+  assert {
     condition = one(flatten([
       for t in jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles : [
         for th in try(t.widget.xyChart.thresholds, []) : th.value
