@@ -315,15 +315,34 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int, onRem
 				}
 			})
 		}
-		if err == nil && onRemoved != nil && len(removedRows) > 0 {
+		// The removed plots' rows are read with the changed plots' column
+		// hashes when both are in the group and the removed fit one batch
+		// (an ordinary day): each column is then read once.
+		removals := onRemoved != nil && len(removedRows) > 0
+		together := removals && anyChanged && len(removedRows) <= removedBatch
+		if err == nil && removals && !together {
 			err = c.handRemoved(g, s, removedRows, onRemoved)
 		}
 		if err != nil || !anyChanged {
 			return err
 		}
+		var rb *array.RecordBuilder
+		if together {
+			rb = array.NewRecordBuilder(memory.DefaultAllocator, c.base.schema)
+			defer rb.Release()
+			if err := appendIDs(rb.Field(0), g.ids, removedRows); err != nil {
+				return err
+			}
+		}
 		col = resize(col, len(g.ids))
 		for k, leaf := range s.leaves {
-			if err := g.hashColumn(h, leaf, col); err != nil {
+			var err error
+			if together {
+				err = g.scanColumn(h, leaf, len(col), col, removedRows, rb.Field(k+1))
+			} else {
+				err = g.hashColumn(h, leaf, col)
+			}
+			if err != nil {
 				return err
 			}
 			for p, row := range picks.rows {
@@ -332,12 +351,35 @@ func (c *Comparison) fillBefore(ctx context.Context, f File, wanted []int, onRem
 				}
 			}
 		}
-		return nil
+		if !together {
+			return nil
+		}
+		rec := rb.NewRecordBatch()
+		defer rec.Release()
+		return onRemoved(rec)
 	})
 	if err == nil && filled < len(wanted) {
 		err = errors.New("it no longer holds every id it held when first read")
 	}
 	return err
+}
+
+// appendIDs appends to b, the key's builder, the ids of rows, read
+// already with the row group.
+func appendIDs(b array.Builder, ids []int64, rows []int) error {
+	switch b := b.(type) {
+	case *array.Int64Builder:
+		for _, r := range rows {
+			b.Append(ids[r])
+		}
+	case *array.Int32Builder:
+		for _, r := range rows {
+			b.Append(int32(ids[r]))
+		}
+	default:
+		return fmt.Errorf("%w: a key of type %s", ErrSchema, b.Type())
+	}
+	return nil
 }
 
 // removedBatch bounds the rows of a batch of removed plots, as the

@@ -146,10 +146,63 @@ func (s *snapshotFile) eachRowGroup(ctx context.Context, fn func(g *rowGroup) er
 // column k, by the value rules of hasher (text, int64...) that
 // hasher.column applies to an Arrow array.
 func (g *rowGroup) hashColumn(h hasher, leaf int, out []uint64) error {
+	return g.scanColumn(h, leaf, len(out), out, nil, nil)
+}
+
+// appendRows appends to b the value of each of rows (ascending) in the
+// column of leaf, or a null where the row has none (every row, for a leaf
+// < 0: a column the file lacks). It reads the column up to the last of
+// rows.
+func (g *rowGroup) appendRows(leaf int, rows []int, b array.Builder) error {
+	n := 0
+	if len(rows) > 0 {
+		n = rows[len(rows)-1] + 1
+	}
+	return g.scanColumn(hasher{}, leaf, n, nil, rows, b)
+}
+
+// scanColumn reads the first n rows of the column of leaf (none for a
+// leaf < 0, read as all null) once, for two uses: with out, it sets
+// out[i] to the hash of row i's value, by the value rules of h that
+// hasher.column applies to an Arrow array; with b, it appends to b the
+// value of each of keep (ascending rows), or a null. A changed plot's
+// columns are hashed and a removed plot's values kept in the same read.
+func (g *rowGroup) scanColumn(h hasher, leaf, n int, out []uint64, keep []int, b array.Builder) error {
 	for i := range out {
 		out[i] = nullHash
 	}
-	if leaf < 0 {
+	p := 0
+	// kept appends a null for each kept row before row, and reports
+	// whether row is the next of keep.
+	kept := func(row int) bool {
+		if b == nil {
+			return false
+		}
+		for p < len(keep) && keep[p] < row {
+			b.AppendNull()
+			p++
+		}
+		if p < len(keep) && keep[p] == row {
+			p++
+			return true
+		}
+		return false
+	}
+	err := g.scanTyped(h, leaf, n, out, kept, b)
+	for ; b != nil && p < len(keep); p++ {
+		b.AppendNull()
+	}
+	return err
+}
+
+// mismatch is a column whose physical type is not the one of the
+// dataset's column it is read into.
+func mismatch(cr file.ColumnChunkReader, b array.Builder) error {
+	return fmt.Errorf("%w: column %s has physical type %s, read as %s", ErrSchema, cr.Descriptor().Name(), cr.Type(), b.Type())
+}
+
+func (g *rowGroup) scanTyped(h hasher, leaf, n int, out []uint64, kept func(row int) bool, b array.Builder) error {
+	if leaf < 0 || n == 0 {
 		return nil
 	}
 	cr, err := g.rg.Column(leaf)
@@ -158,18 +211,79 @@ func (g *rowGroup) hashColumn(h hasher, leaf int, out []uint64) error {
 	}
 	defer closeReader(cr)
 	maxDef := cr.Descriptor().MaxDefinitionLevel()
-	b := g.bufs
+	bufs := g.bufs
 	switch cr := cr.(type) {
 	case *file.ByteArrayColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.bytes, b.defs, func(row int, v parquet.ByteArray) { out[row] = h.text(v) })
+		sb, _ := b.(*array.StringBuilder)
+		if b != nil && sb == nil {
+			return mismatch(cr, b)
+		}
+		return visit(cr, maxDef, n, &bufs.bytes, bufs.defs, func(row int, v parquet.ByteArray) {
+			if out != nil {
+				out[row] = h.text(v)
+			}
+			if kept(row) {
+				sb.BinaryBuilder.Append(v)
+			}
+		})
 	case *file.Float64ColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.float64, b.defs, func(row int, v float64) { out[row] = h.float64(v) })
+		fb, _ := b.(*array.Float64Builder)
+		if b != nil && fb == nil {
+			return mismatch(cr, b)
+		}
+		return visit(cr, maxDef, n, &bufs.float64, bufs.defs, func(row int, v float64) {
+			if out != nil {
+				out[row] = h.float64(v)
+			}
+			if kept(row) {
+				fb.Append(v)
+			}
+		})
 	case *file.Int32ColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.int32, b.defs, func(row int, v int32) { out[row] = h.int32(v) })
+		ib, _ := b.(*array.Int32Builder)
+		if b != nil && ib == nil {
+			return mismatch(cr, b)
+		}
+		return visit(cr, maxDef, n, &bufs.int32, bufs.defs, func(row int, v int32) {
+			if out != nil {
+				out[row] = h.int32(v)
+			}
+			if kept(row) {
+				ib.Append(v)
+			}
+		})
 	case *file.Int64ColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.int64, b.defs, func(row int, v int64) { out[row] = h.int64(v) })
+		var appendInt64 func(int64)
+		switch b := b.(type) {
+		case *array.Int64Builder:
+			appendInt64 = b.Append
+		case *array.TimestampBuilder:
+			appendInt64 = func(v int64) { b.Append(arrow.Timestamp(v)) }
+		}
+		if b != nil && appendInt64 == nil {
+			return mismatch(cr, b)
+		}
+		return visit(cr, maxDef, n, &bufs.int64, bufs.defs, func(row int, v int64) {
+			if out != nil {
+				out[row] = h.int64(v)
+			}
+			if kept(row) {
+				appendInt64(v)
+			}
+		})
 	case *file.BooleanColumnChunkReader:
-		return visit(cr, maxDef, len(out), &b.bool, b.defs, func(row int, v bool) { out[row] = h.bool(v) })
+		bb, _ := b.(*array.BooleanBuilder)
+		if b != nil && bb == nil {
+			return mismatch(cr, b)
+		}
+		return visit(cr, maxDef, n, &bufs.bool, bufs.defs, func(row int, v bool) {
+			if out != nil {
+				out[row] = h.bool(v)
+			}
+			if kept(row) {
+				bb.Append(v)
+			}
+		})
 	}
 	return fmt.Errorf("%w: column %s has physical type %s", ErrSchema, cr.Descriptor().Name(), cr.Type())
 }
@@ -186,75 +300,6 @@ func (g *rowGroup) float64s(leaf int, fn func(row int, v float64)) error {
 
 func (g *rowGroup) int64s(leaf int, fn func(row int, v int64)) error {
 	return readRows[*file.Int64ColumnChunkReader](g, leaf, len(g.ids), &g.bufs.int64, fn)
-}
-
-// appendRows appends to b the value of each of rows (ascending) in the
-// column of leaf, or a null where the row has none (every row, for a leaf
-// < 0: a column the file lacks). It reads the column up to the last of
-// rows.
-func (g *rowGroup) appendRows(leaf int, rows []int, b array.Builder) error {
-	p := 0
-	// picked appends a null for each row before row, and reports whether
-	// row is the next of rows.
-	picked := func(row int) bool {
-		for p < len(rows) && rows[p] < row {
-			b.AppendNull()
-			p++
-		}
-		if p < len(rows) && rows[p] == row {
-			p++
-			return true
-		}
-		return false
-	}
-	var err error
-	if leaf >= 0 && len(rows) > 0 {
-		n, bufs := rows[len(rows)-1]+1, g.bufs
-		switch b := b.(type) {
-		case *array.StringBuilder:
-			err = readRows[*file.ByteArrayColumnChunkReader](g, leaf, n, &bufs.bytes, func(row int, v parquet.ByteArray) {
-				if picked(row) {
-					b.BinaryBuilder.Append(v)
-				}
-			})
-		case *array.Float64Builder:
-			err = readRows[*file.Float64ColumnChunkReader](g, leaf, n, &bufs.float64, func(row int, v float64) {
-				if picked(row) {
-					b.Append(v)
-				}
-			})
-		case *array.Int64Builder:
-			err = readRows[*file.Int64ColumnChunkReader](g, leaf, n, &bufs.int64, func(row int, v int64) {
-				if picked(row) {
-					b.Append(v)
-				}
-			})
-		case *array.TimestampBuilder:
-			err = readRows[*file.Int64ColumnChunkReader](g, leaf, n, &bufs.int64, func(row int, v int64) {
-				if picked(row) {
-					b.Append(arrow.Timestamp(v))
-				}
-			})
-		case *array.Int32Builder:
-			err = readRows[*file.Int32ColumnChunkReader](g, leaf, n, &bufs.int32, func(row int, v int32) {
-				if picked(row) {
-					b.Append(v)
-				}
-			})
-		case *array.BooleanBuilder:
-			err = readRows[*file.BooleanColumnChunkReader](g, leaf, n, &bufs.bool, func(row int, v bool) {
-				if picked(row) {
-					b.Append(v)
-				}
-			})
-		default:
-			err = fmt.Errorf("%w: a column of type %s", ErrSchema, b.Type())
-		}
-	}
-	for ; p < len(rows); p++ {
-		b.AppendNull()
-	}
-	return err
 }
 
 // readRows calls fn with every non-null value of the first n rows of the
