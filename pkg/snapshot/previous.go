@@ -82,9 +82,13 @@ func (r *run) findPrevious(ctx context.Context) (*previousDay, error) {
 	}
 	type objects struct{ manifest, lock bool }
 	days := map[string]*objects{}
+	var later []string
 	re, today := dayObjects(opts.Prefix, r.names), opts.Day.Format(DateLayout)
 	for _, name := range names {
 		m := re.FindStringSubmatch(name)
+		if m != nil && m[1] > today && m[2] == r.names.Manifest {
+			later = append(later, m[1])
+		}
 		if m == nil || m[1] >= today {
 			continue
 		}
@@ -98,6 +102,15 @@ func (r *run) findPrevious(ctx context.Context) (*previousDay, error) {
 		} else {
 			o.lock = true
 		}
+	}
+	if len(later) > 0 && opts.Outputs.Changes {
+		// A backfill, or a rerun of an older day: the later days' change
+		// tables and versions were written against the days before this
+		// one, and the history no longer chains through it until they are
+		// replayed (docs/history.md).
+		slices.Sort(later)
+		r.log.WarnContext(ctx, "later days are published under the prefix: their versions and change tables were written against the day before this one; replay each later day from its archive, in date order, to keep the history exact (docs/history.md)",
+			"later_days", len(later), "first_later_day", later[0])
 	}
 	found := &previousDay{}
 	for _, d := range slices.Backward(slices.Sorted(maps.Keys(days))) {

@@ -2,6 +2,7 @@ package snapshot_test
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"path"
 	"slices"
@@ -76,6 +77,32 @@ func TestVersionsGiveEverySnapshotAsOfItsDay(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestBackfillBeforeLaterDaysWarns: publishing a day dated before days
+// already published (a backfill, or a rerun of an older day) leaves the
+// later days' versions written against the day before it; the run says
+// so, naming the first later day, and a run of the newest day does not.
+func TestBackfillBeforeLaterDaysWarns(t *testing.T) {
+	store, _ := sink.NewLocal(t.TempDir())
+	d := func(s string) time.Time { v, _ := time.Parse(snapshot.DateLayout, s); return v }
+	publishDay(t, store, d("20261202"), generated(t, 300, 1))
+	publishDay(t, store, d("20261204"), generated(t, 300, 2))
+	for _, tc := range []struct {
+		day, firstLater string // "": no later day
+	}{{"20261201", "20261202"}, {"20261203", "20261204"}, {"20261205", ""}} {
+		opts := rerunOptions(t, store, generated(t, 300, 3))
+		opts.Day = d(tc.day)
+		var logs syncBuffer
+		opts.Telemetry.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		if _, err := snapshot.Run(context.Background(), opts); err != nil {
+			t.Fatalf("%s: %v", tc.day, err)
+		}
+		warned := strings.Contains(logs.String(), `level=WARN msg="later days are published`)
+		if warned != (tc.firstLater != "") || warned && !strings.Contains(logs.String(), "first_later_day="+tc.firstLater) {
+			t.Errorf("%s: want a warning naming %q:\n%s", tc.day, tc.firstLater, logs.String())
 		}
 	}
 }
