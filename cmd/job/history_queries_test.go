@@ -8,19 +8,18 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
+	"github.com/calee-data/mspo-spoc/pkg/history/historytest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
@@ -107,23 +106,8 @@ type snapshotRead struct {
 	rows  int
 }
 
-// exactCell is a cell as text that tells every two values apart: a
-// float by its bits, a time in UTC at its unit, a null as "null".
-func exactCell(col arrow.Array, i int) string {
-	if col.IsNull(i) {
-		return "null"
-	}
-	switch a := col.(type) {
-	case *array.Float64:
-		return fmt.Sprintf("%x", math.Float64bits(a.Value(i)))
-	case *array.Timestamp:
-		return a.Value(i).ToTime(a.DataType().(*arrow.TimestampType).Unit).UTC().Format(time.RFC3339Nano)
-	}
-	return col.ValueStr(i)
-}
-
-// readRows reads a Parquet file's rows, each cell as exactCell gives
-// it, by column name.
+// readRows reads a Parquet file's rows, each cell as
+// historytest.CellExact gives it, by column name.
 func readRows(t *testing.T, data []byte) []snapPlot {
 	t.Helper()
 	r := array.NewTableReader(parquettest.ReadTable(t, data), 0)
@@ -134,7 +118,7 @@ func readRows(t *testing.T, data []byte) []snapPlot {
 		for i := range int(rec.NumRows()) {
 			p := snapPlot{}
 			for c, f := range rec.Schema().Fields() {
-				p[f.Name] = exactCell(rec.Column(c), i)
+				p[f.Name] = historytest.CellExact(rec.Column(c), i)
 			}
 			rows = append(rows, p)
 		}
@@ -202,9 +186,10 @@ func jsonText(cell string, float bool) string {
 		return fmt.Sprint(nil)
 	}
 	if float {
-		var bits uint64
-		fmt.Sscanf(cell, "%x", &bits)
-		return fmt.Sprint(math.Float64frombits(bits))
+		// CellExact writes a float in hexadecimal, which ParseFloat reads
+		// back to the same bits.
+		f, _ := strconv.ParseFloat(cell, 64)
+		return fmt.Sprint(f)
 	}
 	return cell
 }
