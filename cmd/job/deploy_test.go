@@ -1177,7 +1177,7 @@ func TestIgnoreFiles(t *testing.T) {
 		"deploy/terraform.tfvars", "deploy/prod.auto.tfvars", "deploy/terraform.tfvars.json", "deploy/prod.auto.tfvars.json",
 		"deploy/plan.tfplan", "deploy/terraform.tfstate", "deploy/terraform.tfstate.backup"}
 	needed := []string{"go.mod", "go.sum", "Dockerfile", "cloudbuild.yaml", "cmd/job/main.go", "deploy/main.tf", "deploy/datasets.json", "deploy/schema/spoc-list-public.schema.parquet", "deploy/schema/osh-all-smallholder.schema.parquet", "deploy/schema/groupmanager-list-public.schema.parquet", "deploy/tests/before_datasets/main.tf",
-		"deploy/terraform.tfvars.example", "deploy/tests/defaults.tftest.hcl", "pkg/fetch/testdata/issuers.p7c", "pkg/snapshot/testdata/small.json",
+		"deploy/terraform.tfvars.example", "deploy/tests/defaults.tftest.hcl", "pkg/fetch/testdata/issuers.p7c", "pkg/snapshot/testdata/small.json", "pkg/boundary/data/malaysia.bin",
 		// Read by cmd/job's tests, which Cloud Build runs on the upload.
 		".gcloudignore", ".gitignore", ".dockerignore", "README.md", "docs/schema.md", "deploy/README.md"}
 	for _, ignoreFile := range []string{".gcloudignore", ".gitignore"} {
