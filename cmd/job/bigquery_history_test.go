@@ -332,17 +332,11 @@ func TestBigQueryHistorySQL(t *testing.T) {
 // one does not run or the list as of the newest day is empty.
 func checkREADMEHistoryQueries(t *testing.T, query func(string) []map[string]any, view, macro string) {
 	t.Helper()
-	doc := string(mustRead(t, filepath.Join(repoRoot, "deploy", "README.md")))
-	_, section, ok := strings.Cut(doc, "\n## Plot history in BigQuery\n")
-	if !ok {
-		t.Fatal("deploy/README.md has no section \"Plot history in BigQuery\"")
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
-	_, rest, ok := strings.Cut(section, "```sql\n")
-	if !ok {
+	blocks := sqlBlocks(markdownSection(t, filepath.Join(repoRoot, "deploy", "README.md"), "Plot history in BigQuery"))
+	if len(blocks) == 0 {
 		t.Fatal("no SQL in deploy/README.md's \"Plot history in BigQuery\"")
 	}
-	samples, _, _ := strings.Cut(rest, "```")
+	samples := blocks[0].sql
 	for _, name := range []string{"mspo.spoc_history", "mspo.spoc_as_of("} {
 		if !strings.Contains(samples, name) {
 			t.Errorf("the sample queries do not use %s", name)

@@ -32,30 +32,18 @@ var docsHistory = filepath.Join(repoRoot, "docs", "history.md")
 // up to the next section of its level.
 func historySection(t *testing.T, heading string) string {
 	t.Helper()
-	doc := string(mustRead(t, docsHistory))
-	_, section, ok := strings.Cut(doc, "\n## "+heading+"\n")
-	if !ok {
-		t.Fatalf("docs/history.md has no section %q", heading)
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
-	return section
+	return markdownSection(t, docsHistory, heading)
 }
 
 // historyQueries are the SQL blocks of docs/history.md's queries, in
 // order, each without its closing semicolon, so that it can be nested.
 func historyQueries(t *testing.T) []string {
 	t.Helper()
-	section := historySection(t, "Querying the history with DuckDB")
 	var qs []string
-	for {
-		_, rest, ok := strings.Cut(section, "```sql\n")
-		if !ok {
-			return qs
-		}
-		var q string
-		q, section, _ = strings.Cut(rest, "```")
-		qs = append(qs, strings.TrimSuffix(strings.TrimSpace(q), ";"))
+	for _, b := range sqlBlocks(historySection(t, "Querying the history with DuckDB")) {
+		qs = append(qs, strings.TrimSuffix(strings.TrimSpace(b.sql), ";"))
 	}
+	return qs
 }
 
 // historyGlobs are the globs of docs/history.md's table, in order:

@@ -24,19 +24,12 @@ type docQuery struct{ engine, sql string }
 // docsQueries are the SQL blocks of docs/queries.md, in order.
 func docsQueries(t *testing.T) []docQuery {
 	t.Helper()
-	doc := string(mustRead(t, filepath.Join(repoRoot, "docs", "queries.md")))
 	var qs []docQuery
-	for {
-		before, rest, ok := strings.Cut(doc, "```sql\n")
-		if !ok {
-			return qs
-		}
-		lines := strings.Split(strings.TrimSpace(before), "\n")
-		engine := strings.TrimSuffix(lines[len(lines)-1], ":")
-		var q string
-		q, doc, _ = strings.Cut(rest, "```")
-		qs = append(qs, docQuery{engine, q})
+	for _, b := range sqlBlocks(string(mustRead(t, filepath.Join(repoRoot, "docs", "queries.md")))) {
+		lines := strings.Split(strings.TrimSpace(b.lead), "\n")
+		qs = append(qs, docQuery{strings.TrimSuffix(lines[len(lines)-1], ":"), b.sql})
 	}
+	return qs
 }
 
 // queryDays are the days the test publishes: SPOC and OSH both, GM the

@@ -58,19 +58,11 @@ func duckDB(t *testing.T) func(sql string) []map[string]any {
 // snapshots": the seed's query over every day, then its newest-day form.
 func readmeQueries(t *testing.T) []string {
 	t.Helper()
-	readme := string(mustRead(t, filepath.Join(repoRoot, "README.md")))
-	_, section, _ := strings.Cut(readme, "\n## Querying the snapshots\n")
-	section, _, _ = strings.Cut(section, "\n## ")
 	var queries []string
-	for {
-		var q string
-		var ok bool
-		if _, section, ok = strings.Cut(section, "```sql\n"); !ok {
-			return queries
-		}
-		q, section, _ = strings.Cut(section, "```")
-		queries = append(queries, q)
+	for _, b := range sqlBlocks(markdownSection(t, filepath.Join(repoRoot, "README.md"), "Querying the snapshots")) {
+		queries = append(queries, b.sql)
 	}
+	return queries
 }
 
 // The README's queries run in DuckDB on two published days: the seed's
