@@ -1,6 +1,7 @@
 package spoc
 
 import (
+	"math"
 	"strconv"
 	"time"
 	"unsafe"
@@ -63,6 +64,38 @@ func isDecimal(b []byte) bool {
 		return false
 	}
 	return jsonscan.ExponentToEnd(b, i)
+}
+
+// decimalPlaces is the number of decimal places of decimal text that
+// parseFloat took: the digits after its point less its exponent ("1.50"
+// 2, "15e-3" 3, "1.5e3" 0), as the text wrote them, trailing zeros
+// included, at most 255.
+func decimalPlaces(b []byte) uint8 {
+	b = trimSpace(b)
+	i, frac := 0, 0
+	for i < len(b) && b[i] != '.' && b[i] != 'e' && b[i] != 'E' {
+		i++
+	}
+	if i < len(b) && b[i] == '.' {
+		for i++; i < len(b) && jsonscan.IsDigit(b[i]); i++ {
+			frac++
+		}
+	}
+	exp := 0
+	if i < len(b) { // an exponent: e or E, a sign, digits
+		i++
+		neg := i < len(b) && b[i] == '-'
+		if i < len(b) && (b[i] == '-' || b[i] == '+') {
+			i++
+		}
+		for ; i < len(b); i++ {
+			exp = min(exp*10+int(b[i]-'0'), 1<<20)
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	return uint8(min(max(frac-exp, 0), math.MaxUint8))
 }
 
 // parseFloat converts decimal text; reason is "" on success.

@@ -60,6 +60,9 @@ type Dataset struct {
 	lookupSeed uint32
 	kinds      []Kind
 	roles      roleColumns
+	// point is the longitude and latitude columns, -1 each for a
+	// dataset without a point (Point).
+	point [2]int
 }
 
 // Column is one tidy column and the JSON field it comes from.
@@ -266,6 +269,7 @@ func NewDataset(d Dataset) (*Dataset, error) {
 	}
 	d.fields = map[string]int{}
 	d.roles = roleColumns{-1, -1, -1}
+	d.point = [2]int{-1, -1}
 	names := map[string]bool{}
 	roles := map[Role]bool{}
 	fields := make([]arrow.Field, len(d.Columns))
@@ -296,6 +300,17 @@ func NewDataset(d Dataset) (*Dataset, error) {
 			d.fields[c.JSON] = i
 		}
 		d.kinds = append(d.kinds, c.Kind)
+		switch c.Kind {
+		case KindLongitude, KindLatitude:
+			axis := 0
+			if c.Kind == KindLatitude {
+				axis = 1
+			}
+			if d.point[axis] >= 0 {
+				return bad("column %s: a second column of the point's %s", c.Name, [...]string{"longitude", "latitude"}[axis])
+			}
+			d.point[axis] = i
+		}
 		switch c.Role {
 		case RoleLicence:
 			d.roles.licence = i
@@ -347,6 +362,13 @@ func (d *Dataset) ColumnWithRole(r Role) (Column, bool) {
 		}
 	}
 	return Column{}, false
+}
+
+// Point is the columns of a plot's point, its longitude and its latitude
+// (KindLongitude and KindLatitude), by index; ok is false for a dataset
+// without both.
+func (d *Dataset) Point() (lon, lat int, ok bool) {
+	return d.point[0], d.point[1], d.point[0] >= 0 && d.point[1] >= 0
 }
 
 // CoordinateColumns names the columns marked Coordinate.

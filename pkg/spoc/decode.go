@@ -194,6 +194,9 @@ type Decoder struct {
 	row        row
 	stats      *collector
 	refs       atomic.Int64
+	// decimals is, for a dataset with a point, each written row's fewer
+	// decimal places of its two coordinates (CoordinateDecimals).
+	decimals []uint8
 	// inRecords is where an element of the records array is, for errors.
 	inRecords string
 	// order is the lookup entry of each key of the previous record, by
@@ -350,6 +353,16 @@ func (d *Decoder) Err() error { return d.err }
 // Stats returns the data-quality statistics of the records decoded so far;
 // after Next has returned false with a nil Err, those of the whole body.
 func (d *Decoder) Stats() Stats { return d.stats.stats() }
+
+// CoordinateDecimals is, for a dataset with a point (Dataset.Point), one
+// entry per row written so far, in the order of the batches: the fewer
+// decimal places of the row's longitude and latitude as the body wrote
+// them (a JSON number's text, or a string's; "3.10" has 2, "5e-7" 7;
+// 255 stands for 255 or more). It is 0 for a row without both
+// coordinates valid. The decoder counts them as it converts the values,
+// one byte a row, so a caller needs no second look at the body; the
+// slice is the caller's to keep once decoding has ended.
+func (d *Decoder) CoordinateDecimals() []uint8 { return d.decimals }
 
 // Retain increases the reference count of the decoder.
 func (d *Decoder) Retain() { d.refs.Add(1) }
@@ -522,6 +535,7 @@ type cell struct {
 	state      cellState
 	num        int64   // ids, timestamps (µs), booleans (0/1)
 	f          float64 // areas, coordinates
+	decimals   uint8   // a coordinate's decimal places as the body wrote them
 	start, end int     // string value: arena[start:end]
 	reason     string  // why the value is invalid
 }
@@ -804,11 +818,13 @@ func (d *Decoder) setText(cl *cell, kind Kind, text []byte, quoted bool) {
 		if reason == "" && (cl.f < -90 || cl.f > 90) {
 			reason = ReasonOutOfRange
 		}
+		cl.decimals = decimalPlaces(text)
 	case KindLongitude:
 		cl.f, reason = parseFloat(text)
 		if reason == "" && (cl.f < -180 || cl.f > 180) {
 			reason = ReasonOutOfRange
 		}
+		cl.decimals = decimalPlaces(text)
 	case KindTimestamp:
 		if !quoted {
 			reason = ReasonWrongType
@@ -914,6 +930,13 @@ func (d *Decoder) commitRow() {
 		}
 	}
 	st.countID(cells[keyColumn].num)
+	if lon, lat, ok := d.ds.Point(); ok {
+		var places uint8
+		if lon, lat := &cells[lon], &cells[lat]; lon.state == cellValue && lat.state == cellValue {
+			places = min(lon.decimals, lat.decimals)
+		}
+		d.decimals = append(d.decimals, places)
+	}
 	roles := &d.ds.roles
 	if roles.licence >= 0 {
 		if mp := &cells[roles.licence]; mp.state == cellValue {
