@@ -84,7 +84,8 @@ func CellText(col arrow.Array, i int) string {
 // CellValue is value i of col as a Go value, for comparing with one
 // built by hand: nil for a null, int64, int32, float64, string (a copy:
 // the array's memory may be reused once it is released), bool, or a
-// time.Time for a timestamp. It panics on another type of array.
+// time.Time for a timestamp, []byte (a copy) for binary, or a map of
+// the field names to their values for a struct. It panics on another type of array.
 func CellValue(col arrow.Array, i int) any {
 	if col.IsNull(i) {
 		return nil
@@ -102,6 +103,14 @@ func CellValue(col arrow.Array, i int) any {
 		return a.Value(i)
 	case *array.Timestamp:
 		return a.Value(i).ToTime(arrow.Microsecond)
+	case *array.Binary:
+		return bytes.Clone(a.Value(i))
+	case *array.Struct:
+		fields := make(map[string]any, a.NumField())
+		for k := range a.NumField() {
+			fields[a.DataType().(*arrow.StructType).Field(k).Name] = CellValue(a.Field(k), i)
+		}
+		return fields
 	}
 	panic(fmt.Sprintf("parquettest: unexpected array type %T", col))
 }
