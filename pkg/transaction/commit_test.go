@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"path"
 	"slices"
 	"strings"
@@ -28,6 +29,14 @@ var dayObjects = []string{
 	"changes/table.changes.parquet",
 	"table.digest",
 }
+
+// derivedObject is staged after the others, from the first one read back
+// while it is still staged (Tx.Open), as the job's geolocation layer is
+// made from its snapshot.
+const derivedObject = "geo/table.geo.parquet"
+
+// published are the objects a day's commit publishes.
+var published = append(slices.Clone(dayObjects), derivedObject)
 
 var errInjected = errors.New("injected fault")
 
@@ -66,6 +75,25 @@ func commitDay(store sink.Store, body string) error {
 			return err
 		}
 	}
+	r, err := tx.Open(ctx, dayObjects[0])
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+	r.Close()
+	if err != nil {
+		return err
+	}
+	if string(data) != content(dayObjects[0], body) {
+		return fmt.Errorf("%s read back while staged does not hold %s's content", dayObjects[0], body)
+	}
+	obj, err := tx.Stage(ctx, derivedObject, "application/octet-stream")
+	if err != nil {
+		return err
+	}
+	if _, err := obj.Write([]byte(content(derivedObject, body))); err != nil {
+		return err
+	}
 	return tx.Commit(ctx, manifestName, func(at map[string]sink.ObjectInfo) ([]byte, error) {
 		return json.Marshal(testManifest{Body: body, Objects: at})
 	})
@@ -90,7 +118,7 @@ func checkCommitted(t *testing.T, store sink.Store, body string) {
 	if m.Body != body {
 		t.Errorf("the manifest is of %q, want %q", m.Body, body)
 	}
-	for _, name := range dayObjects {
+	for _, name := range published {
 		info, ok := m.Objects[name]
 		data := sinktest.ReadAll(t, store, path.Join(testDir, name))
 		switch crc := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)); {
@@ -102,8 +130,8 @@ func checkCommitted(t *testing.T, store sink.Store, body string) {
 			t.Errorf("%s does not hold %s's content", name, body)
 		}
 	}
-	if len(m.Objects) != len(dayObjects) {
-		t.Errorf("the manifest names %d objects, want %d", len(m.Objects), len(dayObjects))
+	if len(m.Objects) != len(published) {
+		t.Errorf("the manifest names %d objects, want %d", len(m.Objects), len(published))
 	}
 }
 
@@ -159,10 +187,10 @@ func listing(t *testing.T, store sink.Store) func() []string {
 
 // wrapperSteps are the operations through the wrapper that every
 // commit's fault test must have failed: the staging of the first and
-// last object, each backup, each swap, the manifest and the lock.
+// last object and of the one made from the first read back, each backup, each swap, the manifest and the lock.
 func wrapperSteps() []string {
 	first, last := path.Base(dayObjects[0]), path.Base(dayObjects[len(dayObjects)-1])
-	steps := []string{"new-object ." + first + ".tmp-", "new-object ." + last + ".tmp-"}
+	steps := []string{"new-object ." + first + ".tmp-", "new-object ." + last + ".tmp-", "new-object ." + path.Base(derivedObject) + ".tmp-"}
 	for _, name := range dayObjects {
 		steps = append(steps, "copy ."+path.Base(name)+".backup-", "copy "+path.Base(name))
 	}
@@ -170,12 +198,13 @@ func wrapperSteps() []string {
 }
 
 // requestSteps are the emulator's write requests that every commit's
-// fault test must have failed: the uploads of the first and last object,
+// fault test must have failed: the uploads of the first and last object
+// and of the one made from the first read back,
 // a backup, each swap but for the folder's own object, the manifest, the
 // lock and the deletes of the hidden objects.
 func requestSteps() []string {
 	first, last := path.Base(dayObjects[0]), path.Base(dayObjects[len(dayObjects)-1])
-	steps := []string{"post ." + first + ".tmp-", "post ." + last + ".tmp-", "copy ." + first + ".backup-"}
+	steps := []string{"post ." + first + ".tmp-", "post ." + last + ".tmp-", "post ." + path.Base(derivedObject) + ".tmp-", "copy ." + first + ".backup-"}
 	for _, name := range dayObjects {
 		if path.Dir(name) == "." {
 			steps = append(steps, "copy "+name)

@@ -35,6 +35,9 @@ type stagedObject struct {
 	path   string // the staged name
 	obj    *sink.Object
 	staged sink.ObjectInfo // once committed under path
+	// committed says obj is committed under path: by Prepare, or ahead
+	// of it by Open.
+	committed bool
 }
 
 // Begin starts a transaction on the day, with a run id of its own.
@@ -70,19 +73,55 @@ func (tx *Tx) Prepare(ctx context.Context) error {
 	if tx.state != txOpen {
 		return errors.New("transaction: prepare after prepare, commit or abort")
 	}
-	for i, s := range tx.staged {
+	for _, s := range tx.staged {
+		if s.committed {
+			continue
+		}
 		info, err := s.obj.Commit()
 		if err != nil {
-			for _, rest := range tx.staged[i+1:] {
-				rest.obj.Abort()
-			}
 			tx.state = txDone
-			return errors.Join(err, dropStaged(ctx, tx.day.store, tx.staged[:i]))
+			return errors.Join(err, tx.drop(ctx))
 		}
-		s.staged = info
+		s.staged, s.committed = info, true
 	}
 	tx.state = txPrepared
 	return nil
+}
+
+// Open commits the staged object name under its staged name ahead of
+// Prepare, if it is not yet, and opens it for reading: an output made
+// from another one (the geolocation layer from the snapshot) reads it
+// there, before anything is at the final names. The object stays the
+// transaction's: Prepare leaves it as it is, Commit moves it, Abort
+// deletes it. Nothing more can be written to it.
+func (tx *Tx) Open(ctx context.Context, name string) (sink.ReaderAt, error) {
+	i := tx.find(name)
+	if i < 0 || tx.state != txOpen {
+		return nil, fmt.Errorf("transaction: open %s: not staged", name)
+	}
+	s := tx.staged[i]
+	if !s.committed {
+		info, err := s.obj.Commit()
+		if err != nil {
+			return nil, err
+		}
+		s.staged, s.committed = info, true
+	}
+	return tx.day.store.NewReaderAt(ctx, s.path)
+}
+
+// drop aborts the staged objects being written and deletes the committed
+// ones.
+func (tx *Tx) drop(ctx context.Context) error {
+	var committed []*stagedObject
+	for _, s := range tx.staged {
+		if s.committed {
+			committed = append(committed, s)
+		} else {
+			s.obj.Abort()
+		}
+	}
+	return dropStaged(ctx, tx.day.store, committed)
 }
 
 // SetAside commits the staged object name alone and copies it to asName
@@ -137,16 +176,19 @@ func (tx *Tx) find(name string) int {
 // second time, it does nothing, so "defer tx.Abort()" never leaks a
 // staged object.
 func (tx *Tx) Abort() {
-	switch tx.state {
-	case txOpen:
-		for _, s := range tx.staged {
-			s.obj.Abort()
-		}
-	case txPrepared:
+	if tx.state != txDone {
+		var err error
 		if tx.day.lease.isLost() == nil {
-			if err := dropStaged(context.Background(), tx.day.store, tx.staged); err != nil {
-				tx.day.log.Error("could not remove a staged object", "error", err.Error())
+			err = tx.drop(context.Background())
+		} else {
+			// The lock's new holder settles the day: abort what is being
+			// written, delete nothing.
+			for _, s := range tx.staged {
+				s.obj.Abort()
 			}
+		}
+		if err != nil {
+			tx.day.log.Error("could not remove a staged object", "error", err.Error())
 		}
 	}
 	tx.state = txDone
