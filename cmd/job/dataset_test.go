@@ -47,7 +47,7 @@ func TestOSHDataset(t *testing.T) {
 			out := runDataset(t, how, "osh", up.URL)
 			dir := filepath.Join(out, spoc.OSH.Prefix, today())
 			n := snapshot.NamesOf(spoc.OSH)
-			if got, want := files(t, dir), []string{n.Changes, n.Versions, n.Digest, n.Archive, n.Manifest, n.Parquet}; !slices.Equal(got, want) {
+			if got, want := files(t, dir), []string{n.Changes, n.Geo, n.Versions, n.Digest, n.Archive, n.Manifest, n.Parquet}; !slices.Equal(got, want) {
 				t.Fatalf("the day holds %v, want %v", got, want)
 			}
 			m := readManifest(t, mustRead(t, filepath.Join(dir, n.Manifest)))
@@ -74,7 +74,7 @@ func TestGMDataset(t *testing.T) {
 			out := runDataset(t, how, "gm", up.URL)
 			dir := filepath.Join(out, "raw/mspo/api/groupmanager/list-public", today())
 			n := snapshot.NamesOf(spoc.GM)
-			if got, want := files(t, dir), []string{"changes/groupmanager-list-public.changes.parquet", "groupmanager-list-public.digest",
+			if got, want := files(t, dir), []string{"changes/groupmanager-list-public.changes.parquet", "geo/groupmanager-list-public.geo.parquet", "groupmanager-list-public.digest",
 				"groupmanager-list-public.json.gz", "groupmanager-list-public.manifest.json", "groupmanager-list-public.parquet", "history/groupmanager-list-public.versions.parquet"}; !slices.Equal(got, want) {
 				t.Fatalf("the day holds %v, want %v", got, want)
 			}

@@ -167,7 +167,7 @@ func TestJobPublishesLocally(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, logs)
 	}
 	dir := testPrefix + "/" + today()
-	if got, want := files(t, out), []string{dir + "/changes/spoc-list-public.changes.parquet", dir + "/history/spoc-list-public.versions.parquet", dir + "/spoc-list-public.digest", dir + "/spoc-list-public.json.gz", dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if got, want := files(t, out), []string{dir + "/changes/spoc-list-public.changes.parquet", dir + "/geo/spoc-list-public.geo.parquet", dir + "/history/spoc-list-public.versions.parquet", dir + "/spoc-list-public.digest", dir + "/spoc-list-public.json.gz", dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("files %v, want %v", got, want)
 	}
 	pq, _ := os.ReadFile(filepath.Join(out, dir, "spoc-list-public.parquet"))
@@ -195,7 +195,7 @@ func TestJobPublishesToGCS(t *testing.T) {
 	}
 	client := gcsClient(t)
 	dir := testPrefix + "/" + today()
-	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/changes/spoc-list-public.changes.parquet,"+dir+"/history/spoc-list-public.versions.parquet,"+dir+"/spoc-list-public.digest,"+dir+"/spoc-list-public.json.gz,"+dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
+	if got := bucketObjects(t, client, "calee-test"); strings.Join(got, ",") != dir+"/changes/spoc-list-public.changes.parquet,"+dir+"/geo/spoc-list-public.geo.parquet,"+dir+"/history/spoc-list-public.versions.parquet,"+dir+"/spoc-list-public.digest,"+dir+"/spoc-list-public.json.gz,"+dir+"/spoc-list-public.manifest.json,"+dir+"/spoc-list-public.parquet" {
 		t.Fatalf("objects %v", got)
 	}
 	pq := readObject(t, client, "calee-test", dir+"/spoc-list-public.parquet")
@@ -307,7 +307,7 @@ func TestJobRetriesTransientFailures(t *testing.T) {
 			if m := readManifest(t, mf); m.Attempts != tt.requests {
 				t.Errorf("manifest attempts %d, want %d", m.Attempts, tt.requests)
 			}
-			if got := files(t, out); len(got) != 6 {
+			if got := files(t, out); len(got) != 7 {
 				t.Errorf("files %v: a failed attempt left something behind", got)
 			}
 		})
@@ -422,7 +422,7 @@ func TestJobRerunReplacesTheSnapshot(t *testing.T) {
 	if m := readManifest(t, mf); m.Parquet.Rows != 1500 {
 		t.Errorf("after a rerun the manifest says %d rows, want the second run's 1500", m.Parquet.Rows)
 	}
-	if got := files(t, out); len(got) != 6 {
+	if got := files(t, out); len(got) != 7 {
 		t.Errorf("files %v", got)
 	}
 
@@ -448,7 +448,7 @@ func TestJobPublishesUnderSPOCDate(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, logs)
 	}
 	dir := testPrefix + "/20250101"
-	if got, want := files(t, out), []string{dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if got, want := files(t, out), []string{dir + "/geo/spoc-list-public.geo.parquet", dir + "/spoc-list-public.manifest.json", dir + "/spoc-list-public.parquet"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("files %v, want %v", got, want)
 	}
 }

@@ -113,7 +113,7 @@ func TestJobKilledMidBodyThenRerun(t *testing.T) {
 				t.Errorf("the rerun does not say it took over the lock:\n%s", logs)
 			}
 			dir := testPrefix + "/" + day + "/"
-			want := []string{dir + snapshot.ChangesName, dir + snapshot.VersionsName, dir + snapshot.DigestName, dir + snapshot.ArchiveName, dir + snapshot.ManifestName, dir + snapshot.ParquetName}
+			want := []string{dir + snapshot.ChangesName, dir + snapshot.GeoName, dir + snapshot.VersionsName, dir + snapshot.DigestName, dir + snapshot.ArchiveName, dir + snapshot.ManifestName, dir + snapshot.ParquetName}
 			if got := list(); strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Errorf("after the rerun the day holds %v, want %v: no lock, no leftovers", got, want)
 			}
@@ -233,7 +233,7 @@ func TestJobKilledBetweenSwapAndManifestThenNextDay(t *testing.T) {
 			t.Errorf("day %s compared with %+v (changes %+v), passed over %+v; want %s", c.day, m.Previous, m.Changes, m.PassedOver, c.previous)
 		}
 	}
-	want := []string{dir1 + snapshot.ChangesName, dir1 + snapshot.VersionsName, dir1 + snapshot.DigestName, dir1 + snapshot.ArchiveName, dir1 + snapshot.ManifestName, dir1 + snapshot.ParquetName}
+	want := []string{dir1 + snapshot.ChangesName, dir1 + snapshot.GeoName, dir1 + snapshot.VersionsName, dir1 + snapshot.DigestName, dir1 + snapshot.ArchiveName, dir1 + snapshot.ManifestName, dir1 + snapshot.ParquetName}
 	var got []string
 	for _, name := range bucketObjects(t, client, "calee-test") {
 		if strings.HasPrefix(name, dir1) {

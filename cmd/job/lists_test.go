@@ -65,7 +65,7 @@ func TestSeveralListsPublishEach(t *testing.T) {
 	for _, ds := range []*spoc.Dataset{spoc.SPOC, spoc.OSH} {
 		dir := filepath.Join(out, ds.Prefix, today())
 		n := snapshot.NamesOf(ds)
-		if got, want := files(t, filepath.Join(out, ds.Prefix)), []string{today() + "/" + n.Changes, today() + "/" + n.Versions, today() + "/" + n.Digest, today() + "/" + n.Archive, today() + "/" + n.Manifest, today() + "/" + n.Parquet}; !slices.Equal(got, want) {
+		if got, want := files(t, filepath.Join(out, ds.Prefix)), []string{today() + "/" + n.Changes, today() + "/" + n.Geo, today() + "/" + n.Versions, today() + "/" + n.Digest, today() + "/" + n.Archive, today() + "/" + n.Manifest, today() + "/" + n.Parquet}; !slices.Equal(got, want) {
 			t.Errorf("%s: %v, want %v", ds.Name, got, want)
 		}
 		m := readManifest(t, mustRead(t, filepath.Join(dir, n.Manifest)))

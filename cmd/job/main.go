@@ -402,7 +402,7 @@ func publishList(ctx context.Context, cfg *Config, l list, client *fetch.Client,
 		Decoder: cfg.decoderOptions(),
 		Layouts: cfg.layouts(l.Dataset),
 		Guards:  cfg.guards(l),
-		Outputs: snapshot.Outputs{Archive: cfg.ArchiveRaw, Changes: cfg.DetectChanges},
+		Outputs: snapshot.Outputs{Archive: cfg.ArchiveRaw, Changes: cfg.DetectChanges, Geo: true},
 		Lock:    cfg.lock(attempt),
 		Version: version,
 		Telemetry: snapshot.Telemetry{

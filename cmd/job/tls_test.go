@@ -118,7 +118,7 @@ func TestJobTLS(t *testing.T) {
 				if code != exitOK {
 					t.Fatalf("exit %d\n%s", code, logs)
 				}
-				if len(files(t, out)) != 6 {
+				if len(files(t, out)) != 7 {
 					t.Errorf("files %v", files(t, out))
 				}
 				if !strings.Contains(logs, tc.fix) {

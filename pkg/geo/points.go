@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math"
 	"slices"
+	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -79,11 +80,10 @@ func (p *Points) Plots(lon, lat float64) int {
 	if !found {
 		return 0
 	}
-	n := 1
-	for first+n < len(p.hashes) && p.hashes[first+n] == h {
-		n++
-	}
-	return n
+	// The end of the run by binary search too: a run may be every plot
+	// of the body, and each of its plots asks.
+	rest := p.hashes[first:]
+	return sort.Search(len(rest), func(i int) bool { return rest[i] > h })
 }
 
 // Len is the number of plots with a point added.

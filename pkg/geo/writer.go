@@ -40,6 +40,22 @@ type Account struct {
 	OverPolygonArea int64 `json:"over_4_ha"`
 }
 
+// Check is one check of an Account: its name (the field's JSON name)
+// and the plots counted.
+type Check struct {
+	Name  string
+	Plots int64
+}
+
+// Checks are the account's counts by name, in the order of its fields.
+func (a Account) Checks() []Check {
+	return []Check{
+		{"plots", a.Plots}, {"with_point", a.WithPoint}, {"without_point", a.WithoutPoint},
+		{"outside_malaysia", a.OutsideMalaysia}, {"fewer_than_6_decimals", a.FewerDecimals},
+		{"sharing_a_point", a.SharingAPoint}, {"over_4_ha", a.OverPolygonArea},
+	}
+}
+
 // RecordWriter takes the layer batch by batch; a sink.ParquetWriter is
 // one.
 type RecordWriter interface {

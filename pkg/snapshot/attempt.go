@@ -17,6 +17,7 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/fetch"
+	"github.com/calee-data/mspo-spoc/pkg/geo"
 	"github.com/calee-data/mspo-spoc/pkg/history"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -38,6 +39,7 @@ type attemptFigures struct {
 	wireBytes, bodyBytes  int64
 	fetch, write, publish time.Duration
 	changes               time.Duration // with the previous snapshot's digest, read once per run
+	geo                   time.Duration
 	decode                atomic.Int64
 }
 
@@ -49,6 +51,7 @@ type attemptResult struct {
 	stats    spoc.Stats
 	changes  *ChangesInfo
 	versions *VersionsInfo
+	geo      *GeoInfo
 	forced   bool
 	tx       *transaction.Tx // its objects, prepared: Run commits them with the manifest
 }
@@ -60,7 +63,8 @@ type attemptResult struct {
 //	outputs  the batches written to the Parquet snapshot and compared
 //	         with the previous snapshot; the body's bytes to the archive
 //	guards   the checks that refuse a body (an archive is set aside)
-//	outputs  written after the guards: the change table and the digest
+//	outputs  written after the guards: the change table and the digest,
+//	         and the geolocation layer from the snapshot read back
 //	staging  each output's object committed under its staged name
 //
 // Every output writes one object staged in the attempt's transaction
@@ -96,7 +100,11 @@ func (a *attempt) publish(ctx context.Context) (_ attemptResult, err error) {
 	if err != nil {
 		return attemptResult{}, err
 	}
-	stats, refused, err := a.decode(ctx, src, snap, cmp, stopFetch)
+	points, err := a.newPoints()
+	if err != nil {
+		return attemptResult{}, err
+	}
+	stats, refused, err := a.decode(ctx, src, snap, cmp, points, stopFetch)
 	if err != nil && !refused {
 		return attemptResult{}, err
 	}
@@ -112,6 +120,11 @@ func (a *attempt) publish(ctx context.Context) (_ attemptResult, err error) {
 	}
 	if cmp != nil {
 		if res.changes, res.versions, err = a.writeComparison(ctx, tx, cmp); err != nil {
+			return attemptResult{}, err
+		}
+	}
+	if points != nil {
+		if res.geo, err = a.writeGeo(ctx, tx, points); err != nil {
 			return attemptResult{}, err
 		}
 	}
@@ -303,14 +316,14 @@ func (a *attempt) writeComparison(ctx context.Context, tx *transaction.Tx, c *co
 // then reads what follows the JSON value. refused says err refuses the
 // body on its content or its counts: the body was read to its end, for
 // the archive to keep.
-func (a *attempt) decode(ctx context.Context, src *source, snap parquetOutput, cmp *comparison, stopFetch func()) (_ spoc.Stats, refused bool, err error) {
+func (a *attempt) decode(ctx context.Context, src *source, snap parquetOutput, cmp *comparison, points *pointCount, stopFetch func()) (_ spoc.Stats, refused bool, err error) {
 	opts, body := a.opts, src.body
 	dec := spoc.NewDecoder(src.r, opts.Decoder...)
 	defer dec.Release()
 	_, decodeSpan := a.in.tracer.Start(ctx, PhaseDecode)
 	batches := startReadAhead(dec, &a.fig.decode)
 	_, writeSpan := a.in.tracer.Start(ctx, PhaseWrite)
-	stats, err := a.writeBatches(snap, batches, dec, cmp, body)
+	stats, err := a.writeBatches(snap, batches, dec, cmp, points, body)
 	// A body refused for its content is read to its end for the
 	// archive; any other failure stops the download.
 	refusedContent := err != nil && contentFailure(err)
@@ -385,7 +398,7 @@ func contentFailure(err error) bool {
 // writeBatches encodes every batch of the decoder into the snapshot (and
 // hands it to the comparison, if not nil), checks the decoder's
 // statistics against the run's limits and closes the Parquet writer.
-func (a *attempt) writeBatches(snap parquetOutput, batches *readAhead, dec *spoc.Decoder, rows *comparison, body *fetch.Body) (spoc.Stats, error) {
+func (a *attempt) writeBatches(snap parquetOutput, batches *readAhead, dec *spoc.Decoder, rows *comparison, points *pointCount, body *fetch.Body) (spoc.Stats, error) {
 	source, pw, obj := body.Source, snap.pw, snap.obj
 	opts := a.opts
 	for {
@@ -408,6 +421,11 @@ func (a *attempt) writeBatches(snap parquetOutput, batches *readAhead, dec *spoc
 			}
 			a.fig.changes += time.Since(start)
 		}
+		if err == nil && points != nil {
+			start := time.Now()
+			err = points.points.Add(rec)
+			a.fig.geo += time.Since(start)
+		}
 		rec.Release()
 		if err != nil {
 			return spoc.Stats{}, err
@@ -423,6 +441,9 @@ func (a *attempt) writeBatches(snap parquetOutput, batches *readAhead, dec *spoc
 		return spoc.Stats{}, fmt.Errorf("decode %s: %w", source, err)
 	}
 	stats := dec.Stats()
+	if points != nil {
+		points.decimals = dec.CoordinateDecimals()
+	}
 	if err := checkStats(opts.Guards, opts.Dataset, stats); err != nil {
 		return stats, err
 	}
@@ -447,4 +468,71 @@ func (a *attempt) writeBatches(snap parquetOutput, batches *readAhead, dec *spoc
 		return stats, fmt.Errorf("write %s: %w", obj.URL(), err)
 	}
 	return stats, nil
+}
+
+// pointCount is what the geolocation layer needs of the decoded body:
+// the plots at each point, counted as the batches go by, and each row's
+// coordinate decimal places, which only the decoder saw.
+type pointCount struct {
+	points   *geo.Points
+	decimals []uint8
+}
+
+// newPoints starts counting the points, or is nil without a layer.
+func (a *attempt) newPoints() (*pointCount, error) {
+	if !a.geoLayer() {
+		return nil, nil
+	}
+	points, err := geo.NewPoints(a.opts.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	return &pointCount{points: points}, nil
+}
+
+// writeGeo writes the geolocation layer (the geo phase): the staged
+// snapshot, whole, is read back, its point's and carried columns only,
+// and each row written with its checks, in the snapshot's order. Reading
+// it back keeps the run's memory to the eight bytes a plot Points takes,
+// where keeping the rows for the layer would take some forty.
+func (a *attempt) writeGeo(ctx context.Context, tx *transaction.Tx, pc *pointCount) (info *GeoInfo, err error) {
+	ds := a.opts.Dataset
+	err = a.in.phase(ctx, PhaseGeo, &a.fig.geo, func(ctx context.Context) error {
+		snap, err := tx.Open(ctx, a.names.Parquet)
+		if err != nil {
+			return fmt.Errorf("read back %s: %w", a.names.Parquet, err)
+		}
+		defer snap.Close()
+		obj, err := tx.Stage(ctx, a.names.Geo, sink.ParquetContentType)
+		if err != nil {
+			return err
+		}
+		pw, err := sink.NewParquetWriter(obj, geo.Schema(ds), a.opts.Layouts.Geo...)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", obj.URL(), err)
+		}
+		w, err := geo.NewWriter(pw, ds, pc.points, pc.decimals)
+		if err != nil {
+			return err
+		}
+		if err := readColumns(ctx, snap, geo.SnapshotColumns(ds), w.Write); err != nil {
+			return fmt.Errorf("write %s from %s: %w", obj.URL(), a.names.Parquet, err)
+		}
+		if err := w.Check(); err != nil {
+			return err
+		}
+		md, err := w.Metadata()
+		if err == nil {
+			err = pw.SetMetadata(geo.MetadataKey, md)
+		}
+		if err == nil {
+			err = pw.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", obj.URL(), err)
+		}
+		info = &GeoInfo{Rows: w.Rows(), Account: w.Account()}
+		return nil
+	})
+	return info, err
 }

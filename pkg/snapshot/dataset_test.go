@@ -20,7 +20,7 @@ import (
 
 func TestNamesOfSPOCAreTheConstants(t *testing.T) {
 	got := snapshot.NamesOf(spoc.SPOC)
-	want := snapshot.Names{Parquet: snapshot.ParquetName, Manifest: snapshot.ManifestName, Archive: snapshot.ArchiveName, Changes: snapshot.ChangesName, Digest: snapshot.DigestName, Versions: snapshot.VersionsName, Lock: snapshot.LockName}
+	want := snapshot.Names{Parquet: snapshot.ParquetName, Manifest: snapshot.ManifestName, Archive: snapshot.ArchiveName, Changes: snapshot.ChangesName, Digest: snapshot.DigestName, Versions: snapshot.VersionsName, Geo: snapshot.GeoName, Lock: snapshot.LockName}
 	if got != want {
 		t.Errorf("NamesOf(SPOC) = %+v, want %+v", got, want)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/geo"
 	"github.com/calee-data/mspo-spoc/pkg/history"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -43,8 +44,9 @@ const versionsRowGroupBytes = 4 << 20
 // (NewLayouts) and used by every attempt as they are.
 type Layouts struct {
 	// Versions are the versions table's (pkg/history): the snapshot's
-	// layout, with the two columns it adds dictionary-encoded.
-	Snapshot, Changes, Versions []sink.ParquetOption
+	// layout, with the two columns it adds dictionary-encoded. Geo are
+	// the geolocation layer's (pkg/geo), for a dataset with a point.
+	Snapshot, Changes, Versions, Geo []sink.ParquetOption
 }
 
 // NewLayouts builds the Parquet options of ds's snapshot and of the
@@ -67,11 +69,16 @@ func NewLayouts(ds *spoc.Dataset, version string, snapshotLayout, changesLayout 
 	if v.RowGroupBytes == 0 || v.RowGroupBytes > versionsRowGroupBytes {
 		v.RowGroupBytes = versionsRowGroupBytes
 	}
-	return Layouts{
+	l := Layouts{
 		Snapshot: s.options(version),
 		Changes:  changesLayout.orDefault(DefaultChangesLayout(ds)).options(version),
 		Versions: v.options(version),
 	}
+	if geo.HasLayer(ds) {
+		// The snapshot's zstd level; its coordinates are in the WKB.
+		l.Geo = Layout{ZstdLevel: s.ZstdLevel, Dictionary: geo.DictionaryColumns(ds)}.options(version)
+	}
+	return l
 }
 
 // DefaultSnapshotLayout is the snapshot's layout of ds unless NewLayouts

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/geo"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
@@ -31,6 +32,9 @@ type Manifest struct {
 	// plots added, changed and removed, see pkg/history), when
 	// Options.Outputs.Changes.
 	Versions *VersionsInfo `json:"versions,omitempty"`
+	// Geo is the geolocation layer (GeoName) and its account of the
+	// plots' points; absent for a dataset without a point.
+	Geo *GeoInfo `json:"geo,omitempty"`
 	// Previous is the snapshot the publish guards and the change table
 	// compared with, the newest earlier day that is whole; nil when there
 	// is none. PassedOver are the later days that were not whole, newest
@@ -74,6 +78,14 @@ type ChangesInfo struct {
 	// BaselineFromDigest or BaselineFromParquet; empty on a first run.
 	BaselineFrom string `json:"baseline_from,omitempty"`
 	changes.Summary
+}
+
+// GeoInfo describes the published geolocation layer: its object, its
+// rows (the snapshot's) and the count of each of its checks.
+type GeoInfo struct {
+	sink.ObjectInfo
+	Rows    int64       `json:"rows"`
+	Account geo.Account `json:"account"`
 }
 
 // VersionsInfo describes the published versions object.

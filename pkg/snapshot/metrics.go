@@ -44,6 +44,10 @@ const (
 	MetricUndeclaredFields = "spoc.fields.undeclared"
 	MetricMissingFields    = "spoc.fields.missing"
 	MetricColumnFilled     = "spoc.column.non_null_ratio"
+	// The geolocation layer's account of the last published snapshot's
+	// plots (Options.Outputs.Geo), by check: the GeoInfo.Account fields
+	// by their JSON names.
+	MetricGeoPlots = "spoc.geo.plots"
 )
 
 // Phases of spoc.run.duration. Decode and write overlap: the decoder fills
@@ -54,6 +58,7 @@ const (
 	PhaseWrite   = "write"   // time spent encoding Parquet and writing the object
 	PhasePublish = "publish" // committing the objects and writing the manifest
 	PhaseChanges = "changes" // reading the previous snapshot, comparing and writing the change table
+	PhaseGeo     = "geo"     // reading the staged snapshot back and writing the geolocation layer
 	PhaseTotal   = "total"   // the whole run, retries and their waits included
 )
 
@@ -83,6 +88,7 @@ type instruments struct {
 	undeclared    metric.Int64Gauge
 	missing       metric.Int64Gauge
 	filled        metric.Float64Gauge
+	geoPlots      metric.Int64Gauge
 	tracer        trace.Tracer
 }
 
@@ -117,7 +123,7 @@ func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider, ds *spoc.D
 		metric.WithDescription("Bytes of the source received: on the wire (stage=wire) and after decompression (stage=body), every attempt included."))
 	add(err)
 	in.outputBytes, err = m.Int64Counter(MetricName(ds, MetricOutputBytes), metric.WithUnit("By"),
-		metric.WithDescription("Bytes of the objects published, by kind (parquet, manifest, archive, changes, versions)."))
+		metric.WithDescription("Bytes of the objects published, by kind (parquet, manifest, archive, changes, versions, geo)."))
 	add(err)
 	in.fetchAttempts, err = m.Int64Counter(MetricName(ds, MetricFetchAttempts), metric.WithUnit("{attempt}"),
 		metric.WithDescription("Attempts to fetch, decode and write the snapshot, by outcome."))
@@ -143,6 +149,9 @@ func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider, ds *spoc.D
 	add(err)
 	in.filled, err = m.Float64Gauge(MetricName(ds, MetricColumnFilled), metric.WithUnit("1"),
 		metric.WithDescription("Share of the rows of the last published snapshot with a value, by column."))
+	add(err)
+	in.geoPlots, err = m.Int64Gauge(MetricName(ds, MetricGeoPlots), metric.WithUnit("{record}"),
+		metric.WithDescription("Plots of the last published snapshot by geolocation check: plots, with_point, without_point, outside_malaysia, fewer_than_6_decimals, sharing_a_point, over_4_ha."))
 	add(err)
 	return in, errors.Join(errs...)
 }
@@ -190,6 +199,12 @@ func (in *instruments) published(ctx context.Context, m *Manifest, manifestBytes
 	if v := m.Versions; v != nil {
 		in.outputBytes.Add(ctx, v.Size, metric.WithAttributes(attribute.String("kind", "versions")))
 	}
+	if g := m.Geo; g != nil {
+		in.outputBytes.Add(ctx, g.Size, metric.WithAttributes(attribute.String("kind", "geo")))
+		for _, c := range g.Account.Checks() {
+			in.geoPlots.Record(ctx, c.Plots, metric.WithAttributes(attribute.String("check", c.Name)))
+		}
+	}
 	if c := m.Changes; c != nil {
 		in.outputBytes.Add(ctx, c.Size, metric.WithAttributes(attribute.String("kind", "changes")))
 		for _, k := range []struct {
@@ -207,7 +222,7 @@ func (in *instruments) published(ctx context.Context, m *Manifest, manifestBytes
 
 // phases records the durations of a run that ended with outcome; the
 // changes phase only if the run detected changes.
-func (in *instruments) phases(ctx context.Context, outcome string, t *attemptFigures, total time.Duration, detectChanges bool) {
+func (in *instruments) phases(ctx context.Context, outcome string, t *attemptFigures, total time.Duration, detectChanges, geoLayer bool) {
 	type phase struct {
 		phase string
 		d     time.Duration
@@ -221,6 +236,9 @@ func (in *instruments) phases(ctx context.Context, outcome string, t *attemptFig
 	}
 	if detectChanges {
 		list = append(list, phase{PhaseChanges, t.changes})
+	}
+	if geoLayer {
+		list = append(list, phase{PhaseGeo, t.geo})
 	}
 	for _, p := range list {
 		in.runDuration.Record(ctx, p.d.Seconds(), metric.WithAttributes(

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/history/historytest"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
@@ -38,7 +39,7 @@ func publishDay(t *testing.T, store sink.Store, day time.Time, body []byte) {
 // write that failed is retried within milliseconds.
 func rerunOptions(t *testing.T, store sink.Store, body []byte) snapshot.Options {
 	opts := options(t, serve(t, body), store)
-	opts.Outputs.Archive, opts.Outputs.Changes, opts.Guards.SkipIfUnchanged = true, true, false
+	opts.Outputs.Archive, opts.Outputs.Changes, opts.Outputs.Geo, opts.Guards.SkipIfUnchanged = true, true, true, false
 	opts.Lock.Lease = 1200 * time.Millisecond
 	return opts
 }
@@ -52,7 +53,8 @@ func dayContents(t *testing.T, store sink.Store, list func() []string) map[strin
 }
 
 // checkPublished fails the test unless the day's manifest describes the
-// objects beside it: the same sizes and CRC32Cs.
+// objects beside it: the same sizes and CRC32Cs, and a geolocation layer
+// of the snapshot's plots, in its order.
 func checkPublished(t *testing.T, store sink.Store, dir string) {
 	t.Helper()
 	m := readManifest(t, store, path.Join(dir, snapshot.ManifestName))
@@ -69,14 +71,21 @@ func checkPublished(t *testing.T, store sink.Store, dir string) {
 	if m.Versions != nil {
 		infos[snapshot.VersionsName] = m.Versions.ObjectInfo
 	}
+	if m.Geo != nil {
+		infos[snapshot.GeoName] = m.Geo.ObjectInfo
+		snap, layer := readAll(t, store, path.Join(dir, snapshot.ParquetName)), readAll(t, store, path.Join(dir, snapshot.GeoName))
+		if got, want := columnText(t, layer, 0), columnText(t, snap, 0); !slices.Equal(got, want) || m.Geo.Rows != int64(len(want)) {
+			t.Errorf("the geolocation layer has %d plots (%d in the manifest), the snapshot %d: not the same ids in the same order", len(got), m.Geo.Rows, len(want))
+		}
+	}
 	for name, info := range infos {
 		data := readAll(t, store, path.Join(dir, name))
 		if crc := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)); info.Size != int64(len(data)) || info.CRC32C != crc {
 			t.Errorf("the manifest says %s has %d bytes, CRC32C %08x; it has %d, %08x", name, info.Size, info.CRC32C, len(data), crc)
 		}
 	}
-	if len(infos) != 5 {
-		t.Errorf("the manifest names %d objects, want 5", len(infos))
+	if len(infos) != 6 {
+		t.Errorf("the manifest names %d objects, want 6", len(infos))
 	}
 }
 
@@ -90,6 +99,7 @@ func rerunUnderFaults(t *testing.T, base, store sink.Store, list func() []string
 	publishDay(t, base, day, generated(t, 300, 2))
 	parquet := path.Join(rerunDir, snapshot.ParquetName)
 	versions := path.Join(rerunDir, snapshot.VersionsName)
+	layer := path.Join(rerunDir, snapshot.GeoName)
 	first := versionRows(t, base, day)
 	var pending *nextDay
 	return sinktest.EveryWrite(t, plan,
@@ -112,10 +122,13 @@ func rerunUnderFaults(t *testing.T, base, store sink.Store, list func() []string
 			opts := rerunOptions(t, store, generated(t, 300, uint64(10+n)))
 			opts.Lock.Lease = 6 * time.Second
 			opts.Lock.Execution, opts.Lock.Task = "rerun", "0"
-			old := readAll(t, base, versions)
+			old, oldLayer := readAll(t, base, versions), readAll(t, base, layer)
 			_, err := snapshot.Run(context.Background(), opts)
 			if err != nil && !bytes.Equal(readAll(t, base, versions), old) {
 				t.Errorf("fault at write %d: the run failed (%v) and the day's versions object is not the one it was", n, err)
+			}
+			if err != nil && !bytes.Equal(readAll(t, base, layer), oldLayer) {
+				t.Errorf("fault at write %d: the run failed (%v) and the day's geolocation layer is not the one it was", n, err)
 			}
 			pending = &nextDay{seed: uint64(100 + n), failed: err != nil}
 			return err
@@ -127,6 +140,9 @@ func rerunUnderFaults(t *testing.T, base, store sink.Store, list func() []string
 			}
 			if after[versions] == before[versions] {
 				t.Errorf("the run succeeded but the day's versions object is the old one")
+			}
+			if after[layer] == before[layer] {
+				t.Errorf("the run succeeded but the day's geolocation layer is the old one")
 			}
 		},
 		func() {
@@ -176,6 +192,20 @@ func (nd *nextDay) check(t *testing.T, store sink.Store) {
 	}
 }
 
+// columnText is the text of column k of every row of a Parquet file.
+func columnText(t *testing.T, data []byte, k int) []string {
+	t.Helper()
+	tbl := parquettest.ReadTable(t, data)
+	defer tbl.Release()
+	var cells []string
+	for _, chunk := range tbl.Column(k).Data().Chunks() {
+		for i := range chunk.Len() {
+			cells = append(cells, parquettest.CellText(chunk, i))
+		}
+	}
+	return cells
+}
+
 // versionRows are the rows of day's versions object, sorted.
 func versionRows(t *testing.T, store sink.Store, d time.Time) []string {
 	t.Helper()
@@ -220,7 +250,7 @@ func TestRerunFailingAtAnyStepLeavesTheDay(t *testing.T) {
 				// versions object's among them.
 				checkStepsFaulted(t, hits, []string{
 					"new-object .spoc-list-public.parquet.tmp-",
-					"new-object .spoc-list-public.digest.tmp-", "new-object .spoc-list-public.versions.parquet.tmp-",
+					"new-object .spoc-list-public.digest.tmp-", "new-object .spoc-list-public.versions.parquet.tmp-", "new-object .spoc-list-public.geo.parquet.tmp-", "copy .spoc-list-public.geo.parquet.backup-", "copy spoc-list-public.geo.parquet",
 					"copy .spoc-list-public.parquet.backup-", "copy .spoc-list-public.json.gz.backup-", "copy .spoc-list-public.changes.parquet.backup-", "copy .spoc-list-public.digest.backup-", "copy .spoc-list-public.versions.parquet.backup-",
 					"copy spoc-list-public.parquet", "copy spoc-list-public.json.gz", "copy spoc-list-public.changes.parquet", "copy spoc-list-public.digest", "copy spoc-list-public.versions.parquet",
 					"replace spoc-list-public.manifest.json", "replace .spoc-list-public.lock",
@@ -255,6 +285,7 @@ func TestRerunFailingAtAnyRequestLeavesTheDayOnGCS(t *testing.T) {
 				"post .spoc-list-public.parquet.tmp-", "copy .spoc-list-public.", "copy spoc-list-public.parquet", "copy spoc-list-public.json.gz", "copy spoc-list-public.digest",
 				"post .spoc-list-public.digest.tmp-", "post spoc-list-public.manifest.json", "post .spoc-list-public.lock", "delete .spoc-list-public.",
 				"post .spoc-list-public.versions.parquet.tmp-", "copy spoc-list-public.versions.parquet", "delete .spoc-list-public.versions.parquet.",
+				"post .spoc-list-public.geo.parquet.tmp-", "copy spoc-list-public.geo.parquet", "delete .spoc-list-public.geo.parquet.",
 			})
 		})
 	}

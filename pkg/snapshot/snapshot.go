@@ -125,6 +125,7 @@ import (
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/fetch"
+	"github.com/calee-data/mspo-spoc/pkg/geo"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/transaction"
@@ -145,7 +146,11 @@ const (
 	// in a folder of its own: {prefix}/*/history/*.parquet is the whole
 	// history, and no snapshot or change-table glob matches it.
 	VersionsName = "history/spoc-list-public.versions.parquet"
-	RejectedDir  = "rejected" // where a refused run's raw body goes
+	// GeoName is the geolocation layer (package geo), in a folder of its
+	// own: {prefix}/*/geo/*.parquet is every day's layer, and the
+	// snapshots' glob {prefix}/*/*.parquet does not match it.
+	GeoName     = "geo/spoc-list-public.geo.parquet"
+	RejectedDir = "rejected" // where a refused run's raw body goes
 	// LockName marks a day's folder as being published: it keeps two
 	// runs of one day (a manual run during the scheduled one, two
 	// backfills) from each publishing part of a snapshot, since GCS
@@ -172,9 +177,9 @@ var (
 
 // Names are the names of a dataset's objects in a day's folder: for
 // spoc.SPOC, ParquetName, ManifestName, ArchiveName, ChangesName,
-// DigestName, VersionsName and LockName.
+// DigestName, VersionsName, GeoName and LockName.
 type Names struct {
-	Parquet, Manifest, Archive, Changes, Digest, Versions, Lock string
+	Parquet, Manifest, Archive, Changes, Digest, Versions, Geo, Lock string
 }
 
 // NamesOf is the names of ds's objects, from its Object base name.
@@ -187,6 +192,7 @@ func NamesOf(ds *spoc.Dataset) Names {
 		Changes:  "changes/" + o + ".changes.parquet",
 		Digest:   o + ".digest",
 		Versions: "history/" + o + ".versions.parquet",
+		Geo:      "geo/" + o + ".geo.parquet",
 		Lock:     "." + o + ".lock",
 	}
 }
@@ -278,6 +284,11 @@ type Outputs struct {
 	// Settling an earlier day's unfinished publish still restores that
 	// day's objects, by copies (server-side on GCS, of the files locally).
 	Changes bool
+	// Geo writes the geolocation layer (GeoName, package geo) of a
+	// dataset with a point: the snapshot's points with their checks, read
+	// back from the staged snapshot once it is whole, and their account
+	// in the manifest. A dataset without a point has none.
+	Geo bool
 }
 
 // Telemetry is where a run reports.
@@ -309,7 +320,7 @@ func Run(ctx context.Context, opts Options) (*Manifest, error) {
 		outcome = OutcomeFailure
 	}
 	r.last.changes += r.baselineTime
-	in.phases(ctx, outcome, r.last, time.Since(r.startedAt), opts.Outputs.Changes)
+	in.phases(ctx, outcome, r.last, time.Since(r.startedAt), opts.Outputs.Changes, r.geoLayer())
 	if err != nil {
 		return nil, err
 	}
@@ -333,9 +344,15 @@ func (opts Options) withDefaults() Options {
 	if opts.Layouts.Changes == nil {
 		opts.Layouts.Changes = def.Changes
 	}
+	if opts.Layouts.Geo == nil {
+		opts.Layouts.Geo = def.Geo
+	}
 	opts.Decoder = append([]spoc.DecoderOption{spoc.WithDataset(opts.Dataset)}, opts.Decoder...)
 	return opts
 }
+
+// geoLayer says whether the run writes a geolocation layer.
+func (r *run) geoLayer() bool { return r.opts.Outputs.Geo && geo.HasLayer(r.opts.Dataset) }
 
 // run is one Run: what it checks the day against, and the figures of its
 // last attempt for the metrics.
@@ -490,6 +507,9 @@ func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.Objec
 	if res.versions != nil {
 		res.versions.ObjectInfo = at[r.names.Versions]
 	}
+	if res.geo != nil {
+		res.geo.ObjectInfo = at[r.names.Geo]
+	}
 	var archive, digest *sink.ObjectInfo
 	if info, ok := at[r.names.Archive]; ok {
 		archive = &info
@@ -505,6 +525,7 @@ func (r *run) manifest(res attemptResult, attempts int, at map[string]sink.Objec
 		Archive:    archive,
 		Changes:    res.changes,
 		Versions:   res.versions,
+		Geo:        res.geo,
 		Digest:     digest,
 		Forced:     res.forced,
 		Attempts:   attempts,

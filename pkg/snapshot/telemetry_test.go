@@ -88,6 +88,7 @@ func TestRunMetrics(t *testing.T) {
 	store, _ := sink.NewLocal(out)
 	opts := options(t, srv.URL, store)
 	opts.Retry = fetch.Backoff{Attempts: 2}
+	opts.Outputs.Geo = true
 	opts.Telemetry.MeterProvider, opts.Telemetry.TracerProvider = mp, tp
 	progress := &snapshot.Progress{}
 	opts.Telemetry.Progress = progress
@@ -122,8 +123,20 @@ func TestRunMetrics(t *testing.T) {
 			want["spoc.invalid_values{column="+column+",reason="+reason+"}"] = int64(n)
 		}
 	}
-	for _, phase := range []string{"fetch", "decode", "write", "publish", "total"} {
+	for _, phase := range []string{"fetch", "decode", "write", "publish", "geo", "total"} {
 		want["spoc.run.duration{outcome=success,phase="+phase+"}"] = 1
+	}
+	// The geolocation account, as the manifest has it: every written
+	// plot, with a point or without.
+	if m.Geo == nil {
+		t.Fatal("no geolocation layer in the manifest")
+	}
+	want["spoc.output.bytes{kind=geo}"] = m.Geo.Size
+	for _, c := range m.Geo.Account.Checks() {
+		want["spoc.geo.plots{check="+c.Name+"}"] = c.Plots
+	}
+	if a := m.Geo.Account; a.Plots != m.Stats.RecordsWritten || a.WithPoint+a.WithoutPoint != a.Plots || a.WithPoint == 0 || a.WithoutPoint == 0 || m.Geo.Rows != a.Plots {
+		t.Errorf("geolocation account %+v of %d rows, for %d records written", a, m.Geo.Rows, m.Stats.RecordsWritten)
 	}
 	// Each column's share of values, from the planted nulls and invalid
 	// values (in thousandths); the generator sends no undeclared field.
@@ -161,7 +174,7 @@ func TestRunMetrics(t *testing.T) {
 	if len(attempts) != 2 || attempts[0].Status().Code != codes.Error || attempts[1].Status().Code == codes.Error {
 		t.Fatalf("attempt spans %v", attempts)
 	}
-	for _, phase := range []string{"decode", "write", "publish"} {
+	for _, phase := range []string{"decode", "write", "geo", "publish"} {
 		if s := byName[phase]; len(s) != 1 || s[0].Parent().SpanID() != attempts[1].SpanContext().SpanID() {
 			t.Errorf("%s spans %v, want one below the second attempt", phase, s)
 		}
