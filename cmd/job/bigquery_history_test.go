@@ -16,6 +16,7 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 
+	"github.com/calee-data/mspo-spoc/internal/outside"
 	"github.com/calee-data/mspo-spoc/pkg/history"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
@@ -226,7 +227,7 @@ var historyDates = []string{"20261201", "20261202", "20261204"}
 // newest snapshot. BigQuery cannot run here; its own SQL is what DuckDB
 // runs, but for those two translations.
 func TestBigQueryHistorySQL(t *testing.T) {
-	query := duckDB(t)
+	query := outside.DuckDB(t)
 	h := parseBigQueryHistory(t, parseTerraform(t))
 	out := t.TempDir()
 	datasets := slices.Sorted(maps.Keys(spoc.Datasets()))

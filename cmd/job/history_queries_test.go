@@ -18,6 +18,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/calee-data/mspo-spoc/internal/outside"
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/history/historytest"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
@@ -193,7 +194,7 @@ func jsonText(cell string, float bool) string {
 // consecutive snapshots give, with valid_to the next one's valid_from;
 // the status changes of a period those of consecutive snapshots.
 func TestDocsHistoryQueries(t *testing.T) {
-	query := duckDB(t)
+	query := outside.DuckDB(t)
 	queries := historyQueries(t)
 	if len(queries) != 3 {
 		t.Fatalf("%d SQL blocks in docs/history.md's queries, want the timeline, the list as of a date and the status changes", len(queries))

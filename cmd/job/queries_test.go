@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/calee-data/mspo-spoc/internal/outside"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
@@ -202,7 +203,7 @@ func rowsText(rows []map[string]any, keys ...string) []string {
 // The BigQuery queries cannot run here: they are checked to read the
 // same lists' views and to name the same columns.
 func TestDocsQueriesAcrossLists(t *testing.T) {
-	query := duckDB(t)
+	query := outside.DuckDB(t)
 	queries := docsQueries(t)
 	if len(queries) != 10 {
 		t.Fatalf("%d SQL blocks in docs/queries.md, want a DuckDB and a BigQuery form of five queries", len(queries))

@@ -3,56 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/calee-data/mspo-spoc/internal/outside"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
-
-// duckDB runs SQL in DuckDB (Node.js and @duckdb/node-api, through
-// bench/duckdb.mjs) and returns the rows. The node_modules folder is
-// DUCKDB_NODE_MODULES, which .ci/run installs and sets, or the one
-// bench/compare.sh installs in bench/.work/duckdb; the test is skipped
-// where neither is there.
-func duckDB(t *testing.T) func(sql string) []map[string]any {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	modules := os.Getenv("DUCKDB_NODE_MODULES")
-	if modules == "" {
-		modules = filepath.Join(repoRoot, "bench", ".work", "duckdb", "node_modules")
-	}
-	modules, _ = filepath.Abs(modules)
-	if _, serr := os.Stat(filepath.Join(modules, "@duckdb", "node-api")); err != nil || serr != nil {
-		t.Skip("DuckDB is not installed: set DUCKDB_NODE_MODULES to a node_modules folder with @duckdb/node-api, or run bench/compare.sh, which installs it in bench/.work/duckdb")
-	}
-	dir := t.TempDir()
-	if err := os.Symlink(modules, filepath.Join(dir, "node_modules")); err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(dir, "duckdb.mjs")
-	if err := os.WriteFile(script, mustRead(t, filepath.Join(repoRoot, "bench", "duckdb.mjs")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return func(sql string) []map[string]any {
-		t.Helper()
-		var stdout, stderr bytes.Buffer
-		cmd := exec.Command(node, script, "query", sql)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("DuckDB: %v\n%s\n%s", err, stderr.String(), sql)
-		}
-		var rows []map[string]any
-		if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
-			t.Fatalf("DuckDB's rows: %v\n%s", err, stdout.String())
-		}
-		return rows
-	}
-}
 
 // readmeQueries are the SQL blocks of the README's "Querying the
 // snapshots": the seed's query over every day, then its newest-day form.
@@ -69,7 +27,7 @@ func readmeQueries(t *testing.T) []string {
 // sums both, the newest-day form gives what the seed's query gives on
 // the newest day's snapshot alone.
 func TestReadmeQueries(t *testing.T) {
-	query := duckDB(t)
+	query := outside.DuckDB(t)
 	queries := readmeQueries(t)
 	if len(queries) != 2 {
 		t.Fatalf("%d SQL blocks in the README's \"Querying the snapshots\", want the seed's query and its newest-day form", len(queries))
