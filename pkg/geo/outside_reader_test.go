@@ -3,11 +3,13 @@ package geo_test
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,5 +220,93 @@ FROM read_parquet(` + file + `) ORDER BY entity_smallholder_id`)
 	kv := query(`SELECT decode(value) AS value FROM parquet_kv_metadata(` + file + `) WHERE decode(key) = '` + geo.MetadataKey + `'`)
 	if len(kv) != 1 || kv[0]["value"] != metadata {
 		t.Errorf("DuckDB's %q key-value metadata: %v, want one, as written:\n%s", geo.MetadataKey, kv, metadata)
+	}
+}
+
+// The DuckDB SQL of docs/geo.md's "Opening the layer" runs as written on
+// the planted layer, in place of the file the page names: the flagged
+// plots, the geo metadata as written, and the GeoJSON of chosen plots.
+func TestDocsOpeningTheLayer(t *testing.T) {
+	query := outside.DuckDB(t)
+	path, metadata := writeLayer(t, 0)
+	const docFile, docLayer, docGeoJSON = "../../docs/geo.md", "spoc-list-public.geo.parquet", "plots.geojson"
+	doc, err := os.ReadFile(docFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Opening the layer\n")
+	if !ok {
+		t.Fatalf("%s has no section \"Opening the layer\"", docFile)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	geojson := filepath.Join(t.TempDir(), docGeoJSON)
+	local := strings.NewReplacer("'"+docLayer+"'", "'"+path+"'", "'"+docGeoJSON+"'", "'"+geojson+"'")
+
+	byID := map[string]want{}
+	for _, w := range wantRows(t, 0) {
+		byID[fmt.Sprint(w.id)] = w
+	}
+	var selects, metadataRead, features int
+	for rest := section; ; {
+		_, block, ok := strings.Cut(rest, "```sql\n")
+		if !ok {
+			break
+		}
+		var sql string
+		sql, rest, _ = strings.Cut(block, "```")
+		if !strings.Contains(sql, "'"+docLayer+"'") {
+			t.Fatalf("a DuckDB block reads no %s:\n%s", docLayer, sql)
+		}
+		rows := query(local.Replace(sql))
+		switch {
+		case strings.HasPrefix(sql, "COPY"):
+			var fc struct {
+				Type     string            `json:"type"`
+				Features []outside.Feature `json:"features"`
+			}
+			data, err := os.ReadFile(geojson)
+			if err == nil {
+				err = json.Unmarshal(data, &fc)
+			}
+			if err != nil || fc.Type != "FeatureCollection" || len(fc.Features) == 0 {
+				t.Fatalf("the GeoJSON export: %v, %s", err, data)
+			}
+			for _, f := range fc.Features {
+				w, ok := byID[fmt.Sprint(f.Properties["entity_smallholder_id"])]
+				if wantG := (outside.Geometry{Type: "Point", Coordinates: []float64{w.lon, w.lat}}); !ok || !w.point || f.Type != "Feature" || f.Geometry == nil || !reflect.DeepEqual(*f.Geometry, wantG) {
+					t.Errorf("the GeoJSON export has %+v, %+v", f, f.Geometry)
+				}
+				if !same(f.Properties[geo.NeedsPolygon], w.polygon) {
+					t.Errorf("the GeoJSON export has plot %d's needs_polygon %v, want %v", w.id, f.Properties[geo.NeedsPolygon], w.polygon)
+				}
+				features++
+			}
+		case strings.Contains(sql, "parquet_kv_metadata"):
+			if len(rows) != 1 || rows[0]["geo"] != metadata {
+				t.Errorf("the metadata query gives %v, want the geo metadata as written:\n%s", rows, metadata)
+			}
+			metadataRead++
+		default:
+			var got, flagged []string
+			for _, r := range rows {
+				id := fmt.Sprint(r["entity_smallholder_id"])
+				got = append(got, id)
+				if w := byID[id]; w.point && (!same(r["longitude"], w.lon) || !same(r["latitude"], w.lat)) {
+					t.Errorf("the query gives plot %s at %v, %v, want %v, %v", id, r["longitude"], r["latitude"], w.lon, w.lat)
+				}
+			}
+			for _, w := range wantRows(t, 0) {
+				if !w.point || !w.in || w.decimals < geo.MinDecimals || w.shared > 1 || w.polygon == true {
+					flagged = append(flagged, fmt.Sprint(w.id))
+				}
+			}
+			if !slices.Equal(got, flagged) {
+				t.Errorf("the query gives plots %v, want the flagged ones, %v", got, flagged)
+			}
+			selects++
+		}
+	}
+	if selects == 0 || metadataRead == 0 || features == 0 {
+		t.Errorf("%d queries, %d of the metadata and %d GeoJSON features: the section lost its examples", selects, metadataRead, features)
 	}
 }
