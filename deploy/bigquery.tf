@@ -8,10 +8,10 @@
 # its schema from a reference file: a zero-row Parquet file written by the
 # job's own writer (deploy/schema/, checked against the job's schemas by
 # cmd/job's TestBigQuerySchemaFiles), uploaded here under the prefix's
-# _schema/ folder, three levels deep so that no snapshot, change-table or
-# versions glob matches it. Its MD5 is in its name, so a new schema file
-# is a new object; and since BigQuery reads the reference file only when
-# it creates an external table (the provider updates
+# _schema/ folder, three levels deep so that no snapshot, change-table,
+# versions or geolocation glob matches it. Its MD5 is in its name, so a
+# new schema file is a new object; and since BigQuery reads the reference
+# file only when it creates an external table (the provider updates
 # reference_file_schema_uri in place, it is not ForceNew), each table is
 # replaced with its schema object (replace_triggered_by), or it would
 # keep the old schema.
@@ -20,6 +20,9 @@ locals {
   bigquery = var.bigquery_dataset != "" ? 1 : 0
   # The datasets with tables, when BigQuery is on.
   bigquery_datasets = local.bigquery == 1 ? local.datasets : {}
+  # Those with a point, whose snapshots view has a GEOGRAPHY and whose
+  # day's geolocation layer has tables of its own.
+  bigquery_geo_datasets = { for name, d in local.bigquery_datasets : name => d if d.longitude != "" }
 }
 
 # The spoc dataset's objects and tables had these addresses before there
@@ -79,6 +82,18 @@ resource "google_storage_bucket_object" "versions_schema" {
   content_type = "application/vnd.apache.parquet"
 }
 
+# The geolocation layer's reference schema is a layer of no plot, written
+# by the job's layer writer: its GeoParquet metadata (the "geo" footer
+# key) is what makes BigQuery read the geometry column as a GEOGRAPHY.
+resource "google_storage_bucket_object" "geo_schema" {
+  for_each = local.bigquery_geo_datasets
+
+  bucket       = local.bucket_name
+  name         = "${each.value.output_prefix}/_schema/${substr(filemd5("${path.module}/schema/${each.value.schema_files.geo}"), 0, 12)}/${each.value.schema_files.geo}"
+  source       = "${path.module}/schema/${each.value.schema_files.geo}"
+  content_type = "application/vnd.apache.parquet"
+}
+
 resource "google_bigquery_dataset" "spoc" {
   count = local.bigquery
 
@@ -120,14 +135,71 @@ resource "google_bigquery_table" "snapshots_by_date" {
   description         = "The ${each.key} snapshots with their date; filter on snapshot_date."
   deletion_protection = false
 
+  # A list with a point gets it as a GEOGRAPHY, geog (null where either
+  # coordinate is). ST_GEOGPOINT fails on a latitude outside [-90, 90]
+  # and wraps a longitude outside [-180, 180] (modulo 360); neither
+  # reaches it, since the job nulls a coordinate out of range.
   view {
     use_legacy_sql = false
     query          = <<-EOT
       SELECT
         PARSE_DATE('%Y%m%d', REGEXP_EXTRACT(_FILE_NAME, r'/(\d{8})/[^/]+$')) AS snapshot_date,
-        *
+        *${each.value.longitude == "" ? "" : ",\n  ST_GEOGPOINT(${each.value.longitude}, ${each.value.latitude}) AS geog"}
       FROM `${var.project_id}.${var.bigquery_dataset}.${google_bigquery_table.snapshots[each.key].table_id}`
     EOT
+  }
+}
+
+# Every day's geolocation layer (YYYYMMDD/geo/), a row per plot with its
+# point and its checks (in_malaysia, coordinate_decimals,
+# shared_point_plots, needs_polygon). The reference file carries the
+# GeoParquet metadata, so BigQuery maps the geometry column to GEOGRAPHY
+# itself; it does not use the file's bbox covering to skip rows.
+resource "google_bigquery_table" "geo" {
+  for_each = local.bigquery_geo_datasets
+
+  dataset_id          = google_bigquery_dataset.spoc[0].dataset_id
+  table_id            = "${each.value.bigquery_table}_geo_external"
+  description         = "Every day's geolocation layer of the ${each.key} dataset (GeoParquet) under gs://${local.bucket_name}/${each.value.output_prefix}/*/geo/."
+  deletion_protection = false
+
+  external_data_configuration {
+    source_format             = "PARQUET"
+    autodetect                = false
+    reference_file_schema_uri = "gs://${local.bucket_name}/${google_storage_bucket_object.geo_schema[each.key].name}"
+    source_uris               = ["gs://${local.bucket_name}/${each.value.output_prefix}/*/geo/${each.value.object}.geo.parquet"]
+  }
+
+  lifecycle {
+    replace_triggered_by = [google_storage_bucket_object.geo_schema[each.key]]
+  }
+}
+
+# The layer with its day, and its geometry named geog as in the
+# snapshots view.
+resource "google_bigquery_table" "geo_by_date" {
+  for_each = local.bigquery_geo_datasets
+
+  dataset_id          = google_bigquery_dataset.spoc[0].dataset_id
+  table_id            = "${each.value.bigquery_table}_geo"
+  description         = "The ${each.key} geolocation layers with their date; filter on snapshot_date. geog is each plot's point (GEOGRAPHY), null without a valid one."
+  deletion_protection = false
+
+  view {
+    use_legacy_sql = false
+    query          = <<-EOT
+      SELECT
+        PARSE_DATE('%Y%m%d', REGEXP_EXTRACT(_FILE_NAME, r'/(\d{8})/geo/[^/]+$')) AS snapshot_date,
+        * EXCEPT (geometry),
+        geometry AS geog
+      FROM `${var.project_id}.${var.bigquery_dataset}.${google_bigquery_table.geo[each.key].table_id}`
+    EOT
+  }
+
+  # As the history view: replaced with its table, so that its listed
+  # schema is the table's.
+  lifecycle {
+    replace_triggered_by = [google_bigquery_table.geo[each.key]]
   }
 }
 

@@ -27,13 +27,15 @@ locals {
 
   # What snapshot_retention_days deletes once old enough: a day's objects
   # of every list, by the end of their names (a refused body's archive
-  # and a lock included). The versions (history/*.versions.parquet) are
+  # and a lock included), and the day's geolocation layer of a list with
+  # a point (geo/*.geo.parquet), which is made of that day's snapshot
+  # alone and goes with it. The versions (history/*.versions.parquet) are
   # kept whatever their age, since a plot's newest version may be years
   # old and the list as of any later day needs it; so are the BigQuery
   # tables' schema files (_schema/*.schema.parquet).
   retention_suffixes = sort(flatten([
     for c in values(local.catalog) : [
-      for end in [".parquet", ".manifest.json", ".json.gz", ".digest", ".changes.parquet", ".lock"] : "${c.object}${end}"
+      for end in concat([".parquet", ".manifest.json", ".json.gz", ".digest", ".changes.parquet", ".lock"], can(c.point) ? [".geo.parquet"] : []) : "${c.object}${end}"
     ]
   ]))
 
@@ -94,6 +96,12 @@ locals {
       schema_files   = local.catalog[name].schema_files
       key            = local.catalog[name].key
       bigquery_table = name
+      # The columns of the plot's point of a list that has one, and so a
+      # geolocation layer; "" for the reference lists. Strings either way,
+      # since the lists' values must have one type (bigquery_datasets'
+      # conditional makes them a map).
+      longitude = try(local.catalog[name].point.longitude, "")
+      latitude  = try(local.catalog[name].point.latitude, "")
     }
   }
 }

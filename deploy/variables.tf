@@ -103,7 +103,7 @@ variable "bucket_location" {
 }
 
 variable "snapshot_retention_days" {
-  description = "When the bucket is created: delete each day's snapshot, manifest, raw body, digest and change table older than this many days (0 keeps them forever). The versions (history/) and the BigQuery schema files are kept: the list as of any day needs every plot's newest version, however old."
+  description = "When the bucket is created: delete each day's snapshot, manifest, raw body, digest, change table and geolocation layer (geo/) older than this many days (0 keeps them forever). The versions (history/) and the BigQuery schema files are kept: the list as of any day needs every plot's newest version, however old."
   type        = number
   default     = 0
 

@@ -29,6 +29,7 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/calee-data/mspo-spoc/pkg/geo"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
@@ -631,7 +632,7 @@ func TestTerraformImageCleanup(t *testing.T) {
 // so that they can be created on an empty bucket.
 func TestTerraformBigQuerySchemas(t *testing.T) {
 	tf := parseTerraform(t)
-	for table, object := range map[string]string{"snapshots": "snapshots_schema", "changes": "changes_schema", "versions": "versions_schema"} {
+	for table, object := range map[string]string{"snapshots": "snapshots_schema", "changes": "changes_schema", "versions": "versions_schema", "geo": "geo_schema"} {
 		b := tf.resources("google_bigquery_table")[table]
 		if b == nil {
 			t.Fatalf("no google_bigquery_table.%s", table)
@@ -1124,7 +1125,8 @@ func TestDockerfile(t *testing.T) {
 // TestBigQueryTablesMatchOneTableEach reads the BigQuery external tables'
 // source URIs as BigQuery does (one "*" that also matches "/") and checks
 // that the snapshot table reads the snapshots only, the change table
-// the change tables only and the versions table the versions only.
+// the change tables only, the versions table the versions only and the
+// geo table the geolocation layers only.
 func TestBigQueryTablesMatchOneTableEach(t *testing.T) {
 	tf := parseTerraform(t)
 	for name, ds := range spoc.Datasets() {
@@ -1137,10 +1139,15 @@ func TestBigQueryTablesMatchOneTableEach(t *testing.T) {
 			"manifest": prefix + "/20261127/" + names.Manifest,
 			"rejected": prefix + "/20261127/" + snapshot.RejectedDir + "/" + names.Archive,
 		}
+		tables := map[string]string{"snapshots": "snapshot", "changes": "changes", "versions": "versions"}
+		if geo.HasLayer(ds) {
+			objects["geo"] = prefix + "/20261127/" + geoLayerName(ds)
+			tables["geo"] = "geo"
+		}
 		for kind, file := range deployDatasets()[name].SchemaFiles {
 			objects["schema of the "+kind] = prefix + "/_schema/0123456789ab/" + file
 		}
-		for table, want := range map[string]string{"snapshots": "snapshot", "changes": "changes", "versions": "versions"} {
+		for table, want := range tables {
 			b := tf.resources("google_bigquery_table")[table]
 			if b == nil {
 				t.Errorf("no google_bigquery_table.%s", table)
@@ -1176,7 +1183,7 @@ func TestIgnoreFiles(t *testing.T) {
 	secret := []string{"deploy/.terraform/providers/registry.terraform.io/hashicorp/google/6.50.0/linux_amd64/terraform-provider-google",
 		"deploy/terraform.tfvars", "deploy/prod.auto.tfvars", "deploy/terraform.tfvars.json", "deploy/prod.auto.tfvars.json",
 		"deploy/plan.tfplan", "deploy/terraform.tfstate", "deploy/terraform.tfstate.backup"}
-	needed := []string{"go.mod", "go.sum", "Dockerfile", "cloudbuild.yaml", "cmd/job/main.go", "deploy/main.tf", "deploy/datasets.json", "deploy/schema/spoc-list-public.schema.parquet", "deploy/schema/osh-all-smallholder.schema.parquet", "deploy/schema/groupmanager-list-public.schema.parquet", "deploy/tests/before_datasets/main.tf",
+	needed := []string{"go.mod", "go.sum", "Dockerfile", "cloudbuild.yaml", "cmd/job/main.go", "deploy/main.tf", "deploy/datasets.json", "deploy/schema/spoc-list-public.schema.parquet", "deploy/schema/osh-all-smallholder.schema.parquet", "deploy/schema/groupmanager-list-public.schema.parquet", "deploy/schema/spoc-list-public.geo.schema.parquet", "deploy/tests/before_datasets/main.tf",
 		"deploy/terraform.tfvars.example", "deploy/tests/defaults.tftest.hcl", "pkg/fetch/testdata/issuers.p7c", "pkg/snapshot/testdata/small.json", "pkg/boundary/data/malaysia.bin",
 		// Read by cmd/job's tests, which Cloud Build runs on the upload.
 		".gcloudignore", ".gitignore", ".dockerignore", "README.md", "docs/schema.md", "deploy/README.md"}
@@ -1212,9 +1219,9 @@ func TestIgnoreFiles(t *testing.T) {
 }
 
 // TestTerraformRetentionKeepsTheHistory: snapshot_retention_days deletes
-// a day's objects of every list once old, and never a version (the list
-// as of a later day needs each plot's newest one) or a BigQuery schema
-// file.
+// a day's objects of every list once old (its geolocation layer with its
+// snapshot, which it is made of), and never a version (the list as of a
+// later day needs each plot's newest one) or a BigQuery schema file.
 func TestTerraformRetentionKeepsTheHistory(t *testing.T) {
 	tf := parseTerraform(t)
 	bucket := tf.block("resource", "google_storage_bucket", "snapshots")
@@ -1236,7 +1243,11 @@ func TestTerraformRetentionKeepsTheHistory(t *testing.T) {
 	for _, ds := range spoc.Datasets() {
 		n := snapshot.NamesOf(ds)
 		day := ds.Prefix + "/20250101/"
-		for _, name := range []string{n.Parquet, n.Manifest, n.Archive, n.Changes, n.Digest, n.Lock, snapshot.RejectedDir + "/" + n.Archive} {
+		names := []string{n.Parquet, n.Manifest, n.Archive, n.Changes, n.Digest, n.Lock, snapshot.RejectedDir + "/" + n.Archive}
+		if geo.HasLayer(ds) {
+			names = append(names, geoLayerName(ds))
+		}
+		for _, name := range names {
 			if !deleted(day + name) {
 				t.Errorf("%s: %s is kept forever", ds.Name, day+name)
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/changes"
+	"github.com/calee-data/mspo-spoc/pkg/geo"
 	"github.com/calee-data/mspo-spoc/pkg/history"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
@@ -170,13 +171,24 @@ type deployDataset struct {
 	// The group (SPOC_DATASET=references) whose one job publishes this
 	// list when Terraform's datasets enables the group.
 	Group string `json:"group,omitempty"`
+	// Point names the columns of a plot's point (spoc.Dataset.Point),
+	// which the snapshots view makes a GEOGRAPHY, for a dataset with a
+	// geolocation layer; nil for a list without a point (the reference
+	// lists), which has neither.
+	Point *deployPoint `json:"point,omitempty"`
+}
+
+// deployPoint is a dataset's point columns, by name.
+type deployPoint struct {
+	Longitude string `json:"longitude"`
+	Latitude  string `json:"latitude"`
 }
 
 // deployDatasets is deploy/datasets.json as the datasets declare it.
 func deployDatasets() map[string]deployDataset {
 	out := map[string]deployDataset{}
 	for name, ds := range spoc.Datasets() {
-		out[name] = deployDataset{
+		d := deployDataset{
 			URL:        ds.URL,
 			Object:     ds.Object,
 			Prefix:     ds.Prefix,
@@ -191,6 +203,11 @@ func deployDatasets() map[string]deployDataset {
 			},
 			Group: ds.Group,
 		}
+		if lon, lat, ok := ds.Point(); ok {
+			d.Point = &deployPoint{Longitude: ds.Columns[lon].Name, Latitude: ds.Columns[lat].Name}
+			d.SchemaFiles["geo"] = ds.Object + ".geo.schema.parquet"
+		}
+		out[name] = d
 	}
 	return out
 }
@@ -200,24 +217,74 @@ func deployDatasets() map[string]deployDataset {
 type schemaFile struct {
 	schema *arrow.Schema
 	opts   []sink.ParquetOption
+	// layer is set for the geolocation layer's file: written by
+	// geo.Writer, with the GeoParquet metadata, from which BigQuery
+	// makes the geometry column a GEOGRAPHY.
+	layer *spoc.Dataset
 }
 
 // schemaFiles are the BigQuery reference schemas of every dataset, by
 // file name in deploy/schema/. The versions file is written as the job
 // writes the versions table (its layout), so that its Parquet types are
-// the job's. The other two are written plain: their bytes name their
+// the job's. The others are written plain: their bytes name their
 // uploaded objects (the MD5), and new bytes would replace their tables.
+// A dataset with a point has a fourth, its geolocation layer's, written
+// plain too but through geo.Writer, for the layer's GeoParquet metadata.
 func schemaFiles() map[string]schemaFile {
 	files := map[string]schemaFile{}
 	plain := []sink.ParquetOption{sink.WithCreatedBy("mspo-spoc schema")}
 	for name, d := range deployDatasets() {
 		ds := spoc.Datasets()[name]
-		files[d.SchemaFiles["snapshots"]] = schemaFile{ds.Schema(), plain}
-		files[d.SchemaFiles["changes"]] = schemaFile{changes.Schema(ds), plain}
+		files[d.SchemaFiles["snapshots"]] = schemaFile{schema: ds.Schema(), opts: plain}
+		files[d.SchemaFiles["changes"]] = schemaFile{schema: changes.Schema(ds), opts: plain}
 		layouts := snapshot.NewLayouts(ds, "schema", snapshot.Layout{}, snapshot.Layout{})
-		files[d.SchemaFiles["versions"]] = schemaFile{history.Schema(ds), layouts.Versions}
+		files[d.SchemaFiles["versions"]] = schemaFile{schema: history.Schema(ds), opts: layouts.Versions}
+		if geo.HasLayer(ds) {
+			files[d.SchemaFiles["geo"]] = schemaFile{schema: geo.Schema(ds), opts: plain, layer: ds}
+		}
 	}
 	return files
+}
+
+// writeSchemaFile is f as a zero-row Parquet file.
+func writeSchemaFile(f schemaFile) ([]byte, error) {
+	var b bytes.Buffer
+	pw, err := sink.NewParquetWriter(&b, f.schema, f.opts...)
+	if err != nil {
+		return nil, err
+	}
+	if f.layer != nil {
+		// A layer of no plot: the GeoParquet metadata without a bbox.
+		points, err := geo.NewPoints(f.layer)
+		if err != nil {
+			return nil, err
+		}
+		w, err := geo.NewWriter(pw, f.layer, points, nil)
+		if err != nil {
+			return nil, err
+		}
+		md, err := w.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		if err := pw.SetMetadata(geo.MetadataKey, md); err != nil {
+			return nil, err
+		}
+	}
+	if err := pw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// geoMetadata is the part of a layer file's GeoParquet metadata that
+// BigQuery reads to make a column a GEOGRAPHY.
+type geoMetadata struct {
+	Version       string `json:"version"`
+	PrimaryColumn string `json:"primary_column"`
+	Columns       map[string]struct {
+		Encoding string `json:"encoding"`
+	} `json:"columns"`
 }
 
 // Terraform takes the datasets from deploy/datasets.json: this test fails
@@ -258,15 +325,11 @@ func TestBigQuerySchemaFiles(t *testing.T) {
 			schema := f.schema
 			file := filepath.Join(repoRoot, "deploy", "schema", name)
 			if *updateDeploy {
-				var b bytes.Buffer
-				pw, err := sink.NewParquetWriter(&b, schema, f.opts...)
+				b, err := writeSchemaFile(f)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := pw.Close(); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+				if err := os.WriteFile(file, b, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -276,6 +339,25 @@ func TestBigQuerySchemaFiles(t *testing.T) {
 			}
 			if got := parquettest.Schema(t, data); !sameFields(got, schema) {
 				t.Errorf("%s holds the schema\n%s\nthe job writes\n%s", file, got, schema)
+			}
+			// Without the GeoParquet metadata, BigQuery would read the
+			// layer's geometry as BYTES, and the geo view's geog would
+			// not be a GEOGRAPHY.
+			kv := parquettest.Open(t, data).MetaData().KeyValueMetadata()
+			raw := kv.FindValue(geo.MetadataKey)
+			switch {
+			case f.layer == nil && raw != nil:
+				t.Errorf("%s has GeoParquet metadata, and is no layer", file)
+			case f.layer != nil && raw == nil:
+				t.Errorf("%s has no GeoParquet metadata (%q)", file, geo.MetadataKey)
+			case f.layer != nil:
+				var md geoMetadata
+				if err := json.Unmarshal([]byte(*raw), &md); err != nil {
+					t.Fatalf("%s: GeoParquet metadata: %v", file, err)
+				}
+				if md.Version != geo.Version || md.PrimaryColumn != geo.Geometry || md.Columns[geo.Geometry].Encoding != "WKB" {
+					t.Errorf("%s: GeoParquet metadata %s, want version %s and %s a WKB primary column", file, *raw, geo.Version, geo.Geometry)
+				}
 			}
 		})
 	}

@@ -96,6 +96,25 @@ run "apply_with_both_datasets" {
     error_message = "The osh view does not read the osh table."
   }
   assert {
+    condition = alltrue([for d in ["osh", "spoc"] :
+      strcontains(google_bigquery_table.snapshots_by_date[d].view[0].query, "ST_GEOGPOINT(gps_coordinate_long, gps_coordinate_lat) AS geog")
+    ])
+    error_message = "A snapshots view of a list with a point does not give it as geog: ${google_bigquery_table.snapshots_by_date["osh"].view[0].query}"
+  }
+  assert {
+    condition = (
+      keys(google_bigquery_table.geo) == ["osh", "spoc"] && keys(google_bigquery_table.geo_by_date) == ["osh", "spoc"] &&
+      google_bigquery_table.geo["osh"].table_id == "osh_geo_external" && google_bigquery_table.geo_by_date["osh"].table_id == "osh_geo" &&
+      google_bigquery_table.geo["osh"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/osh/all-smallholder/*/geo/osh-all-smallholder.geo.parquet"]) &&
+      google_bigquery_table.geo["spoc"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*/geo/spoc-list-public.geo.parquet"]) &&
+      google_bigquery_table.geo["osh"].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.geo_schema["osh"].name}" &&
+      startswith(google_storage_bucket_object.geo_schema["osh"].name, "raw/mspo/api/osh/all-smallholder/_schema/") && endswith(google_storage_bucket_object.geo_schema["osh"].name, "/osh-all-smallholder.geo.schema.parquet") &&
+      strcontains(google_bigquery_table.geo_by_date["osh"].view[0].query, "FROM `my-project.mspo.osh_geo_external`") &&
+      strcontains(google_bigquery_table.geo_by_date["osh"].view[0].query, "geometry AS geog")
+    )
+    error_message = "Each list with a point does not get its own geolocation table over its own layers, with its reference schema, and a view with geog."
+  }
+  assert {
     condition = (
       google_bigquery_table.versions["osh"].table_id == "osh_versions_external" && google_bigquery_table.history["osh"].table_id == "osh_history" && google_bigquery_routine.as_of["osh"].routine_id == "osh_as_of" &&
       google_bigquery_table.versions["osh"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/osh/all-smallholder/*/history/osh-all-smallholder.versions.parquet"]) &&
@@ -179,6 +198,14 @@ run "gm_beside_spoc" {
     condition     = google_bigquery_table.snapshots["gm"].table_id == "gm_snapshots_external" && google_bigquery_table.changes["gm"].table_id == "gm_changes_external" && endswith(google_storage_bucket_object.snapshots_schema["gm"].name, "/groupmanager-list-public.schema.parquet")
     error_message = "The gm BigQuery tables do not read the gm objects and reference schema."
   }
+  assert {
+    condition = (
+      strcontains(google_bigquery_table.snapshots_by_date["gm"].view[0].query, "ST_GEOGPOINT(gps_coordinate_long, gps_coordinate_lat) AS geog") &&
+      google_bigquery_table.geo["gm"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/groupmanager/list-public/*/geo/groupmanager-list-public.geo.parquet"]) &&
+      endswith(google_storage_bucket_object.geo_schema["gm"].name, "/groupmanager-list-public.geo.schema.parquet")
+    )
+    error_message = "The gm view does not give geog, or the gm geolocation table does not read the gm layers."
+  }
 }
 
 run "references_beside_spoc" {
@@ -230,6 +257,16 @@ run "references_beside_spoc" {
       !contains(keys(google_bigquery_table.snapshots), "references")
     )
     error_message = "Each reference list does not get its own BigQuery tables over its own prefix."
+  }
+  # A reference list has no point: no geog in its view, no layer.
+  assert {
+    condition = (
+      !strcontains(google_bigquery_table.snapshots_by_date["states"].view[0].query, "geog") &&
+      !strcontains(google_bigquery_table.snapshots_by_date["zones"].view[0].query, "geog") &&
+      strcontains(google_bigquery_table.snapshots_by_date["spoc"].view[0].query, "AS geog") &&
+      keys(google_bigquery_table.geo) == ["spoc"] && keys(google_storage_bucket_object.geo_schema) == ["spoc"]
+    )
+    error_message = "A reference list's view has a geog, or the list has geolocation objects: ${google_bigquery_table.snapshots_by_date["states"].view[0].query}"
   }
   # A reference list's plot is its own id: the view and the function
   # partition by it, not by a smallholder id.

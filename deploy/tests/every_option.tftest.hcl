@@ -90,6 +90,14 @@ run "plan_with_every_option" {
     error_message = "The retention rule must delete old snapshots and keep every version (history/)."
   }
   assert {
+    condition     = anytrue([for s in one(google_storage_bucket.snapshots[0].lifecycle_rule[0].condition).matches_suffix : endswith("raw/mspo/api/spoc/get-spoc-list-public/20250101/geo/spoc-list-public.geo.parquet", s)])
+    error_message = "The retention rule must delete a day's geolocation layer (geo/) with its snapshot."
+  }
+  assert {
+    condition     = length(google_bigquery_table.geo) == 1 && length(google_bigquery_table.geo_by_date) == 1 && length(google_storage_bucket_object.geo_schema) == 1
+    error_message = "bigquery_dataset set: the plan must create the geolocation table, its view and its reference schema."
+  }
+  assert {
     condition = one(flatten([
       for t in jsondecode(google_monitoring_dashboard.spoc.dashboard_json).mosaicLayout.tiles : [
         for th in try(t.widget.xyChart.thresholds, []) : th.value
@@ -144,6 +152,16 @@ run "apply_with_every_option" {
   assert {
     condition     = google_bigquery_table.versions["spoc"].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.versions_schema["spoc"].name}"
     error_message = "The versions table's reference schema is not the uploaded versions schema file."
+  }
+  assert {
+    condition = (
+      google_bigquery_table.geo["spoc"].external_data_configuration[0].reference_file_schema_uri == "gs://my-project-mspo-spoc/${google_storage_bucket_object.geo_schema["spoc"].name}" &&
+      endswith(google_storage_bucket_object.geo_schema["spoc"].name, "/spoc-list-public.geo.schema.parquet") &&
+      google_bigquery_table.geo["spoc"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/get-spoc-list-public/*/geo/spoc-list-public.geo.parquet"]) &&
+      strcontains(google_bigquery_table.snapshots_by_date["spoc"].view[0].query, "ST_GEOGPOINT(gps_coordinate_long, gps_coordinate_lat) AS geog") &&
+      strcontains(google_bigquery_table.geo_by_date["spoc"].view[0].query, "FROM `my-project.mspo.spoc_geo_external`")
+    )
+    error_message = "The geolocation table does not read every day's layer with the uploaded layer schema, or a view lacks geog."
   }
   assert {
     condition     = google_bigquery_routine.as_of["spoc"].dataset_id == "mspo" && google_bigquery_table.history["spoc"].dataset_id == "mspo" && google_bigquery_table.versions["spoc"].dataset_id == "mspo"

@@ -41,6 +41,10 @@ run "apply_into_an_existing_bucket" {
     error_message = "The versions table does not read the existing bucket's prefix."
   }
   assert {
+    condition     = google_storage_bucket_object.geo_schema["spoc"].bucket == "shared-data-bucket" && google_bigquery_table.geo["spoc"].external_data_configuration[0].source_uris == tolist(["gs://shared-data-bucket/raw/mspo/spoc/*/geo/spoc-list-public.geo.parquet"])
+    error_message = "The geolocation table does not read the existing bucket's prefix."
+  }
+  assert {
     condition     = output.snapshot_url == "gs://shared-data-bucket/raw/mspo/spoc/"
     error_message = "snapshot_url: ${output.snapshot_url}"
   }
