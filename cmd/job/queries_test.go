@@ -7,13 +7,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/calee-data/mspo-spoc/internal/outside"
+	"github.com/calee-data/mspo-spoc/pkg/boundary"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
 )
@@ -63,6 +66,9 @@ type plot struct {
 	code, status string
 	deleted      bool
 	state, zone  *place
+	// lon and lat are the plot's point, nil when a coordinate is
+	// missing, not a number or out of range (as the job nulls it).
+	lon, lat *float64
 }
 
 // place is a plot's state or zone: the id and the name it sends.
@@ -103,9 +109,33 @@ func plotsOf(t *testing.T, ds *spoc.Dataset, body []byte) []plot {
 		}
 		p.state = placeOf(r, "stateId", "state")
 		p.zone = placeOf(r, "zoneId", "zone")
+		lon, lonOK := coordinateOf(r, "gps_coordinate_long", 180)
+		lat, latOK := coordinateOf(r, "gps_coordinate_lat", 90)
+		if lonOK && latOK {
+			p.lon, p.lat = &lon, &lat
+		}
 		plots = append(plots, p)
 	}
 	return plots
+}
+
+// coordinateOf is a record's coordinate field, a number or a number's
+// text between spaces, if it is one within [-limit, limit].
+func coordinateOf(r map[string]any, field string, limit float64) (float64, bool) {
+	var v float64
+	switch x := r[field].(type) {
+	case float64:
+		v = x
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			return 0, false
+		}
+		v = f
+	default:
+		return 0, false
+	}
+	return v, !math.IsNaN(v) && v >= -limit && v <= limit
 }
 
 // placeOf is the id and name fields of a record, nil when it has no id.
@@ -200,13 +230,18 @@ func rowsText(rows []map[string]any, keys ...string) []string {
 // example plot does (its zone 11 is "Zon Timur 2", the zones list's 11
 // "Zon Sarawak"), so that a join on the name would not give the rows a
 // join on the id gives.
+// The plots outside Malaysia are read from the geolocation layers the
+// job publishes beside the snapshots, and counted in Go with
+// boundary.InMalaysia on the bodies' coordinates; the generator draws
+// each state's points in a box around it, so some fall in Singapore, the
+// sea or a neighbour.
 // The BigQuery queries cannot run here: they are checked to read the
 // same lists' views and to name the same columns.
 func TestDocsQueriesAcrossLists(t *testing.T) {
 	query := outside.DuckDB(t)
 	queries := docsQueries(t)
-	if len(queries) != 10 {
-		t.Fatalf("%d SQL blocks in docs/queries.md, want a DuckDB and a BigQuery form of five queries", len(queries))
+	if len(queries) != 12 {
+		t.Fatalf("%d SQL blocks in docs/queries.md, want a DuckDB and a BigQuery form of six queries", len(queries))
 	}
 	lists := []*spoc.Dataset{spoc.SPOC, spoc.OSH, spoc.GM}
 	records := map[*spoc.Dataset]int{spoc.SPOC: 800, spoc.OSH: 600, spoc.GM: 300}
@@ -415,19 +450,50 @@ func TestDocsQueriesAcrossLists(t *testing.T) {
 		t.Errorf("names that disagree with the reference lists: %d rows\n%v\nwant %d\n%v", len(got), got, len(want), want)
 	}
 
+	// Plots outside Malaysia on each list's newest day, per list and the
+	// state the plots give, soft-deleted ones included (the layer has
+	// every plot).
+	outside := map[string]int{}
+	for list, days := range plots {
+		for _, p := range days[slices.Max(slices.Collect(maps.Keys(days)))] {
+			if p.lon != nil && !boundary.InMalaysia(*p.lon, *p.lat) {
+				outside[fmt.Sprintf("%s|%d|%s", list, p.state.id, p.state.name)]++
+			}
+		}
+	}
+	want = nil
+	for _, k := range slices.SortedFunc(maps.Keys(outside), func(a, b string) int {
+		fa, fb := strings.SplitN(a, "|", 3), strings.SplitN(b, "|", 3)
+		ia, _ := strconv.Atoi(fa[1])
+		ib, _ := strconv.Atoi(fb[1])
+		return cmp.Or(strings.Compare(fa[0], fb[0]), ia-ib, strings.Compare(fa[2], fb[2]))
+	}) {
+		want = append(want, fmt.Sprintf("%s|%d", k, outside[k]))
+	}
+	if len(outside) == 0 {
+		t.Fatal("no plot outside Malaysia: the data cannot tell the query from one that finds none")
+	}
+	got = rowsText(query(local(queries[10].sql)), "list", "state_id", "state", "plots")
+	if !slices.Equal(got, want) {
+		t.Errorf("plots outside Malaysia: %d rows\n%v\nwant %d\n%v", len(got), got, len(want), want)
+	}
+
 	// The BigQuery forms: each follows its DuckDB form, reads the views
-	// Terraform creates for the same lists, leaves out the same deleted
-	// plots and blank licences, and names the same columns.
+	// Terraform creates for the same lists (a layer's glob its geo
+	// view), leaves out the same deleted plots and blank licences, and
+	// names the same columns.
 	for i := 0; i < len(queries); i += 2 {
 		duck, bq := queries[i], queries[i+1]
 		if duck.engine != "DuckDB" || bq.engine != "BigQuery" {
 			t.Fatalf("blocks %d and %d are for %q and %q, want DuckDB then BigQuery", i, i+1, duck.engine, bq.engine)
 		}
 		for _, ds := range append(slices.Clone(lists), spoc.States, spoc.Zones) {
-			reads := strings.Contains(duck.sql, docsBucket+ds.Prefix+"/*/*.parquet")
-			view := "mspo." + ds.Name + "_snapshots"
-			if regexp.MustCompile(regexp.QuoteMeta(view)+`\b`).MatchString(bq.sql) != reads {
-				t.Errorf("query %d: DuckDB reads %s: %v, BigQuery reads %s: %v", i/2+1, ds.Name, reads, view, !reads)
+			for glob, view := range map[string]string{"/*/*.parquet": "_snapshots", "/*/geo/*.geo.parquet": "_geo"} {
+				reads := strings.Contains(duck.sql, docsBucket+ds.Prefix+glob)
+				view := "mspo." + ds.Name + view
+				if regexp.MustCompile(regexp.QuoteMeta(view)+`\b`).MatchString(bq.sql) != reads {
+					t.Errorf("query %d: DuckDB reads %s%s: %v, BigQuery reads %s: %v", i/2+1, ds.Name, glob, reads, view, !reads)
+				}
 			}
 		}
 		for _, filter := range []string{"deleted IS NOT TRUE", blankLicence, whiteSpace} {
