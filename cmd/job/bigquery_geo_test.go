@@ -12,12 +12,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/calee-data/mspo-spoc/pkg/geo"
+	"github.com/calee-data/mspo-spoc/pkg/snapshot"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
-
-// geoLayerName is a dataset's geolocation layer in its day's folder, as
-// the job publishes it.
-func geoLayerName(ds *spoc.Dataset) string { return "geo/" + ds.Object + ".geo.parquet" }
 
 // testBucket is the bucket the BigQuery tests render the Terraform with.
 const testBucket = "my-project-mspo-spoc"
@@ -162,7 +159,7 @@ func TestTerraformBigQueryGeo(t *testing.T) {
 	for name, value := range layers {
 		ds := spoc.Datasets()[name]
 		prefix := "gs://" + testBucket + "/" + ds.Prefix + "/"
-		if got, want := renderBigQuery(t, ext, "source_uris", name, value), prefix+"*/"+geoLayerName(ds); got != want {
+		if got, want := renderBigQuery(t, ext, "source_uris", name, value), prefix+"*/"+snapshot.NamesOf(ds).Geo; got != want {
 			t.Errorf("%s: the geo table reads %s, want %s", name, got, want)
 		}
 		for b, want := range map[*hclsyntax.Block]string{table: name + "_geo_external", view: name + "_geo"} {
@@ -190,7 +187,7 @@ func TestTerraformBigQueryGeo(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got := re.FindStringSubmatch(prefix + "20261127/" + geoLayerName(ds)); len(got) != 2 || got[1] != "20261127" {
+		if got := re.FindStringSubmatch(prefix + "20261127/" + snapshot.NamesOf(ds).Geo); len(got) != 2 || got[1] != "20261127" {
 			t.Errorf("%s: %s takes %q from the layer of 20261127", name, m[1], got)
 		}
 	}

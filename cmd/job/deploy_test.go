@@ -1141,7 +1141,7 @@ func TestBigQueryTablesMatchOneTableEach(t *testing.T) {
 		}
 		tables := map[string]string{"snapshots": "snapshot", "changes": "changes", "versions": "versions"}
 		if geo.HasLayer(ds) {
-			objects["geo"] = prefix + "/20261127/" + geoLayerName(ds)
+			objects["geo"] = prefix + "/20261127/" + snapshot.NamesOf(ds).Geo
 			tables["geo"] = "geo"
 		}
 		for kind, file := range deployDatasets()[name].SchemaFiles {
@@ -1245,7 +1245,7 @@ func TestTerraformRetentionKeepsTheHistory(t *testing.T) {
 		day := ds.Prefix + "/20250101/"
 		names := []string{n.Parquet, n.Manifest, n.Archive, n.Changes, n.Digest, n.Lock, snapshot.RejectedDir + "/" + n.Archive}
 		if geo.HasLayer(ds) {
-			names = append(names, geoLayerName(ds))
+			names = append(names, snapshot.NamesOf(ds).Geo)
 		}
 		for _, name := range names {
 			if !deleted(day + name) {
