@@ -47,8 +47,10 @@ const PolygonAreaHectares = 4.0
 
 // carried are the dataset's columns the layer repeats after its own,
 // where the dataset has them: what a GIS user labels or filters a plot
-// by, and the MPOB licence that supplier plots are matched on.
-var carried = []string{"planted_area", "mpob_no", "state_id", "state"}
+// by, the MPOB licence that supplier plots are matched on, and the
+// soft-delete flag, without which a layer would show plots the list no
+// longer stands by.
+var carried = []string{"planted_area", "mpob_no", "state_id", "state", "deleted"}
 
 // bboxType is the covering column's type: xmin, ymin, xmax, ymax.
 var bboxType = arrow.StructOf(
