@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/calee-data/mspo-spoc/pkg/geo"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 )
 
@@ -42,6 +44,18 @@ type GenOptions struct {
 	// caps when Long.Bytes is, such records test memory that grows with
 	// the size of records rather than their number.
 	Long LongValues
+	// Geo, when above zero, plants geolocation cases in a body of a
+	// dataset with a point (spoc.Dataset.Point): every Geo-th record
+	// (counting from 1) takes the coordinates and planted area of the
+	// next of GeoCases instead of its own (points outside Malaysia and
+	// in it, missing and invalid ones, 0 to 22 decimals, areas either
+	// side of 4 ha), and once each is planted, the last: one point many
+	// plots share. The generator's own points then lie well inland, so
+	// that whether each point is in Malaysia is known, and Planted.Geo
+	// holds the row of the geolocation layer every record written with
+	// its id must have. Generate then keeps a row and a point per
+	// record until the body is written.
+	Geo int
 }
 
 // LongValues is which records carry long values, and how long.
@@ -91,6 +105,11 @@ type Planted struct {
 	// certified area exceeds their planted area (GM's upstream, or a
 	// next day's NextDay.AreaEvery).
 	OverCertified int
+	// Geo is, with GenOptions.Geo, the row of the geolocation layer of
+	// each record written with its id, in the body's order; GeoAccount
+	// is the layer's account of them.
+	Geo        []GeoRow
+	GeoAccount geo.Account
 }
 
 func (p *Planted) invalid(column, reason string) {
@@ -138,6 +157,16 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 		opts: opts,
 		up:   shape.up,
 	}
+	if opts.Geo > 0 {
+		if _, _, ok := ds.Point(); !ok {
+			return Planted{}, fmt.Errorf("spoctest: dataset %q has no point to plant geolocation cases in", ds.Name)
+		}
+		if opts.Long.Moving {
+			// Moving long values would overwrite the planted coordinates.
+			return Planted{}, errors.New("spoctest: Geo and Long.Moving do not go together")
+		}
+		g.geo = &geoPlan{every: opts.Geo, area: shape.columns["planted_area"], plots: map[[2]float64]int32{}}
+	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	bw.WriteString(shape.head)
 	var buf []byte
@@ -168,6 +197,9 @@ func Generate(w io.Writer, opts GenOptions) (Planted, error) {
 	}
 	bw.WriteString(`],"total":` + strconv.Itoa(written) + `}}`)
 	shape.planted(&g.p)
+	if g.geo != nil {
+		g.geo.finish(&g.p)
+	}
 	return g.p, bw.Flush()
 }
 
@@ -394,6 +426,7 @@ type generator struct {
 	mpobSerial int64
 	mpob       []byte
 	mpobPlots  int
+	geo        *geoPlan // with GenOptions.Geo
 }
 
 type state struct {
@@ -403,24 +436,31 @@ type state struct {
 	zone   string
 	lat    [2]float64
 	long   [2]float64
+	// inland is a box of the state's land (latitudes, longitudes), for
+	// bodies whose points must all be in Malaysia (GenOptions.Geo).
+	inland [2][2]float64
 }
 
-// States of Malaysia with the MSPO zone that covers them and a box that
-// holds their plots.
+// States of Malaysia with the MSPO zone that covers them, a box that
+// holds their plots, some of it sea or another country as a slipped
+// digit might make a plot, and an inland box. Every point of an inland
+// box, and 0.03° (3 km) around it, is in Malaysia by package boundary:
+// checked once on a grid of 0.005°, so that the 1 km of its tolerance
+// and the boundary's generalisation both lie off these boxes.
 var states = []state{
-	{1, "Johor", 5, "Zon Selatan 1", [2]float64{1.3, 2.8}, [2]float64{102.5, 104.3}},
-	{2, "Kedah", 1, "Zon Utara 1", [2]float64{5.1, 6.5}, [2]float64{100.1, 101.1}},
-	{3, "Kelantan", 11, "Zon Timur 2", [2]float64{4.5, 6.2}, [2]float64{101.3, 102.6}},
-	{4, "Melaka", 4, "Zon Tengah 2", [2]float64{2.1, 2.5}, [2]float64{102.0, 102.6}},
-	{5, "Negeri Sembilan", 4, "Zon Tengah 2", [2]float64{2.4, 3.3}, [2]float64{101.7, 102.6}},
-	{6, "Pahang", 7, "Zon Timur 1", [2]float64{2.5, 4.7}, [2]float64{101.3, 103.4}},
-	{7, "Pulau Pinang", 2, "Zon Utara 2", [2]float64{5.2, 5.5}, [2]float64{100.3, 100.5}},
-	{8, "Perak", 2, "Zon Utara 2", [2]float64{3.7, 5.9}, [2]float64{100.4, 101.7}},
-	{9, "Perlis", 1, "Zon Utara 1", [2]float64{6.3, 6.7}, [2]float64{100.1, 100.4}},
-	{10, "Selangor", 3, "Zon Tengah 1", [2]float64{2.6, 3.8}, [2]float64{100.8, 101.9}},
-	{11, "Terengganu", 8, "Zon Timur 2", [2]float64{3.9, 5.8}, [2]float64{102.4, 103.5}},
-	{12, "Sabah", 9, "Zon Sabah 1", [2]float64{4.2, 7.0}, [2]float64{115.5, 119.2}},
-	{13, "Sarawak", 11, "Zon Sarawak", [2]float64{1.0, 4.9}, [2]float64{109.6, 115.5}},
+	{1, "Johor", 5, "Zon Selatan 1", [2]float64{1.3, 2.8}, [2]float64{102.5, 104.3}, [2][2]float64{{1.9, 2.2}, {103.1, 103.4}}},
+	{2, "Kedah", 1, "Zon Utara 1", [2]float64{5.1, 6.5}, [2]float64{100.1, 101.1}, [2][2]float64{{5.7, 5.95}, {100.6, 100.85}}},
+	{3, "Kelantan", 11, "Zon Timur 2", [2]float64{4.5, 6.2}, [2]float64{101.3, 102.6}, [2][2]float64{{4.7, 5.1}, {101.8, 102.1}}},
+	{4, "Melaka", 4, "Zon Tengah 2", [2]float64{2.1, 2.5}, [2]float64{102.0, 102.6}, [2][2]float64{{2.3, 2.4}, {102.15, 102.3}}},
+	{5, "Negeri Sembilan", 4, "Zon Tengah 2", [2]float64{2.4, 3.3}, [2]float64{101.7, 102.6}, [2][2]float64{{2.6, 2.85}, {102.1, 102.35}}},
+	{6, "Pahang", 7, "Zon Timur 1", [2]float64{2.5, 4.7}, [2]float64{101.3, 103.4}, [2][2]float64{{3.3, 3.7}, {102.2, 102.6}}},
+	{7, "Pulau Pinang", 2, "Zon Utara 2", [2]float64{5.2, 5.5}, [2]float64{100.3, 100.5}, [2][2]float64{{5.3, 5.38}, {100.47, 100.53}}},
+	{8, "Perak", 2, "Zon Utara 2", [2]float64{3.7, 5.9}, [2]float64{100.4, 101.7}, [2][2]float64{{4.6, 4.9}, {100.9, 101.2}}},
+	{9, "Perlis", 1, "Zon Utara 1", [2]float64{6.3, 6.7}, [2]float64{100.1, 100.4}, [2][2]float64{{6.4, 6.5}, {100.2, 100.3}}},
+	{10, "Selangor", 3, "Zon Tengah 1", [2]float64{2.6, 3.8}, [2]float64{100.8, 101.9}, [2][2]float64{{3.1, 3.4}, {101.45, 101.7}}},
+	{11, "Terengganu", 8, "Zon Timur 2", [2]float64{3.9, 5.8}, [2]float64{102.4, 103.5}, [2][2]float64{{4.9, 5.2}, {102.8, 103.05}}},
+	{12, "Sabah", 9, "Zon Sabah 1", [2]float64{4.2, 7.0}, [2]float64{115.5, 119.2}, [2][2]float64{{4.9, 5.5}, {116.0, 116.6}}},
+	{13, "Sarawak", 11, "Zon Sarawak", [2]float64{1.0, 4.9}, [2]float64{109.6, 115.5}, [2][2]float64{{2.3, 2.8}, {112.5, 113.5}}},
 }
 
 var (
@@ -476,6 +516,17 @@ func (g *generator) record(b []byte, i int, removed bool) []byte {
 			p.invalid(col, reason)
 		}
 	}
+	// taken counts a planted value the decoder takes as how says: valid
+	// (""), "null", or invalid for that reason.
+	taken := func(col, how string) {
+		switch how {
+		case "":
+		case "null":
+			null(col)
+		default:
+			invalid(col, how)
+		}
+	}
 
 	b = append(b, '{')
 	id := int64(70000 + i)
@@ -518,11 +569,30 @@ func (g *generator) record(b []byte, i int, removed bool) []byte {
 	b = append(b, g.mpob...)
 	b = append(b, '"', ',')
 
+	// A planted geolocation case replaces the record's planted area and
+	// coordinates; the random values are drawn all the same, so that the
+	// other records are those of the same Seed without it.
+	gc, planting := g.geo.caseOf(i)
+	row := GeoRow{ID: id, Case: gc.name, Area: true}
 	planted := 0.5 + g.rng.Float64()*20
-	b = appendKey(b, "planted_area")
-	b = append(b, '"')
-	b = strconv.AppendFloat(b, planted, 'f', 4, 64)
-	b = append(b, '"', ',')
+	area, areaOK := planted, true
+	if planting {
+		var how string
+		area, areaOK, how = gc.areaValue()
+		taken("planted_area", how)
+		b = gc.appendArea(b)
+		row.Area = areaOK
+	} else {
+		b = appendKey(b, "planted_area")
+		b = append(b, '"')
+		at := len(b)
+		b = strconv.AppendFloat(b, planted, 'f', 4, 64)
+		if g.geo != nil {
+			area, _ = number(string(b[at:]))
+		}
+		b = append(b, '"', ',')
+	}
+	row.NeedsPolygon = areaOK && area > polygonAreaHectares
 	certified := planted * (0.6 + 0.4*g.rng.Float64())
 	if g.up.overCertified > 0 && g.chance(g.up.overCertified) {
 		// At least 1% more than planted: still more once both are
@@ -532,7 +602,10 @@ func (g *generator) record(b []byte, i int, removed bool) []byte {
 	if every(g.opts.NextDay.AreaEvery, i) {
 		certified++
 	}
-	if certified > planted && count {
+	if planting {
+		planted = area
+	}
+	if certified > planted && areaOK && count {
 		p.OverCertified++
 	}
 	b = appendKey(b, "certified_area")
@@ -545,11 +618,25 @@ func (g *generator) record(b []byte, i int, removed bool) []byte {
 	}
 	b = append(b, ',')
 
-	lat := st.lat[0] + g.rng.Float64()*(st.lat[1]-st.lat[0])
-	long := st.long[0] + g.rng.Float64()*(st.long[1]-st.long[0])
+	lats, longs := st.lat, st.long
+	if g.geo != nil {
+		lats, longs = st.inland[0], st.inland[1]
+	}
+	lat := lats[0] + g.rng.Float64()*(lats[1]-lats[0])
+	long := longs[0] + g.rng.Float64()*(longs[1]-longs[0])
 	var latText, longText string
 	decimals := cmp.Or(g.up.coordDecimals, 6)
 	switch r := g.rng.Float64(); {
+	case planting:
+		if r >= 0.05 {
+			// Where the generator would have written a point of its
+			// own (the default below), it draws as for one.
+			g.chance(0.01)
+		}
+		taken("gps_coordinate_lat", gc.bad[0])
+		taken("gps_coordinate_long", gc.bad[1])
+		b, row.Lon, row.Lat = gc.appendPoint(b)
+		row.Point, row.InMalaysia, row.Decimals = gc.point, gc.in, gc.decimals
 	case r < 0.03:
 		null("gps_coordinate_lat")
 		null("gps_coordinate_long")
@@ -570,6 +657,11 @@ func (g *generator) record(b []byte, i int, removed bool) []byte {
 	default:
 		latText = strconv.FormatFloat(lat, 'f', decimals, 64)
 		longText = strconv.FormatFloat(long, 'f', decimals, 64)
+		if g.geo != nil {
+			row.Lon, _ = number(longText)
+			row.Lat, _ = number(latText)
+			row.Point, row.InMalaysia, row.Decimals = true, true, int32(decimals)
+		}
 		if g.chance(0.01) {
 			latText = " " + latText + " "
 		}
@@ -690,5 +782,8 @@ func (g *generator) record(b []byte, i int, removed bool) []byte {
 	}
 	b = appendKey(b, "deleted")
 	b = strconv.AppendBool(b, deleted)
+	if g.geo != nil && count && !removed {
+		g.geo.add(row)
+	}
 	return append(b, '}')
 }
