@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -75,35 +76,58 @@ func body(extra int) string {
 // returning the file and the writer.
 func layer(t *testing.T, body string, batchSize int) ([]byte, *geo.Writer) {
 	t.Helper()
-	dec := spoc.NewDecoder(strings.NewReader(body), spoc.WithBatchSize(batchSize))
+	recs, decimals := decode(t, spoc.SPOC, strings.NewReader(body), batchSize)
+	return write(t, spoc.SPOC, recs, count(t, spoc.SPOC, recs), decimals)
+}
+
+// decode decodes body as ds in batches of batchSize: the batches, kept
+// until the test ends, and their rows' decimal places.
+func decode(t *testing.T, ds *spoc.Dataset, body io.Reader, batchSize int) ([]arrow.RecordBatch, []uint8) {
+	t.Helper()
+	dec := spoc.NewDecoder(body, spoc.WithDataset(ds), spoc.WithBatchSize(batchSize))
 	defer dec.Release()
-	points, err := geo.NewPoints(spoc.SPOC)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var recs []arrow.RecordBatch
-	defer func() {
+	t.Cleanup(func() {
 		for _, rec := range recs {
 			rec.Release()
 		}
-	}()
+	})
 	for dec.Next() {
 		rec := dec.RecordBatch()
 		rec.Retain()
 		recs = append(recs, rec)
-		if err := points.Add(rec); err != nil {
-			t.Fatal(err)
-		}
 	}
 	if err := dec.Err(); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	pw, err := sink.NewParquetWriter(&out, geo.Schema(spoc.SPOC), sink.WithDictionary(geo.DictionaryColumns(spoc.SPOC)...))
+	return recs, dec.CoordinateDecimals()
+}
+
+// count counts the points of recs, batches of ds.
+func count(t *testing.T, ds *spoc.Dataset, recs []arrow.RecordBatch) *geo.Points {
+	t.Helper()
+	points, err := geo.NewPoints(ds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := geo.NewWriter(pw, spoc.SPOC, points, dec.CoordinateDecimals())
+	for _, rec := range recs {
+		if err := points.Add(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return points
+}
+
+// write writes the layer of recs, batches of ds, into a Parquet file
+// with its GeoParquet metadata: the file and the writer.
+func write(t *testing.T, ds *spoc.Dataset, recs []arrow.RecordBatch, points *geo.Points, decimals []uint8) ([]byte, *geo.Writer) {
+	t.Helper()
+	var out bytes.Buffer
+	pw, err := sink.NewParquetWriter(&out, geo.Schema(ds), sink.WithDictionary(geo.DictionaryColumns(ds)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := geo.NewWriter(pw, ds, points, decimals)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,21 +152,29 @@ func layer(t *testing.T, body string, batchSize int) ([]byte, *geo.Writer) {
 	return out.Bytes(), w
 }
 
+// columns reads a layer file back: each column's values by name, in row
+// order (parquettest.CellValue).
+func columns(t *testing.T, data []byte) map[string][]any {
+	t.Helper()
+	tbl := parquettest.ReadTable(t, data)
+	defer tbl.Release()
+	cols := map[string][]any{}
+	for k, f := range tbl.Schema().Fields() {
+		for _, chunk := range tbl.Column(k).Data().Chunks() {
+			for i := range chunk.Len() {
+				cols[f.Name] = append(cols[f.Name], parquettest.CellValue(chunk, i))
+			}
+		}
+	}
+	return cols
+}
+
 func TestLayerFlagsEveryPlantedPlot(t *testing.T) {
 	const extra = 1000
 	for _, batchSize := range []int{1, 7, 16384} {
 		t.Run(fmt.Sprint("batches of ", batchSize), func(t *testing.T) {
 			data, w := layer(t, body(extra), batchSize)
-			tbl := parquettest.ReadTable(t, data)
-			defer tbl.Release()
-			rows := map[string][]any{}
-			for k, f := range tbl.Schema().Fields() {
-				for _, chunk := range tbl.Column(k).Data().Chunks() {
-					for i := range chunk.Len() {
-						rows[f.Name] = append(rows[f.Name], parquettest.CellValue(chunk, i))
-					}
-				}
-			}
+			rows := columns(t, data)
 			if n := len(rows["entity_smallholder_id"]); n != len(planted)+extra {
 				t.Fatalf("%d rows, want %d", n, len(planted)+extra)
 			}
