@@ -26,8 +26,6 @@ func BenchmarkPlots(b *testing.B) {
 			lon, lat := pointBatch(n, shared)
 			defer lon.Release()
 			defer lat.Release()
-			lon.Retain()
-			lat.Retain()
 			rec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{
 				{Name: "gps_coordinate_long", Type: arrow.PrimitiveTypes.Float64},
 				{Name: "gps_coordinate_lat", Type: arrow.PrimitiveTypes.Float64},
