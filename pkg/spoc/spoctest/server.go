@@ -55,6 +55,9 @@ func WithDataset(ds *spoc.Dataset) Option { return func(c *config) { c.gen.Datas
 // WithDropEvery makes every n-th generated record lack its id.
 func WithDropEvery(n int) Option { return func(c *config) { c.gen.DropEvery = n } }
 
+// WithGeo plants geolocation cases in every n-th record (GenOptions.Geo).
+func WithGeo(n int) Option { return func(c *config) { c.gen.Geo = n } }
+
 // WithBody serves body as it is instead of a generated one.
 func WithBody(body []byte) Option { return func(c *config) { c.body = body } }
 
