@@ -109,16 +109,7 @@ type layerRow string
 
 func layerRows(t *testing.T, data []byte) []layerRow {
 	t.Helper()
-	tbl := parquettest.ReadTable(t, data)
-	defer tbl.Release()
-	cols := map[string][]any{}
-	for k, f := range tbl.Schema().Fields() {
-		for _, chunk := range tbl.Column(k).Data().Chunks() {
-			for i := range chunk.Len() {
-				cols[f.Name] = append(cols[f.Name], parquettest.CellValue(chunk, i))
-			}
-		}
-	}
+	cols := parquettest.Columns(t, data)
 	rows := make([]layerRow, len(cols["entity_smallholder_id"]))
 	for i := range rows {
 		point := "null"

@@ -59,6 +59,23 @@ func Schema(t testing.TB, data []byte) *arrow.Schema {
 	return s
 }
 
+// Columns reads a Parquet file whole: each column's values by name, in
+// row order, as CellValue gives them.
+func Columns(t testing.TB, data []byte) map[string][]any {
+	t.Helper()
+	tbl := ReadTable(t, data)
+	defer tbl.Release()
+	cols := map[string][]any{}
+	for k, f := range tbl.Schema().Fields() {
+		for _, chunk := range tbl.Column(k).Data().Chunks() {
+			for i := range chunk.Len() {
+				cols[f.Name] = append(cols[f.Name], CellValue(chunk, i))
+			}
+		}
+	}
+	return cols
+}
+
 // CellText is value i of col as text: "null" for a null, a timestamp in
 // RFC 3339 (with its fraction, if any), a list of strings as [a,b], and
 // any other value as Arrow's ValueStr gives it (strings unquoted, floats

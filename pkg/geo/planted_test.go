@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/calee-data/mspo-spoc/internal/parquettest"
 	"github.com/calee-data/mspo-spoc/pkg/geo"
 	"github.com/calee-data/mspo-spoc/pkg/spoc"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
@@ -38,7 +39,7 @@ func TestLayerOfPlantedBodies(t *testing.T) {
 			}
 			recs, decimals := decode(t, ds, &body, 1000)
 			data, w := write(t, ds, recs, count(t, ds, recs), decimals)
-			cols := columns(t, data)
+			cols := parquettest.Columns(t, data)
 			if len(cols["entity_smallholder_id"]) != len(planted.Geo) {
 				t.Fatalf("%d rows, planted %d", len(cols["entity_smallholder_id"]), len(planted.Geo))
 			}
@@ -178,7 +179,7 @@ func TestLayerOfManyPlots(t *testing.T) {
 				t.Errorf("counting %d points keeps %.0f bytes, %.1f a plot; want about 8", n, kept, perPlot)
 			}
 			data, w := write(t, spoc.SPOC, recs, points, decimals)
-			shared := columns(t, data)[geo.SharedPointPlots]
+			shared := parquettest.Columns(t, data)[geo.SharedPointPlots]
 			if len(shared) != n {
 				t.Fatalf("%d rows, want %d", len(shared), n)
 			}
@@ -226,7 +227,7 @@ func TestLayerOfHostileCoordinates(t *testing.T) {
 	recs, decimals := decode(t, spoc.SPOC, records(len(plots), func(i int) (string, string) { return plots[i].lat, plots[i].lon }), 4)
 	points := count(t, spoc.SPOC, recs)
 	data, w := write(t, spoc.SPOC, recs, points, decimals)
-	cols := columns(t, data)
+	cols := parquettest.Columns(t, data)
 	for i, p := range plots {
 		p.want.ID, p.want.Area = int64(i+1), true
 		checkRow(t, cols, i, p.want)

@@ -152,29 +152,12 @@ func write(t *testing.T, ds *spoc.Dataset, recs []arrow.RecordBatch, points *geo
 	return out.Bytes(), w
 }
 
-// columns reads a layer file back: each column's values by name, in row
-// order (parquettest.CellValue).
-func columns(t *testing.T, data []byte) map[string][]any {
-	t.Helper()
-	tbl := parquettest.ReadTable(t, data)
-	defer tbl.Release()
-	cols := map[string][]any{}
-	for k, f := range tbl.Schema().Fields() {
-		for _, chunk := range tbl.Column(k).Data().Chunks() {
-			for i := range chunk.Len() {
-				cols[f.Name] = append(cols[f.Name], parquettest.CellValue(chunk, i))
-			}
-		}
-	}
-	return cols
-}
-
 func TestLayerFlagsEveryPlantedPlot(t *testing.T) {
 	const extra = 1000
 	for _, batchSize := range []int{1, 7, 16384} {
 		t.Run(fmt.Sprint("batches of ", batchSize), func(t *testing.T) {
 			data, w := layer(t, body(extra), batchSize)
-			rows := columns(t, data)
+			rows := parquettest.Columns(t, data)
 			if n := len(rows["entity_smallholder_id"]); n != len(planted)+extra {
 				t.Fatalf("%d rows, want %d", n, len(planted)+extra)
 			}
