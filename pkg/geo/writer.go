@@ -94,14 +94,27 @@ func NewWriter(w RecordWriter, ds *spoc.Dataset, points *Points, decimals []uint
 // Write writes the layer's rows of rec, the snapshot's next rows: a batch
 // of its columns, or of its SnapshotColumns at least.
 func (w *Writer) Write(rec arrow.RecordBatch) error {
+	out, err := w.Batch(rec)
+	if err != nil {
+		return err
+	}
+	defer out.Release()
+	return w.w.Write(out)
+}
+
+// Batch is the layer's rows of rec, the snapshot's next rows, counted in
+// the account but not written: a caller that encodes the layer on
+// another goroutine gives each batch to the RecordWriter itself, in
+// order. The caller releases the batch.
+func (w *Writer) Batch(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	n := int(rec.NumRows())
 	if w.rows+n > len(w.decimals) {
-		return fmt.Errorf("geo: %d rows of the snapshot, and the decimal places of %d", w.rows+n, len(w.decimals))
+		return nil, fmt.Errorf("geo: %d rows of the snapshot, and the decimal places of %d", w.rows+n, len(w.decimals))
 	}
 	lon, lat, _ := w.ds.Point()
 	lons, lats, err := pointColumns(rec, w.ds.Columns[lon].Name, w.ds.Columns[lat].Name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var area *array.Float64
 	if idx := rec.Schema().FieldIndices("planted_area"); len(idx) > 0 {
@@ -185,18 +198,16 @@ func (w *Writer) Write(rec arrow.RecordBatch) error {
 		name := w.schema.Field(k).Name
 		idx := rec.Schema().FieldIndices(name)
 		if len(idx) == 0 {
-			return fmt.Errorf("geo: the batch has no column %s", name)
+			return nil, fmt.Errorf("geo: the batch has no column %s", name)
 		}
 		c := rec.Column(idx[0])
 		if !arrow.TypeEqual(c.DataType(), w.schema.Field(k).Type) {
-			return fmt.Errorf("geo: column %s is %s, want %s", name, c.DataType(), w.schema.Field(k).Type)
+			return nil, fmt.Errorf("geo: column %s is %s, want %s", name, c.DataType(), w.schema.Field(k).Type)
 		}
 		c.Retain()
 		cols[k] = c
 	}
-	out := array.NewRecordBatch(w.schema, cols, int64(n))
-	defer out.Release()
-	return w.w.Write(out)
+	return array.NewRecordBatch(w.schema, cols, int64(n)), nil
 }
 
 // appendPoint appends the little-endian WKB of the point (x, y).

@@ -515,7 +515,7 @@ func (a *attempt) writeGeo(ctx context.Context, tx *transaction.Tx, pc *pointCou
 		if err != nil {
 			return err
 		}
-		if err := readColumns(ctx, snap, geo.SnapshotColumns(ds), w.Write); err != nil {
+		if err := writeLayer(ctx, snap, geo.SnapshotColumns(ds), w, pw); err != nil {
 			return fmt.Errorf("write %s from %s: %w", obj.URL(), a.names.Parquet, err)
 		}
 		if err := w.Check(); err != nil {
@@ -535,4 +535,45 @@ func (a *attempt) writeGeo(ctx context.Context, tx *transaction.Tx, pc *pointCou
 		return nil
 	})
 	return info, err
+}
+
+// writeLayer writes the layer of the snapshot snap to pw: the snapshot is
+// read and each batch's layer rows made (w.Batch) on one goroutine, and
+// encoded into pw on this one, so that the two overlap as the decoder
+// and the snapshot's encoder do. Only this goroutine writes to the
+// store.
+func writeLayer(ctx context.Context, snap sink.ReaderAt, cols []string, w *geo.Writer, pw *sink.ParquetWriter) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	batches := make(chan arrow.RecordBatch, 1)
+	read := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		read <- readColumns(ctx, snap, cols, func(rec arrow.RecordBatch) error {
+			out, err := w.Batch(rec)
+			if err != nil {
+				return err
+			}
+			select {
+			case batches <- out:
+				return nil
+			case <-ctx.Done():
+				out.Release()
+				return ctx.Err()
+			}
+		})
+	}()
+	var werr error
+	for out := range batches {
+		if werr == nil {
+			if werr = pw.Write(out); werr != nil {
+				stop() // the reader stops at its next batch
+			}
+		}
+		out.Release()
+	}
+	if rerr := <-read; werr == nil {
+		return rerr
+	}
+	return werr
 }
