@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/calee-data/mspo-spoc/internal/outside"
@@ -141,4 +142,58 @@ func orNull(ok bool, v any) any {
 		return nil
 	}
 	return v
+}
+
+// TestJobGeolocationOfHostileBodies publishes bodies an upstream could
+// send to break the layer: 300,000 plots on one point (each shares it
+// with all the others: a count per plot must not cost a pass over the
+// others), and coordinates that overflow (1e400), are negative zero, or
+// carry 22 decimals. Each publishes, with the layer and the account
+// saying exactly what the body holds.
+func TestJobGeolocationOfHostileBodies(t *testing.T) {
+	const onePoint = 300_000
+	var b strings.Builder
+	b.WriteString(`{"data":{"results":[`)
+	for i := range onePoint {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"entity_smallholder_id":%d,"gps_coordinate_lat":"2.7297","gps_coordinate_long":"101.9381","planted_area":"1"}`, i+1)
+	}
+	// 1e400 overflows: no point. -0,-0 is 0,0: one point with 0,0, at
+	// sea. 22 decimals parse to 5.55106 (a float64 has no more).
+	b.WriteString(`,{"entity_smallholder_id":300001,"gps_coordinate_lat":1e400,"gps_coordinate_long":101.5,"planted_area":"5"}`)
+	b.WriteString(`,{"entity_smallholder_id":300002,"gps_coordinate_lat":-0,"gps_coordinate_long":-0.0,"planted_area":"4"}`)
+	b.WriteString(`,{"entity_smallholder_id":300003,"gps_coordinate_lat":0,"gps_coordinate_long":0,"planted_area":"4.01"}`)
+	b.WriteString(`,{"entity_smallholder_id":300004,"gps_coordinate_lat":"5.5510600000000000000001","gps_coordinate_long":"100.4877000000000000000001","planted_area":null}`)
+	b.WriteString(`]}}`)
+	up := spoctest.NewServer(spoctest.WithBody([]byte(b.String())))
+	defer up.Close()
+	out := t.TempDir()
+	// The records hold only the fields the layer reads: the first-day
+	// column guard would refuse the others' absence.
+	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_COLLAPSE_BELOW_PERCENT": "0"})
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, logs)
+	}
+	dir := filepath.Join(out, testPrefix, today())
+	m := readManifest(t, mustRead(t, filepath.Join(dir, snapshot.ManifestName)))
+	want := geo.Account{Plots: onePoint + 4, WithPoint: onePoint + 3, WithoutPoint: 1, OutsideMalaysia: 2,
+		FewerDecimals: onePoint + 2, SharingAPoint: onePoint + 2, OverPolygonArea: 2}
+	if m.Geo == nil || m.Geo.Account != want {
+		t.Fatalf("manifest geo %+v, want the account %+v", m.Geo, want)
+	}
+	rows := layerRows(t, mustRead(t, filepath.Join(dir, snapshot.GeoName)))
+	for i, want := range map[int]layerRow{
+		0:            "1 (101.9381 2.7297) true 4 300000 false",
+		onePoint - 1: "300000 (101.9381 2.7297) true 4 300000 false",
+		onePoint:     "300001 (null) <nil> <nil> <nil> true",
+		onePoint + 1: "300002 (0 0) false 0 2 false",
+		onePoint + 2: "300003 (0 0) false 0 2 true",
+		onePoint + 3: "300004 (100.4877 5.55106) true 22 1 <nil>",
+	} {
+		if rows[i] != want {
+			t.Errorf("row %d: %s, want %s", i, rows[i], want)
+		}
+	}
 }

@@ -32,7 +32,8 @@ import (
 //
 // DefaultMaxRecords bounds what does grow with the body: the state kept
 // per record (Stats' duplicate counts, and a caller's change digests,
-// about 49 bytes a plot in all), which tiny records would otherwise
+// about 49 bytes a plot in all, and for a dataset with a point one byte
+// of CoordinateDecimals), which tiny records would otherwise
 // multiply past any memory target. It is over six times the real list's
 // ~306,000 plots.
 const (
