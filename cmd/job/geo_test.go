@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/calee-data/mspo-spoc/internal/outside"
 	"github.com/calee-data/mspo-spoc/internal/parquettest"
@@ -110,18 +116,41 @@ type layerRow string
 
 func layerRows(t *testing.T, data []byte) []layerRow {
 	t.Helper()
-	cols := parquettest.Columns(t, data)
-	rows := make([]layerRow, len(cols["entity_smallholder_id"]))
-	for i := range rows {
+	return layerRowsAt(t, data, nil)
+}
+
+// layerRowsAt is the rows at of a layer (every row for nil), read from
+// its Arrow columns one cell at a time: a large layer is not boxed whole.
+func layerRowsAt(t *testing.T, data []byte, at []int) []layerRow {
+	t.Helper()
+	tbl := parquettest.ReadTable(t, data)
+	defer tbl.Release()
+	cols := map[string]arrow.Array{}
+	for k, f := range tbl.Schema().Fields() {
+		col, err := array.Concatenate(tbl.Column(k).Data().Chunks(), memory.DefaultAllocator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer col.Release()
+		cols[f.Name] = col
+	}
+	if at == nil {
+		for i := range int(tbl.NumRows()) {
+			at = append(at, i)
+		}
+	}
+	cell := func(name string, i int) any { return parquettest.CellValue(cols[name], i) }
+	rows := make([]layerRow, len(at))
+	for k, i := range at {
 		point := "null"
-		if wkb, ok := cols[geo.Geometry][i].([]byte); ok {
+		if wkb, ok := cell(geo.Geometry, i).([]byte); ok {
 			if len(wkb) != 21 || wkb[0] != 1 || binary.LittleEndian.Uint32(wkb[1:]) != 1 {
 				t.Fatalf("row %d: geometry %x is no little-endian WKB point", i, wkb)
 			}
 			point = fmt.Sprint(math.Float64frombits(binary.LittleEndian.Uint64(wkb[5:])), " ", math.Float64frombits(binary.LittleEndian.Uint64(wkb[13:])))
 		}
-		rows[i] = layerRow(fmt.Sprint(cols["entity_smallholder_id"][i], " (", point, ") ", cols[geo.InMalaysia][i], " ",
-			cols[geo.CoordinateDecimals][i], " ", cols[geo.SharedPointPlots][i], " ", cols[geo.NeedsPolygon][i]))
+		rows[k] = layerRow(fmt.Sprint(cell("entity_smallholder_id", i), " (", point, ") ", cell(geo.InMalaysia, i), " ",
+			cell(geo.CoordinateDecimals, i), " ", cell(geo.SharedPointPlots, i), " ", cell(geo.NeedsPolygon, i)))
 	}
 	return rows
 }
@@ -152,13 +181,20 @@ func orNull(ok bool, v any) any {
 // saying exactly what the body holds.
 func TestJobGeolocationOfHostileBodies(t *testing.T) {
 	const onePoint = 300_000
-	var b strings.Builder
+	// Written to a file as it is made: the test process's own memory
+	// stays small (see below).
+	body := filepath.Join(t.TempDir(), "body.json")
+	f, err := os.Create(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bufio.NewWriterSize(f, 1<<20)
 	b.WriteString(`{"data":{"results":[`)
 	for i := range onePoint {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `{"entity_smallholder_id":%d,"gps_coordinate_lat":"2.7297","gps_coordinate_long":"101.9381","planted_area":"1"}`, i+1)
+		fmt.Fprintf(b, `{"entity_smallholder_id":%d,"gps_coordinate_lat":"2.7297","gps_coordinate_long":"101.9381","planted_area":"1"}`, i+1)
 	}
 	// 1e400 overflows: no point. -0,-0 is 0,0: one point with 0,0, at
 	// sea. 22 decimals parse to 5.55106 (a float64 has no more).
@@ -167,33 +203,47 @@ func TestJobGeolocationOfHostileBodies(t *testing.T) {
 	b.WriteString(`,{"entity_smallholder_id":300003,"gps_coordinate_lat":0,"gps_coordinate_long":0,"planted_area":"4.01"}`)
 	b.WriteString(`,{"entity_smallholder_id":300004,"gps_coordinate_lat":"5.5510600000000000000001","gps_coordinate_long":"100.4877000000000000000001","planted_area":null}`)
 	b.WriteString(`]}}`)
-	up := spoctest.NewServer(spoctest.WithBody([]byte(b.String())))
-	defer up.Close()
+	if err := errors.Join(b.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	// The job runs as a child, as the memory tests run it: its memory is
+	// checked too, and a run this size in this process would raise the
+	// test process's own peak, which its children inherit (childPeak).
 	out := t.TempDir()
+	cmd := jobCommand(body, out)
 	// The records hold only the fields the layer reads: the first-day
 	// column guard would refuse the others' absence.
-	code, logs := runJob(t, context.Background(), map[string]string{"SPOC_URL": up.URL, "SPOC_OUTPUT": out, "SPOC_COLLAPSE_BELOW_PERCENT": "0"})
-	if code != exitOK {
-		t.Fatalf("exit %d\n%s", code, logs)
+	cmd.Env = append(cmd.Env, "SPOC_COLLAPSE_BELOW_PERCENT=0")
+	logs := runChild(t, cmd)
+	if !cmd.ProcessState.Success() {
+		t.Fatalf("the job failed:\n%s", logs)
 	}
-	dir := filepath.Join(out, testPrefix, today())
+	if peak := childPeak(t, cmd); peak > memoryTarget {
+		t.Errorf("peak RSS %d MiB, want at most %d MiB", peak>>20, memoryTarget>>20)
+	}
+	dir := filepath.Join(out, testPrefix, "20261206")
 	m := readManifest(t, mustRead(t, filepath.Join(dir, snapshot.ManifestName)))
 	want := geo.Account{Plots: onePoint + 4, WithPoint: onePoint + 3, WithoutPoint: 1, OutsideMalaysia: 2,
 		FewerDecimals: onePoint + 2, SharingAPoint: onePoint + 2, OverPolygonArea: 2}
 	if m.Geo == nil || m.Geo.Account != want {
 		t.Fatalf("manifest geo %+v, want the account %+v", m.Geo, want)
 	}
-	rows := layerRows(t, mustRead(t, filepath.Join(dir, snapshot.GeoName)))
-	for i, want := range map[int]layerRow{
+	wants := map[int]layerRow{
 		0:            "1 (101.9381 2.7297) true 4 300000 false",
 		onePoint - 1: "300000 (101.9381 2.7297) true 4 300000 false",
 		onePoint:     "300001 (null) <nil> <nil> <nil> true",
 		onePoint + 1: "300002 (0 0) false 0 2 false",
 		onePoint + 2: "300003 (0 0) false 0 2 true",
 		onePoint + 3: "300004 (100.4877 5.55106) true 22 1 <nil>",
-	} {
-		if rows[i] != want {
-			t.Errorf("row %d: %s, want %s", i, rows[i], want)
+	}
+	var at []int
+	for i := range wants {
+		at = append(at, i)
+	}
+	rows := layerRowsAt(t, mustRead(t, filepath.Join(dir, snapshot.GeoName)), at)
+	for k, i := range at {
+		if want := wants[i]; rows[k] != want {
+			t.Errorf("row %d: %s, want %s", i, rows[k], want)
 		}
 	}
 }

@@ -95,15 +95,17 @@ func memoryLimit(lookupEnv func(string) (string, bool), cgroupLimit func() (uint
 	return fallbackMemoryLimit, "default"
 }
 
-func main() {
+func main() { os.Exit(runProcess()) }
+
+// runProcess is the job as a process runs it, returning its exit status.
+func runProcess() int {
 	sink.RegisterZstdCodec()
 	if limit, _ := memoryLimit(os.LookupEnv, memlimit.FromCgroup); limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], environ(os.Environ()), os.Stderr)
-	stop()
-	os.Exit(code)
+	defer stop()
+	return run(ctx, os.Args[1:], environ(os.Environ()), os.Stderr)
 }
 
 // environ is the process environment (os.Environ) by variable name.

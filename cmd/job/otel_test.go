@@ -36,8 +36,9 @@ func TestMain(m *testing.M) {
 	sink.RegisterZstdCodec() // as main does, for the tests that call run
 	if os.Getenv(runAsJob) == "1" {
 		installTestResolver()
-		main()
-		return
+		code := runProcess()
+		reportPeak()
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
