@@ -493,8 +493,9 @@ func (a *attempt) newPoints() (*pointCount, error) {
 // writeGeo writes the geolocation layer (the geo phase): the staged
 // snapshot, whole, is read back, its point's and carried columns only,
 // and each row written with its checks, in the snapshot's order. Reading
-// it back keeps the run's memory to the eight bytes a plot Points takes,
-// where keeping the rows for the layer would take some forty.
+// it back keeps the run's memory to the nine bytes a plot the point
+// counts and the decimal places take, where keeping the rows for the
+// layer would take some forty.
 func (a *attempt) writeGeo(ctx context.Context, tx *transaction.Tx, pc *pointCount) (info *GeoInfo, err error) {
 	ds := a.opts.Dataset
 	err = a.in.phase(ctx, PhaseGeo, &a.fig.geo, func(ctx context.Context) error {

@@ -20,8 +20,10 @@
 // Open takes the folder's lock and returns a Day; Close releases it. A
 // Tx belongs to its Day, and the objects Stage returns belong to their
 // Tx: the caller writes them and never commits or aborts them itself.
-// Prepare, Commit or Abort do. Abort after Commit does nothing, so
-// "defer tx.Abort()" never leaks a staged object.
+// Prepare, Commit or Abort do, or Open, which commits one under its
+// hidden name ahead of the others, for an object made from it to read it
+// back. Abort after Commit does nothing, so "defer tx.Abort()" never
+// leaks a staged object.
 //
 // # Commit
 //
