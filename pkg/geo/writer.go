@@ -187,12 +187,12 @@ func (w *Writer) Batch(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 			}
 		}
 	}()
-	for k := 1; k < 7; k++ {
+	for k := 1; k < madeColumns; k++ {
 		cols[k] = b.Field(k).NewArray()
 	}
 	// The key and the carried columns are the snapshot's, as they are.
 	for k := range w.schema.NumFields() {
-		if k >= 1 && k < 7 {
+		if k >= 1 && k < madeColumns {
 			continue
 		}
 		name := w.schema.Field(k).Name
@@ -209,6 +209,10 @@ func (w *Writer) Batch(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	}
 	return array.NewRecordBatch(w.schema, cols, int64(n)), nil
 }
+
+// madeColumns ends the columns of Schema before the carried ones: the
+// key, then the six the layer makes (Geometry to NeedsPolygon).
+const madeColumns = 7
 
 // appendPoint appends the little-endian WKB of the point (x, y).
 func appendPoint(b []byte, x, y float64) []byte {
