@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -245,5 +246,50 @@ func TestJobGeolocationOfHostileBodies(t *testing.T) {
 		if want := wants[i]; rows[k] != want {
 			t.Errorf("row %d: %s, want %s", i, rows[k], want)
 		}
+	}
+}
+
+// TestJobGeolocationOfLongLicences publishes plots whose licence numbers
+// (carried into the layer) are 20 KB each, within every cap: the layer,
+// made from the snapshot read back, must stay within the memory target
+// as the snapshot does, whatever the size of the rows it reads.
+func TestJobGeolocationOfLongLicences(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a body of 120 MB")
+	}
+	const plots, licence = 6_000, 20_000
+	body := filepath.Join(t.TempDir(), "body.json")
+	f, err := os.Create(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bufio.NewWriterSize(f, 1<<20)
+	b.WriteString(`{"data":{"results":[`)
+	pad := strings.Repeat("X", licence)
+	for i := range plots {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(b, `{"entity_smallholder_id":%d,"mpob_no":"%08d%s","gps_coordinate_lat":"3.%06d","gps_coordinate_long":"101.500000","planted_area":"1","stateId":1,"state":"JOHOR"}`, i+1, i, pad, i)
+	}
+	b.WriteString(`]}}`)
+	if err := errors.Join(b.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	cmd := jobCommand(body, out)
+	cmd.Env = append(cmd.Env, "SPOC_COLLAPSE_BELOW_PERCENT=0")
+	logs := runChild(t, cmd)
+	if !cmd.ProcessState.Success() {
+		t.Fatalf("the job failed:\n%s", logs)
+	}
+	peak := childPeak(t, cmd)
+	t.Logf("peak RSS %d MiB", peak>>20)
+	if peak > memoryTarget {
+		t.Errorf("peak RSS %d MiB, want at most %d MiB", peak>>20, memoryTarget>>20)
+	}
+	m := readManifest(t, mustRead(t, filepath.Join(out, testPrefix, "20261206", snapshot.ManifestName)))
+	if m.Geo == nil || m.Geo.Rows != plots || m.Geo.Account.WithPoint != plots {
+		t.Errorf("manifest geo %+v, want %d plots with a point", m.Geo, plots)
 	}
 }

@@ -546,7 +546,9 @@ func (a *attempt) writeGeo(ctx context.Context, tx *transaction.Tx, pc *pointCou
 func writeLayer(ctx context.Context, snap sink.ReaderAt, cols []string, w *geo.Writer, pw *sink.ParquetWriter) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	batches := make(chan arrow.RecordBatch, 1)
+	// Unbuffered: two batches at most are alive, the one being made and
+	// the one being encoded.
+	batches := make(chan arrow.RecordBatch)
 	read := make(chan error, 1)
 	go func() {
 		defer close(batches)
