@@ -182,46 +182,20 @@ func orNull(ok bool, v any) any {
 // saying exactly what the body holds.
 func TestJobGeolocationOfHostileBodies(t *testing.T) {
 	const onePoint = 300_000
-	// Written to a file as it is made: the test process's own memory
-	// stays small (see below).
-	body := filepath.Join(t.TempDir(), "body.json")
-	f, err := os.Create(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bufio.NewWriterSize(f, 1<<20)
-	b.WriteString(`{"data":{"results":[`)
-	for i := range onePoint {
-		if i > 0 {
-			b.WriteByte(',')
+	out := publishRecords(t, func(b *bufio.Writer) {
+		for i := range onePoint {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(b, `{"entity_smallholder_id":%d,"gps_coordinate_lat":"2.7297","gps_coordinate_long":"101.9381","planted_area":"1"}`, i+1)
 		}
-		fmt.Fprintf(b, `{"entity_smallholder_id":%d,"gps_coordinate_lat":"2.7297","gps_coordinate_long":"101.9381","planted_area":"1"}`, i+1)
-	}
-	// 1e400 overflows: no point. -0,-0 is 0,0: one point with 0,0, at
-	// sea. 22 decimals parse to 5.55106 (a float64 has no more).
-	b.WriteString(`,{"entity_smallholder_id":300001,"gps_coordinate_lat":1e400,"gps_coordinate_long":101.5,"planted_area":"5"}`)
-	b.WriteString(`,{"entity_smallholder_id":300002,"gps_coordinate_lat":-0,"gps_coordinate_long":-0.0,"planted_area":"4"}`)
-	b.WriteString(`,{"entity_smallholder_id":300003,"gps_coordinate_lat":0,"gps_coordinate_long":0,"planted_area":"4.01"}`)
-	b.WriteString(`,{"entity_smallholder_id":300004,"gps_coordinate_lat":"5.5510600000000000000001","gps_coordinate_long":"100.4877000000000000000001","planted_area":null}`)
-	b.WriteString(`]}}`)
-	if err := errors.Join(b.Flush(), f.Close()); err != nil {
-		t.Fatal(err)
-	}
-	// The job runs as a child, as the memory tests run it: its memory is
-	// checked too, and a run this size in this process would raise the
-	// test process's own peak, which its children inherit (childPeak).
-	out := t.TempDir()
-	cmd := jobCommand(body, out)
-	// The records hold only the fields the layer reads: the first-day
-	// column guard would refuse the others' absence.
-	cmd.Env = append(cmd.Env, "SPOC_COLLAPSE_BELOW_PERCENT=0")
-	logs := runChild(t, cmd)
-	if !cmd.ProcessState.Success() {
-		t.Fatalf("the job failed:\n%s", logs)
-	}
-	if peak := childPeak(t, cmd); peak > memoryTarget {
-		t.Errorf("peak RSS %d MiB, want at most %d MiB", peak>>20, memoryTarget>>20)
-	}
+		// 1e400 overflows: no point. -0,-0 is 0,0: one point with 0,0, at
+		// sea. 22 decimals parse to 5.55106 (a float64 has no more).
+		b.WriteString(`,{"entity_smallholder_id":300001,"gps_coordinate_lat":1e400,"gps_coordinate_long":101.5,"planted_area":"5"}`)
+		b.WriteString(`,{"entity_smallholder_id":300002,"gps_coordinate_lat":-0,"gps_coordinate_long":-0.0,"planted_area":"4"}`)
+		b.WriteString(`,{"entity_smallholder_id":300003,"gps_coordinate_lat":0,"gps_coordinate_long":0,"planted_area":"4.01"}`)
+		b.WriteString(`,{"entity_smallholder_id":300004,"gps_coordinate_lat":"5.5510600000000000000001","gps_coordinate_long":"100.4877000000000000000001","planted_area":null}`)
+	})
 	dir := filepath.Join(out, testPrefix, "20261206")
 	m := readManifest(t, mustRead(t, filepath.Join(dir, snapshot.ManifestName)))
 	want := geo.Account{Plots: onePoint + 4, WithPoint: onePoint + 3, WithoutPoint: 1, OutsideMalaysia: 2,
@@ -258,6 +232,31 @@ func TestJobGeolocationOfLongLicences(t *testing.T) {
 		t.Skip("a body of 120 MB")
 	}
 	const plots, licence = 6_000, 20_000
+	pad := strings.Repeat("X", licence)
+	out := publishRecords(t, func(b *bufio.Writer) {
+		for i := range plots {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(b, `{"entity_smallholder_id":%d,"mpob_no":"%08d%s","gps_coordinate_lat":"3.%06d","gps_coordinate_long":"101.500000","planted_area":"1","stateId":1,"state":"JOHOR"}`, i+1, i, pad, i)
+		}
+	})
+	m := readManifest(t, mustRead(t, filepath.Join(out, testPrefix, "20261206", snapshot.ManifestName)))
+	if m.Geo == nil || m.Geo.Rows != plots || m.Geo.Account.WithPoint != plots {
+		t.Errorf("manifest geo %+v, want %d plots with a point", m.Geo, plots)
+	}
+}
+
+// publishRecords publishes, as SPOC on 20261206, a body of the records
+// records writes (comma-separated, into data.results) and returns the
+// output folder. The body goes to a file as it is made, and the job runs
+// as a child, as the memory tests run it, its peak RSS within the
+// memory target: a run this size in the test process would raise the
+// test's own peak, which its children inherit (childPeak). The records
+// hold only the fields a test needs, so the first-day column guard is
+// off.
+func publishRecords(t *testing.T, records func(*bufio.Writer)) (out string) {
+	t.Helper()
 	body := filepath.Join(t.TempDir(), "body.json")
 	f, err := os.Create(body)
 	if err != nil {
@@ -265,18 +264,12 @@ func TestJobGeolocationOfLongLicences(t *testing.T) {
 	}
 	b := bufio.NewWriterSize(f, 1<<20)
 	b.WriteString(`{"data":{"results":[`)
-	pad := strings.Repeat("X", licence)
-	for i := range plots {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(b, `{"entity_smallholder_id":%d,"mpob_no":"%08d%s","gps_coordinate_lat":"3.%06d","gps_coordinate_long":"101.500000","planted_area":"1","stateId":1,"state":"JOHOR"}`, i+1, i, pad, i)
-	}
+	records(b)
 	b.WriteString(`]}}`)
 	if err := errors.Join(b.Flush(), f.Close()); err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir()
+	out = t.TempDir()
 	cmd := jobCommand(body, out)
 	cmd.Env = append(cmd.Env, "SPOC_COLLAPSE_BELOW_PERCENT=0")
 	logs := runChild(t, cmd)
@@ -288,8 +281,5 @@ func TestJobGeolocationOfLongLicences(t *testing.T) {
 	if peak > memoryTarget {
 		t.Errorf("peak RSS %d MiB, want at most %d MiB", peak>>20, memoryTarget>>20)
 	}
-	m := readManifest(t, mustRead(t, filepath.Join(out, testPrefix, "20261206", snapshot.ManifestName)))
-	if m.Geo == nil || m.Geo.Rows != plots || m.Geo.Account.WithPoint != plots {
-		t.Errorf("manifest geo %+v, want %d plots with a point", m.Geo, plots)
-	}
+	return out
 }
