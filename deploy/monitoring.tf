@@ -76,11 +76,29 @@ resource "google_monitoring_alert_policy" "execution_failed" {
 # On a new deployment the metric has no history at all, and absent_over_time
 # would be true from the first apply until the first successful run: every
 # deployment would start with an incident. So the condition also requires
-# the deployment to be older than the window (time_static.deployed is the
-# time of the first apply and never changes): on day one nothing fires
-# unless an execution fails (the policy above), and from then on a day
-# without a published snapshot does.
-resource "time_static" "deployed" {}
+# the dataset's deployment to be older than the window: on its day one
+# nothing fires unless an execution fails (the policy above), and from
+# then on a day without a published snapshot does. time_static.deployed
+# is, per dataset, the time of the apply that created it, or that gave
+# its job a new name: a dataset enabled on an existing deployment, or
+# moved to another job, gets its own grace period rather than the first
+# apply's, long past, which would fire before its first run.
+resource "time_static" "deployed" {
+  for_each = local.datasets
+
+  triggers = {
+    job = google_cloud_run_v2_job.dataset[each.value.job].name
+  }
+}
+
+# The deployment time was one for all datasets: it becomes spoc's. Its
+# new trigger replaces it at the apply that brings this in, as every
+# other dataset's time is created then: each alert's grace period starts
+# again at that apply, later than before, never earlier.
+moved {
+  from = time_static.deployed
+  to   = time_static.deployed["spoc"]
+}
 
 resource "google_monitoring_alert_policy" "stale_snapshot" {
   for_each = local.datasets
@@ -93,7 +111,7 @@ resource "google_monitoring_alert_policy" "stale_snapshot" {
   conditions {
     display_name = "No successful ${each.value.job_name} run${each.key == each.value.job ? "" : " of ${each.key}"} for ${var.staleness_hours} hours"
     condition_prometheus_query_language {
-      query               = "absent_over_time(workload_googleapis_com:${each.value.last_success}{monitored_resource=\"generic_task\",job=\"${google_cloud_run_v2_job.dataset[each.value.job].name}\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed.unix + var.staleness_hours * 3600})"
+      query               = "absent_over_time(workload_googleapis_com:${each.value.last_success}{monitored_resource=\"generic_task\",job=\"${google_cloud_run_v2_job.dataset[each.value.job].name}\"}[${var.staleness_hours}h]) and on() (vector(time()) > ${time_static.deployed[each.key].unix + var.staleness_hours * 3600})"
       duration            = "0s"
       evaluation_interval = "300s"
       # The metric does not exist until the job has published once;

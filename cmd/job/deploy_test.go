@@ -400,11 +400,22 @@ func TestTerraformStalenessAlert(t *testing.T) {
 		t.Error("disable_metric_validation is not true: Cloud Monitoring refuses a PromQL condition on a metric that does not exist yet")
 	}
 	query := source(promql, "query")
-	if !strings.Contains(query, "absent_over_time(workload_googleapis_com:${each.value.last_success}") || !strings.Contains(query, "time_static.deployed.unix") {
-		t.Errorf("query %s: want absent_over_time of the dataset's last_success metric, only once the deployment is older than the window", query)
+	if !strings.Contains(query, "absent_over_time(workload_googleapis_com:${each.value.last_success}") || !strings.Contains(query, "time_static.deployed[each.key].unix") {
+		t.Errorf("query %s: want absent_over_time of the dataset's last_success metric, only once the dataset's own deployment is older than the window", query)
 	}
-	if tf.resources("time_static")["deployed"] == nil {
-		t.Error("no time_static.deployed")
+	// One deployment time per dataset, new when its job is (a dataset
+	// enabled later, a job renamed): one time for all, kept from the
+	// first apply, would start a later dataset's alert past its grace
+	// period, firing before its first run.
+	deployed := tf.resources("time_static")["deployed"]
+	if deployed == nil {
+		t.Fatal("no time_static.deployed")
+	}
+	if got := source(deployed, "for_each"); got != "local.datasets" {
+		t.Errorf("time_static.deployed for_each = %q, want local.datasets", got)
+	}
+	if got := source(deployed, "triggers"); !strings.Contains(got, "google_cloud_run_v2_job.dataset[each.value.job].name") {
+		t.Errorf("time_static.deployed triggers = %q, want the dataset's job's name among them", got)
 	}
 }
 

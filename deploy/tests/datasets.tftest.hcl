@@ -242,6 +242,15 @@ run "references_beside_spoc" {
   }
   assert {
     condition = (
+      keys(time_static.deployed) == ["spoc", "states", "zones"] &&
+      time_static.deployed["zones"].triggers["job"] == "mspo-spoc-references" &&
+      time_static.deployed["spoc"].triggers["job"] == "mspo-spoc" &&
+      strcontains(google_monitoring_alert_policy.stale_snapshot["zones"].conditions[0].condition_prometheus_query_language[0].query, "> ${1764633600 + 36 * 3600}")
+    )
+    error_message = "Each list does not get its own deployment time, renewed with its job, that its staleness alert waits for."
+  }
+  assert {
+    condition = (
       keys(google_monitoring_alert_policy.execution_failed) == ["references", "spoc"] &&
       strcontains(google_monitoring_alert_policy.execution_failed["references"].conditions[0].condition_threshold[0].filter, "resource.labels.job_name = \"mspo-spoc-references\"") &&
       strcontains(google_monitoring_alert_policy.execution_failed["references"].documentation[0].content, "publishes states, zones,") &&
