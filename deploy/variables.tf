@@ -176,7 +176,7 @@ variable "cpu" {
 }
 
 variable "memory" {
-  description = "Memory of the job's task. The job sets its soft memory limit to 90% of it. Measured peak RSS with every default: 198 MiB at 306,000 records, 288 MiB at 3,060,000 (49 bytes a plot of exact counts and change digests; bench/README.md); 512Mi leaves room for a higher zstd level."
+  description = "Memory of the job's task. The job sets its soft memory limit to 90% of it. Measured peak RSS with every default: 200 MiB at 306,000 records, 287 MiB at 3,060,000 (58 bytes a plot of exact counts, change digests and the geolocation layer's point counts; bench/README.md); 512Mi leaves room for a higher zstd level."
   type        = string
   default     = "512Mi"
 }
