@@ -66,6 +66,9 @@ type Config struct {
 	CAFile               string        `env:"SPOC_CA_FILE" help:"PEM file of extra CA certificates to trust for the source, beside the system's."`
 	TLSPins              []string      `env:"SPOC_TLS_PIN_SHA256" help:"For a source whose certificate chain can never verify (self-signed, expired, a private CA): comma-separated SHA-256 digests of the accepted leaf keys (SubjectPublicKeyInfo, base64 as in sha256/..., or hex). Only those keys are accepted, the host name is still checked; logs a warning on every run. The way out instead of SPOC_INSECURE_SKIP_VERIFY."`
 	InsecureSkipVerify   bool          `env:"SPOC_INSECURE_SKIP_VERIFY, default=false" help:"Turn off TLS certificate checks for the source. Logs a warning on every run; keep it off (see SPOC_CA_FILE and SPOC_TLS_PIN_SHA256)."`
+	BigQueryDataset      string        `env:"SPOC_BIGQUERY_DATASET" help:"PROJECT.DATASET: after a run publishes a list's day, or finds it unchanged, load the day's objects (snapshot, change table, versions, geolocation layer) into the dataset's native tables (NAME_snapshots_native, NAME_changes_native, NAME_versions_native, NAME_geo_native for list NAME), each into the day's partition, which the load replaces. Needs a gs:// SPOC_OUTPUT and the tables deploy/ makes. A failed load fails the run (exit 1) and leaves the day published: the next run of the day loads it again. Empty: no loads."`
+	BigQueryTimeout      time.Duration `env:"SPOC_BIGQUERY_TIMEOUT, default=10m" help:"Longest time for one list's loads, their retries and waits included; the jobs still running then are cancelled and the run fails."`
+	BigQueryEndpoint     string        `env:"SPOC_BIGQUERY_ENDPOINT" help:"BigQuery API endpoint instead of Google's: https://host[:port][/path] (a private endpoint; /bigquery/v2/ is added without a path), or plain http on a loopback address for a test server, which gets no credentials."`
 	LogFormat            string        `env:"SPOC_LOG_FORMAT, default=auto" help:"Log format: json (Cloud Logging keys), text, or auto (text on a terminal, json otherwise)."`
 	LogLevel             string        `env:"SPOC_LOG_LEVEL, default=info" help:"Least severe log level written: debug, info, warn or error."`
 	ProgressInterval     time.Duration `env:"SPOC_PROGRESS_INTERVAL, default=10s" help:"Off a terminal, how often a progress line is logged (0: never). On a terminal a progress bar is drawn instead."`
@@ -596,6 +599,11 @@ func (c *Config) validate() error {
 		return bad("SPOC_LOCK_WAIT", "negative")
 	case c.TelemetryTimeout <= 0:
 		return bad("SPOC_TELEMETRY_TIMEOUT", "must be positive")
+	case c.BigQueryTimeout <= 0:
+		return bad("SPOC_BIGQUERY_TIMEOUT", "must be positive")
+	}
+	if err := c.validateBigQuery(); err != nil {
+		return err
 	}
 	for _, l := range c.lists {
 		// A body with more records than SPOC_MAX_RECORDS fails too_large,

@@ -7,12 +7,16 @@
 // references): each is published as if it ran alone, one after the
 // other, and one that fails does not stop the others.
 //
+// With SPOC_BIGQUERY_DATASET, each list's day, published or found
+// unchanged, is then loaded into BigQuery (package bqload).
+//
 // Exit status: 0 the snapshot was published, or the day already holds
-// the same body (SPOC_SKIP_IF_UNCHANGED), every list's with several; 1
-// the run failed, another run holds the day's lock included (nothing was
-// published), for at least one list with several; 2 bad configuration
-// (nothing was fetched). SIGINT and
-// SIGTERM cancel the run, abort the open objects and exit with status 1.
+// the same body (SPOC_SKIP_IF_UNCHANGED), and loaded, every list's with
+// several; 1 the run failed, another run holds the day's lock included
+// (nothing was published), or the day's BigQuery load failed (the day
+// stays published), for at least one list with several; 2 bad
+// configuration (nothing was fetched). SIGINT and SIGTERM cancel the
+// run, abort the open objects and exit with status 1.
 // On every exit after the configuration is read, the metrics and spans
 // still held are exported first, for at most SPOC_TELEMETRY_TIMEOUT.
 package main
@@ -47,6 +51,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
+	"github.com/calee-data/mspo-spoc/pkg/bqload"
 	"github.com/calee-data/mspo-spoc/pkg/fetch"
 	"github.com/calee-data/mspo-spoc/pkg/sink"
 	"github.com/calee-data/mspo-spoc/pkg/snapshot"
@@ -304,6 +309,15 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		return exitConfig
 	}
 
+	loader, err := newLoader(ctx, cfg, providers, log)
+	if err != nil {
+		log.ErrorContext(ctx, "bad configuration", "error", (&ConfigError{Var: "SPOC_BIGQUERY_DATASET", Err: err}).Error())
+		return exitConfig
+	}
+	if loader != nil {
+		defer loader.Close()
+	}
+
 	loc, _ := time.LoadLocation(cfg.Timezone) // validated
 	start := time.Now()
 	day := start.In(loc)
@@ -326,7 +340,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 			code = exitFailed
 			break
 		}
-		switch publishList(ctx, cfg, l, clients[i], store, day, attempt, providers, log.With("dataset", l.Dataset.Name), stderr) {
+		switch publishList(ctx, cfg, l, clients[i], store, loader, day, attempt, providers, log.With("dataset", l.Dataset.Name), stderr) {
 		case listPublished:
 			published = append(published, l.Dataset.Name)
 		case listUnchanged:
@@ -364,7 +378,11 @@ const (
 // span (named for the dataset: spoc.run): its own day's lock, manifest,
 // guards, change table and metrics, all of snapshot.Run's, and on a
 // failure it takes away the folders it created and publishes nothing.
-func publishList(ctx context.Context, cfg *Config, l list, client *fetch.Client, store sink.Store, day time.Time, attempt cloudRunTask, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (outcome listOutcome) {
+//
+// With a loader (SPOC_BIGQUERY_DATASET), a day published or found
+// unchanged is then loaded into BigQuery; a load that fails fails the
+// list, and leaves the day published.
+func publishList(ctx context.Context, cfg *Config, l list, client *fetch.Client, store sink.Store, loader *bqload.Loader, day time.Time, attempt cloudRunTask, providers *telemetry.Providers, log *slog.Logger, stderr io.Writer) (outcome listOutcome) {
 	ctx, span := providers.Tracer.Tracer("github.com/calee-data/mspo-spoc/cmd/job").Start(ctx, l.Dataset.Name+".run")
 	defer func() {
 		code := exitOK
@@ -417,6 +435,9 @@ func publishList(ctx context.Context, cfg *Config, l list, client *fetch.Client,
 	stopProgress()
 	if errors.Is(err, snapshot.ErrUnchanged) {
 		log.InfoContext(ctx, "snapshot unchanged, nothing published", "reason", err.Error(), "duration", time.Since(start).Round(time.Millisecond).String())
+		if !loaded(ctx, loader, store, l, day, nil, start, log) {
+			return listFailed
+		}
 		return listUnchanged
 	}
 	if err != nil {
@@ -460,8 +481,33 @@ func publishList(ctx context.Context, cfg *Config, l list, client *fetch.Client,
 		"previous", previousSummary(m.Previous),
 		"forced", m.Forced,
 	)
+	if !loaded(ctx, loader, store, l, day, m, start, log) {
+		return listFailed
+	}
 	return listPublished
 }
+
+// loaded loads list l's day into BigQuery when there is a loader, and
+// says whether the list is done: no loader, or every load succeeded.
+func loaded(ctx context.Context, loader *bqload.Loader, store sink.Store, l list, day time.Time, m *snapshot.Manifest, start time.Time, log *slog.Logger) bool {
+	if loader == nil {
+		return true
+	}
+	err := loadDay(ctx, loader, store, l, day, m)
+	if err == nil {
+		return true
+	}
+	// One line per failure: errors.Join separates its errors by "\n".
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	log.ErrorContext(ctx, "run failed: the day is published, but its BigQuery load failed",
+		"error", msg, "reason", reasonBigQuery, "fix", bigQueryFix(err),
+		"duration", time.Since(start).Round(time.Millisecond).String())
+	return false
+}
+
+// reasonBigQuery is the failure kind of a run whose day was published
+// and not loaded.
+const reasonBigQuery = "bigquery"
 
 // settingNames rewrites the library options that the errors of packages
 // snapshot and transaction name into the job's settings that set them:
