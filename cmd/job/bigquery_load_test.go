@@ -258,3 +258,38 @@ func TestBigQuerySettingsRefused(t *testing.T) {
 		t.Errorf("the upstream got %d requests", up.Requests())
 	}
 }
+
+// TestDayObjects: each list loads the objects its day has, each into its
+// own native table: a list without coordinates has no layer, a day
+// without change detection no change table and versions.
+func TestDayObjects(t *testing.T) {
+	info := func(name string) sink.ObjectInfo { return sink.ObjectInfo{URL: "gs://b/p/20261126/" + name} }
+	full := &snapshot.Manifest{
+		Parquet:  snapshot.ParquetInfo{ObjectInfo: info("o.parquet"), Rows: 10},
+		Changes:  &snapshot.ChangesInfo{ObjectInfo: info("changes/o.changes.parquet"), Rows: 2},
+		Versions: &snapshot.VersionsInfo{ObjectInfo: info("history/o.versions.parquet"), Rows: 3},
+		Geo:      &snapshot.GeoInfo{ObjectInfo: info("geo/o.geo.parquet"), Rows: 10},
+	}
+	states := *full
+	states.Geo = nil
+	noChanges := *full
+	noChanges.Changes, noChanges.Versions = nil, nil
+	tests := []struct {
+		ds   *spoc.Dataset
+		m    *snapshot.Manifest
+		want []string
+	}{
+		{spoc.SPOC, full, []string{"spoc_snapshots_native gs://b/p/20261126/o.parquet 10", "spoc_changes_native gs://b/p/20261126/changes/o.changes.parquet 2", "spoc_versions_native gs://b/p/20261126/history/o.versions.parquet 3", "spoc_geo_native gs://b/p/20261126/geo/o.geo.parquet 10"}},
+		{spoc.Datasets()["states"], &states, []string{"states_snapshots_native gs://b/p/20261126/o.parquet 10", "states_changes_native gs://b/p/20261126/changes/o.changes.parquet 2", "states_versions_native gs://b/p/20261126/history/o.versions.parquet 3"}},
+		{spoc.OSH, &noChanges, []string{"osh_snapshots_native gs://b/p/20261126/o.parquet 10", "osh_geo_native gs://b/p/20261126/geo/o.geo.parquet 10"}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, o := range dayObjects(tt.ds, tt.m) {
+			got = append(got, fmt.Sprintf("%s %s %d", o.Table, o.URI, o.Rows))
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.ds.Name, got, tt.want)
+		}
+	}
+}
