@@ -68,19 +68,26 @@ func nativeTable(ds *spoc.Dataset, kind string) string {
 	return ds.Name + "_" + kind + "_native"
 }
 
-// dayObjects are the objects of the day m describes and their native
-// tables: the snapshot, and the change table, the versions and the
-// geolocation layer where the day has them.
-func dayObjects(ds *spoc.Dataset, m *snapshot.Manifest) []bqload.Object {
-	objects := []bqload.Object{{Table: nativeTable(ds, tableSnapshots), URI: m.Parquet.URL, Rows: m.Parquet.Rows}}
+// dayObjects are the objects of the day m describes, in folder dir, and
+// their native tables: the snapshot, and the change table, the versions
+// and the geolocation layer where the day has them. Each object's URL is
+// the store's (objectURL) for its name in the folder, not the one the
+// manifest holds: a manifest read back says which objects the day has
+// and their rows, never where a load reads from.
+func dayObjects(ds *spoc.Dataset, m *snapshot.Manifest, dir string, objectURL func(name string) string) []bqload.Object {
+	names := snapshot.NamesOf(ds)
+	object := func(kind, name string, rows int64) bqload.Object {
+		return bqload.Object{Table: nativeTable(ds, kind), URI: objectURL(dir + "/" + name), Rows: rows}
+	}
+	objects := []bqload.Object{object(tableSnapshots, names.Parquet, m.Parquet.Rows)}
 	if m.Changes != nil {
-		objects = append(objects, bqload.Object{Table: nativeTable(ds, tableChanges), URI: m.Changes.URL, Rows: m.Changes.Rows})
+		objects = append(objects, object(tableChanges, names.Changes, m.Changes.Rows))
 	}
 	if m.Versions != nil {
-		objects = append(objects, bqload.Object{Table: nativeTable(ds, tableVersions), URI: m.Versions.URL, Rows: m.Versions.Rows})
+		objects = append(objects, object(tableVersions, names.Versions, m.Versions.Rows))
 	}
 	if m.Geo != nil {
-		objects = append(objects, bqload.Object{Table: nativeTable(ds, tableGeo), URI: m.Geo.URL, Rows: m.Geo.Rows})
+		objects = append(objects, object(tableGeo, names.Geo, m.Geo.Rows))
 	}
 	return objects
 }
@@ -89,8 +96,9 @@ func dayObjects(ds *spoc.Dataset, m *snapshot.Manifest) []bqload.Object {
 // when the run found the day unchanged (m nil), the day as its manifest
 // has it, so that a rerun repairs a load that failed.
 func loadDay(ctx context.Context, loader *bqload.Loader, store sink.Store, l list, day time.Time, m *snapshot.Manifest) error {
+	dir := snapshot.Dir(l.Prefix, day)
 	if m == nil {
-		name := snapshot.Dir(l.Prefix, day) + "/" + snapshot.NamesOf(l.Dataset).Manifest
+		name := dir + "/" + snapshot.NamesOf(l.Dataset).Manifest
 		var err error
 		if m, err = snapshot.ReadManifest(ctx, store, name); err != nil {
 			return fmt.Errorf("%w: %w", bqload.ErrLoad, err)
@@ -99,7 +107,7 @@ func loadDay(ctx context.Context, loader *bqload.Loader, store sink.Store, l lis
 			return fmt.Errorf("%w: the day's manifest %s is gone", bqload.ErrLoad, store.URL(name))
 		}
 	}
-	return loader.Load(ctx, l.Dataset.Name, day, dayObjects(l.Dataset, m))
+	return loader.Load(ctx, l.Dataset.Name, day, dayObjects(l.Dataset, m, dir, store.URL))
 }
 
 // bigQueryFix says what to check when a load failed.

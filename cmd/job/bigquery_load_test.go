@@ -72,7 +72,7 @@ func gcsDay(t *testing.T, c *storage.Client, bucket, dir string) map[string]stri
 func checkDayLoaded(t *testing.T, bq *fakebigquery.Server, c *storage.Client, dir, day string, from int) {
 	t.Helper()
 	m := readManifest(t, readObject(t, c, "calee-test", dir+"/"+snapshot.NamesOf(spoc.SPOC).Manifest))
-	objects := dayObjects(spoc.SPOC, &m)
+	objects := dayObjects(spoc.SPOC, &m, dir, func(name string) string { return "gs://calee-test/" + name })
 	if len(objects) != 4 {
 		t.Fatalf("the day has %d objects to load, want the snapshot, the change table, the versions and the layer: %+v", len(objects), objects)
 	}
@@ -89,6 +89,9 @@ func checkDayLoaded(t *testing.T, bq *fakebigquery.Server, c *storage.Client, di
 		}
 		p := partitions[table]
 		bucket, name, _ := sink.ParseGCSURL(o.URI)
+		if !strings.HasPrefix(o.URI, "gs://calee-test/"+dir+"/") {
+			t.Errorf("%s loads %s, not an object of the day", table, o.URI)
+		}
 		if p.URI != o.URI || !bytes.Equal(p.Data, readObject(t, c, bucket, name)) || p.Rows != o.Rows {
 			t.Errorf("%s holds %s (%d rows), want the committed %s (%d rows)", table, p.URI, p.Rows, o.URI, o.Rows)
 		}
@@ -263,12 +266,13 @@ func TestBigQuerySettingsRefused(t *testing.T) {
 // own native table: a list without coordinates has no layer, a day
 // without change detection no change table and versions.
 func TestDayObjects(t *testing.T) {
-	info := func(name string) sink.ObjectInfo { return sink.ObjectInfo{URL: "gs://b/p/20261126/" + name} }
+	// The manifest's URLs are not where a load reads from.
+	info := sink.ObjectInfo{URL: "gs://elsewhere/x"}
 	full := &snapshot.Manifest{
-		Parquet:  snapshot.ParquetInfo{ObjectInfo: info("o.parquet"), Rows: 10},
-		Changes:  &snapshot.ChangesInfo{ObjectInfo: info("changes/o.changes.parquet"), Rows: 2},
-		Versions: &snapshot.VersionsInfo{ObjectInfo: info("history/o.versions.parquet"), Rows: 3},
-		Geo:      &snapshot.GeoInfo{ObjectInfo: info("geo/o.geo.parquet"), Rows: 10},
+		Parquet:  snapshot.ParquetInfo{ObjectInfo: info, Rows: 10},
+		Changes:  &snapshot.ChangesInfo{ObjectInfo: info, Rows: 2},
+		Versions: &snapshot.VersionsInfo{ObjectInfo: info, Rows: 3},
+		Geo:      &snapshot.GeoInfo{ObjectInfo: info, Rows: 10},
 	}
 	states := *full
 	states.Geo = nil
@@ -279,13 +283,22 @@ func TestDayObjects(t *testing.T) {
 		m    *snapshot.Manifest
 		want []string
 	}{
-		{spoc.SPOC, full, []string{"spoc_snapshots_native gs://b/p/20261126/o.parquet 10", "spoc_changes_native gs://b/p/20261126/changes/o.changes.parquet 2", "spoc_versions_native gs://b/p/20261126/history/o.versions.parquet 3", "spoc_geo_native gs://b/p/20261126/geo/o.geo.parquet 10"}},
-		{spoc.Datasets()["states"], &states, []string{"states_snapshots_native gs://b/p/20261126/o.parquet 10", "states_changes_native gs://b/p/20261126/changes/o.changes.parquet 2", "states_versions_native gs://b/p/20261126/history/o.versions.parquet 3"}},
-		{spoc.OSH, &noChanges, []string{"osh_snapshots_native gs://b/p/20261126/o.parquet 10", "osh_geo_native gs://b/p/20261126/geo/o.geo.parquet 10"}},
+		{spoc.SPOC, full, []string{
+			"spoc_snapshots_native gs://b/p/20261126/spoc-list-public.parquet 10",
+			"spoc_changes_native gs://b/p/20261126/changes/spoc-list-public.changes.parquet 2",
+			"spoc_versions_native gs://b/p/20261126/history/spoc-list-public.versions.parquet 3",
+			"spoc_geo_native gs://b/p/20261126/geo/spoc-list-public.geo.parquet 10"}},
+		{spoc.Datasets()["states"], &states, []string{
+			"states_snapshots_native gs://b/p/20261126/references-states.parquet 10",
+			"states_changes_native gs://b/p/20261126/changes/references-states.changes.parquet 2",
+			"states_versions_native gs://b/p/20261126/history/references-states.versions.parquet 3"}},
+		{spoc.OSH, &noChanges, []string{
+			"osh_snapshots_native gs://b/p/20261126/osh-all-smallholder.parquet 10",
+			"osh_geo_native gs://b/p/20261126/geo/osh-all-smallholder.geo.parquet 10"}},
 	}
 	for _, tt := range tests {
 		var got []string
-		for _, o := range dayObjects(tt.ds, tt.m) {
+		for _, o := range dayObjects(tt.ds, tt.m, "p/20261126", func(name string) string { return "gs://b/" + name }) {
 			got = append(got, fmt.Sprintf("%s %s %d", o.Table, o.URI, o.Rows))
 		}
 		if !slices.Equal(got, tt.want) {
