@@ -261,8 +261,8 @@ run "references_beside_spoc" {
   assert {
     condition = (
       google_bigquery_table.snapshots["states"].table_id == "states_snapshots_external" && google_bigquery_table.changes["zones"].table_id == "zones_changes_external" &&
-      google_bigquery_table.snapshots["states"].external_data_configuration[0].source_uris == ["gs://my-project-mspo-spoc/raw/mspo/api/references/states/*references-states.parquet"] &&
-      google_bigquery_table.snapshots["zones"].external_data_configuration[0].source_uris == ["gs://my-project-mspo-spoc/raw/mspo/api/spoc/zones/*spoc-zones.parquet"] &&
+      google_bigquery_table.snapshots["states"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/references/states/*references-states.parquet"]) &&
+      google_bigquery_table.snapshots["zones"].external_data_configuration[0].source_uris == tolist(["gs://my-project-mspo-spoc/raw/mspo/api/spoc/zones/*spoc-zones.parquet"]) &&
       !contains(keys(google_bigquery_table.snapshots), "references")
     )
     error_message = "Each reference list does not get its own BigQuery tables over its own prefix."
