@@ -268,6 +268,9 @@ func (l *Loader) Load(ctx context.Context, list string, day time.Time, objects [
 		// loads: a partition's load may widen its table's schema.
 		loader.SchemaUpdateOptions = []string{"ALLOW_FIELD_ADDITION", "ALLOW_FIELD_RELAXATION"}
 		loader.Labels = map[string]string{"list": list, "day": partition}
+		// Named for what it loads, in BigQuery's job history; the random
+		// suffix keeps a rerun's ID new, and a retried insert's the same.
+		loader.JobIDConfig = bigquery.JobIDConfig{JobID: "load_" + obj.Table + "_" + partition, AddJobIDSuffix: true}
 		job, err := loader.Run(ctx)
 		if err != nil {
 			fail(s, fmt.Errorf("start the job: %w", err))

@@ -99,7 +99,8 @@ func TestLoadReplacesTheDaysPartition(t *testing.T) {
 		if ld.Table != want || !slices.Equal(ld.SourceURIs, []string{day1[i].URI}) || ld.SourceFormat != "PARQUET" ||
 			ld.WriteDisposition != "WRITE_TRUNCATE" || ld.CreateDisposition != "CREATE_NEVER" || !ld.ListInference ||
 			!slices.Equal(ld.SchemaUpdateOptions, []string{"ALLOW_FIELD_ADDITION", "ALLOW_FIELD_RELAXATION"}) ||
-			ld.Labels["list"] != "spoc" || ld.Labels["day"] != "20261126" {
+			ld.Labels["list"] != "spoc" || ld.Labels["day"] != "20261126" ||
+			!strings.HasPrefix(ld.JobID, "load_"+day1[i].Table+"_20261126-") {
 			t.Errorf("load %d: %+v, want %s from %s, PARQUET, WRITE_TRUNCATE, CREATE_NEVER, list inference, field addition and relaxation", i, ld, want, day1[i].URI)
 		}
 	}
