@@ -44,19 +44,30 @@ resource "google_storage_bucket_iam_member" "runtime_objects" {
   depends_on = [time_sleep.apis_ready]
 }
 
-# Finding the previous day's manifest needs storage.objects.list, which IAM
-# checks against the bucket, not an object: a prefix condition would never
-# match it. This binding allows the list call (object names) and nothing
-# else: object reads stay under the condition above.
+# Finding the previous day's manifest, and a killed run's leftovers in
+# the day's folder, needs storage.objects.list, which IAM checks against
+# the bucket, not an object: the prefix condition above never matches a
+# list. This binding allows the list call (object names) and nothing else
+# (object reads stay under the condition above), and only for a listed
+# prefix under one of the datasets' prefixes. IAM Conditions' attribute
+# reference documents storage.googleapis.com/objectListPrefix, the prefix
+# of an objects.list request, for this ('' when the request has none, so
+# a list of the whole bucket is refused). The job lists "PREFIX/" (the
+# previous days: pkg/snapshot's findPrevious) and "PREFIX/YYYYMMDD/" (the
+# day's leftovers: pkg/transaction's removeLeftovers) and nothing else;
+# cmd/job's TestJobListsOnlyUnderItsPrefix checks that against the
+# storage emulator. One binding per list, like the object bindings.
 resource "google_storage_bucket_iam_member" "runtime_list" {
+  for_each = local.datasets
+
   bucket = local.bucket_name
   role   = "roles/storage.objectViewer"
   member = google_service_account.runtime.member
 
   condition {
-    title       = "list-only"
-    description = "Listing the bucket; no object access."
-    expression  = "resource.type == \"storage.googleapis.com/Bucket\""
+    title       = "list-${each.key}-prefix"
+    description = "Listing object names under the ${each.key} dataset's output prefix; no object access."
+    expression  = "resource.type == \"storage.googleapis.com/Bucket\" && api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${each.value.output_prefix}/\")"
   }
 
   depends_on = [time_sleep.apis_ready]

@@ -1,0 +1,104 @@
+package main
+
+// The deployment's least-privilege grants and limits checked against what
+// the job and the tools it runs with actually do: the runtime account's
+// list binding against the job's own list calls, the build runner's
+// staging-bucket roles, the BigQuery readers' grants, the quota project,
+// the build command, the CPU and memory limits and the scheduler's role.
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
+	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
+)
+
+// The runtime account may list object names only under the datasets'
+// prefixes: its list binding is one per list, conditioned on the prefix
+// the objects.list request asks for.
+func TestTerraformRuntimeListsOnlyItsPrefixes(t *testing.T) {
+	tf := parseTerraform(t)
+	list := tf.resources("google_storage_bucket_iam_member")["runtime_list"]
+	if list == nil {
+		t.Fatal("no google_storage_bucket_iam_member.runtime_list")
+	}
+	if got := source(list, "for_each"); got != "local.datasets" {
+		t.Errorf("runtime_list for_each = %q, want one binding per list (local.datasets)", got)
+	}
+	if got := literal(t, list, "role").AsString(); got != "roles/storage.objectViewer" {
+		t.Errorf("runtime_list role %s", got)
+	}
+	expr := source(path(t, list, "condition"), "expression")
+	for _, want := range []string{
+		`resource.type == \"storage.googleapis.com/Bucket\"`,
+		`api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${each.value.output_prefix}/\")`,
+	} {
+		if !strings.Contains(expr, want) {
+			t.Errorf("runtime_list condition %s: no %s", expr, want)
+		}
+	}
+	if strings.Contains(expr, "||") {
+		t.Errorf("runtime_list condition %s: an alternative would widen the list", expr)
+	}
+}
+
+// The job lists objects only below its prefix and a slash (the previous
+// days, the day's leftovers), which is what runtime_list's condition on
+// the listed prefix allows: a list call outside it would fail with 403 in
+// production, not here, so the prefixes the job sends are checked at the
+// storage emulator's door.
+func TestJobListsOnlyUnderItsPrefix(t *testing.T) {
+	const bucket = "calee-test"
+	emulator := sinktest.NewEmulator(t, bucket)
+	target, err := url.Parse(emulator.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		prefixes []string
+	)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	door := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// objects.list: GET .../b/BUCKET/o, with no object name after it.
+		if r.Method == http.MethodGet && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/b/"+bucket+"/o") {
+			mu.Lock()
+			prefixes = append(prefixes, r.URL.Query().Get("prefix"))
+			mu.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer door.Close()
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(door.URL, "http://"))
+
+	up := spoctest.NewServer(spoctest.WithRecords(2000), spoctest.WithSeed(3))
+	defer up.Close()
+	// Two days, so that the second finds the first: a first run, then one
+	// with a previous snapshot.
+	for _, day := range []string{"20250101", "20250102"} {
+		code, logs := runJob(t, context.Background(), map[string]string{
+			"SPOC_URL": up.URL, "SPOC_OUTPUT": "gs://" + bucket, "SPOC_DATE": day, "SPOC_MIN_RECORDS": "1",
+		})
+		if code != exitOK {
+			t.Fatalf("day %s: exit %d\n%s", day, code, logs)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(prefixes) == 0 {
+		t.Fatal("the job made no objects.list call: the test no longer sees them")
+	}
+	for _, p := range prefixes {
+		if !strings.HasPrefix(p, testPrefix+"/") {
+			t.Errorf("the job listed prefix %q, outside %s/", p, testPrefix)
+		}
+	}
+	t.Logf("list prefixes: %q", prefixes)
+}
