@@ -41,6 +41,46 @@ resource "google_storage_bucket_iam_member" "build_reads_source" {
   depends_on = [time_sleep.apis_ready]
 }
 
+# Whoever runs the build command (build_submitters) uploads the source
+# to the staging bucket, and before that gcloud builds submit reads the
+# bucket itself (buckets.get, in its CreateBucketIfNotExists, which it
+# calls for --gcs-source-staging-dir too): a 403 there ends the command
+# ("The user is forbidden from accessing the bucket"). Storage Object
+# Admin has no storage.buckets.* permission; the custom role adds that
+# one, bound on this bucket only. It exists only with build_submitters,
+# since creating it needs Role Administrator, which the other resources
+# do not.
+resource "google_project_iam_custom_role" "build_bucket_get" {
+  count = length(var.build_submitters) > 0 ? 1 : 0
+
+  role_id     = "${replace(var.job_name, "-", "_")}_build_bucket_get"
+  title       = "${var.job_name} build: staging bucket metadata"
+  description = "Read the metadata of the ${var.job_name} build's staging bucket, as gcloud builds submit does before it uploads the source."
+  permissions = ["storage.buckets.get"]
+
+  depends_on = [time_sleep.apis_ready]
+}
+
+resource "google_storage_bucket_iam_member" "build_submitters_upload" {
+  for_each = toset(var.build_submitters)
+
+  bucket = google_storage_bucket.build_source.name
+  role   = "roles/storage.objectAdmin"
+  member = each.value
+
+  depends_on = [time_sleep.apis_ready]
+}
+
+resource "google_storage_bucket_iam_member" "build_submitters_get_bucket" {
+  for_each = toset(var.build_submitters)
+
+  bucket = google_storage_bucket.build_source.name
+  role   = google_project_iam_custom_role.build_bucket_get[0].name
+  member = each.value
+
+  depends_on = [time_sleep.apis_ready]
+}
+
 resource "google_artifact_registry_repository_iam_member" "build_pushes" {
   location   = google_artifact_registry_repository.images.location
   repository = google_artifact_registry_repository.images.name

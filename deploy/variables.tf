@@ -229,6 +229,26 @@ variable "build_region" {
   default     = "asia-east1"
 }
 
+variable "build_submitters" {
+  description = <<-EOT
+    Who runs the build command (build_command), as IAM members
+    ("user:a@example.com", "group:builders@example.com"): each gets, on
+    the build's staging bucket only, Storage Object Admin (the source is
+    uploaded there) and a custom role holding only storage.buckets.get
+    (gcloud builds submit reads the bucket first). Their other roles
+    (Cloud Build Editor, Service Account User on the build account, Logs
+    Viewer) are granted by hand: deploy/README.md, Prerequisites. Setting
+    it creates the custom role, which needs Role Administrator.
+  EOT
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.build_submitters : can(regex("^(user|group|serviceAccount|domain):[^:]+$", m))])
+    error_message = "build_submitters takes IAM members: user:EMAIL, group:EMAIL, serviceAccount:EMAIL or domain:DOMAIN."
+  }
+}
+
 variable "image_keep_count" {
   description = "Artifact Registry keeps at least this many of the newest image versions, whatever their age."
   type        = number

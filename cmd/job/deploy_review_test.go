@@ -12,9 +12,13 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
@@ -101,4 +105,50 @@ func TestJobListsOnlyUnderItsPrefix(t *testing.T) {
 		}
 	}
 	t.Logf("list prefixes: %q", prefixes)
+}
+
+// Whoever runs the build command gets, on the staging bucket only, what
+// gcloud builds submit does there: it reads the bucket (buckets.get, a
+// 403 ends the command) and uploads the source.
+func TestTerraformBuildSubmittersGetTheStagingBucket(t *testing.T) {
+	tf := parseTerraform(t)
+	role := tf.resources("google_project_iam_custom_role")["build_bucket_get"]
+	if role == nil {
+		t.Fatal("no google_project_iam_custom_role.build_bucket_get")
+	}
+	if got := literal(t, role, "permissions"); got.LengthInt() != 1 || got.Index(cty.NumberIntVal(0)).AsString() != "storage.buckets.get" {
+		t.Errorf("build_bucket_get permissions %#v, want only storage.buckets.get", got)
+	}
+	if got := source(role, "count"); !strings.Contains(got, "var.build_submitters") {
+		t.Errorf("build_bucket_get count = %q: the role needs Role Administrator, so it exists only with build_submitters", got)
+	}
+	bindings := tf.resources("google_storage_bucket_iam_member")
+	for name, wantRole := range map[string]string{
+		"build_submitters_upload":     `"roles/storage.objectAdmin"`,
+		"build_submitters_get_bucket": "google_project_iam_custom_role.build_bucket_get[0].name",
+	} {
+		b := bindings[name]
+		if b == nil {
+			t.Errorf("no google_storage_bucket_iam_member.%s", name)
+			continue
+		}
+		if got := source(b, "bucket"); got != "google_storage_bucket.build_source.name" {
+			t.Errorf("%s is bound on %s, not the staging bucket", name, got)
+		}
+		if got := source(b, "role"); got != wantRole {
+			t.Errorf("%s role %s, want %s", name, got, wantRole)
+		}
+		if got := source(b, "for_each"); got != "toset(var.build_submitters)" {
+			t.Errorf("%s for_each %s", name, got)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"build_submitters", "storage.buckets.get"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("deploy/README.md does not name %s", want)
+		}
+	}
 }

@@ -52,3 +52,50 @@ run "runtime_lists_only_its_prefixes" {
     error_message = "Two list bindings share a title."
   }
 }
+
+# Without build_submitters, no custom role (creating one needs Role
+# Administrator) and no staging-bucket grant.
+run "no_build_submitters_no_custom_role" {
+  command = plan
+
+  assert {
+    condition     = length(google_project_iam_custom_role.build_bucket_get) == 0 && length(google_storage_bucket_iam_member.build_submitters_upload) == 0 && length(google_storage_bucket_iam_member.build_submitters_get_bucket) == 0
+    error_message = "build_submitters is empty: nothing is granted to run the build."
+  }
+}
+
+# Whoever runs the build command can read the staging bucket's metadata
+# (gcloud builds submit's first call) and upload the source, on that
+# bucket only.
+run "build_submitters_get_the_staging_bucket" {
+  command = apply
+
+  variables {
+    build_submitters = ["user:dev@example.com", "group:builders@example.com"]
+  }
+
+  assert {
+    condition     = google_project_iam_custom_role.build_bucket_get[0].permissions == toset(["storage.buckets.get"]) && google_project_iam_custom_role.build_bucket_get[0].role_id == "mspo_spoc_build_bucket_get"
+    error_message = "The custom role is not storage.buckets.get alone: ${jsonencode(google_project_iam_custom_role.build_bucket_get[0].permissions)}"
+  }
+  assert {
+    condition = alltrue([
+      for m in ["user:dev@example.com", "group:builders@example.com"] :
+      google_storage_bucket_iam_member.build_submitters_get_bucket[m].role == google_project_iam_custom_role.build_bucket_get[0].name &&
+      google_storage_bucket_iam_member.build_submitters_get_bucket[m].bucket == "my-project-mspo-spoc-build" &&
+      google_storage_bucket_iam_member.build_submitters_upload[m].role == "roles/storage.objectAdmin" &&
+      google_storage_bucket_iam_member.build_submitters_upload[m].bucket == "my-project-mspo-spoc-build"
+    ])
+    error_message = "A build submitter lacks the custom role or Storage Object Admin on the staging bucket."
+  }
+}
+
+run "refuses_a_build_submitter_that_is_not_a_member" {
+  command = plan
+
+  variables {
+    build_submitters = ["dev@example.com"]
+  }
+
+  expect_failures = [var.build_submitters]
+}
