@@ -249,6 +249,26 @@ variable "build_submitters" {
   }
 }
 
+variable "bigquery_readers" {
+  description = <<-EOT
+    With bigquery_dataset: who may query the tables, views and table
+    functions, as IAM members ("group:analysts@example.com",
+    "user:a@example.com"). Each gets BigQuery Data Viewer on the dataset,
+    BigQuery Job User on the project (queries run, and are billed, here)
+    and, for the external tables, which read the bucket with the reader's
+    own credentials, Storage Object Viewer on the objects under the
+    datasets' prefixes and on the bucket's object names (deploy/README.md,
+    "Who may query").
+  EOT
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.bigquery_readers : can(regex("^(user|group|serviceAccount|domain):[^:]+$", m))])
+    error_message = "bigquery_readers takes IAM members: user:EMAIL, group:EMAIL, serviceAccount:EMAIL or domain:DOMAIN."
+  }
+}
+
 variable "image_keep_count" {
   description = "Artifact Registry keeps at least this many of the newest image versions, whatever their age."
   type        = number

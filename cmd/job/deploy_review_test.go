@@ -152,3 +152,62 @@ func TestTerraformBuildSubmittersGetTheStagingBucket(t *testing.T) {
 		}
 	}
 }
+
+// The BigQuery readers get what a query of the tables and views needs:
+// the dataset's data, jobs in the project, and, for the external tables,
+// the bucket's objects under the datasets' prefixes and its object names.
+func TestTerraformBigQueryReaders(t *testing.T) {
+	tf := parseTerraform(t)
+	if tf.block("variable", "bigquery_readers") == nil {
+		t.Fatal(`no variable "bigquery_readers"`)
+	}
+	type grant struct{ typ, name, role, forEach, member string }
+	for _, g := range []grant{
+		{"google_bigquery_dataset_iam_member", "readers", "roles/bigquery.dataViewer", "local.bigquery_reader_members", "each.value"},
+		{"google_project_iam_member", "bigquery_readers_jobs", "roles/bigquery.jobUser", "local.bigquery_reader_members", "each.value"},
+		{"google_storage_bucket_iam_member", "bigquery_readers_objects", "roles/storage.objectViewer", "local.bigquery_reader_lists", "each.value.member"},
+		{"google_storage_bucket_iam_member", "bigquery_readers_list", "roles/storage.objectViewer", "local.bigquery_reader_members", "each.value"},
+	} {
+		b := tf.resources(g.typ)[g.name]
+		if b == nil {
+			t.Errorf("no %s.%s", g.typ, g.name)
+			continue
+		}
+		if got := literal(t, b, "role").AsString(); got != g.role {
+			t.Errorf("%s.%s role %s, want %s", g.typ, g.name, got, g.role)
+		}
+		if got := source(b, "for_each"); got != g.forEach {
+			t.Errorf("%s.%s for_each %s, want %s", g.typ, g.name, got, g.forEach)
+		}
+		if got := source(b, "member"); got != g.member {
+			t.Errorf("%s.%s member %s, want %s", g.typ, g.name, got, g.member)
+		}
+	}
+	// Only when BigQuery is on, and object reads only under the prefixes.
+	if got := exprSource(tf.locals["bigquery_reader_members"]); !strings.Contains(got, "local.bigquery == 1") {
+		t.Errorf("local.bigquery_reader_members = %s: the readers are granted nothing without bigquery_dataset", got)
+	}
+	if got := exprSource(tf.locals["bigquery_reader_lists"]); !strings.Contains(got, "local.bigquery_datasets") {
+		t.Errorf("local.bigquery_reader_lists = %s: one binding per list with tables", got)
+	}
+	objects := tf.resources("google_storage_bucket_iam_member")["bigquery_readers_objects"]
+	if objects != nil {
+		if expr := source(path(t, objects, "condition"), "expression"); !strings.Contains(expr, `resource.name.startsWith(\"projects/_/buckets/${local.bucket_name}/objects/${local.datasets[each.value.list].output_prefix}/\")`) {
+			t.Errorf("the readers' object reads are not limited to the prefix: %s", expr)
+		}
+	}
+	if list := tf.resources("google_storage_bucket_iam_member")["bigquery_readers_list"]; list != nil {
+		if expr := source(path(t, list, "condition"), "expression"); expr != `"resource.type == \"storage.googleapis.com/Bucket\""` {
+			t.Errorf("the readers' list binding reaches past the bucket's names: %s", expr)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"bigquery_readers", "roles/storage.objectViewer", "roles/bigquery.dataViewer", "roles/bigquery.jobUser"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("deploy/README.md does not name %s", want)
+		}
+	}
+}

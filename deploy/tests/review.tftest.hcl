@@ -99,3 +99,50 @@ run "refuses_a_build_submitter_that_is_not_a_member" {
 
   expect_failures = [var.build_submitters]
 }
+
+# The BigQuery readers get nothing without BigQuery.
+run "bigquery_readers_without_bigquery" {
+  command = plan
+
+  variables {
+    bigquery_readers = ["group:analysts@example.com"]
+  }
+
+  assert {
+    condition     = length(google_bigquery_dataset_iam_member.readers) == 0 && length(google_project_iam_member.bigquery_readers_jobs) == 0 && length(google_storage_bucket_iam_member.bigquery_readers_objects) == 0 && length(google_storage_bucket_iam_member.bigquery_readers_list) == 0
+    error_message = "bigquery_readers is granted something without bigquery_dataset."
+  }
+}
+
+# With BigQuery: the dataset's data, jobs in the project, the objects
+# under each list's prefix and the bucket's object names.
+run "bigquery_readers_can_query" {
+  command = apply
+
+  variables {
+    datasets         = ["spoc", "osh"]
+    bigquery_dataset = "mspo"
+    bigquery_readers = ["group:analysts@example.com", "user:a@example.com"]
+  }
+
+  assert {
+    condition = alltrue([
+      for m in ["group:analysts@example.com", "user:a@example.com"] :
+      google_bigquery_dataset_iam_member.readers[m].role == "roles/bigquery.dataViewer" && google_bigquery_dataset_iam_member.readers[m].dataset_id == "mspo" &&
+      google_project_iam_member.bigquery_readers_jobs[m].role == "roles/bigquery.jobUser" && google_project_iam_member.bigquery_readers_jobs[m].project == "my-project"
+    ])
+    error_message = "A reader lacks Data Viewer on the dataset or Job User on the project."
+  }
+  assert {
+    condition     = length(google_storage_bucket_iam_member.bigquery_readers_objects) == 4
+    error_message = "One object binding per reader and list: ${jsonencode(keys(google_storage_bucket_iam_member.bigquery_readers_objects))}"
+  }
+  assert {
+    condition     = google_storage_bucket_iam_member.bigquery_readers_objects["user:a@example.com osh"].condition[0].expression == "resource.name.startsWith(\"projects/_/buckets/my-project-mspo-spoc/objects/raw/mspo/api/osh/all-smallholder/\")" && google_storage_bucket_iam_member.bigquery_readers_objects["user:a@example.com osh"].member == "user:a@example.com" && google_storage_bucket_iam_member.bigquery_readers_objects["user:a@example.com osh"].role == "roles/storage.objectViewer"
+    error_message = "A reader's object reads are not limited to the list's prefix: ${google_storage_bucket_iam_member.bigquery_readers_objects["user:a@example.com osh"].condition[0].expression}"
+  }
+  assert {
+    condition     = google_storage_bucket_iam_member.bigquery_readers_list["group:analysts@example.com"].condition[0].expression == "resource.type == \"storage.googleapis.com/Bucket\"" && google_storage_bucket_iam_member.bigquery_readers_list["group:analysts@example.com"].bucket == "my-project-mspo-spoc"
+    error_message = "A reader's list binding is not the bucket's names only."
+  }
+}
