@@ -3,6 +3,12 @@ variable "project_id" {
   type        = string
 }
 
+variable "billing_project" {
+  description = "Quota project of every API call Terraform makes (usually project_id), for application-default credentials that have none: an apply that fails with \"... requires a quota project, which is not set by default\" (deploy/README.md, \"The quota project\"). Empty: each API decides, from the credentials or the resource's project."
+  type        = string
+  default     = ""
+}
+
 variable "region" {
   description = "Region of the Cloud Run job, the Artifact Registry repository, the scheduler and (when created) the bucket."
   type        = string

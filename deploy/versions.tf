@@ -30,4 +30,14 @@ terraform {
 provider "google" {
   project = var.project_id
   region  = var.region
+
+  # A user's application-default credentials may carry no quota project,
+  # and some APIs then refuse the call ("... requires a quota project,
+  # which is not set by default"); the provider does not read one that
+  # gcloud wrote into them (hashicorp/terraform-provider-google#24500).
+  # billing_project names it here: the provider's "Quota Management
+  # Configuration" sends it with every call (X-Goog-User-Project) when
+  # user_project_override is true. Empty, as by default: the API decides.
+  user_project_override = var.billing_project != ""
+  billing_project       = var.billing_project != "" ? var.billing_project : null
 }

@@ -142,15 +142,7 @@ func TestTerraformBuildSubmittersGetTheStagingBucket(t *testing.T) {
 			t.Errorf("%s for_each %s", name, got)
 		}
 	}
-	readme, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"build_submitters", "storage.buckets.get"} {
-		if !strings.Contains(string(readme), want) {
-			t.Errorf("deploy/README.md does not name %s", want)
-		}
-	}
+	docNames(t, "deploy/README.md", "build_submitters", "storage.buckets.get")
 }
 
 // The BigQuery readers get what a query of the tables and views needs:
@@ -201,13 +193,48 @@ func TestTerraformBigQueryReaders(t *testing.T) {
 			t.Errorf("the readers' list binding reaches past the bucket's names: %s", expr)
 		}
 	}
-	readme, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "README.md"))
+	docNames(t, "deploy/README.md", "bigquery_readers", "roles/storage.objectViewer", "roles/bigquery.dataViewer", "roles/bigquery.jobUser")
+}
+
+// A user's application-default credentials may carry no quota project,
+// and the provider does not read one from them: billing_project sets the
+// provider's own (user_project_override and billing_project), and is
+// off by default.
+func TestTerraformQuotaProject(t *testing.T) {
+	tf := parseTerraform(t)
+	v := tf.block("variable", "billing_project")
+	if v == nil {
+		t.Fatal(`no variable "billing_project"`)
+	}
+	if got := literal(t, v, "default").AsString(); got != "" {
+		t.Errorf("billing_project defaults to %q, want \"\" (the API decides, as before)", got)
+	}
+	google := tf.block("provider", "google")
+	if google == nil {
+		t.Fatal(`no provider "google" block`)
+	}
+	for attr, want := range map[string]string{
+		"user_project_override": `var.billing_project != ""`,
+		"billing_project":       `var.billing_project != "" ? var.billing_project : null`,
+	} {
+		if got := source(google, attr); got != want {
+			t.Errorf("provider google: %s = %q, want %q", attr, got, want)
+		}
+	}
+	docNames(t, "deploy/README.md", "billing_project", "user_project_override", "requires a quota project", "GOOGLE_BILLING_PROJECT")
+}
+
+// docNames fails the test for each of wants that the file (relative to
+// the repository's top) does not contain.
+func docNames(t *testing.T, rel string, wants ...string) {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(repoRoot, filepath.FromSlash(rel)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"bigquery_readers", "roles/storage.objectViewer", "roles/bigquery.dataViewer", "roles/bigquery.jobUser"} {
-		if !strings.Contains(string(readme), want) {
-			t.Errorf("deploy/README.md does not name %s", want)
+	for _, want := range wants {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("%s does not name %q", rel, want)
 		}
 	}
 }
