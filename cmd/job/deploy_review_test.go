@@ -14,11 +14,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/calee-data/mspo-spoc/pkg/sink/sinktest"
 	"github.com/calee-data/mspo-spoc/pkg/spoc/spoctest"
@@ -235,6 +237,61 @@ func docNames(t *testing.T, rel string, wants ...string) {
 	for _, want := range wants {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("%s does not name %q", rel, want)
+		}
+	}
+}
+
+// cloudbuild.yaml's header sends a build by hand to Terraform's
+// build_command, which names everything a bare gcloud builds submit
+// would miss: the build's account, its region, the staging bucket, and
+// every substitution the file uses with no default of its own (COMMIT_SHA
+// and SHORT_SHA, which only a trigger sets) or with deploy/'s defaults,
+// which another deployment does not share.
+func TestCloudBuildHeaderPointsToBuildCommand(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "cloudbuild.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			break
+		}
+		header = append(header, line)
+	}
+	text := strings.Join(header, "\n")
+	if !strings.Contains(text, "terraform -chdir=deploy output -raw build_command") {
+		t.Errorf("cloudbuild.yaml's header does not point to Terraform's build_command:\n%s", text)
+	}
+	if strings.Contains(text, "gcloud builds submit --") {
+		t.Errorf("cloudbuild.yaml's header still has a command of its own:\n%s", text)
+	}
+
+	var cb cloudBuild
+	if err := yaml.Unmarshal(raw, &cb); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, used := range regexp.MustCompile(`\$\{([A-Z0-9_]+)\}`).FindAllStringSubmatch(string(raw), -1) {
+		if _, hasDefault := cb.Substitutions[used[1]]; !hasDefault && used[1] != "PROJECT_ID" {
+			want[used[1]] = true
+		}
+	}
+	for _, sub := range []string{"_REGION", "_REPOSITORY", "_JOBS", "_IMAGE"} {
+		want[sub] = true
+	}
+	if !want["COMMIT_SHA"] || !want["SHORT_SHA"] {
+		t.Fatalf("cloudbuild.yaml no longer uses COMMIT_SHA and SHORT_SHA: %v", want)
+	}
+	command := source(parseTerraform(t).block("output", "build_command"), "value")
+	for sub := range want {
+		if !strings.Contains(command, sub+"=") {
+			t.Errorf("build_command does not set %s: %s", sub, command)
+		}
+	}
+	for _, flag := range []string{"--project ", "--region ${var.build_region}", "--config cloudbuild.yaml", "--service-account ${google_service_account.build.id}", "--gcs-source-staging-dir gs://${google_storage_bucket.build_source.name}/"} {
+		if !strings.Contains(command, flag) {
+			t.Errorf("build_command has no %s: %s", flag, command)
 		}
 	}
 }

@@ -146,3 +146,29 @@ run "bigquery_readers_can_query" {
     error_message = "A reader's list binding is not the bucket's names only."
   }
 }
+
+# The build command, as cloudbuild.yaml's header points to it, is whole:
+# account, region, staging bucket and every substitution, COMMIT_SHA
+# (the image tag) included.
+run "build_command_is_whole" {
+  command = apply
+
+  variables {
+    datasets = ["spoc", "osh"]
+  }
+
+  assert {
+    condition = alltrue([for part in [
+      "gcloud builds submit --project my-project --region asia-east1 --config cloudbuild.yaml",
+      "--service-account projects/my-project/serviceAccounts/mspo-spoc-build@my-project.iam.gserviceaccount.com",
+      "--gcs-source-staging-dir gs://my-project-mspo-spoc-build/source",
+      "COMMIT_SHA=$(git rev-parse HEAD)",
+      "SHORT_SHA=$(git rev-parse --short HEAD)",
+      "_REGION=asia-southeast1",
+      "_REPOSITORY=mspo-spoc",
+      "_JOBS=mspo-spoc mspo-spoc-osh",
+      "_IMAGE=mspo-spoc",
+    ] : strcontains(output.build_command, part)])
+    error_message = "build_command is not whole: ${output.build_command}"
+  }
+}
