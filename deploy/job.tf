@@ -155,6 +155,13 @@ resource "google_cloud_run_v2_job" "dataset" {
       condition     = length(local.fixed_job_settings) == 0
       error_message = "job_settings sets ${join(", ", local.fixed_job_settings)}, which the deployment decides: set datasets, bucket_name, output_prefix, time_zone or min_records (or dataset_settings) instead."
     }
+    # Across two variables, so a precondition: a variable's validation
+    # may name another only from Terraform 1.9, and 1.5 is enough here.
+    precondition {
+      # A cpu or memory their own validations refuse is theirs to report.
+      condition     = try(local.memory_mib >= local.memory_range_mib[var.cpu][0] && local.memory_mib <= local.memory_range_mib[var.cpu][1], true)
+      error_message = "memory ${var.memory} is outside the range Cloud Run gives ${var.cpu} vCPU: ${local.memory_range_mib[var.cpu][0]}Mi to ${local.memory_range_mib[var.cpu][1]}Mi."
+    }
     precondition {
       condition     = each.value.url != null || !contains(keys(merge(var.job_settings, each.value.job_settings)), "SPOC_URL")
       error_message = "job_settings sets SPOC_URL for ${each.key}, whose job publishes several lists, each from its own URL: set SPOC_API_BASE to fetch them from another host."
@@ -162,4 +169,22 @@ resource "google_cloud_run_v2_job" "dataset" {
   }
 
   depends_on = [time_sleep.apis_ready]
+}
+
+locals {
+  # The memory Cloud Run gives a task of each CPU count it takes, in MiB
+  # (Cloud Run's "Configure memory limits": 1 vCPU up to 4 GiB, 2 up to
+  # 8, 4 from 2 to 16, 6 from 4 to 24, 8 from 4 to 32, and 512 MiB at
+  # least; the provider's job docs: "4 CPU requires at least 2Gi of
+  # memory, 6 or more CPU requires at least 4Gi").
+  memory_range_mib = {
+    "1" = [512, 4096]
+    "2" = [512, 8192]
+    "4" = [2048, 16384]
+    "6" = [4096, 24576]
+    "8" = [4096, 32768]
+  }
+  # var.memory in MiB; null when it is not of a form var.memory's
+  # validation takes, which then reports it.
+  memory_mib = try(tonumber(regex("^[0-9]+", var.memory)) * { Mi = 1, Gi = 1024, M = 1000000 / 1048576, G = 1000000000 / 1048576 }[regex("[A-Za-z]+$", var.memory)], null)
 }

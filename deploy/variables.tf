@@ -176,15 +176,25 @@ variable "job_settings" {
 }
 
 variable "cpu" {
-  description = "vCPUs of the job's task. Decoding and Parquet encoding run on two goroutines, so a second vCPU shortens the run when the download is fast."
+  description = "vCPUs of the job's task: 1, 2, 4, 6 or 8, the only values Cloud Run jobs take. Decoding and Parquet encoding run on two goroutines, so a second vCPU shortens the run when the download is fast. Cloud Run gives each its own memory range: 1 vCPU up to 4Gi, 2 up to 8Gi, 4 from 2Gi to 16Gi, 6 from 4Gi to 24Gi, 8 from 4Gi to 32Gi (checked against memory)."
   type        = string
   default     = "1"
+
+  validation {
+    condition     = contains(["1", "2", "4", "6", "8"], var.cpu)
+    error_message = "cpu must be 1, 2, 4, 6 or 8: the only CPU limits Cloud Run jobs take."
+  }
 }
 
 variable "memory" {
-  description = "Memory of the job's task. The job sets its soft memory limit to 90% of it. Measured peak RSS with every default: 200 MiB at 306,000 records, 287 MiB at 3,060,000 (58 bytes a plot of exact counts, change digests and the geolocation layer's point counts; bench/README.md); 512Mi leaves room for a higher zstd level."
+  description = "Memory of the job's task, in Mi or Gi (M and G, powers of ten, are taken too): at least 512Mi, within the range Cloud Run gives var.cpu. The job sets its soft memory limit to 90% of it. Measured peak RSS with every default: 200 MiB at 306,000 records, 287 MiB at 3,060,000 (58 bytes a plot of exact counts, change digests and the geolocation layer's point counts; bench/README.md); 512Mi leaves room for a higher zstd level."
   type        = string
   default     = "512Mi"
+
+  validation {
+    condition     = can(regex("^[1-9][0-9]*(Mi|Gi|M|G)$", var.memory))
+    error_message = "memory must be a whole number of Mi or Gi (or M or G), such as 512Mi or 2Gi."
+  }
 }
 
 variable "task_timeout" {

@@ -295,3 +295,54 @@ func TestCloudBuildHeaderPointsToBuildCommand(t *testing.T) {
 		}
 	}
 }
+
+// The job's CPU is one Cloud Run jobs take, and its memory within the
+// range Cloud Run gives that many CPUs.
+func TestTerraformCPUAndMemory(t *testing.T) {
+	tf := parseTerraform(t)
+	cpu := tf.block("variable", "cpu")
+	validations := child(cpu, "validation")
+	if len(validations) != 1 || source(validations[0], "condition") != `contains(["1", "2", "4", "6", "8"], var.cpu)` {
+		t.Errorf("variable cpu: want one validation, contains([\"1\", \"2\", \"4\", \"6\", \"8\"], var.cpu) (the provider's and Cloud Run's only values)")
+	}
+	if len(child(tf.block("variable", "memory"), "validation")) != 1 {
+		t.Error("variable memory has no validation of its form")
+	}
+	ranges, ok := tf.locals["memory_range_mib"]
+	if !ok {
+		t.Fatal("no local.memory_range_mib")
+	}
+	got, diags := ranges.Value(nil)
+	if diags.HasErrors() {
+		t.Fatalf("local.memory_range_mib is not a constant: %s", diags.Error())
+	}
+	// Cloud Run's "Configure memory limits": 1 vCPU up to 4 GiB, 2 up to
+	// 8, 4 from 2 to 16, 6 from 4 to 24, 8 from 4 to 32; at least 512 MiB.
+	want := map[string][2]int64{"1": {512, 4096}, "2": {512, 8192}, "4": {2048, 16384}, "6": {4096, 24576}, "8": {4096, 32768}}
+	if got.LengthInt() != len(want) {
+		t.Errorf("local.memory_range_mib has %d CPU counts, want %d", got.LengthInt(), len(want))
+	}
+	for cpus, r := range want {
+		if !got.Type().HasAttribute(cpus) {
+			t.Errorf("local.memory_range_mib has no %s", cpus)
+			continue
+		}
+		v := got.GetAttr(cpus)
+		lo, _ := v.Index(cty.NumberIntVal(0)).AsBigFloat().Int64()
+		hi, _ := v.Index(cty.NumberIntVal(1)).AsBigFloat().Int64()
+		if lo != r[0] || hi != r[1] {
+			t.Errorf("local.memory_range_mib[%s] = [%d, %d], want %v", cpus, lo, hi, r)
+		}
+	}
+	job := tf.resources("google_cloud_run_v2_job")["dataset"]
+	var checked bool
+	for _, p := range child(path(t, job, "lifecycle"), "precondition") {
+		c := source(p, "condition")
+		if strings.Contains(c, "local.memory_mib") && strings.Contains(c, "local.memory_range_mib[var.cpu]") {
+			checked = true
+		}
+	}
+	if !checked {
+		t.Error("google_cloud_run_v2_job.dataset has no precondition comparing var.memory with var.cpu's range")
+	}
+}

@@ -172,3 +172,70 @@ run "build_command_is_whole" {
     error_message = "build_command is not whole: ${output.build_command}"
   }
 }
+
+# cpu is one of the values Cloud Run jobs take, and memory within the
+# range Cloud Run gives that many CPUs.
+run "four_cpus_with_two_gibibytes" {
+  command = plan
+
+  variables {
+    cpu    = "4"
+    memory = "2Gi"
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_job.dataset["spoc"].template[0].template[0].containers[0].resources[0].limits == tomap({ cpu = "4", memory = "2Gi" })
+    error_message = "The job's limits are not cpu and memory."
+  }
+}
+
+run "refuses_three_cpus" {
+  command = plan
+
+  variables {
+    cpu = "3"
+  }
+
+  expect_failures = [var.cpu]
+}
+
+run "refuses_four_cpus_with_the_default_memory" {
+  command = plan
+
+  variables {
+    cpu = "4"
+  }
+
+  expect_failures = [google_cloud_run_v2_job.dataset["spoc"]]
+}
+
+run "refuses_eight_cpus_with_two_gibibytes" {
+  command = plan
+
+  variables {
+    cpu    = "8"
+    memory = "2048Mi"
+  }
+
+  expect_failures = [google_cloud_run_v2_job.dataset["spoc"]]
+}
+
+run "refuses_more_memory_than_one_cpu_gets" {
+  command = plan
+
+  variables {
+    memory = "8Gi"
+  }
+
+  expect_failures = [google_cloud_run_v2_job.dataset["spoc"]]
+}
+
+run "refuses_a_memory_of_no_unit" {
+  command = plan
+
+  variables {
+    memory = "512"
+  }
+
+  expect_failures = [var.memory]
+}
