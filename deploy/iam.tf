@@ -90,7 +90,13 @@ resource "google_project_iam_member" "runtime_traces" {
 }
 
 # Bound on each job, not the project: the scheduler can run these jobs and
-# no other (run.jobs.run), not invoke services or change anything.
+# no other, not invoke services or change anything. Google's IAM roles
+# reference for Cloud Run (cloud.google.com/iam/docs/roles-permissions/run)
+# gives Cloud Run Jobs Executor "execute and cancel Cloud Run jobs":
+# run.jobs.run ("Invoke (execute) jobs") and run.executions.cancel. The
+# scheduler's :run request has no body, so no overrides, and needs no
+# run.jobs.runWithOverrides (Jobs Executor With Overrides, which a run by
+# hand with --update-env-vars needs).
 moved {
   from = google_cloud_run_v2_job_iam_member.scheduler_runs_job
   to   = google_cloud_run_v2_job_iam_member.scheduler_runs_job["spoc"]

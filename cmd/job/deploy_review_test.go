@@ -346,3 +346,31 @@ func TestTerraformCPUAndMemory(t *testing.T) {
 		t.Error("google_cloud_run_v2_job.dataset has no precondition comparing var.memory with var.cpu's range")
 	}
 }
+
+// The scheduler's role is Cloud Run Jobs Executor, whose run.jobs.run
+// starts an execution as the job is configured: the scheduler's :run
+// call has no body, so no overrides, which would need
+// run.jobs.runWithOverrides (Jobs Executor With Overrides).
+func TestTerraformSchedulerRoleRunsWithoutOverrides(t *testing.T) {
+	tf := parseTerraform(t)
+	binding := tf.resources("google_cloud_run_v2_job_iam_member")["scheduler_runs_job"]
+	if binding == nil {
+		t.Fatal("no google_cloud_run_v2_job_iam_member.scheduler_runs_job")
+	}
+	if got := literal(t, binding, "role").AsString(); got != "roles/run.jobsExecutor" {
+		t.Errorf("the scheduler's role is %s, want roles/run.jobsExecutor (run.jobs.run, nothing to change a job)", got)
+	}
+	for name, s := range tf.resources("google_cloud_scheduler_job") {
+		target := path(t, s, "http_target")
+		for _, attr := range []string{"body", "headers"} {
+			if source(target, attr) != "" {
+				t.Errorf("google_cloud_scheduler_job.%s sends a %s: a :run request with overrides needs run.jobs.runWithOverrides, which roles/run.jobsExecutor does not hold", name, attr)
+			}
+		}
+	}
+	for _, b := range tf.resources("google_project_iam_member") {
+		if strings.Contains(source(b, "member"), "scheduler") {
+			t.Errorf("the scheduler account has a project-wide role: %s", source(b, "role"))
+		}
+	}
+}
