@@ -19,7 +19,7 @@ variables {
 # The runtime account lists object names only under each list's prefix:
 # the condition is on the prefix the objects.list request asks for.
 run "runtime_lists_only_its_prefixes" {
-  command = plan
+  command = apply
 
   variables {
     datasets = ["spoc", "osh", "references"]
