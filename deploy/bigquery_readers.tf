@@ -1,9 +1,9 @@
 # Who may query the BigQuery tables, views and table functions
 # (bigquery_readers). Google's "Query Cloud Storage data in external
 # tables" names three roles for it: BigQuery Data Viewer (the tables,
-# views and routines), BigQuery User, or Job User, for bigquery.jobs.create
-# (a query is a job, run and billed in a project: here this one), and
-# Storage Object Viewer. The last is because an external table is no
+# views and routines), BigQuery User, of which a query needs
+# bigquery.jobs.create, so Job User here (a query is a job, run and
+# billed in a project: this one), and Storage Object Viewer. The last is because an external table is no
 # copy: a query reads the objects in the bucket with the reader's own
 # credentials, so without it every query of the external tables and the
 # views over them fails with "Permission denied while globbing file
