@@ -168,6 +168,11 @@ type deployDataset struct {
 	// history view and the as-of function partition the versions by it.
 	Key         string            `json:"key"`
 	SchemaFiles map[string]string `json:"schema_files"`
+	// BigQuerySchemas are the native tables' schemas, by table kind
+	// (the keys of SchemaFiles): JSON files in deploy/schema/ that
+	// TestBigQueryNativeSchemaFiles keeps equal to what BigQuery's
+	// Parquet loader makes of the job's files.
+	BigQuerySchemas map[string]string `json:"bigquery_schemas"`
 	// The group (SPOC_DATASET=references) whose one job publishes this
 	// list when Terraform's datasets enables the group.
 	Group string `json:"group,omitempty"`
@@ -206,6 +211,10 @@ func deployDatasets() map[string]deployDataset {
 		if lon, lat, ok := ds.Point(); ok {
 			d.Point = &deployPoint{Longitude: ds.Columns[lon].Name, Latitude: ds.Columns[lat].Name}
 			d.SchemaFiles["geo"] = ds.Object + ".geo.schema.parquet"
+		}
+		d.BigQuerySchemas = map[string]string{}
+		for kind := range d.SchemaFiles {
+			d.BigQuerySchemas[kind] = ds.Object + "." + kind + ".bigquery.json"
 		}
 		out[name] = d
 	}
@@ -365,9 +374,11 @@ func TestBigQuerySchemaFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	native := nativeSchemaFiles(t)
 	for _, e := range entries {
-		if _, ok := files[e.Name()]; !ok {
-			t.Errorf("deploy/schema/%s is no dataset's reference schema", e.Name())
+		_, reference := files[e.Name()]
+		if _, table := native[e.Name()]; !reference && !table {
+			t.Errorf("deploy/schema/%s is no dataset's reference schema or native table schema", e.Name())
 		}
 	}
 }
