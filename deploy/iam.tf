@@ -89,6 +89,31 @@ resource "google_project_iam_member" "runtime_traces" {
   depends_on = [time_sleep.apis_ready]
 }
 
+# With native BigQuery tables, each job loads its day into them: a load
+# job runs in the project (bigquery.jobs.create: Job User, which reads
+# no table) and writes the dataset's tables (Data Editor, on this
+# dataset only). It reads the objects it loads as the runtime account:
+# storage.objects.get, which runtime_objects grants under each dataset's
+# prefix, where the loaded objects are; a load of named objects (no
+# wildcard) needs no objects.list.
+resource "google_project_iam_member" "runtime_bigquery_jobs" {
+  count = local.bigquery_native ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.runtime.member
+
+  depends_on = [time_sleep.apis_ready]
+}
+
+resource "google_bigquery_dataset_iam_member" "runtime_loads" {
+  count = local.bigquery_native ? 1 : 0
+
+  dataset_id = google_bigquery_dataset.spoc[0].dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = google_service_account.runtime.member
+}
+
 # Bound on each job, not the project: the scheduler can run these jobs and
 # no other, not invoke services or change anything. Google's IAM roles
 # reference for Cloud Run (cloud.google.com/iam/docs/roles-permissions/run)

@@ -46,6 +46,9 @@ locals {
     SPOC_LOG_LEVEL              = "info"
     SPOC_PROGRESS_INTERVAL      = "10s"
     SPOC_TELEMETRY_TIMEOUT      = "10s"
+    SPOC_BIGQUERY_DATASET       = ""
+    SPOC_BIGQUERY_TIMEOUT       = "10m"
+    SPOC_BIGQUERY_ENDPOINT      = ""
   }
 
   # What the deployment decides for each job, whatever job_settings says.
@@ -67,6 +70,12 @@ locals {
       # published as the whole list. One number when every list of the
       # job has the same floor, else each list's: states=13,zones=9.
       SPOC_MIN_RECORDS = length(distinct(values(j.min_records))) == 1 ? tostring(values(j.min_records)[0]) : join(",", [for l in j.lists : "${l}=${j.min_records[l]}"])
+      # With native tables, every job loads each day it publishes (or
+      # finds unchanged) into them; otherwise nothing is loaded (null:
+      # job_env leaves the setting out, and the job's default is off).
+      # Fixed either way: loads need the tables and the account's
+      # BigQuery roles, which only the native tables come with.
+      SPOC_BIGQUERY_DATASET = local.bigquery_native ? "${var.project_id}.${var.bigquery_dataset}" : null
     }
   }
 

@@ -84,18 +84,21 @@ locals {
   # Each list published, whichever job publishes it.
   datasets = {
     for name, jobs in local.list_jobs : name => {
-      job            = jobs[0]
-      job_name       = local.jobs[jobs[0]].job_name
-      url            = local.catalog[name].url
-      object         = local.catalog[name].object
-      output_prefix  = coalesce(local.jobs[jobs[0]].output_prefix, local.catalog[name].prefix)
-      min_records    = local.jobs[jobs[0]].min_records[name]
-      schedule       = local.jobs[jobs[0]].schedule
-      job_settings   = local.jobs[jobs[0]].job_settings
-      last_success   = local.catalog[name].last_success_metric
-      schema_files   = local.catalog[name].schema_files
-      key            = local.catalog[name].key
-      bigquery_table = name
+      job           = jobs[0]
+      job_name      = local.jobs[jobs[0]].job_name
+      url           = local.catalog[name].url
+      object        = local.catalog[name].object
+      output_prefix = coalesce(local.jobs[jobs[0]].output_prefix, local.catalog[name].prefix)
+      min_records   = local.jobs[jobs[0]].min_records[name]
+      schedule      = local.jobs[jobs[0]].schedule
+      job_settings  = local.jobs[jobs[0]].job_settings
+      last_success  = local.catalog[name].last_success_metric
+      schema_files  = local.catalog[name].schema_files
+      # The native tables' schemas (deploy/schema/*.bigquery.json), by
+      # kind: snapshots, changes, versions and, with a point, geo.
+      bigquery_schemas = local.catalog[name].bigquery_schemas
+      key              = local.catalog[name].key
+      bigquery_table   = name
       # The columns of the plot's point of a list that has one, and so a
       # geolocation layer; "" for the reference lists. Strings either way,
       # since the lists' values must have one type (bigquery_datasets'

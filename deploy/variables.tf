@@ -222,9 +222,28 @@ variable "staleness_hours" {
 }
 
 variable "bigquery_dataset" {
-  description = "When set, create this BigQuery dataset with, per dataset, an external table over every day's Parquet snapshot (DATASET_snapshots_external), a view with the snapshot date (DATASET_snapshots) and an external table of the change tables (DATASET_changes_external)."
+  description = "When set, create this BigQuery dataset with, per dataset, the tables bigquery_tables chooses and the views over them, named alike either way: DATASET_snapshots (with snapshot_date), DATASET_changes, DATASET_geo, DATASET_history and the table function DATASET_as_of."
   type        = string
   default     = ""
+}
+
+variable "bigquery_tables" {
+  description = <<-EOT
+    With bigquery_dataset set, the tables under the views: "native"
+    (each run of a job loads its day into day-partitioned tables,
+    DATASET_KIND_native, so that a query of one day reads that day's
+    partition; the job's account may load into the BigQuery dataset) or
+    "external" (tables over every day's objects in the bucket,
+    DATASET_KIND_external: no loads, but every query reads every day).
+    The views, and so the queries, are the same either way.
+  EOT
+  type        = string
+  default     = "native"
+
+  validation {
+    condition     = contains(["native", "external"], var.bigquery_tables)
+    error_message = "bigquery_tables must be \"native\" or \"external\"."
+  }
 }
 
 variable "bigquery_location" {

@@ -25,6 +25,13 @@ const testBucket = "my-project-mspo-spoc"
 // geolocation layer.
 func bigQueryLists(t *testing.T, tf *terraform) (lists, layers map[string]cty.Value) {
 	t.Helper()
+	ev := newTFLocals(t, tf, map[string]cty.Value{"datasets": everyDataset(), "bigquery_dataset": cty.StringVal(testBQ)})
+	return ev.local("bigquery_datasets").AsValueMap(), ev.local("bigquery_geo_datasets").AsValueMap()
+}
+
+// everyDataset is var.datasets enabling every list, the reference lists
+// through their group.
+func everyDataset() cty.Value {
 	var names []cty.Value
 	for name, ds := range spoc.Datasets() {
 		if ds.Group == "" {
@@ -34,21 +41,17 @@ func bigQueryLists(t *testing.T, tf *terraform) (lists, layers map[string]cty.Va
 	for _, group := range spoc.Groups() {
 		names = append(names, cty.StringVal(group))
 	}
-	ev := newTFLocals(t, tf, map[string]cty.Value{"datasets": cty.SetVal(names), "bigquery_dataset": cty.StringVal(testBQ)})
-	return ev.local("bigquery_datasets").AsValueMap(), ev.local("bigquery_geo_datasets").AsValueMap()
+	return cty.SetVal(names)
 }
 
 // renderBigQuery is the attribute attr of b as a plan gives it for the
-// list key with each.value value, the external tables named as
-// Terraform names them.
-func renderBigQuery(t *testing.T, b *hclsyntax.Block, attr, key string, value cty.Value) string {
+// list key with each.value value, with the native tables or the
+// external ones (bigquery_tables), named as Terraform names them.
+func renderBigQuery(t *testing.T, b *hclsyntax.Block, attr, key string, value cty.Value, native bool) string {
 	t.Helper()
 	a, ok := b.Body.Attributes[attr]
 	if !ok {
 		t.Fatalf("%s %v: no attribute %s", b.Type, b.Labels, attr)
-	}
-	table := func(suffix string) cty.Value {
-		return cty.MapVal(map[string]cty.Value{key: cty.ObjectVal(map[string]cty.Value{"table_id": cty.StringVal(key + suffix)})})
 	}
 	ctx := &hcl.EvalContext{Functions: terraformFunctions(), Variables: map[string]cty.Value{
 		"each": cty.ObjectVal(map[string]cty.Value{"key": cty.StringVal(key), "value": value}),
@@ -56,11 +59,8 @@ func renderBigQuery(t *testing.T, b *hclsyntax.Block, attr, key string, value ct
 			"project_id":       cty.StringVal(testProject),
 			"bigquery_dataset": cty.StringVal(testBQ),
 		}),
-		"local": cty.ObjectVal(map[string]cty.Value{"bucket_name": cty.StringVal(testBucket)}),
-		"google_bigquery_table": cty.ObjectVal(map[string]cty.Value{
-			"snapshots": table("_snapshots_external"),
-			"geo":       table("_geo_external"),
-		}),
+		"local":                 cty.ObjectVal(map[string]cty.Value{"bucket_name": cty.StringVal(testBucket), "bigquery_native": cty.BoolVal(native)}),
+		"google_bigquery_table": bigQueryTablesOf(key, native),
 	}}
 	v, diags := a.Expr.Value(ctx)
 	if diags.HasErrors() {
@@ -99,7 +99,7 @@ func TestTerraformBigQuerySnapshotsGeog(t *testing.T) {
 	}
 	for name, value := range lists {
 		ds := spoc.Datasets()[name]
-		sql := renderBigQuery(t, path(t, view, "view"), "query", name, value)
+		sql := renderBigQuery(t, path(t, view, "view"), "query", name, value, false)
 		if !strings.Contains(sql, "FROM `"+testProject+"."+testBQ+"."+name+"_snapshots_external`") {
 			t.Errorf("%s: the view does not read its snapshots:\n%s", name, sql)
 		}
@@ -128,9 +128,11 @@ func TestTerraformBigQueryGeo(t *testing.T) {
 	if object == nil || table == nil || view == nil {
 		t.Fatalf("want google_storage_bucket_object.geo_schema, google_bigquery_table.geo and google_bigquery_table.geo_by_date; have %v, %v, %v", object != nil, table != nil, view != nil)
 	}
-	for _, b := range []*hclsyntax.Block{object, table, view} {
-		if got := source(b, "for_each"); got != "local.bigquery_geo_datasets" {
-			t.Errorf("%s.%s: for_each = %s, want one per dataset with a layer (local.bigquery_geo_datasets)", b.Labels[0], b.Labels[1], got)
+	// The external table and its reference schema with external
+	// tables only; the view whichever tables it reads.
+	for b, want := range map[*hclsyntax.Block]string{object: "local.bigquery_external_geo_datasets", table: "local.bigquery_external_geo_datasets", view: "local.bigquery_geo_datasets"} {
+		if got := source(b, "for_each"); got != want {
+			t.Errorf("%s.%s: for_each = %s, want one per dataset with a layer (%s)", b.Labels[0], b.Labels[1], got, want)
 		}
 	}
 	_, layers := bigQueryLists(t, tf)
@@ -150,24 +152,22 @@ func TestTerraformBigQueryGeo(t *testing.T) {
 	}
 	// The view is replaced with the table, so that its listed schema
 	// follows a new one.
-	if got := strings.Join(strings.Fields(source(path(t, view, "lifecycle"), "replace_triggered_by")), ""); got != "[google_bigquery_table.geo[each.key]]" {
-		t.Errorf("geo_by_date: replace_triggered_by = %s, want the view replaced with the geo table", got)
-	}
+	checkReplacedWithTable(t, tf, view, "geo_table", "geo", "geo")
 	if got := literal(t, path(t, view, "view"), "use_legacy_sql"); !got.False() {
 		t.Error("the geo view uses legacy SQL")
 	}
 	for name, value := range layers {
 		ds := spoc.Datasets()[name]
 		prefix := "gs://" + testBucket + "/" + ds.Prefix + "/"
-		if got, want := renderBigQuery(t, ext, "source_uris", name, value), prefix+"*/"+snapshot.NamesOf(ds).Geo; got != want {
+		if got, want := renderBigQuery(t, ext, "source_uris", name, value, false), prefix+"*/"+snapshot.NamesOf(ds).Geo; got != want {
 			t.Errorf("%s: the geo table reads %s, want %s", name, got, want)
 		}
 		for b, want := range map[*hclsyntax.Block]string{table: name + "_geo_external", view: name + "_geo"} {
-			if got := renderBigQuery(t, b, "table_id", name, value); got != want {
+			if got := renderBigQuery(t, b, "table_id", name, value, false); got != want {
 				t.Errorf("%s: table_id %s, want %s", name, got, want)
 			}
 		}
-		sql := renderBigQuery(t, path(t, view, "view"), "query", name, value)
+		sql := renderBigQuery(t, path(t, view, "view"), "query", name, value, false)
 		if !strings.Contains(sql, "FROM `"+testProject+"."+testBQ+"."+name+"_geo_external`") {
 			t.Errorf("%s: the geo view does not read its table:\n%s", name, sql)
 		}

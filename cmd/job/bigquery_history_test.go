@@ -55,7 +55,7 @@ func parseBigQueryHistory(t *testing.T, tf *terraform) bigQueryHistory {
 // my-project, the catalog's prefix): each.key and each.value as
 // local.datasets gives them, var, the versions table's id, and the
 // functions the blocks call.
-func datasetContext(t *testing.T, name string) *hcl.EvalContext {
+func datasetContext(t *testing.T, name string, native bool) *hcl.EvalContext {
 	t.Helper()
 	d, ok := deployDatasets()[name]
 	if !ok {
@@ -76,26 +76,29 @@ func datasetContext(t *testing.T, name string) *hcl.EvalContext {
 				"project_id":       cty.StringVal(testProject),
 				"bigquery_dataset": cty.StringVal(testBQ),
 			}),
-			"local": cty.ObjectVal(map[string]cty.Value{"bucket_name": cty.StringVal("my-project-mspo-spoc")}),
-			"google_bigquery_table": cty.ObjectVal(map[string]cty.Value{
-				"versions": cty.MapVal(map[string]cty.Value{
-					name: cty.ObjectVal(map[string]cty.Value{"table_id": cty.StringVal(name + "_versions_external")}),
-				}),
-			}),
+			"local":                 cty.ObjectVal(map[string]cty.Value{"bucket_name": cty.StringVal("my-project-mspo-spoc"), "bigquery_native": cty.BoolVal(native)}),
+			"google_bigquery_table": bigQueryTablesOf(name, native),
 		},
 		Functions: map[string]function.Function{"jsonencode": stdlib.JSONEncodeFunc},
 	}
 }
 
 // evalString is the attribute attr of b as Terraform gives it for the
-// dataset name.
+// dataset name, with the external tables.
 func evalString(t *testing.T, b *hclsyntax.Block, attr, name string) string {
+	t.Helper()
+	return evalStringIn(t, b, attr, name, false)
+}
+
+// evalStringIn is the attribute attr of b as Terraform gives it for the
+// dataset name, with the native tables or the external ones.
+func evalStringIn(t *testing.T, b *hclsyntax.Block, attr, name string, native bool) string {
 	t.Helper()
 	a, ok := b.Body.Attributes[attr]
 	if !ok {
 		t.Fatalf("%s %v: no attribute %s", b.Type, b.Labels, attr)
 	}
-	v, diags := a.Expr.Value(datasetContext(t, name))
+	v, diags := a.Expr.Value(datasetContext(t, name, native))
 	if diags.HasErrors() {
 		t.Fatalf("%s %v: %s for %s: %s", b.Type, b.Labels, attr, name, diags.Error())
 	}
@@ -118,12 +121,15 @@ func versionsTable(name string) string {
 func TestTerraformBigQueryHistory(t *testing.T) {
 	tf := parseTerraform(t)
 	h := parseBigQueryHistory(t, tf)
-	for _, b := range []*hclsyntax.Block{h.versions, h.view, h.asOf, tf.resources("google_storage_bucket_object")["versions_schema"]} {
-		if b == nil {
-			t.Fatal("no google_storage_bucket_object.versions_schema")
-		}
-		if got := source(b, "for_each"); got != "local.bigquery_datasets" {
-			t.Errorf("%s.%s: for_each = %s, want one per dataset with BigQuery (local.bigquery_datasets)", b.Labels[0], b.Labels[1], got)
+	schema := tf.resources("google_storage_bucket_object")["versions_schema"]
+	if schema == nil {
+		t.Fatal("no google_storage_bucket_object.versions_schema")
+	}
+	// The external table and its reference schema with external tables
+	// only; the view and the function whichever tables they read.
+	for b, want := range map[*hclsyntax.Block]string{h.versions: "local.bigquery_external_datasets", schema: "local.bigquery_external_datasets", h.view: "local.bigquery_datasets", h.asOf: "local.bigquery_datasets"} {
+		if got := source(b, "for_each"); got != want {
+			t.Errorf("%s.%s: for_each = %s, want one per dataset with BigQuery (%s)", b.Labels[0], b.Labels[1], got, want)
 		}
 	}
 	// each.value.key is the catalog's key column (deploy/datasets.json).
@@ -182,9 +188,7 @@ func TestTerraformBigQueryHistory(t *testing.T) {
 	// The table is replaced with its schema (TestTerraformBigQuerySchemas),
 	// and the view with the table, so that the view's listed schema is
 	// the new one.
-	if got := strings.Join(strings.Fields(source(path(t, h.view, "lifecycle"), "replace_triggered_by")), ""); got != "[google_bigquery_table.versions[each.key]]" {
-		t.Errorf("history: replace_triggered_by = %s, want the view replaced with the versions table", got)
-	}
+	checkReplacedWithTable(t, tf, h.view, "versions_table", "versions", "versions")
 }
 
 // duckDBHistory is the SQL of the view and of the table function of the

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/calee-data/mspo-spoc/pkg/changes"
 	"github.com/calee-data/mspo-spoc/pkg/geo"
@@ -219,5 +224,286 @@ func TestBigQueryColumnOf(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: %s (%v), want %s", tc.dt, got, err, tc.want)
 		}
+	}
+}
+
+// bigQueryTablesOf is google_bigquery_table as the views of the list key
+// see it in a plan: the tables of one mode only, named as Terraform
+// names them (the native ones keyed "LIST/KIND"), so that a view that
+// named the other mode's table would fail to render.
+func bigQueryTablesOf(key string, native bool) cty.Value {
+	named := func(id string) cty.Value {
+		return cty.ObjectVal(map[string]cty.Value{"table_id": cty.StringVal(id)})
+	}
+	kinds := []string{"snapshots", "changes", "versions", "geo"}
+	tables := map[string]cty.Value{}
+	if native {
+		for _, k := range kinds {
+			tables[key+"/"+k] = named(key + "_" + k + "_native")
+		}
+		return cty.ObjectVal(map[string]cty.Value{"native": cty.MapVal(tables)})
+	}
+	for _, k := range kinds {
+		tables[k] = cty.MapVal(map[string]cty.Value{key: named(key + "_" + k + "_external")})
+	}
+	return cty.ObjectVal(tables)
+}
+
+// checkReplacedWithTable checks that view is replaced whenever the table
+// it reads is new: through terraform_data.data, one per view, whose input
+// is the creation time of the native table of that kind or of the
+// external table (google_bigquery_table.external), by the mode.
+func checkReplacedWithTable(t *testing.T, tf *terraform, view *hclsyntax.Block, data, external, kind string) {
+	t.Helper()
+	if got := strings.Join(strings.Fields(source(path(t, view, "lifecycle"), "replace_triggered_by")), ""); got != "[terraform_data."+data+"[each.key]]" {
+		t.Errorf("%s: replace_triggered_by = %s, want the view replaced with the table it reads (terraform_data.%s)", view.Labels[1], got, data)
+	}
+	d := tf.resources("terraform_data")[data]
+	if d == nil {
+		t.Fatalf("no terraform_data.%s", data)
+	}
+	if got, want := source(d, "for_each"), source(view, "for_each"); got != want {
+		t.Errorf("terraform_data.%s: for_each = %s, the view's is %s", data, got, want)
+	}
+	want := `local.bigquery_native ? google_bigquery_table.native["${each.key}/` + kind + `"].creation_time : google_bigquery_table.` + external + `[each.key].creation_time`
+	if got := source(d, "input"); got != want {
+		t.Errorf("terraform_data.%s: input = %s\nwant %s", data, got, want)
+	}
+}
+
+// nativeLocals are deploy/'s locals with BigQuery on, every dataset
+// enabled (the reference lists through their group) and the tables
+// bigquery_tables says.
+func nativeLocals(t *testing.T, tf *terraform, tables string) *tfLocals {
+	t.Helper()
+	ev := newTFLocals(t, tf, map[string]cty.Value{
+		"datasets":         everyDataset(),
+		"bigquery_dataset": cty.StringVal(testBQ),
+		"bigquery_tables":  cty.StringVal(tables),
+		"project_id":       cty.StringVal(testProject),
+	})
+	ev.done["bucket_name"] = cty.StringVal(testBucket) // a resource's attribute
+	return ev
+}
+
+// The native tables, as a plan makes them from deploy/datasets.json: one
+// per list and kind of object the job publishes (the geolocation layer
+// only for a list with a point), named LIST_KIND_native, created with
+// the schema file TestBigQueryNativeSchemaFiles checks, partitioned by
+// ingestion day, requiring a partition filter except the versions
+// (which the history view reads whole), and clustered by state and
+// cert_status where the table has them, by columns of its schema only.
+// With external tables, none.
+func TestTerraformBigQueryNativeTables(t *testing.T) {
+	tf := parseTerraform(t)
+	v := tf.block("variable", "bigquery_tables")
+	if v == nil {
+		t.Fatal("no variable bigquery_tables")
+	}
+	if got := literal(t, v, "default").AsString(); got != "native" {
+		t.Errorf("bigquery_tables defaults to %q, want native", got)
+	}
+	if got := source(path(t, v, "validation"), "condition"); got != `contains(["native", "external"], var.bigquery_tables)` {
+		t.Errorf("bigquery_tables' validation: %s", got)
+	}
+
+	tables := nativeLocals(t, tf, "native").local("bigquery_native_tables").AsValueMap()
+	want := map[string]*arrow.Schema{}
+	for name, ds := range spoc.Datasets() {
+		want[name+"/snapshots"], want[name+"/changes"], want[name+"/versions"] = ds.Schema(), changes.Schema(ds), history.Schema(ds)
+		if geo.HasLayer(ds) {
+			want[name+"/geo"] = geo.Schema(ds)
+		}
+	}
+	if got, keys := slices.Sorted(maps.Keys(tables)), slices.Sorted(maps.Keys(want)); !slices.Equal(got, keys) {
+		t.Fatalf("native tables %v, want %v", got, keys)
+	}
+	clustered := 0
+	for key, table := range tables {
+		name, kind, _ := strings.Cut(key, "/")
+		if got := table.GetAttr("table_id").AsString(); got != name+"_"+kind+"_native" {
+			t.Errorf("%s: table_id %s", key, got)
+		}
+		file := filepath.Join(repoRoot, "deploy", "schema", deployDatasets()[name].BigQuerySchemas[kind])
+		if got := table.GetAttr("schema").AsString(); filepath.Clean(got) != filepath.Clean(file) {
+			t.Errorf("%s: schema %s, want %s", key, got, file)
+		}
+		if got := table.GetAttr("require_partition_filter").True(); got != (kind != "versions") {
+			t.Errorf("%s: require_partition_filter %v", key, got)
+		}
+		var cols []string
+		for _, c := range table.GetAttr("clustering").AsValueSlice() {
+			cols = append(cols, c.AsString())
+		}
+		var wantCols []string
+		for _, c := range []string{"state", "cert_status"} {
+			if want[key].HasField(c) {
+				wantCols = append(wantCols, c)
+			}
+		}
+		if !slices.Equal(cols, wantCols) {
+			t.Errorf("%s: clustered by %v, want %v", key, cols, wantCols)
+		}
+		// Every clustering column is one the job writes, and so a column
+		// of the table as its first load leaves it.
+		for _, c := range cols {
+			if !want[key].HasField(c) {
+				t.Errorf("%s: clustered by %s, which the job's %s do not have", key, c, kind)
+			}
+		}
+		clustered += len(cols)
+	}
+	if tables["spoc/snapshots"].GetAttr("clustering").LengthInt() != 2 || clustered == 0 {
+		t.Error("the spoc snapshots are not clustered by state and cert_status")
+	}
+	if got := nativeLocals(t, tf, "external").local("bigquery_native_tables"); got.LengthInt() != 0 {
+		t.Errorf("external tables chosen, and native ones planned: %#v", got)
+	}
+
+	b := tf.resources("google_bigquery_table")["native"]
+	if b == nil {
+		t.Fatal("no google_bigquery_table.native")
+	}
+	for attr, want := range map[string]string{
+		"for_each":                 "local.bigquery_native_tables",
+		"table_id":                 "each.value.table_id",
+		"schema":                   "file(each.value.schema)",
+		"require_partition_filter": "each.value.require_partition_filter",
+		"clustering":               "each.value.clustering",
+		"deletion_protection":      "true",
+	} {
+		if got := source(b, attr); got != want {
+			t.Errorf("google_bigquery_table.native: %s = %q, want %q", attr, got, want)
+		}
+	}
+	// Ingestion-time partitions, by day: the load names its day with
+	// the decorator, and the objects have no date column.
+	part := path(t, b, "time_partitioning")
+	if got := literal(t, part, "type").AsString(); got != "DAY" {
+		t.Errorf("time_partitioning.type %s", got)
+	}
+	for _, attr := range []string{"field", "require_partition_filter", "expiration_ms"} {
+		if got := source(part, attr); got != "" {
+			t.Errorf("time_partitioning.%s = %s: want ingestion-time partitions, the filter required at the top level, and every day kept", attr, got)
+		}
+	}
+	if got := source(path(t, b, "lifecycle"), "ignore_changes"); !strings.Contains(got, "schema") {
+		t.Errorf("ignore_changes = %s: an apply would drop the columns the loads added, or replace the table", got)
+	}
+}
+
+// The views have the same names with either tables, so the queries do
+// not change with bigquery_tables: over the native tables, snapshot_date
+// is the partition's day (_PARTITIONDATE, which a filter on it prunes),
+// over the external ones the file's date folder; and the history view
+// and the as-of function are the same SQL over either versions table,
+// which TestBigQueryHistorySQL runs.
+func TestTerraformBigQueryNativeViews(t *testing.T) {
+	tf := parseTerraform(t)
+	tables := tf.resources("google_bigquery_table")
+	views := map[string]*hclsyntax.Block{"snapshots": tables["snapshots_by_date"], "changes": tables["changes_by_date"], "geo": tables["geo_by_date"], "history": tables["history"]}
+	for kind, v := range views {
+		if v == nil {
+			t.Fatalf("no view of the %s", kind)
+		}
+	}
+	h := parseBigQueryHistory(t, tf)
+	lists, layers := bigQueryLists(t, tf)
+	for name, value := range lists {
+		for _, native := range []bool{true, false} {
+			suffix := "_external"
+			if native {
+				suffix = "_native"
+			}
+			for kind, v := range views {
+				table := kind
+				if kind == "history" {
+					table = "versions"
+				}
+				if _, ok := layers[name]; kind == "geo" && !ok {
+					continue
+				}
+				if got := renderBigQuery(t, v, "table_id", name, value, native); got != name+"_"+kind {
+					t.Errorf("%s: the %s view is %s, want %s_%s", name, kind, got, name, kind)
+				}
+				sql := renderBigQuery(t, path(t, v, "view"), "query", name, value, native)
+				if from := "FROM `" + testProject + "." + testBQ + "." + name + "_" + table + suffix + "`"; !strings.Contains(sql, from) {
+					t.Errorf("%s: the %s view does not read %s:\n%s", name, kind, from, sql)
+				}
+				if kind == "history" {
+					continue
+				}
+				if got := strings.Contains(sql, "_PARTITIONDATE AS snapshot_date,"); got != native {
+					t.Errorf("%s (native %v): the %s view's snapshot_date is the partition's day: %v\n%s", name, native, kind, got, sql)
+				}
+				if got := strings.Contains(sql, "_FILE_NAME"); got == native {
+					t.Errorf("%s (native %v): the %s view reads _FILE_NAME: %v\n%s", name, native, kind, got, sql)
+				}
+			}
+			if got := evalStringIn(t, h.asOf, "definition_body", name, native); !strings.Contains(got, "FROM `"+testProject+"."+testBQ+"."+name+"_versions"+suffix+"`") {
+				t.Errorf("%s: as_of does not read the %s versions:\n%s", name, suffix, got)
+			}
+		}
+		for b, attr := range map[*hclsyntax.Block]string{path(t, h.view, "view"): "query", h.asOf: "definition_body"} {
+			native := strings.ReplaceAll(evalStringIn(t, b, attr, name, true), "_versions_native`", "_versions_external`")
+			if external := evalStringIn(t, b, attr, name, false); native != external {
+				t.Errorf("%s: the %s differs with the native versions but for the table's name:\n%s\n%s", name, attr, native, external)
+			}
+		}
+	}
+	checkReplacedWithTable(t, tf, views["history"], "versions_table", "versions", "versions")
+}
+
+// With native tables, and only then, the runtime account may run load
+// jobs in the project and write the BigQuery dataset's tables (nothing
+// wider), and every job gets SPOC_BIGQUERY_DATASET=PROJECT.DATASET.
+func TestTerraformBigQueryNativeLoads(t *testing.T) {
+	tf := parseTerraform(t)
+	jobs := tf.resources("google_project_iam_member")["runtime_bigquery_jobs"]
+	loads := tf.resources("google_bigquery_dataset_iam_member")["runtime_loads"]
+	if jobs == nil || loads == nil {
+		t.Fatalf("want google_project_iam_member.runtime_bigquery_jobs and google_bigquery_dataset_iam_member.runtime_loads; have %v, %v", jobs != nil, loads != nil)
+	}
+	for b, role := range map[*hclsyntax.Block]string{jobs: "roles/bigquery.jobUser", loads: "roles/bigquery.dataEditor"} {
+		if got := source(b, "count"); got != "local.bigquery_native ? 1 : 0" {
+			t.Errorf("%s: count = %s, want one with native tables only", b.Labels[1], got)
+		}
+		if got := literal(t, b, "role").AsString(); got != role {
+			t.Errorf("%s: role %s, want %s", b.Labels[1], got, role)
+		}
+		if got := source(b, "member"); got != "google_service_account.runtime.member" {
+			t.Errorf("%s: member %s", b.Labels[1], got)
+		}
+	}
+	if got := source(jobs, "project"); got != "var.project_id" {
+		t.Errorf("runtime_bigquery_jobs: project %s", got)
+	}
+	if got := source(loads, "dataset_id"); got != "google_bigquery_dataset.spoc[0].dataset_id" {
+		t.Errorf("runtime_loads: dataset_id %s, want the deployment's BigQuery dataset", got)
+	}
+	if len(tf.resources("google_bigquery_dataset_iam_member")) != 1 || len(tf.resources("google_bigquery_table_iam_member")) != 0 {
+		t.Error("BigQuery IAM beyond the runtime account's loads")
+	}
+
+	for _, tc := range []struct {
+		name, dataset, tables, want string // want "" for no setting
+	}{
+		{"native tables", testBQ, "native", testProject + "." + testBQ},
+		{"external tables", testBQ, "external", ""},
+		{"no BigQuery", "", "native", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := nativeLocals(t, tf, tc.tables)
+			ev.vars["bigquery_dataset"] = cty.StringVal(tc.dataset)
+			for job, env := range ev.local("job_env").AsValueMap() {
+				v, ok := env.AsValueMap()["SPOC_BIGQUERY_DATASET"]
+				switch {
+				case tc.want == "" && ok:
+					t.Errorf("%s: SPOC_BIGQUERY_DATASET=%s without native tables", job, v.AsString())
+				case tc.want != "" && (!ok || v.AsString() != tc.want):
+					t.Errorf("%s: SPOC_BIGQUERY_DATASET %#v, want %s", job, v, tc.want)
+				}
+			}
+		})
 	}
 }

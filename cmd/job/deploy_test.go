@@ -700,11 +700,14 @@ func TestTerraformBucketIsPrivate(t *testing.T) {
 
 func TestTerraformLeastPrivilege(t *testing.T) {
 	tf := parseTerraform(t)
-	// Project-wide grants are only the telemetry and log writers.
+	// Project-wide grants are only the telemetry and log writers, and
+	// (with native BigQuery tables) running load jobs, which reads no
+	// table (TestTerraformBigQueryNativeLoads).
 	projectWide := map[string]string{
 		"roles/monitoring.metricWriter": "google_service_account.runtime.member",
 		"roles/cloudtrace.agent":        "google_service_account.runtime.member",
 		"roles/logging.logWriter":       "google_service_account.build.member",
+		"roles/bigquery.jobUser":        "google_service_account.runtime.member",
 	}
 	for name, b := range tf.resources("google_project_iam_member") {
 		if name == "bigquery_readers_jobs" {
@@ -879,7 +882,7 @@ func TestTerraformJobEnvIsAccepted(t *testing.T) {
 			for _, n := range tc.datasets {
 				names = append(names, cty.StringVal(n))
 			}
-			vars := map[string]cty.Value{"datasets": cty.SetVal(names)}
+			vars := map[string]cty.Value{"datasets": cty.SetVal(names), "project_id": cty.StringVal(testProject)}
 			if len(tc.floors) > 0 {
 				settings := map[string]cty.Value{}
 				for job, floor := range tc.floors {

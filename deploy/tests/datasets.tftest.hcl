@@ -15,6 +15,7 @@ variables {
   project_id       = "my-project"
   bucket_name      = "my-project-mspo-spoc"
   bigquery_dataset = "mspo"
+  bigquery_tables  = "external"
   datasets         = ["spoc", "osh"]
   dataset_settings = {
     osh = {

@@ -18,6 +18,7 @@ variables {
   schedule                = "30 4 * * *"
   notification_channels   = ["projects/my-project/notificationChannels/1234567890"]
   bigquery_dataset        = "mspo"
+  bigquery_tables         = "external"
   bigquery_location       = "asia-southeast1"
   min_records             = 280000
   staleness_hours         = 48

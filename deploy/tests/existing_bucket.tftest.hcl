@@ -15,6 +15,7 @@ variables {
   create_bucket    = false
   output_prefix    = "raw/mspo/spoc"
   bigquery_dataset = "mspo"
+  bigquery_tables  = "external"
 }
 
 run "apply_into_an_existing_bucket" {

@@ -28,6 +28,11 @@ run "before_datasets" {
 run "with_datasets" {
   state_key = "deployment"
 
+  # The tables a deployment made before there were datasets has.
+  variables {
+    bigquery_tables = "external"
+  }
+
   assert {
     condition = {
       job               = google_cloud_run_v2_job.dataset["spoc"].id
