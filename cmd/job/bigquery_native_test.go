@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -505,5 +506,42 @@ func TestTerraformBigQueryNativeLoads(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// viewRead is a read of a view over a table that requires a partition
+// filter, and what follows it; dayFilter is the constant filter on the
+// partition's day that must follow.
+var (
+	viewRead  = regexp.MustCompile(`FROM mspo\.\w+_(?:snapshots|changes|geo)\b`)
+	dayFilter = regexp.MustCompile(`^\s+WHERE snapshot_date (?:=|>=|BETWEEN) (?:DATE '|DATE_SUB\(CURRENT_DATE\(|CURRENT_DATE\()`)
+)
+
+// The native snapshot, change and layer tables require a partition
+// filter: every BigQuery query of the docs filters each read of their
+// views on snapshot_date, right after it and with a constant, or
+// BigQuery would refuse it (a subquery's day is no such filter).
+func TestBigQueryDocsQueriesNameTheirDays(t *testing.T) {
+	var queries []string
+	for _, q := range docsQueries(t) {
+		if q.engine == "BigQuery" {
+			queries = append(queries, q.sql)
+		}
+	}
+	for _, b := range sqlBlocks(string(mustRead(t, filepath.Join(repoRoot, "deploy", "README.md")))) {
+		queries = append(queries, b.sql)
+	}
+	reads := 0
+	for _, sql := range queries {
+		for _, at := range viewRead.FindAllStringIndex(sql, -1) {
+			reads++
+			if rest := sql[at[1]:]; !dayFilter.MatchString(rest) {
+				line, _, _ := strings.Cut(rest, "\n")
+				t.Errorf("%s%s is not followed by a constant filter on snapshot_date:\n%s", sql[at[0]:at[1]], line, sql)
+			}
+		}
+	}
+	if reads < 10 {
+		t.Errorf("%d reads of the views in the docs' BigQuery queries: the test does not find them", reads)
 	}
 }
