@@ -35,6 +35,7 @@ locals {
   bigquery_native                = local.bigquery == 1 && var.bigquery_tables == "native"
   bigquery_external_datasets     = local.bigquery_native ? {} : local.bigquery_datasets
   bigquery_external_geo_datasets = local.bigquery_native ? {} : local.bigquery_geo_datasets
+  bigquery_native_datasets       = local.bigquery_native ? local.bigquery_datasets : {}
 
   # What each kind of object is, for the native tables' descriptions.
   bigquery_kinds = {
@@ -49,7 +50,7 @@ locals {
   # names a schema for it). A job loads its day's object of each kind
   # into TABLE$YYYYMMDD.
   bigquery_native_tables = merge([
-    for name, d in(local.bigquery_native ? local.bigquery_datasets : {}) : {
+    for name, d in local.bigquery_native_datasets : {
       for kind, schema in d.bigquery_schemas : "${name}/${kind}" => {
         dataset     = name
         kind        = kind
