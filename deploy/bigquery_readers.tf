@@ -7,7 +7,9 @@
 # copy: a query reads the objects in the bucket with the reader's own
 # credentials, so without it every query of the external tables and the
 # views over them fails with "Permission denied while globbing file
-# pattern". It matters for the external tables only.
+# pattern". It matters for the external tables only: native tables hold
+# their own copy, read with the BigQuery roles alone, so with
+# bigquery_tables = "native" the readers get no access to the bucket.
 #
 # Object reads are granted under the datasets' prefixes only (a
 # condition on the object's name, which Cloud Storage evaluates for any
@@ -19,14 +21,16 @@
 # every object in the bucket, not their contents.
 
 locals {
-  # One binding per reader and published list, when BigQuery is on.
+  bigquery_reader_members = local.bigquery == 1 ? toset(var.bigquery_readers) : toset([])
+  # The bucket's grants, with external tables only: one object binding
+  # per reader and published list, one list binding per reader.
   bigquery_reader_lists = {
-    for pair in setproduct(var.bigquery_readers, keys(local.bigquery_datasets)) : "${pair[0]} ${pair[1]}" => {
+    for pair in setproduct(var.bigquery_readers, keys(local.bigquery_external_datasets)) : "${pair[0]} ${pair[1]}" => {
       member = pair[0]
       list   = pair[1]
     }
   }
-  bigquery_reader_members = local.bigquery == 1 ? toset(var.bigquery_readers) : toset([])
+  bigquery_external_reader_members = local.bigquery_native ? toset([]) : local.bigquery_reader_members
 }
 
 resource "google_bigquery_dataset_iam_member" "readers" {
@@ -64,7 +68,7 @@ resource "google_storage_bucket_iam_member" "bigquery_readers_objects" {
 }
 
 resource "google_storage_bucket_iam_member" "bigquery_readers_list" {
-  for_each = local.bigquery_reader_members
+  for_each = local.bigquery_external_reader_members
 
   bucket = local.bucket_name
   role   = "roles/storage.objectViewer"

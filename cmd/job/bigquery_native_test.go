@@ -482,7 +482,9 @@ func TestTerraformBigQueryNativeLoads(t *testing.T) {
 	if got := source(loads, "dataset_id"); got != "google_bigquery_dataset.spoc[0].dataset_id" {
 		t.Errorf("runtime_loads: dataset_id %s, want the deployment's BigQuery dataset", got)
 	}
-	if len(tf.resources("google_bigquery_dataset_iam_member")) != 1 || len(tf.resources("google_bigquery_table_iam_member")) != 0 {
+	// Beside the loads', only bigquery_readers' Data Viewer
+	// (TestTerraformBigQueryReaders).
+	if len(tf.resources("google_bigquery_dataset_iam_member")) != 2 || tf.resources("google_bigquery_dataset_iam_member")["readers"] == nil || len(tf.resources("google_bigquery_table_iam_member")) != 0 {
 		t.Error("BigQuery IAM beyond the runtime account's loads")
 	}
 

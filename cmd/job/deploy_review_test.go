@@ -160,7 +160,7 @@ func TestTerraformBigQueryReaders(t *testing.T) {
 		{"google_bigquery_dataset_iam_member", "readers", "roles/bigquery.dataViewer", "local.bigquery_reader_members", "each.value"},
 		{"google_project_iam_member", "bigquery_readers_jobs", "roles/bigquery.jobUser", "local.bigquery_reader_members", "each.value"},
 		{"google_storage_bucket_iam_member", "bigquery_readers_objects", "roles/storage.objectViewer", "local.bigquery_reader_lists", "each.value.member"},
-		{"google_storage_bucket_iam_member", "bigquery_readers_list", "roles/storage.objectViewer", "local.bigquery_reader_members", "each.value"},
+		{"google_storage_bucket_iam_member", "bigquery_readers_list", "roles/storage.objectViewer", "local.bigquery_external_reader_members", "each.value"},
 	} {
 		b := tf.resources(g.typ)[g.name]
 		if b == nil {
@@ -181,8 +181,11 @@ func TestTerraformBigQueryReaders(t *testing.T) {
 	if got := exprSource(tf.locals["bigquery_reader_members"]); !strings.Contains(got, "local.bigquery == 1") {
 		t.Errorf("local.bigquery_reader_members = %s: the readers are granted nothing without bigquery_dataset", got)
 	}
-	if got := exprSource(tf.locals["bigquery_reader_lists"]); !strings.Contains(got, "local.bigquery_datasets") {
-		t.Errorf("local.bigquery_reader_lists = %s: one binding per list with tables", got)
+	if got := exprSource(tf.locals["bigquery_reader_lists"]); !strings.Contains(got, "local.bigquery_external_datasets") {
+		t.Errorf("local.bigquery_reader_lists = %s: one binding per list with external tables", got)
+	}
+	if got := exprSource(tf.locals["bigquery_external_reader_members"]); got != "local.bigquery_native ? toset([]) : local.bigquery_reader_members" {
+		t.Errorf("local.bigquery_external_reader_members = %s: the bucket's list binding with external tables only", got)
 	}
 	objects := tf.resources("google_storage_bucket_iam_member")["bigquery_readers_objects"]
 	if objects != nil {

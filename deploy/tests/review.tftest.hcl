@@ -114,14 +114,15 @@ run "bigquery_readers_without_bigquery" {
   }
 }
 
-# With BigQuery: the dataset's data, jobs in the project, the objects
-# under each list's prefix and the bucket's object names.
+# With external tables: the dataset's data, jobs in the project, the
+# objects under each list's prefix and the bucket's object names.
 run "bigquery_readers_can_query" {
   command = apply
 
   variables {
     datasets         = ["spoc", "osh"]
     bigquery_dataset = "mspo"
+    bigquery_tables  = "external"
     bigquery_readers = ["group:analysts@example.com", "user:a@example.com"]
   }
 
@@ -144,6 +145,27 @@ run "bigquery_readers_can_query" {
   assert {
     condition     = google_storage_bucket_iam_member.bigquery_readers_list["group:analysts@example.com"].condition[0].expression == "resource.type == \"storage.googleapis.com/Bucket\"" && google_storage_bucket_iam_member.bigquery_readers_list["group:analysts@example.com"].bucket == "my-project-mspo-spoc"
     error_message = "A reader's list binding is not the bucket's names only."
+  }
+}
+
+# With native tables (the default), the readers query BigQuery's own
+# copy: the BigQuery roles, and nothing of the bucket.
+run "bigquery_readers_of_native_tables" {
+  command = apply
+
+  variables {
+    datasets         = ["spoc", "osh"]
+    bigquery_dataset = "mspo"
+    bigquery_readers = ["group:analysts@example.com"]
+  }
+
+  assert {
+    condition     = google_bigquery_dataset_iam_member.readers["group:analysts@example.com"].role == "roles/bigquery.dataViewer" && google_project_iam_member.bigquery_readers_jobs["group:analysts@example.com"].role == "roles/bigquery.jobUser"
+    error_message = "A reader of the native tables lacks Data Viewer on the dataset or Job User on the project."
+  }
+  assert {
+    condition     = length(google_storage_bucket_iam_member.bigquery_readers_objects) == 0 && length(google_storage_bucket_iam_member.bigquery_readers_list) == 0
+    error_message = "A reader of the native tables is granted access to the bucket."
   }
 }
 
