@@ -106,7 +106,8 @@ func checkDayLoaded(t *testing.T, bq *fakebigquery.Server, c *storage.Client, di
 // rerun while BigQuery fails exits 1 within SPOC_BIGQUERY_TIMEOUT and
 // leaves the day (objects and partitions) as it was; once BigQuery is
 // back, a rerun that finds the day unchanged loads it; a day published
-// while its load failed is loaded by the next run of the day.
+// while its load failed does not block the next day, and is loaded by
+// the next run of the day.
 func TestJobLoadsTheDayIntoBigQuery(t *testing.T) {
 	startFakeGCS(t, "calee-test")
 	client := gcsClient(t)
@@ -213,7 +214,15 @@ func TestJobLoadsTheDayIntoBigQuery(t *testing.T) {
 	if !samePartitions(bq.Partitions(), partitionsBefore) {
 		t.Error("failed load jobs changed BigQuery's partitions")
 	}
+	// A day whose load failed does not block the next day's publish and
+	// load.
 	bq.Fail(fakebigquery.None)
+	day3, dir3 := "20261127", testPrefix+"/20261127"
+	from = len(bq.Loads())
+	if code, logs := runJob(t, context.Background(), env(up3, day3)); code != exitOK {
+		t.Fatalf("the next day after a failed load: exit %d\n%s", code, logs)
+	}
+	checkDayLoaded(t, bq, client, dir3, day3, from)
 	from = len(bq.Loads())
 	if code, logs := runJob(t, context.Background(), env(up3, day2)); code != exitOK || !strings.Contains(logs, "snapshot unchanged, nothing published") {
 		t.Fatalf("the next run of the day: exit %d\n%s", code, logs)
