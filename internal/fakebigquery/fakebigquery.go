@@ -36,6 +36,19 @@ const (
 	JobError
 	// Hang keeps every job running: it never ends.
 	Hang
+	// LostInsert makes each job, and answers its creation 503, as if the
+	// answer were lost on the way: the client's retry of the same job
+	// finds it made already (409).
+	LostInsert
+	// NoStatistics ends every job without its statistics.
+	NoStatistics
+	// EmptyAnswer makes each job, and answers its creation 200 with {}.
+	EmptyAnswer
+	// HugeError answers every job's creation 500 with a 4 MiB message.
+	HugeError
+	// Redirect answers every look at a job with a 302 to the URL given
+	// to RedirectTo, the path kept.
+	Redirect
 )
 
 // Load is one load job as the server received it.
@@ -77,12 +90,21 @@ type Server struct {
 	partitions map[string]Partition // by Load.Table
 	cancelled  []string
 	requests   int
+	redirectTo string
+	lost       map[string]bool // jobs whose creation was answered 503
+}
+
+// RedirectTo sets where Redirect sends the looks at a job.
+func (s *Server) RedirectTo(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.redirectTo = url
 }
 
 // New starts a server on 127.0.0.1 that knows tables (PROJECT.DATASET.TABLE)
 // and reads a load's sources with read. Close stops it.
 func New(read func(ctx context.Context, uri string) ([]byte, error), tables ...string) *Server {
-	s := &Server{read: read, tables: map[string]bool{}, jobs: map[string]*bq.Job{}, partitions: map[string]Partition{}}
+	s := &Server{read: read, tables: map[string]bool{}, jobs: map[string]*bq.Job{}, partitions: map[string]Partition{}, lost: map[string]bool{}}
 	for _, t := range tables {
 		s.tables[t] = true
 	}
@@ -151,6 +173,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := strings.Split(rest, "/")
 	switch {
+	case len(parts) == 3 && parts[1] == "datasets" && r.Method == http.MethodGet:
+		s.dataset(w, parts[0], parts[2])
+	case len(parts) == 3 && parts[1] == "jobs" && r.Method == http.MethodGet && failure == Redirect:
+		s.mu.Lock()
+		to := s.redirectTo
+		s.mu.Unlock()
+		http.Redirect(w, r, to+r.URL.RequestURI(), http.StatusFound)
+	case len(parts) == 2 && parts[1] == "jobs" && r.Method == http.MethodPost && failure == HugeError:
+		writeError(w, http.StatusInternalServerError, "backendError", strings.Repeat("x", 4<<20))
 	case len(parts) == 2 && parts[1] == "jobs" && r.Method == http.MethodPost:
 		s.insert(w, r, parts[0])
 	case len(parts) == 3 && parts[1] == "jobs" && r.Method == http.MethodGet:
@@ -158,7 +189,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case len(parts) == 4 && parts[1] == "jobs" && parts[3] == "cancel" && r.Method == http.MethodPost:
 		s.cancel(w, parts[0], parts[2])
 	default:
-		writeError(w, http.StatusNotFound, "notFound", "the fake serves jobs.insert, jobs.get and jobs.cancel only, not "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, "notFound", "the fake serves datasets.get, jobs.insert, jobs.get and jobs.cancel only, not "+r.Method+" "+r.URL.Path)
 	}
 }
 
@@ -206,12 +237,43 @@ func (s *Server) insert(w http.ResponseWriter, r *http.Request, project string) 
 			job.Statistics.Load = &bq.JobStatistics3{OutputRows: s.partition(l.Table).Rows, InputFiles: int64(len(l.SourceURIs))}
 		}
 	}
+	if failure == NoStatistics {
+		job.Statistics = nil
+	}
 	out, _ := json.Marshal(&job)
 	s.mu.Lock()
 	s.jobs[l.JobID] = &job
+	lose := failure == LostInsert && !s.lost[l.JobID]
+	s.lost[l.JobID] = true
 	s.mu.Unlock()
+	switch {
+	case lose:
+		writeError(w, http.StatusServiceUnavailable, "backendError", "the answer to the job's creation is lost")
+		return
+	case failure == EmptyAnswer:
+		out = []byte("{}")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(out)
+}
+
+// dataset answers datasets.get for a dataset that holds a known table.
+func (s *Server) dataset(w http.ResponseWriter, project, id string) {
+	s.mu.Lock()
+	found := false
+	for t := range s.tables {
+		found = found || strings.HasPrefix(t, project+"."+id+".")
+	}
+	s.mu.Unlock()
+	if !found {
+		writeError(w, http.StatusNotFound, "notFound", "Not found: Dataset "+project+":"+id)
+		return
+	}
+	writeJSON(w, http.StatusOK, &bq.Dataset{
+		Id:               project + ":" + id,
+		DatasetReference: &bq.DatasetReference{ProjectId: project, DatasetId: id},
+		Location:         "asia-southeast1",
+	})
 }
 
 // run does the load of l and returns its error, or nil when it loaded.

@@ -12,20 +12,27 @@ package bqload
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"cloud.google.com/go/bigquery"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 )
 
 // ErrLoad is what every failed load wraps, whatever failed: the request,
@@ -117,24 +124,32 @@ var (
 func ParseEndpoint(endpoint string) (base string, credentials bool, err error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		// Not quoted: what does not parse may hold a password.
+		// Not quoted: what does not parse may hold a secret.
 		return "", false, errors.New("not a URL such as https://bigquery.googleapis.com")
 	}
+	// Messages show the endpoint without its user, query and fragment:
+	// a token or a key may sit in any of them.
+	shown := strconv.Quote((&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String())
 	if u.Host == "" || u.Opaque != "" {
-		return "", false, fmt.Errorf("%q is not a URL such as https://bigquery.googleapis.com", u.Redacted())
+		return "", false, fmt.Errorf("%s is not a URL such as https://bigquery.googleapis.com", shown)
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", false, fmt.Errorf("%q holds a user, a query or a fragment: give only a scheme, a host, a port and a path", u.Redacted())
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", false, fmt.Errorf("%s: the setting holds a user, a query or a fragment (not shown): give only a scheme, a host, a port and a path", shown)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return "", false, fmt.Errorf("%s: the port is not between 1 and 65535", shown)
+		}
 	}
 	switch u.Scheme {
 	case "https":
 		credentials = true
 	case "http":
 		if !loopback(u.Hostname()) {
-			return "", false, fmt.Errorf("%q: plain http is only for a test server on a loopback address (127.0.0.1, ::1, localhost): elsewhere the job's credentials would cross the network unencrypted; use https", u.Redacted())
+			return "", false, fmt.Errorf("%s: plain http is only for a test server on a loopback address (127.0.0.1, ::1, localhost): elsewhere the job's credentials would cross the network unencrypted; use https", shown)
 		}
 	default:
-		return "", false, fmt.Errorf("%q: want https://", u.Redacted())
+		return "", false, fmt.Errorf("%s: want https://", shown)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/bigquery/v2/"
@@ -159,7 +174,7 @@ func New(ctx context.Context, opts Options) (*Loader, error) {
 	if err != nil {
 		return nil, err
 	}
-	var clientOpts []option.ClientOption
+	clientOpts := []option.ClientOption{option.WithScopes(bigquery.Scope)}
 	if opts.Endpoint != "" {
 		base, credentials, err := ParseEndpoint(opts.Endpoint)
 		if err != nil {
@@ -170,7 +185,18 @@ func New(ctx context.Context, opts Options) (*Loader, error) {
 			clientOpts = append(clientOpts, option.WithoutAuthentication())
 		}
 	}
-	client, err := bigquery.NewClient(ctx, project, clientOpts...)
+	// The HTTP client is made here, and not by the library, to fence it:
+	// it follows no redirect, which would carry the access token to
+	// whatever host it names, in the clear if that is http; and it reads
+	// no answer past maxAnswerBytes, since the library reads an error's
+	// whole body into memory and into its message.
+	hc, _, err := htransport.NewClient(ctx, clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("BigQuery client: %w", err)
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc.Transport = cappedAnswers{hc.Transport}
+	client, err := bigquery.NewClient(ctx, project, append(clientOpts, option.WithHTTPClient(hc))...)
 	if err != nil {
 		return nil, fmt.Errorf("BigQuery client: %w", err)
 	}
@@ -192,6 +218,44 @@ func New(ctx context.Context, opts Options) (*Loader, error) {
 	}, nil
 }
 
+// maxAnswerBytes bounds an answer of the BigQuery API: a job's resource,
+// or an error, takes a few KiB.
+const maxAnswerBytes = 1 << 20
+
+// cappedAnswers is a transport whose answers end in an error past
+// maxAnswerBytes.
+type cappedAnswers struct{ next http.RoundTripper }
+
+func (c cappedAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err == nil {
+		resp.Body = &cappedBody{body: resp.Body, left: maxAnswerBytes}
+	}
+	return resp, err
+}
+
+// errAnswerTooLarge ends the reading of an answer past maxAnswerBytes.
+var errAnswerTooLarge = fmt.Errorf("BigQuery's answer is larger than %d bytes", maxAnswerBytes)
+
+type cappedBody struct {
+	body io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errAnswerTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.body.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.body.Close() }
+
 // Close releases the client.
 func (l *Loader) Close() error { return l.client.Close() }
 
@@ -208,7 +272,24 @@ func (e *LoadError) Error() string {
 	if e.Job != "" {
 		job = " (job " + e.Job + ")"
 	}
-	return fmt.Sprintf("load %s into %s%s: %v", e.URI, e.Table, job, e.Err)
+	return fmt.Sprintf("load %s into %s%s: %s", e.URI, e.Table, job, clip(e.Err.Error()))
+}
+
+// maxReasonBytes bounds the reason a LoadError gives: BigQuery's message
+// is in it, of any length, and a log line (Cloud Logging keeps 256 KB
+// an entry) must keep what follows it, the fix.
+const maxReasonBytes = 1 << 10
+
+// clip is s cut at maxReasonBytes, at the start of a rune, and marked.
+func clip(s string) string {
+	if len(s) <= maxReasonBytes {
+		return s
+	}
+	n := maxReasonBytes
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "… (cut)"
 }
 
 func (e *LoadError) Unwrap() []error { return []error{ErrLoad, e.Err} }
@@ -243,36 +324,27 @@ func (l *Loader) Load(ctx context.Context, list string, day time.Time, objects [
 		errs []error
 	)
 	fail := func(s pendingLoad, err error) {
-		e := &LoadError{Table: s.table, URI: s.obj.URI, Err: err}
-		if s.job != nil {
-			e.Job = s.job.ID()
-		}
-		errs = append(errs, e)
+		errs = append(errs, &LoadError{Table: s.table, URI: s.obj.URI, Job: s.id, Err: err})
 		loads.Add(ctx, 1, metric.WithAttributes(attribute.String("table", s.obj.Table), attribute.String("outcome", OutcomeFailed)))
 	}
+	if err := l.findLocation(ctx); err != nil {
+		for _, obj := range objects {
+			fail(pendingLoad{obj: obj, table: obj.Table + "$" + partition}, err)
+		}
+		objects = nil
+	}
 	for _, obj := range objects {
-		s := pendingLoad{obj: obj, table: obj.Table + "$" + partition}
+		s := pendingLoad{obj: obj, table: obj.Table + "$" + partition, id: jobID(obj.Table, partition)}
 		if err := ctx.Err(); err != nil {
+			s.id = ""
 			fail(s, fmt.Errorf("not started: %w", err))
 			continue
 		}
-		ref := bigquery.NewGCSReference(obj.URI)
-		ref.SourceFormat = bigquery.Parquet
-		// A Parquet LIST (the change table's changed_columns) becomes a
-		// REPEATED column, not a record of list.element.
-		ref.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
-		loader := l.client.Dataset(l.dataset).Table(s.table).LoaderFrom(ref)
-		loader.WriteDisposition = bigquery.WriteTruncate
-		loader.CreateDisposition = bigquery.CreateNever
-		// A job version that adds a column, or makes one optional, still
-		// loads: a partition's load may widen its table's schema.
-		loader.SchemaUpdateOptions = []string{"ALLOW_FIELD_ADDITION", "ALLOW_FIELD_RELAXATION"}
-		loader.Labels = map[string]string{"list": list, "day": partition}
-		// Named for what it loads, in BigQuery's job history; the random
-		// suffix keeps a rerun's ID new, and a retried insert's the same.
-		loader.JobIDConfig = bigquery.JobIDConfig{JobID: "load_" + obj.Table + "_" + partition, AddJobIDSuffix: true}
-		job, err := loader.Run(ctx)
+		job, err := l.start(ctx, s, list, partition)
 		if err != nil {
+			// The job may exist (an answer lost after BigQuery made it):
+			// it must not load after this run has failed.
+			l.cancelJobs(context.WithoutCancel(ctx), []pendingLoad{s})
 			fail(s, fmt.Errorf("start the job: %w", err))
 			continue
 		}
@@ -280,31 +352,42 @@ func (l *Loader) Load(ctx context.Context, list string, day time.Time, objects [
 		jobs = append(jobs, s)
 	}
 	for i, s := range jobs {
-		status, err := s.job.Wait(ctx)
-		if err == nil {
-			err = status.Err()
-		}
+		var status *bigquery.JobStatus
+		err := safely(func() (err error) {
+			status, err = s.job.Wait(ctx)
+			return err
+		})
 		if err != nil {
+			// Not the job's own failure: it may still run.
 			if ctx.Err() != nil {
-				cancelJobs(context.WithoutCancel(ctx), jobs[i:])
+				l.cancelJobs(context.WithoutCancel(ctx), jobs[i:])
 				for _, s := range jobs[i:] {
 					fail(s, err)
 				}
 				break
 			}
+			l.cancelJobs(context.WithoutCancel(ctx), jobs[i:i+1])
 			fail(s, err)
 			continue
 		}
-		var rows int64 = -1
-		if st, ok := status.Statistics.Details.(*bigquery.LoadStatistics); ok {
-			rows = st.OutputRows
+		if err := status.Err(); err != nil {
+			fail(s, err)
+			continue
 		}
-		if rows != s.obj.Rows {
-			fail(s, fmt.Errorf("the job loaded %d rows, the object holds %d", rows, s.obj.Rows))
+		st, ok := (*bigquery.LoadStatistics)(nil), false
+		if status.Statistics != nil {
+			st, ok = status.Statistics.Details.(*bigquery.LoadStatistics)
+		}
+		switch {
+		case !ok || st == nil:
+			fail(s, errors.New("the job ended without a row count"))
+			continue
+		case st.OutputRows != s.obj.Rows:
+			fail(s, fmt.Errorf("the job loaded %d rows, the object holds %d", st.OutputRows, s.obj.Rows))
 			continue
 		}
 		loads.Add(ctx, 1, metric.WithAttributes(attribute.String("table", s.obj.Table), attribute.String("outcome", OutcomeLoaded)))
-		l.log.InfoContext(ctx, "loaded into BigQuery", "table", s.table, "rows", rows, "job", s.job.ID(), "source", s.obj.URI)
+		l.log.InfoContext(ctx, "loaded into BigQuery", "table", s.table, "rows", st.OutputRows, "job", s.id, "source", s.obj.URI)
 	}
 	outcome := OutcomeLoaded
 	if len(errs) > 0 {
@@ -319,23 +402,107 @@ func (l *Loader) Load(ctx context.Context, list string, day time.Time, objects [
 	return err
 }
 
-// pendingLoad is a load of one object, its job once started.
+// findLocation reads, once, where the dataset is: every job of a
+// location other than US or EU must be named with it to be read again,
+// and a load's job is read again by its ID when the answer to its
+// creation was lost.
+func (l *Loader) findLocation(ctx context.Context) error {
+	if l.client.Location != "" {
+		return nil
+	}
+	var md *bigquery.DatasetMetadata
+	err := safely(func() (err error) {
+		md, err = l.client.Dataset(l.dataset).Metadata(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read the dataset %s: %w", l.dataset, err)
+	}
+	l.client.Location = md.Location
+	return nil
+}
+
+// start creates the load job of s. A creation retried after its answer
+// was lost finds the job made already (409): it is the same job, by its
+// ID, and is read back.
+func (l *Loader) start(ctx context.Context, s pendingLoad, list, partition string) (job *bigquery.Job, err error) {
+	ref := bigquery.NewGCSReference(s.obj.URI)
+	ref.SourceFormat = bigquery.Parquet
+	// A Parquet LIST (the change table's changed_columns) becomes a
+	// REPEATED column, not a record of list.element.
+	ref.ParquetOptions = &bigquery.ParquetOptions{EnableListInference: true}
+	loader := l.client.Dataset(l.dataset).Table(s.table).LoaderFrom(ref)
+	loader.WriteDisposition = bigquery.WriteTruncate
+	loader.CreateDisposition = bigquery.CreateNever
+	// A job version that adds a column, or makes one optional, still
+	// loads: a partition's load may widen its table's schema.
+	loader.SchemaUpdateOptions = []string{"ALLOW_FIELD_ADDITION", "ALLOW_FIELD_RELAXATION"}
+	loader.Labels = map[string]string{"list": list, "day": partition}
+	loader.JobIDConfig = bigquery.JobIDConfig{JobID: s.id}
+	err = safely(func() (err error) {
+		job, err = loader.Run(ctx)
+		return err
+	})
+	var apiErr *googleapi.Error
+	if errors.As(err, &apiErr) && apiErr.Code == http.StatusConflict {
+		err = safely(func() (err error) {
+			job, err = l.client.JobFromIDLocation(ctx, s.id, l.client.Location)
+			return err
+		})
+	}
+	return job, err
+}
+
+// jobID names a load's job for what it loads, in BigQuery's job history,
+// with a random suffix: a rerun's jobs are new ones, and the ID is known
+// before the job is created, so that a job whose creation was answered
+// with an error can still be found and cancelled.
+func jobID(table, partition string) string {
+	return "load_" + table + "_" + partition + "_" + rand.Text()
+}
+
+// safely runs f, a call into the BigQuery client library, and returns
+// the panic of an answer it does not expect (a job without its
+// reference, for one) as an error.
+func safely(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("BigQuery's answer broke the client library: %v", r)
+		}
+	}()
+	return f()
+}
+
+// pendingLoad is a load of one object, its job's ID and, once started,
+// its job.
 type pendingLoad struct {
 	obj   Object
 	table string // with the day's decorator
+	id    string
 	job   *bigquery.Job
 }
 
-// cancelTimeout bounds the cancel requests after a load timed out: the
-// run is ending already.
+// cancelTimeout bounds the cancel requests of a failed load: the run is
+// ending already.
 const cancelTimeout = 5 * time.Second
 
 // cancelJobs asks BigQuery to cancel the jobs of loads, and does not wait
-// for them to end. A job that ended already ignores it.
-func cancelJobs(ctx context.Context, loads []pendingLoad) {
+// for them to end. A job that ended already ignores it, and one that was
+// never made is not found.
+func (l *Loader) cancelJobs(ctx context.Context, loads []pendingLoad) {
 	ctx, cancel := context.WithTimeout(ctx, cancelTimeout)
 	defer cancel()
 	for _, s := range loads {
-		s.job.Cancel(ctx) // best effort: the run fails either way
+		// Best effort: the run fails either way.
+		safely(func() error {
+			job := s.job
+			if job == nil {
+				var err error
+				if job, err = l.client.JobFromIDLocation(ctx, s.id, l.client.Location); err != nil {
+					return err
+				}
+			}
+			return job.Cancel(ctx)
+		})
 	}
 }

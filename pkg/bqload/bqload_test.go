@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,8 +61,13 @@ func (o objects) read(_ context.Context, uri string) ([]byte, error) {
 
 func newLoader(t *testing.T, srv *fakebigquery.Server, timeout time.Duration) *bqload.Loader {
 	t.Helper()
+	return newLoaderOf(t, srv, "my-project.mspo", timeout)
+}
+
+func newLoaderOf(t *testing.T, srv *fakebigquery.Server, dataset string, timeout time.Duration) *bqload.Loader {
+	t.Helper()
 	l, err := bqload.New(context.Background(), bqload.Options{
-		Dataset:        "my-project.mspo",
+		Dataset:        dataset,
 		Endpoint:       srv.URL,
 		Timeout:        timeout,
 		TimeoutSetting: "THE_TIMEOUT",
@@ -100,7 +108,7 @@ func TestLoadReplacesTheDaysPartition(t *testing.T) {
 			ld.WriteDisposition != "WRITE_TRUNCATE" || ld.CreateDisposition != "CREATE_NEVER" || !ld.ListInference ||
 			!slices.Equal(ld.SchemaUpdateOptions, []string{"ALLOW_FIELD_ADDITION", "ALLOW_FIELD_RELAXATION"}) ||
 			ld.Labels["list"] != "spoc" || ld.Labels["day"] != "20261126" ||
-			!strings.HasPrefix(ld.JobID, "load_"+day1[i].Table+"_20261126-") {
+			!strings.HasPrefix(ld.JobID, "load_"+day1[i].Table+"_20261126_") {
 			t.Errorf("load %d: %+v, want %s from %s, PARQUET, WRITE_TRUNCATE, CREATE_NEVER, list inference, field addition and relaxation", i, ld, want, day1[i].URI)
 		}
 	}
@@ -140,25 +148,37 @@ func TestLoadFailures(t *testing.T) {
 		objects []bqload.Object
 		timeout time.Duration
 		want    string // in the error
-		job     bool   // the error names the job
 		cancel  bool   // the job was asked to cancel
+		noJob   bool   // it failed before a job was named
 		// loaded: BigQuery loaded the partition, and the error says
 		// what it got wrong.
 		loaded bool
 	}{
-		{name: "job error", failure: fakebigquery.JobError, objects: one, timeout: time.Minute, want: "Provided Schema does not match", job: true},
-		{name: "missing table", objects: []bqload.Object{{Table: "gm_snapshots_native", URI: one[0].URI, Rows: 10}}, timeout: time.Minute, want: "Not found: Table my-project.mspo.gm_snapshots_native", job: true},
-		{name: "missing object", objects: []bqload.Object{{Table: one[0].Table, URI: "gs://b/p/20261126/gone.parquet", Rows: 10}}, timeout: time.Minute, want: "Not found: URI gs://b/p/20261126/gone.parquet", job: true},
-		{name: "other row count", objects: []bqload.Object{{Table: one[0].Table, URI: one[0].URI, Rows: 11}}, timeout: time.Minute, want: "the job loaded 10 rows, the object holds 11", job: true, loaded: true},
-		{name: "unavailable", failure: fakebigquery.Unavailable, objects: one, timeout: 1500 * time.Millisecond, want: "the BigQuery load timeout of 1.5s (THE_TIMEOUT) passed"},
-		{name: "job never ends", failure: fakebigquery.Hang, objects: one, timeout: 1500 * time.Millisecond, want: "the BigQuery load timeout of 1.5s (THE_TIMEOUT) passed", job: true, cancel: true},
+		{name: "job error", failure: fakebigquery.JobError, objects: one, timeout: time.Minute, want: "Provided Schema does not match"},
+		{name: "missing table", objects: []bqload.Object{{Table: "gm_snapshots_native", URI: one[0].URI, Rows: 10}}, timeout: time.Minute, want: "Not found: Table my-project.mspo.gm_snapshots_native"},
+		{name: "missing object", objects: []bqload.Object{{Table: one[0].Table, URI: "gs://b/p/20261126/gone.parquet", Rows: 10}}, timeout: time.Minute, want: "Not found: URI gs://b/p/20261126/gone.parquet"},
+		{name: "other row count", objects: []bqload.Object{{Table: one[0].Table, URI: one[0].URI, Rows: 11}}, timeout: time.Minute, want: "the job loaded 10 rows, the object holds 11", loaded: true},
+		{name: "no row count", failure: fakebigquery.NoStatistics, objects: one, timeout: time.Minute, want: "the job ended without a row count", loaded: true},
+		// The library panics on a job without its reference: the job
+		// may exist, so it is cancelled by its ID.
+		{name: "empty answer to the creation", failure: fakebigquery.EmptyAnswer, objects: one, timeout: time.Minute, want: "BigQuery's answer broke the client library", cancel: true, loaded: true},
+		{name: "unavailable", failure: fakebigquery.Unavailable, objects: one, timeout: 1500 * time.Millisecond, want: "read the dataset mspo", noJob: true},
+		// A 4 MiB error is read no further than 1 MiB, and none of it
+		// reaches the error.
+		{name: "huge error", failure: fakebigquery.HugeError, objects: one, timeout: 1500 * time.Millisecond, want: "the BigQuery load timeout of 1.5s (THE_TIMEOUT) passed"},
+		{name: "dataset missing", objects: one, timeout: time.Minute, want: "read the dataset other: googleapi: Error 404: Not found: Dataset my-project:other", noJob: true},
+		{name: "job never ends", failure: fakebigquery.Hang, objects: one, timeout: 1500 * time.Millisecond, want: "the BigQuery load timeout of 1.5s (THE_TIMEOUT) passed", cancel: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := fakebigquery.New(store.read, "my-project.mspo.spoc_snapshots_native")
 			defer srv.Close()
 			srv.Fail(tt.failure)
-			l := newLoader(t, srv, tt.timeout)
+			dataset := "my-project.mspo"
+			if tt.name == "dataset missing" {
+				dataset = "my-project.other"
+			}
+			l := newLoaderOf(t, srv, dataset, tt.timeout)
 			err := l.Load(context.Background(), "spoc", day, tt.objects)
 			var le *bqload.LoadError
 			switch {
@@ -170,8 +190,10 @@ func TestLoadFailures(t *testing.T) {
 				t.Errorf("error %q, want it to say %q", err, tt.want)
 			case le.Table != tt.objects[0].Table+"$20261126" || le.URI != tt.objects[0].URI:
 				t.Errorf("LoadError of %s from %s", le.Table, le.URI)
-			case tt.job != (le.Job != ""):
+			case tt.noJob != (le.Job == "") || !tt.noJob && !strings.HasPrefix(le.Job, "load_"+tt.objects[0].Table+"_20261126_"):
 				t.Errorf("LoadError job %q", le.Job)
+			case len(err.Error()) > 2<<10:
+				t.Errorf("error of %d bytes, want a reason clipped to 1 KiB", len(err.Error()))
 			}
 			if tt.timeout < time.Minute && !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("%v: not a deadline", err)
@@ -183,6 +205,52 @@ func TestLoadFailures(t *testing.T) {
 				t.Errorf("partitions loaded: %v", got)
 			}
 		})
+	}
+}
+
+// TestLoadFindsAJobWhoseCreationWasLost: BigQuery made the job, its answer
+// was lost, and the client's retry of the same job was refused as a
+// duplicate (409): the load waits for the job it made, and succeeds.
+func TestLoadFindsAJobWhoseCreationWasLost(t *testing.T) {
+	store := objects{"gs://b/p/20261126/s.parquet": parquetRows(t, 10)}
+	srv := fakebigquery.New(store.read, "my-project.mspo.spoc_snapshots_native")
+	defer srv.Close()
+	srv.Fail(fakebigquery.LostInsert)
+	l := newLoader(t, srv, time.Minute)
+	if err := l.Load(context.Background(), "spoc", day, []bqload.Object{{Table: "spoc_snapshots_native", URI: "gs://b/p/20261126/s.parquet", Rows: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	if loads := srv.Loads(); len(loads) != 1 {
+		t.Errorf("loads %+v, want the one job", loads)
+	}
+	if p := srv.Partitions()["my-project.mspo.spoc_snapshots_native$20261126"]; p.Rows != 10 {
+		t.Errorf("partition of %d rows", p.Rows)
+	}
+}
+
+// TestLoadFollowsNoRedirect: an answer that redirects elsewhere is an
+// error, the other host is never asked (an https endpoint's redirect
+// would carry the access token to it), and the job is cancelled.
+func TestLoadFollowsNoRedirect(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	store := objects{"gs://b/p/20261126/s.parquet": parquetRows(t, 10)}
+	srv := fakebigquery.New(store.read, "my-project.mspo.spoc_snapshots_native")
+	defer srv.Close()
+	srv.RedirectTo(other.URL)
+	srv.Fail(fakebigquery.Redirect)
+	l := newLoader(t, srv, time.Minute)
+	err := l.Load(context.Background(), "spoc", day, []bqload.Object{{Table: "spoc_snapshots_native", URI: "gs://b/p/20261126/s.parquet", Rows: 10}})
+	var le *bqload.LoadError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "302") {
+		t.Errorf("error %v, want a LoadError of the 302", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the other host got %d requests", n)
+	}
+	if cancelled := srv.Cancelled(); le == nil || len(cancelled) != 1 || cancelled[0] != le.Job {
+		t.Errorf("cancelled %v, want the job", cancelled)
 	}
 }
 
@@ -202,11 +270,16 @@ func TestParseEndpoint(t *testing.T) {
 		{in: "http://10.0.0.1", err: "plain http is only for a test server"},
 		{in: "ftp://127.0.0.1", err: "want https://"},
 		{in: "https://user:secret@bq.example", err: "holds a user"},
-		{in: "https://bq.example/?key=1", err: "a query"},
+		{in: "https://secret@bq.example", err: "holds a user"},
+		{in: "https://bq.example/?key=secret", err: "a query"},
+		{in: "https://bq.example/#secret", err: "a fragment"},
+		{in: "https://bq.example:99999", err: "port is not between 1 and 65535"},
+		{in: "https://bq.example:0", err: "port is not between 1 and 65535"},
 		{in: "bigquery.googleapis.com", err: "is not a URL"},
 		{in: "https://", err: "is not a URL"},
 		{in: "https://user:secret@bq.example:port", err: "not a URL"},
 		{in: "ftp://user:secret@127.0.0.1", err: "holds a user"},
+		{in: "http://secret@10.0.0.1", err: "holds a user"},
 	}
 	for _, tt := range tests {
 		base, creds, err := bqload.ParseEndpoint(tt.in)
