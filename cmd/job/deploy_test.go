@@ -232,6 +232,11 @@ func objectKeys(t *testing.T, name string, e hcl.Expression) []string {
 		if k == "" {
 			t.Fatalf("%s has a key that is not a bare name", name)
 		}
+		// Terraform keeps the last of a repeated key without a word:
+		// an edit of the first would do nothing.
+		if slices.Contains(keys, k) {
+			t.Errorf("%s sets %s twice", name, k)
+		}
 		keys = append(keys, k)
 	}
 	return keys
