@@ -235,7 +235,12 @@ variable "bigquery_tables" {
     partition; the job's account may load into the BigQuery dataset) or
     "external" (tables over every day's objects in the bucket,
     DATASET_KIND_external: no loads, but every query reads every day).
-    The views, and so the queries, are the same either way.
+    The views, and so the queries, are the same either way. A
+    deployment that had BigQuery before this setting existed moves to
+    "native" on its next apply: its tables then start empty, and the
+    history views miss every plot that has not changed since, until the
+    earlier days are loaded (deploy/README.md, "BigQuery tables"); set
+    "external" to keep the tables it had.
   EOT
   type        = string
   default     = "native"

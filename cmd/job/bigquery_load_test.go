@@ -315,3 +315,39 @@ func TestDayObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestSeveralListsOneNotLoaded: with several lists, one whose load fails
+// does not stop the others' loads, and the run's last line names it
+// apart from the lists that failed to publish.
+func TestSeveralListsOneNotLoaded(t *testing.T) {
+	startFakeGCS(t, "calee-test")
+	client := gcsClient(t)
+	// The spoc list's tables only: osh's loads are refused.
+	bq := startFakeBigQuery(t, client, spoc.SPOC)
+	api, _ := fakeAPI(t, map[*spoc.Dataset][]spoctest.Option{spoc.SPOC: nil, spoc.OSH: nil})
+	code, logs := runJob(t, context.Background(), map[string]string{
+		"SPOC_DATASET": "osh,spoc", "SPOC_API_BASE": api.URL, "SPOC_OUTPUT": "gs://calee-test", "SPOC_DATE": "20261126",
+		"SPOC_BIGQUERY_DATASET": testBigQueryDataset, "SPOC_BIGQUERY_ENDPOINT": bq.URL,
+	})
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailed, logs)
+	}
+	checkDayLoaded(t, bq, client, spoc.SPOC.Prefix+"/20261126", "20261126", 4)
+	lines := logLines(t, logs)
+	last := lines[len(lines)-1]
+	if last["message"] != "run finished" || last["published"] != "spoc" || last["not_loaded"] != "osh" || last["failed"] != "" || last["severity"] != "ERROR" {
+		t.Errorf("summary line %v", last)
+	}
+	failures := 0
+	for _, l := range lines {
+		if l["reason"] == reasonBigQuery {
+			failures++
+			if l["dataset"] != "osh" || !strings.Contains(fmt.Sprint(l["error"]), "Not found: Table my-project.mspo.osh_snapshots_native") {
+				t.Errorf("load failure line %v", l)
+			}
+		}
+	}
+	if failures != 1 {
+		t.Errorf("%d load failure lines, want osh's", failures)
+	}
+}

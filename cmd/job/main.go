@@ -311,7 +311,10 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 
 	loader, err := newLoader(ctx, cfg, providers, log)
 	if err != nil {
-		log.ErrorContext(ctx, "bad configuration", "error", (&ConfigError{Var: "SPOC_BIGQUERY_DATASET", Err: err}).Error())
+		// The settings were checked: what fails here is the client, its
+		// credentials most likely.
+		log.ErrorContext(ctx, "cannot open BigQuery", "dataset", cfg.BigQueryDataset, "error", err.Error(),
+			"fix", "the job uses Application Default Credentials for BigQuery: gcloud auth application-default login on a laptop, the job's service account on Cloud Run; or unset SPOC_BIGQUERY_DATASET")
 		return exitConfig
 	}
 	if loader != nil {
@@ -329,7 +332,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 	// near 256 MiB, docs/architecture.md#memory), so the bound of a run
 	// stays that of one list, whatever the number of lists.
 	code := exitOK
-	var published, unchanged, failed, notRun []string
+	var published, unchanged, notLoaded, failed, notRun []string
 	for i, l := range cfg.lists {
 		if ctx.Err() != nil {
 			// Cancelled or past SPOC_DEADLINE: the lists left would
@@ -345,6 +348,9 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 			published = append(published, l.Dataset.Name)
 		case listUnchanged:
 			unchanged = append(unchanged, l.Dataset.Name)
+		case listNotLoaded:
+			notLoaded = append(notLoaded, l.Dataset.Name)
+			code = exitFailed
 		default:
 			failed = append(failed, l.Dataset.Name)
 			code = exitFailed
@@ -358,6 +364,7 @@ func execute(ctx context.Context, cfg *Config, attempt cloudRunTask, providers *
 		log.Log(ctx, level, "run finished",
 			"published", strings.Join(published, ","),
 			"unchanged", strings.Join(unchanged, ","),
+			"not_loaded", strings.Join(notLoaded, ","),
 			"failed", strings.Join(failed, ","),
 			"not_run", strings.Join(notRun, ","),
 			"duration", time.Since(start).Round(time.Millisecond).String())
@@ -371,6 +378,9 @@ type listOutcome int
 const (
 	listPublished listOutcome = iota
 	listUnchanged
+	// listNotLoaded: the day is published, or was, and its BigQuery
+	// load failed.
+	listNotLoaded
 	listFailed
 )
 
@@ -386,7 +396,7 @@ func publishList(ctx context.Context, cfg *Config, l list, client *fetch.Client,
 	ctx, span := providers.Tracer.Tracer("github.com/calee-data/mspo-spoc/cmd/job").Start(ctx, l.Dataset.Name+".run")
 	defer func() {
 		code := exitOK
-		if outcome == listFailed {
+		if outcome == listFailed || outcome == listNotLoaded {
 			code = exitFailed
 			span.SetStatus(codes.Error, fmt.Sprintf("exit status %d", code))
 		}
@@ -436,7 +446,7 @@ func publishList(ctx context.Context, cfg *Config, l list, client *fetch.Client,
 	if errors.Is(err, snapshot.ErrUnchanged) {
 		log.InfoContext(ctx, "snapshot unchanged, nothing published", "reason", err.Error(), "duration", time.Since(start).Round(time.Millisecond).String())
 		if !loaded(ctx, loader, store, l, day, nil, start, log) {
-			return listFailed
+			return listNotLoaded
 		}
 		return listUnchanged
 	}
@@ -482,7 +492,7 @@ func publishList(ctx context.Context, cfg *Config, l list, client *fetch.Client,
 		"forced", m.Forced,
 	)
 	if !loaded(ctx, loader, store, l, day, m, start, log) {
-		return listFailed
+		return listNotLoaded
 	}
 	return listPublished
 }
