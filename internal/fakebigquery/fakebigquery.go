@@ -49,6 +49,12 @@ const (
 	// Redirect answers every look at a job with a 302 to the URL given
 	// to RedirectTo, the path kept.
 	Redirect
+	// LostUnreadable is LostInsert with every look at a job answered
+	// 500: the job is made, and cannot be read back.
+	LostUnreadable
+	// Collide refuses every job's creation as a duplicate (409), and
+	// answers a look at it with another project's query job of that ID.
+	Collide
 )
 
 // Load is one load job as the server received it.
@@ -175,6 +181,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(parts) == 3 && parts[1] == "datasets" && r.Method == http.MethodGet:
 		s.dataset(w, parts[0], parts[2])
+	case len(parts) == 3 && parts[1] == "jobs" && r.Method == http.MethodGet && failure == LostUnreadable:
+		writeError(w, http.StatusInternalServerError, "backendError", "the job cannot be read")
+	case len(parts) == 2 && parts[1] == "jobs" && r.Method == http.MethodPost && failure == Collide:
+		writeError(w, http.StatusConflict, "duplicate", "Already Exists: Job "+parts[0])
+	case len(parts) == 3 && parts[1] == "jobs" && r.Method == http.MethodGet && failure == Collide:
+		writeJSON(w, http.StatusOK, &bq.Job{
+			JobReference:  &bq.JobReference{ProjectId: "other-project", JobId: parts[2], Location: "asia-southeast1"},
+			Configuration: &bq.JobConfiguration{Query: &bq.JobConfigurationQuery{Query: "SELECT 1"}},
+			Status:        &bq.JobStatus{State: "RUNNING"},
+		})
 	case len(parts) == 3 && parts[1] == "jobs" && r.Method == http.MethodGet && failure == Redirect:
 		s.mu.Lock()
 		to := s.redirectTo
@@ -243,7 +259,7 @@ func (s *Server) insert(w http.ResponseWriter, r *http.Request, project string) 
 	out, _ := json.Marshal(&job)
 	s.mu.Lock()
 	s.jobs[l.JobID] = &job
-	lose := failure == LostInsert && !s.lost[l.JobID]
+	lose := (failure == LostInsert || failure == LostUnreadable) && !s.lost[l.JobID]
 	s.lost[l.JobID] = true
 	s.mu.Unlock()
 	switch {

@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	bqapi "google.golang.org/api/bigquery/v2"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 	htransport "google.golang.org/api/transport/http"
@@ -83,7 +84,12 @@ const (
 
 // Loader runs the load jobs of days, with one client.
 type Loader struct {
-	client         *bigquery.Client
+	client *bigquery.Client
+	// jobs is the REST API's job calls, on the same HTTP client: a job
+	// is cancelled by its ID, without reading it first, which may fail
+	// where the cancel would not.
+	jobs           *bqapi.JobsService
+	project        string
 	dataset        string
 	timeout        time.Duration
 	timeoutSetting string
@@ -196,7 +202,12 @@ func New(ctx context.Context, opts Options) (*Loader, error) {
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	hc.Transport = cappedAnswers{hc.Transport}
-	client, err := bigquery.NewClient(ctx, project, append(clientOpts, option.WithHTTPClient(hc))...)
+	clientOpts = append(clientOpts, option.WithHTTPClient(hc))
+	client, err := bigquery.NewClient(ctx, project, clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("BigQuery client: %w", err)
+	}
+	api, err := bqapi.NewService(ctx, clientOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("BigQuery client: %w", err)
 	}
@@ -210,6 +221,8 @@ func New(ctx context.Context, opts Options) (*Loader, error) {
 	}
 	return &Loader{
 		client:         client,
+		jobs:           api.Jobs,
+		project:        project,
 		dataset:        dataset,
 		timeout:        opts.Timeout,
 		timeoutSetting: opts.TimeoutSetting,
@@ -322,6 +335,9 @@ func (l *Loader) Load(ctx context.Context, list string, day time.Time, objects [
 	var (
 		jobs []pendingLoad
 		errs []error
+		// The jobs of failed loads that may still run: cancelled at the
+		// end, together, within cancelTimeout.
+		cancels []pendingLoad
 	)
 	fail := func(s pendingLoad, err error) {
 		errs = append(errs, &LoadError{Table: s.table, URI: s.obj.URI, Job: s.id, Err: err})
@@ -344,7 +360,7 @@ func (l *Loader) Load(ctx context.Context, list string, day time.Time, objects [
 		if err != nil {
 			// The job may exist (an answer lost after BigQuery made it):
 			// it must not load after this run has failed.
-			l.cancelJobs(context.WithoutCancel(ctx), []pendingLoad{s})
+			cancels = append(cancels, s)
 			fail(s, fmt.Errorf("start the job: %w", err))
 			continue
 		}
@@ -360,13 +376,13 @@ func (l *Loader) Load(ctx context.Context, list string, day time.Time, objects [
 		if err != nil {
 			// Not the job's own failure: it may still run.
 			if ctx.Err() != nil {
-				l.cancelJobs(context.WithoutCancel(ctx), jobs[i:])
+				cancels = append(cancels, jobs[i:]...)
 				for _, s := range jobs[i:] {
 					fail(s, err)
 				}
 				break
 			}
-			l.cancelJobs(context.WithoutCancel(ctx), jobs[i:i+1])
+			cancels = append(cancels, s)
 			fail(s, err)
 			continue
 		}
@@ -389,6 +405,7 @@ func (l *Loader) Load(ctx context.Context, list string, day time.Time, objects [
 		loads.Add(ctx, 1, metric.WithAttributes(attribute.String("table", s.obj.Table), attribute.String("outcome", OutcomeLoaded)))
 		l.log.InfoContext(ctx, "loaded into BigQuery", "table", s.table, "rows", st.OutputRows, "job", s.id, "source", s.obj.URI)
 	}
+	l.cancelJobs(context.WithoutCancel(ctx), cancels)
 	outcome := OutcomeLoaded
 	if len(errs) > 0 {
 		outcome = OutcomeFailed
@@ -446,8 +463,16 @@ func (l *Loader) start(ctx context.Context, s pendingLoad, list, partition strin
 	var apiErr *googleapi.Error
 	if errors.As(err, &apiErr) && apiErr.Code == http.StatusConflict {
 		err = safely(func() (err error) {
-			job, err = l.client.JobFromIDLocation(ctx, s.id, l.client.Location)
-			return err
+			if job, err = l.client.JobFromIDLocation(ctx, s.id, l.client.Location); err != nil {
+				return err
+			}
+			// The ID is this load's: the job must be its load.
+			config, err := job.Config()
+			if load, ok := config.(*bigquery.LoadConfig); err != nil || !ok || load.Dst == nil ||
+				load.Dst.ProjectID != l.project || load.Dst.DatasetID != l.dataset || load.Dst.TableID != s.table {
+				return fmt.Errorf("the job %s, found by its ID after a 409, is not this load", s.id)
+			}
+			return nil
 		})
 	}
 	return job, err
@@ -482,27 +507,21 @@ type pendingLoad struct {
 	job   *bigquery.Job
 }
 
-// cancelTimeout bounds the cancel requests of a failed load: the run is
-// ending already.
+// cancelTimeout bounds the cancel requests of a Load's failed loads,
+// after its timeout: the run is ending already.
 const cancelTimeout = 5 * time.Second
 
-// cancelJobs asks BigQuery to cancel the jobs of loads, and does not wait
-// for them to end. A job that ended already ignores it, and one that was
-// never made is not found.
+// cancelJobs asks BigQuery to cancel the jobs of loads by their IDs, and
+// does not wait for them to end. A job that ended already ignores it,
+// and one that was never made is not found.
 func (l *Loader) cancelJobs(ctx context.Context, loads []pendingLoad) {
+	if len(loads) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, cancelTimeout)
 	defer cancel()
 	for _, s := range loads {
 		// Best effort: the run fails either way.
-		safely(func() error {
-			job := s.job
-			if job == nil {
-				var err error
-				if job, err = l.client.JobFromIDLocation(ctx, s.id, l.client.Location); err != nil {
-					return err
-				}
-			}
-			return job.Cancel(ctx)
-		})
+		l.jobs.Cancel(l.project, s.id).Location(l.client.Location).Context(ctx).Do()
 	}
 }

@@ -167,6 +167,11 @@ func TestLoadFailures(t *testing.T) {
 		// reaches the error.
 		{name: "huge error", failure: fakebigquery.HugeError, objects: one, timeout: 1500 * time.Millisecond, want: "the BigQuery load timeout of 1.5s (THE_TIMEOUT) passed"},
 		{name: "dataset missing", objects: one, timeout: time.Minute, want: "read the dataset other: googleapi: Error 404: Not found: Dataset my-project:other", noJob: true},
+		// Made, its answer lost, and unreadable: cancelled by its ID.
+		{name: "lost creation, unreadable job", failure: fakebigquery.LostUnreadable, objects: one, timeout: 1500 * time.Millisecond, want: "start the job", cancel: true, loaded: true},
+		// Another job holds the ID: it is neither waited for nor taken
+		// for the load.
+		{name: "another job of the ID", failure: fakebigquery.Collide, objects: one, timeout: time.Minute, want: "found by its ID after a 409, is not this load"},
 		{name: "job never ends", failure: fakebigquery.Hang, objects: one, timeout: 1500 * time.Millisecond, want: "the BigQuery load timeout of 1.5s (THE_TIMEOUT) passed", cancel: true},
 	}
 	for _, tt := range tests {
