@@ -310,9 +310,10 @@ func (e *LoadError) Unwrap() []error { return []error{ErrLoad, e.Err} }
 // Load loads each object into its table's partition of day, replacing
 // the partition, and waits for every job. The jobs run side by side; a
 // failed one does not stop the others, and the error joins every
-// failure (each a *LoadError). When the time allowed passes, the jobs
-// still running are asked to cancel, so that none lands after a later
-// load of the same day. list names the metrics (spoc.bigquery.loads).
+// failure (each a *LoadError). The jobs of failed loads that may still
+// run (the time allowed passed, a wait or a creation failed) are asked
+// to cancel at the end, so that none lands after a later load of the
+// same day. list names the metrics (spoc.bigquery.loads).
 func (l *Loader) Load(ctx context.Context, list string, day time.Time, objects []Object) error {
 	loads, err := l.meter.Int64Counter(list+"."+MetricLoads, metric.WithUnit("{load}"),
 		metric.WithDescription("Load jobs of a published day into BigQuery, by table and outcome."))
