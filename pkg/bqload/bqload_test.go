@@ -2,6 +2,7 @@ package bqload_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -150,6 +151,7 @@ func TestLoadFailures(t *testing.T) {
 		want    string // in the error
 		cancel  bool   // the job was asked to cancel
 		noJob   bool   // it failed before a job was named
+		dataset string // the loader's, when not my-project.mspo
 		// loaded: BigQuery loaded the partition, and the error says
 		// what it got wrong.
 		loaded bool
@@ -166,7 +168,7 @@ func TestLoadFailures(t *testing.T) {
 		// A 4 MiB error is read no further than 1 MiB, and none of it
 		// reaches the error.
 		{name: "huge error", failure: fakebigquery.HugeError, objects: one, timeout: 1500 * time.Millisecond, want: "the BigQuery load timeout of 1.5s (THE_TIMEOUT) passed"},
-		{name: "dataset missing", objects: one, timeout: time.Minute, want: "read the dataset other: googleapi: Error 404: Not found: Dataset my-project:other", noJob: true},
+		{name: "dataset missing", objects: one, timeout: time.Minute, want: "read the dataset other: googleapi: Error 404: Not found: Dataset my-project:other", noJob: true, dataset: "my-project.other"},
 		// Made, its answer lost, and unreadable: cancelled by its ID.
 		{name: "lost creation, unreadable job", failure: fakebigquery.LostUnreadable, objects: one, timeout: 1500 * time.Millisecond, want: "start the job", cancel: true, loaded: true},
 		// Another job holds the ID: it is neither waited for nor taken
@@ -179,11 +181,7 @@ func TestLoadFailures(t *testing.T) {
 			srv := fakebigquery.New(store.read, "my-project.mspo.spoc_snapshots_native")
 			defer srv.Close()
 			srv.Fail(tt.failure)
-			dataset := "my-project.mspo"
-			if tt.name == "dataset missing" {
-				dataset = "my-project.other"
-			}
-			l := newLoaderOf(t, srv, dataset, tt.timeout)
+			l := newLoaderOf(t, srv, cmp.Or(tt.dataset, "my-project.mspo"), tt.timeout)
 			err := l.Load(context.Background(), "spoc", day, tt.objects)
 			var le *bqload.LoadError
 			switch {
